@@ -1,0 +1,117 @@
+# tapegrad - make builds the libraries and tools, make test runs the tests.
+#
+#   make              build/libtapegrad.a, build/libtapegrad.so (float) and
+#                     build/libtapegrad_f64.a (double, for gradient checks)
+#   make test         install missing dependencies, build, run every suite
+#   make asan         the same suites under AddressSanitizer + UBSan
+#   make noomp        the same suites built without OpenMP
+#   make OPENMP=0     build without OpenMP;  make PORTABLE=1  no -march=native
+#
+# Build outputs go to $(BUILD) (build/ by default), never into the sources.
+
+BUILD    ?= build
+OPENMP   ?= 1
+PORTABLE ?= 0
+SANITIZE ?= 0
+OPT      ?= -O3
+
+ARCH_FLAGS = $(if $(filter 1,$(PORTABLE)),,-march=native)
+OMP_FLAGS  = $(if $(filter 1,$(OPENMP)),-fopenmp,-Wno-unknown-pragmas)
+SAN_ON     = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+             -fno-omit-frame-pointer
+SAN_FLAGS  = $(if $(filter 1,$(SANITIZE)),$(SAN_ON))
+WARNINGS   = -Wall -Wextra -Wshadow -Wdouble-promotion -Wmissing-prototypes \
+             -Wstrict-prototypes -Wformat=2 -Wvla
+# pkg-config is asked lazily (=), after scripts/deps.sh has installed it
+PKG_CFLAGS = $(shell pkg-config --cflags stb libcjson 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
+
+CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) -g $(ARCH_FLAGS) \
+          $(OMP_FLAGS) $(SAN_FLAGS) $(WARNINGS) -fPIC -I. $(PKG_CFLAGS) \
+          -MMD -MP $(EXTRA_CFLAGS)
+LDFLAGS = $(OMP_FLAGS) $(SAN_FLAGS) $(EXTRA_LDFLAGS)
+LDLIBS  = $(PKG_LIBS) -lm
+
+LIB_SRC  := $(wildcard tensor/*.c autograd/*.c ops/*.c nn/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/f32/%.o)
+LIB64_OBJ := $(LIB_SRC:%.c=$(BUILD)/f64/%.o)
+HEADERS  := $(wildcard tensor/*.h autograd/*.h ops/*.h nn/*.h)
+
+# tests/test_*.c link the float library; tests/grad_*.c the double one
+TEST_SRC   := $(wildcard tests/test_*.c)
+GRAD_SRC   := $(wildcard tests/grad_*.c)
+TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+GRAD_BIN   := $(GRAD_SRC:tests/%.c=$(BUILD)/tests/%)
+EXAMPLE_SRC := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/%)
+
+.PHONY: all test run-tests asan noomp deps check-headers clean
+all: $(BUILD)/libtapegrad.a $(BUILD)/libtapegrad.so $(BUILD)/libtapegrad_f64.a \
+     $(EXAMPLE_BIN)
+
+$(BUILD)/f32/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/f64/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DTG_DOUBLE -c $< -o $@
+
+$(BUILD)/libtapegrad.a: $(LIB_OBJ)
+	$(AR) rcs $@ $^
+$(BUILD)/libtapegrad_f64.a: $(LIB64_OBJ)
+	$(AR) rcs $@ $^
+$(BUILD)/libtapegrad.so: $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/%: examples/%.c $(BUILD)/libtapegrad.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libtapegrad.a $(LDLIBS)
+
+$(BUILD)/tests/test_%: tests/test_%.c tests/harness.h $(BUILD)/libtapegrad.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< -o $@ $(LDFLAGS) \
+	    $(BUILD)/libtapegrad.a $(CHECK_LIBS) $(LDLIBS)
+$(BUILD)/tests/grad_%: tests/grad_%.c tests/harness.h $(BUILD)/libtapegrad_f64.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DTG_DOUBLE $(CHECK_CFLAGS) $< -o $@ $(LDFLAGS) \
+	    $(BUILD)/libtapegrad_f64.a $(CHECK_LIBS) $(LDLIBS)
+
+# Every public header compiles on its own.
+check-headers:
+	@mkdir -p $(BUILD)/headers
+	@for h in $(HEADERS); do \
+	    printf '#include "%s"\n' "$$h" > $(BUILD)/headers/one.c; \
+	    $(CC) $(CFLAGS) -fsyntax-only $(BUILD)/headers/one.c || \
+	        { echo "header $$h does not compile on its own"; exit 1; }; \
+	done; echo "headers: all $(words $(HEADERS)) compile on their own"
+
+deps:
+	@sh scripts/deps.sh
+
+# make test: dependencies first (a separate make, so that pkg-config
+# answers after they are installed), then build and run everything.
+test:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN)
+	@fail=0; for t in $(TEST_BIN) $(GRAD_BIN); do \
+	    echo "== $$t"; $$t || fail=1; \
+	done; \
+	if [ $$fail = 0 ]; then echo "ALL TESTS PASSED"; \
+	else echo "SOME TESTS FAILED"; exit 1; fi
+
+asan:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 OPT=-O1 run-tests
+
+noomp:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory BUILD=build/noomp OPENMP=0 run-tests
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(LIB64_OBJ:.o=.d)

@@ -1,0 +1,271 @@
+/*
+ * autograd/tape.c - recording entries and the reverse sweep.
+ *
+ * The tape is an stb_ds array of entries. Entries refer to tensors by
+ * pointer (tensors live in the arena and never move) and tensors refer to
+ * their producing entry by index (the array may move when it grows).
+ */
+#include "autograd/tape.h"
+#include "tensor/arena.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb/stb_ds.h>
+
+/* internal tensor flag: reached from the root in the current sweep */
+#define TG_REACHED (1u << 30)
+
+static tg_entry *tape;    /* stb_ds array */
+static bool grad_enabled = true;
+static int64_t cur_step = -1;
+
+bool tg_set_grad_enabled(bool on)
+{
+    bool old = grad_enabled;
+    grad_enabled = on;
+    return old;
+}
+
+bool tg_is_grad_enabled(void) { return grad_enabled; }
+
+void tg_tape_set_step(int64_t step) { cur_step = step; }
+
+int64_t tg_tape_size(void) { return arrlen(tape); }
+
+tg_entry *tg_tape_entry(int64_t i)
+{
+    return i >= 0 && i < arrlen(tape) ? &tape[i] : NULL;
+}
+
+tg_entry *tg_record(const char *op, tg_backward_fn backward, tg_tensor *out,
+                    int nin, tg_tensor *const *in)
+{
+    if (!grad_enabled || !out)
+        return NULL;
+    bool any = false;
+    for (int k = 0; k < nin; k++)
+        if (in[k] && (in[k]->flags & TG_REQUIRES_GRAD))
+            any = true;
+    if (!any)
+        return NULL;
+    tg_entry e;
+    memset(&e, 0, sizeof e);
+    e.op = op;
+    e.backward = backward;
+    e.out = out;
+    e.nin = nin;
+    e.in = tg_arena_alloc((size_t)nin * sizeof *e.in);
+    memcpy(e.in, in, (size_t)nin * sizeof *e.in);
+    e.step = cur_step;
+    out->flags |= TG_REQUIRES_GRAD;
+    out->entry = (int32_t)arrlen(tape);
+    TG_ASSERT(arrlen(tape) < INT32_MAX);
+    arrput(tape, e);
+    return &tape[arrlen(tape) - 1];
+}
+
+tg_tensor *tg_requires_grad(tg_tensor *t)
+{
+    if (!t)
+        return NULL;
+    if (t->entry >= 0) {
+        tg_error("requires_grad", "tensor #%u is the output of an op (%s): "
+                 "only leaves (made by tg_zeros, tg_tensor_new, ...) can be "
+                 "marked; its gradient is already computed if needed",
+                 (unsigned)t->id, tape[t->entry].op);
+        return NULL;
+    }
+    if (t->flags & TG_IS_VIEW) {
+        tg_error("requires_grad", "tensor #%u is a raw view (tg_view_*) of "
+                 "another tensor: mark the tensor it views, and use the "
+                 "recorded ops of ops/shape.h to reshape it", (unsigned)t->id);
+        return NULL;
+    }
+    t->flags |= TG_REQUIRES_GRAD;
+    if ((t->flags & TG_PERSISTENT) && !t->grad)
+        t->grad = tg_xcalloc((size_t)(t->numel ? t->numel : 1),
+                             sizeof(tg_real));
+    return t;
+}
+
+tg_tensor *tg_retain_grad(tg_tensor *t)
+{
+    if (t)
+        t->flags |= TG_RETAIN_GRAD;
+    return t;
+}
+
+tg_tensor *tg_detach(tg_tensor *t)
+{
+    if (!t)
+        return NULL;
+    tg_tensor *d = tg_arena_alloc(sizeof *d);
+    *d = *t;
+    d->grad = NULL;
+    d->flags = TG_IS_VIEW;
+    d->entry = -1;
+    return d;
+}
+
+void tg_zero_grad(tg_tensor *t)
+{
+    if (t && t->grad)
+        memset(t->grad, 0, (size_t)t->numel * sizeof(tg_real));
+}
+
+void tg_zero_grads(tg_tensor *const *ts, int n)
+{
+    for (int i = 0; i < n; i++)
+        tg_zero_grad(ts[i]);
+}
+
+static void ensure_grad(tg_tensor *t)
+{
+    if (t->grad)
+        return;
+    size_t n = (size_t)(t->numel ? t->numel : 1) * sizeof(tg_real);
+    t->grad = (t->flags & TG_PERSISTENT) ? tg_xcalloc(1, n)
+                                         : tg_arena_calloc(n);
+}
+
+/* Pass 1: which entries lead to root? Walks the tape backwards marking
+ * tensors reached from root; fails - before any gradient is touched - if a
+ * needed entry was consumed by an earlier backward. Fills *needed with the
+ * entry indices in reverse order. */
+static int find_needed(tg_tensor *root, int64_t **needed)
+{
+    int rc = 0;
+    root->flags |= TG_REACHED;
+    for (int64_t i = root->entry; i >= 0; i--) {
+        tg_entry *e = &tape[i];
+        if (!(e->out->flags & TG_REACHED))
+            continue;
+        if (e->consumed) {
+            tg_error("backward", "entry #%lld (%s) was already used by an "
+                     "earlier backward and its gradients are gone. Did you "
+                     "carry a tensor (a hidden state?) from one step into the "
+                     "next without tg_detach, or call backward twice on one "
+                     "graph? Detach the carried tensor, or run the forward "
+                     "again after tg_tape_reset.", (long long)i, e->op);
+            rc = -1;
+            break;
+        }
+        arrput(*needed, i);
+        for (int k = 0; k < e->nin; k++)
+            if (e->in[k]->flags & TG_REQUIRES_GRAD)
+                e->in[k]->flags |= TG_REACHED;
+    }
+    /* clear the marks */
+    root->flags &= ~TG_REACHED;
+    for (int64_t j = 0; j < arrlen(*needed); j++) {
+        tg_entry *e = &tape[(*needed)[j]];
+        e->out->flags &= ~TG_REACHED;
+        for (int k = 0; k < e->nin; k++)
+            e->in[k]->flags &= ~TG_REACHED;
+    }
+    return rc;
+}
+
+static int sweep(tg_tensor *root, const tg_tensor *seed)
+{
+    if (!(root->flags & TG_REQUIRES_GRAD)) {
+        tg_error("backward", "the tensor does not require grad: no input "
+                 "of the computation was marked with tg_requires_grad (or "
+                 "it was computed with grad disabled)");
+        return -1;
+    }
+    int64_t *needed = NULL;
+    if (find_needed(root, &needed) < 0) {
+        arrfree(needed);
+        return -1;
+    }
+    /* seed: dL/droot */
+    ensure_grad(root);
+    if (seed) {
+        int64_t cs[TG_MAX_DIMS];
+        tg_contiguous_strides(root->ndim, root->shape, cs);
+        tg_strided_copy(root->ndim, root->shape, root->grad, cs, seed->data,
+                        seed->stride, true);
+    } else {
+        root->grad[0] += 1;
+    }
+    for (int64_t j = 0; j < arrlen(needed); j++) {
+        tg_entry *e = &tape[needed[j]];
+        tg_tensor *out = e->out;
+        if (!out->grad)
+            continue; /* reached, but no consumer contributed */
+        for (int k = 0; k < e->nin; k++)
+            if (e->in[k]->flags & TG_REQUIRES_GRAD)
+                ensure_grad(e->in[k]);
+        e->backward(e);
+        e->consumed = true;
+        /* every consumer of out came later on the tape and has run: its
+         * gradient is complete and, unless retained, no longer needed */
+        if (!(out->flags & TG_RETAIN_GRAD))
+            out->grad = NULL;
+    }
+    arrfree(needed);
+    return 0;
+}
+
+int tg_backward(tg_tensor *loss)
+{
+    if (!loss) {
+        tg_error("backward", "the loss is NULL (an earlier op failed)");
+        return -1;
+    }
+    if (loss->numel != 1) {
+        char s[96];
+        tg_error("backward", "the loss has shape %s; backward without a seed "
+                 "needs a one-element tensor. Reduce it (tg_sum, tg_mean) or "
+                 "pass dL/dy to tg_backward_seed",
+                 tg_shape_str(loss, s, sizeof s));
+        return -1;
+    }
+    return sweep(loss, NULL);
+}
+
+int tg_backward_seed(tg_tensor *y, const tg_tensor *seed)
+{
+    if (!y || !seed) {
+        tg_error("backward", "the output or the seed is NULL");
+        return -1;
+    }
+    if (!tg_same_shape(y, seed)) {
+        char a[96], b[96];
+        tg_error("backward", "the seed gradient has shape %s but the output "
+                 "has shape %s; they must be equal",
+                 tg_shape_str(seed, a, sizeof a), tg_shape_str(y, b, sizeof b));
+        return -1;
+    }
+    return sweep(y, seed);
+}
+
+tg_tape_mark tg_tape_mark_get(void)
+{
+    tg_arena_mark a = tg_arena_get_mark();
+    tg_tape_mark m = {arrlen(tape), a.chunk, a.used};
+    return m;
+}
+
+void tg_tape_rewind(tg_tape_mark m)
+{
+    TG_ASSERT(m.entries <= arrlen(tape));
+    arrsetlen(tape, m.entries);
+    tg_arena_mark a = {m.arena_chunk, m.arena_used};
+    tg_arena_rewind(a);
+}
+
+void tg_tape_reset(void)
+{
+    arrsetlen(tape, 0);
+    tg_arena_reset();
+}
+
+void tg_tape_free_all(void)
+{
+    arrfree(tape);
+    tape = NULL;
+    tg_arena_release();
+}

@@ -1,0 +1,42 @@
+/*
+ * ops/matmul.h - matrix products: the op that takes most of the time in
+ * every recurrent network.
+ *
+ * Operands may be any strided view: tg_matmul(x, tg_transpose(W, 0, 1))
+ * multiplies by W^T without copying W, because the kernel packs blocks of
+ * both operands into contiguous panels itself (GotoBLAS style) and the
+ * packing reads any strides. Backward uses the same kernel with swapped
+ * strides: dA += dC B^T and dB += A^T dC, no transposed copies either.
+ *
+ * Results are bitwise identical for any number of threads: each element
+ * of C is computed by one thread, always summing over k in the same
+ * blocked order.
+ *
+ *     tg_tensor *h = tg_linear(x, W, b);   // x [B, I], W [H, I], b [H]
+ */
+#ifndef TG_OPS_MATMUL_H
+#define TG_OPS_MATMUL_H
+
+#include "autograd/tape.h"
+
+/* a [M, K] @ b [K, N] -> [M, N];
+ * a [Bt, M, K] @ b [Bt, K, N] -> [Bt, M, N] (batched);
+ * a [Bt, M, K] @ b [K, N] -> [Bt, M, N] (b shared by every batch).
+ * Inner sizes must agree; the error names both shapes. */
+tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b);
+
+/* x [..., in] W^T + b, with W [out, in] (PyTorch's nn.Linear layout) and
+ * b [out] or NULL -> [..., out]. */
+tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b);
+
+/* The kernel, for tools and benchmarks: C (+)= A B where
+ *   A is M x K with element (i, k) at A[i * rsa + k * csa],
+ *   B is K x N with element (k, j) at B[k * rsb + j * csb],
+ *   C is M x N with element (i, j) at C[i * ldc + j].
+ * accumulate: add into C instead of overwriting it. Parallel over blocks
+ * of C above a size threshold. */
+void tg_gemm(int64_t M, int64_t N, int64_t K, const tg_real *A, int64_t rsa,
+             int64_t csa, const tg_real *B, int64_t rsb, int64_t csb,
+             tg_real *C, int64_t ldc, int accumulate);
+
+#endif

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs what tapegrad needs to build and test, when it is missing:
+# a C compiler and make, pkg-config, Check (unit tests), stb (stb_ds.h),
+# cJSON (safetensors headers). As root it runs apt-get; otherwise it
+# prints the exact command to run and stops.
+set -e
+missing=""
+command -v cc >/dev/null 2>&1 || missing="$missing gcc"
+command -v make >/dev/null 2>&1 || missing="$missing make"
+command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+pc() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
+pc check || missing="$missing check"
+[ -f /usr/include/stb/stb_ds.h ] || missing="$missing libstb-dev"
+pc libcjson || missing="$missing libcjson-dev"
+for extra in "$@"; do
+    case "$extra" in
+    fortunes) [ -d /usr/share/games/fortunes ] || missing="$missing fortunes" ;;
+    *) missing="$missing $extra" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+cmd="apt-get update && apt-get install -y$missing"
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "deps: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq$missing >/dev/null
+else
+    echo "deps: missing$missing. Install them with:"
+    echo "    sudo sh -c '$cmd'"
+    exit 1
+fi

@@ -1,0 +1,121 @@
+/*
+ * tensor/arena.c - bump allocation in chunks that never move.
+ *
+ * The arena is a list of chunks, each filled from the front. An
+ * allocation goes into the current chunk if it fits, else into the next
+ * chunk that is large enough (chunks are kept across resets), else into a
+ * new chunk of at least TG_CHUNK_MIN bytes. Reset and rewind only move the
+ * fill marks back.
+ */
+#include "tensor/arena.h"
+#include "tensor/tensor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb/stb_ds.h>
+
+#define TG_CHUNK_MIN ((size_t)4 << 20)
+
+typedef struct chunk {
+    char *mem;
+    size_t size;
+    size_t used;
+} chunk;
+
+static chunk *chunks; /* stb_ds array */
+static int64_t cur;   /* chunk being filled */
+static size_t used_total, peak_used;
+
+static size_t round_up(size_t n)
+{
+    return (n + TG_ARENA_ALIGN - 1) & ~(size_t)(TG_ARENA_ALIGN - 1);
+}
+
+void *tg_arena_alloc(size_t n)
+{
+    n = round_up(n ? n : 1);
+    int64_t nc = arrlen(chunks);
+    /* the current chunk, then any later (emptied) one that fits */
+    for (int64_t i = nc ? cur : 0; i < nc; i++) {
+        chunk *c = &chunks[i];
+        if (i > cur)
+            c->used = 0;
+        if (c->size - c->used >= n) {
+            void *p = c->mem + c->used;
+            c->used += n;
+            cur = i;
+            used_total += n;
+            if (used_total > peak_used)
+                peak_used = used_total;
+            return p;
+        }
+    }
+    chunk c;
+    c.size = n > TG_CHUNK_MIN ? n : TG_CHUNK_MIN;
+    c.mem = aligned_alloc(TG_ARENA_ALIGN, c.size);
+    if (!c.mem) {
+        fprintf(stderr, "tapegrad: out of memory: the arena needs %zu more "
+                "bytes (%zu in use)\n", c.size, used_total);
+        abort();
+    }
+    c.used = n;
+    arrput(chunks, c);
+    cur = arrlen(chunks) - 1;
+    used_total += n;
+    if (used_total > peak_used)
+        peak_used = used_total;
+    return c.mem;
+}
+
+void *tg_arena_calloc(size_t n)
+{
+    void *p = tg_arena_alloc(n);
+    memset(p, 0, n);
+    return p;
+}
+
+tg_arena_mark tg_arena_get_mark(void)
+{
+    tg_arena_mark m = {cur, arrlen(chunks) ? chunks[cur].used : 0};
+    return m;
+}
+
+void tg_arena_rewind(tg_arena_mark m)
+{
+    int64_t nc = arrlen(chunks);
+    if (nc == 0)
+        return;
+    TG_ASSERT(m.chunk >= 0 && m.chunk < nc && m.chunk <= cur);
+    for (int64_t i = m.chunk + 1; i < nc; i++)
+        chunks[i].used = 0;
+    chunks[m.chunk].used = m.used;
+    cur = m.chunk;
+    used_total = 0;
+    for (int64_t i = 0; i <= cur; i++)
+        used_total += chunks[i].used;
+}
+
+void tg_arena_reset(void)
+{
+    tg_arena_mark m = {0, 0};
+    tg_arena_rewind(m);
+}
+
+void tg_arena_release(void)
+{
+    for (int64_t i = 0; i < arrlen(chunks); i++)
+        free(chunks[i].mem);
+    arrfree(chunks);
+    chunks = NULL;
+    cur = 0;
+    used_total = 0;
+}
+
+tg_arena_stats tg_arena_get_stats(void)
+{
+    tg_arena_stats s = {0, used_total, peak_used, arrlen(chunks)};
+    for (int64_t i = 0; i < arrlen(chunks); i++)
+        s.reserved += chunks[i].size;
+    return s;
+}

@@ -1,0 +1,53 @@
+/*
+ * tensor/arena.h - the memory every temporary tensor lives in.
+ *
+ * A training step makes thousands of short-lived tensors: activations,
+ * gradients, views. Instead of freeing each one, they are carved out of
+ * large chunks and all released at once by tg_tape_reset() (which calls
+ * tg_arena_reset). Chunks never move, so a pointer into them stays valid
+ * until the reset; they are kept for the next step, so a training loop
+ * that repeats the same computation reaches a steady state after its first
+ * step and allocates nothing more from the system.
+ *
+ * A mark remembers how far the arena is filled; rewinding to it releases
+ * everything allocated since (tg_tape_mark / tg_tape_rewind pair it with
+ * the tape). There is one arena per program, used by the tensor
+ * constructors; it is not thread-safe (ops allocate before their parallel
+ * loops, never inside them).
+ */
+#ifndef TG_ARENA_H
+#define TG_ARENA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Every allocation is aligned to this many bytes (a cache line, and
+ * the width of an AVX-512 register). */
+#define TG_ARENA_ALIGN 64
+
+typedef struct tg_arena_mark {
+    int64_t chunk; /* index of the chunk being filled */
+    size_t used;   /* bytes used in it */
+} tg_arena_mark;
+
+typedef struct tg_arena_stats {
+    size_t reserved;  /* bytes obtained from the system, in all chunks   */
+    size_t used;      /* bytes handed out since the last reset           */
+    size_t peak_used; /* largest `used` seen since the program started   */
+    int64_t chunks;
+} tg_arena_stats;
+
+/* n bytes, aligned to TG_ARENA_ALIGN, uninitialised; never NULL. */
+void *tg_arena_alloc(size_t n);
+/* n bytes of zeros. */
+void *tg_arena_calloc(size_t n);
+tg_arena_mark tg_arena_get_mark(void);
+void tg_arena_rewind(tg_arena_mark m);
+/* Releases every temporary (keeps the chunks for reuse). */
+void tg_arena_reset(void);
+/* Returns the chunks to the system too (at program end, for leak
+ * checkers). */
+void tg_arena_release(void);
+tg_arena_stats tg_arena_get_stats(void);
+
+#endif

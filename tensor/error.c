@@ -1,0 +1,91 @@
+/*
+ * tensor/error.c - error reporting (tg_error and its handler), the
+ * never-compiled-out assertion, checked allocation, and the one
+ * definition of stb_ds (its allocations go through tg_xrealloc, so running
+ * out of memory is reported instead of dereferencing NULL).
+ */
+#include "tensor/tensor.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STB_DS_IMPLEMENTATION
+#define STBDS_REALLOC(ctx, p, n) ((void)(ctx), tg_xrealloc((p), (n)))
+#define STBDS_FREE(ctx, p) ((void)(ctx), free(p))
+#include <stb/stb_ds.h>
+
+static tg_error_handler handler;
+static void *handler_ud;
+static char last_msg[1024];
+static unsigned long n_errors;
+
+tg_error_handler tg_set_error_handler(tg_error_handler fn, void *ud)
+{
+    tg_error_handler old = handler;
+    handler = fn;
+    handler_ud = ud;
+    return old;
+}
+
+void tg_error(const char *op, const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(last_msg, sizeof last_msg, "%s: %s", op, msg);
+    n_errors++;
+    if (handler) {
+        handler(op, msg, handler_ud);
+        return;
+    }
+    fprintf(stderr, "tapegrad: %s\n", last_msg);
+    fflush(stderr);
+    abort();
+}
+
+const char *tg_last_error(void) { return last_msg; }
+void tg_clear_error(void) { last_msg[0] = 0; }
+unsigned long tg_error_count(void) { return n_errors; }
+
+void tg_assert_fail(const char *file, int line, const char *what)
+{
+    fprintf(stderr, "tapegrad: %s:%d: internal check failed: %s\n"
+            "(this is a bug in tapegrad; please report it with the "
+            "program that triggers it)\n", file, line, what);
+    fflush(stderr);
+    abort();
+}
+
+static _Noreturn void out_of_memory(size_t n)
+{
+    fprintf(stderr, "tapegrad: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *tg_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        out_of_memory(n);
+    return p;
+}
+
+void *tg_xcalloc(size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        out_of_memory(count * size);
+    return p;
+}
+
+void *tg_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        out_of_memory(n);
+    return q;
+}

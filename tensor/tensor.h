@@ -1,0 +1,222 @@
+/*
+ * tensor/tensor.h - n-dimensional tensors: storage, shape, strides, views.
+ *
+ * This is the bottom layer of tapegrad. It knows nothing about gradients
+ * or the tape; it only describes blocks of numbers. Everything above it
+ * (autograd/, ops/, nn/) is built on the struct below.
+ *
+ * A tensor is a header (shape, strides, flags) pointing at numbers that
+ * live somewhere else. Element (i0, i1, ...) sits at
+ *
+ *     data[i0 * stride[0] + i1 * stride[1] + ...]
+ *
+ * A freshly made tensor is contiguous and row-major (the last index moves
+ * fastest). A *view* (reshape, permute, slice) is a new header over the
+ * same numbers with other strides: nothing is copied.
+ *
+ * Two lifetimes, no reference counts:
+ *   - temporary tensors (tg_zeros, tg_randn, every op's output, every view)
+ *     live in the arena (tensor/arena.h). They, their gradients and every
+ *     pointer into them stay valid until tg_tape_reset() (or a rewind to an
+ *     earlier mark); then they are all gone at once.
+ *   - persistent tensors (tg_tensor_new) live on the heap until the caller
+ *     passes them to tg_tensor_free(). Model parameters are persistent; so
+ *     is anything that must survive a tape reset (a carried hidden state).
+ *
+ * The scalar type is tg_real: float, or double when the library is built
+ * with -DTG_DOUBLE (the tests build such a copy for gradient checks).
+ *
+ * Example:
+ *
+ *     tg_tensor *a = tg_arange(0, 6, 1);              // [0 1 2 3 4 5]
+ *     tg_tensor *m = tg_view_reshape(a, TG_SHAPE(2, 3));
+ *     tg_tensor *t = tg_view_permute(m, (int[]){1, 0}); // 3x2, no copy
+ *     tg_print(t);
+ */
+#ifndef TG_TENSOR_H
+#define TG_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef TG_DOUBLE
+typedef double tg_real;
+#define TG_REAL_NAME "double"
+#else
+typedef float tg_real;
+#define TG_REAL_NAME "float"
+#endif
+
+/* Most dimensions a tensor may have. */
+#define TG_MAX_DIMS 6
+
+/* TG_SHAPE(2, 3) expands to the two arguments `2, (int64_t[]){2, 3}`
+ * that every function taking (int ndim, const int64_t *shape) expects:
+ *     tg_zeros(TG_SHAPE(4, 8)) */
+#define TG_SHAPE(...)                                                      \
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),             \
+        (const int64_t[]) { __VA_ARGS__ }
+
+/* tensor flags */
+enum {
+    TG_REQUIRES_GRAD = 1u << 0, /* backward computes a gradient for it  */
+    TG_PERSISTENT = 1u << 1,    /* heap-owned: survives tg_tape_reset    */
+    TG_RETAIN_GRAD = 1u << 2,   /* keep .grad of an intermediate tensor  */
+    TG_IS_VIEW = 1u << 3,       /* data belongs to another tensor        */
+};
+
+typedef struct tg_tensor {
+    tg_real *data;  /* element (0, ..., 0); see strides                    */
+    tg_real *grad;  /* NULL, or a contiguous row-major buffer of numel
+                       numbers: dL/d(this) in logical order, whatever the
+                       strides of data are                               */
+    int64_t shape[TG_MAX_DIMS];
+    int64_t stride[TG_MAX_DIMS]; /* in elements, not bytes              */
+    int64_t numel;
+    int ndim;       /* 0 for a scalar                                      */
+    unsigned flags; /* TG_REQUIRES_GRAD | ...                              */
+    int32_t entry;  /* index of the tape entry that made it; -1 for leaves */
+    uint32_t id;    /* serial number, for printing                         */
+    const char *name; /* optional; set with tg_set_name (not copied)       */
+} tg_tensor;
+
+/* ---- errors ----------------------------------------------------------
+ * Every misuse (a shape mismatch, a bad argument) goes through tg_error.
+ * By default it prints "tapegrad: OP: MESSAGE" to stderr and aborts. A
+ * program that wants to carry on (a REPL, the tests) installs a handler;
+ * if the handler returns, the failing function returns NULL (or -1), and
+ * every op given a NULL input quietly returns NULL too, so one check at the
+ * end of a computation is enough. */
+typedef void (*tg_error_handler)(const char *op, const char *msg, void *ud);
+/* Installs fn (NULL: the default, abort). Returns the previous handler. */
+tg_error_handler tg_set_error_handler(tg_error_handler fn, void *ud);
+/* Reports an error from op (printf-style). Returns only if a handler is
+ * installed. */
+void tg_error(const char *op, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The last message reported ("op: message"), "" if none. Valid until the
+ * next error. tg_clear_error() empties it. */
+const char *tg_last_error(void);
+void tg_clear_error(void);
+/* Count of errors reported since the start of the program. */
+unsigned long tg_error_count(void);
+
+/* A never-compiled-out check for tapegrad's own invariants: prints
+ * file:line and aborts. Not for user errors (those use tg_error). */
+#define TG_ASSERT(cond)                                                     \
+    do {                                                                   \
+        if (!(cond))                                                       \
+            tg_assert_fail(__FILE__, __LINE__, #cond);                     \
+    } while (0)
+_Noreturn void tg_assert_fail(const char *file, int line, const char *what);
+
+/* Checked allocation: abort with a message when memory runs out. */
+void *tg_xmalloc(size_t n);
+void *tg_xcalloc(size_t count, size_t size);
+void *tg_xrealloc(void *p, size_t n);
+
+/* ---- making tensors ------------------------------------------------
+ * The tg_zeros family returns temporaries (arena, see above). ndim may be
+ * 0..TG_MAX_DIMS, sizes >= 0. They never fail on a valid shape; a bad
+ * shape reports an error and returns NULL. */
+tg_tensor *tg_empty(int ndim, const int64_t *shape); /* uninitialised */
+tg_tensor *tg_zeros(int ndim, const int64_t *shape);
+tg_tensor *tg_ones(int ndim, const int64_t *shape);
+tg_tensor *tg_full(int ndim, const int64_t *shape, double value);
+tg_tensor *tg_scalar(double value); /* 0-d */
+/* 1-d: start, start+step, ... while < end (> end for negative step). */
+tg_tensor *tg_arange(double start, double end, double step);
+/* A copy of the caller's count numbers in row-major order. */
+tg_tensor *tg_from_buffer(int ndim, const int64_t *shape,
+                          const tg_real *buf);
+/* A header over the caller's buffer, no copy: the buffer must outlive the
+ * tensor and stay contiguous row-major. */
+tg_tensor *tg_wrap_buffer(int ndim, const int64_t *shape, tg_real *buf);
+struct tg_rng;
+/* uniform in [lo, hi) and normal(mean, std) from rng (NULL: the global
+ * generator, see tensor/rng.h). */
+tg_tensor *tg_rand(int ndim, const int64_t *shape, struct tg_rng *rng,
+                   double lo, double hi);
+tg_tensor *tg_randn(int ndim, const int64_t *shape, struct tg_rng *rng,
+                    double mean, double std);
+/* A contiguous copy of t's numbers (not recorded on the tape). */
+tg_tensor *tg_clone(const tg_tensor *t);
+
+/* Persistent tensors: zero-filled, on the heap, freed by tg_tensor_free.
+ * Its .grad (when requires_grad is set) is also on the heap. */
+tg_tensor *tg_tensor_new(int ndim, const int64_t *shape);
+void tg_tensor_free(tg_tensor *t); /* NULL is fine */
+
+/* In-place fills (any tensor, contiguous or not). */
+void tg_fill_(tg_tensor *t, double value);
+void tg_fill_uniform_(tg_tensor *t, struct tg_rng *rng, double lo,
+                      double hi);
+void tg_fill_normal_(tg_tensor *t, struct tg_rng *rng, double mean,
+                     double std);
+/* dst = src element by element; the shapes must be equal. Returns 0, or -1
+ * after reporting a mismatch. */
+int tg_copy_(tg_tensor *dst, const tg_tensor *src);
+/* Copies t's numbers, row-major, into out (numel elements). */
+void tg_to_buffer(const tg_tensor *t, tg_real *out);
+
+/* ---- reading -------------------------------------------------------- */
+bool tg_is_contiguous(const tg_tensor *t);
+bool tg_same_shape(const tg_tensor *a, const tg_tensor *b);
+/* Element at idx[0..ndim-1]; tg_item for one-element tensors. */
+double tg_get(const tg_tensor *t, const int64_t *idx);
+void tg_set(tg_tensor *t, const int64_t *idx, double value);
+double tg_item(const tg_tensor *t);
+/* Element i of the row-major order (follows strides). */
+double tg_flat_get(const tg_tensor *t, int64_t i);
+/* Writes "[2, 3]" into buf and returns buf. */
+char *tg_shape_str(const tg_tensor *t, char *buf, size_t cap);
+/* Names are for printing; the string is not copied. Returns t. */
+tg_tensor *tg_set_name(tg_tensor *t, const char *name);
+
+/* Prints shape and numbers, PyTorch-style, eliding the middle of large
+ * tensors. */
+void tg_print(const tg_tensor *t);
+void tg_fprint(FILE *f, const tg_tensor *t);
+
+/* ---- views (no copy, not recorded on the tape) ---------------------
+ * ops/shape.h has the recorded versions that autograd differentiates;
+ * these are the raw header surgery they are built on. Each returns a
+ * temporary header sharing t's numbers, or NULL after reporting an error.
+ * tg_view_reshape fails unless t is contiguous (ops/shape.h copies). One
+ * size of -1 is inferred. */
+tg_tensor *tg_view_reshape(const tg_tensor *t, int ndim,
+                           const int64_t *shape);
+/* perm is a permutation of 0..ndim-1: result dim i is t's dim perm[i]. */
+tg_tensor *tg_view_permute(const tg_tensor *t, const int *perm);
+tg_tensor *tg_view_transpose(const tg_tensor *t, int d0, int d1);
+/* Elements start, start+step, ... < end along dim (negative dim counts
+ * from the end; end is clamped to the size). step >= 1. */
+tg_tensor *tg_view_slice(const tg_tensor *t, int dim, int64_t start,
+                         int64_t end, int64_t step);
+/* Same numbers, stride 0 along new or size-1 dims: t seen at shape. */
+tg_tensor *tg_view_expand(const tg_tensor *t, int ndim,
+                          const int64_t *shape);
+
+/* Low-level kernel shared by copies and view gradients: for every index
+ * of shape, dst[index . dstride] (+)= src[index . sstride]. */
+void tg_strided_copy(int ndim, const int64_t *shape, tg_real *dst,
+                     const int64_t *dstride, const tg_real *src,
+                     const int64_t *sstride, bool accumulate);
+
+/* Internal: a header for a tensor whose numbers are allocated by the
+ * caller (used by ops to make outputs). */
+tg_tensor *tg_tensor_header(int ndim, const int64_t *shape);
+/* Row-major strides of shape into stride; returns numel. */
+int64_t tg_contiguous_strides(int ndim, const int64_t *shape,
+                              int64_t *stride);
+/* Normalises a possibly negative dim for a tensor of ndim dims; -1 and a
+ * reported error from op if out of range. */
+int tg_norm_dim(const char *op, int dim, int ndim);
+
+/* Threads used by parallel kernels (OpenMP); 1 without OpenMP. */
+void tg_set_num_threads(int n);
+int tg_get_num_threads(void);
+
+#endif
