@@ -1,0 +1,368 @@
+/*
+ * ops/shape.c - recorded reshapes, transposes, slices, joins and splits.
+ *
+ * Every op here except concat and stack is a *view*: its output shares the
+ * input's numbers, so the forward pass costs a header. Their backward
+ * rules are all the same one, view_bwd, which deserves a word.
+ *
+ * A view's element at index i sits at memory offset off + i . stride of
+ * the input's numbers. The input's gradient, though, is a contiguous
+ * buffer in the input's *logical* order (tape.h), whatever the input's
+ * strides. So each view op also works out where its elements sit in a
+ * contiguous copy of its input - the "gradient view": an offset and
+ * strides into x->grad - and backward is one strided add:
+ *
+ *     dx[goff + i . gstride] += dy[i]      for every index i of the view
+ *
+ * For a transpose gstride is the permuted contiguous strides, for a slice
+ * the contiguous strides times the step, for a reshape the contiguous
+ * strides of the new shape, for an expand 0 along stretched axes (where
+ * the add becomes a sum, which is exactly the gradient of a broadcast).
+ * Views of views compose: each one's gradient view is relative to its own
+ * input.
+ */
+#include "ops/shape.h"
+#include "ops/internal.h"
+
+#include <string.h>
+
+/* ---- the one backward rule of every view ------------------------------ */
+
+/* iarg[0] = goff, iarg[1 + d] = gstride[d] (see the comment above) */
+static void view_bwd(tg_entry *e)
+{
+    /* forward: out = view of x (or a copy laid out like one) */
+    tg_tensor *x = e->in[0], *y = e->out;
+    if (!x->grad)
+        return;
+    int64_t ys[TG_MAX_DIMS];
+    tg_contiguous_strides(y->ndim, y->shape, ys);
+    tg_strided_copy(y->ndim, y->shape, x->grad + e->iarg[0], &e->iarg[1],
+                    y->grad, ys, true);
+}
+
+/* Records out as a view of x with the given gradient view. */
+static tg_tensor *record_view(const char *op, tg_tensor *x, tg_tensor *out,
+                              int64_t goff, const int64_t *gstride)
+{
+    if (!out)
+        return NULL;
+    out->flags &= ~TG_IS_VIEW; /* an op output, not a raw view */
+    tg_entry *e = tg_record(op, view_bwd, out, 1, &x);
+    if (e) {
+        e->iarg[0] = goff;
+        memcpy(&e->iarg[1], gstride, (size_t)out->ndim * sizeof(int64_t));
+    }
+    return out;
+}
+
+/* ---- reshape, squeeze, unsqueeze --------------------------------------
+ * In a contiguous copy of x, the reshaped tensor's elements sit in the same
+ * row-major order: the gradient view has the contiguous strides of the new
+ * shape. A non-contiguous x is copied first (the copy is laid out the same
+ * way, so the rule is the same). */
+static tg_tensor *reshape_as(const char *op, tg_tensor *x, int ndim,
+                             const int64_t *shape)
+{
+    TG_PROPAGATE_NULL(x);
+    tg_tensor *src = x;
+    if (!tg_is_contiguous(x))
+        src = tg_clone(x); /* data copy, not recorded: x stays the input */
+    tg_tensor *out = tg_view_reshape(src, ndim, shape);
+    if (!out)
+        return NULL;
+    int64_t gs[TG_MAX_DIMS];
+    tg_contiguous_strides(out->ndim, out->shape, gs);
+    return record_view(op, x, out, 0, gs);
+}
+
+tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape)
+{
+    return reshape_as("reshape", x, ndim, shape);
+}
+
+tg_tensor *tg_unsqueeze(tg_tensor *x, int dim)
+{
+    TG_PROPAGATE_NULL(x);
+    int d = tg_norm_dim("unsqueeze", dim, x->ndim + 1);
+    if (d < 0)
+        return NULL;
+    if (x->ndim == TG_MAX_DIMS) {
+        tg_error("unsqueeze", "%s already has the maximum of %d dimensions",
+                 SHP(x), TG_MAX_DIMS);
+        return NULL;
+    }
+    int64_t s[TG_MAX_DIMS];
+    for (int k = 0, j = 0; k <= x->ndim; k++)
+        s[k] = k == d ? 1 : x->shape[j++];
+    return reshape_as("unsqueeze", x, x->ndim + 1, s);
+}
+
+tg_tensor *tg_squeeze(tg_tensor *x, int dim)
+{
+    TG_PROPAGATE_NULL(x);
+    int d = tg_norm_dim("squeeze", dim, x->ndim);
+    if (d < 0)
+        return NULL;
+    if (x->shape[d] != 1) {
+        tg_error("squeeze", "dimension %d of %s has size %lld, not 1", dim,
+                 SHP(x), (long long)x->shape[d]);
+        return NULL;
+    }
+    int64_t s[TG_MAX_DIMS];
+    for (int k = 0, j = 0; k < x->ndim; k++)
+        if (k != d)
+            s[j++] = x->shape[k];
+    return reshape_as("squeeze", x, x->ndim - 1, s);
+}
+
+/* ---- permute, transpose -------------------------------------------- */
+
+tg_tensor *tg_permute(tg_tensor *x, const int *perm)
+{
+    TG_PROPAGATE_NULL(x);
+    tg_tensor *out = tg_view_permute(x, perm);
+    if (!out)
+        return NULL;
+    int64_t cs[TG_MAX_DIMS], gs[TG_MAX_DIMS];
+    tg_contiguous_strides(x->ndim, x->shape, cs);
+    for (int d = 0; d < x->ndim; d++)
+        gs[d] = cs[perm[d]];
+    return record_view("permute", x, out, 0, gs);
+}
+
+tg_tensor *tg_transpose(tg_tensor *x, int d0, int d1)
+{
+    TG_PROPAGATE_NULL(x);
+    int a = tg_norm_dim("transpose", d0, x->ndim);
+    int b = a < 0 ? -1 : tg_norm_dim("transpose", d1, x->ndim);
+    if (b < 0)
+        return NULL;
+    int perm[TG_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++)
+        perm[d] = d;
+    perm[a] = b;
+    perm[b] = a;
+    tg_tensor *out = tg_permute(x, perm);
+    if (out && out->entry >= 0)
+        tg_tape_entry(out->entry)->op = "transpose";
+    return out;
+}
+
+/* ---- slice, chunk, split ---------------------------------------------- */
+
+tg_tensor *tg_slice(tg_tensor *x, int dim, int64_t start, int64_t end,
+                    int64_t step)
+{
+    TG_PROPAGATE_NULL(x);
+    tg_tensor *out = tg_view_slice(x, dim, start, end, step);
+    if (!out)
+        return NULL;
+    /* the same normalisation tg_view_slice applied (it has validated) */
+    int d = dim < 0 ? dim + x->ndim : dim;
+    if (start < 0)
+        start += x->shape[d];
+    int64_t cs[TG_MAX_DIMS];
+    tg_contiguous_strides(x->ndim, x->shape, cs);
+    int64_t goff = start * cs[d];
+    cs[d] *= step;
+    return record_view("slice", x, out, goff, cs);
+}
+
+int tg_split(tg_tensor *x, const int64_t *sizes, int n, int dim,
+             tg_tensor **out)
+{
+    if (!x)
+        return -1;
+    int d = tg_norm_dim("split", dim, x->ndim);
+    if (d < 0)
+        return -1;
+    int64_t total = 0;
+    for (int k = 0; k < n; k++) {
+        if (sizes[k] < 0) {
+            tg_error("split", "size %d is negative (%lld)", k,
+                     (long long)sizes[k]);
+            return -1;
+        }
+        total += sizes[k];
+    }
+    if (n < 1 || total != x->shape[d]) {
+        tg_error("split", "%d sizes summing to %lld cannot split dimension %d "
+                 "of %s (size %lld)", n, (long long)total, d, SHP(x),
+                 (long long)x->shape[d]);
+        return -1;
+    }
+    int64_t at = 0;
+    for (int k = 0; k < n; k++) {
+        out[k] = tg_slice(x, d, at, at + sizes[k], 1);
+        if (out[k] && out[k]->entry >= 0)
+            tg_tape_entry(out[k]->entry)->op = "split";
+        at += sizes[k];
+    }
+    return n;
+}
+
+int tg_chunk(tg_tensor *x, int chunks, int dim, tg_tensor **out)
+{
+    if (!x)
+        return -1;
+    int d = tg_norm_dim("chunk", dim, x->ndim);
+    if (d < 0)
+        return -1;
+    if (chunks < 1 || x->shape[d] % chunks) {
+        tg_error("chunk", "dimension %d of %s (size %lld) does not split into "
+                 "%d equal chunks", d, SHP(x), (long long)x->shape[d], chunks);
+        return -1;
+    }
+    int64_t sizes[64];
+    if (chunks > 64) {
+        tg_error("chunk", "at most 64 chunks (asked for %d); use tg_split",
+                 chunks);
+        return -1;
+    }
+    for (int k = 0; k < chunks; k++)
+        sizes[k] = x->shape[d] / chunks;
+    int rc = tg_split(x, sizes, chunks, d, out);
+    for (int k = 0; rc > 0 && k < chunks; k++)
+        if (out[k] && out[k]->entry >= 0)
+            tg_tape_entry(out[k]->entry)->op = "chunk";
+    return rc;
+}
+
+/* ---- expand ------------------------------------------------------------ */
+
+tg_tensor *tg_expand(tg_tensor *x, int ndim, const int64_t *shape)
+{
+    TG_PROPAGATE_NULL(x);
+    tg_tensor *out = tg_view_expand(x, ndim, shape);
+    if (!out)
+        return NULL;
+    /* stride 0 where stretched: backward sums over those axes */
+    int64_t cs[TG_MAX_DIMS], gs[TG_MAX_DIMS];
+    tg_contiguous_strides(x->ndim, x->shape, cs);
+    for (int d = ndim - 1, s = x->ndim - 1; d >= 0; d--, s--)
+        gs[d] = (s >= 0 && x->shape[s] == shape[d]) ? cs[s] : 0;
+    return record_view("expand", x, out, 0, gs);
+}
+
+/* ---- contiguous ------------------------------------------------------- */
+
+tg_tensor *tg_contiguous(tg_tensor *x)
+{
+    TG_PROPAGATE_NULL(x);
+    if (tg_is_contiguous(x))
+        return x;
+    tg_tensor *out = tg_clone(x);
+    int64_t gs[TG_MAX_DIMS];
+    tg_contiguous_strides(x->ndim, x->shape, gs);
+    return record_view("contiguous", x, out, 0, gs);
+}
+
+/* ---- concat, stack ----------------------------------------------------
+ * Input k fills the slab [at_k, at_k + len_k) of the output along dim (for
+ * stack: index k of the new axis, len 1). Backward adds the same slab of
+ * dy into each input's gradient. iarg[0] = dim of the output, saved is the
+ * array of slab starts. */
+
+static void join_bwd(tg_entry *e)
+{
+    /* forward: out[..., at_k : at_k + len_k, ...] = x_k */
+    tg_tensor *y = e->out;
+    int d = (int)e->iarg[0];
+    const int64_t *at = e->saved;
+    int64_t ys[TG_MAX_DIMS], shape[TG_MAX_DIMS], xs[TG_MAX_DIMS];
+    tg_contiguous_strides(y->ndim, y->shape, ys);
+    for (int k = 0; k < e->nin; k++) {
+        tg_tensor *x = e->in[k];
+        if (!x->grad)
+            continue;
+        memcpy(shape, y->shape, sizeof shape);
+        shape[d] = at[k + 1] - at[k];
+        tg_contiguous_strides(y->ndim, shape, xs);
+        tg_strided_copy(y->ndim, shape, x->grad, xs, y->grad + at[k] * ys[d],
+                        ys, true);
+    }
+}
+
+static tg_tensor *join(const char *op, tg_tensor *const *xs, int n, int dim,
+                       bool stack)
+{
+    if (n < 1 || !xs) {
+        tg_error(op, "needs at least one tensor (got %d)", n);
+        return NULL;
+    }
+    for (int k = 0; k < n; k++)
+        if (!xs[k])
+            return NULL;
+    const tg_tensor *x0 = xs[0];
+    int ndim = x0->ndim + (stack ? 1 : 0);
+    if (ndim > TG_MAX_DIMS) {
+        tg_error(op, "the result would have %d dimensions; at most %d", ndim,
+                 TG_MAX_DIMS);
+        return NULL;
+    }
+    int d = tg_norm_dim(op, dim, stack ? ndim : (x0->ndim ? x0->ndim : 0));
+    if (d < 0)
+        return NULL;
+    /* output shape; every input must match x0 except along dim (concat) */
+    int64_t shape[TG_MAX_DIMS];
+    int64_t *at = tg_arena_alloc((size_t)(n + 1) * sizeof *at);
+    at[0] = 0;
+    for (int k = 0; k < n; k++) {
+        const tg_tensor *x = xs[k];
+        bool ok = x->ndim == x0->ndim;
+        for (int j = 0; ok && j < x0->ndim; j++)
+            if (x->shape[j] != x0->shape[j] && (stack || j != d))
+                ok = false;
+        if (!ok) {
+            tg_error(op, "tensor %d has shape %s but tensor 0 has %s; they "
+                     "must be equal%s", k, SHP(x), SHP(x0),
+                     stack ? "" : " except along the joined dimension");
+            return NULL;
+        }
+        at[k + 1] = at[k] + (stack ? 1 : x->shape[d]);
+    }
+    for (int j = 0, s = 0; j < ndim; j++) {
+        if (stack && j == d) {
+            shape[j] = n; /* the new axis */
+        } else {
+            shape[j] = j == d ? at[n] : x0->shape[s];
+            s++;
+        }
+    }
+    tg_tensor *out = tg_new_out(ndim, shape);
+    /* copy input k into its slab: a view of out at x's shape (with the
+     * size-1 axis of stack) */
+    for (int k = 0; k < n; k++) {
+        const tg_tensor *x = xs[k];
+        int64_t sub[TG_MAX_DIMS], xst[TG_MAX_DIMS];
+        for (int j = 0, s = 0; j < ndim; j++) {
+            if (stack && j == d) {
+                sub[j] = 1;
+                xst[j] = 0;
+            } else {
+                sub[j] = x->shape[s];
+                xst[j] = x->stride[s];
+                s++;
+            }
+        }
+        tg_strided_copy(ndim, sub, out->data + at[k] * out->stride[d],
+                        out->stride, x->data, xst, false);
+    }
+    tg_entry *e = tg_record(op, join_bwd, out, n, xs);
+    if (e) {
+        e->iarg[0] = d;
+        e->saved = at;
+    }
+    return out;
+}
+
+tg_tensor *tg_concat(tg_tensor *const *xs, int n, int dim)
+{
+    return join("concat", xs, n, dim, false);
+}
+
+tg_tensor *tg_stack(tg_tensor *const *xs, int n, int dim)
+{
+    return join("stack", xs, n, dim, true);
+}
