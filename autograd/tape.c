@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <stb/stb_ds.h>
+#include "tensor/ds.h"
 
 /* internal tensor flag: reached from the root in the current sweep */
 #define TG_REACHED (1u << 30)

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <stb/stb_ds.h>
+#include "tensor/ds.h"
 
 #define TG_CHUNK_MIN ((size_t)4 << 20)
 

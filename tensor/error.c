@@ -14,7 +14,7 @@
 #define STB_DS_IMPLEMENTATION
 #define STBDS_REALLOC(ctx, p, n) ((void)(ctx), tg_xrealloc((p), (n)))
 #define STBDS_FREE(ctx, p) ((void)(ctx), free(p))
-#include <stb/stb_ds.h>
+#include "tensor/ds.h"
 
 static tg_error_handler handler;
 static void *handler_ud;
