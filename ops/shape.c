@@ -169,6 +169,35 @@ tg_tensor *tg_slice(tg_tensor *x, int dim, int64_t start, int64_t end,
     return record_view("slice", x, out, goff, cs);
 }
 
+tg_tensor *tg_select(tg_tensor *x, int dim, int64_t index)
+{
+    TG_PROPAGATE_NULL(x);
+    int d = tg_norm_dim("select", dim, x->ndim);
+    if (d < 0)
+        return NULL;
+    int64_t n = x->shape[d];
+    if (index < -n || index >= n) {
+        tg_error("select", "index %lld is out of range for dimension %d of %s",
+                 (long long)index, d, SHP(x));
+        return NULL;
+    }
+    if (index < 0)
+        index += n;
+    /* the size-1 slice, then that axis dropped from shape and strides */
+    tg_tensor *out = tg_view_slice(x, d, index, index + 1, 1);
+    int64_t cs[TG_MAX_DIMS], gs[TG_MAX_DIMS];
+    tg_contiguous_strides(x->ndim, x->shape, cs);
+    for (int k = d; k < x->ndim - 1; k++) {
+        out->shape[k] = out->shape[k + 1];
+        out->stride[k] = out->stride[k + 1];
+    }
+    out->ndim--;
+    for (int k = 0, j = 0; k < x->ndim; k++)
+        if (k != d)
+            gs[j++] = cs[k];
+    return record_view("select", x, out, index * cs[d], gs);
+}
+
 int tg_split(tg_tensor *x, const int64_t *sizes, int n, int dim,
              tg_tensor **out)
 {

@@ -30,6 +30,9 @@ tg_tensor *tg_permute(tg_tensor *x, const int *perm);
  * count from the end, end is clamped to the size. */
 tg_tensor *tg_slice(tg_tensor *x, int dim, int64_t start, int64_t end,
                     int64_t step);
+/* x[..., index, ...]: the slice at index along dim, with dim removed
+ * (a view; negative index counts from the end). */
+tg_tensor *tg_select(tg_tensor *x, int dim, int64_t index);
 /* x seen at a larger shape (size-1 axes stretched; new leading axes);
  * backward sums over the stretched axes. */
 tg_tensor *tg_expand(tg_tensor *x, int ndim, const int64_t *shape);

@@ -54,6 +54,13 @@ static tg_tensor *f_split(tg_tensor *const *in, void *ud)
     ck_assert_int_eq(tg_split(in[0], (int64_t[]){1, 3, 0}, 3, 0, p), 3);
     return tg_concat((tg_tensor *[]){p[1], p[0], p[2]}, 3, 0);
 }
+static tg_tensor *f_select(tg_tensor *const *in, void *ud)
+{
+    (void)ud; /* row 2 of a transposed view, and the last row of a slice of it */
+    tg_tensor *t = tg_transpose(in[0], 0, 2); /* [4, 3, 2] */
+    return tg_stack((tg_tensor *[]){tg_select(t, 0, 2), tg_select(tg_slice(t, 0, 1, 4, 2), 0, -1)},
+                    2, 0);
+}
 static tg_tensor *f_expand(tg_tensor *const *in, void *ud)
 {
     (void)ud;
@@ -86,6 +93,7 @@ START_TEST(grad_views)
     tgt_gradcheck("permute", f_permute, NULL, 1, x);
     tgt_gradcheck("slice of views", f_slice, NULL, 1, x);
     tgt_gradcheck("chunk into 4", f_chunk, NULL, 1, x);
+    tgt_gradcheck("select", f_select, NULL, 1, x);
     tgt_gradcheck("contiguous", f_contiguous, NULL, 1, x);
     tg_tensor *y = tgt_leaf(TG_SHAPE(4, 2, 3), 2, -1, 1);
     tgt_gradcheck("split and concat", f_split, NULL, 1, y);

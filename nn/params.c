@@ -1,0 +1,124 @@
+/*
+ * nn/params.c - named parameter lists (see params.h).
+ */
+#include "nn/params.h"
+#include "autograd/tape.h"
+#include "tensor/ds.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *dup_name(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 1;
+    char *s = tg_xmalloc(n);
+    snprintf(s, n, "%s%s", a, b);
+    return s;
+}
+
+tg_tensor *tg_params_new(tg_params *ps, const char *name, int ndim,
+                         const int64_t *shape)
+{
+    tg_tensor *t = tg_tensor_new(ndim, shape);
+    if (!t)
+        return NULL;
+    tg_requires_grad(t);
+    tg_param p = {dup_name("", name), t, true};
+    t->name = p.name;
+    arrput(ps->items, p);
+    return t;
+}
+
+void tg_params_add_from(tg_params *ps, const char *prefix, const tg_params *src)
+{
+    for (int64_t i = 0; i < arrlen(src->items); i++) {
+        tg_param p = {dup_name(prefix, src->items[i].name),
+                      src->items[i].tensor, false};
+        arrput(ps->items, p);
+    }
+}
+
+void tg_params_free(tg_params *ps)
+{
+    for (int64_t i = 0; i < arrlen(ps->items); i++) {
+        if (ps->items[i].owned)
+            tg_tensor_free(ps->items[i].tensor);
+        free(ps->items[i].name);
+    }
+    arrfree(ps->items);
+    ps->items = NULL;
+}
+
+int tg_params_count(const tg_params *ps) { return (int)arrlen(ps->items); }
+
+tg_param *tg_params_at(const tg_params *ps, int i)
+{
+    return i >= 0 && i < arrlen(ps->items) ? &ps->items[i] : NULL;
+}
+
+tg_tensor *tg_params_get(const tg_params *ps, const char *name)
+{
+    for (int64_t i = 0; i < arrlen(ps->items); i++)
+        if (!strcmp(ps->items[i].name, name))
+            return ps->items[i].tensor;
+    return NULL;
+}
+
+int64_t tg_params_numel(const tg_params *ps)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < arrlen(ps->items); i++)
+        n += ps->items[i].tensor->numel;
+    return n;
+}
+
+void tg_params_zero_grad(tg_params *ps)
+{
+    for (int64_t i = 0; i < arrlen(ps->items); i++)
+        tg_zero_grad(ps->items[i].tensor);
+}
+
+void tg_params_save(const tg_params *ps, tg_st_writer *w, const char *prefix)
+{
+    for (int64_t i = 0; i < arrlen(ps->items); i++) {
+        char *n = dup_name(prefix ? prefix : "", ps->items[i].name);
+        tg_st_add(w, n, ps->items[i].tensor);
+        free(n);
+    }
+}
+
+int tg_params_load(tg_params *ps, const tg_st_file *f, const char *prefix,
+                   char *err, size_t errcap)
+{
+    const char *pre = prefix ? prefix : "";
+    /* check everything first, so a bad file changes nothing */
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t i = 0; i < arrlen(ps->items); i++) {
+            char *n = dup_name(pre, ps->items[i].name);
+            const tg_st_tensor *t = tg_st_find(f, n);
+            int rc = 0;
+            if (!t) {
+                snprintf(err, errcap, "tensor '%s' is missing from the file", n);
+                rc = -1;
+            } else if (pass == 0) {
+                bool same = t->dtype != TG_I64 &&
+                            t->ndim == ps->items[i].tensor->ndim;
+                for (int d = 0; same && d < t->ndim; d++)
+                    same = t->shape[d] == ps->items[i].tensor->shape[d];
+                if (!same) {
+                    char want[96];
+                    tg_shape_str(ps->items[i].tensor, want, sizeof want);
+                    snprintf(err, errcap, "tensor '%s' in the file does not "
+                             "match the model's %s (float) parameter", n, want);
+                    rc = -1;
+                }
+            } else {
+                rc = tg_st_copy_to(t, ps->items[i].tensor, err, errcap);
+            }
+            free(n);
+            if (rc < 0)
+                return -1;
+        }
+    return 0;
+}

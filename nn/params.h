@@ -1,0 +1,63 @@
+/*
+ * nn/params.h - named parameter lists: what a module owns, what an
+ * optimizer updates, what a checkpoint stores.
+ *
+ * Names follow PyTorch's state_dict ("rnn.weight_ih_l0",
+ * "decoder.bias"), so a list saved as safetensors loads in PyTorch with
+ * `model.load_state_dict(safetensors.torch.load_file(path))`, and the
+ * other way round.
+ *
+ * A list either owns its tensors (tg_params_new: the module that created
+ * them frees them with the list) or borrows them (tg_params_add_from: a
+ * model gathering its layers' parameters under a prefix). Parameters are
+ * persistent tensors that require grad; their gradients live on the heap
+ * and accumulate until tg_params_zero_grad.
+ *
+ *     tg_params ps = {0};
+ *     tg_tensor *W = tg_params_new(&ps, "weight", TG_SHAPE(4, 3));
+ *     ...
+ *     tg_params_free(&ps);    // frees W too
+ */
+#ifndef TG_NN_PARAMS_H
+#define TG_NN_PARAMS_H
+
+#include "tensor/safetensors.h"
+#include "tensor/tensor.h"
+
+#include <stdbool.h>
+
+typedef struct tg_param {
+    char *name;        /* owned copy */
+    tg_tensor *tensor;
+    bool owned;        /* freed with the list */
+} tg_param;
+
+typedef struct tg_params {
+    tg_param *items; /* stb_ds array: use tg_params_count / tg_params_at */
+} tg_params;
+
+/* A new zero-filled persistent parameter (requires grad) owned by ps. */
+tg_tensor *tg_params_new(tg_params *ps, const char *name, int ndim,
+                         const int64_t *shape);
+/* Adds every parameter of src to ps under prefix ("rnn." + "weight_ih_l0"),
+ * borrowed: src still owns them. */
+void tg_params_add_from(tg_params *ps, const char *prefix,
+                        const tg_params *src);
+void tg_params_free(tg_params *ps);
+
+int tg_params_count(const tg_params *ps);
+tg_param *tg_params_at(const tg_params *ps, int i);
+/* The tensor named name, or NULL. */
+tg_tensor *tg_params_get(const tg_params *ps, const char *name);
+int64_t tg_params_numel(const tg_params *ps);
+void tg_params_zero_grad(tg_params *ps);
+
+/* Adds every parameter to a safetensors writer under prefix + name. */
+void tg_params_save(const tg_params *ps, tg_st_writer *w, const char *prefix);
+/* Copies every parameter from f (names prefix + name). Strict: a missing
+ * tensor or a shape mismatch is an error naming it, and then nothing is
+ * changed (everything is checked before anything is copied). 0 or -1. */
+int tg_params_load(tg_params *ps, const tg_st_file *f, const char *prefix,
+                   char *err, size_t errcap);
+
+#endif
