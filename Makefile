@@ -28,7 +28,7 @@ PKG_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
-CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) -g $(ARCH_FLAGS) \
+CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) -g -fno-math-errno $(ARCH_FLAGS) \
           $(OMP_FLAGS) $(SAN_FLAGS) $(WARNINGS) -fPIC -I. $(PKG_CFLAGS) \
           -MMD -MP $(EXTRA_CFLAGS)
 LDFLAGS = $(OMP_FLAGS) $(SAN_FLAGS) $(EXTRA_LDFLAGS)

@@ -39,6 +39,12 @@ void tg_params_add_from(tg_params *ps, const char *prefix, const tg_params *src)
     }
 }
 
+void tg_params_add_ref(tg_params *ps, const char *name, tg_tensor *t)
+{
+    tg_param p = {dup_name("", name), t, false};
+    arrput(ps->items, p);
+}
+
 void tg_params_free(tg_params *ps)
 {
     for (int64_t i = 0; i < arrlen(ps->items); i++) {

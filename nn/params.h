@@ -43,6 +43,8 @@ tg_tensor *tg_params_new(tg_params *ps, const char *name, int ndim,
  * borrowed: src still owns them. */
 void tg_params_add_from(tg_params *ps, const char *prefix,
                         const tg_params *src);
+/* Adds t under name, borrowed (its owner frees it). */
+void tg_params_add_ref(tg_params *ps, const char *name, tg_tensor *t);
 void tg_params_free(tg_params *ps);
 
 int tg_params_count(const tg_params *ps);

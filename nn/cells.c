@@ -1,0 +1,189 @@
+/*
+ * nn/cells.c - the cell interface and the built-in cells.
+ *
+ * Read the step functions below next to the equations in PyTorch's
+ * documentation of nn.RNN, nn.LSTM and nn.GRU: they are the same lines.
+ * Nothing here differentiates anything; the tape does.
+ */
+#include "nn/cell.h"
+#include "tensor/ds.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- the built-in cells ------------------------------------------------ */
+
+/* h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh) */
+static void rnn_tanh_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                          tg_tensor **next)
+{
+    next[0] = tg_tanh(tg_add(xp, tg_linear(s[0], c->weight_hh, c->bias_hh)));
+}
+
+/* h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh) */
+static void rnn_relu_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                          tg_tensor **next)
+{
+    next[0] = tg_relu(tg_add(xp, tg_linear(s[0], c->weight_hh, c->bias_hh)));
+}
+
+/* i, f, g, o = chunks of (x W_ih^T + b_ih + h W_hh^T + b_hh)
+ * c' = sigmoid(f) * c + sigmoid(i) * tanh(g)
+ * h' = sigmoid(o) * tanh(c') */
+static void lstm_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                      tg_tensor **next)
+{
+    tg_tensor *h = s[0], *cell = s[1], *g[4];
+    tg_chunk(tg_add(xp, tg_linear(h, c->weight_hh, c->bias_hh)), 4, 1, g);
+    tg_tensor *in = tg_sigmoid(g[0]), *forget = tg_sigmoid(g[1]);
+    tg_tensor *cand = tg_tanh(g[2]), *out = tg_sigmoid(g[3]);
+    next[1] = tg_add(tg_mul(forget, cell), tg_mul(in, cand));
+    next[0] = tg_mul(out, tg_tanh(next[1]));
+}
+
+/* r = sigmoid(x_r + h_r), z = sigmoid(x_z + h_z)   where x_* = x W_i*^T + b_i*
+ * n = tanh(x_n + r * h_n)                          and   h_* = h W_h*^T + b_h*
+ * h' = (1 - z) * n + z * h  =  n + z * (h - n) */
+static void gru_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                     tg_tensor **next)
+{
+    tg_tensor *h = s[0], *x[3], *hh[3];
+    tg_chunk(xp, 3, 1, x);
+    tg_chunk(tg_linear(h, c->weight_hh, c->bias_hh), 3, 1, hh);
+    tg_tensor *r = tg_sigmoid(tg_add(x[0], hh[0]));
+    tg_tensor *z = tg_sigmoid(tg_add(x[1], hh[1]));
+    tg_tensor *n = tg_tanh(tg_add(x[2], tg_mul(r, hh[2])));
+    next[0] = tg_add(n, tg_mul(z, tg_sub(h, n)));
+}
+
+const tg_cell_type tg_rnn_tanh_cell = {"rnn_tanh", 1, 1, NULL, rnn_tanh_step};
+const tg_cell_type tg_rnn_relu_cell = {"rnn_relu", 1, 1, NULL, rnn_relu_step};
+const tg_cell_type tg_lstm_cell = {"lstm", 2, 4, NULL, lstm_step};
+const tg_cell_type tg_gru_cell = {"gru", 1, 3, NULL, gru_step};
+
+/* ---- making cells -------------------------------------------------------- */
+
+tg_tensor *tg_cell_param_new(tg_cell *c, const char *name, int ndim,
+                             const int64_t *shape, struct tg_rng *rng)
+{
+    tg_tensor *t = tg_params_new(&c->params, name, ndim, shape);
+    double k = 1.0 / sqrt((double)c->hidden_size);
+    if (t)
+        tg_fill_uniform_(t, rng, -k, k);
+    return t;
+}
+
+tg_cell *tg_cell_new(const tg_cell_type *type, int input_size, int hidden_size,
+                     struct tg_rng *rng)
+{
+    if (!type || !type->step || type->nstate < 1 ||
+        type->nstate > TG_CELL_MAX_STATE || type->gates < 0) {
+        tg_error("cell_new", "the cell type %s is incomplete: it needs a step "
+                 "function, 1 to %d state tensors and gates >= 0",
+                 type && type->name ? type->name : "(unnamed)",
+                 TG_CELL_MAX_STATE);
+        return NULL;
+    }
+    if (input_size < 1 || hidden_size < 1) {
+        tg_error("cell_new", "%s: input size %d and hidden size %d must be "
+                 "positive", type->name, input_size, hidden_size);
+        return NULL;
+    }
+    tg_cell *c = tg_xcalloc(1, sizeof *c);
+    c->type = type;
+    c->input_size = input_size;
+    c->hidden_size = hidden_size;
+    int64_t G = type->gates, H = hidden_size, I = input_size;
+    if (G > 0) {
+        /* the order of PyTorch's named_parameters(), and its init order */
+        c->weight_ih = tg_cell_param_new(c, "weight_ih", TG_SHAPE(G * H, I), rng);
+        c->weight_hh = tg_cell_param_new(c, "weight_hh", TG_SHAPE(G * H, H), rng);
+        c->bias_ih = tg_cell_param_new(c, "bias_ih", TG_SHAPE(G * H), rng);
+        c->bias_hh = tg_cell_param_new(c, "bias_hh", TG_SHAPE(G * H), rng);
+    }
+    if (type->init && type->init(c, rng) < 0) {
+        tg_cell_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void tg_cell_free(tg_cell *c)
+{
+    if (!c)
+        return;
+    tg_params_free(&c->params);
+    free(c);
+}
+
+tg_tensor *tg_cell_param(const tg_cell *c, const char *name)
+{
+    return tg_params_get(&c->params, name);
+}
+
+void tg_cell_step(tg_cell *c, tg_tensor *x, tg_tensor *const *state,
+                  tg_tensor **next)
+{
+    tg_tensor *xp = c->type->gates > 0 ? tg_linear(x, c->weight_ih, c->bias_ih)
+                                       : x;
+    c->type->step(c, xp, state, next);
+}
+
+void tg_cell_set_forget_bias(tg_cell *c, double value)
+{
+    if (!c->bias_ih || c->type->gates < 2)
+        return;
+    int64_t H = c->hidden_size;
+    for (int64_t i = H; i < 2 * H; i++) {
+        c->bias_ih->data[i] = (tg_real)value;
+        c->bias_hh->data[i] = 0;
+    }
+}
+
+/* ---- the registry of cell types, by name ------------------------------ */
+
+static const tg_cell_type **registry; /* stb_ds array of user types */
+
+static const tg_cell_type *const builtins[] = {
+    &tg_lstm_cell, &tg_gru_cell, &tg_rnn_tanh_cell, &tg_rnn_relu_cell};
+
+const tg_cell_type *tg_cell_type_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    if (!strcmp(name, "rnn"))
+        return &tg_rnn_tanh_cell;
+    for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
+        if (!strcmp(builtins[i]->name, name))
+            return builtins[i];
+    for (int64_t i = 0; i < arrlen(registry); i++)
+        if (!strcmp(registry[i]->name, name))
+            return registry[i];
+    return NULL;
+}
+
+int tg_cell_type_register(const tg_cell_type *type)
+{
+    const tg_cell_type *old = tg_cell_type_find(type->name);
+    if (old == type)
+        return 0;
+    if (old) {
+        tg_error("cell_type_register", "a different cell type is already "
+                 "called '%s'", type->name);
+        return -1;
+    }
+    arrput(registry, type);
+    return 0;
+}
+
+const char *tg_cell_type_names(char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof builtins / sizeof *builtins && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "",
+                              builtins[i]->name);
+    for (int64_t i = 0; i < arrlen(registry) && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, ", %s", registry[i]->name);
+    return buf;
+}

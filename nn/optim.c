@@ -1,0 +1,515 @@
+/*
+ * nn/optim.c - SGD, Adam and AdamW with torch.optim's (1.13) update rules,
+ * their state in safetensors files, and gradient clipping (see optim.h).
+ *
+ * An optimizer only *reads* gradients (->grad, filled by tg_backward) and
+ * writes parameters and its own buffers: there is no backward code here,
+ * and nothing is recorded on the tape.
+ *
+ * Each update is a loop over elements that reads p, grad and the state
+ * at one index and writes them back at that index, so it is run in
+ * parallel over elements, each element written by exactly one iteration:
+ * the result is the same bit for bit for any thread count. The arithmetic
+ * is done in double and stored as tg_real, which keeps a float build within
+ * a rounding of PyTorch's float64 numbers (Adam's sqrt(v) + eps in float
+ * loses digits when v is tiny).
+ *
+ * Known differences from torch.optim, kept on purpose:
+ *   - the step count is one for the whole optimizer, where PyTorch keeps
+ *     one per parameter. They differ only for a parameter whose gradient
+ *     was NULL at some steps: its bias correction here uses the global
+ *     count.
+ *   - a momentum buffer is stored in the file even for a parameter that
+ *     never had a gradient (as zeros), so a strict load finds every
+ *     tensor. After loading, such a parameter's first SGD step starts from
+ *     a zero buffer (buf = (1 - dampening) g) instead of buf = g; the two
+ *     agree when dampening is 0. A file with step 0 restores a fresh
+ *     optimizer exactly (its buffers are dropped).
+ */
+#include "nn/optim.h"
+#include "tensor/parallel.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- making and freeing ------------------------------------------------ */
+
+/* The checks are torch.optim's: its constructors raise ValueError on the
+ * same arguments. `!(x >= 0)` also refuses NaN. */
+static tg_optim *optim_new(const char *op, tg_optim_kind kind, tg_params *ps,
+                           double lr, double weight_decay)
+{
+    if (!ps) {
+        tg_error(op, "the parameter list is NULL");
+        return NULL;
+    }
+    if (!(lr >= 0)) {
+        tg_error(op, "invalid learning rate %g: it must be >= 0", lr);
+        return NULL;
+    }
+    if (!(weight_decay >= 0)) {
+        tg_error(op, "invalid weight_decay %g: it must be >= 0", weight_decay);
+        return NULL;
+    }
+    tg_optim *o = tg_xcalloc(1, sizeof *o);
+    o->kind = kind;
+    o->params = ps;
+    o->lr = lr;
+    o->weight_decay = weight_decay;
+    o->n = tg_params_count(ps);
+    o->m = tg_xcalloc((size_t)(o->n ? o->n : 1), sizeof *o->m);
+    o->v = tg_xcalloc((size_t)(o->n ? o->n : 1), sizeof *o->v);
+    return o;
+}
+
+tg_optim *tg_sgd_new(tg_params *ps, double lr, double momentum,
+                     double dampening, double weight_decay, bool nesterov)
+{
+    if (!(momentum >= 0)) {
+        tg_error("sgd", "invalid momentum %g: it must be >= 0", momentum);
+        return NULL;
+    }
+    /* Nesterov's look-ahead g + momentum * buf assumes buf is an undamped
+     * sum of gradients; PyTorch refuses the combination, and so do we. */
+    if (nesterov && (momentum <= 0 || dampening != 0)) {
+        tg_error("sgd", "nesterov momentum requires a momentum > 0 and zero "
+                 "dampening (got momentum %g, dampening %g)", momentum,
+                 dampening);
+        return NULL;
+    }
+    tg_optim *o = optim_new("sgd", TG_OPTIM_SGD, ps, lr, weight_decay);
+    if (o) {
+        o->momentum = momentum;
+        o->dampening = dampening;
+        o->nesterov = nesterov;
+    }
+    return o;
+}
+
+static tg_optim *adam_new(const char *op, tg_optim_kind kind, tg_params *ps,
+                          double lr, double beta1, double beta2, double eps,
+                          double weight_decay)
+{
+    if (!(eps >= 0)) {
+        tg_error(op, "invalid eps %g: it must be >= 0", eps);
+        return NULL;
+    }
+    if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
+        tg_error(op, "invalid betas (%g, %g): each must be in [0, 1)", beta1,
+                 beta2);
+        return NULL;
+    }
+    tg_optim *o = optim_new(op, kind, ps, lr, weight_decay);
+    if (o) {
+        o->beta1 = beta1;
+        o->beta2 = beta2;
+        o->eps = eps;
+    }
+    return o;
+}
+
+tg_optim *tg_adam_new(tg_params *ps, double lr, double beta1, double beta2,
+                      double eps, double weight_decay)
+{
+    return adam_new("adam", TG_OPTIM_ADAM, ps, lr, beta1, beta2, eps,
+                    weight_decay);
+}
+
+tg_optim *tg_adamw_new(tg_params *ps, double lr, double beta1, double beta2,
+                       double eps, double weight_decay)
+{
+    return adam_new("adamw", TG_OPTIM_ADAMW, ps, lr, beta1, beta2, eps,
+                    weight_decay);
+}
+
+void tg_optim_free(tg_optim *o)
+{
+    if (!o)
+        return;
+    for (int i = 0; i < o->n; i++) {
+        free(o->m[i]);
+        free(o->v[i]);
+    }
+    free(o->m);
+    free(o->v);
+    free(o);
+}
+
+/* Parameters added to the list after the optimizer was made get empty
+ * state slots (the list only ever grows). */
+static void sync_count(tg_optim *o)
+{
+    int count = tg_params_count(o->params);
+    TG_ASSERT(count >= o->n); /* a parameter list never shrinks */
+    if (count == o->n)
+        return;
+    o->m = tg_xrealloc(o->m, (size_t)count * sizeof *o->m);
+    o->v = tg_xrealloc(o->v, (size_t)count * sizeof *o->v);
+    for (int i = o->n; i < count; i++)
+        o->m[i] = o->v[i] = NULL;
+    o->n = count;
+}
+
+/* Which buffers a kind keeps: SGD's momentum buffer lives in m. */
+static bool has_m(const tg_optim *o)
+{
+    return o->kind != TG_OPTIM_SGD || o->momentum != 0;
+}
+static bool has_v(const tg_optim *o) { return o->kind != TG_OPTIM_SGD; }
+
+static tg_real *new_buffer(int64_t numel)
+{
+    return tg_xcalloc((size_t)(numel ? numel : 1), sizeof(tg_real));
+}
+
+/* ---- the update kernels ----------------------------------------------- */
+
+/* SGD on one parameter. p, g (and buf unless momentum is 0) are n numbers
+ * each; first: buf holds nothing yet (this parameter's first step). */
+static void sgd_kernel(const tg_optim *o, int64_t n, tg_real *p,
+                       const tg_real *g, tg_real *buf, bool first)
+{
+    const double lr = o->lr, wd = o->weight_decay, mom = o->momentum;
+    const double keep = 1 - o->dampening;
+    const bool nesterov = o->nesterov;
+    /* each iteration reads and writes p[i] and buf[i] alone */
+    TG_OMP_FOR(n * 6)
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)g[i];             /* g = grad + wd * p */
+        if (wd != 0)
+            d += wd * (double)p[i];
+        if (buf) {                           /* buf = g | mom buf + (1-damp) g */
+            double b = first ? d : mom * (double)buf[i] + keep * d;
+            buf[i] = (tg_real)b;
+            d = nesterov ? d + mom * b : b;  /* g = g + mom buf | buf */
+        }
+        p[i] = (tg_real)((double)p[i] - lr * d);
+    }
+}
+
+/* Adam / AdamW on one parameter: p, g, m, v are n numbers each. step_size
+ * and bc2_sqrt fold the bias corrections of this step. */
+static void adam_kernel(const tg_optim *o, int64_t n, tg_real *p,
+                        const tg_real *g, tg_real *m, tg_real *v)
+{
+    const double b1 = o->beta1, b2 = o->beta2, eps = o->eps;
+    const double t = (double)o->step;
+    const double step_size = o->lr / (1 - pow(b1, t));
+    const double bc2_sqrt = sqrt(1 - pow(b2, t));
+    /* Adam adds the decay to the gradient (L2); AdamW shrinks p first */
+    const bool adamw = o->kind == TG_OPTIM_ADAMW;
+    const double wd = adamw ? 0 : o->weight_decay;
+    const double shrink = 1 - o->lr * o->weight_decay;
+    /* each iteration reads and writes p[i], m[i], v[i] alone */
+    TG_OMP_FOR(n * 16)
+    for (int64_t i = 0; i < n; i++) {
+        double pi = (double)p[i];
+        if (adamw)
+            pi *= shrink;                    /* p *= 1 - lr wd */
+        double gi = (double)g[i];
+        if (wd != 0)
+            gi += wd * pi;                   /* g = grad + wd p */
+        double mi = b1 * (double)m[i] + (1 - b1) * gi;
+        double vi = b2 * (double)v[i] + (1 - b2) * gi * gi;
+        /* p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+        pi -= step_size * (mi / (sqrt(vi) / bc2_sqrt + eps));
+        m[i] = (tg_real)mi;
+        v[i] = (tg_real)vi;
+        p[i] = (tg_real)pi;
+    }
+}
+
+void tg_optim_step(tg_optim *o)
+{
+    if (!o)
+        return;
+    sync_count(o);
+    o->step++;
+    char shape[96];
+    for (int i = 0; i < o->n; i++) {
+        tg_tensor *t = tg_params_at(o->params, i)->tensor;
+        if (!t->grad)
+            continue;
+        /* p, grad and the state are walked with one index, so p must be
+         * contiguous like its gradient (tg_params_new tensors are) */
+        if (!tg_is_contiguous(t)) {
+            tg_error("optim_step", "parameter '%s' %s is not contiguous (a "
+                     "view?) and was not updated: optimizers update tensors "
+                     "made by tg_tensor_new / tg_params_new",
+                     tg_params_at(o->params, i)->name,
+                     tg_shape_str(t, shape, sizeof shape));
+            continue;
+        }
+        bool first = o->m[i] == NULL;
+        if (has_m(o) && !o->m[i])
+            o->m[i] = new_buffer(t->numel);
+        if (has_v(o) && !o->v[i])
+            o->v[i] = new_buffer(t->numel);
+        if (o->kind == TG_OPTIM_SGD)
+            sgd_kernel(o, t->numel, t->data, t->grad, o->m[i], first);
+        else
+            adam_kernel(o, t->numel, t->data, t->grad, o->m[i], o->v[i]);
+    }
+}
+
+void tg_optim_zero_grad(tg_optim *o)
+{
+    if (o)
+        tg_params_zero_grad(o->params);
+}
+
+/* ---- state in safetensors files ----------------------------------------- */
+
+static char *join(const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *s = tg_xmalloc(n);
+    snprintf(s, n, "%s%s%s", a, b, c);
+    return s;
+}
+
+/* A tensor header (on the caller's stack) over a contiguous buffer of
+ * t's shape, for the safetensors functions that take tensors. */
+static tg_tensor header_like(const tg_tensor *t, tg_real *data)
+{
+    tg_tensor h;
+    memset(&h, 0, sizeof h);
+    h.ndim = t->ndim;
+    memcpy(h.shape, t->shape, sizeof h.shape);
+    h.numel = tg_contiguous_strides(t->ndim, t->shape, h.stride);
+    h.data = data;
+    h.entry = -1;
+    return h;
+}
+
+static void save_buffer(tg_st_writer *w, const char *pre, const tg_param *p,
+                        const char *suffix, tg_real *buf)
+{
+    tg_real *zeros = buf ? NULL : new_buffer(p->tensor->numel);
+    tg_tensor h = header_like(p->tensor, buf ? buf : zeros);
+    char *name = join(pre, p->name, suffix);
+    tg_st_add(w, name, &h);
+    free(name);
+    free(zeros);
+}
+
+void tg_optim_save(const tg_optim *o, tg_st_writer *w, const char *prefix)
+{
+    const char *pre = prefix ? prefix : "";
+    int count = tg_params_count(o->params);
+    for (int i = 0; i < count; i++) {
+        const tg_param *p = tg_params_at(o->params, i);
+        /* a slot not made yet (parameter added since the last step) is
+         * empty: saved as zeros like any buffer not allocated yet */
+        if (has_m(o))
+            save_buffer(w, pre, p, ".m", i < o->n ? o->m[i] : NULL);
+        if (has_v(o))
+            save_buffer(w, pre, p, ".v", i < o->n ? o->v[i] : NULL);
+    }
+    char *name = join(pre, "step", "");
+    tg_st_add_raw(w, name, TG_I64, 0, NULL, &o->step);
+    free(name);
+}
+
+static void set_err(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t cap, const char *fmt, ...)
+{
+    if (!err || !cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* "[2, 3]" of a stored tensor */
+static void st_shape_text(char *buf, size_t cap, const tg_st_tensor *t)
+{
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < t->ndim && k < cap; d++)
+        k += (size_t)snprintf(buf + k, cap - k, d ? ", %lld" : "%lld",
+                              (long long)t->shape[d]);
+    if (k < cap)
+        snprintf(buf + k, cap - k, "]");
+}
+
+/* The buffer named pre + param + suffix: present, floats, p's shape.
+ * NULL and a message otherwise. */
+static const tg_st_tensor *find_buffer(const tg_st_file *f, const char *pre,
+                                       const tg_param *p, const char *suffix,
+                                       char *err, size_t cap)
+{
+    char *name = join(pre, p->name, suffix);
+    const tg_st_tensor *s = tg_st_find(f, name);
+    if (!s) {
+        set_err(err, cap, "optimizer state '%s' is missing from the file",
+                name);
+    } else {
+        bool same = s->dtype != TG_I64 && s->ndim == p->tensor->ndim;
+        for (int d = 0; same && d < s->ndim; d++)
+            same = s->shape[d] == p->tensor->shape[d];
+        if (!same) {
+            char have[96], want[96];
+            st_shape_text(have, sizeof have, s);
+            tg_shape_str(p->tensor, want, sizeof want);
+            set_err(err, cap, "optimizer state '%s' is %s %s in the file, but "
+                    "parameter '%s' is %s (floats): was it saved from another "
+                    "model?", name, s->dtype == TG_I64 ? "I64" : "float", have,
+                    p->name, want);
+            s = NULL;
+        }
+    }
+    free(name);
+    return s;
+}
+
+/* copies a checked stored tensor into *buf, allocating it if needed */
+static void load_buffer(const tg_st_tensor *s, const tg_tensor *like,
+                        tg_real **buf)
+{
+    if (!*buf)
+        *buf = new_buffer(like->numel);
+    tg_tensor h = header_like(like, *buf);
+    int rc = tg_st_copy_to(s, &h, NULL, 0);
+    TG_ASSERT(rc == 0); /* dtype and shape were checked by find_buffer */
+}
+
+int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
+                  char *err, size_t errcap)
+{
+    const char *pre = prefix ? prefix : "";
+    sync_count(o);
+
+    /* check everything first, so that a bad file changes nothing */
+    char *name = join(pre, "step", "");
+    const tg_st_tensor *st = tg_st_find(f, name);
+    int64_t step = -1;
+    if (!st || st->dtype != TG_I64 || st->numel != 1 ||
+        tg_st_read_i64(st, &step) < 0 || step < 0) {
+        set_err(err, errcap, "optimizer state '%s' is %s: it should be one "
+                "non-negative I64 number (the step count)", name,
+                !st ? "missing from the file" : "not valid");
+        free(name);
+        return -1;
+    }
+    free(name);
+    for (int i = 0; i < o->n; i++) {
+        const tg_param *p = tg_params_at(o->params, i);
+        if (has_m(o) && !find_buffer(f, pre, p, ".m", err, errcap))
+            return -1;
+        if (has_v(o) && !find_buffer(f, pre, p, ".v", err, errcap))
+            return -1;
+    }
+
+    /* now copy: nothing below can fail */
+    for (int i = 0; i < o->n; i++) {
+        const tg_param *p = tg_params_at(o->params, i);
+        if (has_m(o))
+            load_buffer(find_buffer(f, pre, p, ".m", NULL, 0), p->tensor,
+                        &o->m[i]);
+        if (has_v(o))
+            load_buffer(find_buffer(f, pre, p, ".v", NULL, 0), p->tensor,
+                        &o->v[i]);
+        if (step == 0) { /* a fresh optimizer: no buffer yet, as PyTorch */
+            free(o->m[i]);
+            free(o->v[i]);
+            o->m[i] = o->v[i] = NULL;
+        }
+    }
+    o->step = step;
+    return 0;
+}
+
+/* ---- gradient clipping ------------------------------------------------ */
+
+/* sum of g[i]^2 over n numbers, in double, in fixed blocks of
+ * TG_REDUCE_BLOCK summed in order: the same bits for any thread count */
+static double sum_squares(const tg_real *g, int64_t n)
+{
+    int64_t nb = (n + TG_REDUCE_BLOCK - 1) / TG_REDUCE_BLOCK;
+    double small[16];
+    double *part = nb <= 16 ? small : tg_xmalloc((size_t)nb * sizeof *part);
+    /* each iteration writes part[b] alone */
+    TG_OMP_FOR(n * 2)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t lo = b * TG_REDUCE_BLOCK;
+        int64_t hi = lo + TG_REDUCE_BLOCK < n ? lo + TG_REDUCE_BLOCK : n;
+        double s = 0;
+        for (int64_t i = lo; i < hi; i++)
+            s += (double)g[i] * (double)g[i];
+        part[b] = s;
+    }
+    double s = 0;
+    for (int64_t b = 0; b < nb; b++)
+        s += part[b];
+    if (part != small)
+        free(part);
+    return s;
+}
+
+double tg_clip_grad_norm(tg_params *ps, double max_norm)
+{
+    /* total = || (||g_1||, ||g_2||, ...) ||, as torch.norm(torch.stack(
+     * [torch.norm(g) for g in grads])): parameters without grad skipped */
+    double sum = 0;
+    bool any = false;
+    int count = tg_params_count(ps);
+    for (int i = 0; i < count; i++) {
+        const tg_tensor *t = tg_params_at(ps, i)->tensor;
+        if (!t->grad)
+            continue;
+        double norm = sqrt(sum_squares(t->grad, t->numel));
+        sum += norm * norm;
+        any = true;
+    }
+    if (!any)
+        return 0.0;
+    double total = sqrt(sum);
+    /* clip_coef = max_norm / (total + 1e-6), clamped to at most 1. Every
+     * gradient is multiplied, by 1 too, as PyTorch does; a NaN norm gives a
+     * NaN coefficient (torch.clamp keeps NaN, so does this comparison). */
+    double coef = max_norm / (total + 1e-6);
+    if (coef > 1.0)
+        coef = 1.0;
+    for (int i = 0; i < count; i++) {
+        tg_tensor *t = tg_params_at(ps, i)->tensor;
+        if (!t->grad)
+            continue;
+        tg_real *g = t->grad;
+        int64_t n = t->numel;
+        /* each iteration writes g[i] alone */
+        TG_OMP_FOR(n)
+        for (int64_t k = 0; k < n; k++)
+            g[k] = (tg_real)((double)g[k] * coef);
+    }
+    return total;
+}
+
+void tg_clip_grad_value(tg_params *ps, double clip)
+{
+    /* g.clamp_(min=-clip, max=clip): NaN stays NaN, and if clip < 0 (min >
+     * max) every element becomes max, as torch.clamp does */
+    const tg_real lo = (tg_real)-clip, hi = (tg_real)clip;
+    int count = tg_params_count(ps);
+    for (int i = 0; i < count; i++) {
+        tg_tensor *t = tg_params_at(ps, i)->tensor;
+        if (!t->grad)
+            continue;
+        tg_real *g = t->grad;
+        int64_t n = t->numel;
+        /* each iteration writes g[k] alone */
+        TG_OMP_FOR(n)
+        for (int64_t k = 0; k < n; k++) {
+            tg_real x = g[k];
+            if (x < lo)
+                x = lo;
+            if (x > hi)
+                x = hi;
+            g[k] = x;
+        }
+    }
+}

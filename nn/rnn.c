@@ -1,0 +1,143 @@
+/*
+ * nn/rnn.c - a cell unrolled over time and stacked in layers.
+ */
+#include "nn/rnn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+tg_rnn *tg_rnn_new(const tg_cell_type *type, int input_size, int hidden_size,
+                   int num_layers, double dropout, struct tg_rng *rng)
+{
+    if (num_layers < 1 || !(dropout >= 0 && dropout < 1)) {
+        tg_error("rnn_new", "%d layers and dropout %g: need at least one layer "
+                 "and 0 <= dropout < 1", num_layers, dropout);
+        return NULL;
+    }
+    tg_rnn *r = tg_xcalloc(1, sizeof *r);
+    r->type = type;
+    r->input_size = input_size;
+    r->hidden_size = hidden_size;
+    r->num_layers = num_layers;
+    r->dropout = dropout;
+    r->layers = tg_xcalloc((size_t)num_layers, sizeof *r->layers);
+    for (int l = 0; l < num_layers; l++) {
+        tg_cell *c = tg_cell_new(type, l ? hidden_size : input_size,
+                                 hidden_size, rng);
+        if (!c) {
+            tg_rnn_free(r);
+            return NULL;
+        }
+        r->layers[l] = c;
+        /* PyTorch's names: weight_ih of layer 0 is weight_ih_l0 */
+        for (int i = 0; i < tg_params_count(&c->params); i++) {
+            tg_param *p = tg_params_at(&c->params, i);
+            char name[256];
+            snprintf(name, sizeof name, "%s_l%d", p->name, l);
+            tg_params_add_ref(&r->params, name, p->tensor);
+        }
+    }
+    return r;
+}
+
+void tg_rnn_free(tg_rnn *r)
+{
+    if (!r)
+        return;
+    for (int l = 0; l < r->num_layers; l++)
+        tg_cell_free(r->layers[l]);
+    free(r->layers);
+    tg_params_free(&r->params);
+    free(r);
+}
+
+static bool has_shape(const tg_tensor *t, int64_t a, int64_t b, int64_t c)
+{
+    return t->ndim == 3 && t->shape[0] == a && t->shape[1] == b &&
+           t->shape[2] == c;
+}
+
+int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
+                   bool training, struct tg_rng *rng, tg_rnn_out *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!x)
+        return -1;
+    const char *name = r->type->name;
+    char s[96];
+    if (x->ndim != 3 || x->shape[2] != r->input_size) {
+        tg_error(name, "input has shape %s; expected [T, B, %d] (time, batch, "
+                 "features)", tg_shape_str(x, s, sizeof s), r->input_size);
+        return -1;
+    }
+    int64_t T = x->shape[0], B = x->shape[1], H = r->hidden_size;
+    int L = r->num_layers, ns = r->type->nstate;
+    for (int k = 0; state0 && k < ns; k++)
+        if (!state0[k] || !has_shape(state0[k], L, B, H)) {
+            tg_error(name, "initial state %d has shape %s; expected [%d, %lld, "
+                     "%lld] (layers, batch, hidden)", k,
+                     state0[k] ? tg_shape_str(state0[k], s, sizeof s) : "NULL",
+                     L, (long long)B, (long long)H);
+            return -1;
+        }
+    tg_tensor **hs = tg_arena_alloc((size_t)(T ? T : 1) * sizeof *hs);
+    tg_tensor *finals[TG_CELL_MAX_STATE][64];
+    if (L > 64) {
+        tg_error(name, "%d layers; at most 64", L);
+        return -1;
+    }
+    tg_tensor *inp = x;
+    for (int l = 0; l < L; l++) {
+        tg_cell *c = r->layers[l];
+        if (l > 0 && training && r->dropout > 0)
+            inp = tg_dropout(inp, r->dropout, true, rng);
+        /* the input projection of all T steps in one matmul */
+        tg_tensor *xp = inp;
+        if (r->type->gates > 0)
+            xp = tg_linear(inp, c->weight_ih, c->bias_ih); /* [T, B, G*H] */
+        tg_tensor *st[TG_CELL_MAX_STATE], *next[TG_CELL_MAX_STATE];
+        for (int k = 0; k < ns; k++)
+            st[k] = state0 ? tg_select(state0[k], 0, l)
+                           : tg_zeros(TG_SHAPE(B, H));
+        for (int64_t t = 0; t < T; t++) {
+            tg_tape_set_step(t);
+            memset(next, 0, sizeof next);
+            c->type->step(c, tg_select(xp, 0, t), st, next);
+            for (int k = 0; k < ns; k++) {
+                if (!next[k])
+                    return -1;
+                st[k] = next[k];
+            }
+            hs[t] = st[0];
+        }
+        tg_tape_set_step(-1);
+        for (int k = 0; k < ns; k++)
+            finals[k][l] = st[k];
+        if (T == 0) {
+            inp = tg_zeros(TG_SHAPE(0, B, H));
+            continue;
+        }
+        inp = tg_stack(hs, (int)T, 0); /* [T, B, H] */
+    }
+    out->y = inp;
+    for (int k = 0; k < ns; k++)
+        out->state[k] = tg_stack(finals[k], L, 0);
+    out->h = hs;
+    out->T = T;
+    return out->y ? 0 : -1;
+}
+
+void tg_rnn_keep_state(const tg_rnn *r, const tg_rnn_out *out, tg_tensor **keep)
+{
+    for (int k = 0; k < r->type->nstate; k++) {
+        const tg_tensor *s = out->state[k];
+        if (keep[k] && !tg_same_shape(keep[k], s)) {
+            tg_tensor_free(keep[k]);
+            keep[k] = NULL;
+        }
+        if (!keep[k])
+            keep[k] = tg_tensor_new(s->ndim, s->shape);
+        tg_copy_(keep[k], s);
+    }
+}
