@@ -100,6 +100,12 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN)
 	@fail=0; for t in $(TEST_BIN) $(GRAD_BIN); do \
 	    echo "== $$t"; $$t || fail=1; \
 	done; \
+	echo "== torch_parity on tests/fixtures"; \
+	$(BUILD)/torch_parity tests/fixtures/*.safetensors > $(BUILD)/parity.log \
+	    && tail -n 1 $(BUILD)/parity.log \
+	    || { cat $(BUILD)/parity.log; fail=1; }; \
+	if $(BUILD)/torch_parity Makefile > /dev/null; then \
+	    echo "torch_parity accepted a file that is not safetensors"; fail=1; fi; \
 	if [ $$fail = 0 ]; then echo "ALL TESTS PASSED"; \
 	else echo "SOME TESTS FAILED"; exit 1; fi
 
