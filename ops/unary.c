@@ -1,0 +1,164 @@
+/*
+ * ops/unary.c - one-input elementwise functions: exp, log, tanh, sigmoid,
+ * relu, sqrt.
+ *
+ * Each op has three parts, in this order: the forward inner loop, the
+ * backward inner loop (which *adds* into dL/dx), and the recording
+ * function. Inner loops are driven by tg_ew_run (ops/common.c), which
+ * walks any shape and strides, so a transposed or sliced x needs no copy.
+ * Operands: forward p = {out, x}; backward p = {dx, dy, x, y}, where dx
+ * and dy are contiguous (gradients always are) and x may be strided.
+ *
+ * Backward rules reuse the output y where the derivative is a function of
+ * it (exp' = y, tanh' = 1 - y^2, sigmoid' = y(1 - y), sqrt' = 1/(2y),
+ * relu' = [y > 0]), so nothing is saved besides what the entry already
+ * holds. Only log needs x (log' = 1/x).
+ *
+ * Not here: two-input and scalar-constant ops (ops/elementwise.c),
+ * softmax and friends (ops/loss.c).
+ */
+#include "ops/unary.h"
+#include "ops/internal.h"
+
+#include <math.h>
+
+/* forward: out[i] = expr(x[i]) */
+#define UNARY_FWD(name, expr)                                              \
+    static void name(int64_t n, tg_real *const *p, const int64_t *s,       \
+                     const double *args)                                   \
+    {                                                                      \
+        (void)args;                                                        \
+        tg_real *out = p[0];                                               \
+        const tg_real *X = p[1];                                           \
+        for (int64_t i = 0; i < n; i++) {                                  \
+            tg_real x = X[i * s[1]];                                       \
+            out[i * s[0]] = (expr);                                        \
+        }                                                                  \
+    }
+
+/* backward: dx[i] += expr(dy[i], x[i], y[i]) */
+#define UNARY_BWD(name, expr)                                              \
+    static void name(int64_t n, tg_real *const *p, const int64_t *s,       \
+                     const double *args)                                   \
+    {                                                                      \
+        (void)args;                                                        \
+        tg_real *dx = p[0];                                                \
+        const tg_real *DY = p[1], *X = p[2], *Y = p[3];                    \
+        for (int64_t i = 0; i < n; i++) {                                  \
+            tg_real dy = DY[i * s[1]], x = X[i * s[2]], y = Y[i * s[3]];   \
+            (void)x;                                                       \
+            (void)y;                                                       \
+            dx[i * s[0]] += (expr);                                        \
+        }                                                                  \
+    }
+
+/* ---- shared plumbing ---------------------------------------------------- */
+
+static tg_tensor *unary_forward(const char *op, tg_tensor *x, tg_ew_inner fwd,
+                                tg_backward_fn bw)
+{
+    TG_PROPAGATE_NULL(x);
+    tg_tensor *out = tg_new_out(x->ndim, x->shape);
+    if (!out)
+        return NULL;
+    tg_real *base[] = {out->data, x->data};
+    const int64_t *st[] = {out->stride, x->stride};
+    tg_ew_run(2, base, st, x->ndim, x->shape, fwd, NULL);
+    tg_record(op, bw, out, 1, &x);
+    return out;
+}
+
+/* dL/dx += inner(dy, x, y). dx and dy are contiguous in y's shape, which
+ * is also y's data layout (outputs are contiguous). */
+static void unary_grad(tg_entry *e, tg_ew_inner inner)
+{
+    tg_tensor *x = e->in[0], *y = e->out;
+    if (!x->grad)
+        return;
+    tg_real *base[] = {x->grad, y->grad, x->data, y->data};
+    const int64_t *st[] = {y->stride, y->stride, x->stride, y->stride};
+    tg_ew_run(4, base, st, y->ndim, y->shape, inner, NULL);
+}
+
+/* ---- exp ---- */
+UNARY_FWD(exp_fwd, rexp(x))
+UNARY_BWD(exp_grad, dy * y)
+/* y = exp(x):  dx += dy * y */
+static void exp_bwd(tg_entry *e) { unary_grad(e, exp_grad); }
+tg_tensor *tg_exp(tg_tensor *x)
+{
+    return unary_forward("exp", x, exp_fwd, exp_bwd);
+}
+
+/* ---- log ----
+ * logf is exact to an ulp down to the smallest denormal; log(0) = -inf,
+ * and the gradient there is dy/0 = inf, as in PyTorch. */
+UNARY_FWD(log_fwd, rlog(x))
+UNARY_BWD(log_grad, dy / x)
+/* y = log(x):  dx += dy / x */
+static void log_bwd(tg_entry *e) { unary_grad(e, log_grad); }
+tg_tensor *tg_log(tg_tensor *x)
+{
+    return unary_forward("log", x, log_fwd, log_bwd);
+}
+
+/* ---- tanh ----
+ * tanhf saturates to exactly +-1 for |x| > ~9 (float) and never overflows,
+ * so the derivative 1 - y^2 there is exactly 0, not NaN. */
+UNARY_FWD(tanh_fwd, rtanh(x))
+UNARY_BWD(tanh_grad, dy * ((tg_real)1 - y * y))
+/* y = tanh(x):  dx += dy * (1 - y^2) */
+static void tanh_bwd(tg_entry *e) { unary_grad(e, tanh_grad); }
+tg_tensor *tg_tanh(tg_tensor *x)
+{
+    return unary_forward("tanh", x, tanh_fwd, tanh_bwd);
+}
+
+/* ---- sigmoid ----
+ * The textbook 1 / (1 + exp(-x)) overflows exp for x < -88 in float (it
+ * still gives 0, but through inf, and trips floating-point traps). The
+ * two-branch form only ever exponentiates a non-positive number:
+ *     x >= 0:  1 / (1 + exp(-x))
+ *     x <  0:  exp(x) / (1 + exp(x))
+ * (one exp(-|x|) serves both branches), so exp stays in (0, 1]:
+ * sigmoid(100) is exactly 1, sigmoid(-100) is exp(-100) ~ 3.8e-44 (a
+ * float denormal, the correctly rounded answer), sigmoid(-200) underflows
+ * to exactly 0, and the gradient y(1 - y) is finite everywhere. */
+static inline tg_real sigmoid1(tg_real x)
+{
+    tg_real z = rexp(-rfabs(x)); /* exp(-x) for x >= 0, exp(x) for x < 0 */
+    return x >= 0 ? (tg_real)1 / ((tg_real)1 + z) : z / ((tg_real)1 + z);
+}
+UNARY_FWD(sigmoid_fwd, sigmoid1(x))
+UNARY_BWD(sigmoid_grad, dy * y * ((tg_real)1 - y))
+/* y = sigmoid(x):  dx += dy * y * (1 - y) */
+static void sigmoid_bwd(tg_entry *e) { unary_grad(e, sigmoid_grad); }
+tg_tensor *tg_sigmoid(tg_tensor *x)
+{
+    return unary_forward("sigmoid", x, sigmoid_fwd, sigmoid_bwd);
+}
+
+/* ---- relu ----
+ * max(x, 0), written so that a NaN passes through (a NaN hidden as 0
+ * would hide a diverging model). The gradient is 0 at x = 0, as in
+ * PyTorch; y > 0 exactly where x > 0. */
+UNARY_FWD(relu_fwd, (x > 0 || x != x) ? x : (tg_real)0)
+UNARY_BWD(relu_grad, y > 0 ? dy : (tg_real)0)
+/* y = relu(x):  dx += dy * [x > 0] */
+static void relu_bwd(tg_entry *e) { unary_grad(e, relu_grad); }
+tg_tensor *tg_relu(tg_tensor *x)
+{
+    return unary_forward("relu", x, relu_fwd, relu_bwd);
+}
+
+/* ---- sqrt ----
+ * sqrt(0) = 0 and its gradient 0.5/0 = inf, as in PyTorch; sqrt of a
+ * negative number is NaN. */
+UNARY_FWD(sqrt_fwd, rsqrt(x))
+UNARY_BWD(sqrt_grad, dy * (tg_real)0.5 / y)
+/* y = sqrt(x):  dx += dy * 0.5 / y */
+static void sqrt_bwd(tg_entry *e) { unary_grad(e, sqrt_grad); }
+tg_tensor *tg_sqrt(tg_tensor *x)
+{
+    return unary_forward("sqrt", x, sqrt_fwd, sqrt_bwd);
+}
