@@ -96,14 +96,16 @@ static void dot_tensor(FILE *f, const tg_tensor *t, tensor_set **seen)
                                                        "fillcolor=\"#ffe8b0\""
                                                      : ", style=filled, "
                                                        "fillcolor=\"#e8f0ff\"";
-    fprintf(f, "  \"t%p\" [shape=ellipse, label=\"%s\\n%s%s%s\"%s];\n",
-            (const void *)t, ref, val, grad[0] ? "\\n" : "", grad, style);
+    fprintf(f, "  \"t%u\" [shape=ellipse, label=\"%s\\n%s%s%s\"%s];\n",
+            (unsigned)t->id, ref, val, grad[0] ? "\\n" : "", grad, style);
 }
 
 void tg_tape_dot(FILE *f, const tg_tensor *root)
 {
     int64_t n = tg_tape_size();
     int64_t last = root ? root->entry : n - 1;
+    /* Tensors are named by their serial number (t->id), so the same
+     * program writes the same file every run. */
     /* which entries lead to root: walk back marking reached tensors */
     tensor_set *reached = NULL, *seen = NULL;
     if (root)
@@ -119,10 +121,11 @@ void tg_tape_dot(FILE *f, const tg_tensor *root)
         fprintf(f, "  \"e%lld\" [shape=box, style=filled, fillcolor=\"#dddddd\", "
                 "label=\"#%lld %s\"];\n", (long long)i, (long long)i, e->op);
         dot_tensor(f, e->out, &seen);
-        fprintf(f, "  \"e%lld\" -> \"t%p\";\n", (long long)i, (const void *)e->out);
+        fprintf(f, "  \"e%lld\" -> \"t%u\";\n", (long long)i,
+                (unsigned)e->out->id);
         for (int k = 0; k < e->nin; k++) {
             dot_tensor(f, e->in[k], &seen);
-            fprintf(f, "  \"t%p\" -> \"e%lld\";\n", (const void *)e->in[k],
+            fprintf(f, "  \"t%u\" -> \"e%lld\";\n", (unsigned)e->in[k]->id,
                     (long long)i);
         }
     }
