@@ -1,0 +1,213 @@
+/*
+ * tests/test_nn.c - modules, cells and the sequence layer (float build):
+ * PyTorch names and initialisation ranges, shape errors, truncated BPTT
+ * with carried state, dropout between layers, checkpoints of parameters.
+ * Numbers against PyTorch are checked by torch_parity (make test), the
+ * gradients by grad_models.c.
+ */
+#include "harness.h"
+#include "nn/charlm.h"
+#include "nn/optim.h"
+
+#include <unistd.h>
+
+START_TEST(pytorch_names_and_init)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_charlm *m = tg_charlm_new(&tg_lstm_cell, 11, 5, 6, 2, 0.0, &rng);
+    const char *names[] = {"embedding.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0",
+                           "rnn.bias_ih_l0", "rnn.bias_hh_l0", "rnn.weight_ih_l1",
+                           "rnn.weight_hh_l1", "rnn.bias_ih_l1", "rnn.bias_hh_l1",
+                           "decoder.weight", "decoder.bias"};
+    ck_assert_int_eq(tg_params_count(&m->params), 11);
+    for (int i = 0; i < 11; i++)
+        ck_assert_str_eq(tg_params_at(&m->params, i)->name, names[i]);
+    tgt_shape_is(tg_params_get(&m->params, "rnn.weight_ih_l0"), 2, (int64_t[]){24, 5});
+    tgt_shape_is(tg_params_get(&m->params, "rnn.weight_ih_l1"), 2, (int64_t[]){24, 6});
+    /* U(-1/sqrt(H), 1/sqrt(H)) for the cell, U(-1/sqrt(in), ..) for Linear */
+    tg_tensor *w = tg_params_get(&m->params, "rnn.weight_hh_l1");
+    double k = 1 / sqrt(6.0), lo = 1, hi = -1;
+    for (int64_t i = 0; i < w->numel; i++) {
+        lo = fmin(lo, w->data[i]);
+        hi = fmax(hi, w->data[i]);
+    }
+    ck_assert(lo >= -k && hi <= k && hi - lo > k); /* spread over the range */
+    ck_assert_int_eq(tg_params_numel(&m->params),
+                     55 + (24 * 5 + 24 * 6 + 48) + (24 * 6 * 2 + 48) + 66 + 11);
+    tg_charlm_free(m);
+}
+END_TEST
+
+START_TEST(shape_errors)
+{
+    tgt_capture_errors();
+    tg_rnn *r = tg_rnn_new(&tg_gru_cell, 3, 4, 2, 0.0, NULL);
+    tg_rnn_out out;
+    ck_assert_int_eq(tg_rnn_forward(r, tg_zeros(TG_SHAPE(5, 2, 4)), NULL, false, NULL, &out), -1);
+    tgt_expect_error("gru", "[5, 2, 4]", "[T, B, 3]");
+    tg_tensor *h0 = tg_zeros(TG_SHAPE(1, 2, 4));
+    ck_assert_int_eq(tg_rnn_forward(r, tg_zeros(TG_SHAPE(5, 2, 3)), &h0, false, NULL, &out), -1);
+    tgt_expect_error("gru", "[1, 2, 4]", "[2, 2, 4]");
+    ck_assert_ptr_null(tg_rnn_new(&tg_lstm_cell, 3, 4, 0, 0.0, NULL));
+    tgt_expect_error("rnn_new", "0 layers");
+    ck_assert_ptr_null(tg_cell_new(&tg_lstm_cell, 0, 4, NULL));
+    tgt_expect_error("cell_new", "positive");
+    static const tg_cell_type broken = {"broken", 1, 1, NULL, NULL};
+    ck_assert_ptr_null(tg_cell_new(&broken, 3, 4, NULL));
+    tgt_expect_error("cell_new", "broken");
+    tg_rnn_free(r);
+}
+END_TEST
+
+/* Truncated BPTT: state carried across batches in persistent tensors, so
+ * each backward stays within its batch (no "already used" error), and the
+ * carried numbers equal one long run's. */
+START_TEST(truncated_bptt_carries_state)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 2);
+    tg_rnn *r = tg_rnn_new(&tg_lstm_cell, 2, 3, 2, 0.0, &rng);
+    tg_tensor *x = tg_tensor_new(TG_SHAPE(8, 1, 2));
+    tg_fill_uniform_(x, &rng, -1, 1);
+    /* one run over all 8 steps */
+    tg_rnn_out full;
+    tg_rnn_forward(r, x, NULL, false, NULL, &full);
+    tg_real want[6];
+    tg_to_buffer(full.state[0], want);
+    tg_tape_reset();
+    /* four batches of 2 steps with the state carried */
+    tg_tensor *keep[2] = {NULL, NULL};
+    for (int b = 0; b < 4; b++) {
+        tg_tensor *xb = tg_slice(x, 0, 2 * b, 2 * b + 2, 1);
+        tg_rnn_out out;
+        ck_assert_int_eq(tg_rnn_forward(r, tg_contiguous(xb), b ? keep : NULL, true, NULL, &out), 0);
+        ck_assert_int_eq(tg_backward(tg_sum(out.y)), 0);
+        tg_rnn_keep_state(r, &out, keep);
+        tg_tape_reset();
+    }
+    tgt_tensor_equals(keep[0], (double[]){want[0], want[1], want[2], want[3], want[4], want[5]},
+                      6, 1e-6);
+    ck_assert(!(keep[0]->flags & TG_REQUIRES_GRAD));
+    tg_tensor_free(keep[0]);
+    tg_tensor_free(keep[1]);
+    tg_tensor_free(x);
+    tg_rnn_free(r);
+}
+END_TEST
+
+START_TEST(dropout_between_layers_only_when_training)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 3);
+    tg_rnn *r = tg_rnn_new(&tg_gru_cell, 4, 8, 3, 0.5, &rng);
+    tg_tensor *x = tg_rand(TG_SHAPE(5, 2, 4), &rng, -1, 1);
+    tg_rnn_out a, b, c;
+    tg_rng d1, d2;
+    tg_rng_seed(&d1, 9);
+    tg_rng_seed(&d2, 9);
+    tg_rnn_forward(r, x, NULL, false, &d1, &a);
+    tg_rnn_forward(r, x, NULL, true, &d1, &b);
+    tg_rnn_forward(r, x, NULL, true, &d2, &c);
+    /* eval draws nothing: b used the same stream as c */
+    ck_assert_mem_eq(b.y->data, c.y->data, 80 * sizeof(tg_real));
+    ck_assert(memcmp(a.y->data, b.y->data, 80 * sizeof(tg_real)) != 0);
+    tg_rnn_free(r);
+}
+END_TEST
+
+START_TEST(forget_bias_and_cell_step)
+{
+    tg_cell *c = tg_cell_new(&tg_lstm_cell, 3, 4, NULL);
+    tg_cell_set_forget_bias(c, 1.0);
+    tgt_close(c->bias_ih->data[4], 1.0, 0);
+    tgt_close(c->bias_hh->data[7], 0.0, 0);
+    ck_assert(fabs((double)c->bias_ih->data[0] - 1.0) > 1e-6); /* other gates untouched */
+    tg_tensor *next[2];
+    tg_cell_step(c, tg_ones(TG_SHAPE(2, 3)), (tg_tensor *[]){tg_zeros(TG_SHAPE(2, 4)),
+                                                             tg_zeros(TG_SHAPE(2, 4))}, next);
+    tgt_shape_is(next[0], 2, (int64_t[]){2, 4});
+    tgt_shape_is(next[1], 2, (int64_t[]){2, 4});
+    ck_assert_ptr_eq(tg_cell_type_find("rnn"), &tg_rnn_tanh_cell);
+    ck_assert_ptr_eq(tg_cell_type_find("gru"), &tg_gru_cell);
+    ck_assert_ptr_null(tg_cell_type_find("transformer"));
+    char buf[128];
+    ck_assert_str_eq(tg_cell_type_names(buf, sizeof buf), "lstm, gru, rnn_tanh, rnn_relu");
+    tg_cell_free(c);
+}
+END_TEST
+
+/* parameters saved as safetensors load into a fresh model bit for bit;
+ * a mismatching model refuses them and keeps its own */
+START_TEST(parameters_round_trip)
+{
+    char path[] = "/tmp/tg_nn_XXXXXX";
+    close(mkstemp(path));
+    tg_rng rng;
+    tg_rng_seed(&rng, 4);
+    tg_charlm *a = tg_charlm_new(&tg_gru_cell, 9, 4, 5, 2, 0.0, &rng);
+    tg_st_writer *w = tg_st_writer_new();
+    tg_params_save(&a->params, w, NULL);
+    char err[256];
+    ck_assert_int_eq(tg_st_save(w, path, err, sizeof err), 0);
+    tg_st_writer_free(w);
+    tg_charlm *b = tg_charlm_new(&tg_gru_cell, 9, 4, 5, 2, 0.0, &rng);
+    tg_st_file *f = tg_st_load(path, err, sizeof err);
+    ck_assert_int_eq(tg_params_load(&b->params, f, "", err, sizeof err), 0);
+    for (int i = 0; i < tg_params_count(&a->params); i++) {
+        tg_tensor *x = tg_params_at(&a->params, i)->tensor;
+        tg_tensor *y = tg_params_at(&b->params, i)->tensor;
+        ck_assert_mem_eq(x->data, y->data, (size_t)x->numel * sizeof(tg_real));
+    }
+    tg_charlm *c = tg_charlm_new(&tg_gru_cell, 9, 4, 6, 2, 0.0, &rng); /* H differs */
+    tg_real before = tg_params_at(&c->params, 0)->tensor->data[0];
+    ck_assert_int_eq(tg_params_load(&c->params, f, "", err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "rnn.weight_ih_l0") || strstr(err, "does not match"), "%s", err);
+    tgt_close(tg_params_at(&c->params, 0)->tensor->data[0], before, 0); /* untouched */
+    tg_charlm *d = tg_charlm_new(&tg_lstm_cell, 9, 4, 5, 2, 0.0, &rng); /* cell differs */
+    ck_assert_int_eq(tg_params_load(&d->params, f, "", err, sizeof err), -1);
+    tg_st_free(f);
+    tg_charlm_free(a);
+    tg_charlm_free(b);
+    tg_charlm_free(c);
+    tg_charlm_free(d);
+    unlink(path);
+}
+END_TEST
+
+/* a state dict of torch.nn.LSTM(3, 4) saved with safetensors.torch
+ * (the shared fixture holds exactly its tensors under "rnn.") */
+START_TEST(loads_pytorch_lstm_state_dict)
+{
+    char err[256];
+    tg_st_file *f = tg_st_load("tests/fixtures/seq_lstm_I3_H4_L1_T5_B2.safetensors",
+                               err, sizeof err);
+    ck_assert_msg(f, "%s", err);
+    tg_rnn *lstm = tg_rnn_new(&tg_lstm_cell, 3, 4, 1, 0.0, NULL);
+    ck_assert_msg(tg_params_load(&lstm->params, f, "rnn.", err, sizeof err) == 0, "%s", err);
+    const tg_st_tensor *w = tg_st_find(f, "rnn.weight_hh_l0");
+    float first;
+    memcpy(&first, w->data, 4);
+    tgt_close(lstm->layers[0]->weight_hh->data[0], first, 0);
+    tg_st_free(f);
+    tg_rnn_free(lstm);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("nn");
+    TCase *tc = tcase_create("nn");
+    tcase_add_checked_fixture(tc, NULL, tgt_teardown);
+    tcase_add_test(tc, pytorch_names_and_init);
+    tcase_add_test(tc, shape_errors);
+    tcase_add_test(tc, truncated_bptt_carries_state);
+    tcase_add_test(tc, dropout_between_layers_only_when_training);
+    tcase_add_test(tc, forget_bias_and_cell_step);
+    tcase_add_test(tc, parameters_round_trip);
+    tcase_add_test(tc, loads_pytorch_lstm_state_dict);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TG_TEST_MAIN(suite)
