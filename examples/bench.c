@@ -1,0 +1,325 @@
+/*
+ * examples/bench.c - times complete training, forward and sampling steps
+ * of a character model, with the same flags and the same output format as
+ * ../shared/bench/bench_torch_rnn.py, so that the two can be run in one
+ * session and their lines divided.
+ *
+ *   build/bench --cell lstm --mode train --opt sgd --E 256 --H 256 --L 2 \
+ *               --T 64 --B 32 --threads 2 --steps 50
+ *   build/bench            (no flags: the whole table of the README)
+ *
+ * Model: Embedding(V, E) -> L-layer cell (hidden H) -> Linear(H, V) ->
+ * mean cross-entropy over T*B positions; zero initial state every batch.
+ * Modes: train (forward + backward + SGD lr 0.1 or Adam lr 1e-3), forward
+ * (no-grad over the batch), sample (no-grad autoregressive generation of T
+ * tokens for B streams, one step per call). One line per result:
+ *   tapegrad lstm mode=train opt=sgd E=.. H=.. L=.. T=.. B=.. V=.. threads=..
+ *   ms_per_step=.. tokens_per_s=.. ms_min=.. ms_mean=.. ms_p90=.. cv=..
+ *   gflop_per_step=.. gflops=.. cpu_util=.. steps=.. peak_rss_mb=..
+ * ms_per_step is the median over --steps timed steps after --warmup.
+ */
+#include "nn/charlm.h"
+#include "nn/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+typedef struct config {
+    char cells[64], modes[64], opts[64];
+    int E, H, L, T, B, V, threads, steps, warmup;
+    uint64_t seed;
+} config;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int gates_of(const char *cell)
+{
+    return !strcmp(cell, "gru") ? 3 : !strcmp(cell, "rnn") ? 1 : 4;
+}
+
+/* the reference's count: matmul FLOPs of the recurrent layers and the
+ * output layer; train = 3 x forward */
+static double gflop_per_step(const char *cell, const char *mode, const config *c)
+{
+    double per_tok = 0;
+    for (int l = 0; l < c->L; l++)
+        per_tok += 2.0 * gates_of(cell) * c->H * ((l ? c->H : c->E) + c->H);
+    per_tok += 2.0 * c->H * c->V;
+    double fwd = per_tok * c->T * c->B;
+    return (strcmp(mode, "train") ? fwd : 3 * fwd) / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct bench {
+    const config *c;
+    tg_charlm *m;
+    tg_optim *opt;
+    int64_t *tokens[4], *targets[4];
+    int it;
+    tg_rng rng;
+    tg_tensor *state[TG_CELL_MAX_STATE];
+} bench;
+
+static void train_step(bench *b)
+{
+    const config *c = b->c;
+    int k = b->it++ % 4;
+    tg_optim_zero_grad(b->opt);
+    tg_rnn_out out;
+    tg_tensor *logits = tg_charlm_forward(b->m, b->tokens[k], c->T, c->B, NULL,
+                                          true, &b->rng, &out);
+    tg_backward(tg_cross_entropy(logits, b->targets[k], TG_MEAN));
+    tg_optim_step(b->opt);
+    tg_tape_reset();
+}
+
+static void forward_step(bench *b)
+{
+    const config *c = b->c;
+    int k = b->it++ % 4;
+    bool was = tg_set_grad_enabled(false);
+    tg_rnn_out out;
+    tg_charlm_forward(b->m, b->tokens[k], c->T, c->B, NULL, false, NULL, &out);
+    tg_tape_reset();
+    tg_set_grad_enabled(was);
+}
+
+/* T tokens for B streams, one time step per call; the state is carried in
+ * persistent tensors so the arena is reset every step */
+static void sample_step(bench *b)
+{
+    const config *c = b->c;
+    int k = b->it++ % 4;
+    bool was = tg_set_grad_enabled(false);
+    int64_t *tok = malloc((size_t)c->B * sizeof *tok);
+    memcpy(tok, b->tokens[k], (size_t)c->B * sizeof *tok);
+    double *p = malloc((size_t)c->V * sizeof *p);
+    for (int t = 0; t < c->T; t++) {
+        tg_rnn_out out;
+        tg_tensor *logits = tg_charlm_forward(b->m, tok, 1, c->B,
+                                              t ? b->state : NULL, false, NULL,
+                                              &out);
+        tg_tensor *probs = tg_softmax(logits, -1); /* [1, B, V] */
+        for (int s = 0; s < c->B; s++) {
+            double u = tg_rng_uniform(&b->rng), acc = 0;
+            int64_t pick = c->V - 1;
+            for (int v = 0; v < c->V; v++) {
+                acc += (double)probs->data[s * c->V + v];
+                if (u < acc) {
+                    pick = v;
+                    break;
+                }
+            }
+            tok[s] = pick;
+        }
+        tg_rnn_keep_state(b->m->rnn, &out, b->state);
+        tg_tape_reset();
+    }
+    free(p);
+    free(tok);
+    tg_set_grad_enabled(was);
+}
+
+static void run(const config *c, const char *cell, const char *mode,
+                const char *opt)
+{
+    bench b;
+    memset(&b, 0, sizeof b);
+    b.c = c;
+    tg_set_num_threads(c->threads);
+    tg_rng init;
+    tg_rng_seed(&init, c->seed);
+    tg_rng_seed(&b.rng, c->seed + 1);
+    const tg_cell_type *type = tg_cell_type_find(strcmp(cell, "lstm_manual") ? cell : "lstm");
+    if (!type) {
+        fprintf(stderr, "bench: unknown cell '%s'\n", cell);
+        exit(2);
+    }
+    b.m = tg_charlm_new(type, c->V, c->E, c->H, c->L, 0.0, &init);
+    for (int k = 0; k < 4; k++) {
+        b.tokens[k] = malloc((size_t)c->T * c->B * sizeof(int64_t));
+        b.targets[k] = malloc((size_t)c->T * c->B * sizeof(int64_t));
+        for (int i = 0; i < c->T * c->B; i++) {
+            b.tokens[k][i] = (int64_t)tg_rng_below(&init, (uint64_t)c->V);
+            b.targets[k][i] = (int64_t)tg_rng_below(&init, (uint64_t)c->V);
+        }
+    }
+    void (*step)(bench *) = sample_step;
+    if (!strcmp(mode, "train")) {
+        step = train_step;
+        b.opt = !strcmp(opt, "adam")
+                    ? tg_adam_new(&b.m->params, 1e-3, 0.9, 0.999, 1e-8, 0)
+                    : tg_sgd_new(&b.m->params, 0.1, 0, 0, 0, false);
+    } else if (!strcmp(mode, "forward")) {
+        step = forward_step;
+    } else if (strcmp(mode, "sample")) {
+        fprintf(stderr, "bench: unknown mode '%s'\n", mode);
+        exit(2);
+    }
+    for (int i = 0; i < c->warmup; i++)
+        step(&b);
+    double *times = malloc((size_t)c->steps * sizeof *times);
+    double cpu0 = cpu_now(), wall0 = now();
+    for (int i = 0; i < c->steps; i++) {
+        double t0 = now();
+        step(&b);
+        times[i] = now() - t0;
+    }
+    double cpu_util = (cpu_now() - cpu0) / fmax(now() - wall0, 1e-12);
+    double mean = 0, var = 0;
+    for (int i = 0; i < c->steps; i++)
+        mean += times[i] / c->steps;
+    for (int i = 0; i < c->steps; i++)
+        var += (times[i] - mean) * (times[i] - mean) / c->steps;
+    qsort(times, (size_t)c->steps, sizeof *times, cmp_double);
+    double med = c->steps % 2 ? times[c->steps / 2]
+                              : 0.5 * (times[c->steps / 2 - 1] + times[c->steps / 2]);
+    double p90 = times[(int)fmin(c->steps - 1, (int)(0.9 * c->steps))];
+    double gf = gflop_per_step(cell, mode, c);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("tapegrad %s mode=%s opt=%s E=%d H=%d L=%d T=%d B=%d V=%d threads=%d "
+           "ms_per_step=%.4f tokens_per_s=%.1f ms_min=%.4f ms_mean=%.4f "
+           "ms_p90=%.4f cv=%.3f gflop_per_step=%.4f gflops=%.2f cpu_util=%.2f "
+           "steps=%d peak_rss_mb=%.0f\n",
+           cell, mode, strcmp(mode, "train") ? "-" : opt, c->E, c->H, c->L, c->T,
+           c->B, c->V, c->threads, med * 1e3, c->T * c->B / med, times[0] * 1e3,
+           mean * 1e3, p90 * 1e3, sqrt(var) / mean, gf, gf / med, cpu_util,
+           c->steps, (double)ru.ru_maxrss / 1024.0);
+    fflush(stdout);
+    free(times);
+    for (int k = 0; k < 4; k++) {
+        free(b.tokens[k]);
+        free(b.targets[k]);
+    }
+    for (int k = 0; k < TG_CELL_MAX_STATE; k++)
+        tg_tensor_free(b.state[k]);
+    tg_optim_free(b.opt);
+    tg_charlm_free(b.m);
+}
+
+static void run_all(const config *c)
+{
+    char cells[64], modes[64];
+    snprintf(cells, sizeof cells, "%s", c->cells);
+    for (char *cs = NULL, *cell = strtok_r(cells, ",", &cs); cell;
+         cell = strtok_r(NULL, ",", &cs)) {
+        snprintf(modes, sizeof modes, "%s", c->modes);
+        for (char *ms = NULL, *mode = strtok_r(modes, ",", &ms); mode;
+             mode = strtok_r(NULL, ",", &ms)) {
+            char opts[64];
+            snprintf(opts, sizeof opts, "%s", strcmp(mode, "train") ? "-" : c->opts);
+            for (char *os = NULL, *opt = strtok_r(opts, ",", &os); opt;
+                 opt = strtok_r(NULL, ",", &os))
+                run(c, cell, mode, opt);
+        }
+    }
+}
+
+static int parse_int(const char *flag, const char *v)
+{
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < 1 || x > 1 << 24) {
+        fprintf(stderr, "bench: %s needs a positive integer, not '%s'\n", flag, v);
+        exit(2);
+    }
+    return (int)x;
+}
+
+int main(int argc, char **argv)
+{
+    config c = {"lstm", "train", "sgd", 128, 128, 1, 64, 16, 65, 1, 50, 5, 0};
+    if (argc == 1) {
+        /* the README's table: four sizes, three cells, all modes, 1 and 2
+         * threads; fewer timed steps for the big sizes */
+        const int sizes[4][5] = {{64, 1, 32, 1, 50}, {128, 1, 64, 16, 30},
+                                 {256, 2, 64, 32, 15}, {512, 2, 128, 32, 6}};
+        for (int s = 0; s < 4; s++)
+            for (int th = 1; th <= 2; th++) {
+                config t = c;
+                snprintf(t.cells, sizeof t.cells, "lstm,gru,rnn");
+                snprintf(t.modes, sizeof t.modes, "train,forward,sample");
+                snprintf(t.opts, sizeof t.opts, "sgd,adam");
+                t.E = t.H = sizes[s][0];
+                t.L = sizes[s][1];
+                t.T = sizes[s][2];
+                t.B = sizes[s][3];
+                t.steps = sizes[s][4];
+                t.warmup = 2;
+                t.threads = th;
+                run_all(&t);
+            }
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            printf("usage: bench [--cell lstm,gru,rnn] [--mode train,forward,sample] "
+                   "[--opt sgd,adam] [--E n] [--H n] [--L n] [--T n] [--B n] [--V n]\n"
+                   "             [--threads n] [--steps n] [--warmup n] [--seed n]\n"
+                   "Without flags: the whole table (tiny, small, medium, large; "
+                   "every cell and mode; 1 and 2 threads).\n");
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench: %s needs a value (see --help)\n", f);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(f, "--cell"))
+            snprintf(c.cells, sizeof c.cells, "%s", v);
+        else if (!strcmp(f, "--mode"))
+            snprintf(c.modes, sizeof c.modes, "%s", v);
+        else if (!strcmp(f, "--opt"))
+            snprintf(c.opts, sizeof c.opts, "%s", v);
+        else if (!strcmp(f, "--E"))
+            c.E = parse_int(f, v);
+        else if (!strcmp(f, "--H"))
+            c.H = parse_int(f, v);
+        else if (!strcmp(f, "--L"))
+            c.L = parse_int(f, v);
+        else if (!strcmp(f, "--T"))
+            c.T = parse_int(f, v);
+        else if (!strcmp(f, "--B"))
+            c.B = parse_int(f, v);
+        else if (!strcmp(f, "--V"))
+            c.V = parse_int(f, v);
+        else if (!strcmp(f, "--threads"))
+            c.threads = parse_int(f, v);
+        else if (!strcmp(f, "--steps"))
+            c.steps = parse_int(f, v);
+        else if (!strcmp(f, "--warmup"))
+            c.warmup = atoi(v) < 0 ? 0 : atoi(v);
+        else if (!strcmp(f, "--seed"))
+            c.seed = (uint64_t)strtoull(v, NULL, 10);
+        else if (!strcmp(f, "--blas-threads") || !strcmp(f, "--tag"))
+            ; /* the reference's; nothing to set here */
+        else {
+            fprintf(stderr, "bench: unknown flag %s (see --help)\n", f);
+            return 2;
+        }
+    }
+    run_all(&c);
+    return 0;
+}
