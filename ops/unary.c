@@ -19,6 +19,7 @@
  */
 #include "ops/unary.h"
 #include "ops/internal.h"
+#include "ops/vmath.h"
 
 #include <math.h>
 
@@ -103,9 +104,10 @@ tg_tensor *tg_log(tg_tensor *x)
 }
 
 /* ---- tanh ----
- * tanhf saturates to exactly +-1 for |x| > ~9 (float) and never overflows,
- * so the derivative 1 - y^2 there is exactly 0, not NaN. */
-UNARY_FWD(tanh_fwd, rtanh(x))
+ * tg_vtanh (ops/vmath.h, vectorizable) saturates to exactly +-1 for
+ * |x| > ~9 and never overflows, so the derivative 1 - y^2 there is exactly
+ * 0, not NaN. */
+UNARY_FWD(tanh_fwd, tg_vtanh(x))
 UNARY_BWD(tanh_grad, dy * ((tg_real)1 - y * y))
 /* y = tanh(x):  dx += dy * (1 - y^2) */
 static void tanh_bwd(tg_entry *e) { unary_grad(e, tanh_grad); }
@@ -124,12 +126,7 @@ tg_tensor *tg_tanh(tg_tensor *x)
  * sigmoid(100) is exactly 1, sigmoid(-100) is exp(-100) ~ 3.8e-44 (a
  * float denormal, the correctly rounded answer), sigmoid(-200) underflows
  * to exactly 0, and the gradient y(1 - y) is finite everywhere. */
-static inline tg_real sigmoid1(tg_real x)
-{
-    tg_real z = rexp(-rfabs(x)); /* exp(-x) for x >= 0, exp(x) for x < 0 */
-    return x >= 0 ? (tg_real)1 / ((tg_real)1 + z) : z / ((tg_real)1 + z);
-}
-UNARY_FWD(sigmoid_fwd, sigmoid1(x))
+UNARY_FWD(sigmoid_fwd, tg_vsigmoid(x)) /* the two-branch form, ops/vmath.h */
 UNARY_BWD(sigmoid_grad, dy * y * ((tg_real)1 - y))
 /* y = sigmoid(x):  dx += dy * y * (1 - y) */
 static void sigmoid_bwd(tg_entry *e) { unary_grad(e, sigmoid_grad); }
