@@ -120,13 +120,52 @@ void tg_zero_grads(tg_tensor *const *ts, int n)
         tg_zero_grad(ts[i]);
 }
 
-static void ensure_grad(tg_tensor *t)
+/* Gradient buffers of intermediate tensors are needed only from the entry
+ * that consumes the tensor last (which creates the buffer) down to the
+ * entry that produced it (which reads it for the last time). Buffers
+ * released there go on a free list by size and are reused by later
+ * gradients of the same sweep, so the sweep's memory is the largest set of
+ * gradients alive at one time, not the sum of all of them. */
+typedef struct free_buf {
+    size_t key;        /* size in bytes */
+    tg_real **value;   /* stb_ds array of released buffers */
+} free_buf;
+
+static void ensure_grad(tg_tensor *t, free_buf **pool)
 {
     if (t->grad)
         return;
     size_t n = (size_t)(t->numel ? t->numel : 1) * sizeof(tg_real);
-    t->grad = (t->flags & TG_PERSISTENT) ? tg_xcalloc(1, n)
-                                         : tg_arena_calloc(n);
+    if (t->flags & TG_PERSISTENT) {
+        t->grad = tg_xcalloc(1, n);
+        return;
+    }
+    free_buf *fb = hmgetp_null(*pool, n);
+    if (fb && arrlen(fb->value) > 0) {
+        t->grad = arrpop(fb->value);
+        memset(t->grad, 0, n);
+    } else {
+        t->grad = tg_arena_calloc(n);
+    }
+}
+
+static void release_grad(tg_tensor *t, free_buf **pool)
+{
+    size_t n = (size_t)(t->numel ? t->numel : 1) * sizeof(tg_real);
+    free_buf *fb = hmgetp_null(*pool, n);
+    if (!fb) {
+        hmput(*pool, n, NULL);
+        fb = hmgetp_null(*pool, n);
+    }
+    arrput(fb->value, t->grad);
+    t->grad = NULL;
+}
+
+static void free_pool(free_buf **pool)
+{
+    for (int64_t i = 0; i < hmlen(*pool); i++)
+        arrfree((*pool)[i].value);
+    hmfree(*pool);
 }
 
 /* Pass 1: which entries lead to root? Walks the tape backwards marking
@@ -181,7 +220,8 @@ static int sweep(tg_tensor *root, const tg_tensor *seed)
         return -1;
     }
     /* seed: dL/droot */
-    ensure_grad(root);
+    free_buf *pool = NULL;
+    ensure_grad(root, &pool);
     if (seed) {
         int64_t cs[TG_MAX_DIMS];
         tg_contiguous_strides(root->ndim, root->shape, cs);
@@ -197,14 +237,15 @@ static int sweep(tg_tensor *root, const tg_tensor *seed)
             continue; /* reached, but no consumer contributed */
         for (int k = 0; k < e->nin; k++)
             if (e->in[k]->flags & TG_REQUIRES_GRAD)
-                ensure_grad(e->in[k]);
+                ensure_grad(e->in[k], &pool);
         e->backward(e);
         e->consumed = true;
         /* every consumer of out came later on the tape and has run: its
          * gradient is complete and, unless retained, no longer needed */
         if (!(out->flags & TG_RETAIN_GRAD))
-            out->grad = NULL;
+            release_grad(out, &pool);
     }
+    free_pool(&pool);
     arrfree(needed);
     return 0;
 }

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Trains the same character model with tapegrad (build/charlm) and with the
+# PyTorch reference (../shared/bench/train_torch_charlm.py), same flags,
+# same data, same number of steps, and plots both validation-loss curves.
+#
+#   scripts/compare_learning.sh [OUTDIR] [-- extra flags for both]
+#
+# Needs PyTorch (Debian python3-torch, run with /usr/bin/python3) and
+# gnuplot (Debian gnuplot-nox). Writes OUTDIR/tapegrad.jsonl,
+# OUTDIR/torch.jsonl and OUTDIR/learning_curves.svg (default OUTDIR:
+# docs/learning) and prints both final validation losses.
+set -eu
+out=${1:-docs/learning}
+[ $# -gt 0 ] && shift
+[ "${1:-}" = "--" ] && shift
+ref=${TORCH_CHARLM:-../shared/bench/train_torch_charlm.py}
+flags="--cell lstm --layers 2 --hidden 128 --embed 64 --seq 64 --batch 32 \
+--steps 1000 --optim adam --lr 2e-3 --clip 5 --seed 1 --threads 2 \
+--val-frac 0.05 --eval-every 50 $*"
+mkdir -p "$out"
+rm -f "$out/tapegrad.jsonl" "$out/torch.jsonl"
+make -s build/charlm
+# shellcheck disable=SC2086
+build/charlm train $flags --save "$out/tapegrad.safetensors" --log "$out/tapegrad.jsonl" >/dev/null
+# The reference's own BLAS setting, as a user's machine has it (see
+# ../shared/bench/README.md).
+# shellcheck disable=SC2086
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 "$ref" $flags --log "$out/torch.jsonl" >/dev/null
+# step and val_loss columns of each JSON line, for gnuplot
+for impl in tapegrad torch; do
+    sed -n 's/.*"step": *\([0-9]*\).*"val_loss": *\([0-9.eE+-]*\).*/\1 \2/p' \
+        "$out/$impl.jsonl" > "$out/$impl.dat"
+done
+gnuplot <<GP
+set terminal svg size 720,420 font "sans,12"
+set output "$out/learning_curves.svg"
+set title "Character LSTM on fortunes: validation loss (same flags, data, steps)"
+set xlabel "training step"
+set ylabel "validation loss (nats/char)"
+set grid
+plot "$out/tapegrad.dat" with linespoints title "tapegrad", \
+     "$out/torch.dat" with linespoints title "PyTorch 1.13"
+GP
+a=$(tail -n 1 "$out/tapegrad.dat" | cut -d' ' -f2)
+b=$(tail -n 1 "$out/torch.dat" | cut -d' ' -f2)
+echo "final validation loss: tapegrad $a  torch $b  (ratio $(echo "$a / $b" | bc -l | cut -c1-6))"
+echo "plot: $out/learning_curves.svg"
