@@ -26,7 +26,10 @@
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b);
 
 /* x [..., in] W^T + b, with W [out, in] (PyTorch's nn.Linear layout) and
- * b [out] or NULL -> [..., out]. */
+ * b [out] or NULL -> [..., out]. One tape entry. x's leading axes are
+ * read as one [rows, in] matrix through x's strides when they allow it
+ * (else x is copied once, and the copy kept for backward). b == NULL means
+ * no bias (so a NULL left by a failed op is not noticed here). */
 tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b);
 
 /* The kernel, for tools and benchmarks: C (+)= A B where
@@ -34,7 +37,12 @@ tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b);
  *   B is K x N with element (k, j) at B[k * rsb + j * csb],
  *   C is M x N with element (i, j) at C[i * ldc + j].
  * accumulate: add into C instead of overwriting it. Parallel over blocks
- * of C above a size threshold. */
+ * of C above a size threshold; the result is the same bit for bit for any
+ * number of threads. C must not overlap A or B. K = 0 sets C to zeros (or
+ * leaves it alone when accumulating). The packing buffers come from the
+ * arena and are given back before the return, so tg_gemm, like the
+ * arena, must not be called from several threads at once. The kernel is
+ * in ops/gemm.c; build/bench_matmul measures it. */
 void tg_gemm(int64_t M, int64_t N, int64_t K, const tg_real *A, int64_t rsa,
              int64_t csa, const tg_real *B, int64_t rsb, int64_t csb,
              tg_real *C, int64_t ldc, int accumulate);

@@ -1,0 +1,264 @@
+/*
+ * ops/matmul.c - matrix products on the tape: tg_matmul (2-D, batched,
+ * batched with a shared right operand) and tg_linear (y = x W^T + b).
+ *
+ * Both are thin layers over the gemm kernel (ops/gemm.c), which reads its
+ * operands through any strides: a transposed or sliced input is never
+ * copied, and neither is anything in backward, where
+ *     out = a @ b:   da += dout @ b^T,   db += a^T @ dout
+ * are two more gemms with the strides of b (of a) swapped.
+ */
+#include "ops/gemm.h"
+#include "ops/internal.h"
+#include "ops/matmul.h"
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* ==== matmul =========================================================== */
+
+/* a [Bt, M, K] seen as one matrix [Bt * M, K]: its row stride, or -1 when
+ * the batch and row axes do not collapse into one (a permuted view). */
+static int64_t collapsed_row_stride(const tg_tensor *a)
+{
+    int64_t Bt = a->shape[0], M = a->shape[1];
+    if (Bt == 1)
+        return a->stride[1];
+    if (M == 1)
+        return a->stride[0];
+    return a->stride[0] == M * a->stride[1] ? a->stride[1] : -1;
+}
+
+/* out = a @ b, 2-D or batched (a [Bt, M, K]; b [Bt, K, N] or shared
+ * [K, N]). Gradients are contiguous: batch t of a->grad starts at t*M*K. */
+static void matmul_bwd(tg_entry *e)
+{
+    tg_tensor *a = e->in[0], *b = e->in[1], *y = e->out;
+    bool batched = a->ndim == 3, shared = batched && b->ndim == 2;
+    int64_t Bt = batched ? a->shape[0] : 1;
+    int64_t M = y->shape[y->ndim - 2], N = y->shape[y->ndim - 1];
+    int64_t K = a->shape[a->ndim - 1];
+    int ra = a->ndim - 2, rb = b->ndim - 2; /* row axis of a, of b */
+    int64_t sa = batched ? a->stride[0] : 0;
+    int64_t sb = batched && !shared ? b->stride[0] : 0;
+    const tg_real *dy = y->grad;
+    /* out = a @ b:  da += dy @ b^T  (b^T read through swapped strides) */
+    if (a->grad)
+        tg_gemm_batched(Bt, M, K, N, dy, M * N, N, 1, b->data, sb,
+                        b->stride[rb + 1], b->stride[rb], a->grad, M * K, K,
+                        1);
+    /* out = a @ b:  db += a^T @ dy */
+    if (!b->grad)
+        return;
+    if (!shared) {
+        tg_gemm_batched(Bt, K, N, M, a->data, sa, a->stride[ra + 1],
+                        a->stride[ra], dy, M * N, N, 1, b->grad, K * N, N, 1);
+        return;
+    }
+    /* b was shared by the batches: db += sum over t of a_t^T @ dy_t. When
+     * a's batches collapse into [Bt*M, K] rows that is ONE product whose
+     * inner dimension is Bt*M; otherwise the batches are added one after
+     * the other. Either way the order is fixed. */
+    int64_t rs = collapsed_row_stride(a);
+    if (rs >= 0) {
+        tg_gemm(K, N, Bt * M, a->data, a->stride[2], rs, dy, N, 1, b->grad,
+                N, 1);
+        return;
+    }
+    for (int64_t t = 0; t < Bt; t++)
+        tg_gemm(K, N, M, a->data + t * sa, a->stride[2], a->stride[1],
+                dy + t * M * N, N, 1, b->grad, N, 1);
+}
+
+tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b)
+{
+    TG_PROPAGATE_NULL(a, b);
+    if (a->ndim < 2 || a->ndim > 3 || b->ndim < 2 || b->ndim > a->ndim) {
+        tg_error("matmul", "a %s and b %s: expected a [M, K] @ b [K, N], "
+                 "a [Bt, M, K] @ b [Bt, K, N] or a [Bt, M, K] @ b [K, N]%s",
+                 SHP(a), SHP(b),
+                 a->ndim < 2 || b->ndim < 2
+                     ? " (make a vector a 1-row matrix with tg_unsqueeze)"
+                     : "");
+        return NULL;
+    }
+    bool batched = a->ndim == 3, shared = batched && b->ndim == 2;
+    int ra = a->ndim - 2, rb = b->ndim - 2; /* row axis of a, of b */
+    int64_t Bt = batched ? a->shape[0] : 1;
+    int64_t M = a->shape[ra], K = a->shape[ra + 1], N = b->shape[rb + 1];
+    if (b->shape[rb] != K) {
+        tg_error("matmul", "a %s and b %s: inner sizes differ: a has %lld "
+                 "columns, b has %lld rows (a's last size must equal b's "
+                 "second-to-last; did you mean to transpose one?)",
+                 SHP(a), SHP(b), (long long)K, (long long)b->shape[rb]);
+        return NULL;
+    }
+    if (batched && !shared && b->shape[0] != Bt) {
+        tg_error("matmul", "a %s and b %s: batch sizes differ (%lld vs "
+                 "%lld)", SHP(a), SHP(b), (long long)Bt,
+                 (long long)b->shape[0]);
+        return NULL;
+    }
+    tg_tensor *out = batched ? tg_new_out(TG_SHAPE(Bt, M, N))
+                             : tg_new_out(TG_SHAPE(M, N));
+    int64_t sa = batched ? a->stride[0] : 0;
+    int64_t sb = batched && !shared ? b->stride[0] : 0;
+    int64_t rs = shared ? collapsed_row_stride(a) : -1;
+    if (rs >= 0) /* [Bt, M, K] @ [K, N] is [Bt*M, K] @ [K, N] */
+        tg_gemm(Bt * M, N, K, a->data, rs, a->stride[2], b->data, b->stride[0],
+                b->stride[1], out->data, N, 0);
+    else
+        tg_gemm_batched(Bt, M, N, K, a->data, sa, a->stride[ra],
+                        a->stride[ra + 1], b->data, sb, b->stride[rb],
+                        b->stride[rb + 1], out->data, M * N, N, 0);
+    tg_record("matmul", matmul_bwd, out, 2, (tg_tensor *[]){a, b});
+    return out;
+}
+
+/* ==== linear ===========================================================
+ * y = x W^T + b with x [..., in] seen as a matrix [rows, in]. The tape
+ * entry keeps that matrix's strides (iarg) and, when x's leading axes do
+ * not collapse into one (a permuted view), the contiguous copy that was
+ * made of x (saved). */
+
+/* The row stride of x seen as [rows, in]; false if no single stride
+ * works. */
+static bool rows_stride(const tg_tensor *x, int64_t *rs)
+{
+    bool found = false;
+    int64_t span = 1;
+    *rs = 0; /* one row: any stride will do */
+    for (int d = x->ndim - 2; d >= 0; d--) {
+        if (x->shape[d] == 1)
+            continue;
+        if (!found) {
+            *rs = x->stride[d];
+            span = x->shape[d];
+            found = true;
+        } else if (x->stride[d] == *rs * span) {
+            span *= x->shape[d];
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* db[o] += sum over r of dy[r][o] (dy [R, O] contiguous), r in order, for
+ * the columns of block blk (COLSUM_BLOCK of them) */
+#define COLSUM_BLOCK 64
+static void colsum_block(tg_real *db, const tg_real *dy, int64_t R,
+                         int64_t O, int64_t blk)
+{
+    int64_t o0 = blk * COLSUM_BLOCK, n = min64(COLSUM_BLOCK, O - o0);
+    tg_real s[COLSUM_BLOCK] = {0};
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t o = 0; o < n; o++)
+            s[o] += dy[r * O + o0 + o];
+    for (int64_t o = 0; o < n; o++)
+        db[o0 + o] += s[o];
+}
+
+/* The bias gradient: blocks of columns shared among threads, each block's
+ * sums written by one thread. (Small ones skip OpenMP altogether: even an
+ * `omp parallel if (0)` costs about as much as a small linear layer.) */
+static void colsum_add(tg_real *db, const tg_real *dy, int64_t R, int64_t O)
+{
+    int64_t nblk = cdiv(O, COLSUM_BLOCK);
+    if (R * O < TG_PAR_MIN) {
+        for (int64_t blk = 0; blk < nblk; blk++)
+            colsum_block(db, dy, R, O, blk);
+        return;
+    }
+    TG_OMP_FOR(R * O)
+    for (int64_t blk = 0; blk < nblk; blk++) /* columns of block blk */
+        colsum_block(db, dy, R, O, blk);
+}
+
+/* iarg: [0] rows R, [1] row stride of X, [2] column stride of X;
+ * saved: X when it is a copy of x (else X is x->data) */
+static void linear_bwd(tg_entry *e)
+{
+    tg_tensor *x = e->in[0], *W = e->in[1], *y = e->out;
+    tg_tensor *b = e->nin > 2 ? e->in[2] : NULL;
+    int64_t R = e->iarg[0], O = W->shape[0], I = W->shape[1];
+    const tg_real *dy = y->grad;
+    const tg_real *X = e->saved ? e->saved : x->data;
+    /* y = x W^T + b:  dx += dy @ W  (dy [R, O], W [O, I]) */
+    if (x->grad)
+        tg_gemm(R, I, O, dy, O, 1, W->data, W->stride[0], W->stride[1],
+                x->grad, I, 1);
+    /* y = x W^T + b:  dW += dy^T @ x  (dy^T through swapped strides) */
+    if (W->grad)
+        tg_gemm(O, I, R, dy, 1, O, X, e->iarg[1], e->iarg[2], W->grad, I, 1);
+    /* y = x W^T + b:  db += dy summed over the rows */
+    if (b && b->grad)
+        colsum_add(b->grad, dy, R, O);
+}
+
+/* y[o] = b[o] for one row y of O numbers */
+static void bias_row(tg_real *y, const tg_tensor *b, int64_t O)
+{
+    for (int64_t o = 0; o < O; o++)
+        y[o] = b->data[o * b->stride[0]];
+}
+
+tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b)
+{
+    TG_PROPAGATE_NULL(x, W);
+    if (W->ndim != 2 || x->ndim < 1 ||
+        x->shape[x->ndim - 1] != (W->ndim == 2 ? W->shape[1] : -1)) {
+        tg_error("linear", "x %s and W %s: expected x [..., in] and W "
+                 "[out, in] (PyTorch's layout: W has one row per output; "
+                 "x's last size must equal W's second)", SHP(x), SHP(W));
+        return NULL;
+    }
+    int64_t O = W->shape[0], I = W->shape[1];
+    if (b && (b->ndim != 1 || b->shape[0] != O)) {
+        tg_error("linear", "b %s does not fit W %s: expected b [%lld], one "
+                 "number per output", SHP(b), SHP(W), (long long)O);
+        return NULL;
+    }
+    int nd = x->ndim;
+    int64_t shape[TG_MAX_DIMS], R = 1;
+    for (int d = 0; d < nd - 1; d++) {
+        shape[d] = x->shape[d];
+        R *= x->shape[d];
+    }
+    shape[nd - 1] = O;
+    tg_tensor *y = tg_new_out(nd, shape);
+
+    /* x as a matrix [R, I]: a view when possible, else a copy */
+    const tg_real *X = x->data;
+    tg_real *copy = NULL;
+    int64_t rs, cs = x->stride[nd - 1];
+    if (!rows_stride(x, &rs)) {
+        copy = tg_scratch(R * I);
+        tg_to_buffer(x, copy);
+        X = copy;
+        rs = I;
+        cs = 1;
+    }
+    if (b) { /* start every row of y at b, then accumulate x W^T */
+        if (R * O < TG_PAR_MIN) {
+            for (int64_t r = 0; r < R; r++)
+                bias_row(y->data + r * O, b, O);
+        } else {
+            TG_OMP_FOR(R * O)
+            for (int64_t r = 0; r < R; r++) /* row r of y */
+                bias_row(y->data + r * O, b, O);
+        }
+    }
+    /* y = x W^T + b, with W^T read through W's swapped strides */
+    tg_gemm(R, O, I, X, rs, cs, W->data, W->stride[1], W->stride[0], y->data,
+            O, b != NULL);
+    tg_entry *e = tg_record("linear", linear_bwd, y, b ? 3 : 2,
+                            (tg_tensor *[]){x, W, b});
+    if (e) {
+        e->iarg[0] = R;
+        e->iarg[1] = rs;
+        e->iarg[2] = cs;
+        e->saved = copy;
+    }
+    return y;
+}
