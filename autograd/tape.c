@@ -84,8 +84,7 @@ tg_tensor *tg_requires_grad(tg_tensor *t)
     }
     t->flags |= TG_REQUIRES_GRAD;
     if ((t->flags & TG_PERSISTENT) && !t->grad)
-        t->grad = tg_xcalloc((size_t)(t->numel ? t->numel : 1),
-                             sizeof(tg_real));
+        t->grad = tg_xcalloc_aligned((size_t)t->numel * sizeof(tg_real));
     return t;
 }
 
@@ -137,7 +136,7 @@ static void ensure_grad(tg_tensor *t, free_buf **pool)
         return;
     size_t n = (size_t)(t->numel ? t->numel : 1) * sizeof(tg_real);
     if (t->flags & TG_PERSISTENT) {
-        t->grad = tg_xcalloc(1, n);
+        t->grad = tg_xcalloc_aligned(n);
         return;
     }
     free_buf *fb = hmgetp_null(*pool, n);

@@ -76,6 +76,11 @@ void tg_unbroadcast_add(tg_real *dst, int dndim, const int64_t *dshape,
         int64_t n = 1;
         for (int d = 0; d < ndim; d++)
             n *= shape[d];
+        if (n < TG_PAR_MIN) {
+            for (int64_t i = 0; i < n; i++)
+                dst[i] += g[i];
+            return;
+        }
         TG_OMP_FOR(n)
         for (int64_t i = 0; i < n; i++)
             dst[i] += g[i];
@@ -131,6 +136,31 @@ static void ew_coalesce(ew_plan *p)
     p->ndim = n;
 }
 
+/* runs fn over tile t of the plan */
+static void ew_tile(const ew_plan *p, int64_t t, tg_real *const *base,
+                    tg_ew_inner fn, const double *args)
+{
+    int nop = p->nop;
+    int64_t inner = p->shape[p->ndim - 1];
+    int64_t row = t / p->tiles_per_row, part = t % p->tiles_per_row;
+    int64_t off[TG_EW_MAX_OPS] = {0}, s[TG_EW_MAX_OPS];
+    int64_t r = row;
+    for (int d = p->ndim - 2; d >= 0; d--) {
+        int64_t i = r % p->shape[d];
+        r /= p->shape[d];
+        for (int k = 0; k < nop; k++)
+            off[k] += i * p->st[k][d];
+    }
+    int64_t begin = part * TG_EW_TILE;
+    int64_t n = inner - begin < TG_EW_TILE ? inner - begin : TG_EW_TILE;
+    tg_real *ptr[TG_EW_MAX_OPS];
+    for (int k = 0; k < nop; k++) {
+        s[k] = p->st[k][p->ndim - 1];
+        ptr[k] = base[k] + off[k] + begin * s[k];
+    }
+    fn(n, ptr, s, args);
+}
+
 void tg_ew_run(int nop, tg_real *const *base, const int64_t *const *strides,
                int ndim, const int64_t *shape, tg_ew_inner fn,
                const double *args)
@@ -153,25 +183,15 @@ void tg_ew_run(int nop, tg_real *const *base, const int64_t *const *strides,
     p.rows = total / inner;
     p.tiles_per_row = (inner + TG_EW_TILE - 1) / TG_EW_TILE;
     int64_t ntiles = p.rows * p.tiles_per_row;
+    /* small: no OpenMP at all (even a parallel region with a false if
+     * clause costs about as much as a small op) */
+    if (total < TG_PAR_MIN) {
+        for (int64_t t = 0; t < ntiles; t++)
+            ew_tile(&p, t, base, fn, args);
+        return;
+    }
     /* each tile writes its own elements of operand 0 */
     TG_OMP_FOR(total)
-    for (int64_t t = 0; t < ntiles; t++) {
-        int64_t row = t / p.tiles_per_row, part = t % p.tiles_per_row;
-        int64_t off[TG_EW_MAX_OPS] = {0}, s[TG_EW_MAX_OPS];
-        int64_t r = row;
-        for (int d = p.ndim - 2; d >= 0; d--) {
-            int64_t i = r % p.shape[d];
-            r /= p.shape[d];
-            for (int k = 0; k < nop; k++)
-                off[k] += i * p.st[k][d];
-        }
-        int64_t begin = part * TG_EW_TILE;
-        int64_t n = inner - begin < TG_EW_TILE ? inner - begin : TG_EW_TILE;
-        tg_real *ptr[TG_EW_MAX_OPS];
-        for (int k = 0; k < nop; k++) {
-            s[k] = p.st[k][p.ndim - 1];
-            ptr[k] = base[k] + off[k] + begin * s[k];
-        }
-        fn(n, ptr, s, args);
-    }
+    for (int64_t t = 0; t < ntiles; t++)
+        ew_tile(&p, t, base, fn, args);
 }

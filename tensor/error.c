@@ -82,6 +82,16 @@ void *tg_xcalloc(size_t count, size_t size)
     return p;
 }
 
+void *tg_xcalloc_aligned(size_t n)
+{
+    size_t size = (n + 63) / 64 * 64;
+    void *p = aligned_alloc(64, size ? size : 64);
+    if (!p)
+        out_of_memory(n);
+    memset(p, 0, size ? size : 64);
+    return p;
+}
+
 void *tg_xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);

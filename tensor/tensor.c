@@ -158,7 +158,7 @@ tg_tensor *tg_tensor_new(int ndim, const int64_t *shape)
         return NULL;
     tg_tensor *t = tg_xmalloc(sizeof *t);
     init_header(t, ndim, shape);
-    t->data = tg_xcalloc((size_t)(t->numel ? t->numel : 1), sizeof(tg_real));
+    t->data = tg_xcalloc_aligned((size_t)t->numel * sizeof(tg_real));
     t->flags = TG_PERSISTENT;
     return t;
 }
@@ -313,8 +313,9 @@ void tg_strided_copy(int ndim, const int64_t *shape, tg_real *dst,
         return;
     }
     int64_t n0 = shape[0];
-    if (dstride[0] == 0) {
-        /* a reduction into dst (unbroadcasting): one thread, fixed order */
+    if (dstride[0] == 0 || total < TG_PAR_MIN) {
+        /* small, or a reduction into dst (unbroadcasting): one thread,
+         * fixed order, no OpenMP region at all */
         copy_rec(0, ndim, shape, dst, dstride, src, sstride, accumulate);
         return;
     }

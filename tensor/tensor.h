@@ -116,6 +116,9 @@ _Noreturn void tg_assert_fail(const char *file, int line, const char *what);
 void *tg_xmalloc(size_t n);
 void *tg_xcalloc(size_t count, size_t size);
 void *tg_xrealloc(void *p, size_t n);
+/* n zeroed bytes aligned to 64 (a cache line, an AVX-512 register), for
+ * the numbers of persistent tensors and their gradients; free() them. */
+void *tg_xcalloc_aligned(size_t n);
 
 /* ---- making tensors ------------------------------------------------
  * The tg_zeros family returns temporaries (arena, see above). ndim may be
