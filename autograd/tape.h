@@ -112,6 +112,13 @@ int tg_backward(tg_tensor *loss);
  * computes the gradients of L = sum(y * seed). */
 int tg_backward_seed(tg_tensor *y, const tg_tensor *seed);
 
+/* Lets a backward rule postpone work to the end of the sweep: fn(ctx) runs
+ * once after every entry has been processed, before tg_backward returns
+ * (in the order registered). The linear op uses it to compute the weight
+ * gradient of a recurrent matrix once for all time steps (one large
+ * product instead of T small ones). */
+void tg_backward_defer(void (*fn)(void *ctx), void *ctx);
+
 /* ---- the tape as a whole ------------------------------------------ */
 typedef struct tg_tape_mark {
     int64_t entries;

@@ -11,6 +11,9 @@
 #include "ops/gemm.h"
 #include "ops/internal.h"
 #include "ops/matmul.h"
+#include "tensor/ds.h"
+
+#include <string.h>
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -175,6 +178,76 @@ static void colsum_add(tg_real *db, const tg_real *dy, int64_t R, int64_t O)
         colsum_block(db, dy, R, O, blk);
 }
 
+/* ---- weight gradients of recurrent matrices, batched over time ---------
+ * A recurrent layer applies the same W_hh at every time step to a few rows
+ * (the batch), so each step's  dW += dy^T x  is a product whose inner
+ * dimension is only the batch size - mostly packing overhead. Instead,
+ * linear_bwd keeps those steps' dy (copied: its buffer is reused) and x
+ * (still alive in the arena) and, at the end of the sweep, one product
+ * over all of them:  dW += [dy_1; dy_2; ...]^T [x_1; x_2; ...]. Same sum,
+ * in a fixed order, whatever the thread count. */
+#define DEFER_MAX_ROWS 8
+
+typedef struct wpart {
+    tg_real *dy;       /* [R, O] copy */
+    const tg_real *x;  /* [R, I] through rs, cs */
+    int64_t R, rs, cs;
+} wpart;
+
+typedef struct wgrad {
+    tg_tensor *key;    /* W */
+    wpart *value;      /* stb_ds array */
+} wgrad;
+
+static wgrad *pending; /* stb_ds hash map W -> parts */
+
+static void flush_weight_grads(void *ctx)
+{
+    (void)ctx;
+    for (int64_t w = 0; w < hmlen(pending); w++) {
+        tg_tensor *W = pending[w].key;
+        wpart *parts = pending[w].value;
+        int64_t O = W->shape[0], I = W->shape[1], rows = 0;
+        for (int64_t k = 0; k < arrlen(parts); k++)
+            rows += parts[k].R;
+        tg_real *DY = tg_scratch(rows * O), *X = tg_scratch(rows * I);
+        int64_t r0 = 0;
+        for (int64_t k = 0; k < arrlen(parts); k++) {
+            const wpart *p = &parts[k];
+            memcpy(DY + r0 * O, p->dy, (size_t)(p->R * O) * sizeof(tg_real));
+            int64_t shape[2] = {p->R, I}, xs[2] = {p->rs, p->cs}, cs[2] = {I, 1};
+            tg_strided_copy(2, shape, X + r0 * I, cs, p->x, xs, false);
+            r0 += p->R;
+        }
+        /* dW += DY^T X: one product with inner dimension rows */
+        tg_gemm(O, I, rows, DY, 1, O, X, I, 1, W->grad, I, 1);
+        arrfree(parts);
+    }
+    hmfree(pending);
+    pending = NULL;
+}
+
+/* Keeps step (dy, x) for flush_weight_grads; false if W does not qualify
+ * (a big batch: its own product is efficient already). */
+static bool defer_weight_grad(tg_tensor *W, const tg_real *dy,
+                              const tg_real *x, int64_t R, int64_t rs,
+                              int64_t cs)
+{
+    if (R > DEFER_MAX_ROWS || W->entry >= 0)
+        return false;
+    if (hmlen(pending) == 0)
+        tg_backward_defer(flush_weight_grads, NULL);
+    wpart p = {tg_scratch(R * W->shape[0]), x, R, rs, cs};
+    memcpy(p.dy, dy, (size_t)(R * W->shape[0]) * sizeof(tg_real));
+    wgrad *slot = hmgetp_null(pending, W);
+    if (!slot) {
+        hmput(pending, W, NULL);
+        slot = hmgetp_null(pending, W);
+    }
+    arrput(slot->value, p);
+    return true;
+}
+
 /* iarg: [0] rows R, [1] row stride of X, [2] column stride of X;
  * saved: X when it is a copy of x (else X is x->data) */
 static void linear_bwd(tg_entry *e)
@@ -188,8 +261,9 @@ static void linear_bwd(tg_entry *e)
     if (x->grad)
         tg_gemm(R, I, O, dy, O, 1, W->data, W->stride[0], W->stride[1],
                 x->grad, I, 1);
-    /* y = x W^T + b:  dW += dy^T @ x  (dy^T through swapped strides) */
-    if (W->grad)
+    /* y = x W^T + b:  dW += dy^T @ x  (dy^T through swapped strides),
+     * now or - for a few rows - together with the other steps at the end */
+    if (W->grad && !defer_weight_grad(W, dy, X, R, e->iarg[1], e->iarg[2]))
         tg_gemm(O, I, R, dy, 1, O, X, e->iarg[1], e->iarg[2], W->grad, I, 1);
     /* y = x W^T + b:  db += dy summed over the rows */
     if (b && b->grad)
