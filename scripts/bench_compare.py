@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Runs tapegrad's build/bench and PyTorch's bench_torch_rnn.py on the same
+configurations, one after the other in one session, and prints a Markdown
+table of both figures and their ratio (tapegrad tokens/s over PyTorch's).
+
+  scripts/bench_compare.py [--sizes tiny,small,medium,large] [--cells lstm,gru,rnn]
+                           [--modes train,forward,sample] [--opts sgd,adam]
+                           [--threads 1,2] [--torch-script PATH] [--out FILE]
+
+PyTorch is set up as a user's machine would have it (../shared/bench/README.md):
+OpenBLAS on its own kernel choice (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+unset for that command only), `--threads 1` for one core and
+`--threads 1 --blas-threads 2` for two. Needs Debian's python3-torch
+(/usr/bin/python3). Raw lines of both programs go to FILE.raw as well.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+SIZES = {  # E=H, L, T, B, timed steps
+    "tiny": (64, 1, 32, 1, 50),
+    "small": (128, 1, 64, 16, 30),
+    "medium": (256, 2, 64, 32, 12),
+    "large": (512, 2, 128, 32, 5),
+}
+
+
+def parse(line):
+    words = line.split()
+    return {k: v for k, v in (w.split("=", 1) for w in words[2:] if "=" in w)}
+
+
+def run(cmd, env=None):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit("failed: %s\n%s" % (" ".join(cmd), r.stderr[-2000:]))
+    return [l for l in r.stdout.splitlines() if l.startswith(("tapegrad ", "torch "))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="tiny,small,medium,large")
+    ap.add_argument("--cells", default="lstm,gru,rnn")
+    ap.add_argument("--modes", default="train,forward,sample")
+    ap.add_argument("--opts", default="sgd,adam")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--torch-script", default="../shared/bench/bench_torch_rnn.py")
+    ap.add_argument("--bench", default="build/bench")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    torch_env = dict(os.environ)
+    for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        torch_env.pop(k, None)
+    rows, raw = [], []
+    for size in a.sizes.split(","):
+        E, L, T, B, steps = SIZES[size]
+        for th in a.threads.split(","):
+            common = ["--cell", a.cells, "--mode", a.modes, "--opt", a.opts,
+                      "--E", str(E), "--H", str(E), "--L", str(L), "--T", str(T),
+                      "--B", str(B), "--V", "65", "--steps", str(steps),
+                      "--warmup", "2"]
+            ours = run([a.bench] + common + ["--threads", th])
+            tflags = ["--threads", "1"] + (["--blas-threads", th] if th != "1" else [])
+            theirs = run(["/usr/bin/python3", a.torch_script] + common + tflags,
+                         env=torch_env)
+            raw += ours + theirs
+            ref = {}
+            for line in theirs:
+                w = line.split()
+                f = parse(line)
+                ref[(w[1], f["mode"], f["opt"])] = f
+            for line in ours:
+                w = line.split()
+                f = parse(line)
+                t = ref.get((w[1], f["mode"], f["opt"]))
+                if not t:
+                    continue
+                ratio = float(f["tokens_per_s"]) / float(t["tokens_per_s"])
+                rows.append((size, w[1], f["mode"], f["opt"], th,
+                             float(f["ms_per_step"]), float(t["ms_per_step"]),
+                             ratio, float(f["gflops"]), float(f["peak_rss_mb"]),
+                             float(t["peak_rss_mb"])))
+                print("%-6s %-4s %-7s %-4s threads=%s  tapegrad %9.3f ms  torch %9.3f ms"
+                      "  ratio %5.2fx" % rows[-1][:8], flush=True)
+    lines = ["| size | cell | mode | opt | threads | tapegrad ms/step | PyTorch ms/step "
+             "| speed-up | tapegrad GFLOP/s | peak RSS MB (tapegrad / PyTorch) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append("| %s | %s | %s | %s | %s | %.3f | %.3f | %.2fx | %.1f | %.0f / %.0f |" % r)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+        with open(a.out + ".raw", "w") as f:
+            f.write("\n".join(raw) + "\n")
+
+
+if __name__ == "__main__":
+    main()
