@@ -21,7 +21,7 @@ mkdir -p "$out"
 rm -f "$out/tapegrad.jsonl" "$out/torch.jsonl"
 make -s build/charlm
 # shellcheck disable=SC2086
-build/charlm train $flags --save "$out/tapegrad.safetensors" --log "$out/tapegrad.jsonl" >/dev/null
+build/charlm train $flags --overwrite --save "$out/tapegrad.safetensors" --log "$out/tapegrad.jsonl" >/dev/null
 # The reference's own BLAS setting, as a user's machine has it (see
 # ../shared/bench/README.md).
 # shellcheck disable=SC2086

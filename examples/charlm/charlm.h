@@ -1,0 +1,228 @@
+/*
+ * examples/charlm/charlm.h - the private header of the `charlm` tool:
+ * train a character language model, sample from it, evaluate it.
+ *
+ *   main.c    the command line, errors as one line
+ *   opts.c    commands and flags (one table per command: parsing, checking,
+ *             --help and checkpoint metadata all come from it)
+ *   data.c    the corpus: files -> UTF-8 code points -> vocabulary ids ->
+ *             train/validation split -> B parallel streams
+ *   ckpt.c    checkpoints: weights under PyTorch names plus everything a
+ *             resumed run needs to continue bit for bit
+ *   prepare.c the model, the data and the checks before training starts
+ *   train.c   the training loop, progress, the JSON log, Ctrl-C
+ *   eval.c    the validation loss, and `charlm eval`
+ *   sample.c  generation (temperature, top-k, priming)
+ *   cells.c   extra cell types known by name (--cell peephole); add yours
+ *
+ * The model and the data pipeline are those of
+ * ../shared/bench/train_torch_charlm.py, the PyTorch reference: same
+ * corpus reading, vocabulary, split, streams, truncated BPTT, loss,
+ * clipping, optimizers and evaluation, so their numbers can be compared.
+ *
+ * Errors: functions that can fail return -1 (or NULL) after cl_fail()
+ * wrote a one-line message; main() prints it as "charlm CMD: message" and
+ * exits with status 1 (2 for a bad command line). Library errors are
+ * recorded by an error handler (never aborting on user input) and end up
+ * in the same message.
+ */
+#ifndef CHARLM_H
+#define CHARLM_H
+
+#include "nn/charlm.h"
+#include "nn/optim.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Every setting of every command. Numbers that are whole are int64_t so
+ * that one parser serves them all. */
+typedef struct cl_config {
+    /* model */
+    const char *cell;
+    int64_t layers, hidden, embed;
+    double dropout;
+    /* data */
+    const char *data;
+    int64_t seq, batch;
+    double val_frac;
+    /* training */
+    const char *optim;
+    double lr, clip;
+    int64_t seed, steps, eval_every, threads;
+    double minutes;
+    const char *save, *resume, *log;
+    bool overwrite;
+    /* sampling and evaluation */
+    const char *load, *prime;
+    int64_t length, top_k;
+    double temperature;
+} cl_config;
+
+/* Most flags a command has (main.c's given[] array). */
+#define CL_MAX_OPTS 64
+
+/* One flag. Its name is also its key in a checkpoint's metadata. */
+typedef enum cl_kind { CL_INT, CL_REAL, CL_STR, CL_SWITCH } cl_kind;
+enum {
+    CL_STORED = 1u << 0,  /* a hyperparameter kept in checkpoints */
+    CL_FIXED = 1u << 1,   /* cannot change on --resume (architecture, data) */
+    CL_LO_OPEN = 1u << 2, /* the range excludes lo */
+    CL_HI_OPEN = 1u << 3, /* the range excludes hi */
+    CL_NO_DEFAULT = 1u << 4, /* --help shows no default */
+};
+typedef struct cl_opt {
+    const char *name;    /* without "--" */
+    const char *metavar; /* "N", "FILE"; NULL for a switch */
+    cl_kind kind;
+    size_t off;          /* offsetof(cl_config, field) */
+    double lo, hi;       /* allowed range of a number */
+    unsigned flags;
+    const char *help;
+} cl_opt;
+
+/* opts.c */
+typedef struct cl_command {
+    const char *name, *usage, *about;
+    const cl_opt *opts;
+    int nopts;
+} cl_command;
+
+const cl_command *cl_command_find(const char *name);
+void cl_tool_help(FILE *f);
+/* Fills c from argv (c holds the defaults); given[i] tells whether
+ * cmd->opts[i] was on the line. 1 for --help (printed), 0, or -1 with a
+ * message. */
+int cl_parse_args(const cl_command *cmd, int argc, char **argv,
+                  cl_config *c, bool *given);
+void cl_config_defaults(cl_config *c);
+/* The train command's flags: the hyperparameters checkpoints store. */
+const cl_opt *cl_train_opts(int *n);
+/* Parses text as the value of o into c; -1 with a message (context
+ * starts it: "--hidden" or "checkpoint X: metadata 'hidden'"). */
+int cl_opt_parse(const cl_opt *o, cl_config *c, const char *text,
+                 const char *context);
+/* The value of o in c as text (what a checkpoint stores). */
+void cl_opt_format(const cl_opt *o, const cl_config *c, char *buf,
+                   size_t cap);
+/* main.c */
+/* The shortest "%.Ng" of v that reads back as v (as Python prints
+ * floats); "NaN", "Infinity", "-Infinity" otherwise. */
+void cl_shortest(char *buf, size_t cap, double v);
+/* A copy of s that lives until exit. */
+const char *cl_strdup(const char *s);
+
+/* errors (main.c) */
+int cl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *cl_error(void);
+/* The last library error ("op: message"), "" if none since the last call
+ * of cl_lib_clear. */
+const char *cl_lib_error(void);
+void cl_lib_clear(void);
+
+/* data.c ---------------------------------------------------------------- */
+typedef struct cl_vocab {
+    uint32_t *chars; /* sorted Unicode code points */
+    int64_t n;
+} cl_vocab;
+
+typedef struct cl_text {
+    uint32_t *cp; /* code points */
+    int64_t n;
+} cl_text;
+
+/* B streams of a token sequence: n rows, rows[i * B + b] = ids[b * n + i],
+ * so rows [pos, pos + T) are the [T, B] input of a step, contiguous. */
+typedef struct cl_streams {
+    int64_t *rows;
+    int64_t n, B;
+} cl_streams;
+
+/* Reads a file or every regular file of a directory (sorted by name,
+ * skipping *.dat, *.u8 and symbolic links), decoding UTF-8 with Python's
+ * universal newlines. -1 with a message for a missing, empty or binary
+ * corpus. */
+int cl_text_read(const char *path, cl_text *t);
+void cl_text_free(cl_text *t);
+/* The sorted set of the text's code points. */
+void cl_vocab_build(const cl_text *t, cl_vocab *v);
+/* The vocabulary as UTF-8 (for checkpoints) and back (-1: not valid
+ * UTF-8, not sorted, repeated, NUL). */
+char *cl_vocab_utf8(const cl_vocab *v);
+int cl_vocab_parse(const char *utf8, cl_vocab *v);
+void cl_vocab_free(cl_vocab *v);
+/* The id of code point c, -1 if not in the vocabulary. */
+int64_t cl_vocab_id(const cl_vocab *v, uint32_t c);
+/* ids[i] = id of t->cp[i]; -1 with a message naming the first character
+ * that is not in v (what names the text in it). */
+int cl_encode(const cl_vocab *v, const uint32_t *cp, int64_t n, int64_t *ids,
+              const char *what);
+/* Decodes a UTF-8 string (a --prime); -1 with a message. */
+int cl_utf8_decode(const char *s, cl_text *t, const char *what);
+/* Writes code point c as UTF-8 into out (4 bytes at most); its length. */
+int cl_utf8_put(uint32_t c, char *out);
+/* FNV-1a over the ids: tells a resumed run whether its text changed. */
+uint64_t cl_ids_hash(const int64_t *ids, int64_t n);
+
+/* The reference's split: the last max(int(n * val_frac), T * B + 1) ids
+ * are held out; both parts cut into B streams. -1 with a message naming
+ * what is too small. */
+int cl_split(const int64_t *ids, int64_t n, const cl_config *c,
+             cl_streams *train, cl_streams *val, const char *what);
+void cl_streams_free(cl_streams *s);
+
+/* ckpt.c ---------------------------------------------------------------- */
+/* A model with everything around it: what a checkpoint holds. */
+typedef struct cl_run {
+    cl_config cfg;          /* hyperparameters (those CL_STORED) */
+    cl_vocab vocab;
+    const tg_cell_type *cell;
+    tg_charlm *model;
+    tg_optim *opt;          /* NULL outside training */
+    tg_rng rng;             /* initialisation, then dropout (as PyTorch's
+                               one generator after torch.manual_seed) */
+    /* the hidden state carried from step to step (truncated BPTT);
+     * has_state false: the next step starts from zeros */
+    tg_tensor *state[TG_CELL_MAX_STATE];
+    bool has_state;
+    int64_t step, pos, tokens;
+    double loss_sum;        /* training losses since the last evaluation */
+    int64_t loss_count;
+    double elapsed_s, val_loss, grad_norm;
+    int64_t corpus_chars;
+    uint64_t corpus_hash;
+} cl_run;
+
+/* prepare.c: builds run->model (and run->opt if with_optim) from
+ * run->cfg and run->vocab, initialised from run->cfg.seed. -1 with a
+ * message. */
+int cl_run_build(cl_run *r, bool with_optim);
+void cl_run_free(cl_run *r);
+/* Everything before the first step of `charlm train`: a new run from c,
+ * or the checkpoint c->resume with the flags that may change; the corpus
+ * read, checked against the vocabulary and split; --save checked. -1
+ * with a message. */
+int cl_prepare(cl_run *r, cl_config *c, const bool *given, const cl_opt *opts,
+               int nopts, cl_streams *train, cl_streams *val);
+/* Saves atomically: a crash or a full disk leaves the old file whole. */
+int cl_ckpt_save(const cl_run *r, const char *path);
+/* Loads a checkpoint into a fresh run: hyperparameters, vocabulary,
+ * model; with_train also the optimizer, RNG states, carried state and
+ * counters. -1 with a message naming the file and the problem. */
+int cl_ckpt_load(const char *path, cl_run *r, bool with_train);
+/* Whether path holds a charlm checkpoint; its step in *step. */
+bool cl_ckpt_peek(const char *path, int64_t *step);
+
+/* commands (train.c, sample.c, eval.c): process exit status */
+int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts);
+int cl_sample(const cl_config *c);
+int cl_eval(const cl_config *c);
+/* validation loss (mean nats per character) of the model on v */
+double cl_evaluate(cl_run *r, const cl_streams *v);
+
+/* cells.c: registers the tool's extra cell types */
+void cl_register_cells(void);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * examples/charlm/eval.c - the validation loss: used by training at each
+ * evaluation and by `charlm eval` on a checkpoint.
+ */
+#include "charlm.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The reference's evaluate(): the held-out streams in chunks of T (the
+ * last one shorter), the state carried from chunk to chunk, no dropout,
+ * nothing recorded; the summed cross-entropy over the count. */
+double cl_evaluate(cl_run *r, const cl_streams *v)
+{
+    bool was = tg_set_grad_enabled(false);
+    tg_tensor *state[TG_CELL_MAX_STATE] = {NULL};
+    bool has = false;
+    double total = 0;
+    int64_t count = 0, T = r->cfg.seq, B = v->B;
+    cl_lib_clear();
+    for (int64_t s = 0; s < v->n - 1; s += T) {
+        int64_t t = T < v->n - 1 - s ? T : v->n - 1 - s;
+        tg_rnn_out out;
+        tg_tensor *logits = tg_charlm_forward(r->model, v->rows + s * B, t, B,
+                                              has ? state : NULL, false, NULL, &out);
+        tg_tensor *loss = tg_cross_entropy(logits, v->rows + (s + 1) * B, TG_SUM);
+        if (!loss) {
+            total = (double)NAN;
+            break;
+        }
+        total += tg_item(loss);
+        count += t * B;
+        tg_rnn_keep_state(r->model->rnn, &out, state);
+        has = true;
+        tg_tape_reset();
+    }
+    tg_tape_reset();
+    for (int k = 0; k < TG_CELL_MAX_STATE; k++)
+        tg_tensor_free(state[k]);
+    tg_set_grad_enabled(was);
+    return count ? total / (double)count : (double)NAN;
+}
+
+int cl_eval(const cl_config *c)
+{
+    cl_run r;
+    if (cl_ckpt_load(c->load, &r, false) < 0)
+        return 1;
+    int status = 1;
+    const char *path = c->data ? c->data : r.cfg.data;
+    cl_text text;
+    cl_streams train = {0}, val = {0};
+    if (cl_text_read(path, &text) < 0) {
+        cl_run_free(&r);
+        return 1;
+    }
+    int64_t *ids = tg_xmalloc((size_t)text.n * sizeof *ids);
+    if (cl_encode(&r.vocab, text.cp, text.n, ids, path) < 0 ||
+        cl_split(ids, text.n, &r.cfg, &train, &val, path) < 0)
+        goto done;
+    double loss = cl_evaluate(&r, &val);
+    if (!isfinite(loss)) {
+        cl_fail("the validation loss is not finite: %s", cl_lib_error());
+        goto done;
+    }
+    printf("val loss %.4f nats/char = %.4f bits/char (%lld held-out characters "
+           "of %s; model at step %lld)\n", loss, loss / log(2.0),
+           (long long)(val.n * val.B), path, (long long)r.step);
+    status = 0;
+done:
+    free(ids);
+    cl_text_free(&text);
+    cl_streams_free(&train);
+    cl_streams_free(&val);
+    cl_run_free(&r);
+    return status;
+}

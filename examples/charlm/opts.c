@@ -1,0 +1,373 @@
+/*
+ * examples/charlm/opts.c - the commands and their flags, as tables.
+ *
+ * Each command's flags are one table of cl_opt: the parser, the range
+ * checks, the --help text and the checkpoint metadata are all made from
+ * it, so a flag is added in one place. The training hyperparameters are
+ * stored in checkpoints under their flag names ("hidden", "val-frac") and
+ * read back with the same parser and the same checks (ckpt.c).
+ */
+#include "charlm.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the flags ---------------------------------------------------------- */
+#define OFF(f) offsetof(cl_config, f)
+#define BIG 1e12 /* "no limit" for counts */
+
+void cl_config_defaults(cl_config *c)
+{
+    /* those of ../shared/bench/train_torch_charlm.py, except threads */
+    *c = (cl_config){
+        .cell = "lstm", .layers = 2, .hidden = 128, .embed = 64,
+        .dropout = 0, .data = "/usr/share/games/fortunes", .seq = 64,
+        .batch = 32, .val_frac = 0.05, .optim = "adam", .lr = 2e-3,
+        .clip = 5, .seed = 1, .steps = 500, .eval_every = 100,
+        .threads = 2, .minutes = 0, .save = "charlm.safetensors",
+        .length = 500, .top_k = 0, .temperature = 1.0};
+}
+
+static const cl_opt train_opts[] = {
+    {"data", "FILE|DIR", CL_STR, OFF(data), 0, 0, CL_STORED,
+     "text to learn: a UTF-8 file, or a directory whose files (sorted, "
+     "skipping *.dat, *.u8 and links) are concatenated"},
+    {"cell", "NAME", CL_STR, OFF(cell), 0, 0, CL_STORED | CL_FIXED,
+     "recurrent cell: lstm, gru, rnn or any registered cell type"},
+    {"layers", "N", CL_INT, OFF(layers), 1, 64, CL_STORED | CL_FIXED,
+     "recurrent layers"},
+    {"hidden", "H", CL_INT, OFF(hidden), 1, 8192, CL_STORED | CL_FIXED,
+     "hidden units per layer"},
+    {"embed", "E", CL_INT, OFF(embed), 1, 8192, CL_STORED | CL_FIXED,
+     "embedding size"},
+    {"seq", "T", CL_INT, OFF(seq), 1, 100000, CL_STORED | CL_FIXED,
+     "characters per step and stream (truncated BPTT length)"},
+    {"batch", "B", CL_INT, OFF(batch), 1, 100000, CL_STORED | CL_FIXED,
+     "parallel streams"},
+    {"steps", "N", CL_INT, OFF(steps), 1, BIG, CL_STORED,
+     "train until step N (counted from the start of the run, also after "
+     "--resume)"},
+    {"minutes", "M", CL_REAL, OFF(minutes), 0, 1e7, CL_STORED | CL_NO_DEFAULT,
+     "train until M minutes have passed in total (alone: no step limit)"},
+    {"optim", "NAME", CL_STR, OFF(optim), 0, 0, CL_STORED | CL_FIXED,
+     "optimizer: adam, adamw (weight decay 0.01) or sgd"},
+    {"lr", "X", CL_REAL, OFF(lr), 0, 1e300, CL_STORED, "learning rate"},
+    {"clip", "X", CL_REAL, OFF(clip), -1e300, 1e300, CL_STORED,
+     "clip the global gradient norm to X (0 or less: no clipping)"},
+    {"dropout", "P", CL_REAL, OFF(dropout), 0, 1, CL_STORED | CL_FIXED | CL_HI_OPEN,
+     "dropout probability between layers and before the decoder"},
+    {"seed", "S", CL_INT, OFF(seed), 0, 9e18, CL_STORED | CL_FIXED,
+     "seed of initialisation and dropout"},
+    {"threads", "N", CL_INT, OFF(threads), 1, 1024, 0,
+     "threads (results are the same for any number)"},
+    {"val-frac", "F", CL_REAL, OFF(val_frac), 0, 1, CL_STORED | CL_FIXED | CL_HI_OPEN,
+     "fraction of the text held out for validation (at least T*B+1 "
+     "characters)"},
+    {"eval-every", "N", CL_INT, OFF(eval_every), 1, BIG, CL_STORED,
+     "evaluate, log and save every N steps (and at the end)"},
+    {"save", "CKPT", CL_STR, OFF(save), 0, 0, 0,
+     "checkpoint to write at each evaluation, at the end and on Ctrl-C"},
+    {"resume", "CKPT", CL_STR, OFF(resume), 0, 0, CL_NO_DEFAULT,
+     "continue the run saved in CKPT exactly where it stopped"},
+    {"log", "FILE", CL_STR, OFF(log), 0, 0, CL_NO_DEFAULT,
+     "append one JSON line per evaluation to FILE"},
+    {"overwrite", NULL, CL_SWITCH, OFF(overwrite), 0, 0, CL_NO_DEFAULT,
+     "allow --save to replace a file that is not the --resume checkpoint"},
+};
+
+static const cl_opt sample_opts[] = {
+    {"load", "CKPT", CL_STR, OFF(load), 0, 0, CL_NO_DEFAULT,
+     "checkpoint to sample from"},
+    {"length", "N", CL_INT, OFF(length), 0, 1e9, 0,
+     "characters to generate"},
+    {"temperature", "X", CL_REAL, OFF(temperature), 0, 1e6, CL_LO_OPEN,
+     "divides the scores: < 1 safer, > 1 wilder"},
+    {"top-k", "K", CL_INT, OFF(top_k), 0, 1e9, 0,
+     "draw only among the K likeliest characters (0: all)"},
+    {"prime", "TEXT", CL_STR, OFF(prime), 0, 0, CL_NO_DEFAULT,
+     "text to start from (printed first; default: a newline)"},
+    {"seed", "S", CL_INT, OFF(seed), 0, 9e18, 0,
+     "seed of the draws: the same seed gives the same text"},
+    {"threads", "N", CL_INT, OFF(threads), 1, 1024, 0, "threads"},
+};
+
+static const cl_opt eval_opts[] = {
+    {"load", "CKPT", CL_STR, OFF(load), 0, 0, CL_NO_DEFAULT,
+     "checkpoint to evaluate"},
+    {"data", "FILE|DIR", CL_STR, OFF(data), 0, 0, CL_NO_DEFAULT,
+     "text whose held-out part is scored (default: the training corpus)"},
+    {"threads", "N", CL_INT, OFF(threads), 1, 1024, 0, "threads"},
+};
+
+#define COUNT(a) (int)(sizeof(a) / sizeof *(a))
+_Static_assert(COUNT(train_opts) <= CL_MAX_OPTS, "raise CL_MAX_OPTS");
+
+const cl_opt *cl_train_opts(int *n)
+{
+    *n = COUNT(train_opts);
+    return train_opts;
+}
+
+/* "[0, 1)", ">= 1", "> 0" */
+static void range_text(const cl_opt *o, char *buf, size_t cap)
+{
+    bool lo_open = o->flags & CL_LO_OPEN, hi_open = o->flags & CL_HI_OPEN;
+    char lo[32], hi[32];
+    cl_shortest(lo, sizeof lo, o->lo);
+    cl_shortest(hi, sizeof hi, o->hi);
+    if (o->lo <= -BIG)
+        snprintf(buf, cap, "a finite number");
+    else if (o->hi >= BIG)
+        snprintf(buf, cap, "%s %s", lo_open ? ">" : ">=", lo);
+    else
+        snprintf(buf, cap, "in %c%s, %s%c", lo_open ? '(' : '[', lo, hi,
+                 hi_open ? ')' : ']');
+}
+
+int cl_opt_parse(const cl_opt *o, cl_config *c, const char *text,
+                 const char *context)
+{
+    char *p = (char *)c + o->off, *end;
+    char range[96];
+    double v;
+    errno = 0;
+    switch (o->kind) {
+    case CL_INT: {
+        long long i = strtoll(text, &end, 10);
+        if (!*text || end == text || *end || text[0] == ' ')
+            return cl_fail("%s: '%s' is not a whole number", context, text);
+        v = (double)i;
+        if (errno == ERANGE || v < o->lo || v > o->hi) {
+            range_text(o, range, sizeof range);
+            return cl_fail("%s must be %s (got %s)", context, range, text);
+        }
+        *(int64_t *)(void *)p = i;
+        return 0;
+    }
+    case CL_REAL:
+        v = strtod(text, &end);
+        if (!*text || end == text || *end || text[0] == ' ')
+            return cl_fail("%s: '%s' is not a number", context, text);
+        if (!isfinite(v))
+            return cl_fail("%s: '%s' is not a finite number", context, text);
+        if (v < o->lo || v > o->hi ||
+            ((o->flags & CL_LO_OPEN) && v == o->lo) ||
+            ((o->flags & CL_HI_OPEN) && v == o->hi)) {
+            range_text(o, range, sizeof range);
+            return cl_fail("%s must be %s (got %s)", context, range, text);
+        }
+        *(double *)(void *)p = v;
+        return 0;
+    case CL_STR:
+        if (!*text)
+            return cl_fail("%s: the value is empty", context);
+        *(const char **)(void *)p = text;
+        return 0;
+    case CL_SWITCH:
+        *(bool *)(void *)p = true;
+        return 0;
+    }
+    return -1;
+}
+
+void cl_opt_format(const cl_opt *o, const cl_config *c, char *buf, size_t cap)
+{
+    const char *p = (const char *)c + o->off;
+    switch (o->kind) {
+    case CL_INT:
+        snprintf(buf, cap, "%lld", (long long)*(const int64_t *)(const void *)p);
+        break;
+    case CL_REAL: /* reads back as the same double */
+        cl_shortest(buf, cap, *(const double *)(const void *)p);
+        break;
+    case CL_STR: {
+        const char *s = *(const char *const *)(const void *)p;
+        snprintf(buf, cap, "%s", s ? s : "");
+        break;
+    }
+    case CL_SWITCH:
+        snprintf(buf, cap, "%s", *(const bool *)(const void *)p ? "yes" : "no");
+        break;
+    }
+}
+
+/* ---- help --------------------------------------------------------------- */
+static const cl_command commands[] = {
+    {"train", "charlm train [options]",
+     "Trains a character language model (Embedding -> recurrent layers ->\n"
+     "Dropout -> Linear) on a text corpus, like the PyTorch reference\n"
+     "../shared/bench/train_torch_charlm.py, and saves checkpoints that\n"
+     "--resume continues exactly. Prints one JSON line per evaluation on\n"
+     "stdout and progress on stderr. Ctrl-C finishes the step, saves and\n"
+     "exits (status 130). On --resume the architecture and data flags come\n"
+     "from the checkpoint (giving a different value is an error); --data,\n"
+     "--steps, --minutes, --lr, --clip, --eval-every, --save, --log and\n"
+     "--threads may change, and --save defaults to the checkpoint resumed.\n"
+     "--steps and --minutes count from the start of the run.",
+     train_opts, COUNT(train_opts)},
+    {"sample", "charlm sample --load CKPT [options]",
+     "Writes --length characters generated by the model to stdout (UTF-8),\n"
+     "after the --prime text if one is given. The same seed gives the same\n"
+     "text.",
+     sample_opts, COUNT(sample_opts)},
+    {"eval", "charlm eval --load CKPT [options]",
+     "Prints the validation loss of a checkpoint in nats and in bits per\n"
+     "character, on the held-out end of its corpus (split as in training).",
+     eval_opts, COUNT(eval_opts)},
+};
+
+/* "  --flag ARG   text..." with the text wrapped at 79 columns */
+static void help_line(FILE *f, const char *flag, const char *text)
+{
+    enum { COL = 21, WIDTH = 79 };
+    int col = fprintf(f, "  %-*s", COL - 3, flag);
+    if (col > COL - 1) {
+        fprintf(f, "\n%*s", COL - 1, "");
+        col = COL - 1;
+    }
+    for (const char *p = text; *p;) {
+        while (*p == ' ')
+            p++;
+        int len = (int)strcspn(p, " ");
+        if (col + 1 + len > WIDTH && col > COL - 1) {
+            fprintf(f, "\n%*s", COL - 1, "");
+            col = COL - 1;
+        }
+        col += fprintf(f, " %.*s", len, p);
+        p += len;
+    }
+    fputc('\n', f);
+}
+
+static void command_help(const cl_command *cmd, FILE *f)
+{
+    cl_config d;
+    cl_config_defaults(&d);
+    fprintf(f, "usage: %s\n\n%s\n\noptions:\n", cmd->usage, cmd->about);
+    for (int i = 0; i < cmd->nopts; i++) {
+        const cl_opt *o = &cmd->opts[i];
+        char flag[48], text[600], v[40], names[200];
+        snprintf(flag, sizeof flag, "--%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        cl_opt_format(o, &d, v, sizeof v);
+        if (!strcmp(o->name, "cell"))
+            snprintf(text, sizeof text, "recurrent cell: %s; rnn means "
+                     "rnn_tanh (default %s)",
+                     tg_cell_type_names(names, sizeof names), v);
+        else if (o->flags & CL_NO_DEFAULT)
+            snprintf(text, sizeof text, "%s", o->help);
+        else
+            snprintf(text, sizeof text, "%s (default %s)", o->help, v);
+        help_line(f, flag, text);
+    }
+    help_line(f, "--help", "this text");
+}
+
+void cl_tool_help(FILE *f)
+{
+    fprintf(f,
+        "charlm - character language models with tapegrad\n\n"
+        "usage:\n"
+        "  charlm train [options]               train on a corpus, save a checkpoint\n"
+        "  charlm sample --load CKPT [options]  generate text from a checkpoint\n"
+        "  charlm eval --load CKPT [options]    validation loss of a checkpoint\n"
+        "  charlm COMMAND --help                the options of a command\n\n"
+        "A first run (2-layer LSTM on /usr/share/games/fortunes, Debian package\n"
+        "`fortunes`; about two minutes on two cores):\n"
+        "  charlm train --minutes 2                  # writes charlm.safetensors\n"
+        "  charlm sample --load charlm.safetensors --length 500\n"
+        "  charlm train --resume charlm.safetensors --minutes 4   # two more\n\n"
+        "Checkpoints are safetensors files. The weights have PyTorch's names\n"
+        "(embedding.weight, rnn.weight_ih_l0, ..., decoder.bias); the training\n"
+        "state is under optim.* and train.*. In Python:\n"
+        "  sd = safetensors.torch.load_file(path)\n"
+        "  model.load_state_dict({k: v for k, v in sd.items()\n"
+        "                         if not k.startswith((\"optim.\", \"train.\"))})\n");
+}
+
+/* ---- parsing a command line --------------------------------------------- */
+/* checks that need more than one flag, or the cell registry */
+static int check_config(const cl_command *cmd, cl_config *c, const bool *given)
+{
+    if (!strcmp(cmd->name, "train")) {
+        char names[200];
+        if (!tg_cell_type_find(c->cell))
+            return cl_fail("--cell: unknown cell type '%s' (known: %s)", c->cell,
+                           tg_cell_type_names(names, sizeof names));
+        if (strcmp(c->optim, "adam") && strcmp(c->optim, "adamw") &&
+            strcmp(c->optim, "sgd"))
+            return cl_fail("--optim: unknown optimizer '%s' (adam, adamw or sgd)",
+                           c->optim);
+        /* a budget given alone replaces the other */
+        bool steps = false, minutes = false;
+        for (int i = 0; i < cmd->nopts; i++) {
+            steps |= given[i] && !strcmp(cmd->opts[i].name, "steps");
+            minutes |= given[i] && !strcmp(cmd->opts[i].name, "minutes");
+        }
+        if (minutes && !(c->minutes > 0))
+            return cl_fail("--minutes must be more than 0 (got %g)", c->minutes);
+        if (minutes && !steps)
+            c->steps = (int64_t)BIG;
+    } else if (!c->load) {
+        return cl_fail("--load CKPT is required (the checkpoint to %s)",
+                       !strcmp(cmd->name, "eval") ? "evaluate" : "sample from");
+    }
+    return 0;
+}
+
+int cl_parse_args(const cl_command *cmd, int argc, char **argv,
+                  cl_config *c, bool *given)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            command_help(cmd, stdout);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) || !a[2])
+            return cl_fail("unexpected argument '%s' (options start with --; "
+                           "see charlm %s --help)", a, cmd->name);
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        int k = -1;
+        for (int j = 0; j < cmd->nopts; j++)
+            if (strlen(cmd->opts[j].name) == len &&
+                !strncmp(cmd->opts[j].name, name, len))
+                k = j;
+        if (k < 0)
+            return cl_fail("unknown option '--%.*s' (see charlm %s --help)",
+                           (int)len, name, cmd->name);
+        const cl_opt *o = &cmd->opts[k];
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "--%s", o->name);
+        const char *val = "";
+        if (o->kind == CL_SWITCH) {
+            if (eq)
+                return cl_fail("--%s takes no value", o->name);
+        } else if (eq) {
+            val = eq + 1;
+        } else {
+            if (i + 1 >= argc)
+                return cl_fail("--%s needs a value (%s)", o->name, o->metavar);
+            val = argv[++i];
+            if (!strncmp(val, "--", 2) && strcmp(o->name, "prime"))
+                return cl_fail("--%s needs a value (%s), not the option '%s'",
+                               o->name, o->metavar, val);
+        }
+        if (cl_opt_parse(o, c, val, ctx) < 0)
+            return -1;
+        given[k] = true;
+    }
+    return check_config(cmd, c, given);
+}
+
+const cl_command *cl_command_find(const char *name)
+{
+    for (int i = 0; i < COUNT(commands); i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}

@@ -1,0 +1,345 @@
+/*
+ * examples/charlm/train.c - `charlm train`: the training loop of the
+ * PyTorch reference, step for step:
+ *
+ *   if pos + T + 1 > n: pos = 0, state = zeros     (streams wrap round)
+ *   x = rows [pos, pos + T), y = rows [pos + 1, pos + 1 + T); pos += T
+ *   logits, state = model(x, detach(state))        (truncated BPTT)
+ *   loss = mean cross-entropy over T * B
+ *   zero grads; backward; clip the global norm; optimizer step
+ *   every --eval-every steps and at the end: validation loss, one JSON
+ *   line, a checkpoint
+ *
+ * The carried state lives in persistent tensors (tg_rnn_keep_state): the
+ * next step starts from its numbers, but nothing flows back into the
+ * previous step, and tg_tape_reset frees everything else of the step.
+ *
+ * What is never lost: checkpoints are written atomically; a loss or
+ * gradient that is not finite (or a loss that has diverged) stops
+ * training before the bad numbers can reach a file; Ctrl-C (or SIGTERM) lets the current step finish, saves, and
+ * exits with status 130 (143).
+ */
+#define _XOPEN_SOURCE 700 /* SA_RESETHAND */
+#include "charlm.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* "42s", "3:07", "1h05m" */
+static void duration(char *buf, size_t cap, double s)
+{
+    if (!(s >= 0))
+        s = 0;
+    long t = (long)(s + 0.5);
+    if (t < 60)
+        snprintf(buf, cap, "%lds", t);
+    else if (t < 3600)
+        snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
+    else
+        snprintf(buf, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
+}
+
+/* ---- one run -------------------------------------------------------------- */
+typedef struct session {
+    cl_run *r;
+    const cl_config *c; /* the command line: save, log, threads */
+    cl_streams train, val;
+    FILE *log;
+    bool tty;
+    double t0, elapsed0, last_draw;
+    int64_t step0, tokens;    /* at the start of this session; since */
+    int64_t saved_step;       /* last step written to c->save, -1: none */
+    const char *saved_path;   /* where the last good checkpoint is */
+} session;
+
+static double elapsed(const session *S) { return S->elapsed0 + now_s() - S->t0; }
+
+static bool budget_spent(const session *S)
+{
+    const cl_config *c = &S->r->cfg;
+    return S->r->step >= c->steps || (c->minutes > 0 && elapsed(S) >= 60 * c->minutes);
+}
+
+static double tokens_per_s(const session *S)
+{
+    double dt = now_s() - S->t0;
+    return dt > 0 ? (double)S->tokens / dt : 0;
+}
+
+static void clear_line(const session *S)
+{
+    if (S->tty)
+        fputs("\r\033[K", stderr);
+}
+
+/* the live line: step, loss since the last evaluation, last val loss,
+ * speed, time to go */
+static void draw(session *S)
+{
+    double t = now_s();
+    if (!S->tty || t - S->last_draw < 0.1)
+        return;
+    S->last_draw = t;
+    const cl_run *r = S->r;
+    char total[32] = "", loss[32] = "-", val[32] = "-", eta[32] = "";
+    double left = (double)INFINITY;
+    int64_t done = r->step - S->step0;
+    if (r->cfg.steps < (int64_t)1e12) {
+        snprintf(total, sizeof total, "/%lld", (long long)r->cfg.steps);
+        if (done > 0)
+            left = (double)(r->cfg.steps - r->step) * (t - S->t0) / (double)done;
+    }
+    if (r->cfg.minutes > 0 && 60 * r->cfg.minutes - elapsed(S) < left)
+        left = 60 * r->cfg.minutes - elapsed(S);
+    if (isfinite(left))
+        duration(eta, sizeof eta, left);
+    if (isfinite(r->val_loss) && r->val_loss > 0)
+        snprintf(val, sizeof val, "%.4f", r->val_loss);
+    if (r->loss_count) /* the mean since the last evaluation */
+        snprintf(loss, sizeof loss, "%.4f", r->loss_sum / (double)r->loss_count);
+    fprintf(stderr, "\r\033[Kstep %lld%s  loss %s  val %s  %.0f tok/s  ETA %s",
+            (long long)r->step, total, loss, val, tokens_per_s(S),
+            eta[0] ? eta : "-");
+    fflush(stderr);
+}
+
+static bool params_finite(const cl_run *r)
+{
+    for (int i = 0; i < tg_params_count(&r->model->params); i++) {
+        const tg_tensor *t = tg_params_at(&r->model->params, i)->tensor;
+        for (int64_t k = 0; k < t->numel; k++)
+            if (!isfinite(t->data[k]))
+                return false;
+    }
+    return true;
+}
+
+/* the end of the message when training stops on bad numbers */
+static const char *kept(const session *S)
+{
+    static char buf[1200];
+    if (S->saved_step >= 0)
+        snprintf(buf, sizeof buf, "stopped without saving; the last good "
+                 "checkpoint %s (step %lld) is kept. Try a smaller --lr or a "
+                 "--clip", S->saved_path, (long long)S->saved_step);
+    else
+        snprintf(buf, sizeof buf, "stopped before any checkpoint was saved. "
+                 "Try a smaller --lr or a --clip");
+    return buf;
+}
+
+/* A loss that is not finite, or so large that the model has diverged
+ * (1000 times the loss of a uniform guess, ln V nats: a probability of
+ * e^-4700 for the right character when V = 113), stops training before
+ * the bad numbers can be saved. true with the message set. */
+static bool bad_loss(const session *S, int64_t step, const char *which,
+                     double loss)
+{
+    double uniform = log((double)S->r->vocab.n > 2 ? (double)S->r->vocab.n : 2.0);
+    if (isfinite(loss) && loss <= 1000 * uniform)
+        return false;
+    char what[64];
+    if (isfinite(loss))
+        snprintf(what, sizeof what, "%.3g: training has diverged", loss);
+    else
+        snprintf(what, sizeof what, "%s", isnan(loss) ? "NaN" : "infinite");
+    cl_fail("step %lld: the %s loss is %s; %s", (long long)step, which, what,
+            kept(S));
+    return true;
+}
+
+static int save(session *S)
+{
+    if (!params_finite(S->r))
+        return cl_fail("step %lld: the parameters are no longer finite; %s",
+                       (long long)S->r->step, kept(S));
+    S->r->elapsed_s = elapsed(S);
+    if (cl_ckpt_save(S->r, S->c->save) < 0)
+        return -1;
+    S->saved_step = S->r->step;
+    S->saved_path = S->c->save;
+    return 0;
+}
+
+/* One step. 0, or -1 with a message (a non-finite loss or gradient). */
+static int step(session *S)
+{
+    cl_run *r = S->r;
+    int64_t T = r->cfg.seq, B = r->cfg.batch, n = r->step + 1;
+    if (r->pos + T + 1 > S->train.n) { /* wrap round, from zeros */
+        r->pos = 0;
+        r->has_state = false;
+    }
+    const int64_t *x = S->train.rows + r->pos * B, *y = x + B;
+    r->pos += T;
+    tg_rnn_out out;
+    cl_lib_clear();
+    tg_tensor *logits = tg_charlm_forward(r->model, x, T, B,
+                                          r->has_state ? r->state : NULL, true,
+                                          &r->rng, &out);
+    tg_tensor *loss = tg_cross_entropy(logits, y, TG_MEAN);
+    if (!loss)
+        return cl_fail("step %lld: %s", (long long)n, cl_lib_error());
+    double lv = tg_item(loss);
+    if (bad_loss(S, n, "training", lv))
+        return -1;
+    tg_optim_zero_grad(r->opt);
+    if (tg_backward(loss) < 0)
+        return cl_fail("step %lld: %s", (long long)n, cl_lib_error());
+    /* clip <= 0: the norm is still computed (for the log), nothing clipped */
+    double gn = tg_clip_grad_norm(&r->model->params,
+                                  r->cfg.clip > 0 ? r->cfg.clip : (double)INFINITY);
+    if (!isfinite(gn))
+        return cl_fail("step %lld: the gradient norm is %s; %s", (long long)n,
+                       isnan(gn) ? "NaN" : "infinite", kept(S));
+    tg_optim_step(r->opt);
+    tg_rnn_keep_state(r->model->rnn, &out, r->state);
+    r->has_state = true;
+    tg_tape_reset();
+    r->step = n;
+    r->tokens += T * B;
+    S->tokens += T * B;
+    r->loss_sum += lv;
+    r->loss_count++;
+    r->grad_norm = gn;
+    return 0;
+}
+
+/* Validation, the JSON line, the checkpoint. A regular evaluation (every
+ * --eval-every steps) starts a new train-loss average; the one at the end
+ * of a run reports the average so far but leaves it running in the
+ * checkpoint, so that a resumed run logs what an uninterrupted one would. */
+static int evaluate(session *S, bool regular)
+{
+    cl_run *r = S->r;
+    double val = cl_evaluate(r, &S->val);
+    if (bad_loss(S, r->step, "validation", val))
+        return -1;
+    r->val_loss = val;
+    double train = r->loss_count ? r->loss_sum / (double)r->loss_count : (double)NAN;
+    char f[6][40];
+    cl_shortest(f[0], sizeof f[0], train);
+    cl_shortest(f[1], sizeof f[1], val);
+    cl_shortest(f[2], sizeof f[2], tokens_per_s(S));
+    cl_shortest(f[3], sizeof f[3], elapsed(S));
+    cl_shortest(f[4], sizeof f[4], r->cfg.lr);
+    cl_shortest(f[5], sizeof f[5], r->grad_norm);
+    char line[512];
+    snprintf(line, sizeof line, "{\"impl\": \"tapegrad\", \"step\": %lld, "
+             "\"train_loss\": %s, \"val_loss\": %s, \"tokens_per_s\": %s, "
+             "\"elapsed_s\": %s, \"lr\": %s, \"grad_norm\": %s}",
+             (long long)r->step, f[0], f[1], f[2], f[3], f[4], f[5]);
+    clear_line(S);
+    printf("%s\n", line);
+    fflush(stdout);
+    if (S->log) {
+        fprintf(S->log, "%s\n", line);
+        fflush(S->log);
+    }
+    if (regular) {
+        r->loss_sum = 0;
+        r->loss_count = 0;
+    }
+    if (save(S) < 0)
+        return -1;
+    if (!S->tty) {
+        char t[32];
+        duration(t, sizeof t, elapsed(S));
+        fprintf(stderr, "step %lld  train %.4f  val %.4f (%.3f bits/char)  "
+                "%.0f tok/s  %s  saved %s\n", (long long)r->step, train, val,
+                val / log(2.0), tokens_per_s(S), t, S->c->save);
+    }
+    return 0;
+}
+
+int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
+{
+    cl_run run = {0};
+    session S = {.r = &run, .c = c, .tty = isatty(2), .saved_step = -1};
+    int status = 1;
+    if (cl_prepare(&run, c, given, opts, nopts, &S.train, &S.val) < 0)
+        goto done;
+    if (c->resume) { /* the last good checkpoint, until the next save */
+        S.saved_step = run.step;
+        S.saved_path = c->resume;
+    }
+    if (c->log && !(S.log = fopen(c->log, "a"))) {
+        cl_fail("cannot open --log %s: %s", c->log, strerror(errno));
+        goto done;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C quits at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    cl_run *r = &run;
+    char from[4200] = "";
+    if (c->resume)
+        snprintf(from, sizeof from, " at step %lld of %s:", (long long)r->step,
+                 c->resume);
+    fprintf(stderr, "%s%s %s, %lld layers of %lld (%lld parameters, "
+            "vocabulary %lld), on %s: %lld characters, %lld held out; %lld "
+            "threads\n", c->resume ? "resuming" : "training", from,
+            r->cell->name, (long long)r->cfg.layers, (long long)r->cfg.hidden,
+            (long long)tg_params_numel(&r->model->params), (long long)r->vocab.n,
+            r->cfg.data, (long long)r->corpus_chars,
+            (long long)(S.val.n * S.val.B), (long long)c->threads);
+
+    S.t0 = now_s();
+    S.elapsed0 = r->elapsed_s;
+    S.step0 = r->step;
+    for (;;) {
+        if (step(&S) < 0)
+            goto done;
+        bool last = budget_spent(&S);
+        bool regular = r->step % r->cfg.eval_every == 0;
+        if ((regular || last) && evaluate(&S, regular) < 0)
+            goto done;
+        if (stop_signal) {
+            if (S.saved_step != r->step && save(&S) < 0)
+                goto done;
+            clear_line(&S);
+            fprintf(stderr, "charlm train: interrupted at step %lld; saved %s "
+                    "(continue with: charlm train --resume %s)\n",
+                    (long long)r->step, c->save, c->save);
+            status = 128 + stop_signal;
+            goto done;
+        }
+        if (last)
+            break;
+        draw(&S);
+    }
+    clear_line(&S);
+    fprintf(stderr, "done: step %lld, val loss %.4f nats = %.4f bits/char; "
+            "saved %s (try: charlm sample --load %s)\n", (long long)r->step,
+            r->val_loss, r->val_loss / log(2.0), c->save, c->save);
+    status = 0;
+done:
+    if (status == 1)
+        clear_line(&S);
+    if (S.log)
+        fclose(S.log);
+    cl_streams_free(&S.train);
+    cl_streams_free(&S.val);
+    cl_run_free(&run);
+    return status;
+}

@@ -1,0 +1,305 @@
+#!/bin/sh
+# tests/charlm_cli.sh - tests of the charlm command-line tool, on tiny
+# corpora made in a temporary directory and tiny models (a few seconds).
+#
+#   sh tests/charlm_cli.sh build/charlm
+#
+# Checks: exact resume (the losses of 20 steps equal those of 10 steps and
+# 10 resumed ones, from the --log JSON lines), PyTorch parameter names in
+# checkpoints, reproducible sampling, eval's nats and bits, one-line errors
+# and no crash on bad input of every kind, Ctrl-C saving, and a diverging
+# run stopping without touching the last good checkpoint. Prints each
+# failure and exits non-zero if there was any.
+set -u
+BIN=${1:-build/charlm}
+case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
+SRCDIR=$(cd "$(dirname "$0")" && pwd)
+[ -x "$BIN" ] || { echo "charlm_cli: no executable $BIN (build it with make)"; exit 1; }
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/charlm_cli.XXXXXX") || exit 1
+trap 'rm -rf "$TMP"' EXIT
+cd "$TMP" || exit 1
+export LC_ALL=C.UTF-8
+
+failures=0
+checks=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+ok() { checks=$((checks + 1)); }
+
+# ---- corpora ---------------------------------------------------------------
+awk 'BEGIN { for (i = 1; i <= 300; i++)
+    printf "%d: the quick brown fox jumps over the lazy dog - café, 5 € 😀\n", i }' > corpus.txt
+head -n 7 corpus.txt > wrap.txt          # the streams wrap round at step 13
+tr a-z A-Z < corpus.txt > upper.txt      # characters the models never saw
+printf 'hello\r\nworld\r' > crlf.txt
+: > empty.txt
+mkdir emptydir dir
+printf 'abc\000def' > nul.txt
+printf '\377\376binary\200\201' > binary.txt
+printf 'tiny text' > tiny.txt
+head -n 50 corpus.txt > dir/b.txt
+tail -n 50 corpus.txt > dir/a.txt
+printf '\000\001\002' > dir/a.dat         # skipped: *.dat
+ln -s ../binary.txt dir/c.txt             # skipped: a link
+printf '\000\001\002' > dir/d.u8         # skipped: *.u8
+mkdir dir/sub                             # skipped: not a regular file
+
+M="--hidden 16 --embed 8 --seq 8 --batch 4"
+
+# ---- exact resume ----------------------------------------------------------
+# the log lines without the timing fields
+losses() { sed 's/"tokens_per_s": [^,]*, "elapsed_s": [^,]*, //' "$1"; }
+
+resume_case() { # NAME STOP EXTRA...: 20 steps vs STOP + (20 - STOP)
+    name=$1 stop=$2; shift 2
+    "$BIN" train --data "$DATA" $M "$@" --steps 20 --eval-every 5 \
+        --save "$name-full.st" --log "$name-full.log" >/dev/null 2>"$name.err" ||
+        { fail "resume $name: the 20-step run failed: $(cat "$name.err")"; return; }
+    "$BIN" train --data "$DATA" $M "$@" --steps "$stop" --eval-every 5 \
+        --save "$name-half.st" --log "$name-half.log" >/dev/null 2>"$name.err" ||
+        { fail "resume $name: the $stop-step run failed: $(cat "$name.err")"; return; }
+    "$BIN" train --resume "$name-half.st" --steps 20 --threads "$THREADS2" \
+        --log "$name-half.log" >/dev/null 2>"$name.err" ||
+        { fail "resume $name: the resumed run failed: $(cat "$name.err")"; return; }
+    losses "$name-full.log" > "$name.a"
+    # the extra evaluation that ended the short run is not in the long one
+    if [ $((stop % 5)) = 0 ]; then losses "$name-half.log" > "$name.b"
+    else losses "$name-half.log" | grep -v "\"step\": $stop," > "$name.b"; fi
+    [ "$(grep -c . "$name.a")" = 4 ] || fail "resume $name: expected 4 log lines"
+    if cmp -s "$name.a" "$name.b"; then ok; else
+        fail "resume $name: 20 steps != $stop + resumed steps:"
+        diff "$name.a" "$name.b"
+    fi
+}
+DATA=corpus.txt THREADS2=2 resume_case lstm 10 --dropout 0.2
+DATA=wrap.txt THREADS2=1 resume_case gru 7 --cell gru --optim adamw --layers 1
+DATA=corpus.txt THREADS2=2 resume_case rnn 13 --cell rnn --optim sgd --lr 0.5 --clip 0
+grep -q '"impl": "tapegrad", "step": 5, "train_loss": [0-9.]*, "val_loss": [0-9.]*, "tokens_per_s": [0-9.e+]*, "elapsed_s": [0-9.e+-]*, "lr": 0.002, "grad_norm": [0-9.]*}' lstm-full.log &&
+    ok || fail "log line format: $(head -n 1 lstm-full.log)"
+
+# ---- checkpoint: PyTorch names and shapes ----------------------------------
+header() { # the JSON header of a safetensors file
+    n=$(od -An -tu8 -N8 "$1" | tr -d ' ')
+    tail -c +9 "$1" | head -c "$n"
+}
+header lstm-full.st | grep -o '"[^"]*":{"dtype":"[A-Z0-9]*","shape":\[[0-9,]*\]' |
+    sed 's/{"dtype"://; s/,"shape"://' | grep -v '^"optim\.\|^"train\.' | sort > names.txt
+V=$(header lstm-full.st | grep -o '"embedding.weight":{"dtype":"F32","shape":\[[0-9]*' | sed 's/.*\[//')
+sort > names.want <<EOF
+"embedding.weight":"F32"[$V,8]
+"rnn.weight_ih_l0":"F32"[64,8]
+"rnn.weight_hh_l0":"F32"[64,16]
+"rnn.bias_ih_l0":"F32"[64]
+"rnn.bias_hh_l0":"F32"[64]
+"rnn.weight_ih_l1":"F32"[64,16]
+"rnn.weight_hh_l1":"F32"[64,16]
+"rnn.bias_ih_l1":"F32"[64]
+"rnn.bias_hh_l1":"F32"[64]
+"decoder.weight":"F32"[$V,16]
+"decoder.bias":"F32"[$V]
+EOF
+if cmp -s names.txt names.want; then ok; else
+    fail "checkpoint tensors are not nn.LSTM's state_dict names:"; diff names.want names.txt
+fi
+# vocabulary: the characters of the corpus, sorted: 10 digits, space, letters...
+[ "$V" = "$(sed 's/./&\n/g' corpus.txt | sort -u | grep -c '')" ] && ok ||
+    fail "vocabulary size $V is not the number of distinct characters"
+header lstm-full.st | grep -q '"vocab":"\\n ,-0123456789:abcdefghijklmnopqrstuvwxyzé€😀"' &&
+    ok || fail "vocab metadata: $(header lstm-full.st | grep -o '"vocab":"[^"]*"')"
+"$BIN" train --data crlf.txt --hidden 4 --embed 2 --seq 1 --batch 1 --steps 1 \
+    --save crlf.st >/dev/null 2>&1 || fail "training on a CRLF text"
+header crlf.st | grep -q '"vocab":"\\ndehlorw"' && ok ||
+    fail "CRLF and CR not read as newlines: $(header crlf.st | grep -o '"vocab":"[^"]*"')"
+# With PyTorch (optional): the reference's CharLM loads the weights strictly,
+# and its own corpus reading, vocabulary, split and evaluate() give the
+# validation loss that charlm logged - the whole pipeline, not just names.
+REF=$SRCDIR/../../shared/bench/train_torch_charlm.py
+[ -f "$REF" ] || REF=/work/shared/bench/train_torch_charlm.py
+if [ -f "$REF" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    if /usr/bin/python3 - "$REF" lstm-full gru-full rnn-full <<'EOF'
+import json, os, struct, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
+import torch
+from train_torch_charlm import CharLM, evaluate, read_corpus, streams
+for name in sys.argv[2:]:
+    b = open(name + ".st", "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n]); meta = h.pop("__metadata__")
+    sd = {k: torch.frombuffer(bytearray(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]),
+                              dtype=torch.float32).reshape(v["shape"])
+          for k, v in h.items() if not k.startswith(("optim.", "train."))}
+    vocab = list(meta["vocab"])
+    m = CharLM(meta["cell"], len(vocab), int(meta["embed"]), int(meta["hidden"]),
+               int(meta["layers"]), float(meta["dropout"]))
+    m.load_state_dict(sd)  # strict: exactly PyTorch's names and shapes
+    text = read_corpus(meta["data"])
+    assert sorted(set(text)) == vocab, name + ": vocabularies differ"
+    index = {c: i for i, c in enumerate(vocab)}
+    ids = torch.tensor([index[c] for c in text], dtype=torch.long)
+    T, B = int(meta["seq"]), int(meta["batch"])
+    n_val = max(int(len(ids) * float(meta["val-frac"])), T * B + 1)
+    want = evaluate(m, streams(ids[-n_val:], B), T)
+    got = json.loads(open(name + ".log").read().splitlines()[-1])["val_loss"]
+    assert abs(want - got) <= 1e-5 * max(1.0, abs(want)), \
+        "%s: val loss %.9g, PyTorch's %.9g" % (name, got, want)
+EOF
+    then ok; else fail "PyTorch: the checkpoints do not load or evaluate the same"; fi
+else
+    echo "(PyTorch not found: skipping the PyTorch load and evaluation check)"
+fi
+
+# ---- directory corpora -----------------------------------------------------
+"$BIN" train --data dir $M --steps 2 --save dir.st >/dev/null 2>dir.err &&
+    ok || fail "directory corpus: $(cat dir.err)"
+n=$(cat dir/a.txt dir/b.txt | wc -m)
+grep -q "dir: $n characters" dir.err && ok ||
+    fail "directory corpus: expected a.txt + b.txt = $n characters: $(head -n 1 dir.err)"
+
+# ---- sampling --------------------------------------------------------------
+S="--load lstm-full.st --length 200"
+"$BIN" sample $S --seed 7 > s1.txt 2>s.err || fail "sample: $(cat s.err)"
+"$BIN" sample $S --seed 7 > s2.txt 2>s.err || fail "sample: $(cat s.err)"
+"$BIN" sample $S --seed 8 > s3.txt 2>s.err || fail "sample: $(cat s.err)"
+cmp -s s1.txt s2.txt && ok || fail "sample: the same seed gave different text"
+cmp -s s1.txt s3.txt && fail "sample: seeds 7 and 8 gave the same text" || ok
+[ "$(wc -m < s1.txt)" = 200 ] && ok || fail "sample: $(wc -m < s1.txt) characters, not 200"
+iconv -f UTF-8 -t UTF-8 s1.txt >/dev/null 2>&1 && ok || fail "sample: not valid UTF-8"
+"$BIN" sample $S --prime "café €" > p.txt 2>s.err || fail "sample --prime: $(cat s.err)"
+[ "$(head -c 9 p.txt)" = "café €" ] && [ "$(wc -m < p.txt)" = 206 ] && ok ||
+    fail "sample --prime: the output does not start with the prime + 200 characters"
+"$BIN" sample $S --top-k 1 --seed 1 > k1.txt 2>/dev/null
+"$BIN" sample $S --top-k 1 --seed 2 > k2.txt 2>/dev/null
+cmp -s k1.txt k2.txt && ok || fail "sample --top-k 1 is not greedy (depends on the seed)"
+"$BIN" sample $S --temperature 0.5 --top-k 5 > t.txt 2>s.err && [ -s t.txt ] && ok ||
+    fail "sample --temperature --top-k: $(cat s.err)"
+
+# ---- eval ------------------------------------------------------------------
+"$BIN" eval --load lstm-full.st > e.txt 2>e.err || fail "eval: $(cat e.err)"
+grep -q '^val loss [0-9.]* nats/char = [0-9.]* bits/char' e.txt && ok ||
+    fail "eval output: $(cat e.txt)"
+want=$(tail -n 1 lstm-full.log | sed 's/.*"val_loss": \([^,]*\),.*/\1/')
+got=$(sed 's/^val loss \([0-9.]*\) .*/\1/' e.txt)
+[ "$(printf '%.4f' "$want")" = "$got" ] && ok ||
+    fail "eval gives $got, the training log $want"
+
+# ---- bad input: one line on stderr, status 1..127, no crash -----------------
+cp lstm-full.st good.st
+SZ=$(wc -c < good.st)
+head -c $((SZ / 2)) good.st > truncated.st
+head -c 5 good.st > stub.st
+cp good.st flipped.st   # one byte of tensor data changed
+printf '\001' | dd of=flipped.st bs=1 seek=$((SZ - 50)) conv=notrunc 2>/dev/null
+cp good.st badjson.st
+printf '}}}}' | dd of=badjson.st bs=1 seek=20 conv=notrunc 2>/dev/null
+# metadata saying another architecture than the tensors (checksum intact)
+sed 's/"hidden":"16"/"hidden":"32"/' good.st > otherarch.st
+sed 's/"cell":"lstm"/"cell":"gru" /' good.st > othercell.st
+cp corpus.txt notackpt.st
+
+expect_fail() { # FRAGMENT COMMAND...: fails cleanly, naming the problem
+    frag=$1; shift
+    "$@" > bad.out 2> bad.err
+    rc=$?
+    what="'$*'"
+    if [ $rc -eq 0 ]; then fail "$what succeeded"; return; fi
+    if [ $rc -ge 128 ]; then fail "$what crashed (status $rc): $(cat bad.err)"; return; fi
+    # the error is one line; a run that had started may have said so before
+    grep -v '^training \|^resuming ' bad.err > bad.msg
+    if [ "$(wc -l < bad.msg)" != 1 ]; then
+        fail "$what: $(wc -l < bad.msg) lines of error on stderr, not 1:"; cat bad.err; return
+    fi
+    if ! grep -q -- "$frag" bad.err; then
+        fail "$what: the message does not mention '$frag': $(cat bad.err)"; return
+    fi
+    ok
+}
+T="train $M --steps 3 --save new.st"
+expect_fail "nothere.txt" "$BIN" $T --data nothere.txt
+expect_fail "empty" "$BIN" $T --data empty.txt
+expect_fail "no text files" "$BIN" $T --data emptydir
+expect_fail "not UTF-8" "$BIN" $T --data binary.txt
+expect_fail "NUL" "$BIN" $T --data nul.txt
+expect_fail "too small" "$BIN" $T --data tiny.txt
+expect_fail "too small" "$BIN" $T --data corpus.txt --seq 5000
+expect_fail "unknown option '--hiden'" "$BIN" $T --data corpus.txt --hiden 8
+expect_fail "unknown command" "$BIN" trian
+expect_fail "not a whole number" "$BIN" $T --data corpus.txt --hidden abc
+expect_fail "not a whole number" "$BIN" $T --data corpus.txt --steps 2.5
+expect_fail "must be" "$BIN" $T --data corpus.txt --hidden -4
+expect_fail "must be" "$BIN" $T --data corpus.txt --layers 0
+expect_fail "must be" "$BIN" $T --data corpus.txt --dropout 1.5
+expect_fail "must be" "$BIN" $T --data corpus.txt --val-frac 1
+expect_fail "must be" "$BIN" $T --data corpus.txt --hidden 99999999999999999999
+expect_fail "not a number" "$BIN" $T --data corpus.txt --lr fast
+expect_fail "not a finite number" "$BIN" $T --data corpus.txt --lr inf
+expect_fail "needs a value" "$BIN" $T --data corpus.txt --lr
+expect_fail "unknown cell type" "$BIN" $T --data corpus.txt --cell transformer
+expect_fail "unknown optimizer" "$BIN" $T --data corpus.txt --optim lion
+expect_fail "unexpected argument" "$BIN" $T --data corpus.txt stray
+expect_fail "memory" "$BIN" train --data corpus.txt --hidden 8192 --layers 64 --save big.st
+expect_fail "already holds a checkpoint" "$BIN" train --data corpus.txt $M --save good.st
+expect_fail "cannot write" "$BIN" $T --data corpus.txt --save nodir/x.st
+expect_fail "--load" "$BIN" sample
+expect_fail "must be" "$BIN" sample --load good.st --temperature 0
+expect_fail "must be" "$BIN" sample --load good.st --length -5
+expect_fail "not in the model's vocabulary" "$BIN" sample --load good.st --prime "XYZ"
+expect_fail "missing.st" "$BIN" sample --load missing.st
+expect_fail "truncated.st" "$BIN" sample --load truncated.st
+expect_fail "stub.st" "$BIN" eval --load stub.st
+expect_fail "corrupt" "$BIN" sample --load flipped.st
+expect_fail "badjson.st" "$BIN" sample --load badjson.st
+expect_fail "does not fit" "$BIN" sample --load otherarch.st
+expect_fail "does not fit" "$BIN" eval --load othercell.st
+expect_fail "notackpt.st" "$BIN" eval --load notackpt.st
+expect_fail "conflicts" "$BIN" train --resume good.st --hidden 32
+expect_fail "conflicts" "$BIN" train --resume good.st --cell gru
+expect_fail "nothing to do" "$BIN" train --resume good.st --steps 20
+expect_fail "not in the model's vocabulary" "$BIN" eval --load good.st --data upper.txt
+expect_fail "corrupt" "$BIN" train --resume flipped.st --steps 30
+cmp -s good.st lstm-full.st && ok || fail "a failed command changed a checkpoint"
+[ -e new.st ] && fail "a failed train left a checkpoint new.st" || ok
+sed 's/"format":"tapegrad-charlm"/"format":"tapegrad-other!"/' good.st > foreign.st
+expect_fail "not a charlm checkpoint" "$BIN" sample --load foreign.st
+for f in "$SRCDIR"/fixtures/*.safetensors; do # PyTorch's files: no metadata
+    [ -f "$f" ] && expect_fail "not a charlm checkpoint" "$BIN" eval --load "$f"
+    break
+done
+
+# ---- Ctrl-C: finish the step, save, status 130 ------------------------------
+"$BIN" train --data corpus.txt $M --steps 100000000 --eval-every 1000000 \
+    --save int.st > int.out 2> int.err &
+pid=$!
+i=0
+while ! grep -q '^training' int.err && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc = 130 ] && ok || fail "SIGINT: status $rc, not 130: $(cat int.err)"
+grep -q "interrupted at step [0-9]*; saved int.st" int.err && ok ||
+    fail "SIGINT: no message saying where it saved: $(cat int.err)"
+step=$(sed -n 's/.*interrupted at step \([0-9]*\).*/\1/p' int.err)
+"$BIN" eval --load int.st > int.eval 2>&1 && grep -q "model at step $step)" int.eval &&
+    ok || fail "SIGINT: the checkpoint does not load at step $step: $(cat int.eval)"
+"$BIN" train --resume int.st --steps $((step + 3)) >/dev/null 2>int.err &&
+    ok || fail "SIGINT: cannot resume: $(cat int.err)"
+
+# ---- divergence: stop naming the step, keep the last good checkpoint --------
+"$BIN" train --data corpus.txt $M --optim sgd --lr 0.5 --steps 10 --save sgd.st \
+    >/dev/null 2>&1 || fail "sgd run"
+cp sgd.st sgd.bak
+expect_fail "step 1[12]: the [a-z]* loss is" "$BIN" train --resume sgd.st --lr 1e30 \
+    --steps 30 --eval-every 1
+grep -q "last good checkpoint sgd.st (step 10) is kept" bad.err && ok ||
+    fail "divergence: the message does not name the kept checkpoint: $(cat bad.err)"
+cmp -s sgd.st sgd.bak && ok || fail "divergence: the last good checkpoint was changed"
+expect_fail "step 2: the training loss is NaN" "$BIN" train --data corpus.txt $M \
+    --cell rnn_relu --optim sgd --lr 1e30 --steps 30 --save nan.st
+[ -e nan.st ] && fail "divergence: a NaN run saved a checkpoint" || ok
+
+# ---- a time budget ---------------------------------------------------------
+"$BIN" train --data corpus.txt $M --minutes 0.005 --save min.st > min.out 2>min.err &&
+    [ "$(grep -c '"step"' min.out)" -ge 1 ] && ok ||
+    fail "--minutes: $(cat min.err)"
+
+echo "charlm_cli: $checks checks passed, $failures failed"
+[ $failures = 0 ]
