@@ -81,6 +81,16 @@ $(BUILD)/charlm: $(CHARLM_SRC) examples/charlm/charlm.h $(BUILD)/libtapegrad.a
 # fortunes (Debian package `fortunes`), saved, and a 500-character sample.
 # (Evaluating every 500 steps rather than 100 leaves more of the two
 # minutes to training; the JSON lines go to build/demo.jsonl.)
+# make bench: the whole speed table (all sizes, cells and modes, 1 and 2
+# threads); flags as ../shared/bench/bench_torch_rnn.py, e.g.
+#   build/bench --cell lstm --mode train --E 256 --H 256 --L 2 --T 64 --B 32
+# scripts/bench_compare.py runs PyTorch's side in the same session.
+.PHONY: bench
+bench:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory $(BUILD)/bench
+	$(BUILD)/bench
+
 .PHONY: demo
 demo:
 	@sh scripts/deps.sh fortunes
