@@ -8,6 +8,7 @@
 #include "autograd/tape.h"
 #include "tensor/arena.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,9 +44,113 @@ tg_entry *tg_tape_entry(int64_t i)
     return i >= 0 && i < arrlen(tape) ? &tape[i] : NULL;
 }
 
+/* ---- anomaly mode ------------------------------------------------------
+ * When on, every op's output and every gradient a backward rule produces
+ * is scanned for NaN and infinity as it is made; the first one found is
+ * reported with the op, its tape entry, its inputs' shapes and the time
+ * step, so a blow-up is traced to the op that caused it. Off by default
+ * (it reads every number twice); TG_ANOMALY=1 in the environment turns it
+ * on without recompiling. */
+static int anomaly = -1; /* -1: not read from the environment yet */
+
+bool tg_anomaly_mode(void)
+{
+    if (anomaly < 0) {
+        const char *v = getenv("TG_ANOMALY");
+        anomaly = v && *v && strcmp(v, "0") != 0;
+    }
+    return anomaly;
+}
+
+bool tg_set_anomaly_mode(bool on)
+{
+    bool old = tg_anomaly_mode();
+    anomaly = on;
+    return old;
+}
+
+/* index of the first non-finite number of a contiguous buffer, or -1 */
+static int64_t first_nonfinite(const tg_real *p, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(p[i]))
+            return i;
+    return -1;
+}
+
+/* "x[2, 3], #4[3, 3]" (and which of them hold non-finite numbers) */
+static void describe_inputs(char *buf, size_t cap, tg_tensor *const *in,
+                            int nin)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (int k = 0; k < nin && n < cap; k++) {
+        if (!in[k])
+            continue;
+        char shape[96];
+        tg_shape_str(in[k], shape, sizeof shape);
+        bool bad = tg_is_contiguous(in[k]) &&
+                   first_nonfinite(in[k]->data, in[k]->numel) >= 0;
+        if (in[k]->name)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s%s%s", k ? ", " : "",
+                                  in[k]->name, shape, bad ? " (non-finite)" : "");
+        else if (in[k]->entry >= 0)
+            n += (size_t)snprintf(buf + n, cap - n, "%s#%d%s%s", k ? ", " : "",
+                                  (int)in[k]->entry, shape,
+                                  bad ? " (non-finite)" : "");
+        else
+            n += (size_t)snprintf(buf + n, cap - n, "%st%u%s%s", k ? ", " : "",
+                                  (unsigned)in[k]->id, shape,
+                                  bad ? " (non-finite)" : "");
+    }
+}
+
+static void check_output(const char *op, tg_tensor *out, int nin,
+                         tg_tensor *const *in)
+{
+    if (!tg_is_contiguous(out) || (out->flags & TG_IS_VIEW))
+        return; /* a view: its numbers were checked where they were made */
+    int64_t i = first_nonfinite(out->data, out->numel);
+    if (i < 0)
+        return;
+    char inputs[512], shape[96];
+    describe_inputs(inputs, sizeof inputs, in, nin);
+    double v = out->data[i];
+    tg_error("anomaly", "op '%s' (tape entry #%lld, time step %lld) made %s "
+             "at element %lld of its output %s; inputs: %s", op,
+             (long long)arrlen(tape), (long long)cur_step,
+             isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf", (long long)i,
+             tg_shape_str(out, shape, sizeof shape), inputs);
+}
+
+/* after entry e's backward rule: 0, or -1 after reporting a bad gradient */
+static int check_grads(int64_t index, const tg_entry *e)
+{
+    for (int k = 0; k < e->nin; k++) {
+        const tg_tensor *x = e->in[k];
+        int64_t i = x->grad ? first_nonfinite(x->grad, x->numel) : -1;
+        if (i < 0)
+            continue;
+        char inputs[512], shape[96];
+        describe_inputs(inputs, sizeof inputs, e->in, e->nin);
+        bool seed_bad = first_nonfinite(e->out->grad, e->out->numel) >= 0;
+        tg_error("anomaly", "the backward of op '%s' (tape entry #%lld, time "
+                 "step %lld) made %s at element %lld of the gradient of its "
+                 "input %d %s%s; inputs: %s", e->op, (long long)index,
+                 (long long)e->step, isnan(x->grad[i]) ? "NaN" : "inf",
+                 (long long)i, k, tg_shape_str(x, shape, sizeof shape),
+                 seed_bad ? " (the gradient it received was already "
+                            "non-finite)" : "", inputs);
+        return -1;
+    }
+    return 0;
+}
+
 tg_entry *tg_record(const char *op, tg_backward_fn backward, tg_tensor *out,
                     int nin, tg_tensor *const *in)
 {
+    if (out && anomaly && tg_anomaly_mode())
+        check_output(op, out, nin, in);
     if (!grad_enabled || !out)
         return NULL;
     bool any = false;
@@ -244,6 +349,12 @@ static int sweep(tg_tensor *root, const tg_tensor *seed)
                 ensure_grad(e->in[k], &pool);
         e->backward(e);
         e->consumed = true;
+        if (anomaly && tg_anomaly_mode() && check_grads(needed[j], e) < 0) {
+            free_pool(&pool);
+            arrfree(needed);
+            arrsetlen(later, 0);
+            return -1;
+        }
         /* every consumer of out came later on the tape and has run: its
          * gradient is complete and, unless retained, no longer needed */
         if (!(out->flags & TG_RETAIN_GRAD))

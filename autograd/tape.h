@@ -88,6 +88,15 @@ tg_entry *tg_record(const char *op, tg_backward_fn backward, tg_tensor *out,
 bool tg_set_grad_enabled(bool on);
 bool tg_is_grad_enabled(void);
 
+/* Anomaly mode: checks every op's output (recorded or not) and every
+ * gradient produced by backward for NaN and infinity, and reports the
+ * first one with the op, its tape entry, its inputs' shapes (marking those
+ * that were already non-finite) and the time step (tg_tape_set_step).
+ * Backward stops there and returns -1. Off by default; also turned on by
+ * the environment variable TG_ANOMALY=1. Returns the previous state. */
+bool tg_set_anomaly_mode(bool on);
+bool tg_anomaly_mode(void);
+
 /* ---- leaves and intermediates ---------------------------------------- */
 /* Marks a leaf as needing a gradient; returns t. A persistent tensor gets a
  * zeroed heap buffer at once; a temporary one gets an arena buffer during

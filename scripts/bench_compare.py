@@ -8,10 +8,14 @@ table of both figures and their ratio (tapegrad tokens/s over PyTorch's).
                            [--threads 1,2] [--torch-script PATH] [--out FILE]
 
 PyTorch is set up as a user's machine would have it (../shared/bench/README.md):
-OpenBLAS on its own kernel choice (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
-unset for that command only), `--threads 1` for one core and
-`--threads 1 --blas-threads 2` for two. Needs Debian's python3-torch
-(/usr/bin/python3). Raw lines of both programs go to FILE.raw as well.
+OpenBLAS on its AVX-512 kernels, `--threads 1` for one core and
+`--threads 1 --blas-threads 2` for two. Debian 12's OpenBLAS (0.3.21) does
+not recognise some newer CPUs (this VM's among them) and falls back to its
+SSE3 "Prescott" kernels at half the speed, so the kernels are named:
+OPENBLAS_CORETYPE=SkylakeX (--torch-blas-core to change; "auto" leaves
+OpenBLAS to choose), OPENBLAS_L2_SIZE unset, for that command only. Needs
+Debian's python3-torch with libopenblas0-pthread (/usr/bin/python3). Raw
+lines of both programs go to FILE.raw as well.
 """
 import argparse
 import os
@@ -48,10 +52,13 @@ def main():
     ap.add_argument("--torch-script", default="../shared/bench/bench_torch_rnn.py")
     ap.add_argument("--bench", default="build/bench")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--torch-blas-core", default="SkylakeX")
     a = ap.parse_args()
     torch_env = dict(os.environ)
     for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         torch_env.pop(k, None)
+    if a.torch_blas_core != "auto":
+        torch_env["OPENBLAS_CORETYPE"] = a.torch_blas_core
     rows, raw = [], []
     for size in a.sizes.split(","):
         E, L, T, B, steps = SIZES[size]

@@ -5,8 +5,8 @@
 #
 #   scripts/compare_learning.sh [OUTDIR] [-- extra flags for both]
 #
-# Needs PyTorch (Debian python3-torch, run with /usr/bin/python3) and
-# gnuplot (Debian gnuplot-nox). Writes OUTDIR/tapegrad.jsonl,
+# Needs PyTorch with OpenBLAS (Debian python3-torch libopenblas0-pthread,
+# run with /usr/bin/python3) and gnuplot (Debian gnuplot-nox). Writes OUTDIR/tapegrad.jsonl,
 # OUTDIR/torch.jsonl and OUTDIR/learning_curves.svg (default OUTDIR:
 # docs/learning) and prints both final validation losses.
 set -eu
@@ -15,17 +15,20 @@ out=${1:-docs/learning}
 [ "${1:-}" = "--" ] && shift
 ref=${TORCH_CHARLM:-../shared/bench/train_torch_charlm.py}
 flags="--cell lstm --layers 2 --hidden 128 --embed 64 --seq 64 --batch 32 \
---steps 1000 --optim adam --lr 2e-3 --clip 5 --seed 1 --threads 2 \
+--steps 1000 --optim adam --lr 2e-3 --clip 5 --seed 1 --threads 1 \
 --val-frac 0.05 --eval-every 50 $*"
 mkdir -p "$out"
 rm -f "$out/tapegrad.jsonl" "$out/torch.jsonl"
 make -s build/charlm
 # shellcheck disable=SC2086
 build/charlm train $flags --overwrite --save "$out/tapegrad.safetensors" --log "$out/tapegrad.jsonl" >/dev/null
-# The reference's own BLAS setting, as a user's machine has it (see
-# ../shared/bench/README.md).
+# PyTorch's BLAS on its AVX-512 kernels, as on a user's machine (see
+# scripts/bench_compare.py for why they are named), on one BLAS thread:
+# this compares learning, not speed, and an OpenBLAS pool next to
+# PyTorch's own thread oversubscribes a 2-core machine.
 # shellcheck disable=SC2086
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 "$ref" $flags --log "$out/torch.jsonl" >/dev/null
+env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=${TORCH_BLAS_CORE:-SkylakeX} OPENBLAS_NUM_THREADS=1 \
+    /usr/bin/python3 "$ref" $flags --log "$out/torch.jsonl" >/dev/null
 # step and val_loss columns of each JSON line, for gnuplot
 for impl in tapegrad torch; do
     sed -n 's/.*"step": *\([0-9]*\).*"val_loss": *\([0-9.eE+-]*\).*/\1 \2/p' \
