@@ -6,9 +6,10 @@
  *                                   LSTM step: 32x1024x256 and 1x256x64
  *   build/bench_matmul M N K [RUNS] one shape of your own
  *
- * For each shape it times C = A B (A [M, K], B [K, N], all row-major) and
- * C = A B^T with B stored as [N, K] (what tg_linear does with W), at 1
- * and at 2 threads. Each run repeats the product until ~0.1 s has passed;
+ * For each shape it times C = A B (A [M, K], B [K, N], all row-major),
+ * C = A B^T with B stored as [N, K] (what tg_linear does with W) and
+ * C = A^T B with A stored as [K, M] (a weight gradient dy^T x), at 1 and
+ * at 2 threads. Each run repeats the product until ~0.1 s has passed;
  * the figure printed is the median over RUNS runs (default 7) of
  * 2 M N K / (seconds per product), in GFLOP/s, with the slowest and fastest
  * run beside it. Compare with the machine's peak: cores x vector FMA units
@@ -38,9 +39,14 @@ static int cmp_double(const void *a, const void *b)
  * multiple of the alignment) */
 static int64_t round64(int64_t n) { return (n + 64) / 64 * 64; }
 
+/* The layouts timed: B row-major; B^T stored (as W in x W^T); A^T stored
+ * (as dy in the weight gradient dW += dy^T x). */
+enum { AB, ABT, ATB, NLAYOUTS };
+static const char *layout_name[NLAYOUTS] = {"A B", "A B^T", "A^T B"};
+
 /* GFLOP/s of runs runs: median, min, max. The matrices are aligned to 64
  * bytes, as tapegrad's tensors are (tensor/arena.h). */
-static void bench(int64_t M, int64_t N, int64_t K, int transposed,
+static void bench(int64_t M, int64_t N, int64_t K, int layout,
                   int threads, int runs, double *med, double *lo, double *hi)
 {
     tg_set_num_threads(threads);
@@ -51,8 +57,10 @@ static void bench(int64_t M, int64_t N, int64_t K, int transposed,
         A[i] = (tg_real)((double)(i % 17) / 17 - 0.5);
     for (int64_t i = 0; i < K * N; i++)
         B[i] = (tg_real)((double)(i % 13) / 13 - 0.5);
-    /* B (k, j) at B[k * N + j], or B^T stored as [N, K]: B[j * K + k] */
-    int64_t rsb = transposed ? 1 : N, csb = transposed ? K : 1;
+    /* B (k, j) at B[k * N + j], or B^T stored as [N, K]: B[j * K + k];
+     * A (i, k) at A[i * K + k], or A^T stored as [K, M]: A[k * M + i] */
+    int64_t rsb = layout == ABT ? 1 : N, csb = layout == ABT ? K : 1;
+    int64_t rsa = layout == ATB ? 1 : K, csa = layout == ATB ? M : 1;
     double flops = 2.0 * (double)M * (double)N * (double)K;
 
     /* warm up (page faults, thread start) and size a run to ~0.1 s */
@@ -60,7 +68,7 @@ static void bench(int64_t M, int64_t N, int64_t K, int transposed,
     for (;;) {
         double t0 = now();
         for (long r = 0; r < reps; r++)
-            tg_gemm(M, N, K, A, K, 1, B, rsb, csb, C, N, 0);
+            tg_gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, N, 0);
         double t = now() - t0;
         if (t > 0.05 || reps > (1L << 30))
             break;
@@ -70,7 +78,7 @@ static void bench(int64_t M, int64_t N, int64_t K, int transposed,
     for (int i = 0; i < runs; i++) {
         double t0 = now();
         for (long r = 0; r < reps; r++)
-            tg_gemm(M, N, K, A, K, 1, B, rsb, csb, C, N, 0);
+            tg_gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, N, 0);
         g[i] = flops * (double)reps / (now() - t0) * 1e-9;
     }
     qsort(g, (size_t)runs, sizeof *g, cmp_double);
@@ -105,13 +113,13 @@ int main(int argc, char **argv)
     printf("%6s %6s %6s  %-7s %22s %22s\n", "M", "N", "K", "layout",
            "1 thread", "2 threads");
     for (int s = 0; s < nshapes; s++)
-        for (int tr = 0; tr <= 1; tr++) {
+        for (int lay = 0; lay < NLAYOUTS; lay++) {
             int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
             printf("%6lld %6lld %6lld  %-7s", (long long)M, (long long)N,
-                   (long long)K, tr ? "A B^T" : "A B");
+                   (long long)K, layout_name[lay]);
             for (int th = 1; th <= 2; th++) {
                 double med, lo, hi;
-                bench(M, N, K, tr, th, runs, &med, &lo, &hi);
+                bench(M, N, K, lay, th, runs, &med, &lo, &hi);
                 printf(" %7.1f (%5.1f..%5.1f)", med, lo, hi);
                 fflush(stdout);
             }

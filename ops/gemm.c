@@ -141,6 +141,8 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 /* B rows are prefetched this many k ahead (B read in place has no
  * hardware-prefetch-friendly layout when its row stride is large) */
 #define PREFETCH_K 10
+/* rows of a transposed A are prefetched this many ahead when packed */
+#define PACK_AHEAD 8
 /* below this many multiply-adds (M N K, all batches) one thread does it */
 #define GEMM_PAR_MIN (1 << 17)
 /* the dot path is for few rows: measured, packing wins above 16 rows,
@@ -321,10 +323,24 @@ static ALWAYS_INLINE void transpose(vreal *r)
 
 /* ==== packing ========================================================== */
 
+/* dst[0 .. mr) = src[0 .. mr) (mr <= MR) as whole vectors: reads and
+ * writes up to a multiple of VL. (A loop here would be turned by GCC into
+ * a call to memmove, which costs more than the copy.) */
+#define MR_VECS ((MR + VL - 1) / VL)
+static ALWAYS_INLINE void copy_run(tg_real *dst, const tg_real *src, int mr)
+{
+    UNROLL
+    for (int v = 0; v < MR_VECS; v++)
+        if (v * VL < mr)
+            STOREU(dst + v * VL, LOADU(src + v * VL));
+}
+
 /* Ap[k * mr + i] = A[i * rsa + k * csa] for i < mr, k < kc.
- * Ap must have VL numbers of slack past mr * kc. */
-static void pack_a(int mr, int64_t kc, const tg_real *A, int64_t rsa,
-                   int64_t csa, tg_real *restrict Ap)
+ * Ap must have VL numbers of slack past mr * kc. rows: how many rows of A
+ * there are from this one on (at least mr; reading past row mr - 1 is
+ * allowed when they exist). */
+static void pack_a(int mr, int64_t rows, int64_t kc, const tg_real *A,
+                   int64_t rsa, int64_t csa, tg_real *restrict Ap)
 {
     int64_t k = 0;
     if (csa == 1) {
@@ -343,8 +359,16 @@ static void pack_a(int mr, int64_t kc, const tg_real *A, int64_t rsa,
                 for (int kk = 0; kk < VL; kk++)
                     STOREU(Ap + (k + kk) * mr + i0, r[kk]);
             }
+    } else if (rsa == 1 && cdiv(mr, VL) * VL <= rows) {
+        /* columns contiguous (A is a transposed view, dy^T in a weight
+         * gradient): copy runs of mr as whole vectors. The last vector of
+         * a run reads rows past mr (they exist) and stores past the run
+         * into the next one, which is written after it (and past the last
+         * one into the slack). */
+        for (; k < kc; k++)
+            copy_run(Ap + k * mr, A + k * csa, mr);
     } else if (rsa == 1) {
-        /* columns contiguous (A is a transposed view): copy runs */
+        /* the same near the last row, one number at a time */
         for (; k < kc; k++)
             for (int i = 0; i < mr; i++)
                 Ap[k * mr + i] = A[k * csa + i];
@@ -541,7 +565,7 @@ DOT(4)
 
 /* ==== plans and tiles ================================================== */
 
-enum { PATH_PACKED, PATH_DIRECT, PATH_DOT };
+enum { PATH_PACKED, PATH_DIRECT, PATH_DOT, PATH_PREPACKED };
 
 typedef struct gemm_plan {
     int64_t M, N, K;
@@ -555,25 +579,27 @@ typedef struct gemm_plan {
 } gemm_plan;
 
 /* Cuts M x N into about mc_max x nc_max tiles of equal size (multiples of
- * mq and nq), with at least 4 tiles and an even count when the product is
- * big enough to be worth two threads. Depends on the sizes only. */
-static void plan_tiles(gemm_plan *p, int64_t mc_max, int64_t nc_max,
-                       int64_t mq, int64_t nq)
+ * mq and nq); for nthr threads, into a multiple of nthr tiles (of the nb
+ * products together) when the sizes allow, so that each thread gets the
+ * same work. The tiles change nothing in the results (each element of C
+ * sums over k in order, whoever computes it), only the speed: a tile packs
+ * its panels of A once for all its columns, so one thread does best with
+ * the fewest tiles, and small products (a few rows) are split along N. */
+static void plan_tiles(gemm_plan *p, int64_t nb, int nthr, int64_t mc_max,
+                       int64_t nc_max, int64_t mq, int64_t nq)
 {
     int64_t M = p->M, N = p->N;
     int64_t tm = cdiv(M, mc_max), tn = cdiv(N, nc_max);
-    if ((double)M * (double)N * (double)p->K >= GEMM_PAR_MIN) {
-        while (tm * tn < 4 || (tm * tn) % 2) {
-            bool split_n = N >= (tn + 1) * nq, split_m = M >= (tm + 1) * mq;
-            /* split where the tiles are largest relative to the target */
-            if (split_n && (!split_m || (double)N / (double)(tn * nc_max) >=
-                                            (double)M / (double)(tm * mc_max)))
-                tn++;
-            else if (split_m)
-                tm++;
-            else
-                break;
-        }
+    while (nthr > 1 && (nb * tm * tn) % nthr) {
+        bool split_n = N >= (tn + 1) * nq, split_m = M >= (tm + 1) * mq;
+        /* split where the tiles are largest relative to the target */
+        if (split_n && (!split_m || (double)N / (double)(tn * nc_max) >=
+                                        (double)M / (double)(tm * mc_max)))
+            tn++;
+        else if (split_m)
+            tm++;
+        else
+            break;
     }
     p->mc = round_up(cdiv(M, tm), mq);
     p->nc = round_up(cdiv(N, tn), nq);
@@ -581,32 +607,40 @@ static void plan_tiles(gemm_plan *p, int64_t mc_max, int64_t nc_max,
     p->tn = cdiv(N, p->nc);
 }
 
-/* Chooses the path and the tiles from the sizes and strides alone. */
-static void plan_make(gemm_plan *p, int64_t M, int64_t N, int64_t K,
-                      int64_t rsa, int64_t csa, int64_t rsb, int64_t csb,
-                      int64_t ldc, int accumulate)
+/* Chooses the path from the sizes and strides alone (never from the
+ * thread count: the dot path adds in another order), then the tiles.
+ * prepacked: B is a panel layout made by tg_gemm_pack_b. */
+static void plan_make(gemm_plan *p, int64_t nb, int nthr, int64_t M,
+                      int64_t N, int64_t K, int64_t rsa, int64_t csa,
+                      int64_t rsb, int64_t csb, int64_t ldc, int accumulate,
+                      bool prepacked)
 {
     *p = (gemm_plan){.M = M, .N = N, .K = K, .rsa = rsa, .csa = csa,
                      .rsb = rsb, .csb = csb, .ldc = ldc,
                      .accumulate = accumulate};
-    p->nvw = M <= MR_SMALL ? NV_SMALL : NV;
+    p->nvw = M <= MR_SMALL && !prepacked ? NV_SMALL : NV;
     int64_t w = (int64_t)p->nvw * VL;
-    if (csa == 1 && rsb == 1 && csb != 1 && K >= VL &&
-        (M <= DOT_MAX_M || (M <= DOT_MAX_M_LONG_K && K >= 256))) {
+    if (prepacked) {
+        /* B's panels are ready: only A is packed */
+        p->path = PATH_PREPACKED;
+        plan_tiles(p, nb, nthr, MC_TARGET, NC_TARGET, 4, w);
+        p->scratch = p->mc * KC + VL;
+    } else if (csa == 1 && rsb == 1 && csb != 1 && K >= VL &&
+               (M <= DOT_MAX_M || (M <= DOT_MAX_M_LONG_K && K >= 256))) {
         p->path = PATH_DOT;
-        plan_tiles(p, M, NC_TARGET, M, VL); /* rows are never split */
+        plan_tiles(p, nb, nthr, M, NC_TARGET, M, VL); /* rows never split */
         p->scratch = 0;
     } else if (csb == 1) {
         /* B's rows are contiguous: read in place (the last, narrower panel
          * of a tile is copied, zero-padded, into a KC x w buffer) */
         p->path = PATH_DIRECT;
-        plan_tiles(p, MC_TARGET, NC_TARGET, 4, w);
-        p->scratch = MR * KC + VL + KC * w;
+        plan_tiles(p, nb, nthr, MC_TARGET, NC_TARGET, 4, w);
+        p->scratch = p->mc * KC + VL + KC * w;
     } else {
         /* B packed: the tile's KC x nc block, as w-wide panels */
         p->path = PATH_PACKED;
-        plan_tiles(p, MC_TARGET, NC_TARGET, 4, w);
-        p->scratch = MR * KC + VL + KC * p->nc;
+        plan_tiles(p, nb, nthr, MC_TARGET, NC_TARGET, 4, w);
+        p->scratch = p->mc * KC + VL + KC * p->nc;
     }
     p->scratch = round_up(p->scratch, 64); /* keep every slice aligned */
 }
@@ -630,6 +664,49 @@ static void edge_block(int mr, int nr, int64_t kc, const tg_real *Ap,
         memcpy(C + i * ldc, tmp + i * w, (size_t)nr * sizeof(tg_real));
 }
 
+/* The mc x kc block of A at A (row i0 of the matrix) as npanels panels
+ * (heights as in tile_blocked), one after the other: panel q, of height
+ * mr, starting ir rows down, at Ap + ir * kc. Ap has VL numbers of slack. */
+static void pack_a_tile(const gemm_plan *p, const tg_real *A, int64_t i0,
+                        int64_t mc, int64_t kc, int64_t npanels,
+                        tg_real *restrict Ap)
+{
+    if (p->rsa == 1 && p->csa != 1) {
+        /* A is a transposed view (dy^T in a weight gradient): k moves
+         * along its far rows, so read each of them once, across all the
+         * panels (panel by panel, the same cache lines would be fetched
+         * again for every panel). Whole vectors where the rows they read
+         * exist and what they write past the run stays in the panel (it
+         * lands in the runs of the next k, written after). */
+        for (int64_t k = 0; k < kc; k++) {
+            const tg_real *src = A + k * p->csa;
+            /* the rows are far apart (the hardware prefetcher does not
+             * follow): ask for the one PACK_AHEAD rows on */
+            if (k + PACK_AHEAD < kc)
+                for (int64_t i = 0; i < mc; i += 64 / sizeof(tg_real))
+                    __builtin_prefetch(src + PACK_AHEAD * p->csa + i);
+            for (int64_t q = 0, ir = 0; q < npanels; q++) {
+                int mr = (int)(mc / npanels + (q < mc % npanels));
+                int64_t span = cdiv(mr, VL) * VL;
+                tg_real *dst = Ap + ir * kc + k * mr;
+                if (ir + span <= p->M - i0 && k * mr + span <= kc * mr)
+                    copy_run(dst, src + ir, mr);
+                else
+                    for (int i = 0; i < mr; i++)
+                        dst[i] = src[ir + i];
+                ir += mr;
+            }
+        }
+        return;
+    }
+    for (int64_t q = 0, ir = 0; q < npanels; q++) {
+        int mr = (int)(mc / npanels + (q < mc % npanels));
+        pack_a(mr, p->M - i0 - ir, kc, A + ir * p->rsa, p->rsa, p->csa,
+               Ap + ir * kc);
+        ir += mr;
+    }
+}
+
 /* One tile of C (rows i0.., columns j0..) by the packed or direct-B
  * path. Its rows are cut into panels of nearly equal height (at most MR,
  * or MR_SMALL with the wide panels) so that no panel is a sliver. */
@@ -638,26 +715,34 @@ static void tile_blocked(const gemm_plan *p, const tg_real *A,
                          int64_t j0, int64_t mc, int64_t nc, tg_real *scratch)
 {
     bool direct = p->path == PATH_DIRECT;
+    bool prepacked = p->path == PATH_PREPACKED;
     int nvw = p->nvw;
     int64_t w = (int64_t)nvw * VL;
     int64_t npanels = cdiv(mc, nvw == NV ? MR : MR_SMALL);
-    tg_real *Ap = scratch, *Bp = scratch + MR * KC + VL;
+    tg_real *Ap = scratch, *Bbuf = scratch + p->mc * KC + VL;
     for (int64_t pc = 0; pc < p->K; pc += KC) {
         int64_t kc = min64(KC, p->K - pc);
         int load_c = p->accumulate || pc > 0;
         const tg_real *Bk = B + pc * p->rsb + j0 * p->csb;
-        if (!direct) {
+        const tg_real *Bp = Bbuf; /* this k-block's panels of the tile */
+        if (prepacked) {
+            /* packed already (tg_gemm_pack_b): k-block pc starts at
+             * pc * N rounded up to w, its panel of column j at j * kc */
+            Bp = B + pc * round_up(p->N, w) + j0 * kc;
+        } else if (!direct) {
             for (int64_t jr = 0; jr < nc; jr += w)
                 pack_b(kc, min64(w, nc - jr), w, Bk + jr * p->csb, p->rsb,
-                       p->csb, Bp + jr * kc);
+                       p->csb, Bbuf + jr * kc);
         } else if (nc % w) {
             int64_t jr = nc - nc % w;
-            pack_b(kc, nc - jr, w, Bk + jr, p->rsb, 1, Bp);
+            pack_b(kc, nc - jr, w, Bk + jr, p->rsb, 1, Bbuf);
         }
+        /* the tile's rows of A for this k-block, as panels */
+        pack_a_tile(p, A + i0 * p->rsa + pc * p->csa, i0, mc, kc, npanels,
+                    Ap);
         for (int64_t q = 0, ir = 0; q < npanels; q++) {
             int mr = (int)(mc / npanels + (q < mc % npanels));
-            pack_a(mr, kc, A + (i0 + ir) * p->rsa + pc * p->csa, p->rsa,
-                   p->csa, Ap);
+            const tg_real *Aq = Ap + ir * kc;
             tg_real *Ci = C + (i0 + ir) * p->ldc + j0;
             for (int64_t jr = 0; jr < nc; jr += w) {
                 int64_t nr = min64(w, nc - jr);
@@ -668,10 +753,10 @@ static void tile_blocked(const gemm_plan *p, const tg_real *A,
                     ldb = nr == w ? p->rsb : w;
                 }
                 if (nr == w)
-                    kern_tab[nvw][mr](kc, Ap, bp, ldb, Ci + jr, p->ldc,
+                    kern_tab[nvw][mr](kc, Aq, bp, ldb, Ci + jr, p->ldc,
                                       load_c);
                 else
-                    edge_block(mr, (int)nr, kc, Ap, bp, ldb, Ci + jr,
+                    edge_block(mr, (int)nr, kc, Aq, bp, ldb, Ci + jr,
                                p->ldc, load_c);
             }
             ir += mr;
@@ -731,10 +816,11 @@ static void run_task(const gemm_plan *p, int64_t tiles, const tg_real *A,
 
 /* The (product, tile) pairs are shared among threads; each pair is
  * computed by one thread alone, and it writes its own tile of C only. */
-void tg_gemm_batched(int64_t nb, int64_t M, int64_t N, int64_t K,
+static void gemm_run(int64_t nb, int64_t M, int64_t N, int64_t K,
                      const tg_real *A, int64_t sa, int64_t rsa, int64_t csa,
                      const tg_real *B, int64_t sb, int64_t rsb, int64_t csb,
-                     tg_real *C, int64_t sc, int64_t ldc, int accumulate)
+                     tg_real *C, int64_t sc, int64_t ldc, int accumulate,
+                     bool prepacked)
 {
     if (nb <= 0 || M <= 0 || N <= 0)
         return;
@@ -746,16 +832,17 @@ void tg_gemm_batched(int64_t nb, int64_t M, int64_t N, int64_t K,
                            (size_t)N * sizeof(tg_real));
         return;
     }
-    gemm_plan p;
-    plan_make(&p, M, N, K, rsa, csa, rsb, csb, ldc, accumulate);
-    int64_t tiles = p.tm * p.tn, tasks = nb * tiles;
     int nthr = 1;
 #ifdef _OPENMP
-    bool par = tasks > 1 && omp_get_max_threads() > 1 &&
-               (double)nb * (double)M * (double)N * (double)K >= GEMM_PAR_MIN;
-    if (par)
+    if ((double)nb * (double)M * (double)N * (double)K >= GEMM_PAR_MIN)
         nthr = omp_get_max_threads();
 #endif
+    gemm_plan p;
+    plan_make(&p, nb, nthr, M, N, K, rsa, csa, rsb, csb, ldc, accumulate,
+              prepacked);
+    int64_t tiles = p.tm * p.tn, tasks = nb * tiles;
+    if (tasks < 2)
+        nthr = 1;
     /* per-thread packing buffers, from the arena (not thread-safe, so
      * allocated here, before the threads start; released on return) */
     tg_arena_mark mark = tg_arena_get_mark();
@@ -763,7 +850,7 @@ void tg_gemm_batched(int64_t nb, int64_t M, int64_t N, int64_t K,
                                                   sizeof(tg_real))
                                  : NULL;
 #ifdef _OPENMP
-    if (par) {
+    if (nthr > 1) {
 #pragma omp parallel for schedule(static) num_threads(nthr)
         for (int64_t t = 0; t < tasks; t++) {
             int th = omp_get_thread_num();
@@ -780,6 +867,44 @@ void tg_gemm_batched(int64_t nb, int64_t M, int64_t N, int64_t K,
     for (int64_t t = 0; t < tasks; t++)
         run_task(&p, tiles, A, sa, B, sb, C, sc, t, scratch);
     tg_arena_rewind(mark);
+}
+
+void tg_gemm_batched(int64_t nb, int64_t M, int64_t N, int64_t K,
+                     const tg_real *A, int64_t sa, int64_t rsa, int64_t csa,
+                     const tg_real *B, int64_t sb, int64_t rsb, int64_t csb,
+                     tg_real *C, int64_t sc, int64_t ldc, int accumulate)
+{
+    gemm_run(nb, M, N, K, A, sa, rsa, csa, B, sb, rsb, csb, C, sc, ldc,
+             accumulate, false);
+}
+
+/* ---- B packed once, used many times -----------------------------------
+ * The layout tile_blocked reads: k-blocks of KC rows (the last may be
+ * shorter), each holding its NR-wide panels one after the other (panel of
+ * columns j.. at j * kc, zero-padded to a whole panel). */
+int64_t tg_gemm_packed_size(int64_t K, int64_t N)
+{
+    return K * round_up(N, NR);
+}
+
+void tg_gemm_pack_b(int64_t K, int64_t N, const tg_real *B, int64_t rsb,
+                    int64_t csb, tg_real *Bp)
+{
+    int64_t npad = round_up(N, NR);
+    for (int64_t pc = 0; pc < K; pc += KC) {
+        int64_t kc = min64(KC, K - pc);
+        for (int64_t j = 0; j < N; j += NR)
+            pack_b(kc, min64(NR, N - j), NR, B + pc * rsb + j * csb, rsb,
+                   csb, Bp + pc * npad + j * kc);
+    }
+}
+
+void tg_gemm_prepacked(int64_t M, int64_t N, int64_t K, const tg_real *A,
+                       int64_t rsa, int64_t csa, const tg_real *Bp,
+                       tg_real *C, int64_t ldc, int accumulate)
+{
+    gemm_run(1, M, N, K, A, 0, rsa, csa, Bp, 0, 0, 0, C, 0, ldc, accumulate,
+             true);
 }
 
 void tg_gemm(int64_t M, int64_t N, int64_t K, const tg_real *A, int64_t rsa,

@@ -22,4 +22,19 @@ void tg_gemm_batched(int64_t nb, int64_t M, int64_t N, int64_t K,
                      const tg_real *B, int64_t sb, int64_t rsb, int64_t csb,
                      tg_real *C, int64_t sc, int64_t ldc, int accumulate);
 
+/* B packed once for many products: a weight applied to a few rows at
+ * every time step (x W^T in a recurrent layer) would otherwise be packed
+ * again by every product. tg_gemm_pack_b copies B (K x N, element (k, j)
+ * at B[k * rsb + j * csb]) into Bp, which must hold
+ * tg_gemm_packed_size(K, N) numbers; tg_gemm_prepacked is then tg_gemm
+ * with that B, and gives the same numbers bit for bit as tg_gemm does when
+ * tg_gemm packs B itself (not when tg_gemm takes its dot path, which adds
+ * in another order). */
+int64_t tg_gemm_packed_size(int64_t K, int64_t N);
+void tg_gemm_pack_b(int64_t K, int64_t N, const tg_real *B, int64_t rsb,
+                    int64_t csb, tg_real *Bp);
+void tg_gemm_prepacked(int64_t M, int64_t N, int64_t K, const tg_real *A,
+                       int64_t rsa, int64_t csa, const tg_real *Bp,
+                       tg_real *C, int64_t ldc, int accumulate);
+
 #endif

@@ -13,6 +13,7 @@
 #include "ops/matmul.h"
 #include "tensor/ds.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -270,6 +271,89 @@ static void linear_bwd(tg_entry *e)
         colsum_add(b->grad, dy, R, O);
 }
 
+/* ---- x W^T for a few rows: W^T packed once per forward ---------------
+ * A recurrent layer computes h W_hh^T at every time step with the same
+ * W_hh and only a few rows (the batch). Packing W^T for the gemm kernel
+ * costs about as much as such a product, so the packed copy is kept (one
+ * slot per weight, on the heap) and reused by the next steps, as long as
+ * it provably still matches W: the slot remembers the tape entry of the
+ * latest linear call with W, and is used again only while that entry is
+ * still on the tape, unconsumed by backward, with the same W (same data
+ * pointer, shape and strides). A tape reset or rewind drops the entry; an
+ * optimizer step comes after a backward, which consumes it. What would go
+ * unnoticed is changing W's numbers in place (not through a tensor op)
+ * while that entry is on the tape and was not reached by a backward -
+ * the gradient of such an entry would be wrong anyway (backward reads W's
+ * current numbers). Products that use the slot give the same numbers as
+ * packing W^T every time, so hits and misses never change a result. */
+#define WT_MIN_ROWS 8
+#define WT_MAX_ROWS 32
+#define WT_SLOTS 8
+
+typedef struct wt_slot {
+    const tg_tensor *W;   /* NULL: free                                  */
+    const tg_real *data;  /* W->data, shape and strides when packed      */
+    int64_t O, I, rs, cs;
+    int64_t entry;        /* tape index of the linear that packed it, -1 */
+    tg_real *packed;      /* tg_gemm_pack_b layout of W^T [I, O]         */
+    int64_t cap;          /* numbers packed can hold                     */
+} wt_slot;
+
+static wt_slot wt_slots[WT_SLOTS];
+static int wt_victim; /* next slot to reuse when all are taken */
+
+static void linear_bwd(tg_entry *e);
+
+static bool wt_fresh(const wt_slot *s, const tg_tensor *W)
+{
+    if (s->data != W->data || s->O != W->shape[0] || s->I != W->shape[1] ||
+        s->rs != W->stride[0] || s->cs != W->stride[1] || s->entry < 0 ||
+        s->entry >= tg_tape_size())
+        return false;
+    const tg_entry *e = tg_tape_entry(s->entry);
+    return e->backward == linear_bwd && e->in[1] == W && !e->consumed;
+}
+
+/* W^T packed for tg_gemm_prepacked: the slot's copy if it is still W's,
+ * else packed now. *slot_out: the slot, for wt_remember. */
+static const tg_real *wt_packed(const tg_tensor *W, wt_slot **slot_out)
+{
+    wt_slot *s = NULL;
+    for (int k = 0; k < WT_SLOTS && !s; k++)
+        if (wt_slots[k].W == W)
+            s = &wt_slots[k];
+    for (int k = 0; k < WT_SLOTS && !s; k++)
+        if (!wt_slots[k].W)
+            s = &wt_slots[k];
+    if (!s) {
+        s = &wt_slots[wt_victim];
+        wt_victim = (wt_victim + 1) % WT_SLOTS;
+    }
+    *slot_out = s;
+    if (s->W == W && wt_fresh(s, W))
+        return s->packed;
+    int64_t O = W->shape[0], I = W->shape[1], n = tg_gemm_packed_size(I, O);
+    if (n > s->cap) {
+        free(s->packed);
+        s->packed = tg_xcalloc_aligned((size_t)n * sizeof(tg_real));
+        s->cap = n;
+    }
+    /* W^T [I, O]: element (k, j) = W[j][k], W's strides swapped */
+    tg_gemm_pack_b(I, O, W->data, W->stride[1], W->stride[0], s->packed);
+    *s = (wt_slot){W, W->data, O, I, W->stride[0], W->stride[1], -1,
+                   s->packed, s->cap};
+    return s->packed;
+}
+
+/* After the product: ties the slot to this call's entry, the latest
+ * linear with W (so a backward that reaches only this one still retires
+ * the slot). */
+static void wt_remember(wt_slot *s, const tg_tensor *y)
+{
+    if (y->entry >= 0)
+        s->entry = y->entry;
+}
+
 /* y[o] = b[o] for one row y of O numbers */
 static void bias_row(tg_real *y, const tg_tensor *b, int64_t O)
 {
@@ -323,11 +407,19 @@ tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b)
                 bias_row(y->data + r * O, b, O);
         }
     }
-    /* y = x W^T + b, with W^T read through W's swapped strides */
-    tg_gemm(R, O, I, X, rs, cs, W->data, W->stride[1], W->stride[0], y->data,
-            O, b != NULL);
+    /* y = x W^T + b, with W^T read through W's swapped strides (for a
+     * few rows and a parameter W, from the packed copy kept above) */
+    wt_slot *slot = NULL;
+    if (R >= WT_MIN_ROWS && R <= WT_MAX_ROWS && W->entry < 0)
+        tg_gemm_prepacked(R, O, I, X, rs, cs, wt_packed(W, &slot), y->data,
+                          O, b != NULL);
+    else
+        tg_gemm(R, O, I, X, rs, cs, W->data, W->stride[1], W->stride[0],
+                y->data, O, b != NULL);
     tg_entry *e = tg_record("linear", linear_bwd, y, b ? 3 : 2,
                             (tg_tensor *[]){x, W, b});
+    if (slot)
+        wt_remember(slot, y);
     if (e) {
         e->iarg[0] = R;
         e->iarg[1] = rs;
