@@ -35,6 +35,16 @@ def parse(line):
     return {k: v for k, v in (w.split("=", 1) for w in words[2:] if "=" in w)}
 
 
+def median_lines(runs):
+    """Of several runs (lists of result lines in the same order), the line
+    with the median ms_per_step for each position."""
+    out = []
+    for group in zip(*runs):
+        group = sorted(group, key=lambda l: float(parse(l)["ms_per_step"]))
+        out.append(group[len(group) // 2])
+    return out
+
+
 def run(cmd, env=None):
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
@@ -53,6 +63,10 @@ def main():
     ap.add_argument("--bench", default="build/bench")
     ap.add_argument("--out", default=None)
     ap.add_argument("--torch-blas-core", default="SkylakeX")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each group this many times, alternating the two "
+                         "programs, and keep each row's median (a shared machine "
+                         "can lose a core for seconds)")
     a = ap.parse_args()
     torch_env = dict(os.environ)
     for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
@@ -67,11 +81,14 @@ def main():
                       "--E", str(E), "--H", str(E), "--L", str(L), "--T", str(T),
                       "--B", str(B), "--V", "65", "--steps", str(steps),
                       "--warmup", "2"]
-            ours = run([a.bench] + common + ["--threads", th])
             tflags = ["--threads", "1"] + (["--blas-threads", th] if th != "1" else [])
-            theirs = run(["/usr/bin/python3", a.torch_script] + common + tflags,
-                         env=torch_env)
-            raw += ours + theirs
+            runs_ours, runs_theirs = [], []
+            for _ in range(a.repeat):
+                runs_ours.append(run([a.bench] + common + ["--threads", th]))
+                runs_theirs.append(run(["/usr/bin/python3", a.torch_script] + common
+                                       + tflags, env=torch_env))
+                raw += runs_ours[-1] + runs_theirs[-1]
+            ours, theirs = median_lines(runs_ours), median_lines(runs_theirs)
             ref = {}
             for line in theirs:
                 w = line.split()
