@@ -29,7 +29,10 @@ static void rnn_relu_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
 
 /* i, f, g, o = chunks of (x W_ih^T + b_ih + h W_hh^T + b_hh)
  * c' = sigmoid(f) * c + sigmoid(i) * tanh(g)
- * h' = sigmoid(o) * tanh(c') */
+ * h' = sigmoid(o) * tanh(c')
+ * (Each op gets its own statement where two would share one: C leaves the
+ * order of a call's arguments open, and the tape should read the same
+ * with every compiler.) */
 static void lstm_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
                       tg_tensor **next)
 {
@@ -37,7 +40,8 @@ static void lstm_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
     tg_chunk(tg_add(xp, tg_linear(h, c->weight_hh, c->bias_hh)), 4, 1, g);
     tg_tensor *in = tg_sigmoid(g[0]), *forget = tg_sigmoid(g[1]);
     tg_tensor *cand = tg_tanh(g[2]), *out = tg_sigmoid(g[3]);
-    next[1] = tg_add(tg_mul(forget, cell), tg_mul(in, cand));
+    tg_tensor *kept = tg_mul(forget, cell), *added = tg_mul(in, cand);
+    next[1] = tg_add(kept, added);
     next[0] = tg_mul(out, tg_tanh(next[1]));
 }
 
