@@ -1,6 +1,8 @@
 /*
  * ops/unary.c - one-input elementwise functions: exp, log, tanh, sigmoid,
- * relu, sqrt.
+ * relu, sqrt, and step_ste (a hard 0/1 step with a straight-through
+ * gradient: the one op whose backward is deliberately not its derivative;
+ * see the last section).
  *
  * Each op has three parts, in this order: the forward inner loop, the
  * backward inner loop (which *adds* into dL/dx), and the recording
@@ -12,7 +14,8 @@
  * Backward rules reuse the output y where the derivative is a function of
  * it (exp' = y, tanh' = 1 - y^2, sigmoid' = y(1 - y), sqrt' = 1/(2y),
  * relu' = [y > 0]), so nothing is saved besides what the entry already
- * holds. Only log needs x (log' = 1/x).
+ * holds. Only log needs x (log' = 1/x), and step_ste, whose surrogate
+ * gradient sigmoid'(x) cannot be read off its 0/1 output.
  *
  * Not here: two-input and scalar-constant ops (ops/elementwise.c),
  * softmax and friends (ops/loss.c).
@@ -158,4 +161,28 @@ static void sqrt_bwd(tg_entry *e) { unary_grad(e, sqrt_grad); }
 tg_tensor *tg_sqrt(tg_tensor *x)
 {
     return unary_forward("sqrt", x, sqrt_fwd, sqrt_bwd);
+}
+
+/* ---- step_ste: a hard gate with a straight-through gradient ----
+ * Forward: y = [x > 0], so x = 0 (and -0) gives 0; a NaN passes through
+ * (as in relu) rather than becoming a confident 0.
+ * Backward: the true derivative of a step is 0 everywhere but at 0, where
+ * it does not exist - a gate made of it could never learn. A
+ * straight-through estimator (Bengio, Leonard & Courville 2013) keeps the
+ * hard forward and uses the gradient of a smooth stand-in backward. We
+ * use sigmoid, the smooth gate the step is the limit of (sigmoid(x / tau)
+ * as tau -> 0):
+ *     dx += dy * s (1 - s),   s = sigmoid(x)
+ * (rather than the identity, dx += dy: this one fades where the gate is
+ * firmly decided, |x| >> 1, and gives a hard-gated cell exactly the
+ * backward pass of the same cell with m = sigmoid(a)). s is recomputed
+ * from x with the same stable two-branch form as tg_sigmoid, so the
+ * gradient equals tg_sigmoid's bit for bit. */
+UNARY_FWD(step_fwd, x > 0 ? (tg_real)1 : (x != x ? x : (tg_real)0))
+UNARY_BWD(step_grad, dy * tg_vsigmoid(x) * ((tg_real)1 - tg_vsigmoid(x)))
+/* y = [x > 0]:  dx += dy * s * (1 - s),  s = sigmoid(x)  (the surrogate) */
+static void step_bwd(tg_entry *e) { unary_grad(e, step_grad); }
+tg_tensor *tg_step_ste(tg_tensor *x)
+{
+    return unary_forward("step_ste", x, step_fwd, step_bwd);
 }
