@@ -269,7 +269,7 @@ done
     --save int.st > int.out 2> int.err &
 pid=$!
 i=0
-while ! grep -q '^training' int.err && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+while ! grep -q '^training' int.err 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 sleep 0.5
 kill -INT $pid
 wait $pid
