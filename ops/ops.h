@@ -14,7 +14,7 @@
  *   layers.h       embedding dropout
  *
  * A complete program (compile with -I<tapegrad> and link
- * build/libtapegrad.a -fopenmp -lm):
+ * build/libtapegrad.a -fopenmp -lcjson -lm):
  *
  *     #include "ops/ops.h"
  *     int main(void) {
