@@ -108,6 +108,12 @@ demo:
 	@$(BUILD)/charlm sample --load $(BUILD)/demo.safetensors --length 500 \
 	    --temperature 0.8
 
+# make custom-cells: five cells defined in examples/custom_cells.c only,
+# trained side by side on the adding problem and as character models.
+.PHONY: custom-cells
+custom-cells: $(BUILD)/custom_cells
+	$(BUILD)/custom_cells
+
 # make walkthrough: the program behind docs/walkthrough.md, every section,
 # and its LSTM graph drawn top to bottom when Graphviz's dot is installed.
 .PHONY: walkthrough
@@ -116,6 +122,23 @@ walkthrough: $(BUILD)/walkthrough
 	@if command -v dot >/dev/null 2>&1; then \
 	    dot -Grankdir=TB -Tsvg $(BUILD)/walkthrough_lstm.dot -o $(BUILD)/walkthrough_lstm.svg \
 	    && echo "graph drawn in $(BUILD)/walkthrough_lstm.svg"; fi
+
+# make gradflow: ||dL/dh_t|| against the distance from the loss for RNN,
+# LSTM and GRU, at init and trained, and an exploding RNN (docs/gradflow.md);
+# the .dat files go to $(BUILD)/gradflow_data/, drawn by gnuplot if installed.
+.PHONY: gradflow
+gradflow: $(BUILD)/gradflow
+	$(BUILD)/gradflow --out $(BUILD)/gradflow_data
+	@if command -v gnuplot >/dev/null 2>&1; then \
+	    gnuplot -e "dir='$(BUILD)/gradflow_data'" examples/gradflow.gp \
+	    && echo "picture drawn in $(BUILD)/gradflow_data/gradflow.svg"; fi
+
+# make memory-tasks: the adding problem and the copy task for RNN, LSTM and
+# GRU at T = 10, 50, 100, 200: steps to solve per cell and length
+# (docs/memory_tasks.md).
+.PHONY: memory-tasks
+memory-tasks: $(BUILD)/memory_tasks
+	$(BUILD)/memory_tasks
 
 $(BUILD)/tests/test_%: tests/test_%.c tests/harness.h $(BUILD)/libtapegrad.a
 	@mkdir -p $(@D)
@@ -149,7 +172,10 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN)
 	    echo "== $$t"; $$t || fail=1; \
 	done; \
 	echo "== tests/charlm_cli.sh"; sh tests/charlm_cli.sh $(BUILD)/charlm || fail=1; \
+	echo "== tests/custom_cells.sh"; sh tests/custom_cells.sh $(BUILD)/custom_cells || fail=1; \
 	echo "== tests/walkthrough_docs.sh"; sh tests/walkthrough_docs.sh $(BUILD)/walkthrough || fail=1; \
+	echo "== tests/gradflow.sh"; sh tests/gradflow.sh $(BUILD)/gradflow || fail=1; \
+	echo "== tests/memory_tasks.sh"; sh tests/memory_tasks.sh $(BUILD)/memory_tasks || fail=1; \
 	echo "== torch_parity on tests/fixtures"; \
 	$(BUILD)/torch_parity tests/fixtures/*.safetensors > $(BUILD)/parity.log \
 	    && tail -n 1 $(BUILD)/parity.log \

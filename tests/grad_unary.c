@@ -129,6 +129,38 @@ START_TEST(grad_chain)
 }
 END_TEST
 
+/* tg_step_ste: backward is the documented surrogate sigmoid'(x), not the
+ * derivative of the step (0 almost everywhere), so no finite differences:
+ * the gradient of sum(w * step_ste(x)) must equal that of
+ * sum(w * sigmoid(x)) exactly, on a transposed (strided) input with
+ * zeros, saturated ends and an input used twice (gradients add). */
+START_TEST(step_ste_grad_is_sigmoid_grad)
+{
+    tg_real v[12] = {-3, -0.5, 0, 0.25, 1, 2.5, 100, -100, -0.0, 1e-3, -1e-3, 7};
+    tg_tensor *xs = tg_requires_grad(tg_from_buffer(TG_SHAPE(3, 4), v));
+    tg_tensor *xg = tg_requires_grad(tg_from_buffer(TG_SHAPE(3, 4), v));
+    tg_tensor *w = tgt_leaf(TG_SHAPE(4, 3), 3, -2, 2);
+    tg_tensor *ts = tg_transpose(xs, 0, 1), *tg = tg_transpose(xg, 0, 1);
+    /* used twice: w * f(x^T) + f(x^T) */
+    tg_tensor *ls = tg_sum(tg_add(tg_mul(w, tg_step_ste(ts)), tg_step_ste(ts)));
+    tg_tensor *lg = tg_sum(tg_add(tg_mul(w, tg_sigmoid(tg)), tg_sigmoid(tg)));
+    ck_assert_int_eq(tg_backward(ls), 0);
+    ck_assert_int_eq(tg_backward(lg), 0);
+    int nonzero = 0;
+    for (int i = 0; i < 12; i++) {
+        ck_assert_msg(xs->grad[i] == xg->grad[i], "element %d: %.17g vs %.17g",
+                      i, xs->grad[i], xg->grad[i]);
+        nonzero += xs->grad[i] != 0;
+    }
+    ck_assert_int_ge(nonzero, 10); /* all but the saturated +-100 */
+    /* and by hand: at x = 0, dL/dx = (w + 1) * 0.25 */
+    tgt_close(xs->grad[2], ((double)w->data[2 * 3 + 0] + 1) * 0.25, 1e-15);
+    /* the forward is the hard step, not the sigmoid */
+    tgt_tensor_equals(tg_step_ste(xs), (double[]){0, 0, 0, 1, 1, 1, 1, 0, 0, 1, 0, 1},
+                      12, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("grad_unary");
@@ -137,6 +169,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, grad_each_op, 0, (int)(sizeof ops / sizeof *ops));
     tcase_add_test(tc, grad_saturated_ends);
     tcase_add_test(tc, grad_chain);
+    tcase_add_test(tc, step_ste_grad_is_sigmoid_grad);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -124,6 +124,46 @@ START_TEST(relu_kink_and_nan)
 }
 END_TEST
 
+/* tg_step_ste forward: exactly 0 or 1, 0 at x = 0 and -0, NaN kept;
+ * backward adds dy * sigmoid'(x) (the straight-through surrogate) into an
+ * existing gradient, and is the same for 1 and 2 threads on a large,
+ * strided input. */
+START_TEST(step_ste_values)
+{
+    tg_tensor *x = tg_requires_grad(tg_from_buffer(
+        TG_SHAPE(7), (tg_real[]){-1, 0, -0.0f, 1e-30f, 3, -1e-30f, 1e30f}));
+    tg_tensor *y = tg_step_ste(x);
+    tgt_tensor_equals(y, (double[]){0, 0, 0, 1, 1, 0, 1}, 7, 0);
+    ck_assert(!signbit(y->data[2]));
+    tg_tensor *n = tg_step_ste(tg_from_buffer(TG_SHAPE(1), (tg_real[]){NAN}));
+    ck_assert(isnan(n->data[0]));
+    tg_backward(tg_sum(tg_mul_scalar(y, 2)));
+    tg_backward(tg_sum(tg_step_ste(x))); /* a second pass adds to the first */
+    /* 3 s(1-s): s(-1) = 0.26894142, s(0) = 0.5, s(3) = 0.95257413 */
+    tgt_close(x->grad[0], 3 * 0.19661193, 1e-6);
+    tgt_close(x->grad[1], 0.75, 1e-7);
+    tgt_close(x->grad[4], 3 * 0.045176660, 1e-6);
+    ck_assert(x->grad[6] == 0); /* saturated: no push further */
+    tg_tape_reset();
+
+    tg_real *g[2];
+    for (int k = 0; k < 2; k++) {
+        tg_set_num_threads(k + 1);
+        tg_rng r;
+        tg_rng_seed(&r, 5);
+        tg_tensor *a = tg_requires_grad(tg_randn(TG_SHAPE(400, 300), &r, 0, 2));
+        tg_tensor *w = tg_randn(TG_SHAPE(300, 400), &r, 0, 1);
+        tg_tensor *s = tg_step_ste(tg_transpose(a, 0, 1));
+        tg_backward(tg_sum(tg_mul(s, w)));
+        g[k] = malloc(120000 * sizeof(tg_real));
+        memcpy(g[k], a->grad, 120000 * sizeof(tg_real));
+        tg_tape_reset();
+    }
+    ck_assert_mem_eq(g[0], g[1], 120000 * sizeof(tg_real));
+    free(g[0]), free(g[1]);
+}
+END_TEST
+
 /* backward adds into existing gradients and reuses the output */
 START_TEST(unary_grads_accumulate)
 {
@@ -409,6 +449,7 @@ START_TEST(reduce_errors)
     ck_assert_ptr_null(tg_sigmoid(NULL));
     ck_assert_ptr_null(tg_relu(NULL));
     ck_assert_ptr_null(tg_sqrt(NULL));
+    ck_assert_ptr_null(tg_step_ste(NULL));
     ck_assert_int_eq(tgt_errors, 0);
 }
 END_TEST
@@ -516,6 +557,7 @@ static Suite *suite(void)
     tcase_add_test(tc, unary_extremes);
     tcase_add_test(tc, log_sqrt_exp_edges);
     tcase_add_test(tc, relu_kink_and_nan);
+    tcase_add_test(tc, step_ste_values);
     tcase_add_test(tc, unary_grads_accumulate);
     tcase_add_test(tc, one_entry_per_call);
     tcase_add_test(tc, reductions_match_reference);
