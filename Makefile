@@ -51,10 +51,11 @@ EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/%)
 all: $(BUILD)/libtapegrad.a $(BUILD)/libtapegrad.so $(BUILD)/libtapegrad_f64.a \
      $(EXAMPLE_BIN)
 
-$(BUILD)/f32/%.o: %.c
+# objects depend on the Makefile too: a change of flags rebuilds them
+$(BUILD)/f32/%.o: %.c Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/f64/%.o: %.c
+$(BUILD)/f64/%.o: %.c Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DTG_DOUBLE -c $< -o $@
 
