@@ -29,20 +29,22 @@ void tg_tape_print(FILE *f)
     fprintf(f, "tape: %lld entr%s\n", (long long)n, n == 1 ? "y" : "ies");
     for (int64_t i = 0; i < n; i++) {
         const tg_entry *e = tg_tape_entry(i);
-        char line[512], ref[160];
+        char line[1024], ref[160], label[512];
         int len = snprintf(line, sizeof line, "#%-4lld %-11s (", (long long)i,
-                           e->op);
+                           tg_entry_label(e, label, sizeof label));
         for (int k = 0; k < e->nin && len < (int)sizeof line; k++) {
             tensor_ref(ref, sizeof ref, e->in[k]);
             len += snprintf(line + len, sizeof line - (size_t)len, "%s%s",
                             k ? ", " : "", ref);
         }
-        char out[96];
-        tg_shape_str(e->out, out, sizeof out);
-        if (len < (int)sizeof line)
-            snprintf(line + len, sizeof line - (size_t)len, ") -> %s%s%s",
-                     out, e->out->name ? " " : "",
-                     e->out->name ? e->out->name : "");
+        for (int k = 0; k < e->nout && len < (int)sizeof line; k++) {
+            char out[96];
+            const tg_tensor *o = e->outs[k];
+            tg_shape_str(o, out, sizeof out);
+            len += snprintf(line + len, sizeof line - (size_t)len,
+                            "%s%s%s%s", k ? ", " : ") -> ", out,
+                            o->name ? " " : "", o->name ? o->name : "");
+        }
         if (e->step >= 0)
             fprintf(f, "%s  [t=%lld]\n", line, (long long)e->step);
         else
@@ -112,17 +114,24 @@ void tg_tape_dot(FILE *f, const tg_tensor *root)
         hmput(reached, KEY(root), 1);
     fprintf(f, "digraph tape {\n  rankdir=LR;\n  node [fontname=\"monospace\", "
             "fontsize=10];\n");
+    char label[512];
     for (int64_t i = last; i >= 0; i--) {
         const tg_entry *e = tg_tape_entry(i);
-        if (root && hmgeti(reached, KEY(e->out)) < 0)
+        bool hit = !root;
+        for (int k = 0; k < e->nout; k++)
+            hit |= hmgeti(reached, KEY(e->outs[k])) >= 0;
+        if (!hit)
             continue;
         for (int k = 0; k < e->nin; k++)
             hmput(reached, KEY(e->in[k]), 1);
         fprintf(f, "  \"e%lld\" [shape=box, style=filled, fillcolor=\"#dddddd\", "
-                "label=\"#%lld %s\"];\n", (long long)i, (long long)i, e->op);
-        dot_tensor(f, e->out, &seen);
-        fprintf(f, "  \"e%lld\" -> \"t%u\";\n", (long long)i,
-                (unsigned)e->out->id);
+                "label=\"#%lld %s\"];\n", (long long)i, (long long)i,
+                tg_entry_label(e, label, sizeof label));
+        for (int k = 0; k < e->nout; k++) {
+            dot_tensor(f, e->outs[k], &seen);
+            fprintf(f, "  \"e%lld\" -> \"t%u\";\n", (long long)i,
+                    (unsigned)e->outs[k]->id);
+        }
         for (int k = 0; k < e->nin; k++) {
             dot_tensor(f, e->in[k], &seen);
             fprintf(f, "  \"t%u\" -> \"e%lld\";\n", (unsigned)e->in[k]->id,

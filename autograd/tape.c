@@ -6,6 +6,7 @@
  * their producing entry by index (the array may move when it grows).
  */
 #include "autograd/tape.h"
+#include "autograd/anomaly.h"
 #include "tensor/arena.h"
 
 #include <math.h>
@@ -23,6 +24,8 @@ typedef struct deferred {
     void *ctx;
 } deferred;
 static deferred *later;   /* stb_ds array: tg_backward_defer's work */
+/* declared for ops/ in ops/internal.h: not part of the public API */
+void tg_backward_defer(void (*fn)(void *ctx), void *ctx);
 static bool grad_enabled = true;
 static int64_t cur_step = -1;
 
@@ -44,135 +47,112 @@ tg_entry *tg_tape_entry(int64_t i)
     return i >= 0 && i < arrlen(tape) ? &tape[i] : NULL;
 }
 
-/* ---- anomaly mode ------------------------------------------------------
- * When on, every op's output and every gradient a backward rule produces
- * is scanned for NaN and infinity as it is made; the first one found is
- * reported with the op, its tape entry, its inputs' shapes and the time
- * step, so a blow-up is traced to the op that caused it. Off by default
- * (it reads every number twice); TG_ANOMALY=1 in the environment turns it
- * on without recompiling. */
-static int anomaly = -1; /* -1: not read from the environment yet */
+/* Tracing: > 0 between tg_tape_trace_begin and _end. Entries recorded
+ * only because of it are flagged in traced_only (by tape index). */
+static int tracing;
+static bool *traced_only; /* stb_ds array parallel to the tape (lazy) */
 
-bool tg_anomaly_mode(void)
+static tg_entry *record(const tg_op *op, int nout, tg_tensor *const *outs,
+                        int nin, tg_tensor *const *in)
 {
-    if (anomaly < 0) {
-        const char *v = getenv("TG_ANOMALY");
-        anomaly = v && *v && strcmp(v, "0") != 0;
-    }
-    return anomaly;
-}
-
-bool tg_set_anomaly_mode(bool on)
-{
-    bool old = tg_anomaly_mode();
-    anomaly = on;
-    return old;
-}
-
-/* index of the first non-finite number of a contiguous buffer, or -1 */
-static int64_t first_nonfinite(const tg_real *p, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
-            return i;
-    return -1;
-}
-
-/* "x[2, 3], #4[3, 3]" (and which of them hold non-finite numbers) */
-static void describe_inputs(char *buf, size_t cap, tg_tensor *const *in,
-                            int nin)
-{
-    size_t n = 0;
-    buf[0] = 0;
-    for (int k = 0; k < nin && n < cap; k++) {
-        if (!in[k])
-            continue;
-        char shape[96];
-        tg_shape_str(in[k], shape, sizeof shape);
-        bool bad = tg_is_contiguous(in[k]) &&
-                   first_nonfinite(in[k]->data, in[k]->numel) >= 0;
-        if (in[k]->name)
-            n += (size_t)snprintf(buf + n, cap - n, "%s%s%s%s", k ? ", " : "",
-                                  in[k]->name, shape, bad ? " (non-finite)" : "");
-        else if (in[k]->entry >= 0)
-            n += (size_t)snprintf(buf + n, cap - n, "%s#%d%s%s", k ? ", " : "",
-                                  (int)in[k]->entry, shape,
-                                  bad ? " (non-finite)" : "");
-        else
-            n += (size_t)snprintf(buf + n, cap - n, "%st%u%s%s", k ? ", " : "",
-                                  (unsigned)in[k]->id, shape,
-                                  bad ? " (non-finite)" : "");
-    }
-}
-
-static void check_output(const char *op, tg_tensor *out, int nin,
-                         tg_tensor *const *in)
-{
-    if (!tg_is_contiguous(out) || (out->flags & TG_IS_VIEW))
-        return; /* a view: its numbers were checked where they were made */
-    int64_t i = first_nonfinite(out->data, out->numel);
-    if (i < 0)
-        return;
-    char inputs[512], shape[96];
-    describe_inputs(inputs, sizeof inputs, in, nin);
-    double v = out->data[i];
-    tg_error("anomaly", "op '%s' (tape entry #%lld, time step %lld) made %s "
-             "at element %lld of its output %s; inputs: %s", op,
-             (long long)arrlen(tape), (long long)cur_step,
-             isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf", (long long)i,
-             tg_shape_str(out, shape, sizeof shape), inputs);
-}
-
-/* after entry e's backward rule: 0, or -1 after reporting a bad gradient */
-static int check_grads(int64_t index, const tg_entry *e)
-{
-    for (int k = 0; k < e->nin; k++) {
-        const tg_tensor *x = e->in[k];
-        int64_t i = x->grad ? first_nonfinite(x->grad, x->numel) : -1;
-        if (i < 0)
-            continue;
-        char inputs[512], shape[96];
-        describe_inputs(inputs, sizeof inputs, e->in, e->nin);
-        bool seed_bad = first_nonfinite(e->out->grad, e->out->numel) >= 0;
-        tg_error("anomaly", "the backward of op '%s' (tape entry #%lld, time "
-                 "step %lld) made %s at element %lld of the gradient of its "
-                 "input %d %s%s; inputs: %s", e->op, (long long)index,
-                 (long long)e->step, isnan(x->grad[i]) ? "NaN" : "inf",
-                 (long long)i, k, tg_shape_str(x, shape, sizeof shape),
-                 seed_bad ? " (the gradient it received was already "
-                            "non-finite)" : "", inputs);
-        return -1;
-    }
-    return 0;
-}
-
-tg_entry *tg_record(const char *op, tg_backward_fn backward, tg_tensor *out,
-                    int nin, tg_tensor *const *in)
-{
-    if (out && anomaly && tg_anomaly_mode())
-        check_output(op, out, nin, in);
-    if (!grad_enabled || !out)
-        return NULL;
+    for (int k = 0; k < nout; k++)
+        if (!outs[k])
+            return NULL;
+    if (tg_anomaly_mode_on())
+        for (int k = 0; k < nout; k++)
+            tg_anomaly_check_output(op, outs[k], nin, in, arrlen(tape),
+                                    cur_step);
     bool any = false;
     for (int k = 0; k < nin; k++)
         if (in[k] && (in[k]->flags & TG_REQUIRES_GRAD))
             any = true;
-    if (!any)
+    bool real = grad_enabled && any;
+    if (!real && !tracing)
         return NULL;
     tg_entry e;
     memset(&e, 0, sizeof e);
     e.op = op;
-    e.backward = backward;
-    e.out = out;
+    e.nout = nout;
+    e.outs = tg_arena_alloc((size_t)nout * sizeof *e.outs);
+    memcpy(e.outs, outs, (size_t)nout * sizeof *e.outs);
+    e.out = outs[0];
     e.nin = nin;
-    e.in = tg_arena_alloc((size_t)nin * sizeof *e.in);
-    memcpy(e.in, in, (size_t)nin * sizeof *e.in);
+    e.in = tg_arena_alloc((size_t)(nin ? nin : 1) * sizeof *e.in);
+    if (nin)
+        memcpy(e.in, in, (size_t)nin * sizeof *e.in);
     e.step = cur_step;
-    out->flags |= TG_REQUIRES_GRAD;
-    out->entry = (int32_t)arrlen(tape);
     TG_ASSERT(arrlen(tape) < INT32_MAX);
+    for (int k = 0; k < nout; k++) {
+        if (real)
+            outs[k]->flags |= TG_REQUIRES_GRAD;
+        outs[k]->entry = (int32_t)arrlen(tape);
+    }
+    if (tracing) {
+        arrsetlen(traced_only, arrlen(tape) + 1);
+        traced_only[arrlen(tape)] = !real;
+    }
     arrput(tape, e);
     return &tape[arrlen(tape) - 1];
+}
+
+tg_entry *tg_record(const tg_op *op, tg_tensor *out, int nin,
+                    tg_tensor *const *in)
+{
+    return record(op, 1, &out, nin, in);
+}
+
+tg_entry *tg_record_multi(const tg_op *op, int nout, tg_tensor *const *outs,
+                          int nin, tg_tensor *const *in)
+{
+    return record(op, nout, outs, nin, in);
+}
+
+const char *tg_entry_label(const tg_entry *e, char *buf, size_t cap)
+{
+    if (e->op->label) {
+        e->op->label(e, buf, cap);
+        return buf;
+    }
+    return e->op->name;
+}
+
+int64_t tg_tape_trace_begin(void)
+{
+    tracing++;
+    return arrlen(tape);
+}
+
+bool tg_entry_traced_only(const tg_entry *e)
+{
+    int64_t i = e - tape;
+    return i >= 0 && i < arrlen(traced_only) && traced_only[i];
+}
+
+void tg_tape_trace_end(int64_t first, bool drop)
+{
+    TG_ASSERT(tracing > 0);
+    tracing--;
+    if (!drop || tracing)
+        return;
+    /* keep the real entries, in order; the traced-only ones go, and their
+     * outputs become plain temporaries again */
+    int64_t w = first;
+    for (int64_t i = first; i < arrlen(tape); i++) {
+        bool only = i < arrlen(traced_only) && traced_only[i];
+        if (only) {
+            for (int k = 0; k < tape[i].nout; k++)
+                tape[i].outs[k]->entry = -1;
+            continue;
+        }
+        if (w != i) {
+            tape[w] = tape[i];
+            for (int k = 0; k < tape[w].nout; k++)
+                tape[w].outs[k]->entry = (int32_t)w;
+        }
+        w++;
+    }
+    arrsetlen(tape, w);
+    arrsetlen(traced_only, 0);
 }
 
 tg_tensor *tg_requires_grad(tg_tensor *t)
@@ -183,7 +163,7 @@ tg_tensor *tg_requires_grad(tg_tensor *t)
         tg_error("requires_grad", "tensor #%u is the output of an op (%s): "
                  "only leaves (made by tg_zeros, tg_tensor_new, ...) can be "
                  "marked; its gradient is already computed if needed",
-                 (unsigned)t->id, tape[t->entry].op);
+                 (unsigned)t->id, tape[t->entry].op->name);
         return NULL;
     }
     if (t->flags & TG_IS_VIEW) {
@@ -287,7 +267,10 @@ static int find_needed(tg_tensor *root, int64_t **needed)
     root->flags |= TG_REACHED;
     for (int64_t i = root->entry; i >= 0; i--) {
         tg_entry *e = &tape[i];
-        if (!(e->out->flags & TG_REACHED))
+        bool reached = false;
+        for (int k = 0; k < e->nout; k++)
+            reached |= (e->outs[k]->flags & TG_REACHED) != 0;
+        if (!reached)
             continue;
         if (e->consumed) {
             tg_error("backward", "entry #%lld (%s) was already used by an "
@@ -295,7 +278,7 @@ static int find_needed(tg_tensor *root, int64_t **needed)
                      "carry a tensor (a hidden state?) from one step into the "
                      "next without tg_detach, or call backward twice on one "
                      "graph? Detach the carried tensor, or run the forward "
-                     "again after tg_tape_reset.", (long long)i, e->op);
+                     "again after tg_tape_reset.", (long long)i, e->op->name);
             rc = -1;
             break;
         }
@@ -308,7 +291,8 @@ static int find_needed(tg_tensor *root, int64_t **needed)
     root->flags &= ~TG_REACHED;
     for (int64_t j = 0; j < arrlen(*needed); j++) {
         tg_entry *e = &tape[(*needed)[j]];
-        e->out->flags &= ~TG_REACHED;
+        for (int k = 0; k < e->nout; k++)
+            e->outs[k]->flags &= ~TG_REACHED;
         for (int k = 0; k < e->nin; k++)
             e->in[k]->flags &= ~TG_REACHED;
     }
@@ -341,24 +325,31 @@ static int sweep(tg_tensor *root, const tg_tensor *seed)
     }
     for (int64_t j = 0; j < arrlen(needed); j++) {
         tg_entry *e = &tape[needed[j]];
-        tg_tensor *out = e->out;
-        if (!out->grad)
+        bool any = false;
+        for (int k = 0; k < e->nout; k++)
+            any |= e->outs[k]->grad != NULL;
+        if (!any)
             continue; /* reached, but no consumer contributed */
         for (int k = 0; k < e->nin; k++)
             if (e->in[k]->flags & TG_REQUIRES_GRAD)
                 ensure_grad(e->in[k], &pool);
-        e->backward(e);
+        e->op->backward(e);
         e->consumed = true;
-        if (anomaly && tg_anomaly_mode() && check_grads(needed[j], e) < 0) {
+        if (tg_anomaly_mode_on() &&
+            tg_anomaly_check_grads(needed[j], e) < 0) {
             free_pool(&pool);
             arrfree(needed);
             arrsetlen(later, 0);
             return -1;
         }
-        /* every consumer of out came later on the tape and has run: its
-         * gradient is complete and, unless retained, no longer needed */
-        if (!(out->flags & TG_RETAIN_GRAD))
-            release_grad(out, &pool);
+        /* every consumer of an output came later on the tape and has run:
+         * its gradient is complete and, unless retained, no longer needed */
+        for (int k = 0; k < e->nout; k++) {
+            tg_tensor *out = e->outs[k];
+            if (out->grad && !(out->flags & TG_RETAIN_GRAD) &&
+                !(out->flags & TG_PERSISTENT))
+                release_grad(out, &pool);
+        }
     }
     free_pool(&pool);
     arrfree(needed);

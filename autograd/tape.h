@@ -51,19 +51,47 @@
 
 typedef struct tg_entry tg_entry;
 
-/* A backward rule: reads e->out->grad (dL/d out) and e->saved/args, and
- * adds into e->in[k]->grad for every input whose grad is not NULL (the
- * engine allocates a zeroed buffer for each input that requires grad
- * before calling the rule; inputs that need no gradient have grad NULL). */
+/* A backward rule: reads dL/d(out) from e->out->grad (e->outs[k]->grad for
+ * an op with several outputs; NULL where no consumer contributed) and
+ * e->saved/args, and adds into e->in[k]->grad for every input whose grad
+ * is not NULL (the engine allocates a zeroed buffer for each input that
+ * requires grad before calling the rule; inputs that need no gradient have
+ * grad NULL). */
 typedef void (*tg_backward_fn)(tg_entry *e);
+
+/* An op, described once (a static const in its ops/ file) and named by
+ * every tape entry it records. The engine never compares names or
+ * function pointers: whatever it must know about an op is here.
+ *  - backward: the reverse-mode rule.
+ *  - jvp: the forward-mode rule (tangent of the output from the tangents of
+ *    the inputs); NULL until forward mode exists - the slot is reserved.
+ *  - ew: for an elementwise op, its scalar forward and derivative rules as
+ *    data (ops/fuse.h): what the fused cell programs run.
+ *  - replay: runs the op again on new inputs laid out like the recorded
+ *    ones, with the entry's arguments (fused programs re-run the ops they
+ *    do not fuse this way); NULL: the op cannot be re-run (dropout draws
+ *    random numbers), so a step containing it is not compiled.
+ *  - label: optional; writes the name shown by tg_tape_print and the DOT
+ *    export (a fused group lists its member ops). */
+typedef struct tg_op {
+    const char *name;
+    tg_backward_fn backward;
+    void (*jvp)(tg_entry *e);
+    const struct tg_ew_rule *ew;
+    tg_tensor *(*replay)(const tg_entry *e, tg_tensor *const *in);
+    void (*label)(const tg_entry *e, char *buf, size_t cap);
+    unsigned flags; /* TG_OP_VIEW: the output shares the input's numbers */
+} tg_op;
+#define TG_OP_VIEW 1u
 
 /* Number of small scalar arguments an entry can keep. */
 #define TG_ENTRY_ARGS 8
 
 struct tg_entry {
-    const char *op;          /* "matmul", "sigmoid", ...                  */
-    tg_backward_fn backward;
-    tg_tensor *out;
+    const tg_op *op;         /* what ran: name, backward rule, ...        */
+    tg_tensor *out;          /* its output (the first, if several)       */
+    tg_tensor **outs;        /* nout outputs; outs[0] == out              */
+    int nout;
     tg_tensor **in;          /* nin inputs (arena array)                  */
     int nin;
     int64_t iarg[TG_ENTRY_ARGS]; /* op-specific integers (dims, sizes)    */
@@ -77,9 +105,27 @@ struct tg_entry {
  * tg_record is called by an op after computing its output. If recording is
  * on and any input requires grad, it appends an entry, marks out as
  * requiring grad and returns the entry (for the op to store its arguments
- * in); otherwise it returns NULL and records nothing. */
-tg_entry *tg_record(const char *op, tg_backward_fn backward, tg_tensor *out,
-                    int nin, tg_tensor *const *in);
+ * in); otherwise it returns NULL and records nothing. tg_record_multi is
+ * the same for an op with several outputs (a fused group). */
+tg_entry *tg_record(const tg_op *op, tg_tensor *out, int nin,
+                    tg_tensor *const *in);
+tg_entry *tg_record_multi(const tg_op *op, int nout, tg_tensor *const *outs,
+                          int nin, tg_tensor *const *in);
+/* The name an entry is shown under (op->label, or op->name). */
+const char *tg_entry_label(const tg_entry *e, char *buf, size_t cap);
+
+/* Tracing (used by ops/fuse.c to compile a recurrent step): between
+ * tg_tape_trace_begin and tg_tape_trace_end every op is recorded, even
+ * with grad disabled or no input requiring grad, so that the tape holds
+ * the whole step with its arguments. An entry recorded only because of
+ * tracing ("traced only") does not mark its output as requiring grad, so
+ * backward never reaches it. tg_tape_trace_begin returns the index the
+ * first traced entry will have; tg_tape_trace_end(first, true) removes the
+ * traced-only entries again (with grad disabled: all of them) and leaves
+ * their outputs as plain temporaries. */
+int64_t tg_tape_trace_begin(void);
+void tg_tape_trace_end(int64_t first, bool drop_untracked);
+bool tg_entry_traced_only(const tg_entry *e);
 
 /* ---- modes ------------------------------------------------------------ */
 /* Turns recording on or off (on at start) and returns the previous state.
@@ -120,13 +166,6 @@ int tg_backward(tg_tensor *loss);
 /* The same for any output y, with dL/dy given (seed has y's shape):
  * computes the gradients of L = sum(y * seed). */
 int tg_backward_seed(tg_tensor *y, const tg_tensor *seed);
-
-/* Lets a backward rule postpone work to the end of the sweep: fn(ctx) runs
- * once after every entry has been processed, before tg_backward returns
- * (in the order registered). The linear op uses it to compute the weight
- * gradient of a recurrent matrix once for all time steps (one large
- * product instead of T small ones). */
-void tg_backward_defer(void (*fn)(void *ctx), void *ctx);
 
 /* ---- the tape as a whole ------------------------------------------ */
 typedef struct tg_tape_mark {

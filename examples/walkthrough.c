@@ -85,10 +85,10 @@ static void sweep_by_hand(tg_tensor *f)
     f->grad[0] = 1; /* the seed: dL/df = 1, for L = f */
     for (int64_t i = f->entry; i >= 0; i--) {
         tg_entry *e = tg_tape_entry(i);
-        bool mul = !strcmp(e->op, "mul");
+        bool mul = !strcmp(e->op->name, "mul");
         const char *y = e->out->name;
         printf("#%lld %-3s  %s = %s %s %s      dL/d%s = %g\n", (long long)i,
-               e->op, y, e->in[0]->name, mul ? "*" : "+", e->in[1]->name, y,
+               e->op->name, y, e->in[0]->name, mul ? "*" : "+", e->in[1]->name, y,
                (double)e->out->grad[0]);
         double before[2];
         for (int k = 0; k < 2; k++) {
@@ -96,7 +96,7 @@ static void sweep_by_hand(tg_tensor *f)
                 e->in[k]->grad = tg_arena_calloc(sizeof(tg_real));
             before[k] = (double)e->in[k]->grad[0];
         }
-        e->backward(e); /* the op's own rule: it ADDS into in[k]->grad */
+        e->op->backward(e); /* the op's own rule: it ADDS into in[k]->grad */
         for (int k = 0; k < 2; k++) {
             const char *a = e->in[k]->name;
             char rule[64]; /* mul: da += dy * b, db += dy * a; add: dy */
@@ -256,10 +256,10 @@ static void sec_bptt(void)
     print_vec("\ndL/dc1 is the sum of one share per entry that read c1: ",
               u.c[1]->grad, NH);
     printf("#%-3d %-4s [t=2] c2 = f2 * c1 + ...   adds f2 * dL/dc2      "
-           "              = ", (int)e2->out->entry, e2->op);
+           "              = ", (int)e2->out->entry, e2->op->name);
     print_vec("", a, NH);
     printf("#%-3d %-4s [t=1] h1 = o1 * tanh(c1)   adds dL/dh1 * o1 * (1 - "
-           "tanh(c1)^2) = ", (int)e1->out->entry, e1->op);
+           "tanh(c1)^2) = ", (int)e1->out->entry, e1->op->name);
     print_vec("", b, NH);
     FILE *fp = dot_path ? fopen(dot_path, "w") : NULL;
     if (fp) { /* render: dot -Grankdir=TB -Tsvg FILE -o graph.svg */
@@ -283,7 +283,7 @@ static void sec_truncated(void)
            "read them:\n");
     for (int k = 0; k < 2; k++) {
         tg_entry *e = reader(u.cut[k], 2);
-        printf("#%d %s (..., %s, ...)\n", (int)e->out->entry, e->op,
+        printf("#%d %s (..., %s, ...)\n", (int)e->out->entry, e->op->name,
                u.cut[k]->name);
     }
     tg_backward(u.loss);

@@ -52,13 +52,13 @@
 
 /* ---- shared plumbing for the two-input ops ---------------------------- */
 
-static tg_tensor *binary_forward(const char *op, tg_tensor *a, tg_tensor *b,
-                                 tg_ew_inner fwd, tg_backward_fn bw)
+static tg_tensor *binary_forward(const tg_op *op, tg_tensor *a, tg_tensor *b,
+                                 tg_ew_inner fwd)
 {
     TG_PROPAGATE_NULL(a, b);
     int nd;
     int64_t shape[TG_MAX_DIMS], sa[TG_MAX_DIMS], sb[TG_MAX_DIMS];
-    if (tg_broadcast_shape(op, a, b, &nd, shape) < 0)
+    if (tg_broadcast_shape(op->name, a, b, &nd, shape) < 0)
         return NULL;
     tg_tensor *out = tg_new_out(nd, shape);
     tg_broadcast_strides(a, nd, shape, sa);
@@ -66,7 +66,7 @@ static tg_tensor *binary_forward(const char *op, tg_tensor *a, tg_tensor *b,
     tg_real *base[] = {out->data, a->data, b->data};
     const int64_t *st[] = {out->stride, sa, sb};
     tg_ew_run(3, base, st, nd, shape, fwd, NULL);
-    tg_record(op, bw, out, 2, (tg_tensor *[]){a, b});
+    tg_record(op, out, 2, (tg_tensor *[]){a, b});
     return out;
 }
 
@@ -89,6 +89,9 @@ static void binary_grad(tg_entry *e, int k, tg_ew_inner inner)
         tg_unbroadcast_add(x->grad, x->ndim, x->shape, dst, nd, y->shape);
 }
 
+/* The descriptor of a two-input op: name, backward, and its rule as data
+ * (ops/internal.h): forward code, and the derivative for a and for b. */
+
 /* ---- add ---- */
 static void add_fwd(int64_t n, tg_real *const *p, const int64_t *s,
                     const double *args)
@@ -106,9 +109,12 @@ static void add_bwd(tg_entry *e)
     binary_grad(e, 0, pass_grad);
     binary_grad(e, 1, pass_grad);
 }
+static const tg_ew_rule add_op_rule = {TG_VM_ADD, 2, 0, {{TG_VM_COPY, {TG_R_G, 0, 0}},
+    {TG_VM_COPY, {TG_R_G, 0, 0}}}};
+static const tg_op add_op = {"add", add_bwd, .ew = &add_op_rule};
 tg_tensor *tg_add(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward("add", a, b, add_fwd, add_bwd);
+    return binary_forward(&add_op, a, b, add_fwd);
 }
 
 /* ---- sub ---- */
@@ -128,9 +134,12 @@ static void sub_bwd(tg_entry *e)
     binary_grad(e, 0, pass_grad);
     binary_grad(e, 1, negated_grad);
 }
+static const tg_ew_rule sub_op_rule = {TG_VM_SUB, 2, 0, {{TG_VM_COPY, {TG_R_G, 0, 0}},
+    {TG_VM_NEG, {TG_R_G, 0, 0}}}};
+static const tg_op sub_op = {"sub", sub_bwd, .ew = &sub_op_rule};
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward("sub", a, b, sub_fwd, sub_bwd);
+    return binary_forward(&sub_op, a, b, sub_fwd);
 }
 
 /* ---- mul ---- */
@@ -155,9 +164,12 @@ static void mul_bwd(tg_entry *e)
     binary_grad(e, 0, mul_grad_a);
     binary_grad(e, 1, mul_grad_b);
 }
+static const tg_ew_rule mul_op_rule = {TG_VM_MUL, 2, 0, {{TG_VM_MUL, {TG_R_G, TG_R_B, 0}},
+    {TG_VM_MUL, {TG_R_G, TG_R_A, 0}}}};
+static const tg_op mul_op = {"mul", mul_bwd, .ew = &mul_op_rule};
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward("mul", a, b, mul_fwd, mul_bwd);
+    return binary_forward(&mul_op, a, b, mul_fwd);
 }
 
 /* ---- div ---- */
@@ -182,9 +194,12 @@ static void div_bwd(tg_entry *e)
     binary_grad(e, 0, div_grad_a);
     binary_grad(e, 1, div_grad_b);
 }
+static const tg_ew_rule div_op_rule = {TG_VM_DIV, 2, 0, {{TG_VM_DIV, {TG_R_G, TG_R_B, 0}},
+    {TG_VM_DDIVB, {TG_R_G, TG_R_Y, TG_R_B}}}};
+static const tg_op div_op = {"div", div_bwd, .ew = &div_op_rule};
 tg_tensor *tg_div(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward("div", a, b, div_fwd, div_bwd);
+    return binary_forward(&div_op, a, b, div_fwd);
 }
 
 /* ---- pow ---- */
@@ -211,17 +226,20 @@ static void pow_bwd(tg_entry *e)
     binary_grad(e, 0, pow_grad_a);
     binary_grad(e, 1, pow_grad_b);
 }
+static const tg_ew_rule pow_op_rule = {TG_VM_POW, 2, 0, {{TG_VM_DPOWA, {TG_R_G, TG_R_A, TG_R_B}},
+    {TG_VM_DPOWB, {TG_R_G, TG_R_Y, TG_R_A}}}};
+static const tg_op pow_op = {"pow", pow_bwd, .ew = &pow_op_rule};
 tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward("pow", a, b, pow_fwd, pow_bwd);
+    return binary_forward(&pow_op, a, b, pow_fwd);
 }
 
 /* ---- one input and a constant: neg, add_scalar, mul_scalar, pow_scalar.
  * Operands: forward {out, a}, backward {dst, dy, a} (p[2] = a), with the
  * constant in args[0]. */
 
-static tg_tensor *scalar_forward(const char *op, tg_tensor *a, double c,
-                                 tg_ew_inner fwd, tg_backward_fn bw)
+static tg_tensor *scalar_forward(const tg_op *op, tg_tensor *a, double c,
+                                 tg_ew_inner fwd)
 {
     TG_PROPAGATE_NULL(a);
     tg_tensor *out = tg_new_out(a->ndim, a->shape);
@@ -229,7 +247,7 @@ static tg_tensor *scalar_forward(const char *op, tg_tensor *a, double c,
     const int64_t *st[] = {out->stride, a->stride};
     double args[1] = {c};
     tg_ew_run(2, base, st, a->ndim, a->shape, fwd, args);
-    tg_entry *e = tg_record(op, bw, out, 1, &a);
+    tg_entry *e = tg_record(op, out, 1, &a);
     if (e)
         e->farg[0] = c;
     return out;
@@ -270,38 +288,47 @@ static void scalar_grad(tg_entry *e, tg_ew_inner inner)
         }                                                                  \
     }
 
+
 /* out = -a:  da -= dy */
 SCALAR_FWD(neg_fwd, -a)
 SCALAR_BWD(neg_grad, -dy)
 static void neg_bwd(tg_entry *e) { scalar_grad(e, neg_grad); }
+static const tg_ew_rule neg_op_rule = {TG_VM_NEG, 1, 1, {{TG_VM_NEG, {TG_R_G, 0, 0}}}};
+static const tg_op neg_op = {"neg", neg_bwd, .ew = &neg_op_rule};
 tg_tensor *tg_neg(tg_tensor *a)
 {
-    return scalar_forward("neg", a, 0, neg_fwd, neg_bwd);
+    return scalar_forward(&neg_op, a, 0, neg_fwd);
 }
 
 /* out = a + c:  da += dy */
 SCALAR_FWD(adds_fwd, a + c)
 SCALAR_BWD(adds_grad, dy)
 static void adds_bwd(tg_entry *e) { scalar_grad(e, adds_grad); }
+static const tg_ew_rule adds_op_rule = {TG_VM_ADDK, 1, 1, {{TG_VM_COPY, {TG_R_G, 0, 0}}}};
+static const tg_op adds_op = {"add_scalar", adds_bwd, .ew = &adds_op_rule};
 tg_tensor *tg_add_scalar(tg_tensor *a, double s)
 {
-    return scalar_forward("add_scalar", a, s, adds_fwd, adds_bwd);
+    return scalar_forward(&adds_op, a, s, adds_fwd);
 }
 
 /* out = a * c:  da += dy * c */
 SCALAR_FWD(muls_fwd, a * c)
 SCALAR_BWD(muls_grad, dy * c)
 static void muls_bwd(tg_entry *e) { scalar_grad(e, muls_grad); }
+static const tg_ew_rule muls_op_rule = {TG_VM_MULK, 1, 1, {{TG_VM_MULK, {TG_R_G, 0, 0}}}};
+static const tg_op muls_op = {"mul_scalar", muls_bwd, .ew = &muls_op_rule};
 tg_tensor *tg_mul_scalar(tg_tensor *a, double s)
 {
-    return scalar_forward("mul_scalar", a, s, muls_fwd, muls_bwd);
+    return scalar_forward(&muls_op, a, s, muls_fwd);
 }
 
 /* out = a ** c:  da += dy * c * a^(c-1) */
 SCALAR_FWD(pows_fwd, rpow(a, c))
 SCALAR_BWD(pows_grad, c == 0 ? 0 : dy * c * rpow(a, c - 1))
 static void pows_bwd(tg_entry *e) { scalar_grad(e, pows_grad); }
+static const tg_ew_rule pows_op_rule = {TG_VM_POWK, 1, 1, {{TG_VM_DPOWK, {TG_R_G, TG_R_A, 0}}}};
+static const tg_op pows_op = {"pow_scalar", pows_bwd, .ew = &pows_op_rule};
 tg_tensor *tg_pow_scalar(tg_tensor *a, double p)
 {
-    return scalar_forward("pow_scalar", a, p, pows_fwd, pows_bwd);
+    return scalar_forward(&pows_op, a, p, pows_fwd);
 }

@@ -79,4 +79,61 @@ void tg_ew_run(int nop, tg_real *const *base, const int64_t *const *strides,
                int ndim, const int64_t *shape, tg_ew_inner fn,
                const double *args);
 
+/* ---- elementwise rules as data ----------------------------------------
+ * Every elementwise op describes itself to the fused programs (ops/fuse.c)
+ * as one instruction of their small vector machine for its forward, and
+ * one per input for its derivative. An instruction names a code and up to
+ * three sources; in a derivative the sources are the op's own values:
+ * its inputs a and b, its output y, the gradient g = dL/dy it receives,
+ * and the op's constant k (farg[0] of scalar ops). Read them side by side
+ * with the op's hand-written backward kernel: they say the same thing. */
+enum tg_vm_code {
+    TG_VM_COPY,     /* a                      */
+    TG_VM_ADD,      /* a + b                  */
+    TG_VM_SUB,      /* a - b                  */
+    TG_VM_MUL,      /* a * b                  */
+    TG_VM_DIV,      /* a / b                  */
+    TG_VM_POW,      /* a ** b                 */
+    TG_VM_NEG,      /* -a                     */
+    TG_VM_ADDK,     /* a + k                  */
+    TG_VM_MULK,     /* a * k                  */
+    TG_VM_POWK,     /* a ** k                 */
+    TG_VM_EXP,
+    TG_VM_LOG,
+    TG_VM_TANH,
+    TG_VM_SIGMOID,
+    TG_VM_RELU,
+    TG_VM_SQRT,
+    TG_VM_STEP,     /* [a > 0] (NaN passes)   */
+    /* derivative shapes that are not one of the above */
+    TG_VM_DTANH,    /* a * (1 - b*b)          (g, y) */
+    TG_VM_DSIGMOID, /* a * b * (1 - b)        (g, y) */
+    TG_VM_DRELU,    /* b > 0 ? a : 0          (g, y) */
+    TG_VM_DSQRT,    /* a * 0.5 / b            (g, y) */
+    TG_VM_DSTEP,    /* a * s * (1 - s), s = sigmoid(b)  (g, x) */
+    TG_VM_DDIVB,    /* -a * b / c             (g, y, b) */
+    TG_VM_DPOWA,    /* c == 0 ? 0 : a * c * b ** (c - 1)  (g, a, b) */
+    TG_VM_DPOWB,    /* b == 0 ? 0 : a * b * log(c)        (g, y, a) */
+    TG_VM_DPOWK,    /* k == 0 ? 0 : a * k * b ** (k - 1)  (g, a) */
+    TG_VM_NCODES
+};
+/* where a derivative's sources come from */
+enum { TG_R_G, TG_R_A, TG_R_B, TG_R_Y };
+
+typedef struct tg_ew_deriv {
+    unsigned char code, src[3];
+} tg_ew_deriv;
+
+struct tg_ew_rule {
+    unsigned char code;  /* forward: y = code(a, b) (k from farg[0])     */
+    unsigned char nin;   /* 1 or 2                                       */
+    unsigned char has_k; /* the op has a constant (farg[0])              */
+    tg_ew_deriv d[2];    /* dL/da, dL/db contributions                   */
+};
+typedef struct tg_ew_rule tg_ew_rule;
+
+/* Hidden from the public API: ops/matmul.c defers small weight gradients
+ * to the end of the sweep (autograd/tape.c runs them). */
+void tg_backward_defer(void (*fn)(void *ctx), void *ctx);
+
 #endif

@@ -72,6 +72,8 @@ static void embedding_backward(tg_entry *e)
         return;
     embedding_bwd(w->grad, e->out->grad, e->saved, e->iarg[0], e->iarg[1]);
 }
+/* (no replay: a step using it is not compiled into a fused program) */
+static const tg_op embedding_desc = {"embedding", embedding_backward, .replay = NULL};
 
 tg_tensor *tg_embedding(tg_tensor *weight, const int64_t *ids, int ndim,
                         const int64_t *shape)
@@ -119,7 +121,7 @@ tg_tensor *tg_embedding(tg_tensor *weight, const int64_t *ids, int ndim,
         memcpy(copy, ids, (size_t)n * sizeof *copy);
     tg_tensor *out = tg_new_out(ndim + 1, oshape);
     embedding_fwd(out->data, weight, copy, n, E);
-    tg_entry *e = tg_record(op, embedding_backward, out, 1, &weight);
+    tg_entry *e = tg_record(&embedding_desc, out, 1, &weight);
     if (e) {
         e->iarg[0] = n;
         e->iarg[1] = E;
@@ -159,6 +161,8 @@ static void dropout_backward(tg_entry *e)
     dropout_bwd(x->grad, e->out->grad, e->saved, x->numel,
                 (tg_real)e->farg[0]);
 }
+/* (no replay: a step using it is not compiled into a fused program) */
+static const tg_op dropout_desc = {"dropout", dropout_backward, .replay = NULL};
 
 tg_tensor *tg_dropout(tg_tensor *x, double p, bool training,
                       struct tg_rng *rng)
@@ -188,7 +192,7 @@ tg_tensor *tg_dropout(tg_tensor *x, double p, bool training,
     double scale = 1 / (1 - p);
     tg_tensor *out = tg_new_out(x->ndim, x->shape);
     dropout_fwd(out->data, src, keep, n, (tg_real)scale);
-    tg_entry *e = tg_record(op, dropout_backward, out, 1, &x);
+    tg_entry *e = tg_record(&dropout_desc, out, 1, &x);
     if (e) {
         e->farg[0] = scale;
         e->saved = keep;

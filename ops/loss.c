@@ -195,8 +195,16 @@ static void softmax_backward(tg_entry *e)
                 e->iarg[2], e->iarg[3] != 0);
 }
 
-static tg_tensor *softmax_op(const char *op, tg_tensor *x, int dim, bool logp)
+static tg_tensor *softmax_replay(const tg_entry *e, tg_tensor *const *in);
+static const tg_op softmax_desc = {"softmax", softmax_backward,
+                                   .replay = softmax_replay};
+static const tg_op log_softmax_desc = {"log_softmax", softmax_backward,
+                                       .replay = softmax_replay};
+
+static tg_tensor *softmax_op(const tg_op *desc, tg_tensor *x, int dim,
+                             bool logp)
 {
+    const char *op = desc->name;
     TG_PROPAGATE_NULL(x);
     int d = 0;
     if (x->ndim == 0) {
@@ -221,24 +229,30 @@ static tg_tensor *softmax_op(const char *op, tg_tensor *x, int dim, bool logp)
     }
     if (x->numel > 0)
         softmax_fwd(src, out->data, outer, n, inner, logp);
-    tg_entry *e = tg_record(op, softmax_backward, out, 1, &x);
+    tg_entry *e = tg_record(desc, out, 1, &x);
     if (e) {
         e->iarg[0] = outer;
         e->iarg[1] = n;
         e->iarg[2] = inner;
         e->iarg[3] = logp;
+        e->iarg[4] = d;
     }
     return out;
 }
 
+static tg_tensor *softmax_replay(const tg_entry *e, tg_tensor *const *in)
+{
+    return softmax_op(e->op, in[0], (int)e->iarg[4], e->iarg[3] != 0);
+}
+
 tg_tensor *tg_softmax(tg_tensor *x, int dim)
 {
-    return softmax_op("softmax", x, dim, false);
+    return softmax_op(&softmax_desc, x, dim, false);
 }
 
 tg_tensor *tg_log_softmax(tg_tensor *x, int dim)
 {
-    return softmax_op("log_softmax", x, dim, true);
+    return softmax_op(&log_softmax_desc, x, dim, true);
 }
 
 /* ---- cross_entropy ------------------------------------------------------
@@ -320,6 +334,8 @@ static void ce_backward(tg_entry *e)
         g /= (double)N;
     ce_bwd(x->grad, x, sv->tgt, sv->stats, N, C, (tg_real)g);
 }
+/* (no replay: a step using it is not compiled into a fused program) */
+static const tg_op ce_desc = {"cross_entropy", ce_backward, .replay = NULL};
 
 /* " (row [1, 0] of logits [2, 2, 5])": where row r sits, for error text;
  * for 1-D and 2-D logits the position is the row itself. */
@@ -390,7 +406,7 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, const int64_t *targets,
         total /= (double)N; /* N == 0 gives NaN, as in PyTorch */
     tg_tensor *out = tg_new_out(0, x->shape);
     out->data[0] = (tg_real)total;
-    tg_entry *e = tg_record(op, ce_backward, out, 1, &x);
+    tg_entry *e = tg_record(&ce_desc, out, 1, &x);
     if (e) {
         e->iarg[0] = N;
         e->iarg[1] = C;
@@ -458,6 +474,8 @@ static void mse_backward(tg_entry *e)
         tg_ew_run(3, base, st, p->ndim, p->shape, mse_grad, &neg);
     }
 }
+/* (no replay: a step using it is not compiled into a fused program) */
+static const tg_op mse_desc = {"mse", mse_backward, .replay = NULL};
 
 tg_tensor *tg_mse(tg_tensor *pred, tg_tensor *target, tg_reduction reduction)
 {
@@ -491,7 +509,7 @@ tg_tensor *tg_mse(tg_tensor *pred, tg_tensor *target, tg_reduction reduction)
         total /= (double)n; /* n == 0 gives NaN, as in PyTorch */
     tg_tensor *out = tg_new_out(0, pred->shape);
     out->data[0] = (tg_real)total;
-    tg_entry *e = tg_record(op, mse_backward, out, 2,
+    tg_entry *e = tg_record(&mse_desc, out, 2,
                             (tg_tensor *[]){pred, target});
     if (e)
         e->iarg[0] = reduction;

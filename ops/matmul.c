@@ -74,6 +74,13 @@ static void matmul_bwd(tg_entry *e)
                 dy + t * M * N, N, 1, b->grad, N, 1);
 }
 
+static tg_tensor *matmul_replay(const tg_entry *e, tg_tensor *const *in)
+{
+    (void)e;
+    return tg_matmul(in[0], in[1]);
+}
+static const tg_op matmul_op = {"matmul", matmul_bwd, .replay = matmul_replay};
+
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b)
 {
     TG_PROPAGATE_NULL(a, b);
@@ -115,7 +122,7 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b)
         tg_gemm_batched(Bt, M, N, K, a->data, sa, a->stride[ra],
                         a->stride[ra + 1], b->data, sb, b->stride[rb],
                         b->stride[rb + 1], out->data, M * N, N, 0);
-    tg_record("matmul", matmul_bwd, out, 2, (tg_tensor *[]){a, b});
+    tg_record(&matmul_op, out, 2, (tg_tensor *[]){a, b});
     return out;
 }
 
@@ -303,6 +310,11 @@ static wt_slot wt_slots[WT_SLOTS];
 static int wt_victim; /* next slot to reuse when all are taken */
 
 static void linear_bwd(tg_entry *e);
+static tg_tensor *linear_replay(const tg_entry *e, tg_tensor *const *in)
+{
+    return tg_linear(in[0], in[1], e->nin > 2 ? in[2] : NULL);
+}
+static const tg_op linear_op = {"linear", linear_bwd, .replay = linear_replay};
 
 static bool wt_fresh(const wt_slot *s, const tg_tensor *W)
 {
@@ -311,7 +323,7 @@ static bool wt_fresh(const wt_slot *s, const tg_tensor *W)
         s->entry >= tg_tape_size())
         return false;
     const tg_entry *e = tg_tape_entry(s->entry);
-    return e->backward == linear_bwd && e->in[1] == W && !e->consumed;
+    return e->op == &linear_op && e->in[1] == W && !e->consumed;
 }
 
 /* W^T packed for tg_gemm_prepacked: the slot's copy if it is still W's,
@@ -416,7 +428,7 @@ tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b)
     else
         tg_gemm(R, O, I, X, rs, cs, W->data, W->stride[1], W->stride[0],
                 y->data, O, b != NULL);
-    tg_entry *e = tg_record("linear", linear_bwd, y, b ? 3 : 2,
+    tg_entry *e = tg_record(&linear_op, y, b ? 3 : 2,
                             (tg_tensor *[]){x, W, b});
     if (slot)
         wt_remember(slot, y);

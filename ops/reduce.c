@@ -257,7 +257,11 @@ static void sum_all_bwd(tg_entry *e)
         dx[i] += g;
 }
 
-static tg_tensor *sum_all(const char *op, tg_tensor *x, bool mean)
+static tg_tensor *sum_all_replay(const tg_entry *e, tg_tensor *const *in);
+static const tg_op sum_op = {"sum", sum_all_bwd, .replay = sum_all_replay};
+static const tg_op mean_op = {"mean", sum_all_bwd, .replay = sum_all_replay};
+
+static tg_tensor *sum_all(const tg_op *op, tg_tensor *x, bool mean)
 {
     TG_PROPAGATE_NULL(x);
     tg_arena_mark m = tg_arena_get_mark();
@@ -269,14 +273,19 @@ static tg_tensor *sum_all(const char *op, tg_tensor *x, bool mean)
     if (!out)
         return NULL;
     out->data[0] = (tg_real)s;
-    tg_entry *e = tg_record(op, sum_all_bwd, out, 1, &x);
+    tg_entry *e = tg_record(op, out, 1, &x);
     if (e)
         e->iarg[0] = mean ? x->numel : 1;
     return out;
 }
 
-tg_tensor *tg_sum(tg_tensor *x) { return sum_all("sum", x, false); }
-tg_tensor *tg_mean(tg_tensor *x) { return sum_all("mean", x, true); }
+static tg_tensor *sum_all_replay(const tg_entry *e, tg_tensor *const *in)
+{
+    return sum_all(e->op, in[0], e->op == &mean_op);
+}
+
+tg_tensor *tg_sum(tg_tensor *x) { return sum_all(&sum_op, x, false); }
+tg_tensor *tg_mean(tg_tensor *x) { return sum_all(&mean_op, x, true); }
 
 /* ---- over one axis ------------------------------------------------------ */
 
@@ -327,12 +336,17 @@ static void sum_dim_bwd(tg_entry *e)
                (tg_real)e->iarg[3]);
 }
 
-static tg_tensor *sum_dim(const char *op, tg_tensor *x, int dim, bool keepdim,
+static tg_tensor *dim_replay(const tg_entry *e, tg_tensor *const *in);
+static const tg_op sum_dim_op = {"sum_dim", sum_dim_bwd, .replay = dim_replay};
+static const tg_op mean_dim_op = {"mean_dim", sum_dim_bwd,
+                                  .replay = dim_replay};
+
+static tg_tensor *sum_dim(const tg_op *op, tg_tensor *x, int dim, bool keepdim,
                           bool mean)
 {
     TG_PROPAGATE_NULL(x);
     axis_split g;
-    if (split_axis(op, x, dim, keepdim, &g) < 0)
+    if (split_axis(op->name, x, dim, keepdim, &g) < 0)
         return NULL;
     tg_tensor *out = tg_new_out(g.ndim, g.shape);
     if (!out)
@@ -346,24 +360,26 @@ static tg_tensor *sum_dim(const char *op, tg_tensor *x, int dim, bool keepdim,
         for (int64_t i = 0; i < out->numel; i++)
             out->data[i] /= n;
     }
-    tg_entry *e = tg_record(op, sum_dim_bwd, out, 1, &x);
+    tg_entry *e = tg_record(op, out, 1, &x);
     if (e) {
         e->iarg[0] = g.outer;
         e->iarg[1] = g.n;
         e->iarg[2] = g.inner;
         e->iarg[3] = mean ? g.n : 1; /* the divisor of dy */
+        e->iarg[4] = dim;            /* for replay */
+        e->iarg[5] = keepdim;
     }
     return out;
 }
 
 tg_tensor *tg_sum_dim(tg_tensor *x, int dim, bool keepdim)
 {
-    return sum_dim("sum_dim", x, dim, keepdim, false);
+    return sum_dim(&sum_dim_op, x, dim, keepdim, false);
 }
 
 tg_tensor *tg_mean_dim(tg_tensor *x, int dim, bool keepdim)
 {
-    return sum_dim("mean_dim", x, dim, keepdim, true);
+    return sum_dim(&mean_dim_op, x, dim, keepdim, true);
 }
 
 /* y[o, j] = x[o, arg[o, j], j]:  dx[o, arg[o, j], j] += dy[o, j] */
@@ -385,6 +401,9 @@ static void max_dim_bwd(tg_entry *e)
     }
 }
 
+static const tg_op max_dim_op = {"max_dim", max_dim_bwd,
+                                 .replay = dim_replay};
+
 tg_tensor *tg_max_dim(tg_tensor *x, int dim, bool keepdim)
 {
     TG_PROPAGATE_NULL(x);
@@ -405,12 +424,23 @@ tg_tensor *tg_max_dim(tg_tensor *x, int dim, bool keepdim)
     tg_arena_mark m = tg_arena_get_mark();
     max_dim_kernel(contiguous_data(x), out->data, arg, g.outer, g.n, g.inner);
     tg_arena_rewind(m); /* the gathered copy, if any */
-    tg_entry *e = tg_record("max_dim", max_dim_bwd, out, 1, &x);
+    tg_entry *e = tg_record(&max_dim_op, out, 1, &x);
     if (e) {
         e->iarg[0] = g.outer;
         e->iarg[1] = g.n;
         e->iarg[2] = g.inner;
+        e->iarg[4] = dim; /* for replay */
+        e->iarg[5] = keepdim;
         e->saved = arg;
     }
     return out;
+}
+
+static tg_tensor *dim_replay(const tg_entry *e, tg_tensor *const *in)
+{
+    int dim = (int)e->iarg[4];
+    bool keep = e->iarg[5] != 0;
+    if (e->op == &max_dim_op)
+        return tg_max_dim(in[0], dim, keep);
+    return sum_dim(e->op, in[0], dim, keep, e->op == &mean_dim_op);
 }

@@ -42,13 +42,13 @@ static void view_bwd(tg_entry *e)
 }
 
 /* Records out as a view of x with the given gradient view. */
-static tg_tensor *record_view(const char *op, tg_tensor *x, tg_tensor *out,
+static tg_tensor *record_view(const tg_op *op, tg_tensor *x, tg_tensor *out,
                               int64_t goff, const int64_t *gstride)
 {
     if (!out)
         return NULL;
     out->flags &= ~TG_IS_VIEW; /* an op output, not a raw view */
-    tg_entry *e = tg_record(op, view_bwd, out, 1, &x);
+    tg_entry *e = tg_record(op, out, 1, &x);
     if (e) {
         e->iarg[0] = goff;
         memcpy(&e->iarg[1], gstride, (size_t)out->ndim * sizeof(int64_t));
@@ -56,12 +56,48 @@ static tg_tensor *record_view(const char *op, tg_tensor *x, tg_tensor *out,
     return out;
 }
 
+/* Replaying a view (ops/fuse.c) on an input laid out like the recorded
+ * one: the same header, shifted to the new input's numbers. */
+static tg_tensor *view_replay(const tg_entry *e, tg_tensor *const *in)
+{
+    const tg_tensor *y = e->out, *x = e->in[0];
+    tg_tensor *out = tg_tensor_header(y->ndim, y->shape);
+    out->data = in[0]->data + (y->data - x->data);
+    memcpy(out->stride, y->stride, sizeof out->stride);
+    return record_view(e->op, in[0], out, e->iarg[0], &e->iarg[1]);
+}
+
+#define VIEW_OP(var, name)                                                 \
+    static const tg_op var = {name, view_bwd, .replay = view_replay,       \
+                              .flags = TG_OP_VIEW}
+VIEW_OP(permute_op, "permute");
+VIEW_OP(transpose_op, "transpose");
+VIEW_OP(slice_op, "slice");
+VIEW_OP(select_op, "select");
+VIEW_OP(split_op, "split");
+VIEW_OP(chunk_op, "chunk");
+VIEW_OP(expand_op, "expand");
+
 /* ---- reshape, squeeze, unsqueeze --------------------------------------
  * In a contiguous copy of x, the reshaped tensor's elements sit in the same
  * row-major order: the gradient view has the contiguous strides of the new
  * shape. A non-contiguous x is copied first (the copy is laid out the same
  * way, so the rule is the same). */
-static tg_tensor *reshape_as(const char *op, tg_tensor *x, int ndim,
+static tg_tensor *reshape_as(const tg_op *op, tg_tensor *x, int ndim,
+                             const int64_t *shape);
+/* a reshape of a strided x is a copy, not a view: replayed as itself */
+static tg_tensor *reshape_replay(const tg_entry *e, tg_tensor *const *in)
+{
+    return reshape_as(e->op, in[0], e->out->ndim, e->out->shape);
+}
+#define RESHAPE_OP(var, name)                                              \
+    static const tg_op var = {name, view_bwd, .replay = reshape_replay,    \
+                              .flags = TG_OP_VIEW}
+RESHAPE_OP(reshape_op, "reshape");
+RESHAPE_OP(squeeze_op, "squeeze");
+RESHAPE_OP(unsqueeze_op, "unsqueeze");
+
+static tg_tensor *reshape_as(const tg_op *op, tg_tensor *x, int ndim,
                              const int64_t *shape)
 {
     TG_PROPAGATE_NULL(x);
@@ -78,7 +114,7 @@ static tg_tensor *reshape_as(const char *op, tg_tensor *x, int ndim,
 
 tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape)
 {
-    return reshape_as("reshape", x, ndim, shape);
+    return reshape_as(&reshape_op, x, ndim, shape);
 }
 
 tg_tensor *tg_unsqueeze(tg_tensor *x, int dim)
@@ -95,7 +131,7 @@ tg_tensor *tg_unsqueeze(tg_tensor *x, int dim)
     int64_t s[TG_MAX_DIMS];
     for (int k = 0, j = 0; k <= x->ndim; k++)
         s[k] = k == d ? 1 : x->shape[j++];
-    return reshape_as("unsqueeze", x, x->ndim + 1, s);
+    return reshape_as(&unsqueeze_op, x, x->ndim + 1, s);
 }
 
 tg_tensor *tg_squeeze(tg_tensor *x, int dim)
@@ -113,7 +149,7 @@ tg_tensor *tg_squeeze(tg_tensor *x, int dim)
     for (int k = 0, j = 0; k < x->ndim; k++)
         if (k != d)
             s[j++] = x->shape[k];
-    return reshape_as("squeeze", x, x->ndim - 1, s);
+    return reshape_as(&squeeze_op, x, x->ndim - 1, s);
 }
 
 /* ---- permute, transpose -------------------------------------------- */
@@ -128,7 +164,7 @@ tg_tensor *tg_permute(tg_tensor *x, const int *perm)
     tg_contiguous_strides(x->ndim, x->shape, cs);
     for (int d = 0; d < x->ndim; d++)
         gs[d] = cs[perm[d]];
-    return record_view("permute", x, out, 0, gs);
+    return record_view(&permute_op, x, out, 0, gs);
 }
 
 tg_tensor *tg_transpose(tg_tensor *x, int d0, int d1)
@@ -145,7 +181,7 @@ tg_tensor *tg_transpose(tg_tensor *x, int d0, int d1)
     perm[b] = a;
     tg_tensor *out = tg_permute(x, perm);
     if (out && out->entry >= 0)
-        tg_tape_entry(out->entry)->op = "transpose";
+        tg_tape_entry(out->entry)->op = &transpose_op;
     return out;
 }
 
@@ -166,7 +202,7 @@ tg_tensor *tg_slice(tg_tensor *x, int dim, int64_t start, int64_t end,
     tg_contiguous_strides(x->ndim, x->shape, cs);
     int64_t goff = start * cs[d];
     cs[d] *= step;
-    return record_view("slice", x, out, goff, cs);
+    return record_view(&slice_op, x, out, goff, cs);
 }
 
 tg_tensor *tg_select(tg_tensor *x, int dim, int64_t index)
@@ -195,7 +231,7 @@ tg_tensor *tg_select(tg_tensor *x, int dim, int64_t index)
     for (int k = 0, j = 0; k < x->ndim; k++)
         if (k != d)
             gs[j++] = cs[k];
-    return record_view("select", x, out, index * cs[d], gs);
+    return record_view(&select_op, x, out, index * cs[d], gs);
 }
 
 int tg_split(tg_tensor *x, const int64_t *sizes, int n, int dim,
@@ -225,7 +261,7 @@ int tg_split(tg_tensor *x, const int64_t *sizes, int n, int dim,
     for (int k = 0; k < n; k++) {
         out[k] = tg_slice(x, d, at, at + sizes[k], 1);
         if (out[k] && out[k]->entry >= 0)
-            tg_tape_entry(out[k]->entry)->op = "split";
+            tg_tape_entry(out[k]->entry)->op = &split_op;
         at += sizes[k];
     }
     return n;
@@ -254,7 +290,7 @@ int tg_chunk(tg_tensor *x, int chunks, int dim, tg_tensor **out)
     int rc = tg_split(x, sizes, chunks, d, out);
     for (int k = 0; rc > 0 && k < chunks; k++)
         if (out[k] && out[k]->entry >= 0)
-            tg_tape_entry(out[k]->entry)->op = "chunk";
+            tg_tape_entry(out[k]->entry)->op = &chunk_op;
     return rc;
 }
 
@@ -271,10 +307,19 @@ tg_tensor *tg_expand(tg_tensor *x, int ndim, const int64_t *shape)
     tg_contiguous_strides(x->ndim, x->shape, cs);
     for (int d = ndim - 1, s = x->ndim - 1; d >= 0; d--, s--)
         gs[d] = (s >= 0 && x->shape[s] == shape[d]) ? cs[s] : 0;
-    return record_view("expand", x, out, 0, gs);
+    return record_view(&expand_op, x, out, 0, gs);
 }
 
 /* ---- contiguous ------------------------------------------------------- */
+
+static tg_tensor *contiguous_replay(const tg_entry *e, tg_tensor *const *in)
+{
+    (void)e;
+    return tg_contiguous(in[0]);
+}
+static const tg_op contiguous_op = {"contiguous", view_bwd,
+                                    .replay = contiguous_replay,
+                                    .flags = TG_OP_VIEW};
 
 tg_tensor *tg_contiguous(tg_tensor *x)
 {
@@ -284,7 +329,7 @@ tg_tensor *tg_contiguous(tg_tensor *x)
     tg_tensor *out = tg_clone(x);
     int64_t gs[TG_MAX_DIMS];
     tg_contiguous_strides(x->ndim, x->shape, gs);
-    return record_view("contiguous", x, out, 0, gs);
+    return record_view(&contiguous_op, x, out, 0, gs);
 }
 
 /* ---- concat, stack ----------------------------------------------------
@@ -313,9 +358,14 @@ static void join_bwd(tg_entry *e)
     }
 }
 
-static tg_tensor *join(const char *op, tg_tensor *const *xs, int n, int dim,
+static tg_tensor *join_replay(const tg_entry *e, tg_tensor *const *in);
+static const tg_op concat_op = {"concat", join_bwd, .replay = join_replay};
+static const tg_op stack_op = {"stack", join_bwd, .replay = join_replay};
+
+static tg_tensor *join(const tg_op *desc, tg_tensor *const *xs, int n, int dim,
                        bool stack)
 {
+    const char *op = desc->name;
     if (n < 1 || !xs) {
         tg_error(op, "needs at least one tensor (got %d)", n);
         return NULL;
@@ -378,7 +428,7 @@ static tg_tensor *join(const char *op, tg_tensor *const *xs, int n, int dim,
         tg_strided_copy(ndim, sub, out->data + at[k] * out->stride[d],
                         out->stride, x->data, xst, false);
     }
-    tg_entry *e = tg_record(op, join_bwd, out, n, xs);
+    tg_entry *e = tg_record(desc, out, n, xs);
     if (e) {
         e->iarg[0] = d;
         e->saved = at;
@@ -388,10 +438,15 @@ static tg_tensor *join(const char *op, tg_tensor *const *xs, int n, int dim,
 
 tg_tensor *tg_concat(tg_tensor *const *xs, int n, int dim)
 {
-    return join("concat", xs, n, dim, false);
+    return join(&concat_op, xs, n, dim, false);
 }
 
 tg_tensor *tg_stack(tg_tensor *const *xs, int n, int dim)
 {
-    return join("stack", xs, n, dim, true);
+    return join(&stack_op, xs, n, dim, true);
+}
+
+static tg_tensor *join_replay(const tg_entry *e, tg_tensor *const *in)
+{
+    return join(e->op, in, e->nin, (int)e->iarg[0], e->op == &stack_op);
 }

@@ -58,8 +58,7 @@
 
 /* ---- shared plumbing ---------------------------------------------------- */
 
-static tg_tensor *unary_forward(const char *op, tg_tensor *x, tg_ew_inner fwd,
-                                tg_backward_fn bw)
+static tg_tensor *unary_forward(const tg_op *op, tg_tensor *x, tg_ew_inner fwd)
 {
     TG_PROPAGATE_NULL(x);
     tg_tensor *out = tg_new_out(x->ndim, x->shape);
@@ -68,7 +67,7 @@ static tg_tensor *unary_forward(const char *op, tg_tensor *x, tg_ew_inner fwd,
     tg_real *base[] = {out->data, x->data};
     const int64_t *st[] = {out->stride, x->stride};
     tg_ew_run(2, base, st, x->ndim, x->shape, fwd, NULL);
-    tg_record(op, bw, out, 1, &x);
+    tg_record(op, out, 1, &x);
     return out;
 }
 
@@ -84,14 +83,19 @@ static void unary_grad(tg_entry *e, tg_ew_inner inner)
     tg_ew_run(4, base, st, y->ndim, y->shape, inner, NULL);
 }
 
+/* The descriptor: name, backward, and the rule as data (ops/internal.h):
+ * forward code and the derivative, whose sources are g, x (TG_R_A), y. */
+
 /* ---- exp ---- */
 UNARY_FWD(exp_fwd, rexp(x))
 UNARY_BWD(exp_grad, dy * y)
 /* y = exp(x):  dx += dy * y */
 static void exp_bwd(tg_entry *e) { unary_grad(e, exp_grad); }
+static const tg_ew_rule exp_op_rule = {TG_VM_EXP, 1, 0, {{TG_VM_MUL, {TG_R_G, TG_R_Y, 0}}}};
+static const tg_op exp_op = {"exp", exp_bwd, .ew = &exp_op_rule};
 tg_tensor *tg_exp(tg_tensor *x)
 {
-    return unary_forward("exp", x, exp_fwd, exp_bwd);
+    return unary_forward(&exp_op, x, exp_fwd);
 }
 
 /* ---- log ----
@@ -101,9 +105,11 @@ UNARY_FWD(log_fwd, rlog(x))
 UNARY_BWD(log_grad, dy / x)
 /* y = log(x):  dx += dy / x */
 static void log_bwd(tg_entry *e) { unary_grad(e, log_grad); }
+static const tg_ew_rule log_op_rule = {TG_VM_LOG, 1, 0, {{TG_VM_DIV, {TG_R_G, TG_R_A, 0}}}};
+static const tg_op log_op = {"log", log_bwd, .ew = &log_op_rule};
 tg_tensor *tg_log(tg_tensor *x)
 {
-    return unary_forward("log", x, log_fwd, log_bwd);
+    return unary_forward(&log_op, x, log_fwd);
 }
 
 /* ---- tanh ----
@@ -114,9 +120,11 @@ UNARY_FWD(tanh_fwd, tg_vtanh(x))
 UNARY_BWD(tanh_grad, dy * ((tg_real)1 - y * y))
 /* y = tanh(x):  dx += dy * (1 - y^2) */
 static void tanh_bwd(tg_entry *e) { unary_grad(e, tanh_grad); }
+static const tg_ew_rule tanh_op_rule = {TG_VM_TANH, 1, 0, {{TG_VM_DTANH, {TG_R_G, TG_R_Y, 0}}}};
+static const tg_op tanh_op = {"tanh", tanh_bwd, .ew = &tanh_op_rule};
 tg_tensor *tg_tanh(tg_tensor *x)
 {
-    return unary_forward("tanh", x, tanh_fwd, tanh_bwd);
+    return unary_forward(&tanh_op, x, tanh_fwd);
 }
 
 /* ---- sigmoid ----
@@ -133,9 +141,11 @@ UNARY_FWD(sigmoid_fwd, tg_vsigmoid(x)) /* the two-branch form, ops/vmath.h */
 UNARY_BWD(sigmoid_grad, dy * y * ((tg_real)1 - y))
 /* y = sigmoid(x):  dx += dy * y * (1 - y) */
 static void sigmoid_bwd(tg_entry *e) { unary_grad(e, sigmoid_grad); }
+static const tg_ew_rule sigmoid_op_rule = {TG_VM_SIGMOID, 1, 0, {{TG_VM_DSIGMOID, {TG_R_G, TG_R_Y, 0}}}};
+static const tg_op sigmoid_op = {"sigmoid", sigmoid_bwd, .ew = &sigmoid_op_rule};
 tg_tensor *tg_sigmoid(tg_tensor *x)
 {
-    return unary_forward("sigmoid", x, sigmoid_fwd, sigmoid_bwd);
+    return unary_forward(&sigmoid_op, x, sigmoid_fwd);
 }
 
 /* ---- relu ----
@@ -146,9 +156,11 @@ UNARY_FWD(relu_fwd, (x > 0 || x != x) ? x : (tg_real)0)
 UNARY_BWD(relu_grad, y > 0 ? dy : (tg_real)0)
 /* y = relu(x):  dx += dy * [x > 0] */
 static void relu_bwd(tg_entry *e) { unary_grad(e, relu_grad); }
+static const tg_ew_rule relu_op_rule = {TG_VM_RELU, 1, 0, {{TG_VM_DRELU, {TG_R_G, TG_R_Y, 0}}}};
+static const tg_op relu_op = {"relu", relu_bwd, .ew = &relu_op_rule};
 tg_tensor *tg_relu(tg_tensor *x)
 {
-    return unary_forward("relu", x, relu_fwd, relu_bwd);
+    return unary_forward(&relu_op, x, relu_fwd);
 }
 
 /* ---- sqrt ----
@@ -158,9 +170,11 @@ UNARY_FWD(sqrt_fwd, rsqrt(x))
 UNARY_BWD(sqrt_grad, dy * (tg_real)0.5 / y)
 /* y = sqrt(x):  dx += dy * 0.5 / y */
 static void sqrt_bwd(tg_entry *e) { unary_grad(e, sqrt_grad); }
+static const tg_ew_rule sqrt_op_rule = {TG_VM_SQRT, 1, 0, {{TG_VM_DSQRT, {TG_R_G, TG_R_Y, 0}}}};
+static const tg_op sqrt_op = {"sqrt", sqrt_bwd, .ew = &sqrt_op_rule};
 tg_tensor *tg_sqrt(tg_tensor *x)
 {
-    return unary_forward("sqrt", x, sqrt_fwd, sqrt_bwd);
+    return unary_forward(&sqrt_op, x, sqrt_fwd);
 }
 
 /* ---- step_ste: a hard gate with a straight-through gradient ----
@@ -182,7 +196,9 @@ UNARY_FWD(step_fwd, x > 0 ? (tg_real)1 : (x != x ? x : (tg_real)0))
 UNARY_BWD(step_grad, dy * tg_vsigmoid(x) * ((tg_real)1 - tg_vsigmoid(x)))
 /* y = [x > 0]:  dx += dy * s * (1 - s),  s = sigmoid(x)  (the surrogate) */
 static void step_bwd(tg_entry *e) { unary_grad(e, step_grad); }
+static const tg_ew_rule step_op_rule = {TG_VM_STEP, 1, 0, {{TG_VM_DSTEP, {TG_R_G, TG_R_A, 0}}}};
+static const tg_op step_op = {"step_ste", step_bwd, .ew = &step_op_rule};
 tg_tensor *tg_step_ste(tg_tensor *x)
 {
-    return unary_forward("step_ste", x, step_fwd, step_bwd);
+    return unary_forward(&step_op, x, step_fwd);
 }
