@@ -11,12 +11,24 @@
 #include "tensor/ds.h"
 
 /* "W[2, 3]", "#4[2, 3]" (output of entry 4) or "t17[2, 3]" (unnamed leaf) */
+/* which output of its entry t is (#12.1: the second output of #12) */
+static int output_index(const tg_tensor *t)
+{
+    const tg_entry *e = tg_tape_entry(t->entry);
+    for (int k = 0; k < e->nout; k++)
+        if (e->outs[k] == t)
+            return k;
+    return 0;
+}
+
 static void tensor_ref(char *buf, size_t cap, const tg_tensor *t)
 {
     char shape[96];
     tg_shape_str(t, shape, sizeof shape);
     if (t->name)
         snprintf(buf, cap, "%s%s", t->name, shape);
+    else if (t->entry >= 0 && tg_tape_entry(t->entry)->nout > 1)
+        snprintf(buf, cap, "#%d.%d%s", (int)t->entry, output_index(t), shape);
     else if (t->entry >= 0)
         snprintf(buf, cap, "#%d%s", (int)t->entry, shape);
     else

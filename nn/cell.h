@@ -68,6 +68,8 @@ struct tg_cell {
     /* the standard parameters (NULL when gates == 0) */
     tg_tensor *weight_ih, *weight_hh, *bias_ih, *bias_hh;
     void *user; /* free for a custom cell's use */
+    tg_prog *prog; /* the step compiled by the sequence layer (ops/fuse.h);
+                      owned here, made on first use */
 };
 
 /* A cell with its parameters initialised from rng (NULL: global). NULL

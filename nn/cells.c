@@ -117,6 +117,7 @@ void tg_cell_free(tg_cell *c)
     if (!c)
         return;
     tg_params_free(&c->params);
+    tg_prog_free(c->prog);
     free(c);
 }
 

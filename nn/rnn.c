@@ -52,6 +52,42 @@ void tg_rnn_free(tg_rnn *r)
     free(r);
 }
 
+/* the cell's step as a tg_step_fn: in = {xp_t, state...}, out = next */
+static void cell_step(void *ctx, tg_tensor *const *in, tg_tensor **out)
+{
+    tg_cell *c = ctx;
+    c->type->step(c, in[0], in + 1, out);
+}
+
+/* One step of layer cell c: through its compiled program when fusion is
+ * on (tracing it first, or again when the inputs' layout changed), else
+ * as written. *begun: the program's per-sequence part has run. */
+static void run_step(tg_cell *c, tg_tensor *const *in, int ns,
+                     tg_tensor **next, bool *begun)
+{
+    if (!tg_fusion_enabled()) {
+        c->type->step(c, in[0], in + 1, next);
+        return;
+    }
+    bool fits = c->prog && tg_prog_fits(c->prog, 1 + ns, in);
+    if (!fits) { /* trace: this step runs as written while it is watched */
+        tg_prog_free(c->prog);
+        c->prog = tg_prog_trace(cell_step, c, 1 + ns, in, ns, next);
+        *begun = false;
+        return;
+    }
+    if (!tg_prog_ok(c->prog)) { /* cannot be compiled: as written */
+        c->type->step(c, in[0], in + 1, next);
+        return;
+    }
+    if (!*begun) {
+        if (tg_prog_begin(c->prog) < 0)
+            return;
+        *begun = true;
+    }
+    tg_prog_run(c->prog, in, next);
+}
+
 static bool has_shape(const tg_tensor *t, int64_t a, int64_t b, int64_t c)
 {
     return t->ndim == 3 && t->shape[0] == a && t->shape[1] == b &&
@@ -100,10 +136,13 @@ int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
         for (int k = 0; k < ns; k++)
             st[k] = state0 ? tg_select(state0[k], 0, l)
                            : tg_zeros(TG_SHAPE(B, H));
+        bool begun = false;
         for (int64_t t = 0; t < T; t++) {
             tg_tape_set_step(t);
             memset(next, 0, sizeof next);
-            c->type->step(c, tg_select(xp, 0, t), st, next);
+            tg_tensor *in[1 + TG_CELL_MAX_STATE] = {tg_select(xp, 0, t)};
+            memcpy(in + 1, st, (size_t)ns * sizeof *st);
+            run_step(c, in, ns, next, &begun);
             for (int k = 0; k < ns; k++) {
                 if (!next[k])
                     return -1;

@@ -34,6 +34,7 @@
 #include "autograd/gradcheck.h"
 #include "autograd/tape.h"
 #include "ops/elementwise.h"
+#include "ops/fuse.h"
 #include "ops/layers.h"
 #include "ops/loss.h"
 #include "ops/matmul.h"

@@ -56,14 +56,29 @@ static tg_tensor *record_view(const tg_op *op, tg_tensor *x, tg_tensor *out,
     return out;
 }
 
-/* Replaying a view (ops/fuse.c) on an input laid out like the recorded
- * one: the same header, shifted to the new input's numbers. */
+/* Replaying a view (ops/fuse.c) on a new input: laid out like the
+ * recorded one, the same header shifted to the new numbers; contiguous,
+ * the gradient view itself (offset and strides into a contiguous copy of
+ * the input are then offset and strides into the input). */
 static tg_tensor *view_replay(const tg_entry *e, tg_tensor *const *in)
 {
     const tg_tensor *y = e->out, *x = e->in[0];
     tg_tensor *out = tg_tensor_header(y->ndim, y->shape);
-    out->data = in[0]->data + (y->data - x->data);
-    memcpy(out->stride, y->stride, sizeof out->stride);
+    bool same = x->ndim == in[0]->ndim;
+    for (int d = 0; same && d < x->ndim; d++)
+        same = x->shape[d] == in[0]->shape[d] &&
+               (x->shape[d] == 1 || x->stride[d] == in[0]->stride[d]);
+    if (same) {
+        out->data = in[0]->data + (y->data - x->data);
+        memcpy(out->stride, y->stride, sizeof out->stride);
+    } else if (tg_is_contiguous(in[0])) {
+        out->data = in[0]->data + e->iarg[0];
+        memcpy(out->stride, &e->iarg[1], (size_t)y->ndim * sizeof(int64_t));
+    } else {
+        tg_error(e->op->name, "cannot replay this view on an input laid out "
+                 "unlike the recorded one");
+        return NULL;
+    }
     return record_view(e->op, in[0], out, e->iarg[0], &e->iarg[1]);
 }
 

@@ -1,0 +1,76 @@
+/*
+ * ops/fuse.h - recurrent steps compiled into fused programs.
+ *
+ * A recurrent cell is a few lines of primitive ops (nn/cells.c), run once
+ * per time step. Run as written, every op is dispatched, writes a fresh
+ * buffer, walks memory once and keeps its output until backward: an LSTM
+ * step is 16 tape entries, 9 of them elementwise passes over [B, H].
+ *
+ * A program is the step traced once and rewritten:
+ *   - ops whose inputs are all parameters (a chunk of weight_hh) move out
+ *     of the loop: they run once per sequence (the "preamble");
+ *   - elementwise ops, and the views between them (the chunks of an
+ *     LSTM's pre-activation), are fused into groups. A group runs as one
+ *     pass per step over cache-sized blocks with a small vector machine,
+ *     and records ONE tape entry with all its outputs. Its backward
+ *     recomputes the group's intermediates from its inputs block by block
+ *     and applies each member op's derivative rule - the same scalar rules
+ *     the ops declare in their descriptors (ops/internal.h). There is no
+ *     hand-written LSTM or GRU backward: a user's cell is fused exactly
+ *     like the built-in ones;
+ *   - every other op (linear, matmul, reductions, ...) is re-run through
+ *     its descriptor's replay.
+ * Only a group's outputs are stored: for an LSTM step that is h and c,
+ * against twelve [B, H]-sized buffers unfused.
+ *
+ * What a step may do to be compiled: compute the same ops every step,
+ * depending only on its inputs, the cell's parameters and constants made
+ * in the step; no random numbers (dropout has no replay, so such a step
+ * simply runs unfused). A step that cannot be compiled runs as written;
+ * tg_prog_why says why.
+ *
+ * The unfused path stays the reference: tg_set_fusion(false), or the
+ * environment variable TG_FUSE=0, turns compilation off everywhere.
+ * tests/test_fuse.c checks both paths agree for every cell.
+ */
+#ifndef TG_OPS_FUSE_H
+#define TG_OPS_FUSE_H
+
+#include "autograd/tape.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef struct tg_prog tg_prog;
+
+/* Fusion on or off (on by default; TG_FUSE=0 in the environment turns it
+ * off). Returns the previous state. */
+bool tg_set_fusion(bool on);
+bool tg_fusion_enabled(void);
+
+/* A step function: nin inputs -> nout outputs (for a cell: xp and the
+ * states in, the next states out). */
+typedef void (*tg_step_fn)(void *ctx, tg_tensor *const *in, tg_tensor **out);
+
+/* Runs step(ctx, in, out) once, the ordinary way (its outputs are valid
+ * results), while tracing it, and compiles the trace. Returns a program -
+ * possibly one that cannot run (tg_prog_ok false, tg_prog_why says why) -
+ * or NULL if the step itself failed (an op reported an error). The caller
+ * owns it: tg_prog_free. */
+tg_prog *tg_prog_trace(tg_step_fn step, void *ctx, int nin,
+                       tg_tensor *const *in, int nout, tg_tensor **out);
+bool tg_prog_ok(const tg_prog *p);
+const char *tg_prog_why(const tg_prog *p);
+/* true if in[] are laid out as the traced inputs were (same shapes and
+ * strides), so the program may run on them */
+bool tg_prog_fits(const tg_prog *p, int nin, tg_tensor *const *in);
+/* Starts a sequence: runs the step-invariant ops (views and products of
+ * parameters) once. Their results live on the tape until tg_tape_reset. */
+int tg_prog_begin(tg_prog *p);
+/* One step: out[k] for in[k]. 0, or -1 after reporting an error. */
+int tg_prog_run(tg_prog *p, tg_tensor *const *in, tg_tensor **out);
+/* The program as text: preamble, groups with their member ops, replays. */
+void tg_prog_print(const tg_prog *p, FILE *f);
+void tg_prog_free(tg_prog *p);
+
+#endif

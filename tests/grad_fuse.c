@@ -1,0 +1,363 @@
+/*
+ * tests/grad_fuse.c - compiled (fused) steps against the steps as written.
+ *
+ * For every built-in cell and for cells written here to reach every code
+ * of the vector machine (ops/fuse.c), one forward and backward through the
+ * sequence layer with fusion off and on, from the same parameters and
+ * inputs. The bound: outputs equal bit for bit (a group evaluates each
+ * member with the member's own expression), gradients within 1e-12
+ * relative in double (a group sums the contributions to one gradient in
+ * another order than separate entries do). The fused path is also
+ * gradient-checked on its own, including broadcast parameters, column
+ * broadcasts from a reduction and overlapping reads of one input, which
+ * take the scratch path of the group's backward.
+ */
+#include "harness.h"
+#include "nn/rnn.h"
+
+/* ---- cells that exercise the compiler -------------------------------- */
+static int zoo_init(tg_cell *c, tg_rng *rng)
+{
+    tg_cell_param_new(c, "w", TG_SHAPE(c->hidden_size), rng);
+    return 0;
+}
+
+/* every elementwise code but step; a parameter broadcast over rows, a
+ * [B, 1] mean broadcast over columns, chunks of an internal value, and two
+ * overlapping slices of the step's input */
+static void zoo_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                     tg_tensor **next)
+{
+    int64_t H = c->hidden_size;
+    tg_tensor *h = s[0], *g[3];
+    tg_chunk(tg_add(xp, tg_linear(h, c->weight_hh, c->bias_hh)), 3, 1, g);
+    tg_tensor *p = tg_add_scalar(tg_sigmoid(g[0]), 0.5);
+    tg_tensor *q = tg_mul_scalar(tg_exp(tg_neg(tg_relu(g[1]))), 0.9);
+    tg_tensor *r = tg_div(tg_log(p), tg_sqrt(tg_add_scalar(q, 1.0)));
+    tg_tensor *u = tg_pow(p, tg_sub(q, tg_tanh(g[2])));
+    tg_tensor *m = tg_mean_dim(h, -1, true);
+    tg_tensor *z = tg_add(tg_mul(r, tg_cell_param(c, "w")),
+                          tg_mul(tg_pow_scalar(u, 1.5), m));
+    tg_tensor *a = tg_slice(xp, 1, 0, H, 1), *b = tg_slice(xp, 1, 1, H + 1, 1);
+    next[0] = tg_tanh(tg_add(z, tg_mul(a, b)));
+}
+static const tg_cell_type zoo = {"zoo", 1, 3, zoo_init, zoo_step};
+
+/* a hard gate: forward [a > 0], backward sigmoid' (not gradient-checkable,
+ * compared with the unfused path only) */
+static void hard_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                      tg_tensor **next)
+{
+    tg_tensor *h = s[0], *g[2];
+    tg_chunk(tg_add(xp, tg_linear(h, c->weight_hh, c->bias_hh)), 2, 1, g);
+    tg_tensor *mask = tg_step_ste(g[0]);
+    next[0] = tg_add(h, tg_mul(mask, tg_sub(tg_tanh(g[1]), h)));
+}
+static const tg_cell_type hard = {"hard", 1, 2, NULL, hard_step};
+
+/* weights sliced inside the step (hoisted out of the loop when compiled),
+ * a transpose, and a state passed through unchanged */
+static void sliced_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                        tg_tensor **next)
+{
+    tg_tensor *W[2];
+    tg_chunk(c->weight_hh, 2, 0, W);
+    tg_tensor *x[2];
+    tg_chunk(xp, 2, 1, x);
+    tg_tensor *f = tg_sigmoid(tg_add(x[0], tg_matmul(s[0], tg_transpose(W[0], 0, 1))));
+    tg_tensor *n = tg_tanh(tg_add(x[1], tg_linear(s[0], W[1], NULL)));
+    next[0] = tg_add(tg_mul(f, n), tg_mul(tg_add_scalar(tg_neg(f), 1), s[0]));
+    next[1] = s[1];
+}
+static const tg_cell_type sliced = {"sliced", 2, 2, NULL, sliced_step};
+
+/* dropout inside the step: draws random numbers, so never compiled */
+static void noisy_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                       tg_tensor **next)
+{
+    tg_tensor *a = tg_add(xp, tg_linear(s[0], c->weight_hh, c->bias_hh));
+    next[0] = tg_tanh(tg_dropout(a, 0.5, true, NULL));
+}
+static const tg_cell_type noisy = {"noisy", 1, 1, NULL, noisy_step};
+
+/* ---- one forward and backward ------------------------------------------ */
+typedef struct run {
+    tg_real *y, *state, *grads; /* copies */
+    int64_t ny, nstate, ngrads;
+} run;
+
+static void copy_out(tg_real **dst, int64_t *n, const tg_tensor *t)
+{
+    *n = t->numel;
+    *dst = malloc((size_t)t->numel * sizeof(tg_real));
+    tg_to_buffer(t, *dst);
+}
+
+/* x, state0 and every parameter get gradients of L = sum(y * R) +
+ * sum(state * R2); returns the numbers and the gradients */
+static run one_run(tg_rnn *r, int64_t T, int64_t B, bool fuse)
+{
+    tg_set_fusion(fuse);
+    int ns = r->type->nstate, L = r->num_layers;
+    int64_t H = r->hidden_size;
+    tg_tensor *x = tgt_leaf(TG_SHAPE(T, B, r->input_size), 11, -1, 1);
+    tg_tensor *s0[TG_CELL_MAX_STATE];
+    for (int k = 0; k < ns; k++)
+        s0[k] = tgt_leaf(TG_SHAPE(L, B, H), 12 + k, -0.5, 0.5);
+    for (int i = 0; i < tg_params_count(&r->params); i++)
+        tg_zero_grad(tg_params_at(&r->params, i)->tensor);
+    tg_rnn_out out;
+    ck_assert_int_eq(tg_rnn_forward(r, x, s0, true, NULL, &out), 0);
+    tg_tensor *Ry = tgt_leaf(TG_SHAPE(T, B, H), 21, -1, 1);
+    tg_tensor *Rs = tgt_leaf(TG_SHAPE(L, B, H), 22, -1, 1);
+    tg_tensor *loss = tg_add(tg_sum(tg_mul(out.y, Ry)),
+                             tg_sum(tg_mul(out.state[ns - 1], Rs)));
+    ck_assert_int_eq(tg_backward(loss), 0);
+    run res;
+    copy_out(&res.y, &res.ny, out.y);
+    copy_out(&res.state, &res.nstate, out.state[ns - 1]);
+    int64_t n = x->numel;
+    for (int k = 0; k < ns; k++)
+        n += s0[k]->numel;
+    for (int i = 0; i < tg_params_count(&r->params); i++)
+        n += tg_params_at(&r->params, i)->tensor->numel;
+    res.grads = calloc((size_t)n, sizeof(tg_real));
+    res.ngrads = n;
+    int64_t at = 0;
+    memcpy(res.grads, x->grad, (size_t)x->numel * sizeof(tg_real));
+    at += x->numel;
+    for (int k = 0; k < ns; k++) {
+        memcpy(res.grads + at, s0[k]->grad, (size_t)s0[k]->numel * sizeof(tg_real));
+        at += s0[k]->numel;
+    }
+    for (int i = 0; i < tg_params_count(&r->params); i++) {
+        tg_tensor *p = tg_params_at(&r->params, i)->tensor;
+        if (p->grad)
+            memcpy(res.grads + at, p->grad, (size_t)p->numel * sizeof(tg_real));
+        at += p->numel;
+    }
+    tg_tape_reset();
+    tg_set_fusion(true);
+    return res;
+}
+
+static void free_run(run *r)
+{
+    free(r->y);
+    free(r->state);
+    free(r->grads);
+}
+
+/* max |a - b| / max(1, |b|) */
+static double max_rel(const tg_real *a, const tg_real *b, int64_t n)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]) / fmax(1.0, fabs((double)b[i]));
+        if (!(d <= m))
+            m = d; /* NaN wins */
+    }
+    return m;
+}
+
+/* fused against unfused for one cell and size; returns whether compiled */
+static bool compare(const tg_cell_type *type, int I, int H, int L, int T, int B)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 3);
+    tg_rnn *r = tg_rnn_new(type, I, H, L, 0.0, &rng);
+    ck_assert_ptr_nonnull(r);
+    run plain = one_run(r, T, B, false);
+    ck_assert_ptr_null(r->layers[0]->prog); /* fusion off: never traced */
+    run fused = one_run(r, T, B, true);
+    bool compiled = tg_prog_ok(r->layers[0]->prog);
+    double dy = max_rel(fused.y, plain.y, plain.ny);
+    double ds = max_rel(fused.state, plain.state, plain.nstate);
+    double dg = max_rel(fused.grads, plain.grads, plain.ngrads);
+    printf("fused vs unfused %-8s I=%d H=%d L=%d T=%d B=%d: %s; y %.1e, "
+           "state %.1e, gradients %.1e\n", type->name, I, H, L, T, B,
+           compiled ? "compiled" : tg_prog_why(r->layers[0]->prog), dy, ds,
+           dg);
+    ck_assert_msg(dy == 0 && ds == 0, "%s: fused outputs differ (%g, %g)",
+                  type->name, dy, ds);
+    ck_assert_msg(dg <= 1e-12, "%s: fused gradients differ by %g", type->name,
+                  dg);
+    free_run(&plain);
+    free_run(&fused);
+    tg_rnn_free(r);
+    return compiled;
+}
+
+START_TEST(builtin_cells_match)
+{
+    const tg_cell_type *types[] = {&tg_lstm_cell, &tg_gru_cell,
+                                   &tg_rnn_tanh_cell, &tg_rnn_relu_cell};
+    for (int i = 0; i < 4; i++) {
+        ck_assert(compare(types[i], 3, 5, 2, 6, 3));
+        ck_assert(compare(types[i], 4, 300, 1, 3, 2)); /* partial blocks */
+        ck_assert(compare(types[i], 2, 4, 1, 5, 1));   /* one row */
+    }
+}
+END_TEST
+
+START_TEST(custom_cells_match)
+{
+    ck_assert(compare(&zoo, 3, 6, 2, 5, 3));
+    ck_assert(compare(&zoo, 3, 260, 1, 3, 2));
+    ck_assert(compare(&hard, 3, 5, 2, 5, 3));
+    ck_assert(compare(&sliced, 3, 5, 2, 5, 3));
+}
+END_TEST
+
+/* ---- gradient checks through compiled steps --------------------------- */
+typedef struct seq_case {
+    tg_rnn *rnn;
+} seq_case;
+
+static tg_tensor *seq_fn(tg_tensor *const *in, void *ud)
+{
+    seq_case *c = ud;
+    tg_rnn_out out;
+    if (tg_rnn_forward(c->rnn, in[0], in + 1, false, NULL, &out) < 0)
+        return NULL;
+    tg_tensor *last = tg_reshape(out.state[c->rnn->type->nstate - 1],
+                                 TG_SHAPE(-1));
+    return tg_concat((tg_tensor *[]){tg_reshape(out.y, TG_SHAPE(-1)), last},
+                     2, 0);
+}
+
+static void gradcheck_cell(const tg_cell_type *type, int L)
+{
+    enum { T = 4, B = 2, I = 3, H = 4 };
+    tg_rng rng;
+    tg_rng_seed(&rng, 5);
+    seq_case c = {tg_rnn_new(type, I, H, L, 0.0, &rng)};
+    tg_tensor *in[32];
+    int n = 0;
+    in[n++] = tgt_leaf(TG_SHAPE(T, B, I), 1, -1, 1);
+    for (int k = 0; k < type->nstate; k++)
+        in[n++] = tgt_leaf(TG_SHAPE(L, B, H), 2 + k, -0.5, 0.5);
+    for (int i = 0; i < tg_params_count(&c.rnn->params); i++)
+        in[n++] = tg_params_at(&c.rnn->params, i)->tensor;
+    tg_gradcheck_result r;
+    int rc = tg_gradcheck(seq_fn, &c, n, in, TGT_EPS, TGT_TOL, &r);
+    tg_gradcheck_print(stdout, type->name, &r, TGT_TOL);
+    ck_assert_msg(tg_prog_ok(c.rnn->layers[0]->prog), "%s was not compiled: %s",
+                  type->name, tg_prog_why(c.rnn->layers[0]->prog));
+    ck_assert_msg(rc == 0, "%s: max err %g", type->name, r.max_err);
+    tg_rnn_free(c.rnn);
+}
+
+START_TEST(gradcheck_compiled)
+{
+    gradcheck_cell(&zoo, 2);
+    gradcheck_cell(&sliced, 1);
+    gradcheck_cell(&tg_lstm_cell, 2);
+    gradcheck_cell(&tg_gru_cell, 1);
+}
+END_TEST
+
+/* ---- what the programs look like ---------------------------------------- */
+START_TEST(program_structure)
+{
+    tg_rnn *r = tg_rnn_new(&tg_lstm_cell, 3, 8, 1, 0.0, NULL);
+    tg_tensor *x = tgt_leaf(TG_SHAPE(4, 2, 3), 1, -1, 1);
+    tg_rnn_out out;
+    int64_t before = tg_tape_size();
+    ck_assert_int_eq(tg_rnn_forward(r, x, NULL, true, NULL, &out), 0);
+    /* per step after the traced one: select, linear, one fused group */
+    int64_t fused = 0, per_step[4] = {0};
+    for (int64_t i = before; i < tg_tape_size(); i++) {
+        tg_entry *e = tg_tape_entry(i);
+        if (e->step >= 0)
+            per_step[e->step]++;
+        if (!strcmp(e->op->name, "fused")) {
+            fused++;
+            ck_assert_int_eq(e->nout, 2); /* c and h */
+            char label[256];
+            ck_assert(strstr(tg_entry_label(e, label, sizeof label),
+                             "fused[add chunk"));
+        }
+    }
+    ck_assert_int_eq(fused, 3);
+    for (int t = 1; t < 4; t++)
+        ck_assert_int_eq(per_step[t], 3);
+    char buf[4096];
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    tg_prog_print(r->layers[0]->prog, f);
+    fclose(f);
+    ck_assert_msg(strstr(buf, "every step:\n  linear"), "%s", buf);
+    ck_assert_msg(strstr(buf, "-> 2 x [2, 8]"), "%s", buf);
+    tg_rnn_free(r);
+
+    /* weight slices move out of the loop: once per sequence */
+    r = tg_rnn_new(&sliced, 3, 8, 1, 0.0, NULL);
+    ck_assert_int_eq(tg_rnn_forward(r, x, NULL, true, NULL, &out), 0);
+    f = fmemopen(buf, sizeof buf, "w");
+    tg_prog_print(r->layers[0]->prog, f);
+    fclose(f);
+    ck_assert_msg(strstr(buf, "once per sequence:\n  chunk"), "%s", buf);
+    tg_rnn_free(r);
+
+    /* a step with dropout is not compiled, and says why */
+    r = tg_rnn_new(&noisy, 3, 8, 1, 0.0, NULL);
+    ck_assert_int_eq(tg_rnn_forward(r, x, NULL, true, NULL, &out), 0);
+    ck_assert(!tg_prog_ok(r->layers[0]->prog));
+    ck_assert(strstr(tg_prog_why(r->layers[0]->prog), "dropout"));
+    tg_rnn_free(r);
+}
+END_TEST
+
+/* one large LSTM step, forward and backward, on 1 and 2 threads */
+static void lstm_run(int threads, tg_real **y, tg_real **g, int64_t *ny,
+                     int64_t *ng)
+{
+    tg_set_num_threads(threads);
+    tg_rng rng;
+    tg_rng_seed(&rng, 8);
+    tg_rnn *r = tg_rnn_new(&tg_lstm_cell, 16, 512, 1, 0.0, &rng);
+    tg_tensor *x = tgt_leaf(TG_SHAPE(3, 64, 16), 1, -1, 1);
+    tg_rnn_out out;
+    ck_assert_int_eq(tg_rnn_forward(r, x, NULL, true, NULL, &out), 0);
+    ck_assert(tg_prog_ok(r->layers[0]->prog));
+    tg_tensor *R = tgt_leaf(TG_SHAPE(3, 64, 512), 2, -1, 1);
+    ck_assert_int_eq(tg_backward(tg_sum(tg_mul(out.y, R))), 0);
+    copy_out(y, ny, out.y);
+    *ng = x->numel;
+    *g = malloc((size_t)x->numel * sizeof(tg_real));
+    memcpy(*g, x->grad, (size_t)x->numel * sizeof(tg_real));
+    tg_tape_reset();
+    tg_rnn_free(r);
+}
+
+START_TEST(thread_count_does_not_matter)
+{
+    tg_real *y1, *g1, *y2, *g2;
+    int64_t ny, ng;
+    lstm_run(1, &y1, &g1, &ny, &ng);
+    lstm_run(2, &y2, &g2, &ny, &ng);
+    ck_assert(!memcmp(y1, y2, (size_t)ny * sizeof(tg_real)));
+    ck_assert(!memcmp(g1, g2, (size_t)ng * sizeof(tg_real)));
+    free(y1);
+    free(g1);
+    free(y2);
+    free(g2);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("grad_fuse");
+    TCase *tc = tcase_create("fuse");
+    tcase_add_checked_fixture(tc, NULL, tgt_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, builtin_cells_match);
+    tcase_add_test(tc, custom_cells_match);
+    tcase_add_test(tc, gradcheck_compiled);
+    tcase_add_test(tc, program_structure);
+    tcase_add_test(tc, thread_count_does_not_matter);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TG_TEST_MAIN(suite)
