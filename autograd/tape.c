@@ -19,13 +19,6 @@
 #define TG_REACHED (1u << 30)
 
 static tg_entry *tape;    /* stb_ds array */
-typedef struct deferred {
-    void (*fn)(void *ctx);
-    void *ctx;
-} deferred;
-static deferred *later;   /* stb_ds array: tg_backward_defer's work */
-/* declared for ops/ in ops/internal.h: not part of the public API */
-void tg_backward_defer(void (*fn)(void *ctx), void *ctx);
 static bool grad_enabled = true;
 static int64_t cur_step = -1;
 
@@ -339,7 +332,6 @@ static int sweep(tg_tensor *root, const tg_tensor *seed)
             tg_anomaly_check_grads(needed[j], e) < 0) {
             free_pool(&pool);
             arrfree(needed);
-            arrsetlen(later, 0);
             return -1;
         }
         /* every consumer of an output came later on the tape and has run:
@@ -353,10 +345,6 @@ static int sweep(tg_tensor *root, const tg_tensor *seed)
     }
     free_pool(&pool);
     arrfree(needed);
-    /* work the rules postponed (it may register more: index, not ptr) */
-    for (int64_t i = 0; i < arrlen(later); i++)
-        later[i].fn(later[i].ctx);
-    arrsetlen(later, 0);
     return 0;
 }
 
@@ -393,12 +381,6 @@ int tg_backward_seed(tg_tensor *y, const tg_tensor *seed)
     return sweep(y, seed);
 }
 
-void tg_backward_defer(void (*fn)(void *ctx), void *ctx)
-{
-    deferred d = {fn, ctx};
-    arrput(later, d);
-}
-
 tg_tape_mark tg_tape_mark_get(void)
 {
     tg_arena_mark a = tg_arena_get_mark();
@@ -422,7 +404,6 @@ void tg_tape_reset(void)
 
 void tg_tape_free_all(void)
 {
-    arrfree(later);
     arrfree(tape);
     tape = NULL;
     tg_arena_release();

@@ -71,6 +71,9 @@ typedef void (*tg_backward_fn)(tg_entry *e);
  *    ones, with the entry's arguments (fused programs re-run the ops they
  *    do not fuse this way); NULL: the op cannot be re-run (dropout draws
  *    random numbers), so a step containing it is not compiled.
+ *  - replay_into: optional; the same, adding the result into a given
+ *    tensor's numbers (linear: compiled steps accumulate h W^T + b into
+ *    their slice of the input projection).
  *  - label: optional; writes the name shown by tg_tape_print and the DOT
  *    export (a fused group lists its member ops). */
 typedef struct tg_op {
@@ -79,10 +82,17 @@ typedef struct tg_op {
     void (*jvp)(tg_entry *e);
     const struct tg_ew_rule *ew;
     tg_tensor *(*replay)(const tg_entry *e, tg_tensor *const *in);
+    /* optional: replay adding the result into acc's numbers, in place */
+    tg_tensor *(*replay_into)(const tg_entry *e, tg_tensor *const *in,
+                              tg_tensor *acc);
     void (*label)(const tg_entry *e, char *buf, size_t cap);
-    unsigned flags; /* TG_OP_VIEW: the output shares the input's numbers */
+    unsigned flags;
 } tg_op;
+/* flags: the output is a view of input 0 (same numbers, re-indexed by the
+ * entry's gradient view, iarg, as in ops/shape.c) */
 #define TG_OP_VIEW 1u
+/* input 1 is a weight W used as x W^T: a tg_prepare_weight'ed W is faster */
+#define TG_OP_WEIGHT1 2u
 
 /* Number of small scalar arguments an entry can keep. */
 #define TG_ENTRY_ARGS 8

@@ -63,7 +63,7 @@ static void cell_step(void *ctx, tg_tensor *const *in, tg_tensor **out)
  * on (tracing it first, or again when the inputs' layout changed), else
  * as written. *begun: the program's per-sequence part has run. */
 static void run_step(tg_cell *c, tg_tensor *const *in, int ns,
-                     tg_tensor **next, bool *begun)
+                     tg_tensor **next, bool *begun, int64_t t)
 {
     if (!tg_fusion_enabled()) {
         c->type->step(c, in[0], in + 1, next);
@@ -72,16 +72,24 @@ static void run_step(tg_cell *c, tg_tensor *const *in, int ns,
     bool fits = c->prog && tg_prog_fits(c->prog, 1 + ns, in);
     if (!fits) { /* trace: this step runs as written while it is watched */
         tg_prog_free(c->prog);
-        c->prog = tg_prog_trace(cell_step, c, 1 + ns, in, ns, next);
+        /* the slice of the layer's own input projection is given away:
+         * nothing reads it after the step (not so for gates == 0, where
+         * it is the caller's x) */
+        c->prog = tg_prog_trace(cell_step, c, 1 + ns, in, ns, next,
+                                c->type->gates > 0 ? 1u : 0u);
         *begun = false;
-        return;
+        if (!tg_prog_ok(c->prog))
+            return; /* next[] computed as written, or NULL: failed */
     }
     if (!tg_prog_ok(c->prog)) { /* cannot be compiled: as written */
         c->type->step(c, in[0], in + 1, next);
         return;
     }
-    if (!*begun) {
-        if (tg_prog_begin(c->prog) < 0)
+    if (!*begun) { /* once per sequence: tagged with no time step */
+        tg_tape_set_step(-1);
+        int rc = tg_prog_begin(c->prog);
+        tg_tape_set_step(t);
+        if (rc < 0)
             return;
         *begun = true;
     }
@@ -142,7 +150,7 @@ int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
             memset(next, 0, sizeof next);
             tg_tensor *in[1 + TG_CELL_MAX_STATE] = {tg_select(xp, 0, t)};
             memcpy(in + 1, st, (size_t)ns * sizeof *st);
-            run_step(c, in, ns, next, &begun);
+            run_step(c, in, ns, next, &begun, t);
             for (int k = 0; k < ns; k++) {
                 if (!next[k])
                     return -1;

@@ -492,6 +492,8 @@ typedef struct pnode {
     tg_entry e;          /* op and arguments; in/out: traced headers       */
     int *in;             /* values (stb_ds)                                */
     int out;
+    int acc;             /* replay_into this value's numbers, or -1        */
+    bool dead;           /* rewritten away                                 */
 } pnode;
 
 enum { I_REPLAY, I_GROUP };
@@ -503,6 +505,7 @@ struct tg_prog {
     bool ok;
     char why[256];
     int nin, nout;
+    unsigned donate;     /* inputs whose numbers the program may overwrite */
     pval *vals;          /* stb_ds arrays */
     pnode *nodes;
     group **groups;
@@ -515,6 +518,8 @@ typedef struct ptr_map {
     const tg_tensor *key;
     int value;
 } ptr_map;
+
+static bool is_contiguous_layout(const tg_tensor *t);
 
 static int new_val(tg_prog *p, int kind, int index, const tg_tensor *t)
 {
@@ -932,6 +937,8 @@ static void mark_outputs(tg_prog *p)
         p->vals[i].is_output = false;
     for (int64_t ni = 0; ni < arrlen(p->nodes); ni++) {
         const pnode *n = &p->nodes[ni];
+        if (n->dead)
+            continue;
         int gn = p->vals[n->out].group;
         for (int64_t k = 0; k < arrlen(n->in); k++) {
             pval *v = &p->vals[n->in[k]];
@@ -1009,6 +1016,8 @@ static void find_accessors(tg_prog *p, pins **code)
     bool *bad = tg_xcalloc((size_t)nv, sizeof *bad); /* used otherwise */
     for (int64_t ni = 0; ni < arrlen(p->nodes); ni++) {
         const pnode *n = &p->nodes[ni];
+        if (n->dead)
+            continue;
         bool ew_member = n->e.op->ew && p->vals[n->out].group >= 0;
         for (int64_t k = 0; k < arrlen(n->in); k++)
             if (!ew_member)
@@ -1059,6 +1068,92 @@ static void compile_code(tg_prog *p, pins **code)
         runtime_layouts(p);
         i--;
     }
+}
+
+/* A weight that stays the same over the steps (a parameter, a chunk of
+ * one) is prepared once per sequence (tg_prepare_weight): the linear ops
+ * of the step then use it packed, and its gradient is one product. */
+static void prepare_weights(tg_prog *p)
+{
+    int64_t nn = arrlen(p->nodes);
+    for (int64_t i = 0; i < nn; i++) {
+        pnode *n = &p->nodes[i];
+        if (!(n->e.op->flags & TG_OP_WEIGHT1) || p->vals[n->out].invariant ||
+            !p->vals[n->in[1]].invariant || p->vals[n->in[1]].layout.ndim != 2)
+            continue;
+        int w = n->in[1], prep = -1;
+        for (int64_t j = 0; j < arrlen(p->nodes) && prep < 0; j++)
+            if (p->nodes[j].e.op == &tg_prepare_op && p->nodes[j].in[0] == w)
+                prep = p->nodes[j].out;
+        if (prep < 0) {
+            pnode q;
+            memset(&q, 0, sizeof q);
+            q.e.op = &tg_prepare_op;
+            q.e.nin = 1;
+            q.e.in = tg_xcalloc(1, sizeof *q.e.in);
+            q.e.in[0] = tg_xmalloc(sizeof *q.e.in[0]);
+            *q.e.in[0] = p->vals[w].layout;
+            q.e.out = tg_xmalloc(sizeof *q.e.out);
+            *q.e.out = p->vals[w].layout;
+            q.e.step = -1;
+            q.acc = -1;
+            arrput(q.in, w);
+            q.out = prep = new_val(p, PV_NODE, (int)arrlen(p->nodes),
+                                   &p->vals[w].layout);
+            p->vals[prep].invariant = true;
+            arrput(p->nodes, q);
+            n = &p->nodes[i]; /* the array may have moved */
+        }
+        n->in[1] = prep;
+    }
+}
+
+/* add(u, linear(x, W, b)) where u is an input whose numbers the caller
+ * gave away (a layer's slice of its input projection) and neither u nor
+ * the product is used again: the product is added into u's numbers
+ * (tg_linear_into) - no new [B, G*H] buffer per step, and one pass less. */
+static void accumulate_into(tg_prog *p)
+{
+    int64_t nv = arrlen(p->vals);
+    int *uses = tg_xcalloc((size_t)nv, sizeof *uses);
+    for (int64_t i = 0; i < arrlen(p->nodes); i++)
+        for (int64_t k = 0; k < arrlen(p->nodes[i].in); k++)
+            uses[p->nodes[i].in[k]]++;
+    for (int k = 0; k < p->nout; k++)
+        uses[p->out_val[k]]++;
+    for (int64_t i = 0; i < arrlen(p->nodes); i++) {
+        pnode *n = &p->nodes[i];
+        if (!n->e.op->ew || n->e.op->ew->code != TG_VM_ADD)
+            continue;
+        for (int a = 0; a < 2; a++) {
+            int u = n->in[a], v = n->in[1 - a];
+            const pval *pu = &p->vals[u], *pv = &p->vals[v];
+            if (pu->kind != PV_INPUT || !(p->donate & (1u << pu->index)) ||
+                pv->kind != PV_NODE || uses[u] != 1 || uses[v] != 1 ||
+                !p->nodes[pv->index].e.op->replay_into ||
+                !tg_same_shape(&pu->layout, &p->vals[n->out].layout) ||
+                !tg_same_shape(&pv->layout, &p->vals[n->out].layout) ||
+                !is_contiguous_layout(&pu->layout))
+                continue;
+            /* the product's node accumulates into u; whatever used the
+             * sum now uses the product's value */
+            pnode *m = &p->nodes[pv->index];
+            m->acc = u;
+            p->vals[v].layout = pu->layout;
+            int from = n->out;
+            n->dead = true;
+            for (int64_t j = 0; j < arrlen(p->nodes); j++)
+                for (int64_t k = 0; k < arrlen(p->nodes[j].in); k++)
+                    if (p->nodes[j].in[k] == from)
+                        p->nodes[j].in[k] = v;
+            for (int k = 0; k < p->nout; k++)
+                if (p->out_val[k] == from)
+                    p->out_val[k] = v;
+            uses[u] = uses[v] = 2; /* taken */
+            break;
+        }
+    }
+    free(uses);
 }
 
 static bool build(tg_prog *p, int64_t first, tg_tensor *const *in,
@@ -1120,6 +1215,7 @@ static bool build(tg_prog *p, int64_t first, tg_tensor *const *in,
             arrput(n.in, v);
             invariant &= p->vals[v].invariant;
         }
+        n.acc = -1;
         n.out = new_val(p, PV_NODE, (int)arrlen(p->nodes), e->out);
         p->vals[n.out].invariant = invariant;
         hmput(map, e->out, n.out);
@@ -1137,9 +1233,13 @@ static bool build(tg_prog *p, int64_t first, tg_tensor *const *in,
     hmfree(map);
     if (!p->ok)
         return false;
+    prepare_weights(p);
+    accumulate_into(p);
     /* preamble: the invariant nodes; body: the rest */
     int *pre = NULL, *body = NULL;
     for (int64_t i = 0; i < arrlen(p->nodes); i++) {
+        if (p->nodes[i].dead)
+            continue;
         if (p->vals[p->nodes[i].out].invariant)
             arrput(pre, (int)i);
         else
@@ -1161,12 +1261,15 @@ static bool build(tg_prog *p, int64_t first, tg_tensor *const *in,
 }
 
 tg_prog *tg_prog_trace(tg_step_fn step, void *ctx, int nin,
-                       tg_tensor *const *in, int nout, tg_tensor **out)
+                       tg_tensor *const *in, int nout, tg_tensor **out,
+                       unsigned donate)
 {
     tg_prog *p = tg_xcalloc(1, sizeof *p);
     p->ok = true;
+    p->donate = donate;
     p->nin = nin;
     p->nout = nout;
+    tg_tape_mark mark = tg_tape_mark_get();
     int64_t first = tg_tape_trace_begin();
     step(ctx, in, out);
     bool ran = true;
@@ -1178,6 +1281,13 @@ tg_prog *tg_prog_trace(tg_step_fn step, void *ctx, int nin,
     if (!ran) {
         tg_prog_free(p);
         return NULL;
+    }
+    if (p->ok) {
+        /* undo the traced step: the program computes it, so that a step's
+         * numbers never depend on whether its program was cached */
+        tg_tape_rewind(mark);
+        for (int k = 0; k < nout; k++)
+            out[k] = NULL;
     }
     return p;
 }
@@ -1212,7 +1322,9 @@ static int run_code(tg_prog *p, const pins *code)
             TG_ASSERT(nin <= 64);
             for (int64_t k = 0; k < nin; k++)
                 ins[k] = p->env[n->in[k]];
-            tg_tensor *y = n->e.op->replay(&n->e, ins);
+            tg_tensor *y = n->acc >= 0
+                               ? n->e.op->replay_into(&n->e, ins, p->env[n->acc])
+                               : n->e.op->replay(&n->e, ins);
             if (!y)
                 return -1;
             if (!same_layout(y, &p->vals[n->out].layout)) {
@@ -1271,7 +1383,9 @@ static void print_code(const tg_prog *p, const pins *code, FILE *f)
         if (code[i].kind == I_REPLAY) {
             const pnode *n = &p->nodes[code[i].index];
             char s[96];
-            fprintf(f, "  %-40s -> %s\n", n->e.op->name,
+            fprintf(f, "  %-40s -> %s\n",
+                    n->acc >= 0 ? "linear_into (its input's numbers)"
+                                : n->e.op->name,
                     tg_shape_str(&p->vals[n->out].layout, s, sizeof s));
             continue;
         }

@@ -52,13 +52,18 @@ bool tg_fusion_enabled(void);
  * states in, the next states out). */
 typedef void (*tg_step_fn)(void *ctx, tg_tensor *const *in, tg_tensor **out);
 
-/* Runs step(ctx, in, out) once, the ordinary way (its outputs are valid
- * results), while tracing it, and compiles the trace. Returns a program -
- * possibly one that cannot run (tg_prog_ok false, tg_prog_why says why) -
- * or NULL if the step itself failed (an op reported an error). The caller
- * owns it: tg_prog_free. */
+/* Runs step(ctx, in, out) once, the ordinary way, while tracing it, and
+ * compiles the trace. Returns a program, or NULL if the step itself failed
+ * (an op reported an error). If the program compiled, the traced step is
+ * undone (tape and arena rewound, out[] NULL): run the program for this
+ * step too, so that results never depend on whether a program was cached.
+ * If it did not (tg_prog_ok false, tg_prog_why says why), out[] holds the
+ * step's results as written. The caller owns the program: tg_prog_free.
+ * donate: bit k set if the numbers of in[k] may be overwritten when the
+ * program runs (nothing reads them afterwards). */
 tg_prog *tg_prog_trace(tg_step_fn step, void *ctx, int nin,
-                       tg_tensor *const *in, int nout, tg_tensor **out);
+                       tg_tensor *const *in, int nout, tg_tensor **out,
+                       unsigned donate);
 bool tg_prog_ok(const tg_prog *p);
 const char *tg_prog_why(const tg_prog *p);
 /* true if in[] are laid out as the traced inputs were (same shapes and

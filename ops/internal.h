@@ -132,8 +132,14 @@ struct tg_ew_rule {
 };
 typedef struct tg_ew_rule tg_ew_rule;
 
-/* Hidden from the public API: ops/matmul.c defers small weight gradients
- * to the end of the sweep (autograd/tape.c runs them). */
-void tg_backward_defer(void (*fn)(void *ctx), void *ctx);
+/* acc + x W^T + b computed in acc's numbers (acc contiguous, of the
+ * output's shape; otherwise an ordinary add of a linear). acc's old
+ * numbers are gone: only for a tensor nothing else reads again (the
+ * compiled steps of ops/fuse.c use it on a layer's own input projection).
+ * Backward: dacc += dy and linear's rules. */
+tg_tensor *tg_linear_into(tg_tensor *acc, tg_tensor *x, tg_tensor *W,
+                          tg_tensor *b);
+/* the descriptor of tg_prepare_weight, for compiled steps to insert */
+extern const tg_op tg_prepare_op;
 
 #endif

@@ -8,6 +8,7 @@
  *     out = a @ b:   da += dout @ b^T,   db += a^T @ dout
  * are two more gemms with the strides of b (of a) swapped.
  */
+#include "ops/elementwise.h"
 #include "ops/gemm.h"
 #include "ops/internal.h"
 #include "ops/matmul.h"
@@ -186,185 +187,179 @@ static void colsum_add(tg_real *db, const tg_real *dy, int64_t R, int64_t O)
         colsum_block(db, dy, R, O, blk);
 }
 
-/* ---- weight gradients of recurrent matrices, batched over time ---------
- * A recurrent layer applies the same W_hh at every time step to a few rows
- * (the batch), so each step's  dW += dy^T x  is a product whose inner
- * dimension is only the batch size - mostly packing overhead. Instead,
- * linear_bwd keeps those steps' dy (copied: its buffer is reused) and x
- * (still alive in the arena) and, at the end of the sweep, one product
- * over all of them:  dW += [dy_1; dy_2; ...]^T [x_1; x_2; ...]. Same sum,
- * in a fixed order, whatever the thread count. */
-#define DEFER_MAX_ROWS 8
+/* ---- prepared weights ------------------------------------------------
+ * A recurrent layer multiplies by the same W at every time step, a few
+ * rows (the batch) at a time. Three things are then worth doing once per
+ * sequence rather than once per step, and tg_prepare_weight does them:
+ *   - packing W^T for the gemm kernel (as costly as a small product);
+ *   - packing W for backward's dx += dy W (made on first use);
+ *   - the weight gradient: each step's dW += dy^T x has an inner
+ *     dimension of only the batch size, mostly packing overhead. For a
+ *     few rows each linear with a prepared W keeps its (dy, x) instead,
+ *     and the prepare op's backward - which the reverse sweep reaches
+ *     after every step that used W - makes ONE product of all of them:
+ *     dW += [dy_1; dy_2; ...]^T [x_1; x_2; ...]. Same sum, a fixed order.
+ * The prepared tensor P is an ordinary op output with W's shape and
+ * numbers; any op may use it, and its gradient flows back into W. Being
+ * recorded, the packed copies cannot go stale: they belong to one
+ * sequence and die with the tape (tg_tape_reset). */
+#define DEFER_MAX_ROWS 16
 
 typedef struct wpart {
-    tg_real *dy;       /* [R, O] copy */
-    const tg_real *x;  /* [R, I] through rs, cs */
+    const tg_real *dy;    /* [R, O] */
+    const tg_real *x;     /* [R, I] through rs, cs */
     int64_t R, rs, cs;
+    struct wpart *next;
 } wpart;
 
-typedef struct wgrad {
-    tg_tensor *key;    /* W */
-    wpart *value;      /* stb_ds array */
-} wgrad;
+typedef struct tg_prepared tg_prepared;
+struct tg_prepared {
+    const tg_real *data;  /* W's numbers and layout when packed */
+    int64_t O, I, rs, cs;
+    tg_real *wt;          /* W^T [I, O], tg_gemm_pack_b layout */
+    tg_real *w;           /* W [O, I], packed on first use by backward */
+    wpart *parts;         /* deferred weight-gradient terms (arena) */
+    int64_t rows;
+};
 
-static wgrad *pending; /* stb_ds hash map W -> parts */
-
-static void flush_weight_grads(void *ctx)
+/* the prepared copies of W, if W is a prepared tensor still laid out as
+ * when it was packed (a view of it is not) */
+static tg_prepared *prepared_of(const tg_tensor *W)
 {
-    (void)ctx;
-    for (int64_t w = 0; w < hmlen(pending); w++) {
-        tg_tensor *W = pending[w].key;
-        wpart *parts = pending[w].value;
-        int64_t O = W->shape[0], I = W->shape[1], rows = 0;
-        for (int64_t k = 0; k < arrlen(parts); k++)
-            rows += parts[k].R;
-        tg_real *DY = tg_scratch(rows * O), *X = tg_scratch(rows * I);
-        int64_t r0 = 0;
-        for (int64_t k = 0; k < arrlen(parts); k++) {
-            const wpart *p = &parts[k];
-            memcpy(DY + r0 * O, p->dy, (size_t)(p->R * O) * sizeof(tg_real));
-            int64_t shape[2] = {p->R, I}, xs[2] = {p->rs, p->cs}, cs[2] = {I, 1};
-            tg_strided_copy(2, shape, X + r0 * I, cs, p->x, xs, false);
-            r0 += p->R;
-        }
-        /* dW += DY^T X: one product with inner dimension rows */
-        tg_gemm(O, I, rows, DY, 1, O, X, I, 1, W->grad, I, 1);
-        arrfree(parts);
-    }
-    hmfree(pending);
-    pending = NULL;
+    tg_prepared *p = (tg_prepared *)W->prepared;
+    if (!p || W->ndim != 2 || p->data != W->data || p->O != W->shape[0] ||
+        p->I != W->shape[1] || p->rs != W->stride[0] || p->cs != W->stride[1])
+        return NULL;
+    return p;
 }
 
-/* Keeps step (dy, x) for flush_weight_grads; false if W does not qualify
- * (a big batch: its own product is efficient already). */
-static bool defer_weight_grad(tg_tensor *W, const tg_real *dy,
-                              const tg_real *x, int64_t R, int64_t rs,
-                              int64_t cs)
+/* P = W (shared numbers): dW += dP, and the deferred terms in one product */
+static void prepare_bwd(tg_entry *e)
 {
-    if (R > DEFER_MAX_ROWS || W->entry >= 0)
-        return false;
-    if (hmlen(pending) == 0)
-        tg_backward_defer(flush_weight_grads, NULL);
-    wpart p = {tg_scratch(R * W->shape[0]), x, R, rs, cs};
-    memcpy(p.dy, dy, (size_t)(R * W->shape[0]) * sizeof(tg_real));
-    wgrad *slot = hmgetp_null(pending, W);
-    if (!slot) {
-        hmput(pending, W, NULL);
-        slot = hmgetp_null(pending, W);
+    tg_tensor *W = e->in[0], *P = e->out;
+    tg_prepared *p = e->saved;
+    if (!W->grad)
+        return;
+    int64_t n = W->numel, O = p->O, I = p->I;
+    if (P->grad)
+        for (int64_t i = 0; i < n; i++)
+            W->grad[i] += P->grad[i];
+    if (!p->parts)
+        return;
+    tg_arena_mark m = tg_arena_get_mark();
+    tg_real *DY = tg_scratch(p->rows * O), *X = tg_scratch(p->rows * I);
+    int64_t r0 = 0;
+    for (const wpart *w = p->parts; w; w = w->next) {
+        memcpy(DY + r0 * O, w->dy, (size_t)(w->R * O) * sizeof(tg_real));
+        int64_t shape[2] = {w->R, I}, xs[2] = {w->rs, w->cs}, cs[2] = {I, 1};
+        tg_strided_copy(2, shape, X + r0 * I, cs, w->x, xs, false);
+        r0 += w->R;
     }
-    arrput(slot->value, p);
-    return true;
+    /* dW += DY^T X: one product whose inner dimension is every row of
+     * every step (DY^T read through swapped strides) */
+    tg_gemm(O, I, p->rows, DY, 1, O, X, I, 1, W->grad, I, 1);
+    tg_arena_rewind(m);
+    p->parts = NULL;
 }
 
-/* iarg: [0] rows R, [1] row stride of X, [2] column stride of X;
- * saved: X when it is a copy of x (else X is x->data) */
-static void linear_bwd(tg_entry *e)
+static tg_tensor *prepare_replay(const tg_entry *e, tg_tensor *const *in)
 {
-    tg_tensor *x = e->in[0], *W = e->in[1], *y = e->out;
-    tg_tensor *b = e->nin > 2 ? e->in[2] : NULL;
+    (void)e;
+    return tg_prepare_weight(in[0]);
+}
+
+const tg_op tg_prepare_op = {"prepare", prepare_bwd, .replay = prepare_replay};
+
+tg_tensor *tg_prepare_weight(tg_tensor *W)
+{
+    TG_PROPAGATE_NULL(W);
+    if (W->ndim != 2) {
+        tg_error("prepare_weight", "W %s: expected a matrix [out, in]",
+                 SHP(W));
+        return NULL;
+    }
+    int64_t O = W->shape[0], I = W->shape[1];
+    tg_prepared *p = tg_arena_alloc(sizeof *p);
+    *p = (tg_prepared){W->data, O, I, W->stride[0], W->stride[1], NULL, NULL,
+                       NULL, 0};
+    p->wt = tg_scratch(tg_gemm_packed_size(I, O));
+    /* W^T [I, O]: element (k, j) = W[j][k], W's strides swapped */
+    tg_gemm_pack_b(I, O, W->data, W->stride[1], W->stride[0], p->wt);
+    tg_tensor *P = tg_tensor_header(2, W->shape);
+    P->data = W->data;
+    P->stride[0] = W->stride[0];
+    P->stride[1] = W->stride[1];
+    P->prepared = p;
+    tg_entry *e = tg_record(&tg_prepare_op, P, 1, &W);
+    if (e)
+        e->saved = p;
+    return P;
+}
+
+/* ---- linear -------------------------------------------------------------
+ * iarg: [0] rows R, [1] row stride of X, [2] column stride of X;
+ * saved: X when it is a copy of x (else X is x->data). The rules of
+ * y = x W^T + b, shared with linear_into (whose inputs start at 1). */
+static void linear_grads(tg_entry *e, int first)
+{
+    tg_tensor *x = e->in[first], *W = e->in[first + 1], *y = e->out;
+    tg_tensor *b = e->nin > first + 2 ? e->in[first + 2] : NULL;
     int64_t R = e->iarg[0], O = W->shape[0], I = W->shape[1];
     const tg_real *dy = y->grad;
     const tg_real *X = e->saved ? e->saved : x->data;
-    /* y = x W^T + b:  dx += dy @ W  (dy [R, O], W [O, I]) */
-    if (x->grad)
-        tg_gemm(R, I, O, dy, O, 1, W->data, W->stride[0], W->stride[1],
-                x->grad, I, 1);
-    /* y = x W^T + b:  dW += dy^T @ x  (dy^T through swapped strides),
-     * now or - for a few rows - together with the other steps at the end */
-    if (W->grad && !defer_weight_grad(W, dy, X, R, e->iarg[1], e->iarg[2]))
-        tg_gemm(O, I, R, dy, 1, O, X, e->iarg[1], e->iarg[2], W->grad, I, 1);
+    tg_prepared *p = prepared_of(W);
     /* y = x W^T + b:  db += dy summed over the rows */
     if (b && b->grad)
         colsum_add(b->grad, dy, R, O);
+    /* y = x W^T + b:  dx += dy @ W  (dy [R, O], W [O, I]) */
+    if (x->grad && p) {
+        if (!p->w) {
+            p->w = tg_arena_alloc((size_t)tg_gemm_packed_size(O, I) *
+                                  sizeof(tg_real));
+            tg_gemm_pack_b(O, I, W->data, W->stride[0], W->stride[1], p->w);
+        }
+        tg_gemm_prepacked(R, I, O, dy, O, 1, p->w, x->grad, I, 1);
+    } else if (x->grad) {
+        tg_gemm(R, I, O, dy, O, 1, W->data, W->stride[0], W->stride[1],
+                x->grad, I, 1);
+    }
+    /* y = x W^T + b:  dW += dy^T @ x  (dy^T through swapped strides), now
+     * or - a few rows, prepared W - in the prepare op's one product */
+    if (!W->grad)
+        return;
+    if (p && R <= DEFER_MAX_ROWS) {
+        wpart *w = tg_arena_alloc(sizeof *w);
+        *w = (wpart){dy, X, R, e->iarg[1], e->iarg[2], p->parts};
+        if (y->flags & TG_RETAIN_GRAD) { /* the caller keeps dy: copy it */
+            tg_real *c = tg_scratch(R * O);
+            memcpy(c, dy, (size_t)(R * O) * sizeof(tg_real));
+            w->dy = c;
+        } else {
+            y->grad = NULL; /* the sweep would reuse the buffer: keep it */
+        }
+        p->parts = w;
+        p->rows += R;
+        return;
+    }
+    tg_gemm(O, I, R, dy, 1, O, X, e->iarg[1], e->iarg[2], W->grad, I, 1);
 }
 
-/* ---- x W^T for a few rows: W^T packed once per forward ---------------
- * A recurrent layer computes h W_hh^T at every time step with the same
- * W_hh and only a few rows (the batch). Packing W^T for the gemm kernel
- * costs about as much as such a product, so the packed copy is kept (one
- * slot per weight, on the heap) and reused by the next steps, as long as
- * it provably still matches W: the slot remembers the tape entry of the
- * latest linear call with W, and is used again only while that entry is
- * still on the tape, unconsumed by backward, with the same W (same data
- * pointer, shape and strides). A tape reset or rewind drops the entry; an
- * optimizer step comes after a backward, which consumes it. What would go
- * unnoticed is changing W's numbers in place (not through a tensor op)
- * while that entry is on the tape and was not reached by a backward -
- * the gradient of such an entry would be wrong anyway (backward reads W's
- * current numbers). Products that use the slot give the same numbers as
- * packing W^T every time, so hits and misses never change a result. */
-#define WT_MIN_ROWS 8
-#define WT_MAX_ROWS 32
-#define WT_SLOTS 8
+static void linear_bwd(tg_entry *e) { linear_grads(e, 0); }
 
-typedef struct wt_slot {
-    const tg_tensor *W;   /* NULL: free                                  */
-    const tg_real *data;  /* W->data, shape and strides when packed      */
-    int64_t O, I, rs, cs;
-    int64_t entry;        /* tape index of the linear that packed it, -1 */
-    tg_real *packed;      /* tg_gemm_pack_b layout of W^T [I, O]         */
-    int64_t cap;          /* numbers packed can hold                     */
-} wt_slot;
-
-static wt_slot wt_slots[WT_SLOTS];
-static int wt_victim; /* next slot to reuse when all are taken */
-
-static void linear_bwd(tg_entry *e);
 static tg_tensor *linear_replay(const tg_entry *e, tg_tensor *const *in)
 {
     return tg_linear(in[0], in[1], e->nin > 2 ? in[2] : NULL);
 }
-static const tg_op linear_op = {"linear", linear_bwd, .replay = linear_replay};
 
-static bool wt_fresh(const wt_slot *s, const tg_tensor *W)
+static tg_tensor *linear_replay_into(const tg_entry *e, tg_tensor *const *in,
+                                     tg_tensor *acc)
 {
-    if (s->data != W->data || s->O != W->shape[0] || s->I != W->shape[1] ||
-        s->rs != W->stride[0] || s->cs != W->stride[1] || s->entry < 0 ||
-        s->entry >= tg_tape_size())
-        return false;
-    const tg_entry *e = tg_tape_entry(s->entry);
-    return e->op == &linear_op && e->in[1] == W && !e->consumed;
+    return tg_linear_into(acc, in[0], in[1], e->nin > 2 ? in[2] : NULL);
 }
 
-/* W^T packed for tg_gemm_prepacked: the slot's copy if it is still W's,
- * else packed now. *slot_out: the slot, for wt_remember. */
-static const tg_real *wt_packed(const tg_tensor *W, wt_slot **slot_out)
-{
-    wt_slot *s = NULL;
-    for (int k = 0; k < WT_SLOTS && !s; k++)
-        if (wt_slots[k].W == W)
-            s = &wt_slots[k];
-    for (int k = 0; k < WT_SLOTS && !s; k++)
-        if (!wt_slots[k].W)
-            s = &wt_slots[k];
-    if (!s) {
-        s = &wt_slots[wt_victim];
-        wt_victim = (wt_victim + 1) % WT_SLOTS;
-    }
-    *slot_out = s;
-    if (s->W == W && wt_fresh(s, W))
-        return s->packed;
-    int64_t O = W->shape[0], I = W->shape[1], n = tg_gemm_packed_size(I, O);
-    if (n > s->cap) {
-        free(s->packed);
-        s->packed = tg_xcalloc_aligned((size_t)n * sizeof(tg_real));
-        s->cap = n;
-    }
-    /* W^T [I, O]: element (k, j) = W[j][k], W's strides swapped */
-    tg_gemm_pack_b(I, O, W->data, W->stride[1], W->stride[0], s->packed);
-    *s = (wt_slot){W, W->data, O, I, W->stride[0], W->stride[1], -1,
-                   s->packed, s->cap};
-    return s->packed;
-}
-
-/* After the product: ties the slot to this call's entry, the latest
- * linear with W (so a backward that reaches only this one still retires
- * the slot). */
-static void wt_remember(wt_slot *s, const tg_tensor *y)
-{
-    if (y->entry >= 0)
-        s->entry = y->entry;
-}
+static const tg_op linear_op = {"linear", linear_bwd, .replay = linear_replay,
+                                .replay_into = linear_replay_into,
+                                .flags = TG_OP_WEIGHT1};
 
 /* y[o] = b[o] for one row y of O numbers */
 static void bias_row(tg_real *y, const tg_tensor *b, int64_t O)
@@ -373,31 +368,48 @@ static void bias_row(tg_real *y, const tg_tensor *b, int64_t O)
         y[o] = b->data[o * b->stride[0]];
 }
 
-tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b)
+/* y[o] += b[o] */
+static void bias_row_add(tg_real *y, const tg_tensor *b, int64_t O)
 {
-    TG_PROPAGATE_NULL(x, W);
+    for (int64_t o = 0; o < O; o++)
+        y[o] += b->data[o * b->stride[0]];
+}
+
+/* Checks shapes; the output shape into shape[], R rows. */
+static bool linear_shapes(const char *op, const tg_tensor *x,
+                          const tg_tensor *W, const tg_tensor *b,
+                          int64_t *shape, int64_t *R)
+{
     if (W->ndim != 2 || x->ndim < 1 ||
         x->shape[x->ndim - 1] != (W->ndim == 2 ? W->shape[1] : -1)) {
-        tg_error("linear", "x %s and W %s: expected x [..., in] and W "
+        tg_error(op, "x %s and W %s: expected x [..., in] and W "
                  "[out, in] (PyTorch's layout: W has one row per output; "
                  "x's last size must equal W's second)", SHP(x), SHP(W));
-        return NULL;
+        return false;
     }
-    int64_t O = W->shape[0], I = W->shape[1];
+    int64_t O = W->shape[0];
     if (b && (b->ndim != 1 || b->shape[0] != O)) {
-        tg_error("linear", "b %s does not fit W %s: expected b [%lld], one "
+        tg_error(op, "b %s does not fit W %s: expected b [%lld], one "
                  "number per output", SHP(b), SHP(W), (long long)O);
-        return NULL;
+        return false;
     }
-    int nd = x->ndim;
-    int64_t shape[TG_MAX_DIMS], R = 1;
-    for (int d = 0; d < nd - 1; d++) {
+    *R = 1;
+    for (int d = 0; d < x->ndim - 1; d++) {
         shape[d] = x->shape[d];
-        R *= x->shape[d];
+        *R *= x->shape[d];
     }
-    shape[nd - 1] = O;
-    tg_tensor *y = tg_new_out(nd, shape);
+    shape[x->ndim - 1] = O;
+    return true;
+}
 
+/* y (+)= [b] + x W^T over y's R rows of O (row-major), recording op.
+ * Returns the entry (or NULL). */
+static tg_entry *linear_kernel(const tg_op *op, tg_tensor *y, bool add,
+                               tg_tensor *x, tg_tensor *W, tg_tensor *b,
+                               int64_t R, int nin, tg_tensor *const *in)
+{
+    int64_t O = W->shape[0], I = W->shape[1];
+    int nd = x->ndim;
     /* x as a matrix [R, I]: a view when possible, else a copy */
     const tg_real *X = x->data;
     tg_real *copy = NULL;
@@ -409,34 +421,85 @@ tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b)
         rs = I;
         cs = 1;
     }
-    if (b) { /* start every row of y at b, then accumulate x W^T */
+    if (b) { /* every row of y starts at (or gains) b */
         if (R * O < TG_PAR_MIN) {
             for (int64_t r = 0; r < R; r++)
-                bias_row(y->data + r * O, b, O);
+                add ? bias_row_add(y->data + r * O, b, O)
+                    : bias_row(y->data + r * O, b, O);
         } else {
             TG_OMP_FOR(R * O)
             for (int64_t r = 0; r < R; r++) /* row r of y */
-                bias_row(y->data + r * O, b, O);
+                add ? bias_row_add(y->data + r * O, b, O)
+                    : bias_row(y->data + r * O, b, O);
         }
     }
-    /* y = x W^T + b, with W^T read through W's swapped strides (for a
-     * few rows and a parameter W, from the packed copy kept above) */
-    wt_slot *slot = NULL;
-    if (R >= WT_MIN_ROWS && R <= WT_MAX_ROWS && W->entry < 0)
-        tg_gemm_prepacked(R, O, I, X, rs, cs, wt_packed(W, &slot), y->data,
-                          O, b != NULL);
+    /* y (+)= x W^T, with W^T read through W's swapped strides, or packed
+     * once per sequence for a prepared W */
+    tg_prepared *p = prepared_of(W);
+    if (p)
+        tg_gemm_prepacked(R, O, I, X, rs, cs, p->wt, y->data, O, add || b);
     else
         tg_gemm(R, O, I, X, rs, cs, W->data, W->stride[1], W->stride[0],
-                y->data, O, b != NULL);
-    tg_entry *e = tg_record(&linear_op, y, b ? 3 : 2,
-                            (tg_tensor *[]){x, W, b});
-    if (slot)
-        wt_remember(slot, y);
+                y->data, O, add || b);
+    tg_entry *e = tg_record(op, y, nin, in);
     if (e) {
         e->iarg[0] = R;
         e->iarg[1] = rs;
         e->iarg[2] = cs;
         e->saved = copy;
     }
+    return e;
+}
+
+tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b)
+{
+    TG_PROPAGATE_NULL(x, W);
+    int64_t shape[TG_MAX_DIMS], R;
+    if (!linear_shapes("linear", x, W, b, shape, &R))
+        return NULL;
+    tg_tensor *y = tg_new_out(x->ndim, shape);
+    linear_kernel(&linear_op, y, false, x, W, b, R, b ? 3 : 2,
+                  (tg_tensor *[]){x, W, b});
+    return y;
+}
+
+/* ---- linear_into: acc + x W^T + b, in acc's numbers --------------------
+ * Used by compiled steps (ops/fuse.c) for add(acc, linear(x, W, b)) when
+ * the caller gave acc's numbers away (a layer's slice of its input
+ * projection, which nothing reads again): no new buffer per step. */
+static void linear_into_bwd(tg_entry *e)
+{
+    tg_tensor *acc = e->in[0], *y = e->out;
+    /* y = acc + x W^T + b:  dacc += dy */
+    if (acc->grad)
+        for (int64_t i = 0; i < y->numel; i++)
+            acc->grad[i] += y->grad[i];
+    linear_grads(e, 1);
+}
+
+static tg_tensor *linear_into_replay(const tg_entry *e, tg_tensor *const *in)
+{
+    return tg_linear_into(in[0], in[1], in[2], e->nin > 3 ? in[3] : NULL);
+}
+
+static const tg_op linear_into_op = {"linear_into", linear_into_bwd,
+                                     .replay = linear_into_replay};
+
+tg_tensor *tg_linear_into(tg_tensor *acc, tg_tensor *x, tg_tensor *W,
+                          tg_tensor *b)
+{
+    TG_PROPAGATE_NULL(acc, x, W);
+    int64_t shape[TG_MAX_DIMS], R;
+    if (!linear_shapes("linear_into", x, W, b, shape, &R))
+        return NULL;
+    tg_tensor probe = *acc;
+    probe.ndim = x->ndim;
+    memcpy(probe.shape, shape, sizeof(int64_t) * (size_t)x->ndim);
+    if (!tg_same_shape(acc, &probe) || !tg_is_contiguous(acc))
+        return tg_add(acc, tg_linear(x, W, b));
+    tg_tensor *y = tg_tensor_header(acc->ndim, acc->shape);
+    y->data = acc->data;
+    linear_kernel(&linear_into_op, y, true, x, W, b, R, b ? 4 : 3,
+                  (tg_tensor *[]){acc, x, W, b});
     return y;
 }

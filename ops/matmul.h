@@ -32,6 +32,17 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b);
  * no bias (so a NULL left by a failed op is not noticed here). */
 tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b);
 
+/* W [out, in] prepared for many products x W^T in one sequence (a
+ * recurrent weight, or a view of one such as a chunk of weight_hh): W^T
+ * is packed once here, W once in backward, and the weight gradient of
+ * every tg_linear that used it on a few rows is summed in ONE product in
+ * this op's backward instead of one small product per step. Returns P,
+ * an op output with W's shape and numbers: use it in place of W, in
+ * tg_linear (where it is fast) or in any other op; gradients reach W.
+ * The packed copies live in the arena, like P, until tg_tape_reset.
+ * Compiled steps (ops/fuse.h) prepare their weights by themselves. */
+tg_tensor *tg_prepare_weight(tg_tensor *W);
+
 /* The kernel, for tools and benchmarks: C (+)= A B where
  *   A is M x K with element (i, k) at A[i * rsa + k * csa],
  *   B is K x N with element (k, j) at B[k * rsb + j * csb],

@@ -406,6 +406,7 @@ static tg_tensor *view_of(const tg_tensor *t)
     v->flags = TG_IS_VIEW;
     v->entry = -1;
     v->name = NULL;
+    v->prepared = NULL;
     v->id = next_id++;
     return v;
 }

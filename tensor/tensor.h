@@ -80,6 +80,8 @@ typedef struct tg_tensor {
     int32_t entry;  /* index of the tape entry that made it; -1 for leaves */
     uint32_t id;    /* serial number, for printing                         */
     const char *name; /* optional; set with tg_set_name (not copied)       */
+    const struct tg_prepared *prepared; /* packed copies of a weight made
+                       by tg_prepare_weight (ops/matmul.h), or NULL       */
 } tg_tensor;
 
 /* ---- errors ----------------------------------------------------------

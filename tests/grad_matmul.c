@@ -11,6 +11,7 @@
  * K longer than one k-block (256) and sizes that leave partial panels.
  */
 #include "harness.h"
+#include "ops/internal.h" /* tg_linear_into */
 #include "ops/ops.h"
 
 static tg_tensor *mm(tg_tensor *const *in, void *ud)
@@ -246,6 +247,54 @@ START_TEST(grad_composite)
 }
 END_TEST
 
+/* ---- prepared weights and linear_into ---------------------------------- */
+/* a recurrence over a prepared W: three steps of 4 rows (weight gradient
+ * deferred to the prepare op's one product), one of 20 rows (at once),
+ * and P read by another op too (its gradient flows to W through P) */
+static tg_tensor *prepared_chain(tg_tensor *const *in, void *ud)
+{
+    (void)ud;
+    tg_tensor *P = tg_prepare_weight(in[1]), *h = in[0];
+    for (int t = 0; t < 3; t++)
+        h = tg_tanh(tg_linear(h, P, in[2]));
+    tg_tensor *big = tg_linear(in[3], P, NULL);
+    tg_tensor *other = tg_matmul(h, tg_transpose(P, 0, 1));
+    return tg_concat((tg_tensor *[]){tg_reshape(h, TG_SHAPE(-1)),
+                                     tg_reshape(big, TG_SHAPE(-1)),
+                                     tg_reshape(other, TG_SHAPE(-1))}, 3, 0);
+}
+START_TEST(grad_prepared_weight)
+{
+    tg_tensor *h = tgt_leaf(TG_SHAPE(4, 6), 31, -1, 1);
+    tg_tensor *W = tgt_leaf(TG_SHAPE(6, 6), 32, -0.5, 0.5);
+    tg_tensor *b = tgt_leaf(TG_SHAPE(6), 33, -0.5, 0.5);
+    tg_tensor *x = tgt_leaf(TG_SHAPE(20, 6), 34, -1, 1);
+    tgt_gradcheck("prepared W over 3 steps, 20 rows, matmul", prepared_chain,
+                  NULL, 4, h, W, b, x);
+}
+END_TEST
+
+/* acc + x W^T + b in acc's numbers: acc must be a fresh tensor nothing
+ * else reads (here the output of an op), and W may be prepared */
+static tg_tensor *into_fn(tg_tensor *const *in, void *ud)
+{
+    bool prep = ud != NULL;
+    tg_tensor *acc = tg_mul_scalar(in[0], 1.0); /* a copy to give away */
+    tg_tensor *W = prep ? tg_prepare_weight(in[2]) : in[2];
+    return tg_tanh(tg_linear_into(acc, in[1], W, in[3]));
+}
+START_TEST(grad_linear_into)
+{
+    tg_tensor *acc = tgt_leaf(TG_SHAPE(5, 7), 35, -1, 1);
+    tg_tensor *x = tgt_leaf(TG_SHAPE(5, 3), 36, -1, 1);
+    tg_tensor *W = tgt_leaf(TG_SHAPE(7, 3), 37, -0.5, 0.5);
+    tg_tensor *b = tgt_leaf(TG_SHAPE(7), 38, -0.5, 0.5);
+    tgt_gradcheck("linear_into", into_fn, NULL, 4, acc, x, W, b);
+    tgt_gradcheck("linear_into, prepared W", into_fn, (void *)1, 4, acc, x, W,
+                  b);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("grad_matmul");
@@ -265,6 +314,8 @@ static Suite *suite(void)
     tcase_add_test(tc, grad_linear_permuted_input);
     tcase_add_test(tc, grad_linear_same_input_twice);
     tcase_add_test(tc, grad_composite);
+    tcase_add_test(tc, grad_prepared_weight);
+    tcase_add_test(tc, grad_linear_into);
     suite_add_tcase(s, tc);
     return s;
 }
