@@ -146,6 +146,7 @@ int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
                            : tg_zeros(TG_SHAPE(B, H));
         bool begun = false;
         for (int64_t t = 0; t < T; t++) {
+            tg_threads_checkpoint(); /* fewer threads on a busy machine */
             tg_tape_set_step(t);
             memset(next, 0, sizeof next);
             tg_tensor *in[1 + TG_CELL_MAX_STATE] = {tg_select(xp, 0, t)};

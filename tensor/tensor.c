@@ -614,22 +614,3 @@ void tg_fprint(FILE *f, const tg_tensor *t)
 
 void tg_print(const tg_tensor *t) { tg_fprint(stdout, t); }
 
-/* ---- threads ---------------------------------------------------------- */
-
-void tg_set_num_threads(int n)
-{
-#ifdef _OPENMP
-    omp_set_num_threads(n > 0 ? n : 1);
-#else
-    (void)n;
-#endif
-}
-
-int tg_get_num_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}

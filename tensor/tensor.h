@@ -220,8 +220,25 @@ int64_t tg_contiguous_strides(int ndim, const int64_t *shape,
  * reported error from op if out of range. */
 int tg_norm_dim(const char *op, int dim, int ndim);
 
-/* Threads used by parallel kernels (OpenMP); 1 without OpenMP. */
+/* Threads used by parallel kernels (OpenMP); 1 without OpenMP
+ * (tensor/threads.c). tg_get_num_threads is the number asked for; the
+ * governor below may use fewer for a while. */
 void tg_set_num_threads(int n);
 int tg_get_num_threads(void);
+/* The thread governor. On a shared machine, a parallel region must wait
+ * for its slowest thread; when another busy process takes a core, that
+ * thread waits for a CPU, and two threads become many times slower than
+ * one. tg_threads_checkpoint, called between pieces of work (the sequence
+ * layer calls it at every time step), reads how long this thread waited
+ * for a CPU (Linux: /proc/thread-self/schedstat) every 20 ms (10 ms at
+ * the start and in a probe); if that is over 5% of the time while several
+ * threads are used, it goes down to one, and tries the number asked for
+ * again after 1 s, then 2 s, 4 s, up to 8 s while the machine stays busy. Results do not depend
+ * on the thread count, so this changes only the speed. On by default;
+ * tg_set_thread_governor(false) or TG_GOVERNOR=0 turns it off. Returns
+ * the previous state. tg_threads_in_use: the count used now. */
+bool tg_set_thread_governor(bool on);
+void tg_threads_checkpoint(void);
+int tg_threads_in_use(void);
 
 #endif

@@ -316,6 +316,7 @@ END_TEST
 static void lstm_run(int threads, tg_real **y, tg_real **g, int64_t *ny,
                      int64_t *ng)
 {
+    tg_set_thread_governor(false); /* really run on `threads` threads */
     tg_set_num_threads(threads);
     tg_rng rng;
     tg_rng_seed(&rng, 8);
