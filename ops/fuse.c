@@ -129,6 +129,8 @@ typedef struct vm_load {
     int reg;
     int64_t lo[TG_MAX_DIMS], hi[TG_MAX_DIMS]; /* index range per axis of
                                                  the input              */
+    int keep;      /* instruction whose output is stored over this load's
+                      numbers for backward (see keep_in_place), or -1   */
 } vm_load;
 
 typedef struct vm_ins {
@@ -136,6 +138,7 @@ typedef struct vm_ins {
     int dst, src[3];
     tg_real k;
     const tg_ew_rule *rule; /* the member op's rule, for backward */
+    int kept;               /* its output is kept by this load, or -1 */
 } vm_ins;
 
 typedef struct group {
@@ -207,22 +210,38 @@ static vm_mem vm_mem_at(const group *g, char *p)
 /* Loads the tile's inputs: a pointer into the input where its numbers lie
  * one after the other, else gathered (or broadcast) into the register. */
 static void tile_loads(const group *g, tg_tensor *const *ext, const int64_t *idx,
-                       int n, vm_mem *m)
+                       int n, vm_mem *m, bool kept)
 {
     int nd = g->ndim;
     for (int64_t l = 0; l < arrlen(g->loads); l++) {
         const vm_load *ld = &g->loads[l];
         const tg_real *p = ext[ld->ext]->data + ld->off + dot(idx, ld->st, nd);
         int64_t s = ld->st[nd - 1];
+        /* in backward, a kept load holds its instruction's output */
+        int reg = kept && ld->keep >= 0 ? g->ins[ld->keep].dst : ld->reg;
         if (s == 1) {
-            m->R[ld->reg] = p;
+            m->R[reg] = p;
             continue;
         }
-        tg_real *r = m->buf + (size_t)ld->reg * BLK;
+        tg_real *r = m->buf + (size_t)reg * BLK;
         for (int i = 0; i < n; i++)
             r[i] = p[i * s];
-        m->R[ld->reg] = r;
+        m->R[reg] = r;
     }
+}
+
+/* forward: the output of instruction i stored over its load's numbers */
+static void keep_output(const group *g, tg_tensor *const *ext,
+                        const int64_t *idx, int n, const vm_mem *m,
+                        const vm_ins *in)
+{
+    const vm_load *ld = &g->loads[in->kept];
+    int nd = g->ndim;
+    tg_real *p = ext[ld->ext]->data + ld->off + dot(idx, ld->st, nd);
+    int64_t s = ld->st[nd - 1];
+    const tg_real *v = m->R[in->dst];
+    for (int i = 0; i < n; i++)
+        p[i * s] = v[i];
 }
 
 /* Forward of one tile. With outs_done (backward's recomputation), the
@@ -235,18 +254,21 @@ static void tile_forward(const group *g, tg_tensor *const *ext,
     int n;
     int64_t o = tile_geom(g, t, idx, &n);
     *np = n;
-    tile_loads(g, ext, idx, n, m);
     for (int64_t i = 0; i < arrlen(g->ins); i++)
         m->R[g->ins[i].dst] = m->buf + (size_t)g->ins[i].dst * BLK;
+    tile_loads(g, ext, idx, n, m, outs_done);
     for (int64_t k = 0; k < arrlen(g->out_reg); k++)
         if (g->out_direct[k])
             m->R[g->out_reg[k]] = outs[k]->data + o;
     for (int64_t i = 0; i < arrlen(g->ins); i++) {
         const vm_ins *in = &g->ins[i];
-        if (outs_done && m->R[in->dst] != m->buf + (size_t)in->dst * BLK)
-            continue; /* an output, already computed */
+        if (outs_done && (m->R[in->dst] != m->buf + (size_t)in->dst * BLK ||
+                          in->kept >= 0))
+            continue; /* an output, or kept: already there */
         vm_eval(in->code, n, (tg_real *)m->R[in->dst], m->R[in->src[0]],
                 m->R[in->src[1]], m->R[in->src[2]], in->k, false);
+        if (in->kept >= 0)
+            keep_output(g, ext, idx, n, m, in);
     }
     if (!outs_done)
         for (int64_t k = 0; k < arrlen(g->out_reg); k++)
@@ -645,6 +667,7 @@ static int emit_load(cg *c, int v, const vmap *m)
     for (int d = 0; d < t->ndim; d++)
         map_range(c->g, m, d, &ld.lo[d], &ld.hi[d]);
     ld.reg = new_reg(c);
+    ld.keep = -1;
     arrput(c->g->loads, ld);
     return ld.reg;
 }
@@ -744,6 +767,7 @@ static int inst(cg *c, int v, const vmap *m)
             memcpy(in.src, src, sizeof src);
             in.k = (tg_real)n->e.farg[0];
             in.rule = rule;
+            in.kept = -1;
             in.dst = reg = new_reg(c);
             arrput(c->g->ins, in);
         } else {
@@ -775,6 +799,92 @@ static void group_free(group *g)
     arrfree(g->members);
     free(g->label);
     free(g);
+}
+
+static bool writable_view(const tg_prog *p, int v, int gid);
+
+/* true if value v's numbers may be overwritten by group gid: they were
+ * given away (a donated input, or a product accumulated into one) and
+ * nothing but this group's members reads them, directly or through views
+ * the group reads through */
+static bool writable(const tg_prog *p, int v, int gid)
+{
+    const pval *pv = &p->vals[v];
+    bool donated = (pv->kind == PV_INPUT && (p->donate & (1u << pv->index))) ||
+                   (pv->kind == PV_NODE && p->nodes[pv->index].acc >= 0);
+    if (!donated)
+        return false;
+    for (int k = 0; k < p->nout; k++)
+        if (p->out_val[k] == v)
+            return false;
+    for (int64_t i = 0; i < arrlen(p->nodes); i++) {
+        const pnode *n = &p->nodes[i];
+        if (n->dead)
+            continue;
+        for (int64_t k = 0; k < arrlen(n->in); k++) {
+            if (n->in[k] != v)
+                continue;
+            const pval *o = &p->vals[n->out];
+            if (o->accessor ? !writable_view(p, n->out, gid)
+                            : !(n->e.op->ew && o->group == gid))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* an accessor view all of whose readers are members of group gid */
+static bool writable_view(const tg_prog *p, int v, int gid)
+{
+    for (int64_t i = 0; i < arrlen(p->nodes); i++) {
+        const pnode *n = &p->nodes[i];
+        if (n->dead)
+            continue;
+        for (int64_t k = 0; k < arrlen(n->in); k++)
+            if (n->in[k] == v && !(n->e.op->ew && p->vals[n->out].group == gid))
+                return false;
+    }
+    return true;
+}
+
+/* Save what backward needs, in place. An LSTM's gates are sigmoid and
+ * tanh of chunks of the pre-activation, whose derivatives need only their
+ * outputs. When a load's numbers are writable, its register feeds exactly
+ * one such op and nothing else, the op's output is stored over the load's
+ * numbers in forward; backward reads it there instead of recomputing the
+ * op - no transcendental twice, and not a byte more memory. */
+static void keep_in_place(tg_prog *p, int gid)
+{
+    group *g = p->groups[gid];
+    for (int64_t l = 0; l < arrlen(g->loads); l++) {
+        vm_load *ld = &g->loads[l];
+        if (ld->scratch || !writable(p, g->ext_val[ld->ext], gid))
+            continue;
+        int64_t user = -1, uses = 0;
+        for (int64_t i = 0; i < arrlen(g->ins); i++)
+            for (int q = 0; q < 3; q++)
+                if (g->ins[i].src[q] == ld->reg &&
+                    (q < g->ins[i].rule->nin)) {
+                    uses++;
+                    user = i;
+                }
+        for (int64_t k = 0; k < arrlen(g->out_reg); k++)
+            uses += g->out_reg[k] == ld->reg;
+        if (uses != 1)
+            continue;
+        vm_ins *in = &g->ins[user];
+        const tg_ew_deriv *d = &in->rule->d[0];
+        bool needs_x = false;
+        for (int q = 0; q < 3; q++)
+            needs_x |= d->src[q] == TG_R_A || d->src[q] == TG_R_B;
+        bool is_out = false;
+        for (int64_t k = 0; k < arrlen(g->out_reg); k++)
+            is_out |= g->out_reg[k] == in->dst;
+        if (in->rule->nin != 1 || needs_x || is_out || in->kept >= 0)
+            continue;
+        in->kept = (int)l;
+        ld->keep = (int)user;
+    }
 }
 
 /* Instructions for group gid (outputs and members already known). false
@@ -837,6 +947,7 @@ static bool codegen(tg_prog *p, int gid)
             if (!apart)
                 la->scratch = lb->scratch = true;
         }
+    keep_in_place(p, gid);
     /* the label: fused[op op ...] */
     char buf[1024];
     size_t len = (size_t)snprintf(buf, sizeof buf, "fused[");
@@ -1393,10 +1504,13 @@ static void print_code(const tg_prog *p, const pins *code, FILE *f)
         if (arrlen(g->out_val) == 0)
             continue;
         char s[96];
-        fprintf(f, "  %-40s -> %lld x %s (%lld instructions, %lld loads)\n",
-                g->label, (long long)arrlen(g->out_val),
+        int kept = 0;
+        for (int64_t l = 0; l < arrlen(g->loads); l++)
+            kept += g->loads[l].keep >= 0;
+        fprintf(f, "  %-40s -> %lld x %s (%lld instructions, %lld loads, "
+                "%d kept in place)\n", g->label, (long long)arrlen(g->out_val),
                 tg_shape_str(&p->vals[g->out_val[0]].layout, s, sizeof s),
-                (long long)arrlen(g->ins), (long long)arrlen(g->loads));
+                (long long)arrlen(g->ins), (long long)arrlen(g->loads), kept);
     }
 }
 
