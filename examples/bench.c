@@ -16,7 +16,19 @@
  *   tapegrad lstm mode=train opt=sgd E=.. H=.. L=.. T=.. B=.. V=.. threads=..
  *   ms_per_step=.. tokens_per_s=.. ms_min=.. ms_mean=.. ms_p90=.. cv=..
  *   gflop_per_step=.. gflops=.. cpu_util=.. steps=.. peak_rss_mb=..
+ *   peak_gflops=.. peak_frac=..
  * ms_per_step is the median over --steps timed steps after --warmup.
+ * peak_gflops is this machine's fp32 FMA peak on the same number of
+ * threads, measured here with a loop of independent fused multiply-adds
+ * on the widest vectors the build has (AVX-512, AVX2 or scalar), best of
+ * three; peak_frac = gflops / peak_gflops, so that runs on different
+ * machines can be compared.
+ *
+ * Besides the built-in cells (lstm, gru, rnn) two cells written here as
+ * user code, like examples/custom_cells.c: peephole (an LSTM with
+ * peephole vectors) and peephole_sliced (the same, slicing weight_hh into
+ * its four gate blocks inside every step), to measure what composing a
+ * cell in user code costs against the built-in one.
  */
 #include "nn/charlm.h"
 #include "nn/optim.h"
@@ -26,6 +38,12 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#if defined(__AVX512F__) || defined(__FMA__)
+#include <immintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 typedef struct config {
     char cells[64], modes[64], opts[64];
@@ -46,6 +64,130 @@ static double cpu_now(void)
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+/* ---- the machine's fp32 FMA peak -------------------------------------- */
+#if defined(__AVX512F__) && !defined(TG_DOUBLE)
+typedef __m512 vfma;
+#define VF_LANES 16
+#define VF_SET(x) _mm512_set1_ps(x)
+#define VF_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VF_FIRST(v) _mm512_cvtss_f32(v)
+#elif defined(__FMA__)
+typedef __m256 vfma;
+#define VF_LANES 8
+#define VF_SET(x) _mm256_set1_ps(x)
+#define VF_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VF_FIRST(v) _mm256_cvtss_f32(v)
+#else
+typedef float vfma;
+#define VF_LANES 1
+#define VF_SET(x) (x)
+#define VF_FMA(a, b, c) ((a) * (b) + (c))
+#define VF_FIRST(v) (v)
+#endif
+
+/* 12 independent chains of a = a * m + b: enough to keep two FMA units
+ * with a latency of 4 cycles busy. Returns the FLOPs done. */
+static double fma_loop(long iters, float *sink)
+{
+    vfma m = VF_SET(0.9999999f), b = VF_SET(1e-7f);
+    vfma a0 = VF_SET(1), a1 = VF_SET(1), a2 = VF_SET(1), a3 = VF_SET(1);
+    vfma a4 = VF_SET(1), a5 = VF_SET(1), a6 = VF_SET(1), a7 = VF_SET(1);
+    vfma a8 = VF_SET(1), a9 = VF_SET(1), a10 = VF_SET(1), a11 = VF_SET(1);
+    for (long i = 0; i < iters; i++) {
+        a0 = VF_FMA(a0, m, b), a1 = VF_FMA(a1, m, b), a2 = VF_FMA(a2, m, b);
+        a3 = VF_FMA(a3, m, b), a4 = VF_FMA(a4, m, b), a5 = VF_FMA(a5, m, b);
+        a6 = VF_FMA(a6, m, b), a7 = VF_FMA(a7, m, b), a8 = VF_FMA(a8, m, b);
+        a9 = VF_FMA(a9, m, b), a10 = VF_FMA(a10, m, b), a11 = VF_FMA(a11, m, b);
+    }
+    *sink = VF_FIRST(a0) + VF_FIRST(a1) + VF_FIRST(a2) + VF_FIRST(a3) +
+            VF_FIRST(a4) + VF_FIRST(a5) + VF_FIRST(a6) + VF_FIRST(a7) +
+            VF_FIRST(a8) + VF_FIRST(a9) + VF_FIRST(a10) + VF_FIRST(a11);
+    return (double)iters * 12 * VF_LANES * 2;
+}
+
+/* GFLOP/s of fma_loop on `threads` threads at once, best of three */
+static double fma_peak(int threads)
+{
+    static double known[64];
+    if (threads < 64 && known[threads] > 0)
+        return known[threads];
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        float sink = 0;
+        double flops = 0, t0 = now();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) reduction(+ : flops)
+        {
+            float s1;
+            flops += fma_loop(2000000, &s1);
+#pragma omp atomic
+            sink += s1;
+        }
+#else
+        (void)threads;
+        flops = fma_loop(2000000, &sink);
+#endif
+        double gf = flops / (now() - t0) / 1e9;
+        if (sink == 12345.0f) /* never: keeps the loop */
+            printf("%g\n", (double)sink);
+        best = gf > best ? gf : best;
+    }
+    if (threads < 64)
+        known[threads] = best;
+    return best;
+}
+
+/* ---- two cells written as user code -------------------------------------
+ * i = s(x_i + h_i + w_ci c)  f = s(x_f + h_f + w_cf c)  g = tanh(x_g + h_g)
+ * c' = f c + i g             o = s(x_o + h_o + w_co c')  h' = o tanh(c') */
+static int peephole_init(tg_cell *c, tg_rng *rng)
+{
+    int64_t H = c->hidden_size;
+    tg_cell_param_new(c, "w_ci", TG_SHAPE(H), rng);
+    tg_cell_param_new(c, "w_cf", TG_SHAPE(H), rng);
+    tg_cell_param_new(c, "w_co", TG_SHAPE(H), rng);
+    return 0;
+}
+
+static void peephole_gates(tg_cell *c, tg_tensor *const *g,
+                           tg_tensor *const *s, tg_tensor **next)
+{
+    tg_tensor *cell = s[1];
+    tg_tensor *i = tg_sigmoid(tg_add(g[0], tg_mul(tg_cell_param(c, "w_ci"), cell)));
+    tg_tensor *f = tg_sigmoid(tg_add(g[1], tg_mul(tg_cell_param(c, "w_cf"), cell)));
+    tg_tensor *kept = tg_mul(f, cell);
+    next[1] = tg_add(kept, tg_mul(i, tg_tanh(g[2])));
+    tg_tensor *o = tg_sigmoid(tg_add(g[3], tg_mul(tg_cell_param(c, "w_co"), next[1])));
+    next[0] = tg_mul(o, tg_tanh(next[1]));
+}
+
+static void peephole_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                          tg_tensor **next)
+{
+    tg_tensor *g[4];
+    tg_chunk(tg_add(xp, tg_linear(s[0], c->weight_hh, c->bias_hh)), 4, 1, g);
+    peephole_gates(c, g, s, next);
+}
+
+/* the same cell, weight_hh sliced into its gate blocks at every step */
+static void peephole_sliced_step(tg_cell *c, tg_tensor *xp,
+                                 tg_tensor *const *s, tg_tensor **next)
+{
+    tg_tensor *W[4], *b[4], *x[4], *g[4];
+    tg_chunk(c->weight_hh, 4, 0, W);
+    tg_chunk(c->bias_hh, 4, 0, b);
+    tg_chunk(xp, 4, 1, x);
+    for (int k = 0; k < 4; k++)
+        g[k] = tg_add(x[k], tg_linear(s[0], W[k], b[k]));
+    peephole_gates(c, g, s, next);
+}
+
+static const tg_cell_type peephole = {"peephole", 2, 4, peephole_init,
+                                      peephole_step};
+static const tg_cell_type peephole_sliced = {"peephole_sliced", 2, 4,
+                                             peephole_init,
+                                             peephole_sliced_step};
 
 static int gates_of(const char *cell)
 {
@@ -196,16 +338,17 @@ static void run(const config *c, const char *cell, const char *mode,
                               : 0.5 * (times[c->steps / 2 - 1] + times[c->steps / 2]);
     double p90 = times[(int)fmin(c->steps - 1, (int)(0.9 * c->steps))];
     double gf = gflop_per_step(cell, mode, c);
+    double peak = fma_peak(c->threads);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("tapegrad %s mode=%s opt=%s E=%d H=%d L=%d T=%d B=%d V=%d threads=%d "
            "ms_per_step=%.4f tokens_per_s=%.1f ms_min=%.4f ms_mean=%.4f "
            "ms_p90=%.4f cv=%.3f gflop_per_step=%.4f gflops=%.2f cpu_util=%.2f "
-           "steps=%d peak_rss_mb=%.0f\n",
+           "steps=%d peak_rss_mb=%.0f peak_gflops=%.1f peak_frac=%.3f\n",
            cell, mode, strcmp(mode, "train") ? "-" : opt, c->E, c->H, c->L, c->T,
            c->B, c->V, c->threads, med * 1e3, c->T * c->B / med, times[0] * 1e3,
            mean * 1e3, p90 * 1e3, sqrt(var) / mean, gf, gf / med, cpu_util,
-           c->steps, (double)ru.ru_maxrss / 1024.0);
+           c->steps, (double)ru.ru_maxrss / 1024.0, peak, gf / med / peak);
     fflush(stdout);
     free(times);
     for (int k = 0; k < 4; k++) {
@@ -250,6 +393,8 @@ static int parse_int(const char *flag, const char *v)
 int main(int argc, char **argv)
 {
     config c = {"lstm", "train", "sgd", 128, 128, 1, 64, 16, 65, 1, 50, 5, 0};
+    tg_cell_type_register(&peephole);
+    tg_cell_type_register(&peephole_sliced);
     if (argc == 1) {
         /* the README's table: four sizes, three cells, all modes, 1 and 2
          * threads; fewer timed steps for the big sizes */
@@ -275,7 +420,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            printf("usage: bench [--cell lstm,gru,rnn] [--mode train,forward,sample] "
+            printf("usage: bench [--cell lstm,gru,rnn,peephole,peephole_sliced] "
+                   "[--mode train,forward,sample] "
                    "[--opt sgd,adam] [--E n] [--H n] [--L n] [--T n] [--B n] [--V n]\n"
                    "             [--threads n] [--steps n] [--warmup n] [--seed n]\n"
                    "Without flags: the whole table (tiny, small, medium, large; "

@@ -451,20 +451,29 @@ static void fused_bwd(tg_entry *e)
         (void)per;
 #endif
     }
-    /* scratch gradients summed into their inputs, in index order */
+    /* scratch gradients summed into their inputs, row by row in index
+     * order (one thread: a fixed order, and several rows may add into
+     * the same numbers - a bias broadcast over the batch) */
     int nd = g->ndim;
     for (int64_t l = 0; l < arrlen(g->loads); l++) {
         if (!scratch[l])
             continue;
         const vm_load *ld = &g->loads[l];
         tg_real *dx = ext[ld->ext]->grad;
-        int64_t idx[TG_MAX_DIMS] = {0};
-        for (int64_t i = 0; i < g->numel; i++) {
-            dx[ld->goff + dot(idx, ld->gst, nd)] += scratch[l][i];
-            for (int d = nd - 1; d >= 0; d--) {
-                if (++idx[d] < g->shape[d])
+        int64_t idx[TG_MAX_DIMS] = {0}, s = ld->gst[nd - 1];
+        for (int64_t row = 0; row < g->numel / g->inner; row++) {
+            tg_real *d = dx + ld->goff + dot(idx, ld->gst, nd - 1);
+            const tg_real *src = scratch[l] + row * g->inner;
+            if (s == 1)
+                for (int64_t i = 0; i < g->inner; i++)
+                    d[i] += src[i];
+            else
+                for (int64_t i = 0; i < g->inner; i++)
+                    d[i * s] += src[i];
+            for (int d2 = nd - 2; d2 >= 0; d2--) {
+                if (++idx[d2] < g->shape[d2])
                     break;
-                idx[d] = 0;
+                idx[d2] = 0;
             }
         }
     }
