@@ -8,6 +8,7 @@
 
 #include "tensor/tensor.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* nb independent products C_t (+)= A_t B_t, t = 0..nb-1, each as in

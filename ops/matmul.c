@@ -204,6 +204,10 @@ static void colsum_add(tg_real *db, const tg_real *dy, int64_t R, int64_t O)
  * recorded, the packed copies cannot go stale: they belong to one
  * sequence and die with the tape (tg_tape_reset). */
 #define DEFER_MAX_ROWS 16
+/* below this many rows the gemm's dot path (which reads W as it is) beats
+ * the packed kernel even with W^T packed already (measured; so sampling
+ * one stream never packs) */
+#define PREPACK_MIN_ROWS 8
 
 typedef struct wpart {
     const tg_real *dy;    /* [R, O] */
@@ -216,7 +220,9 @@ typedef struct tg_prepared tg_prepared;
 struct tg_prepared {
     const tg_real *data;  /* W's numbers and layout when packed */
     int64_t O, I, rs, cs;
-    tg_real *wt;          /* W^T [I, O], tg_gemm_pack_b layout */
+    tg_real *wt;          /* W^T [I, O], tg_gemm_pack_b layout, packed on
+                             first use by a product of PREPACK_MIN_ROWS
+                             rows or more */
     tg_real *w;           /* W [O, I], packed on first use by backward */
     wpart *parts;         /* deferred weight-gradient terms (arena) */
     int64_t rows;
@@ -282,9 +288,6 @@ tg_tensor *tg_prepare_weight(tg_tensor *W)
     tg_prepared *p = tg_arena_alloc(sizeof *p);
     *p = (tg_prepared){W->data, O, I, W->stride[0], W->stride[1], NULL, NULL,
                        NULL, 0};
-    p->wt = tg_scratch(tg_gemm_packed_size(I, O));
-    /* W^T [I, O]: element (k, j) = W[j][k], W's strides swapped */
-    tg_gemm_pack_b(I, O, W->data, W->stride[1], W->stride[0], p->wt);
     tg_tensor *P = tg_tensor_header(2, W->shape);
     P->data = W->data;
     P->stride[0] = W->stride[0];
@@ -436,9 +439,15 @@ static tg_entry *linear_kernel(const tg_op *op, tg_tensor *y, bool add,
     /* y (+)= x W^T, with W^T read through W's swapped strides, or packed
      * once per sequence for a prepared W */
     tg_prepared *p = prepared_of(W);
-    if (p)
+    if (p && R >= PREPACK_MIN_ROWS) {
+        if (!p->wt) {
+            p->wt = tg_arena_alloc((size_t)tg_gemm_packed_size(I, O) *
+                                   sizeof(tg_real));
+            /* W^T [I, O]: element (k, j) = W[j][k], W's strides swapped */
+            tg_gemm_pack_b(I, O, W->data, W->stride[1], W->stride[0], p->wt);
+        }
         tg_gemm_prepacked(R, O, I, X, rs, cs, p->wt, y->data, O, add || b);
-    else
+    } else
         tg_gemm(R, O, I, X, rs, cs, W->data, W->stride[1], W->stride[0],
                 y->data, O, add || b);
     tg_entry *e = tg_record(op, y, nin, in);

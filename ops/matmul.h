@@ -34,7 +34,9 @@ tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b);
 
 /* W [out, in] prepared for many products x W^T in one sequence (a
  * recurrent weight, or a view of one such as a chunk of weight_hh): W^T
- * is packed once here, W once in backward, and the weight gradient of
+ * is packed once (by the first product of 8 rows or more: fewer take the
+ * kernel's dot path, which reads W as it is), W once in backward, and the
+ * weight gradient of
  * every tg_linear that used it on a few rows is summed in ONE product in
  * this op's backward instead of one small product per step. Returns P,
  * an op output with W's shape and numbers: use it in place of W, in

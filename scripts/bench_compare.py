@@ -6,6 +6,11 @@ table of both figures and their ratio (tapegrad tokens/s over PyTorch's).
   scripts/bench_compare.py [--sizes tiny,small,medium,large] [--cells lstm,gru,rnn]
                            [--modes train,forward,sample] [--opts sgd,adam]
                            [--threads 1,2] [--torch-script PATH] [--out FILE]
+                           [--repeat N] [--baseline OLD_BUILD/bench]
+
+The "% of FMA peak" column divides each program's GFLOP/s by the fp32 FMA
+peak that build/bench measures on this machine (peak_gflops), so figures
+from machines with and without AVX-512 can be compared.
 
 PyTorch is set up as a user's machine would have it (../shared/bench/README.md):
 OpenBLAS on its AVX-512 kernels, `--threads 1` for one core and
@@ -63,6 +68,10 @@ def main():
     ap.add_argument("--bench", default="build/bench")
     ap.add_argument("--out", default=None)
     ap.add_argument("--torch-blas-core", default="SkylakeX")
+    ap.add_argument("--baseline", default=None,
+                    help="another build/bench (an older tapegrad) run in the same "
+                         "session, alternating with the other two: adds its time "
+                         "and the speed-up over it")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run each group this many times, alternating the two "
                          "programs, and keep each row's median (a shared machine "
@@ -82,13 +91,21 @@ def main():
                       "--B", str(B), "--V", "65", "--steps", str(steps),
                       "--warmup", "2"]
             tflags = ["--threads", "1"] + (["--blas-threads", th] if th != "1" else [])
-            runs_ours, runs_theirs = [], []
+            runs_ours, runs_theirs, runs_base = [], [], []
             for _ in range(a.repeat):
                 runs_ours.append(run([a.bench] + common + ["--threads", th]))
                 runs_theirs.append(run(["/usr/bin/python3", a.torch_script] + common
                                        + tflags, env=torch_env))
                 raw += runs_ours[-1] + runs_theirs[-1]
+                if a.baseline:
+                    runs_base.append([l.replace("tapegrad ", "baseline ", 1) for l in
+                                      run([a.baseline] + common + ["--threads", th])])
+                    raw += runs_base[-1]
             ours, theirs = median_lines(runs_ours), median_lines(runs_theirs)
+            base = {}
+            for line in (median_lines(runs_base) if runs_base else []):
+                f = parse(line)
+                base[(line.split()[1], f["mode"], f["opt"])] = float(f["ms_per_step"])
             ref = {}
             for line in theirs:
                 w = line.split()
@@ -101,17 +118,28 @@ def main():
                 if not t:
                     continue
                 ratio = float(f["tokens_per_s"]) / float(t["tokens_per_s"])
-                rows.append((size, w[1], f["mode"], f["opt"], th,
+                peak = float(f.get("peak_gflops", "nan"))
+                b_ms = base.get((w[1], f["mode"], f["opt"]), float("nan"))
+                rows.append((size, w[1], f["mode"], f["opt"], th, b_ms,
                              float(f["ms_per_step"]), float(t["ms_per_step"]),
-                             ratio, float(f["gflops"]), float(f["peak_rss_mb"]),
-                             float(t["peak_rss_mb"])))
-                print("%-6s %-4s %-7s %-4s threads=%s  tapegrad %9.3f ms  torch %9.3f ms"
-                      "  ratio %5.2fx" % rows[-1][:8], flush=True)
-    lines = ["| size | cell | mode | opt | threads | tapegrad ms/step | PyTorch ms/step "
-             "| speed-up | tapegrad GFLOP/s | peak RSS MB (tapegrad / PyTorch) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+                             ratio, float(f["gflops"]),
+                             100 * float(f["gflops"]) / peak,
+                             100 * float(t["gflops"]) / peak,
+                             float(f["peak_rss_mb"]), float(t["peak_rss_mb"])))
+                print("%-6s %-4s %-7s %-4s threads=%s  before %9.3f ms  tapegrad %9.3f ms  "
+                      "torch %9.3f ms  ratio %5.2fx" % rows[-1][:9], flush=True)
+    peaks = sorted({float(parse(l).get("peak_gflops", "nan")) for l in raw
+                    if l.startswith("tapegrad ")})
+    lines = ["| size | cell | mode | opt | threads | before ms/step | tapegrad ms/step "
+             "| PyTorch ms/step | speed-up vs PyTorch | tapegrad GFLOP/s "
+             "| % of FMA peak (tapegrad / PyTorch) | peak RSS MB (tapegrad / PyTorch) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append("| %s | %s | %s | %s | %s | %.3f | %.3f | %.2fx | %.1f | %.0f / %.0f |" % r)
+        lines.append("| %s | %s | %s | %s | %s | %.3f | %.3f | %.3f | %.2fx | %.1f "
+                     "| %.0f%% / %.0f%% | %.0f / %.0f |" % r)
+    lines.append("")
+    lines.append("fp32 FMA peak measured by build/bench (GFLOP/s, per run and thread "
+                 "count): " + ", ".join("%.1f" % p for p in peaks))
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
