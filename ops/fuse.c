@@ -130,7 +130,8 @@ typedef struct vm_load {
     int64_t lo[TG_MAX_DIMS], hi[TG_MAX_DIMS]; /* index range per axis of
                                                  the input              */
     int keep;      /* instruction whose output is stored over this load's
-                      numbers for backward (see keep_in_place), or -1   */
+                      numbers for backward (see plan_backward), or -1   */
+    bool needed;   /* backward reads this load's own numbers            */
 } vm_load;
 
 typedef struct vm_ins {
@@ -139,6 +140,7 @@ typedef struct vm_ins {
     tg_real k;
     const tg_ew_rule *rule; /* the member op's rule, for backward */
     int kept;               /* its output is kept by this load, or -1 */
+    bool recompute;         /* backward recomputes it (see plan_backward) */
 } vm_ins;
 
 typedef struct group {
@@ -210,15 +212,18 @@ static vm_mem vm_mem_at(const group *g, char *p)
 /* Loads the tile's inputs: a pointer into the input where its numbers lie
  * one after the other, else gathered (or broadcast) into the register. */
 static void tile_loads(const group *g, tg_tensor *const *ext, const int64_t *idx,
-                       int n, vm_mem *m, bool kept)
+                       int n, vm_mem *m, bool backward)
 {
     int nd = g->ndim;
     for (int64_t l = 0; l < arrlen(g->loads); l++) {
         const vm_load *ld = &g->loads[l];
+        /* in backward, a kept load holds its instruction's output, and a
+         * load nothing needs is not read at all */
+        if (backward && ld->keep < 0 && !ld->needed)
+            continue;
         const tg_real *p = ext[ld->ext]->data + ld->off + dot(idx, ld->st, nd);
         int64_t s = ld->st[nd - 1];
-        /* in backward, a kept load holds its instruction's output */
-        int reg = kept && ld->keep >= 0 ? g->ins[ld->keep].dst : ld->reg;
+        int reg = backward && ld->keep >= 0 ? g->ins[ld->keep].dst : ld->reg;
         if (s == 1) {
             m->R[reg] = p;
             continue;
@@ -230,23 +235,29 @@ static void tile_loads(const group *g, tg_tensor *const *ext, const int64_t *idx
     }
 }
 
-/* forward: the output of instruction i stored over its load's numbers */
-static void keep_output(const group *g, tg_tensor *const *ext,
-                        const int64_t *idx, int n, const vm_mem *m,
-                        const vm_ins *in)
+/* forward, at the end of a tile: the values backward will read stored
+ * over the numbers of the loads that keep them (after every instruction,
+ * since a load's register may point at those very numbers) */
+static void keep_values(const group *g, tg_tensor *const *ext,
+                        const int64_t *idx, int n, const vm_mem *m)
 {
-    const vm_load *ld = &g->loads[in->kept];
     int nd = g->ndim;
-    tg_real *p = ext[ld->ext]->data + ld->off + dot(idx, ld->st, nd);
-    int64_t s = ld->st[nd - 1];
-    const tg_real *v = m->R[in->dst];
-    for (int i = 0; i < n; i++)
-        p[i * s] = v[i];
+    for (int64_t l = 0; l < arrlen(g->loads); l++) {
+        const vm_load *ld = &g->loads[l];
+        if (ld->keep < 0)
+            continue;
+        tg_real *p = ext[ld->ext]->data + ld->off + dot(idx, ld->st, nd);
+        int64_t s = ld->st[nd - 1];
+        const tg_real *v = m->R[g->ins[ld->keep].dst];
+        for (int i = 0; i < n; i++)
+            p[i * s] = v[i];
+    }
 }
 
 /* Forward of one tile. With outs_done (backward's recomputation), the
- * outputs already hold their numbers: their registers point there and the
- * instructions that made them are skipped. */
+ * outputs already hold their numbers: their registers point there, and
+ * only the instructions whose values backward needs and that nothing kept
+ * are run again. */
 static void tile_forward(const group *g, tg_tensor *const *ext,
                          tg_tensor *const *outs, int64_t t, vm_mem *m,
                          bool outs_done, int64_t *idx, int *np)
@@ -258,23 +269,22 @@ static void tile_forward(const group *g, tg_tensor *const *ext,
         m->R[g->ins[i].dst] = m->buf + (size_t)g->ins[i].dst * BLK;
     tile_loads(g, ext, idx, n, m, outs_done);
     for (int64_t k = 0; k < arrlen(g->out_reg); k++)
-        if (g->out_direct[k])
+        if (g->out_direct[k] || outs_done)
             m->R[g->out_reg[k]] = outs[k]->data + o;
     for (int64_t i = 0; i < arrlen(g->ins); i++) {
         const vm_ins *in = &g->ins[i];
-        if (outs_done && (m->R[in->dst] != m->buf + (size_t)in->dst * BLK ||
-                          in->kept >= 0))
-            continue; /* an output, or kept: already there */
+        if (outs_done && !in->recompute)
+            continue; /* an output, kept, or not needed by backward */
         vm_eval(in->code, n, (tg_real *)m->R[in->dst], m->R[in->src[0]],
                 m->R[in->src[1]], m->R[in->src[2]], in->k, false);
-        if (in->kept >= 0)
-            keep_output(g, ext, idx, n, m, in);
     }
-    if (!outs_done)
-        for (int64_t k = 0; k < arrlen(g->out_reg); k++)
-            if (!g->out_direct[k])
-                memcpy(outs[k]->data + o, m->R[g->out_reg[k]],
-                       (size_t)n * sizeof(tg_real));
+    if (outs_done)
+        return;
+    for (int64_t k = 0; k < arrlen(g->out_reg); k++)
+        if (!g->out_direct[k])
+            memcpy(outs[k]->data + o, m->R[g->out_reg[k]],
+                   (size_t)n * sizeof(tg_real));
+    keep_values(g, ext, idx, n, m);
 }
 
 /* G[r] becomes writable: a borrowed gradient is copied into r's buffer */
@@ -856,44 +866,105 @@ static bool writable_view(const tg_prog *p, int v, int gid)
     return true;
 }
 
-/* Save what backward needs, in place. An LSTM's gates are sigmoid and
- * tanh of chunks of the pre-activation, whose derivatives need only their
- * outputs. When a load's numbers are writable, its register feeds exactly
- * one such op and nothing else, the op's output is stored over the load's
- * numbers in forward; backward reads it there instead of recomputing the
- * op - no transcendental twice, and not a byte more memory. */
-static void keep_in_place(tg_prog *p, int gid)
+static bool is_out_reg(const group *g, int r)
+{
+    for (int64_t k = 0; k < arrlen(g->out_reg); k++)
+        if (g->out_reg[k] == r)
+            return true;
+    return false;
+}
+
+/* need[r]: backward reads register r - a value some derivative rule uses
+ * (a, b or y), or one needed to recompute such a value. Outputs are in
+ * memory and kept values in their loads: neither is recomputed. */
+static void need_closure(const group *g, bool *need)
+{
+    int nreg = g->nreg, *stack = NULL;
+    int *made_by = tg_xmalloc((size_t)(nreg ? nreg : 1) * sizeof *made_by);
+    for (int r = 0; r < nreg; r++) {
+        need[r] = false;
+        made_by[r] = -1;
+    }
+    for (int64_t i = 0; i < arrlen(g->ins); i++) {
+        const vm_ins *in = &g->ins[i];
+        made_by[in->dst] = (int)i;
+        for (int a = 0; a < in->rule->nin; a++)
+            for (int q = 0; q < 3; q++) {
+                int from = in->rule->d[a].src[q];
+                if (from == TG_R_A)
+                    arrput(stack, in->src[0]);
+                else if (from == TG_R_B)
+                    arrput(stack, in->src[1]);
+                else if (from == TG_R_Y)
+                    arrput(stack, in->dst);
+            }
+    }
+    while (arrlen(stack) > 0) {
+        int r = arrpop(stack);
+        if (need[r])
+            continue;
+        need[r] = true;
+        int j = made_by[r];
+        if (j < 0 || is_out_reg(g, r) || g->ins[j].kept >= 0)
+            continue;
+        for (int k = 0; k < g->ins[j].rule->nin; k++)
+            arrput(stack, g->ins[j].src[k]);
+    }
+    arrfree(stack);
+    free(made_by);
+}
+
+static bool expensive(int code)
+{
+    return code == TG_VM_EXP || code == TG_VM_LOG || code == TG_VM_TANH ||
+           code == TG_VM_SIGMOID || code == TG_VM_SQRT || code == TG_VM_POW ||
+           code == TG_VM_POWK;
+}
+
+/* What backward recomputes, and what it finds in memory. A group's
+ * outputs are stored anyway. Beyond them, an expensive value backward
+ * needs (an LSTM's or a GRU's gates: sigmoid' and tanh' are functions of
+ * their outputs) is stored over the numbers of a load that backward no
+ * longer needs once that value is kept - a slice of the pre-activation
+ * the layer gave away - so backward reads it instead of recomputing it,
+ * without a byte more memory. Everything else backward needs is
+ * recomputed block by block: the cheap sums and products, and what found
+ * no free load. Greedy, in instruction order. */
+static void plan_backward(tg_prog *p, int gid)
 {
     group *g = p->groups[gid];
-    for (int64_t l = 0; l < arrlen(g->loads); l++) {
-        vm_load *ld = &g->loads[l];
-        if (ld->scratch || !writable(p, g->ext_val[ld->ext], gid))
+    int64_t nl = arrlen(g->loads);
+    bool *need = tg_xcalloc((size_t)(g->nreg ? g->nreg : 1), sizeof *need);
+    bool *ok_slot = tg_xcalloc((size_t)(nl ? nl : 1), sizeof *ok_slot);
+    for (int64_t l = 0; l < nl; l++)
+        ok_slot[l] = !g->loads[l].scratch && !is_out_reg(g, g->loads[l].reg) &&
+                     writable(p, g->ext_val[g->loads[l].ext], gid);
+    for (int64_t i = 0; i < arrlen(g->ins); i++) {
+        vm_ins *in = &g->ins[i];
+        if (!expensive(in->code) || is_out_reg(g, in->dst))
             continue;
-        int64_t user = -1, uses = 0;
-        for (int64_t i = 0; i < arrlen(g->ins); i++)
-            for (int q = 0; q < 3; q++)
-                if (g->ins[i].src[q] == ld->reg &&
-                    (q < g->ins[i].rule->nin)) {
-                    uses++;
-                    user = i;
-                }
-        for (int64_t k = 0; k < arrlen(g->out_reg); k++)
-            uses += g->out_reg[k] == ld->reg;
-        if (uses != 1)
+        need_closure(g, need);
+        if (!need[in->dst])
             continue;
-        vm_ins *in = &g->ins[user];
-        const tg_ew_deriv *d = &in->rule->d[0];
-        bool needs_x = false;
-        for (int q = 0; q < 3; q++)
-            needs_x |= d->src[q] == TG_R_A || d->src[q] == TG_R_B;
-        bool is_out = false;
-        for (int64_t k = 0; k < arrlen(g->out_reg); k++)
-            is_out |= g->out_reg[k] == in->dst;
-        if (in->rule->nin != 1 || needs_x || is_out || in->kept >= 0)
-            continue;
-        in->kept = (int)l;
-        ld->keep = (int)user;
+        in->kept = 0; /* try: which loads are free once it is kept? */
+        need_closure(g, need);
+        in->kept = -1;
+        for (int64_t l = 0; l < nl; l++)
+            if (ok_slot[l] && g->loads[l].keep < 0 && !need[g->loads[l].reg]) {
+                in->kept = (int)l;
+                g->loads[l].keep = (int)i;
+                break;
+            }
     }
+    need_closure(g, need);
+    for (int64_t i = 0; i < arrlen(g->ins); i++) {
+        vm_ins *in = &g->ins[i];
+        in->recompute = need[in->dst] && in->kept < 0 && !is_out_reg(g, in->dst);
+    }
+    for (int64_t l = 0; l < nl; l++)
+        g->loads[l].needed = need[g->loads[l].reg];
+    free(need);
+    free(ok_slot);
 }
 
 /* Instructions for group gid (outputs and members already known). false
@@ -956,7 +1027,7 @@ static bool codegen(tg_prog *p, int gid)
             if (!apart)
                 la->scratch = lb->scratch = true;
         }
-    keep_in_place(p, gid);
+    plan_backward(p, gid);
     /* the label: fused[op op ...] */
     char buf[1024];
     size_t len = (size_t)snprintf(buf, sizeof buf, "fused[");
