@@ -27,6 +27,14 @@ static chunk *chunks; /* stb_ds array */
 static int64_t cur;   /* chunk being filled */
 static size_t used_total, peak_used;
 
+/* Every program that makes a tensor links this file: the one place for
+ * what must happen when the library loads, before any thread exists (the
+ * CPU's handling of subnormal numbers, tensor/threads.c). */
+__attribute__((constructor)) static void library_loaded(void)
+{
+    tg_threads_init_();
+}
+
 static size_t round_up(size_t n)
 {
     return (n + TG_ARENA_ALIGN - 1) & ~(size_t)(TG_ARENA_ALIGN - 1);

@@ -238,6 +238,16 @@ int tg_get_num_threads(void);
  * tg_set_thread_governor(false) or TG_GOVERNOR=0 turns it off. Returns
  * the previous state. tg_threads_in_use: the count used now. */
 bool tg_set_thread_governor(bool on);
+/* Subnormal floats (below 1.2e-38) are flushed to zero by the CPU (x86:
+ * FTZ and DAZ), in every thread: vanishing gradients would otherwise make
+ * x86 arithmetic up to a hundred times slower. On by default (as if
+ * tg_set_flush_denormals(true) ran when the library loaded); off with
+ * TG_FLUSH_DENORMALS=0 or tg_set_flush_denormals(false), for IEEE
+ * gradual underflow. Returns the previous state. */
+bool tg_set_flush_denormals(bool on);
+bool tg_flush_denormals(void);
+/* internal: run once when the library loads (tensor/arena.c) */
+void tg_threads_init_(void);
 void tg_threads_checkpoint(void);
 int tg_threads_in_use(void);
 

@@ -18,6 +18,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#define HAVE_MXCSR 1
+#endif
 
 #define PERIOD_NS 20000000LL   /* look at most every 20 ms               */
 #define QUICK_NS 10000000LL    /* at the start and in a probe: 10 ms      */
@@ -179,4 +183,47 @@ void tg_threads_checkpoint(void)
         use(want);
     }
 #endif
+}
+
+/* ---- subnormal numbers --------------------------------------------------
+ * Gradients that vanish through many time steps end up below 1.2e-38,
+ * where x86 arithmetic on floats takes a microcode assist per operation:
+ * a GRU trained on a 200-step copy task ran 11 times longer than at 100
+ * steps. Flush-to-zero (results) and denormals-are-zero (inputs) make such
+ * numbers 0. Set in the thread that loads the library, before any OpenMP
+ * thread exists, so every worker inherits it; set again in every worker
+ * when changed later. */
+static bool flushing;
+
+static void set_flush_here(bool on)
+{
+#ifdef HAVE_MXCSR
+    unsigned csr = _mm_getcsr();
+    csr = on ? csr | 0x8040u : csr & ~0x8040u; /* FTZ | DAZ */
+    _mm_setcsr(csr);
+#else
+    (void)on;
+#endif
+}
+
+bool tg_set_flush_denormals(bool on)
+{
+    bool old = flushing;
+    flushing = on;
+    set_flush_here(on);
+#ifdef _OPENMP
+    int n = omp_get_max_threads();
+#pragma omp parallel num_threads(n)
+    set_flush_here(on); /* each thread its own control register */
+#endif
+    return old;
+}
+
+bool tg_flush_denormals(void) { return flushing; }
+
+void tg_threads_init_(void)
+{
+    const char *v = getenv("TG_FLUSH_DENORMALS");
+    flushing = !(v && !strcmp(v, "0"));
+    set_flush_here(flushing); /* before any thread: all inherit it */
 }

@@ -41,9 +41,11 @@ START_TEST(unary_values_match_libm)
 }
 END_TEST
 
-/* the extremes: no overflow, no NaN, exact saturation */
+/* the extremes: no overflow, no NaN, exact saturation (IEEE subnormals:
+ * flushing to zero, on by default, is tested below) */
 START_TEST(unary_extremes)
 {
+    tg_set_flush_denormals(false);
     tg_tensor *x = tg_from_buffer(
         TG_SHAPE(8), (tg_real[]){100, -100, 50, -50, -200, 200, 0, -89});
     tg_tensor *s = tg_sigmoid(x), *t = tg_tanh(x);
@@ -76,6 +78,7 @@ END_TEST
 
 START_TEST(log_sqrt_exp_edges)
 {
+    tg_set_flush_denormals(false);
     /* log of tiny positives: 1e-30 (normal) and 1e-45 (smallest denormal,
      * 1.4013e-45), 0 gives -inf, a negative number NaN */
     tg_tensor *x = tg_requires_grad(tg_from_buffer(
@@ -547,6 +550,37 @@ START_TEST(same_bits_any_thread_count)
 }
 END_TEST
 
+/* By default subnormal results and inputs are zero, on every thread: the
+ * same numbers whatever the thread count, and no slow microcode paths. */
+static void sigmoid_tail(int threads, tg_real *out)
+{
+    tg_set_num_threads(threads);
+    tg_tensor *x = tg_full(TG_SHAPE(1 << 16), -89.0); /* exp(-89): subnormal */
+    for (int64_t i = 0; i < x->numel; i += 2)
+        x->data[i] = -50; /* exp(-50) = 1.9e-22: normal */
+    tg_tensor *y = tg_sigmoid(x);
+    memcpy(out, y->data, 2 * sizeof(tg_real));
+    for (int64_t i = 0; i < y->numel; i += 2)
+        ck_assert(y->data[i] == out[0] && y->data[i + 1] == out[1]);
+    tg_tape_reset();
+}
+
+START_TEST(subnormals_flushed_by_default)
+{
+    ck_assert(tg_flush_denormals());
+    tg_real a[2], b[2];
+    sigmoid_tail(1, a);
+    sigmoid_tail(2, b);
+    ck_assert(a[1] == 0 && b[1] == 0); /* flushed, in every thread */
+    tgt_close(a[0], 1.9287499e-22, 1e-5);
+    ck_assert(a[0] == b[0]);
+    ck_assert(tg_set_flush_denormals(false));
+    sigmoid_tail(2, b);
+    tgt_close(b[1] / 2.227e-39f, 1.0, 1e-2); /* IEEE: the subnormal */
+    ck_assert(!tg_set_flush_denormals(true));
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("unary_reduce");
@@ -555,6 +589,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, unary_values_match_libm);
     tcase_add_test(tc, unary_extremes);
+    tcase_add_test(tc, subnormals_flushed_by_default);
     tcase_add_test(tc, log_sqrt_exp_edges);
     tcase_add_test(tc, relu_kink_and_nan);
     tcase_add_test(tc, step_ste_values);
