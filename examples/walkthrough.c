@@ -561,6 +561,10 @@ int main(int argc, char **argv)
         dot_path = argv[3];
     else if (argc != 2)
         which = "";
+    /* one thread: the numbers never depend on it, but the arena bytes
+     * printed by sections 5 and 7 include per-thread scratch */
+    tg_set_thread_governor(false);
+    tg_set_num_threads(1);
     int ran = 0;
     for (int i = 0; i < NSEC; i++)
         if (!strcmp(which, "all") || !strcmp(which, sections[i].name)) {
