@@ -1266,16 +1266,16 @@ static void compile_code(tg_prog *p, pins **code)
  * of the step then use it packed, and its gradient is one product. */
 static void prepare_weights(tg_prog *p)
 {
-    int64_t nn = arrlen(p->nodes);
+    int64_t nn = arrlen(p->nodes), nv = arrlen(p->vals);
+    int *made = tg_xmalloc((size_t)(nv ? nv : 1) * sizeof *made);
+    for (int64_t v = 0; v < nv; v++)
+        made[v] = -1; /* weight value -> its prepared value */
     for (int64_t i = 0; i < nn; i++) {
         pnode *n = &p->nodes[i];
         if (!(n->e.op->flags & TG_OP_WEIGHT1) || p->vals[n->out].invariant ||
             !p->vals[n->in[1]].invariant || p->vals[n->in[1]].layout.ndim != 2)
             continue;
-        int w = n->in[1], prep = -1;
-        for (int64_t j = 0; j < arrlen(p->nodes) && prep < 0; j++)
-            if (p->nodes[j].e.op == &tg_prepare_op && p->nodes[j].in[0] == w)
-                prep = p->nodes[j].out;
+        int w = n->in[1], prep = made[w];
         if (prep < 0) {
             pnode q;
             memset(&q, 0, sizeof q);
@@ -1294,9 +1294,11 @@ static void prepare_weights(tg_prog *p)
             p->vals[prep].invariant = true;
             arrput(p->nodes, q);
             n = &p->nodes[i]; /* the array may have moved */
+            made[w] = prep;
         }
         n->in[1] = prep;
     }
+    free(made);
 }
 
 /* add(u, linear(x, W, b)) where u is an input whose numbers the caller

@@ -274,14 +274,16 @@ static tg_tensor *sum_all(const tg_op *op, tg_tensor *x, bool mean)
         return NULL;
     out->data[0] = (tg_real)s;
     tg_entry *e = tg_record(op, out, 1, &x);
-    if (e)
+    if (e) {
         e->iarg[0] = mean ? x->numel : 1;
+        e->iarg[1] = mean; /* for replay */
+    }
     return out;
 }
 
 static tg_tensor *sum_all_replay(const tg_entry *e, tg_tensor *const *in)
 {
-    return sum_all(e->op, in[0], e->op == &mean_op);
+    return sum_all(e->op, in[0], e->iarg[1] != 0);
 }
 
 tg_tensor *tg_sum(tg_tensor *x) { return sum_all(&sum_op, x, false); }
@@ -336,10 +338,11 @@ static void sum_dim_bwd(tg_entry *e)
                (tg_real)e->iarg[3]);
 }
 
-static tg_tensor *dim_replay(const tg_entry *e, tg_tensor *const *in);
-static const tg_op sum_dim_op = {"sum_dim", sum_dim_bwd, .replay = dim_replay};
+static tg_tensor *sum_dim_replay(const tg_entry *e, tg_tensor *const *in);
+static const tg_op sum_dim_op = {"sum_dim", sum_dim_bwd,
+                                 .replay = sum_dim_replay};
 static const tg_op mean_dim_op = {"mean_dim", sum_dim_bwd,
-                                  .replay = dim_replay};
+                                  .replay = sum_dim_replay};
 
 static tg_tensor *sum_dim(const tg_op *op, tg_tensor *x, int dim, bool keepdim,
                           bool mean)
@@ -368,6 +371,7 @@ static tg_tensor *sum_dim(const tg_op *op, tg_tensor *x, int dim, bool keepdim,
         e->iarg[3] = mean ? g.n : 1; /* the divisor of dy */
         e->iarg[4] = dim;            /* for replay */
         e->iarg[5] = keepdim;
+        e->iarg[6] = mean;
     }
     return out;
 }
@@ -401,8 +405,12 @@ static void max_dim_bwd(tg_entry *e)
     }
 }
 
+static tg_tensor *max_dim_replay(const tg_entry *e, tg_tensor *const *in)
+{
+    return tg_max_dim(in[0], (int)e->iarg[4], e->iarg[5] != 0);
+}
 static const tg_op max_dim_op = {"max_dim", max_dim_bwd,
-                                 .replay = dim_replay};
+                                 .replay = max_dim_replay};
 
 tg_tensor *tg_max_dim(tg_tensor *x, int dim, bool keepdim)
 {
@@ -436,11 +444,8 @@ tg_tensor *tg_max_dim(tg_tensor *x, int dim, bool keepdim)
     return out;
 }
 
-static tg_tensor *dim_replay(const tg_entry *e, tg_tensor *const *in)
+static tg_tensor *sum_dim_replay(const tg_entry *e, tg_tensor *const *in)
 {
-    int dim = (int)e->iarg[4];
-    bool keep = e->iarg[5] != 0;
-    if (e->op == &max_dim_op)
-        return tg_max_dim(in[0], dim, keep);
-    return sum_dim(e->op, in[0], dim, keep, e->op == &mean_dim_op);
+    return sum_dim(e->op, in[0], (int)e->iarg[4], e->iarg[5] != 0,
+                   e->iarg[6] != 0);
 }

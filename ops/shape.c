@@ -446,6 +446,7 @@ static tg_tensor *join(const tg_op *desc, tg_tensor *const *xs, int n, int dim,
     tg_entry *e = tg_record(desc, out, n, xs);
     if (e) {
         e->iarg[0] = d;
+        e->iarg[1] = stack; /* for replay */
         e->saved = at;
     }
     return out;
@@ -463,5 +464,5 @@ tg_tensor *tg_stack(tg_tensor *const *xs, int n, int dim)
 
 static tg_tensor *join_replay(const tg_entry *e, tg_tensor *const *in)
 {
-    return join(e->op, in, e->nin, (int)e->iarg[0], e->op == &stack_op);
+    return join(e->op, in, e->nin, (int)e->iarg[0], e->iarg[1] != 0);
 }
