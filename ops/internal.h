@@ -80,7 +80,7 @@ void tg_ew_run(int nop, tg_real *const *base, const int64_t *const *strides,
                const double *args);
 
 /* ---- elementwise rules as data ----------------------------------------
- * Every elementwise op describes itself to the fused programs (ops/fuse.c)
+ * Every elementwise op describes itself to the fused programs (ops/fuse_vm.c)
  * as one instruction of their small vector machine for its forward, and
  * one per input for its derivative. An instruction names a code and up to
  * three sources; in a derivative the sources are the op's own values:

@@ -2,7 +2,7 @@
  * tests/grad_fuse.c - compiled (fused) steps against the steps as written.
  *
  * For every built-in cell and for cells written here to reach every code
- * of the vector machine (ops/fuse.c), one forward and backward through the
+ * of the vector machine (ops/fuse_vm.c), one forward and backward through the
  * sequence layer with fusion off and on, from the same parameters and
  * inputs. The bound, relative, in double: outputs within 1e-13 (a group
  * evaluates each member with the member's own expression), gradients

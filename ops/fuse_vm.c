@@ -1,0 +1,458 @@
+/*
+ * ops/fuse_vm.c - the vector machine that runs fused groups, forward and
+ * backward (ops/fuse.h says what groups are; ops/fuse_group.c compiles
+ * them).
+ *
+ * A register is a block of at most BLK numbers; an instruction applies one
+ * elementwise code to whole blocks (the codes, and each op's rules written
+ * with them, are in ops/internal.h). A group runs tile by tile over its
+ * iteration space; its backward recomputes what it must, reads what it
+ * kept, and applies each member's derivative rule in reverse order.
+ */
+#include "ops/fuse_internal.h"
+#include "ops/vmath.h"
+#include "tensor/ds.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ==== 1. the vector machine ============================================
+ * Registers are blocks of at most BLK numbers; an instruction applies one
+ * code to whole blocks. A block of 256 floats is 1 KB, so the registers of
+ * a whole LSTM step (about 20) stay in L1 while they are used. */
+
+/* d[i] = expr, or d[i] += expr with acc, for i < n */
+#define VM_LOOP(expr)                                                      \
+    do {                                                                   \
+        if (acc)                                                           \
+            for (int i = 0; i < n; i++)                                    \
+                d[i] += (expr);                                            \
+        else                                                               \
+            for (int i = 0; i < n; i++)                                    \
+                d[i] = (expr);                                             \
+    } while (0)
+
+/* d (+)= code(a, b, c; k) over n numbers. The expressions are those of the
+ * ops' own kernels (ops/elementwise.c, ops/unary.c), so a fused forward
+ * gives the unfused numbers bit for bit. */
+static void vm_eval(int code, int n, tg_real *restrict d, const tg_real *a,
+                    const tg_real *b, const tg_real *c, tg_real k, bool acc)
+{
+    const tg_real one = 1;
+    switch (code) {
+    case TG_VM_COPY: VM_LOOP(a[i]); break;
+    case TG_VM_ADD: VM_LOOP(a[i] + b[i]); break;
+    case TG_VM_SUB: VM_LOOP(a[i] - b[i]); break;
+    case TG_VM_MUL: VM_LOOP(a[i] * b[i]); break;
+    case TG_VM_DIV: VM_LOOP(a[i] / b[i]); break;
+    case TG_VM_POW: VM_LOOP(rpow(a[i], b[i])); break;
+    case TG_VM_NEG: VM_LOOP(-a[i]); break;
+    case TG_VM_ADDK: VM_LOOP(a[i] + k); break;
+    case TG_VM_MULK: VM_LOOP(a[i] * k); break;
+    case TG_VM_POWK: VM_LOOP(rpow(a[i], k)); break;
+    case TG_VM_EXP: VM_LOOP(rexp(a[i])); break;
+    case TG_VM_LOG: VM_LOOP(rlog(a[i])); break;
+    case TG_VM_TANH: VM_LOOP(tg_vtanh(a[i])); break;
+    case TG_VM_SIGMOID: VM_LOOP(tg_vsigmoid(a[i])); break;
+    case TG_VM_RELU: VM_LOOP((a[i] > 0 || a[i] != a[i]) ? a[i] : 0); break;
+    case TG_VM_SQRT: VM_LOOP(rsqrt(a[i])); break;
+    case TG_VM_STEP:
+        VM_LOOP(a[i] > 0 ? one : (a[i] != a[i] ? a[i] : 0));
+        break;
+    case TG_VM_DTANH: VM_LOOP(a[i] * (one - b[i] * b[i])); break;
+    case TG_VM_DSIGMOID: VM_LOOP(a[i] * b[i] * (one - b[i])); break;
+    case TG_VM_DRELU: VM_LOOP(b[i] > 0 ? a[i] : 0); break;
+    case TG_VM_DSQRT: VM_LOOP(a[i] * (tg_real)0.5 / b[i]); break;
+    case TG_VM_DSTEP:
+        VM_LOOP(a[i] * tg_vsigmoid(b[i]) * (one - tg_vsigmoid(b[i])));
+        break;
+    case TG_VM_DDIVB: VM_LOOP(-a[i] * b[i] / c[i]); break;
+    case TG_VM_DPOWA:
+        VM_LOOP(c[i] == 0 ? 0 : a[i] * c[i] * rpow(b[i], c[i] - 1));
+        break;
+    case TG_VM_DPOWB: VM_LOOP(b[i] == 0 ? 0 : a[i] * b[i] * rlog(c[i])); break;
+    case TG_VM_DPOWK: VM_LOOP(k == 0 ? 0 : a[i] * k * rpow(b[i], k - 1)); break;
+    default: TG_ASSERT(!"unknown vector machine code");
+    }
+}
+
+/* ==== 2. a group ======================================================
+ * A group computes its outputs, all of one shape S, element by element
+ * from its external inputs. Its iteration space is S, walked in tiles: a
+ * tile is up to BLK consecutive numbers of S's last axis in one "row"
+ * (one index of the leading axes). Every external input is read through
+ * an affine map from S: at offset off + sum_j i_j * st[j] of its numbers
+ * (and, for its gradient, goff + sum_j i_j * gst[j] of its contiguous
+ * gradient buffer). A chunk of a [B, 4H] tensor is such a map; so is a
+ * bias broadcast over the batch (stride 0). */
+
+/* tile t: the row's multi-index (all but the last axis), first column, n */
+static int64_t tile_geom(const group *g, int64_t t, int64_t *idx, int *n)
+{
+    int64_t row = t / g->nchunk, c0 = (t % g->nchunk) * BLK;
+    *n = (int)(g->inner - c0 < BLK ? g->inner - c0 : BLK);
+    int64_t r = row;
+    for (int d = g->ndim - 2; d >= 0; d--) {
+        idx[d] = r % g->shape[d];
+        r /= g->shape[d];
+    }
+    idx[g->ndim - 1] = c0;
+    return row * g->inner + c0; /* the tile's offset in an output */
+}
+
+static int64_t dot(const int64_t *idx, const int64_t *st, int nd)
+{
+    int64_t s = 0;
+    for (int d = 0; d < nd; d++)
+        s += idx[d] * st[d];
+    return s;
+}
+
+/* Per-tile working memory: register pointers and block buffers. */
+typedef struct vm_mem {
+    const tg_real **R; /* values                                    */
+    tg_real **G;       /* gradients                                 */
+    bool *zero, *own;  /* G[r] not yet set / points into gbuf       */
+    tg_real *buf, *gbuf;
+} vm_mem;
+
+static size_t vm_mem_size(const group *g)
+{
+    size_t r = (size_t)g->nreg;
+    return r * (sizeof(tg_real *) * 2 + 2) + 2 * r * BLK * sizeof(tg_real) +
+           128;
+}
+
+static vm_mem vm_mem_at(const group *g, char *p)
+{
+    size_t r = (size_t)g->nreg;
+    vm_mem m;
+    m.buf = (tg_real *)p;             /* p is 64-byte aligned */
+    m.gbuf = m.buf + r * BLK;
+    m.R = (const tg_real **)(m.gbuf + r * BLK);
+    m.G = (tg_real **)(m.R + r);
+    m.zero = (bool *)(m.G + r);
+    m.own = m.zero + r;
+    return m;
+}
+
+/* Loads the tile's inputs: a pointer into the input where its numbers lie
+ * one after the other, else gathered (or broadcast) into the register. */
+static void tile_loads(const group *g, tg_tensor *const *ext, const int64_t *idx,
+                       int n, vm_mem *m, bool backward)
+{
+    int nd = g->ndim;
+    for (int64_t l = 0; l < arrlen(g->loads); l++) {
+        const vm_load *ld = &g->loads[l];
+        /* in backward, a kept load holds its instruction's output, and a
+         * load nothing needs is not read at all */
+        if (backward && ld->keep < 0 && !ld->needed)
+            continue;
+        const tg_real *p = ext[ld->ext]->data + ld->off + dot(idx, ld->st, nd);
+        int64_t s = ld->st[nd - 1];
+        int reg = backward && ld->keep >= 0 ? g->ins[ld->keep].dst : ld->reg;
+        if (s == 1) {
+            m->R[reg] = p;
+            continue;
+        }
+        tg_real *r = m->buf + (size_t)reg * BLK;
+        for (int i = 0; i < n; i++)
+            r[i] = p[i * s];
+        m->R[reg] = r;
+    }
+}
+
+/* forward, at the end of a tile: the values backward will read stored
+ * over the numbers of the loads that keep them (after every instruction,
+ * since a load's register may point at those very numbers) */
+static void keep_values(const group *g, tg_tensor *const *ext,
+                        const int64_t *idx, int n, const vm_mem *m)
+{
+    int nd = g->ndim;
+    for (int64_t l = 0; l < arrlen(g->loads); l++) {
+        const vm_load *ld = &g->loads[l];
+        if (ld->keep < 0)
+            continue;
+        tg_real *p = ext[ld->ext]->data + ld->off + dot(idx, ld->st, nd);
+        int64_t s = ld->st[nd - 1];
+        const tg_real *v = m->R[g->ins[ld->keep].dst];
+        for (int i = 0; i < n; i++)
+            p[i * s] = v[i];
+    }
+}
+
+/* Forward of one tile. With outs_done (backward's recomputation), the
+ * outputs already hold their numbers: their registers point there, and
+ * only the instructions whose values backward needs and that nothing kept
+ * are run again. */
+static void tile_forward(const group *g, tg_tensor *const *ext,
+                         tg_tensor *const *outs, int64_t t, vm_mem *m,
+                         bool outs_done, int64_t *idx, int *np)
+{
+    int n;
+    int64_t o = tile_geom(g, t, idx, &n);
+    *np = n;
+    for (int64_t i = 0; i < arrlen(g->ins); i++)
+        m->R[g->ins[i].dst] = m->buf + (size_t)g->ins[i].dst * BLK;
+    tile_loads(g, ext, idx, n, m, outs_done);
+    for (int64_t k = 0; k < arrlen(g->out_reg); k++)
+        if (g->out_direct[k] || outs_done)
+            m->R[g->out_reg[k]] = outs[k]->data + o;
+    for (int64_t i = 0; i < arrlen(g->ins); i++) {
+        const vm_ins *in = &g->ins[i];
+        if (outs_done && !in->recompute)
+            continue; /* an output, kept, or not needed by backward */
+        vm_eval(in->code, n, (tg_real *)m->R[in->dst], m->R[in->src[0]],
+                m->R[in->src[1]], m->R[in->src[2]], in->k, false);
+    }
+    if (outs_done)
+        return;
+    for (int64_t k = 0; k < arrlen(g->out_reg); k++)
+        if (!g->out_direct[k])
+            memcpy(outs[k]->data + o, m->R[g->out_reg[k]],
+                   (size_t)n * sizeof(tg_real));
+    keep_values(g, ext, idx, n, m);
+}
+
+/* G[r] becomes writable: a borrowed gradient is copied into r's buffer */
+static void own_grad(vm_mem *m, int r, int n)
+{
+    if (m->own[r])
+        return;
+    tg_real *b = m->gbuf + (size_t)r * BLK;
+    memcpy(b, m->G[r], (size_t)n * sizeof(tg_real));
+    m->G[r] = b;
+    m->own[r] = true;
+}
+
+/* G[r] += src (or takes src over, borrowed, when G[r] is still zero) */
+static void add_grad(vm_mem *m, int r, tg_real *src, int n)
+{
+    if (m->zero[r]) {
+        m->G[r] = src;
+        m->zero[r] = false;
+        m->own[r] = false;
+        return;
+    }
+    own_grad(m, r, n);
+    for (int i = 0; i < n; i++)
+        m->G[r][i] += src[i];
+}
+
+/* Backward of one tile: recompute, then every member's derivative rule in
+ * reverse order, then add the inputs' gradients where they belong. */
+static void tile_backward(const group *g, tg_tensor *const *ext,
+                          tg_tensor *const *outs, int64_t t, vm_mem *m,
+                          tg_real *const *scratch)
+{
+    int64_t idx[TG_MAX_DIMS];
+    int n;
+    tile_forward(g, ext, outs, t, m, true, idx, &n);
+    int64_t o = tile_geom(g, t, idx, &n);
+    for (int r = 0; r < g->nreg; r++) {
+        m->zero[r] = true;
+        m->own[r] = false;
+    }
+    /* dL/d(outputs): the consumers' gradients (none: zero) */
+    for (int64_t k = 0; k < arrlen(g->out_reg); k++)
+        if (outs[k]->grad)
+            add_grad(m, g->out_reg[k], outs[k]->grad + o, n);
+    for (int64_t i = arrlen(g->ins) - 1; i >= 0; i--) {
+        const vm_ins *in = &g->ins[i];
+        if (m->zero[in->dst])
+            continue;
+        for (int a = 0; a < in->rule->nin; a++) {
+            const tg_ew_deriv *d = &in->rule->d[a];
+            int s = in->src[a];
+            const tg_real *v[3];
+            for (int q = 0; q < 3; q++) {
+                int from = d->src[q];
+                v[q] = from == TG_R_G   ? m->G[in->dst]
+                       : from == TG_R_A ? m->R[in->src[0]]
+                       : from == TG_R_B ? m->R[in->src[1]]
+                                        : m->R[in->dst];
+            }
+            if (d->code == TG_VM_COPY && d->src[0] == TG_R_G) {
+                add_grad(m, s, m->G[in->dst], n);
+                continue;
+            }
+            bool acc = !m->zero[s];
+            if (acc) {
+                own_grad(m, s, n);
+            } else {
+                m->G[s] = m->gbuf + (size_t)s * BLK;
+                m->own[s] = true;
+                m->zero[s] = false;
+            }
+            vm_eval(d->code, n, m->G[s], v[0], v[1], v[2], in->k, acc);
+        }
+    }
+    int nd = g->ndim;
+    for (int64_t l = 0; l < arrlen(g->loads); l++) {
+        const vm_load *ld = &g->loads[l];
+        tg_real *dx = ext[ld->ext]->grad;
+        if (!dx || m->zero[ld->reg])
+            continue;
+        const tg_real *gr = m->G[ld->reg];
+        if (ld->scratch) {
+            tg_real *sc = scratch[l] + o;
+            for (int i = 0; i < n; i++)
+                sc[i] += gr[i];
+            continue;
+        }
+        tg_real *p = dx + ld->goff + dot(idx, ld->gst, nd);
+        int64_t s = ld->gst[nd - 1];
+        for (int i = 0; i < n; i++)
+            p[i * s] += gr[i];
+    }
+}
+
+/* Tiles in parallel when the group is large; each tile writes only its own
+ * part of every output and (through one-to-one maps) of every gradient, so
+ * the numbers do not depend on the thread count. */
+static int nthreads_for(const group *g)
+{
+#ifdef _OPENMP
+    if (g->numel * (int64_t)(arrlen(g->ins) + 1) >= TG_PAR_MIN &&
+        g->ntiles > 1 && !omp_in_parallel())
+        return omp_get_max_threads();
+#endif
+    (void)g;
+    return 1;
+}
+
+static char *thread_mem(const group *g, int nth)
+{
+    size_t per = (vm_mem_size(g) + 63) & ~(size_t)63;
+    return tg_arena_alloc(per * (size_t)nth);
+}
+
+static void group_forward(const group *g, tg_tensor *const *ext,
+                          tg_tensor *const *outs)
+{
+    int nth = nthreads_for(g);
+    size_t per = (vm_mem_size(g) + 63) & ~(size_t)63;
+    char *mem = thread_mem(g, nth);
+    if (nth == 1) {
+        vm_mem m = vm_mem_at(g, mem);
+        int64_t idx[TG_MAX_DIMS];
+        int n;
+        for (int64_t t = 0; t < g->ntiles; t++)
+            tile_forward(g, ext, outs, t, &m, false, idx, &n);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nth)
+    {
+        vm_mem m = vm_mem_at(g, mem + per * (size_t)omp_get_thread_num());
+        int64_t idx[TG_MAX_DIMS];
+        int n;
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < g->ntiles; t++) /* tile t of every output */
+            tile_forward(g, ext, outs, t, &m, false, idx, &n);
+    }
+#else
+    (void)per;
+#endif
+}
+
+/* The backward rule of every fused group. */
+static void fused_bwd(tg_entry *e)
+{
+    const group *g = e->saved;
+    tg_tensor *const *ext = e->in;
+    /* scratch gradients of the loads that need them (zeroed) */
+    tg_real **scratch = tg_arena_alloc(sizeof(tg_real *) *
+                                       (size_t)(arrlen(g->loads) + 1));
+    for (int64_t l = 0; l < arrlen(g->loads); l++)
+        scratch[l] = g->loads[l].scratch && ext[g->loads[l].ext]->grad
+                         ? tg_scratch_zero(g->numel)
+                         : NULL;
+    int nth = nthreads_for(g);
+    size_t per = (vm_mem_size(g) + 63) & ~(size_t)63;
+    char *mem = thread_mem(g, nth);
+    if (nth == 1) {
+        vm_mem m = vm_mem_at(g, mem);
+        for (int64_t t = 0; t < g->ntiles; t++)
+            tile_backward(g, ext, e->outs, t, &m, scratch);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nth)
+        {
+            vm_mem m = vm_mem_at(g, mem + per * (size_t)omp_get_thread_num());
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < g->ntiles; t++) /* tile t's gradients */
+                tile_backward(g, ext, e->outs, t, &m, scratch);
+        }
+#else
+        (void)per;
+#endif
+    }
+    /* scratch gradients summed into their inputs, row by row in index
+     * order (one thread: a fixed order, and several rows may add into
+     * the same numbers - a bias broadcast over the batch) */
+    int nd = g->ndim;
+    for (int64_t l = 0; l < arrlen(g->loads); l++) {
+        if (!scratch[l])
+            continue;
+        const vm_load *ld = &g->loads[l];
+        tg_real *dx = ext[ld->ext]->grad;
+        int64_t idx[TG_MAX_DIMS] = {0}, s = ld->gst[nd - 1];
+        for (int64_t row = 0; row < g->numel / g->inner; row++) {
+            tg_real *d = dx + ld->goff + dot(idx, ld->gst, nd - 1);
+            const tg_real *src = scratch[l] + row * g->inner;
+            if (s == 1)
+                for (int64_t i = 0; i < g->inner; i++)
+                    d[i] += src[i];
+            else
+                for (int64_t i = 0; i < g->inner; i++)
+                    d[i * s] += src[i];
+            for (int d2 = nd - 2; d2 >= 0; d2--) {
+                if (++idx[d2] < g->shape[d2])
+                    break;
+                idx[d2] = 0;
+            }
+        }
+    }
+}
+
+static void fused_label(const tg_entry *e, char *buf, size_t cap)
+{
+    const group *g = e->saved;
+    snprintf(buf, cap, "%s", g->label);
+}
+
+static const tg_op fused_op = {"fused", fused_bwd, .label = fused_label};
+
+/* Runs group g on ext; returns its outputs (arena), recorded as one entry
+ * when any input requires grad. */
+void tg_fuse_group_run(const group *g, tg_tensor *const *ext, tg_tensor **outs)
+{
+    int nout = (int)arrlen(g->out_reg);
+    for (int k = 0; k < nout; k++)
+        outs[k] = tg_new_out(g->ndim, g->shape);
+    group_forward(g, ext, outs);
+    tg_entry *e = tg_record_multi(&fused_op, nout, outs, g->next, ext);
+    if (e)
+        e->saved = (void *)g;
+}
+
+void tg_fuse_group_free(group *g)
+{
+    if (!g)
+        return;
+    arrfree(g->loads);
+    arrfree(g->ins);
+    arrfree(g->out_reg);
+    free(g->out_direct);
+    arrfree(g->ext_val);
+    arrfree(g->out_val);
+    arrfree(g->members);
+    free(g->label);
+    free(g);
+}
+
