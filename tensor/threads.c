@@ -32,8 +32,11 @@
 static int asked = 0;          /* tg_set_num_threads; 0: OpenMP's default */
 static int in_use = 0;
 static int governor = -1;      /* -1: TG_GOVERNOR not read yet            */
-static long long last_ns, last_wait, probe_at, backoff = BACKOFF_MIN_NS;
+static long long last_ns, backoff = BACKOFF_MIN_NS;
 static bool probing, started;
+
+#ifdef _OPENMP /* the governor's readings: nothing to govern without */
+static long long last_wait, probe_at;
 
 static long long now_ns(void)
 {
@@ -67,6 +70,7 @@ static int others_running(void)
     fclose(f);
     return n == 5 ? running - 1 : -1;
 }
+#endif
 
 static void use(int n)
 {
