@@ -8,20 +8,28 @@
  *
  * A program is the step traced once and rewritten:
  *   - ops whose inputs are all parameters (a chunk of weight_hh) move out
- *     of the loop: they run once per sequence (the "preamble");
+ *     of the loop: they run once per sequence (the "preamble"), and every
+ *     weight a step multiplies by is prepared there (tg_prepare_weight:
+ *     packed once, its gradient over all steps one product);
+ *   - add(xp, linear(h, W, b)), where xp is an input the caller gave away
+ *     (the layer's slice of its own input projection), becomes linear_into:
+ *     the product is added into xp's numbers, no new buffer;
  *   - elementwise ops, and the views between them (the chunks of an
  *     LSTM's pre-activation), are fused into groups. A group runs as one
  *     pass per step over cache-sized blocks with a small vector machine,
  *     and records ONE tape entry with all its outputs. Its backward
- *     recomputes the group's intermediates from its inputs block by block
- *     and applies each member op's derivative rule - the same scalar rules
- *     the ops declare in their descriptors (ops/internal.h). There is no
- *     hand-written LSTM or GRU backward: a user's cell is fused exactly
- *     like the built-in ones;
+ *     applies each member op's derivative rule in reverse order - the
+ *     same scalar rules the ops declare in their descriptors
+ *     (ops/internal.h). There is no hand-written LSTM or GRU backward: a
+ *     user's cell is fused exactly like the built-in ones;
+ *   - what a group's backward needs is planned: expensive values (the
+ *     gates) are stored over given-away inputs it no longer needs, the
+ *     cheap ones are recomputed block by block;
  *   - every other op (linear, matmul, reductions, ...) is re-run through
  *     its descriptor's replay.
- * Only a group's outputs are stored: for an LSTM step that is h and c,
- * against twelve [B, H]-sized buffers unfused.
+ * For an LSTM step that leaves h and c, plus the gates written over the
+ * step's own slice of the projection, against twelve [B, H]-sized buffers
+ * and a [B, 4H] product unfused.
  *
  * What a step may do to be compiled: compute the same ops every step,
  * depending only on its inputs, the cell's parameters and constants made
@@ -31,7 +39,8 @@
  *
  * The unfused path stays the reference: tg_set_fusion(false), or the
  * environment variable TG_FUSE=0, turns compilation off everywhere.
- * tests/test_fuse.c checks both paths agree for every cell.
+ * tests/grad_fuse.c checks both paths agree for every built-in cell and
+ * for cells written to reach every code of the vector machine.
  */
 #ifndef TG_OPS_FUSE_H
 #define TG_OPS_FUSE_H
