@@ -1,0 +1,105 @@
+/*
+ * tests/test_threads.c - the thread governor (tensor/threads.c).
+ *
+ * What can be tested without depending on how busy the test machine is:
+ * the switches, and that with a busy process on every core the governor
+ * goes down to one thread (a quiet machine cannot be promised, so the
+ * other direction is not tested). Linux only: where schedstat is missing
+ * the governor turns itself off, and the busy test checks just that.
+ */
+#include "harness.h"
+#include "ops/ops.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+START_TEST(switches)
+{
+    bool was = tg_set_thread_governor(false);
+    ck_assert(was); /* on by default (TG_GOVERNOR unset in the tests) */
+    tg_set_num_threads(2);
+    ck_assert_int_eq(tg_get_num_threads(), 2);
+    for (int i = 0; i < 10; i++)
+        tg_threads_checkpoint(); /* off: never changes anything */
+#ifdef _OPENMP
+    ck_assert_int_eq(tg_threads_in_use(), 2);
+#else
+    ck_assert_int_eq(tg_threads_in_use(), 1);
+#endif
+    ck_assert(!tg_set_thread_governor(true));
+    tg_set_num_threads(1);
+    ck_assert_int_eq(tg_threads_in_use(), 1);
+}
+END_TEST
+
+START_TEST(busy_machine_gets_one_thread)
+{
+#ifdef _OPENMP
+    int ncpu = omp_get_num_procs();
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    if (!f) {
+        printf("busy_machine_gets_one_thread: no schedstat here; skipped\n");
+        return;
+    }
+    fclose(f);
+    /* asked for on a machine that may be quiet: then the readings, not the
+     * start, must find the busy processes started next */
+    tg_set_thread_governor(true);
+    tg_set_num_threads(ncpu > 1 ? ncpu : 2);
+    /* a busy process on every core (they never touch OpenMP) */
+    pid_t kids[64];
+    int nkids = ncpu < 64 ? ncpu : 64;
+    for (int k = 0; k < nkids; k++) {
+        kids[k] = fork();
+        ck_assert(kids[k] >= 0);
+        if (kids[k] == 0) {
+            volatile unsigned long x = 0;
+            for (;;)
+                x++;
+        }
+    }
+    tg_tensor *a = tg_rand(TG_SHAPE(1 << 20), NULL, -1, 1);
+    double t0 = now();
+    int in_use = tg_threads_in_use();
+    /* parallel work between checkpoints, for at most 5 s */
+    while (now() - t0 < 5 && (in_use = tg_threads_in_use()) > 1) {
+        tg_arena_mark m = tg_arena_get_mark();
+        tg_sum(tg_mul(a, a));
+        tg_arena_rewind(m);
+        tg_threads_checkpoint();
+    }
+    for (int k = 0; k < nkids; k++) {
+        kill(kids[k], SIGKILL);
+        waitpid(kids[k], NULL, 0);
+    }
+    printf("busy machine: %d thread(s) after %.2f s\n", in_use, now() - t0);
+    ck_assert_int_eq(in_use, 1);
+#endif
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("threads");
+    TCase *tc = tcase_create("governor");
+    tcase_add_checked_fixture(tc, NULL, tgt_teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, switches);
+    tcase_add_test(tc, busy_machine_gets_one_thread);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TG_TEST_MAIN(suite)
