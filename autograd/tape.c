@@ -41,9 +41,10 @@ tg_entry *tg_tape_entry(int64_t i)
 }
 
 /* Tracing: > 0 between tg_tape_trace_begin and _end. Entries recorded
- * only because of it are flagged in traced_only (by tape index). */
+ * only because of it are flagged in traced_only. */
 static int tracing;
-static bool *traced_only; /* stb_ds array parallel to the tape (lazy) */
+static bool *traced_only; /* stb_ds array: for each entry recorded since
+                             tg_tape_trace_begin, in order */
 
 static tg_entry *record(const tg_op *op, int nout, tg_tensor *const *outs,
                         int nin, tg_tensor *const *in)
@@ -80,10 +81,8 @@ static tg_entry *record(const tg_op *op, int nout, tg_tensor *const *outs,
             outs[k]->flags |= TG_REQUIRES_GRAD;
         outs[k]->entry = (int32_t)arrlen(tape);
     }
-    if (tracing) {
-        arrsetlen(traced_only, arrlen(tape) + 1);
-        traced_only[arrlen(tape)] = !real;
-    }
+    if (tracing)
+        arrput(traced_only, !real);
     arrput(tape, e);
     return &tape[arrlen(tape) - 1];
 }
@@ -111,14 +110,9 @@ const char *tg_entry_label(const tg_entry *e, char *buf, size_t cap)
 
 int64_t tg_tape_trace_begin(void)
 {
-    tracing++;
+    if (tracing++ == 0)
+        arrsetlen(traced_only, 0);
     return arrlen(tape);
-}
-
-bool tg_entry_traced_only(const tg_entry *e)
-{
-    int64_t i = e - tape;
-    return i >= 0 && i < arrlen(traced_only) && traced_only[i];
 }
 
 void tg_tape_trace_end(int64_t first, bool drop)
@@ -131,7 +125,7 @@ void tg_tape_trace_end(int64_t first, bool drop)
      * outputs become plain temporaries again */
     int64_t w = first;
     for (int64_t i = first; i < arrlen(tape); i++) {
-        bool only = i < arrlen(traced_only) && traced_only[i];
+        bool only = i - first < arrlen(traced_only) && traced_only[i - first];
         if (only) {
             for (int k = 0; k < tape[i].nout; k++)
                 tape[i].outs[k]->entry = -1;
@@ -404,6 +398,7 @@ void tg_tape_reset(void)
 
 void tg_tape_free_all(void)
 {
+    arrfree(traced_only);
     arrfree(tape);
     tape = NULL;
     tg_arena_release();

@@ -135,7 +135,6 @@ const char *tg_entry_label(const tg_entry *e, char *buf, size_t cap);
  * their outputs as plain temporaries. */
 int64_t tg_tape_trace_begin(void);
 void tg_tape_trace_end(int64_t first, bool drop_untracked);
-bool tg_entry_traced_only(const tg_entry *e);
 
 /* ---- modes ------------------------------------------------------------ */
 /* Turns recording on or off (on at start) and returns the previous state.

@@ -109,7 +109,8 @@ static void add_bwd(tg_entry *e)
     binary_grad(e, 0, pass_grad);
     binary_grad(e, 1, pass_grad);
 }
-static const tg_ew_rule add_op_rule = {TG_VM_ADD, 2, 0, {{TG_VM_COPY, {TG_R_G, 0, 0}},
+static const tg_ew_rule add_op_rule = {
+    TG_VM_ADD, 2, {{TG_VM_COPY, {TG_R_G, 0, 0}},
     {TG_VM_COPY, {TG_R_G, 0, 0}}}};
 static const tg_op add_op = {"add", add_bwd, .ew = &add_op_rule};
 tg_tensor *tg_add(tg_tensor *a, tg_tensor *b)
@@ -134,7 +135,8 @@ static void sub_bwd(tg_entry *e)
     binary_grad(e, 0, pass_grad);
     binary_grad(e, 1, negated_grad);
 }
-static const tg_ew_rule sub_op_rule = {TG_VM_SUB, 2, 0, {{TG_VM_COPY, {TG_R_G, 0, 0}},
+static const tg_ew_rule sub_op_rule = {
+    TG_VM_SUB, 2, {{TG_VM_COPY, {TG_R_G, 0, 0}},
     {TG_VM_NEG, {TG_R_G, 0, 0}}}};
 static const tg_op sub_op = {"sub", sub_bwd, .ew = &sub_op_rule};
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b)
@@ -164,7 +166,8 @@ static void mul_bwd(tg_entry *e)
     binary_grad(e, 0, mul_grad_a);
     binary_grad(e, 1, mul_grad_b);
 }
-static const tg_ew_rule mul_op_rule = {TG_VM_MUL, 2, 0, {{TG_VM_MUL, {TG_R_G, TG_R_B, 0}},
+static const tg_ew_rule mul_op_rule = {
+    TG_VM_MUL, 2, {{TG_VM_MUL, {TG_R_G, TG_R_B, 0}},
     {TG_VM_MUL, {TG_R_G, TG_R_A, 0}}}};
 static const tg_op mul_op = {"mul", mul_bwd, .ew = &mul_op_rule};
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b)
@@ -194,7 +197,8 @@ static void div_bwd(tg_entry *e)
     binary_grad(e, 0, div_grad_a);
     binary_grad(e, 1, div_grad_b);
 }
-static const tg_ew_rule div_op_rule = {TG_VM_DIV, 2, 0, {{TG_VM_DIV, {TG_R_G, TG_R_B, 0}},
+static const tg_ew_rule div_op_rule = {
+    TG_VM_DIV, 2, {{TG_VM_DIV, {TG_R_G, TG_R_B, 0}},
     {TG_VM_DDIVB, {TG_R_G, TG_R_Y, TG_R_B}}}};
 static const tg_op div_op = {"div", div_bwd, .ew = &div_op_rule};
 tg_tensor *tg_div(tg_tensor *a, tg_tensor *b)
@@ -226,7 +230,8 @@ static void pow_bwd(tg_entry *e)
     binary_grad(e, 0, pow_grad_a);
     binary_grad(e, 1, pow_grad_b);
 }
-static const tg_ew_rule pow_op_rule = {TG_VM_POW, 2, 0, {{TG_VM_DPOWA, {TG_R_G, TG_R_A, TG_R_B}},
+static const tg_ew_rule pow_op_rule = {
+    TG_VM_POW, 2, {{TG_VM_DPOWA, {TG_R_G, TG_R_A, TG_R_B}},
     {TG_VM_DPOWB, {TG_R_G, TG_R_Y, TG_R_A}}}};
 static const tg_op pow_op = {"pow", pow_bwd, .ew = &pow_op_rule};
 tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b)
@@ -293,7 +298,8 @@ static void scalar_grad(tg_entry *e, tg_ew_inner inner)
 SCALAR_FWD(neg_fwd, -a)
 SCALAR_BWD(neg_grad, -dy)
 static void neg_bwd(tg_entry *e) { scalar_grad(e, neg_grad); }
-static const tg_ew_rule neg_op_rule = {TG_VM_NEG, 1, 1, {{TG_VM_NEG, {TG_R_G, 0, 0}}}};
+static const tg_ew_rule neg_op_rule = {
+    TG_VM_NEG, 1, {{TG_VM_NEG, {TG_R_G, 0, 0}}}};
 static const tg_op neg_op = {"neg", neg_bwd, .ew = &neg_op_rule};
 tg_tensor *tg_neg(tg_tensor *a)
 {
@@ -304,7 +310,8 @@ tg_tensor *tg_neg(tg_tensor *a)
 SCALAR_FWD(adds_fwd, a + c)
 SCALAR_BWD(adds_grad, dy)
 static void adds_bwd(tg_entry *e) { scalar_grad(e, adds_grad); }
-static const tg_ew_rule adds_op_rule = {TG_VM_ADDK, 1, 1, {{TG_VM_COPY, {TG_R_G, 0, 0}}}};
+static const tg_ew_rule adds_op_rule = {
+    TG_VM_ADDK, 1, {{TG_VM_COPY, {TG_R_G, 0, 0}}}};
 static const tg_op adds_op = {"add_scalar", adds_bwd, .ew = &adds_op_rule};
 tg_tensor *tg_add_scalar(tg_tensor *a, double s)
 {
@@ -315,7 +322,8 @@ tg_tensor *tg_add_scalar(tg_tensor *a, double s)
 SCALAR_FWD(muls_fwd, a * c)
 SCALAR_BWD(muls_grad, dy * c)
 static void muls_bwd(tg_entry *e) { scalar_grad(e, muls_grad); }
-static const tg_ew_rule muls_op_rule = {TG_VM_MULK, 1, 1, {{TG_VM_MULK, {TG_R_G, 0, 0}}}};
+static const tg_ew_rule muls_op_rule = {
+    TG_VM_MULK, 1, {{TG_VM_MULK, {TG_R_G, 0, 0}}}};
 static const tg_op muls_op = {"mul_scalar", muls_bwd, .ew = &muls_op_rule};
 tg_tensor *tg_mul_scalar(tg_tensor *a, double s)
 {
@@ -326,7 +334,8 @@ tg_tensor *tg_mul_scalar(tg_tensor *a, double s)
 SCALAR_FWD(pows_fwd, rpow(a, c))
 SCALAR_BWD(pows_grad, c == 0 ? 0 : dy * c * rpow(a, c - 1))
 static void pows_bwd(tg_entry *e) { scalar_grad(e, pows_grad); }
-static const tg_ew_rule pows_op_rule = {TG_VM_POWK, 1, 1, {{TG_VM_DPOWK, {TG_R_G, TG_R_A, 0}}}};
+static const tg_ew_rule pows_op_rule = {
+    TG_VM_POWK, 1, {{TG_VM_DPOWK, {TG_R_G, TG_R_A, 0}}}};
 static const tg_op pows_op = {"pow_scalar", pows_bwd, .ew = &pows_op_rule};
 tg_tensor *tg_pow_scalar(tg_tensor *a, double p)
 {

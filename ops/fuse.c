@@ -91,14 +91,9 @@ bool tg_prog_fits(const tg_prog *p, int nin, tg_tensor *const *in)
 {
     if (!p || nin != p->nin)
         return false;
-    for (int k = 0; k < nin; k++) {
-        int v = -1;
-        for (int64_t i = 0; i < arrlen(p->vals) && v < 0; i++)
-            if (p->vals[i].kind == PV_INPUT && p->vals[i].index == k)
-                v = (int)i;
-        if (v < 0 || !in[k] || !tg_fuse_same_layout(&p->vals[v].layout, in[k]))
+    for (int k = 0; k < nin; k++) /* value k is input k */
+        if (!in[k] || !tg_fuse_same_layout(&p->vals[k].layout, in[k]))
             return false;
-    }
     return true;
 }
 
@@ -114,9 +109,9 @@ static int run_code(tg_prog *p, const pins *code)
             TG_ASSERT(nin <= 64);
             for (int64_t k = 0; k < nin; k++)
                 ins[k] = p->env[n->in[k]];
-            tg_tensor *y = n->acc >= 0
-                               ? n->e.op->replay_into(&n->e, ins, p->env[n->acc])
-                               : n->e.op->replay(&n->e, ins);
+            tg_tensor *y =
+                n->acc >= 0 ? n->e.op->replay_into(&n->e, ins, p->env[n->acc])
+                            : n->e.op->replay(&n->e, ins);
             if (!y)
                 return -1;
             if (!tg_fuse_same_layout(y, &p->vals[n->out].layout)) {
@@ -136,7 +131,8 @@ static int run_code(tg_prog *p, const pins *code)
         TG_ASSERT(g->next <= 64 && nout <= 64);
         for (int k = 0; k < g->next; k++) {
             ext[k] = p->env[g->ext_val[k]];
-            if (!ext[k] || !tg_fuse_same_layout(ext[k], &p->vals[g->ext_val[k]].layout)) {
+            const tg_tensor *want = &p->vals[g->ext_val[k]].layout;
+            if (!ext[k] || !tg_fuse_same_layout(ext[k], want)) {
                 tg_error("fuse", "an input of %s is laid out unlike the "
                          "traced one; run with TG_FUSE=0 and report this",
                          g->label);
@@ -159,9 +155,8 @@ int tg_prog_begin(tg_prog *p)
 
 int tg_prog_run(tg_prog *p, tg_tensor *const *in, tg_tensor **out)
 {
-    for (int64_t i = 0; i < arrlen(p->vals); i++)
-        if (p->vals[i].kind == PV_INPUT)
-            p->env[i] = in[p->vals[i].index];
+    for (int k = 0; k < p->nin; k++) /* value k is input k */
+        p->env[k] = in[k];
     if (run_code(p, p->body) < 0)
         return -1;
     for (int k = 0; k < p->nout; k++)

@@ -393,7 +393,8 @@ static void plan_backward(tg_prog *p, int gid)
     need_closure(g, need);
     for (int64_t i = 0; i < arrlen(g->ins); i++) {
         vm_ins *in = &g->ins[i];
-        in->recompute = need[in->dst] && in->kept < 0 && !is_out_reg(g, in->dst);
+        in->recompute =
+            need[in->dst] && in->kept < 0 && !is_out_reg(g, in->dst);
     }
     for (int64_t l = 0; l < nl; l++)
         g->loads[l].needed = need[g->loads[l].reg];

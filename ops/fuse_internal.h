@@ -99,6 +99,7 @@ typedef struct pins {
     int kind, index; /* node or group */
 } pins;
 
+/* vals[k] for k < nin are the step's inputs, in order (made first) */
 struct tg_prog {
     bool ok;
     char why[256];

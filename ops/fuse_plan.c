@@ -345,7 +345,7 @@ bool tg_fuse_build(tg_prog *p, int64_t first, tg_tensor *const *in,
 {
     ptr_map *map = NULL;
     for (int k = 0; k < p->nin; k++)
-        hmput(map, in[k], new_val(p, PV_INPUT, k, in[k]));
+        hmput(map, in[k], new_val(p, PV_INPUT, k, in[k])); /* value k */
     int64_t end = tg_tape_size();
     for (int64_t i = first; i < end && p->ok; i++) {
         const tg_entry *e = tg_tape_entry(i);

@@ -142,8 +142,8 @@ static vm_mem vm_mem_at(const group *g, char *p)
 
 /* Loads the tile's inputs: a pointer into the input where its numbers lie
  * one after the other, else gathered (or broadcast) into the register. */
-static void tile_loads(const group *g, tg_tensor *const *ext, const int64_t *idx,
-                       int n, vm_mem *m, bool backward)
+static void tile_loads(const group *g, tg_tensor *const *ext,
+                       const int64_t *idx, int n, vm_mem *m, bool backward)
 {
     int nd = g->ndim;
     for (int64_t l = 0; l < arrlen(g->loads); l++) {

@@ -127,7 +127,6 @@ typedef struct tg_ew_deriv {
 struct tg_ew_rule {
     unsigned char code;  /* forward: y = code(a, b) (k from farg[0])     */
     unsigned char nin;   /* 1 or 2                                       */
-    unsigned char has_k; /* the op has a constant (farg[0])              */
     tg_ew_deriv d[2];    /* dL/da, dL/db contributions                   */
 };
 typedef struct tg_ew_rule tg_ew_rule;

@@ -91,7 +91,8 @@ UNARY_FWD(exp_fwd, rexp(x))
 UNARY_BWD(exp_grad, dy * y)
 /* y = exp(x):  dx += dy * y */
 static void exp_bwd(tg_entry *e) { unary_grad(e, exp_grad); }
-static const tg_ew_rule exp_op_rule = {TG_VM_EXP, 1, 0, {{TG_VM_MUL, {TG_R_G, TG_R_Y, 0}}}};
+static const tg_ew_rule exp_op_rule = {
+    TG_VM_EXP, 1, {{TG_VM_MUL, {TG_R_G, TG_R_Y, 0}}}};
 static const tg_op exp_op = {"exp", exp_bwd, .ew = &exp_op_rule};
 tg_tensor *tg_exp(tg_tensor *x)
 {
@@ -105,7 +106,8 @@ UNARY_FWD(log_fwd, rlog(x))
 UNARY_BWD(log_grad, dy / x)
 /* y = log(x):  dx += dy / x */
 static void log_bwd(tg_entry *e) { unary_grad(e, log_grad); }
-static const tg_ew_rule log_op_rule = {TG_VM_LOG, 1, 0, {{TG_VM_DIV, {TG_R_G, TG_R_A, 0}}}};
+static const tg_ew_rule log_op_rule = {
+    TG_VM_LOG, 1, {{TG_VM_DIV, {TG_R_G, TG_R_A, 0}}}};
 static const tg_op log_op = {"log", log_bwd, .ew = &log_op_rule};
 tg_tensor *tg_log(tg_tensor *x)
 {
@@ -120,7 +122,8 @@ UNARY_FWD(tanh_fwd, tg_vtanh(x))
 UNARY_BWD(tanh_grad, dy * ((tg_real)1 - y * y))
 /* y = tanh(x):  dx += dy * (1 - y^2) */
 static void tanh_bwd(tg_entry *e) { unary_grad(e, tanh_grad); }
-static const tg_ew_rule tanh_op_rule = {TG_VM_TANH, 1, 0, {{TG_VM_DTANH, {TG_R_G, TG_R_Y, 0}}}};
+static const tg_ew_rule tanh_op_rule = {
+    TG_VM_TANH, 1, {{TG_VM_DTANH, {TG_R_G, TG_R_Y, 0}}}};
 static const tg_op tanh_op = {"tanh", tanh_bwd, .ew = &tanh_op_rule};
 tg_tensor *tg_tanh(tg_tensor *x)
 {
@@ -141,8 +144,10 @@ UNARY_FWD(sigmoid_fwd, tg_vsigmoid(x)) /* the two-branch form, ops/vmath.h */
 UNARY_BWD(sigmoid_grad, dy * y * ((tg_real)1 - y))
 /* y = sigmoid(x):  dx += dy * y * (1 - y) */
 static void sigmoid_bwd(tg_entry *e) { unary_grad(e, sigmoid_grad); }
-static const tg_ew_rule sigmoid_op_rule = {TG_VM_SIGMOID, 1, 0, {{TG_VM_DSIGMOID, {TG_R_G, TG_R_Y, 0}}}};
-static const tg_op sigmoid_op = {"sigmoid", sigmoid_bwd, .ew = &sigmoid_op_rule};
+static const tg_ew_rule sigmoid_op_rule = {
+    TG_VM_SIGMOID, 1, {{TG_VM_DSIGMOID, {TG_R_G, TG_R_Y, 0}}}};
+static const tg_op sigmoid_op = {"sigmoid", sigmoid_bwd,
+                                 .ew = &sigmoid_op_rule};
 tg_tensor *tg_sigmoid(tg_tensor *x)
 {
     return unary_forward(&sigmoid_op, x, sigmoid_fwd);
@@ -156,7 +161,8 @@ UNARY_FWD(relu_fwd, (x > 0 || x != x) ? x : (tg_real)0)
 UNARY_BWD(relu_grad, y > 0 ? dy : (tg_real)0)
 /* y = relu(x):  dx += dy * [x > 0] */
 static void relu_bwd(tg_entry *e) { unary_grad(e, relu_grad); }
-static const tg_ew_rule relu_op_rule = {TG_VM_RELU, 1, 0, {{TG_VM_DRELU, {TG_R_G, TG_R_Y, 0}}}};
+static const tg_ew_rule relu_op_rule = {
+    TG_VM_RELU, 1, {{TG_VM_DRELU, {TG_R_G, TG_R_Y, 0}}}};
 static const tg_op relu_op = {"relu", relu_bwd, .ew = &relu_op_rule};
 tg_tensor *tg_relu(tg_tensor *x)
 {
@@ -170,7 +176,8 @@ UNARY_FWD(sqrt_fwd, rsqrt(x))
 UNARY_BWD(sqrt_grad, dy * (tg_real)0.5 / y)
 /* y = sqrt(x):  dx += dy * 0.5 / y */
 static void sqrt_bwd(tg_entry *e) { unary_grad(e, sqrt_grad); }
-static const tg_ew_rule sqrt_op_rule = {TG_VM_SQRT, 1, 0, {{TG_VM_DSQRT, {TG_R_G, TG_R_Y, 0}}}};
+static const tg_ew_rule sqrt_op_rule = {
+    TG_VM_SQRT, 1, {{TG_VM_DSQRT, {TG_R_G, TG_R_Y, 0}}}};
 static const tg_op sqrt_op = {"sqrt", sqrt_bwd, .ew = &sqrt_op_rule};
 tg_tensor *tg_sqrt(tg_tensor *x)
 {
@@ -196,7 +203,8 @@ UNARY_FWD(step_fwd, x > 0 ? (tg_real)1 : (x != x ? x : (tg_real)0))
 UNARY_BWD(step_grad, dy * tg_vsigmoid(x) * ((tg_real)1 - tg_vsigmoid(x)))
 /* y = [x > 0]:  dx += dy * s * (1 - s),  s = sigmoid(x)  (the surrogate) */
 static void step_bwd(tg_entry *e) { unary_grad(e, step_grad); }
-static const tg_ew_rule step_op_rule = {TG_VM_STEP, 1, 0, {{TG_VM_DSTEP, {TG_R_G, TG_R_A, 0}}}};
+static const tg_ew_rule step_op_rule = {
+    TG_VM_STEP, 1, {{TG_VM_DSTEP, {TG_R_G, TG_R_A, 0}}}};
 static const tg_op step_op = {"step_ste", step_bwd, .ew = &step_op_rule};
 tg_tensor *tg_step_ste(tg_tensor *x)
 {
