@@ -87,13 +87,21 @@ typedef float vfma;
 #endif
 
 /* 12 independent chains of a = a * m + b: enough to keep two FMA units
- * with a latency of 4 cycles busy. Returns the FLOPs done. */
+ * with a latency of 4 cycles busy. Returns the FLOPs done.
+ * The chains must start from different numbers, and m and b must be
+ * unknown to the compiler: with 12 identical chains gcc proves them equal
+ * and keeps one, latency-bound chain - the loop then runs 1 FMA where we
+ * count 12, and the "peak" comes out 1.5x too high (it did, until
+ * 2026-12). */
+static volatile float fma_m = 0.9999999f, fma_b = 1e-7f;
+
 static double fma_loop(long iters, float *sink)
 {
-    vfma m = VF_SET(0.9999999f), b = VF_SET(1e-7f);
-    vfma a0 = VF_SET(1), a1 = VF_SET(1), a2 = VF_SET(1), a3 = VF_SET(1);
-    vfma a4 = VF_SET(1), a5 = VF_SET(1), a6 = VF_SET(1), a7 = VF_SET(1);
-    vfma a8 = VF_SET(1), a9 = VF_SET(1), a10 = VF_SET(1), a11 = VF_SET(1);
+    vfma m = VF_SET(fma_m), b = VF_SET(fma_b);
+    vfma a0 = VF_SET(1.00f), a1 = VF_SET(1.01f), a2 = VF_SET(1.02f);
+    vfma a3 = VF_SET(1.03f), a4 = VF_SET(1.04f), a5 = VF_SET(1.05f);
+    vfma a6 = VF_SET(1.06f), a7 = VF_SET(1.07f), a8 = VF_SET(1.08f);
+    vfma a9 = VF_SET(1.09f), a10 = VF_SET(1.10f), a11 = VF_SET(1.11f);
     for (long i = 0; i < iters; i++) {
         a0 = VF_FMA(a0, m, b), a1 = VF_FMA(a1, m, b), a2 = VF_FMA(a2, m, b);
         a3 = VF_FMA(a3, m, b), a4 = VF_FMA(a4, m, b), a5 = VF_FMA(a5, m, b);
