@@ -75,6 +75,22 @@ static void describe_inputs(char *buf, size_t cap, tg_tensor *const *in,
     }
 }
 
+/* " (time step 4)" for an entry tagged with a time step; for one tagged
+ * TG_STEP_ALL (an op over all time steps at once, time along dim 0) the
+ * step whose rows hold element i of t; "" for none */
+static const char *step_str(char *buf, size_t cap, int64_t step,
+                            const tg_tensor *t, int64_t i)
+{
+    if (step >= 0)
+        snprintf(buf, cap, ", time step %lld", (long long)step);
+    else if (step == TG_STEP_ALL && t->ndim >= 1 && t->numel > 0)
+        snprintf(buf, cap, ", all time steps at once: the first bad number "
+                 "is in time step %lld", (long long)(i / (t->numel / t->shape[0])));
+    else
+        buf[0] = 0;
+    return buf;
+}
+
 void tg_anomaly_check_output(const tg_op *op, tg_tensor *out, int nin,
                              tg_tensor *const *in, int64_t entry,
                              int64_t step)
@@ -84,12 +100,13 @@ void tg_anomaly_check_output(const tg_op *op, tg_tensor *out, int nin,
     int64_t i = first_nonfinite(out->data, out->numel);
     if (i < 0)
         return;
-    char inputs[512], shape[96];
+    out->flags |= TG_ANOMALOUS; /* the op returns NULL (tg_op_result) */
+    char inputs[512], shape[96], when[128];
     describe_inputs(inputs, sizeof inputs, in, nin);
     double v = out->data[i];
-    tg_error("anomaly", "op '%s' (tape entry #%lld, time step %lld) made %s "
-             "at element %lld of its output %s; inputs: %s", op->name,
-             (long long)entry, (long long)step,
+    tg_error("anomaly", "op '%s' (tape entry #%lld%s) made %s at element "
+             "%lld of its output %s; inputs: %s", op->name, (long long)entry,
+             step_str(when, sizeof when, step, out, i),
              isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf", (long long)i,
              tg_shape_str(out, shape, sizeof shape), inputs);
 }
@@ -101,17 +118,18 @@ int tg_anomaly_check_grads(int64_t index, const tg_entry *e)
         int64_t i = x->grad ? first_nonfinite(x->grad, x->numel) : -1;
         if (i < 0)
             continue;
-        char inputs[512], shape[96];
+        char inputs[512], shape[96], when[128];
         describe_inputs(inputs, sizeof inputs, e->in, e->nin);
         bool seed_bad = false;
         for (int j = 0; j < e->nout; j++)
             seed_bad |= e->outs[j]->grad &&
                         first_nonfinite(e->outs[j]->grad,
                                         e->outs[j]->numel) >= 0;
-        tg_error("anomaly", "the backward of op '%s' (tape entry #%lld, time "
-                 "step %lld) made %s at element %lld of the gradient of its "
-                 "input %d %s%s; inputs: %s", e->op->name, (long long)index,
-                 (long long)e->step, isnan(x->grad[i]) ? "NaN" : "inf",
+        tg_error("anomaly", "the backward of op '%s' (tape entry #%lld%s) "
+                 "made %s at element %lld of the gradient of its input %d "
+                 "%s%s; inputs: %s", e->op->name, (long long)index,
+                 step_str(when, sizeof when, e->step, x, i),
+                 isnan(x->grad[i]) ? "NaN" : "inf",
                  (long long)i, k, tg_shape_str(x, shape, sizeof shape),
                  seed_bad ? " (the gradient it received was already "
                             "non-finite)" : "", inputs);

@@ -59,6 +59,8 @@ void tg_tape_print(FILE *f)
         }
         if (e->step >= 0)
             fprintf(f, "%s  [t=%lld]\n", line, (long long)e->step);
+        else if (e->step == TG_STEP_ALL)
+            fprintf(f, "%s  [t=all]\n", line);
         else
             fprintf(f, "%s\n", line);
     }

@@ -32,6 +32,7 @@ bool tg_set_grad_enabled(bool on)
 bool tg_is_grad_enabled(void) { return grad_enabled; }
 
 void tg_tape_set_step(int64_t step) { cur_step = step; }
+int64_t tg_tape_step(void) { return cur_step; }
 
 int64_t tg_tape_size(void) { return arrlen(tape); }
 

@@ -195,8 +195,12 @@ void tg_tape_free_all(void);
 int64_t tg_tape_size(void);
 tg_entry *tg_tape_entry(int64_t i);
 /* Tags subsequently recorded entries with a time step (for printing and
- * for anomaly reports); -1 (the default) means none. */
+ * for anomaly reports); -1 (the default) means none, TG_STEP_ALL an op
+ * over all time steps at once with time along dim 0 (the sequence layer's
+ * input projection: anomaly reports then name the step of the bad row). */
+#define TG_STEP_ALL (-2)
 void tg_tape_set_step(int64_t step);
+int64_t tg_tape_step(void);
 
 /* ---- seeing the tape (autograd/inspect.c) ----------------------------
  * One line per entry: index, op, inputs (name or #producer, shape) and

@@ -123,7 +123,24 @@ void tg_cell_free(tg_cell *c)
 
 tg_tensor *tg_cell_param(const tg_cell *c, const char *name)
 {
-    return tg_params_get(&c->params, name);
+    if (!c || !name) {
+        tg_error("cell_param", "%s is NULL", c ? "the name" : "the cell");
+        return NULL;
+    }
+    tg_tensor *t = tg_params_get(&c->params, name);
+    if (!t) {
+        char known[512];
+        size_t n = 0;
+        known[0] = 0;
+        for (int i = 0; i < tg_params_count(&c->params) && n < sizeof known;
+             i++)
+            n += (size_t)snprintf(known + n, sizeof known - n, "%s%s",
+                                  i ? ", " : "",
+                                  tg_params_at(&c->params, i)->name);
+        tg_error("cell_param", "cell type '%s' has no parameter '%s' (it has: "
+                 "%s)", c->type->name, name, n ? known : "none");
+    }
+    return t;
 }
 
 void tg_cell_step(tg_cell *c, tg_tensor *x, tg_tensor *const *state,

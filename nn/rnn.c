@@ -96,6 +96,30 @@ static void run_step(tg_cell *c, tg_tensor *const *in, int ns,
     tg_prog_run(c->prog, in, next);
 }
 
+/* After layer l's step t: true if it failed - an error was reported
+ * while it ran (a misspelt parameter name, a shape mismatch, a NaN in
+ * anomaly mode: all reported where they happened), or it left an output
+ * unwritten, which is reported here. Either way the tape's time-step tag
+ * is cleared, so that later, unrelated ops are not tagged with it. */
+static bool step_failed(const tg_cell *c, tg_tensor *const *next, int ns,
+                        unsigned long errors_before, int l, int64_t t)
+{
+    int missing = -1;
+    for (int k = ns - 1; k >= 0; k--)
+        if (!next[k])
+            missing = k;
+    bool reported = tg_error_count() != errors_before;
+    if (missing < 0 && !reported)
+        return false;
+    tg_tape_set_step(-1);
+    if (!reported)
+        tg_error(c->type->name, "the step of cell type '%s' left its output "
+                 "next[%d] unset (layer %d, time step %lld): a step must "
+                 "write next[0..%d]", c->type->name, missing, l, (long long)t,
+                 ns - 1);
+    return true;
+}
+
 static bool has_shape(const tg_tensor *t, int64_t a, int64_t b, int64_t c)
 {
     return t->ndim == 3 && t->shape[0] == a && t->shape[1] == b &&
@@ -138,8 +162,13 @@ int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
             inp = tg_dropout(inp, r->dropout, true, rng);
         /* the input projection of all T steps in one matmul */
         tg_tensor *xp = inp;
-        if (r->type->gates > 0)
+        if (r->type->gates > 0) {
+            tg_tape_set_step(TG_STEP_ALL);
             xp = tg_linear(inp, c->weight_ih, c->bias_ih); /* [T, B, G*H] */
+            tg_tape_set_step(-1);
+            if (!xp)
+                return -1;
+        }
         tg_tensor *st[TG_CELL_MAX_STATE], *next[TG_CELL_MAX_STATE];
         for (int k = 0; k < ns; k++)
             st[k] = state0 ? tg_select(state0[k], 0, l)
@@ -151,12 +180,11 @@ int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
             memset(next, 0, sizeof next);
             tg_tensor *in[1 + TG_CELL_MAX_STATE] = {tg_select(xp, 0, t)};
             memcpy(in + 1, st, (size_t)ns * sizeof *st);
+            unsigned long errors = tg_error_count();
             run_step(c, in, ns, next, &begun, t);
-            for (int k = 0; k < ns; k++) {
-                if (!next[k])
-                    return -1;
-                st[k] = next[k];
-            }
+            if (step_failed(c, next, ns, errors, l, t))
+                return -1;
+            memcpy(st, next, (size_t)ns * sizeof *st);
             hs[t] = st[0];
         }
         tg_tape_set_step(-1);

@@ -67,7 +67,7 @@ static tg_tensor *binary_forward(const tg_op *op, tg_tensor *a, tg_tensor *b,
     const int64_t *st[] = {out->stride, sa, sb};
     tg_ew_run(3, base, st, nd, shape, fwd, NULL);
     tg_record(op, out, 2, (tg_tensor *[]){a, b});
-    return out;
+    return tg_op_result(out);
 }
 
 /* dL/d(input k) += unbroadcast(inner(dy, a, b, y)). */
@@ -255,7 +255,7 @@ static tg_tensor *scalar_forward(const tg_op *op, tg_tensor *a, double c,
     tg_entry *e = tg_record(op, out, 1, &a);
     if (e)
         e->farg[0] = c;
-    return out;
+    return tg_op_result(out);
 }
 
 static void scalar_grad(tg_entry *e, tg_ew_inner inner)

@@ -39,6 +39,14 @@
                 return NULL;                                              \
     } while (0)
 
+/* What an op returns after tg_record: its output, or NULL when anomaly
+ * mode found a NaN or infinity in it (reported once there; the ops after
+ * it then quietly propagate the NULL, like after any other error). */
+static inline tg_tensor *tg_op_result(tg_tensor *out)
+{
+    return out && (out->flags & TG_ANOMALOUS) ? NULL : out;
+}
+
 /* A shape as "[2, 3]" in a small buffer, for error messages. */
 typedef struct shape_buf {
     char s[96];

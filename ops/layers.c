@@ -127,7 +127,7 @@ tg_tensor *tg_embedding(tg_tensor *weight, const int64_t *ids, int ndim,
         e->iarg[1] = E;
         e->saved = copy;
     }
-    return out;
+    return tg_op_result(out);
 }
 
 /* ---- dropout ------------------------------------------------------------ */
@@ -197,5 +197,5 @@ tg_tensor *tg_dropout(tg_tensor *x, double p, bool training,
         e->farg[0] = scale;
         e->saved = keep;
     }
-    return out;
+    return tg_op_result(out);
 }

@@ -237,7 +237,7 @@ static tg_tensor *softmax_op(const tg_op *desc, tg_tensor *x, int dim,
         e->iarg[3] = logp;
         e->iarg[4] = d;
     }
-    return out;
+    return tg_op_result(out);
 }
 
 static tg_tensor *softmax_replay(const tg_entry *e, tg_tensor *const *in)
@@ -413,7 +413,7 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, const int64_t *targets,
         e->iarg[2] = reduction;
         e->saved = sv;
     }
-    return out;
+    return tg_op_result(out);
 }
 
 /* ---- mse ---------------------------------------------------------------
@@ -513,5 +513,5 @@ tg_tensor *tg_mse(tg_tensor *pred, tg_tensor *target, tg_reduction reduction)
                             (tg_tensor *[]){pred, target});
     if (e)
         e->iarg[0] = reduction;
-    return out;
+    return tg_op_result(out);
 }

@@ -124,7 +124,7 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b)
                         a->stride[ra + 1], b->data, sb, b->stride[rb],
                         b->stride[rb + 1], out->data, M * N, N, 0);
     tg_record(&matmul_op, out, 2, (tg_tensor *[]){a, b});
-    return out;
+    return tg_op_result(out);
 }
 
 /* ==== linear ===========================================================
@@ -296,7 +296,7 @@ tg_tensor *tg_prepare_weight(tg_tensor *W)
     tg_entry *e = tg_record(&tg_prepare_op, P, 1, &W);
     if (e)
         e->saved = p;
-    return P;
+    return tg_op_result(P);
 }
 
 /* ---- linear -------------------------------------------------------------
@@ -469,7 +469,7 @@ tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b)
     tg_tensor *y = tg_new_out(x->ndim, shape);
     linear_kernel(&linear_op, y, false, x, W, b, R, b ? 3 : 2,
                   (tg_tensor *[]){x, W, b});
-    return y;
+    return tg_op_result(y);
 }
 
 /* ---- linear_into: acc + x W^T + b, in acc's numbers --------------------
@@ -510,5 +510,5 @@ tg_tensor *tg_linear_into(tg_tensor *acc, tg_tensor *x, tg_tensor *W,
     y->data = acc->data;
     linear_kernel(&linear_into_op, y, true, x, W, b, R, b ? 4 : 3,
                   (tg_tensor *[]){acc, x, W, b});
-    return y;
+    return tg_op_result(y);
 }

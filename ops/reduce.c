@@ -278,7 +278,7 @@ static tg_tensor *sum_all(const tg_op *op, tg_tensor *x, bool mean)
         e->iarg[0] = mean ? x->numel : 1;
         e->iarg[1] = mean; /* for replay */
     }
-    return out;
+    return tg_op_result(out);
 }
 
 static tg_tensor *sum_all_replay(const tg_entry *e, tg_tensor *const *in)
@@ -373,7 +373,7 @@ static tg_tensor *sum_dim(const tg_op *op, tg_tensor *x, int dim, bool keepdim,
         e->iarg[5] = keepdim;
         e->iarg[6] = mean;
     }
-    return out;
+    return tg_op_result(out);
 }
 
 tg_tensor *tg_sum_dim(tg_tensor *x, int dim, bool keepdim)
@@ -441,7 +441,7 @@ tg_tensor *tg_max_dim(tg_tensor *x, int dim, bool keepdim)
         e->iarg[5] = keepdim;
         e->saved = arg;
     }
-    return out;
+    return tg_op_result(out);
 }
 
 static tg_tensor *sum_dim_replay(const tg_entry *e, tg_tensor *const *in)

@@ -53,7 +53,7 @@ static tg_tensor *record_view(const tg_op *op, tg_tensor *x, tg_tensor *out,
         e->iarg[0] = goff;
         memcpy(&e->iarg[1], gstride, (size_t)out->ndim * sizeof(int64_t));
     }
-    return out;
+    return tg_op_result(out);
 }
 
 /* Replaying a view (ops/fuse.c) on a new input: laid out like the
@@ -449,7 +449,7 @@ static tg_tensor *join(const tg_op *desc, tg_tensor *const *xs, int n, int dim,
         e->iarg[1] = stack; /* for replay */
         e->saved = at;
     }
-    return out;
+    return tg_op_result(out);
 }
 
 tg_tensor *tg_concat(tg_tensor *const *xs, int n, int dim)

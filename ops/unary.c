@@ -68,7 +68,7 @@ static tg_tensor *unary_forward(const tg_op *op, tg_tensor *x, tg_ew_inner fwd)
     const int64_t *st[] = {out->stride, x->stride};
     tg_ew_run(2, base, st, x->ndim, x->shape, fwd, NULL);
     tg_record(op, out, 1, &x);
-    return out;
+    return tg_op_result(out);
 }
 
 /* dL/dx += inner(dy, x, y). dx and dy are contiguous in y's shape, which

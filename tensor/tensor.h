@@ -65,6 +65,8 @@ enum {
     TG_PERSISTENT = 1u << 1,    /* heap-owned: survives tg_tape_reset    */
     TG_RETAIN_GRAD = 1u << 2,   /* keep .grad of an intermediate tensor  */
     TG_IS_VIEW = 1u << 3,       /* data belongs to another tensor        */
+    TG_ANOMALOUS = 1u << 4,     /* anomaly mode found NaN/inf in it: the
+                                   op that made it returned NULL         */
 };
 
 typedef struct tg_tensor {

@@ -1,0 +1,168 @@
+/*
+ * tests/test_misuse.c - mistakes a user makes while writing a cell or a
+ * model get one clear error that names what is wrong, never a silent -1
+ * or a silently different computation; and after the error the library
+ * is left as it was (no time-step tag stuck on the tape).
+ */
+#include "harness.h"
+#include "nn/rnn.h"
+#include "ops/ops.h"
+
+/* an LSTM-like cell with a peephole, whose parameter name is misspelt in a
+ * multiplied term */
+static int peep_init(tg_cell *c, tg_rng *rng)
+{
+    return tg_cell_param_new(c, "w_ci", TG_SHAPE(c->hidden_size), rng) ? 0 : -1;
+}
+
+static void typo_mul_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                          tg_tensor **next)
+{
+    tg_tensor *g = tg_add(xp, tg_linear(s[0], c->weight_hh, c->bias_hh));
+    tg_tensor *i = tg_sigmoid(tg_add(g, tg_mul(tg_cell_param(c, "w_cj"), s[0])));
+    next[0] = tg_tanh(i);
+}
+
+/* the misspelt name is the bias of a linear: a NULL bias would mean "no
+ * bias", silently */
+static void typo_bias_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                           tg_tensor **next)
+{
+    next[0] = tg_tanh(tg_add(xp, tg_linear(s[0], c->weight_hh,
+                                           tg_cell_param(c, "bias_hhh"))));
+}
+
+/* forgets its second state tensor */
+static void forgetful_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                           tg_tensor **next)
+{
+    next[0] = tg_tanh(tg_add(xp, tg_linear(s[0], c->weight_hh, c->bias_hh)));
+}
+
+static tg_tensor *input(int T, int B, int I)
+{
+    tg_manual_seed(5);
+    return tg_randn(TG_SHAPE(T, B, I), NULL, 0.0, 1.0);
+}
+
+START_TEST(cell_param_names_type_and_parameter)
+{
+    tgt_capture_errors();
+    static const tg_cell_type peep = {"peep", 1, 1, peep_init, forgetful_step};
+    tg_cell *c = tg_cell_new(&peep, 3, 4, NULL);
+    ck_assert_ptr_nonnull(tg_cell_param(c, "w_ci"));
+    ck_assert_int_eq(tgt_errors, 0);
+    ck_assert_ptr_null(tg_cell_param(c, "w_cj"));
+    tgt_expect_error("cell_param", "peep", "'w_cj'", "w_ci", "weight_hh");
+    tg_cell_free(c);
+}
+END_TEST
+
+START_TEST(typo_in_a_multiplied_term)
+{
+    tgt_capture_errors();
+    static const tg_cell_type t = {"typo_mul", 1, 1, peep_init, typo_mul_step};
+    for (int fuse = 0; fuse < 2; fuse++) {
+        tg_set_fusion(fuse);
+        tg_rnn *r = tg_rnn_new(&t, 3, 4, 2, 0.0, NULL);
+        tg_rnn_out out;
+        ck_assert_int_eq(tg_rnn_forward(r, input(5, 2, 3), NULL, false, NULL,
+                                         &out), -1);
+        tgt_expect_error("cell_param", "typo_mul", "'w_cj'");
+        ck_assert_int_eq(tg_tape_step(), -1); /* no stale time-step tag */
+        tg_rnn_free(r);
+        tg_tape_reset();
+    }
+}
+END_TEST
+
+START_TEST(typo_in_a_bias_is_not_dropped_silently)
+{
+    tgt_capture_errors();
+    static const tg_cell_type t = {"typo_bias", 1, 1, NULL, typo_bias_step};
+    for (int fuse = 0; fuse < 2; fuse++) {
+        tg_set_fusion(fuse);
+        tg_rnn *r = tg_rnn_new(&t, 3, 4, 1, 0.0, NULL);
+        tg_rnn_out out;
+        ck_assert_int_eq(tg_rnn_forward(r, input(3, 2, 3), NULL, false, NULL,
+                                         &out), -1);
+        tgt_expect_error("cell_param", "typo_bias", "'bias_hhh'", "bias_hh");
+        ck_assert_int_eq(tg_tape_step(), -1);
+        tg_rnn_free(r);
+        tg_tape_reset();
+    }
+}
+END_TEST
+
+START_TEST(step_that_leaves_an_output_unset)
+{
+    tgt_capture_errors();
+    static const tg_cell_type t = {"forgetful", 2, 1, NULL, forgetful_step};
+    for (int fuse = 0; fuse < 2; fuse++) {
+        tg_set_fusion(fuse);
+        tg_rnn *r = tg_rnn_new(&t, 3, 4, 1, 0.0, NULL);
+        tg_rnn_out out;
+        ck_assert_int_eq(tg_rnn_forward(r, input(3, 2, 3), NULL, false, NULL,
+                                         &out), -1);
+        tgt_expect_error("forgetful", "next[1] unset", "time step 0");
+        ck_assert_int_eq(tg_tape_step(), -1);
+        /* a later, unrelated op is not tagged with a time step */
+        tg_tensor *w = tg_requires_grad(tg_ones(TG_SHAPE(2)));
+        tg_tensor *y = tg_mul(w, w);
+        ck_assert_int_eq(tg_tape_entry(y->entry)->step, -1);
+        tg_rnn_free(r);
+        tg_tape_reset();
+    }
+}
+END_TEST
+
+START_TEST(anomaly_returns_null_and_reports_once)
+{
+    tgt_capture_errors();
+    tg_set_anomaly_mode(true);
+    tg_tensor *x = tg_requires_grad(tg_full(TG_SHAPE(3), -1.0));
+    tg_tensor *y = tg_log(x); /* NaN */
+    ck_assert_ptr_null(y);
+    tg_tensor *z = tg_sum(tg_exp(tg_mul_scalar(tg_sqrt(y), 2)));
+    ck_assert_ptr_null(z);
+    tgt_expect_error("anomaly", "op 'log'", "NaN"); /* one message, not 4 */
+    ck_assert_int_eq(tg_backward(z), -1);
+    tgt_expect_error("backward", "NULL (an earlier op failed)");
+}
+END_TEST
+
+START_TEST(anomaly_in_an_rnn_names_the_time_step)
+{
+    tgt_capture_errors();
+    tg_set_anomaly_mode(true);
+    for (int fuse = 0; fuse < 2; fuse++) {
+        tg_set_fusion(fuse);
+        tg_rnn *r = tg_rnn_new(&tg_lstm_cell, 3, 4, 2, 0.0, NULL);
+        tg_tensor *x = input(7, 2, 3);
+        x->data[4 * 2 * 3 + 5] = NAN; /* t = 4, batch 1, feature 2 */
+        tg_rnn_out out;
+        ck_assert_int_eq(tg_rnn_forward(r, x, NULL, false, NULL, &out), -1);
+        tgt_expect_error("anomaly", "op 'linear'", "time step 4",
+                         "(non-finite)");
+        ck_assert_int_eq(tg_tape_step(), -1);
+        tg_rnn_free(r);
+        tg_tape_reset();
+    }
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("misuse");
+    TCase *tc = tcase_create("misuse");
+    tcase_add_test(tc, cell_param_names_type_and_parameter);
+    tcase_add_test(tc, typo_in_a_multiplied_term);
+    tcase_add_test(tc, typo_in_a_bias_is_not_dropped_silently);
+    tcase_add_test(tc, step_that_leaves_an_output_unset);
+    tcase_add_test(tc, anomaly_returns_null_and_reports_once);
+    tcase_add_test(tc, anomaly_in_an_rnn_names_the_time_step);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TG_TEST_MAIN(suite)
