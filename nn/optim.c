@@ -337,8 +337,29 @@ static void st_shape_text(char *buf, size_t cap, const tg_st_tensor *t)
         snprintf(buf + k, cap - k, "]");
 }
 
-/* The buffer named pre + param + suffix: present, floats, p's shape.
- * NULL and a message otherwise. */
+/* The index of the first number of a stored float tensor that is NaN or
+ * infinite, or negative when nonneg (a second moment v is a mean of
+ * squares); -1 if there is none. The bytes may be unaligned: memcpy. */
+static int64_t first_bad(const tg_st_tensor *t, bool nonneg)
+{
+    const unsigned char *b = t->data;
+    for (int64_t i = 0; i < t->numel; i++) {
+        double x;
+        if (t->dtype == TG_F32) {
+            float f;
+            memcpy(&f, b + 4 * i, 4);
+            x = (double)f;
+        } else {
+            memcpy(&x, b + 8 * i, 8);
+        }
+        if (!isfinite(x) || (nonneg && x < 0))
+            return i;
+    }
+    return -1;
+}
+
+/* The buffer named pre + param + suffix: present, floats, p's shape,
+ * finite (and not negative for Adam's v). NULL and a message otherwise. */
 static const tg_st_tensor *find_buffer(const tg_st_file *f, const char *pre,
                                        const tg_param *p, const char *suffix,
                                        char *err, size_t cap)
@@ -361,6 +382,18 @@ static const tg_st_tensor *find_buffer(const tg_st_file *f, const char *pre,
                     "model?", name, s->dtype == TG_I64 ? "I64" : "float", have,
                     p->name, want);
             s = NULL;
+        } else {
+            bool nonneg = !strcmp(suffix, ".v");
+            int64_t bad = first_bad(s, nonneg);
+            if (bad >= 0) {
+                set_err(err, cap, "optimizer state '%s' in the file holds a "
+                        "%s number (element %lld)%s: the file was saved from "
+                        "a run that had diverged, or is damaged", name,
+                        nonneg ? "NaN, infinite or negative" : "NaN or infinite",
+                        (long long)bad, nonneg ? ", and a second moment is a "
+                        "mean of squares" : "");
+                s = NULL;
+            }
         }
     }
     free(name);
@@ -388,11 +421,12 @@ int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
     char *name = join(pre, "step", "");
     const tg_st_tensor *st = tg_st_find(f, name);
     int64_t step = -1;
+    /* the bound keeps (double)step exact and step++ far from overflow */
     if (!st || st->dtype != TG_I64 || st->numel != 1 ||
-        tg_st_read_i64(st, &step) < 0 || step < 0) {
+        tg_st_read_i64(st, &step) < 0 || step < 0 || step > TG_OPTIM_MAX_STEP) {
         set_err(err, errcap, "optimizer state '%s' is %s: it should be one "
-                "non-negative I64 number (the step count)", name,
-                !st ? "missing from the file" : "not valid");
+                "non-negative I64 number (the step count) of at most 2^53",
+                name, !st ? "missing from the file" : "not valid");
         free(name);
         return -1;
     }

@@ -64,7 +64,10 @@ void tg_optim_zero_grad(tg_optim *o);
 
 /* Saves the state as tensors "<prefix><param name>.m" / ".v" plus
  * metadata-free scalars "<prefix>step" (I64); loads it back (strict:
- * the parameter list must match). 0 or -1 with a message. */
+ * the parameter list must match, every number must be finite, second
+ * moments not negative, the step count in [0, TG_OPTIM_MAX_STEP]; a bad
+ * file changes nothing). 0 or -1 with a message naming the file's tensor. */
+#define TG_OPTIM_MAX_STEP ((int64_t)1 << 53)
 void tg_optim_save(const tg_optim *o, tg_st_writer *w, const char *prefix);
 int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
                   char *err, size_t errcap);

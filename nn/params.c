@@ -5,6 +5,7 @@
 #include "autograd/tape.h"
 #include "tensor/ds.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,34 +95,88 @@ void tg_params_save(const tg_params *ps, tg_st_writer *w, const char *prefix)
     }
 }
 
+/* "[2, 3]" of a stored tensor */
+static void st_shape_text(char *buf, size_t cap, const tg_st_tensor *t)
+{
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < t->ndim && k < cap; d++)
+        k += (size_t)snprintf(buf + k, cap - k, d ? ", %lld" : "%lld",
+                              (long long)t->shape[d]);
+    if (k < cap)
+        snprintf(buf + k, cap - k, "]");
+}
+
+/* The index of the first NaN or infinite number of a stored float tensor,
+ * -1 if there is none. Its bytes may be unaligned: read with memcpy. */
+static int64_t first_non_finite(const tg_st_tensor *t)
+{
+    const unsigned char *b = t->data;
+    for (int64_t i = 0; i < t->numel; i++) {
+        double x;
+        if (t->dtype == TG_F32) {
+            float f;
+            memcpy(&f, b + 4 * i, 4);
+            x = (double)f;
+        } else {
+            memcpy(&x, b + 8 * i, 8);
+        }
+        if (!isfinite(x))
+            return i;
+    }
+    return -1;
+}
+
+/* The stored tensor for parameter p: present, floats of p's shape, every
+ * number finite. NULL and a message naming the file's tensor otherwise. */
+static const tg_st_tensor *find_param(const tg_st_file *f, const char *name,
+                                      const tg_tensor *p, char *err,
+                                      size_t errcap)
+{
+    const tg_st_tensor *t = tg_st_find(f, name);
+    if (!t) {
+        snprintf(err, errcap, "tensor '%s' is missing from the file", name);
+        return NULL;
+    }
+    bool same = t->dtype != TG_I64 && t->ndim == p->ndim;
+    for (int d = 0; same && d < t->ndim; d++)
+        same = t->shape[d] == p->shape[d];
+    if (!same) {
+        char have[96], want[96];
+        st_shape_text(have, sizeof have, t);
+        tg_shape_str(p, want, sizeof want);
+        snprintf(err, errcap, "tensor '%s' is %s %s in the file, but the "
+                 "model's parameter is %s (floats): was the file saved from "
+                 "another model?", name, t->dtype == TG_I64 ? "I64" : "float",
+                 have, want);
+        return NULL;
+    }
+    int64_t bad = first_non_finite(t);
+    if (bad >= 0) {
+        snprintf(err, errcap, "tensor '%s' in the file holds a NaN or "
+                 "infinite number (element %lld): the file was saved from a "
+                 "run that had diverged, or is damaged", name, (long long)bad);
+        return NULL;
+    }
+    return t;
+}
+
 int tg_params_load(tg_params *ps, const tg_st_file *f, const char *prefix,
                    char *err, size_t errcap)
 {
     const char *pre = prefix ? prefix : "";
+    char dummy[1];
+    if (!err || !errcap) {
+        err = dummy;
+        errcap = sizeof dummy;
+    }
     /* check everything first, so a bad file changes nothing */
     for (int pass = 0; pass < 2; pass++)
         for (int64_t i = 0; i < arrlen(ps->items); i++) {
             char *n = dup_name(pre, ps->items[i].name);
-            const tg_st_tensor *t = tg_st_find(f, n);
-            int rc = 0;
-            if (!t) {
-                snprintf(err, errcap, "tensor '%s' is missing from the file", n);
-                rc = -1;
-            } else if (pass == 0) {
-                bool same = t->dtype != TG_I64 &&
-                            t->ndim == ps->items[i].tensor->ndim;
-                for (int d = 0; same && d < t->ndim; d++)
-                    same = t->shape[d] == ps->items[i].tensor->shape[d];
-                if (!same) {
-                    char want[96];
-                    tg_shape_str(ps->items[i].tensor, want, sizeof want);
-                    snprintf(err, errcap, "tensor '%s' in the file does not "
-                             "match the model's %s (float) parameter", n, want);
-                    rc = -1;
-                }
-            } else {
-                rc = tg_st_copy_to(t, ps->items[i].tensor, err, errcap);
-            }
+            const tg_st_tensor *t = find_param(f, n, ps->items[i].tensor, err,
+                                               errcap);
+            int rc = !t ? -1 : pass == 0 ? 0
+                         : tg_st_copy_to(t, ps->items[i].tensor, err, errcap);
             free(n);
             if (rc < 0)
                 return -1;

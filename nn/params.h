@@ -57,8 +57,10 @@ void tg_params_zero_grad(tg_params *ps);
 /* Adds every parameter to a safetensors writer under prefix + name. */
 void tg_params_save(const tg_params *ps, tg_st_writer *w, const char *prefix);
 /* Copies every parameter from f (names prefix + name). Strict: a missing
- * tensor or a shape mismatch is an error naming it, and then nothing is
- * changed (everything is checked before anything is copied). 0 or -1. */
+ * tensor, a shape mismatch (the message gives the file's shape and the
+ * model's) or a NaN or infinite number is an error naming the file's
+ * tensor, and then nothing is changed (everything is checked before
+ * anything is copied). 0 or -1. */
 int tg_params_load(tg_params *ps, const tg_st_file *f, const char *prefix,
                    char *err, size_t errcap);
 

@@ -590,7 +590,8 @@ END_TEST
 
 /* A file with the state of `from` (prefix "opt."), with one tensor left
  * out (skip) and/or one replaced by a bad version. */
-enum bad { BAD_NONE, BAD_SHAPE, BAD_I64, BAD_STEP_F32, BAD_STEP_NEG };
+enum bad { BAD_NONE, BAD_SHAPE, BAD_I64, BAD_STEP_F32, BAD_STEP_NEG,
+           BAD_NAN, BAD_INF, BAD_NEG, BAD_STEP_HUGE };
 static tg_st_file *bad_file(const tg_optim *from, const char *skip,
                             enum bad what, const char *target)
 {
@@ -618,6 +619,15 @@ static tg_st_file *bad_file(const tg_optim *from, const char *skip,
         tg_st_add(w, "opt.step", tg_scalar(2));
     if (what == BAD_STEP_NEG)
         tg_st_add_raw(w, "opt.step", TG_I64, 0, NULL, (int64_t[]){-3});
+    if (what == BAD_STEP_HUGE) /* step++ would overflow */
+        tg_st_add_raw(w, "opt.step", TG_I64, 0, NULL, (int64_t[]){INT64_MAX});
+    if (what == BAD_NAN || what == BAD_INF || what == BAD_NEG) {
+        /* one number of a [7, 5] buffer: NaN, infinite or -1e-3 */
+        tg_tensor *t = tg_zeros(TG_SHAPE(7, 5));
+        t->data[12] = what == BAD_NAN ? (tg_real)NAN
+                      : what == BAD_INF ? (tg_real)INFINITY : (tg_real)-1e-3;
+        tg_st_add(w, target, t);
+    }
     char path[64];
     temp_path(path, sizeof path);
     ck_assert_int_eq(tg_st_save(w, path, err, sizeof err), 0);
@@ -664,6 +674,10 @@ START_TEST(load_errors_change_nothing)
         {NULL, BAD_I64, "opt.W.m", {"'opt.W.m'", "I64", "'W'"}},
         {NULL, BAD_STEP_F32, NULL, {"'opt.step'", "not valid", "I64"}},
         {NULL, BAD_STEP_NEG, NULL, {"'opt.step'", "non-negative", "I64"}},
+        {NULL, BAD_STEP_HUGE, NULL, {"'opt.step'", "not valid", "2^53"}},
+        {NULL, BAD_NAN, "opt.W.v", {"'opt.W.v'", "NaN", "element 12"}},
+        {NULL, BAD_INF, "opt.W.m", {"'opt.W.m'", "infinite", "element 12"}},
+        {NULL, BAD_NEG, "opt.W.v", {"'opt.W.v'", "negative", "element 12"}},
     };
     for (size_t k = 0; k < sizeof c / sizeof *c; k++) {
         tg_st_file *f = bad_file(from, c[k].skip, c[k].what, c[k].target);
