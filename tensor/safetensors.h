@@ -19,6 +19,20 @@
  * disk and renames it over the target: an existing file is replaced
  * whole or not at all.
  *
+ * Names are looked up through a hash map (tg_st_find, tg_st_meta, and a
+ * name added twice to a writer): a file of 160k tensors loads in well
+ * under a second.
+ *
+ * NULL, as with ops: every function accepts NULL for any pointer argument
+ * and then does nothing harmful. Pointers returned are NULL, counts 0,
+ * functions returning int give -1 with a message in err (when err is
+ * given). A writer given a NULL tensor, name or value adds nothing, but
+ * remembers it: the next tg_st_save fails with a message naming it, so a
+ * tensor that failed to compute is never silently missing from a file.
+ * None of this calls tg_error: like an op given NULL, these functions take
+ * a NULL to be the consequence of an earlier error already reported (by
+ * an op through tg_error, or by a load through err).
+ *
  *     char err[256];
  *     tg_st_file *f = tg_st_load("model.safetensors", err, sizeof err);
  *     if (!f) { fprintf(stderr, "%s\n", err); return 1; }
@@ -27,7 +41,7 @@
  *     tg_st_free(f);
  *
  *     tg_st_writer *out = tg_st_writer_new();
- *     tg_st_add(out, "decoder.weight", W);          // copied now, as F32
+ *     tg_st_add(out, "decoder.weight", W);  // copied now (F32; F64 in double)
  *     tg_st_set_meta(out, "step", "1200");
  *     if (tg_st_save(out, "ckpt.safetensors", err, sizeof err) < 0) ...
  *     tg_st_writer_free(out);
@@ -65,9 +79,10 @@ void tg_st_free(tg_st_file *f);
 int tg_st_count(const tg_st_file *f);
 const tg_st_tensor *tg_st_at(const tg_st_file *f, int i);
 const tg_st_tensor *tg_st_find(const tg_st_file *f, const char *name);
-/* The metadata value for key, or NULL. */
+/* The metadata value for key, or NULL (the first, if a file repeats it). */
 const char *tg_st_meta(const tg_st_file *f, const char *key);
 int tg_st_meta_count(const tg_st_file *f);
+/* The i-th metadata pair; NULL and NULL when i is out of range. */
 void tg_st_meta_at(const tg_st_file *f, int i, const char **key,
                    const char **value);
 
@@ -79,7 +94,8 @@ int tg_st_copy_to(const tg_st_tensor *t, tg_tensor *dst, char *err,
 /* A new persistent tensor holding t's numbers (F32/F64), or NULL for an
  * I64 tensor. */
 tg_tensor *tg_st_new_tensor(const tg_st_tensor *t);
-/* Copies an I64 tensor's numel values into out. 0, or -1 if not I64. */
+/* Copies an I64 tensor's numel values into out. 0, or -1 if not I64 (or
+ * t or out is NULL). */
 int tg_st_read_i64(const tg_st_tensor *t, int64_t *out);
 
 /* ---- writing ---------------------------------------------------------- */
@@ -87,16 +103,21 @@ typedef struct tg_st_writer tg_st_writer;
 
 tg_st_writer *tg_st_writer_new(void);
 void tg_st_writer_free(tg_st_writer *w);
-/* Adds a copy of t's numbers (any strides) as F32. A name added twice
- * replaces the first. */
+/* Adds a copy of t's numbers (any strides) in the library's precision:
+ * F32, or F64 in the double build (libtapegrad_f64), so that nothing is
+ * rounded. A name added twice replaces the first. */
 void tg_st_add(tg_st_writer *w, const char *name, const tg_tensor *t);
+/* The same, stored as dtype (TG_F32 or TG_F64) whatever the build. */
+void tg_st_add_as(tg_st_writer *w, const char *name, const tg_tensor *t,
+                  tg_dtype dtype);
 /* Adds raw values with an explicit dtype (F32: float, F64: double,
  * I64: int64_t), copied now. */
 void tg_st_add_raw(tg_st_writer *w, const char *name, tg_dtype dtype,
                    int ndim, const int64_t *shape, const void *data);
 void tg_st_set_meta(tg_st_writer *w, const char *key, const char *value);
 /* Writes atomically (temporary file + fsync + rename). 0, or -1 with a
- * message; on failure an existing file at path is untouched. */
+ * message; on failure an existing file at path is untouched. Also -1,
+ * writing nothing, if the writer was given a NULL (see above). */
 int tg_st_save(const tg_st_writer *w, const char *path, char *err,
                size_t errcap);
 

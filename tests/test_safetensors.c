@@ -8,6 +8,7 @@
 #include "tensor/safetensors.h"
 
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char err[512];
@@ -214,6 +215,224 @@ START_TEST(save_is_atomic)
 }
 END_TEST
 
+/* issue 9: every function given NULL returns NULL, -1 or 0 (with a message
+ * where it takes err), as ops do, and never calls tg_error */
+START_TEST(null_arguments)
+{
+    tgt_capture_errors();
+    err[0] = 0;
+    ck_assert_ptr_null(tg_st_load(NULL, err, sizeof err));
+    ck_assert_msg(strstr(err, "NULL"), "%s", err);
+    err[0] = 0;
+    ck_assert_ptr_null(tg_st_parse(NULL, 100, "x", err, sizeof err));
+    ck_assert_msg(strstr(err, "NULL"), "%s", err);
+    ck_assert_ptr_null(tg_st_parse(NULL, 0, NULL, NULL, 0));
+    tg_st_free(NULL);
+    ck_assert_int_eq(tg_st_count(NULL), 0);
+    ck_assert_ptr_null(tg_st_at(NULL, 0));
+    ck_assert_ptr_null(tg_st_find(NULL, "a"));
+    ck_assert_ptr_null(tg_st_meta(NULL, "k"));
+    ck_assert_int_eq(tg_st_meta_count(NULL), 0);
+    const char *k = "x", *v = "y";
+    tg_st_meta_at(NULL, 0, &k, &v);
+    ck_assert_ptr_null(k);
+    ck_assert_ptr_null(v);
+    tg_st_meta_at(NULL, 0, NULL, NULL);
+    tg_tensor *dst = tg_tensor_new(TG_SHAPE(2));
+    err[0] = 0;
+    ck_assert_int_eq(tg_st_copy_to(NULL, dst, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "NULL"), "%s", err);
+    ck_assert_ptr_null(tg_st_new_tensor(NULL));
+    int64_t out[4];
+    ck_assert_int_eq(tg_st_read_i64(NULL, out), -1);
+
+    /* with a real file: NULL names, indices out of range, NULL outputs */
+    char path[] = "/tmp/tg_st_XXXXXX";
+    close(mkstemp(path));
+    write_sample(path);
+    tg_st_file *f = tg_st_load(path, err, sizeof err);
+    ck_assert_msg(f, "%s", err);
+    ck_assert_ptr_null(tg_st_find(f, NULL));
+    ck_assert_ptr_null(tg_st_meta(f, NULL));
+    ck_assert_ptr_null(tg_st_at(f, 3));
+    ck_assert_ptr_null(tg_st_at(f, -1));
+    k = v = "x";
+    tg_st_meta_at(f, 2, &k, &v);
+    ck_assert_ptr_null(k);
+    ck_assert_ptr_null(v);
+    tg_st_meta_at(f, 0, &k, NULL);
+    ck_assert_str_eq(k, "kind");
+    ck_assert_int_eq(tg_st_copy_to(tg_st_find(f, "a"), NULL, err, sizeof err), -1);
+    ck_assert_int_eq(tg_st_copy_to(tg_st_find(f, "a"), NULL, NULL, 0), -1);
+    ck_assert_int_eq(tg_st_read_i64(tg_st_find(f, "ids"), NULL), -1);
+    tg_st_free(f);
+    unlink(path);
+
+    /* the writer: a NULL adds nothing, and save then refuses, naming it */
+    tg_st_writer_free(NULL);
+    tg_st_add(NULL, "a", dst);
+    tg_st_add_raw(NULL, "a", TG_F32, 1, (int64_t[]){1}, (float[]){1});
+    tg_st_set_meta(NULL, "k", "v");
+    ck_assert_int_eq(tg_st_save(NULL, path, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "NULL"), "%s", err);
+    tg_st_writer *w = tg_st_writer_new();
+    tg_st_add(w, "fine", dst);
+    ck_assert_int_eq(tg_st_save(w, NULL, err, sizeof err), -1);
+    tg_st_add(w, "lost", NULL); /* e.g. an op that failed */
+    tg_st_add(w, NULL, dst);
+    tg_st_set_meta(w, "k", NULL);
+    tg_st_add_raw(w, "r", TG_F32, 1, NULL, (float[]){1});
+    tg_st_add_raw(w, "r", TG_F32, 1, (int64_t[]){1}, NULL);
+    ck_assert_int_eq(tg_st_save(w, path, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "'lost'") && strstr(err, "NULL"), "%s", err);
+    ck_assert_int_eq(access(path, F_OK), -1); /* nothing written */
+    tg_st_writer_free(w);
+    /* an empty tensor needs no data pointer */
+    w = tg_st_writer_new();
+    tg_st_add_raw(w, "empty", TG_F32, 1, (int64_t[]){0}, NULL);
+    ck_assert_int_eq(tg_st_save(w, path, err, sizeof err), 0);
+    tg_st_writer_free(w);
+    unlink(path);
+    tg_tensor_free(dst);
+    ck_assert_int_eq(tgt_errors, 0); /* quiet, like ops given NULL */
+}
+END_TEST
+
+/* issue 9: names are hashed, so a file of many tensors parses in linear
+ * time (160k tensors took 61 s with a linear search per name, 0.3 s now);
+ * 60k here, with a generous limit that the old code missed by far */
+START_TEST(many_tensors_parse_fast)
+{
+    enum { N = 60000 };
+    size_t cap = (size_t)N * 100 + 256, jl = 0;
+    char *json = malloc(cap);
+    jl += (size_t)snprintf(json + jl, cap - jl, "{\"__metadata__\":{\"k\":\"1\"}");
+    for (int i = 0; i < N; i++)
+        jl += (size_t)snprintf(json + jl, cap - jl, ",\"layer%d.weight\":{\"dtype\":"
+                               "\"F32\",\"shape\":[1],\"data_offsets\":[%d,%d]}",
+                               i, 4 * i, 4 * i + 4);
+    jl += (size_t)snprintf(json + jl, cap - jl, "}");
+    size_t n = 8 + jl + 4 * (size_t)N;
+    unsigned char *b = calloc(1, n);
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)((uint64_t)jl >> (8 * i));
+    memcpy(b + 8, json, jl);
+    for (int i = 0; i < N; i++)
+        memcpy(b + 8 + jl + 4 * i, &(float){(float)i}, 4);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    tg_st_file *f = tg_st_parse(b, n, "many", err, sizeof err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    ck_assert_msg(f, "%s", err);
+    ck_assert_msg(s < 4.0, "parsing %d tensors took %.2f s", N, s);
+    ck_assert_int_eq(tg_st_count(f), N);
+    for (int i = 0; i < N; i += 997) {
+        char name[32];
+        snprintf(name, sizeof name, "layer%d.weight", i);
+        const tg_st_tensor *t = tg_st_find(f, name);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_ptr_eq(t, tg_st_at(f, i));
+        float v;
+        memcpy(&v, t->data, 4);
+        ck_assert(v == (float)i);
+    }
+    ck_assert_ptr_null(tg_st_find(f, "layer60000.weight"));
+    ck_assert_str_eq(tg_st_meta(f, "k"), "1");
+    tg_st_free(f);
+    /* a repeat of the first name, at the very end, is still found */
+    const char *dup = ",\"layer0.weight\":{\"dtype\":\"F32\",\"shape\":[0],"
+                      "\"data_offsets\":[0,0]}}";
+    memcpy(json + jl - 1, dup, strlen(dup) + 1);
+    size_t jl2 = jl - 1 + strlen(dup);
+    unsigned char *b2 = calloc(1, 8 + jl2 + 4 * (size_t)N);
+    for (int i = 0; i < 8; i++)
+        b2[i] = (unsigned char)((uint64_t)jl2 >> (8 * i));
+    memcpy(b2 + 8, json, jl2);
+    ck_assert_ptr_null(tg_st_parse(b2, 8 + jl2 + 4 * (size_t)N, "dup", err, sizeof err));
+    ck_assert_msg(strstr(err, "'layer0.weight' appears twice"), "%s", err);
+    free(b2);
+    free(b);
+    free(json);
+
+    /* the writer hashes too: adding 60k names (each once, then one again)
+     * is quick, and a repeated name replaces */
+    tg_st_writer *w = tg_st_writer_new();
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "w%d", i);
+        tg_st_add_raw(w, name, TG_F32, 0, NULL, (float[]){(float)i});
+        tg_st_set_meta(w, name, "x");
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    ck_assert_msg(s < 4.0, "adding %d tensors took %.2f s", N, s);
+    tg_st_add_raw(w, "w7", TG_F64, 0, NULL, &(double){-7});
+    tg_st_set_meta(w, "w7", "y");
+    char path[] = "/tmp/tg_st_XXXXXX";
+    close(mkstemp(path));
+    ck_assert_int_eq(tg_st_save(w, path, err, sizeof err), 0);
+    tg_st_writer_free(w);
+    f = tg_st_load(path, err, sizeof err);
+    ck_assert_msg(f, "%s", err);
+    ck_assert_int_eq(tg_st_count(f), N);
+    ck_assert_int_eq(tg_st_meta_count(f), N);
+    const tg_st_tensor *t7 = tg_st_find(f, "w7");
+    ck_assert_int_eq(t7->dtype, TG_F64);
+    ck_assert_ptr_eq(t7, tg_st_at(f, 7)); /* replaced in place */
+    ck_assert_str_eq(tg_st_meta(f, "w7"), "y");
+    tg_st_free(f);
+    unlink(path);
+}
+END_TEST
+
+/* a key repeated in __metadata__: the first one is the value (as before).
+ * Also the first file here without any tensor: it crashed (qsort given
+ * the NULL spans array, then arrlen of it optimized into a read). */
+START_TEST(repeated_metadata_key)
+{
+    const char *json = "{\"__metadata__\":{\"k\":\"first\",\"k\":\"second\"}}";
+    size_t jl = strlen(json);
+    unsigned char b[128] = {0};
+    b[0] = (unsigned char)jl;
+    memcpy(b + 8, json, jl);
+    tg_st_file *f = tg_st_parse(b, 8 + jl, "meta", err, sizeof err);
+    ck_assert_msg(f, "%s", err);
+    ck_assert_str_eq(tg_st_meta(f, "k"), "first");
+    ck_assert_int_eq(tg_st_meta_count(f), 2);
+    ck_assert_int_eq(tg_st_count(f), 0);
+    tg_st_free(f);
+    f = tg_st_parse("\2\0\0\0\0\0\0\0{}", 10, "empty", err, sizeof err);
+    ck_assert_msg(f, "%s", err);
+    ck_assert_int_eq(tg_st_count(f), 0);
+    tg_st_free(f);
+}
+END_TEST
+
+/* tg_st_add_as: F64 from the float build keeps the float's value */
+START_TEST(add_as_f64)
+{
+    char path[] = "/tmp/tg_st_XXXXXX";
+    close(mkstemp(path));
+    tg_st_writer *w = tg_st_writer_new();
+    tg_tensor *x = tg_view_reshape(tg_arange(0, 6, 1), TG_SHAPE(2, 3));
+    tg_st_add_as(w, "x64", tg_view_transpose(x, 0, 1), TG_F64);
+    tg_st_add(w, "x32", x);
+    ck_assert_int_eq(tg_st_save(w, path, err, sizeof err), 0);
+    tg_st_writer_free(w);
+    tg_st_file *f = tg_st_load(path, err, sizeof err);
+    ck_assert_msg(f, "%s", err);
+    ck_assert_int_eq(tg_st_find(f, "x64")->dtype, TG_F64);
+    ck_assert_int_eq(tg_st_find(f, "x32")->dtype, TG_F32); /* float build */
+    tg_tensor *y = tg_st_new_tensor(tg_st_find(f, "x64"));
+    tgt_tensor_equals(y, (double[]){0, 3, 1, 4, 2, 5}, 6, 0);
+    tg_tensor_free(y);
+    tg_st_free(f);
+    unlink(path);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("safetensors");
@@ -224,6 +443,10 @@ static Suite *suite(void)
     tcase_add_test(tc, every_truncation_fails_cleanly);
     tcase_add_test(tc, corrupt_headers);
     tcase_add_test(tc, save_is_atomic);
+    tcase_add_test(tc, null_arguments);
+    tcase_add_test(tc, many_tensors_parse_fast);
+    tcase_add_test(tc, repeated_metadata_key);
+    tcase_add_test(tc, add_as_f64);
     suite_add_tcase(s, tc);
     return s;
 }
