@@ -40,16 +40,22 @@ static inline float tg_pow2i(int32_t k)
     return f;
 }
 
-/* exp(x) for x <= 0 (larger x are clamped to 0) */
+/* exp(x) for x <= 0 (larger x, +inf included, are clamped to 0);
+ * exp(-inf) = 0 and exp(NaN) = NaN. NaN must not reach the conversion of
+ * n to an integer (converting NaN or an out-of-range float to int32_t is
+ * undefined behaviour, and UBSan's float-cast-overflow says so): the
+ * arithmetic runs on a clamped copy xc, where NaN and -inf become -104,
+ * and a select at the end hands NaN back. Both are comparisons and
+ * selects, so the loops stay vectorized. */
 static inline float tg_exp_nonpos(float x)
 {
-    x = x < -104.0f ? -104.0f : x;
-    x = x > 0.0f ? 0.0f : x;
-    /* n = round(x / ln2): adding 1.5 * 2^23 rounds to an integer */
+    float xc = x >= -104.0f ? x : -104.0f; /* NaN and -inf: -104 */
+    xc = xc > 0.0f ? 0.0f : xc;
+    /* n = round(xc / ln2): adding 1.5 * 2^23 rounds to an integer */
     const float shift = 12582912.0f;
-    float n = (x * 1.44269504088896341f + shift) - shift;
-    /* r = x - n ln2, with ln2 split in two so that n*ln2_hi is exact */
-    float r = x - n * 0.693145751953125f;
+    float n = (xc * 1.44269504088896341f + shift) - shift;
+    /* r = xc - n ln2, with ln2 split in two so that n*ln2_hi is exact */
+    float r = xc - n * 0.693145751953125f;
     r = r - n * 1.42860682030941723212e-6f;
     float p = 1.0f / 5040.0f;
     p = p * r + 1.0f / 720.0f;
@@ -60,7 +66,8 @@ static inline float tg_exp_nonpos(float x)
     p = p * r + 1.0f;
     p = p * r + 1.0f;
     int32_t k = (int32_t)n, k1 = k / 2; /* k in [-150, 0] */
-    return p * tg_pow2i(k1) * tg_pow2i(k - k1);
+    float e = p * tg_pow2i(k1) * tg_pow2i(k - k1);
+    return x == x ? e : x; /* NaN in, NaN out */
 }
 
 static inline float tg_vtanh(float x)
