@@ -47,6 +47,77 @@ static int tracing;
 static bool *traced_only; /* stb_ds array: for each entry recorded since
                              tg_tape_trace_begin, in order */
 
+/* ---- in-place changes (tensor/tensor.h, tg_version) -------------------
+ * An entry keeps the version counts of the inputs and outputs its backward
+ * reads; backward compares them before it runs anything. */
+static bool reads_in(const tg_op *op, int k)
+{
+    if ((op->flags & TG_OP_VIEW) || op->reads == TG_READS_NONE)
+        return false;
+    return op->reads == TG_READS_ALL || (k < 8 && (op->reads & TG_READS_IN(k)));
+}
+
+static bool reads_out(const tg_op *op)
+{
+    if ((op->flags & TG_OP_VIEW) || op->reads == TG_READS_NONE)
+        return false;
+    return op->reads == TG_READS_ALL || (op->reads & TG_READS_OUT);
+}
+
+static void save_versions(tg_entry *e)
+{
+    const tg_op *op = e->op;
+    if ((op->flags & TG_OP_VIEW) || op->reads == TG_READS_NONE)
+        return;
+    e->versions = tg_arena_alloc((size_t)(e->nin + e->nout) * sizeof(uint32_t));
+    for (int k = 0; k < e->nin; k++)
+        e->versions[k] = tg_version(e->in[k]);
+    for (int k = 0; k < e->nout; k++)
+        e->versions[e->nin + k] = tg_version(e->outs[k]);
+}
+
+/* "weight_hh[8, 2]", "#4[2, 8]" or "t7[3]" */
+static const char *tensor_str(const tg_tensor *t, char *buf, size_t cap)
+{
+    char shape[96];
+    tg_shape_str(t, shape, sizeof shape);
+    if (t->name)
+        snprintf(buf, cap, "%s%s", t->name, shape);
+    else if (t->entry >= 0)
+        snprintf(buf, cap, "#%d%s", (int)t->entry, shape);
+    else
+        snprintf(buf, cap, "t%u%s", (unsigned)t->id, shape);
+    return buf;
+}
+
+/* 0, or -1 after reporting the first tensor entry e reads that was
+ * changed in place after e ran */
+static int check_versions(int64_t index, const tg_entry *e)
+{
+    if (!e->versions)
+        return 0;
+    for (int k = 0; k < e->nin + e->nout; k++) {
+        bool out = k >= e->nin;
+        const tg_tensor *t = out ? e->outs[k - e->nin] : e->in[k];
+        if (!t || !(out ? reads_out(e->op) : reads_in(e->op, k)) ||
+            tg_version(t) == e->versions[k])
+            continue;
+        char what[160], when[64] = "";
+        if (e->step >= 0)
+            snprintf(when, sizeof when, ", time step %lld", (long long)e->step);
+        tg_error("backward", "op '%s' (tape entry #%lld%s) needs the numbers "
+                 "of its %s %d, %s, which were changed in place after it ran "
+                 "(version %u, recorded at %u): its gradient would be wrong. "
+                 "Change it after backward (an optimizer step belongs there) "
+                 "or change a copy (tg_clone)", e->op->name, (long long)index,
+                 when, out ? "output" : "input", out ? k - e->nin : k,
+                 tensor_str(t, what, sizeof what), tg_version(t),
+                 e->versions[k]);
+        return -1;
+    }
+    return 0;
+}
+
 static tg_entry *record(const tg_op *op, int nout, tg_tensor *const *outs,
                         int nin, tg_tensor *const *in)
 {
@@ -82,6 +153,8 @@ static tg_entry *record(const tg_op *op, int nout, tg_tensor *const *outs,
             outs[k]->flags |= TG_REQUIRES_GRAD;
         outs[k]->entry = (int32_t)arrlen(tape);
     }
+    if (real)
+        save_versions(&e);
     if (tracing)
         arrput(traced_only, !real);
     arrput(tape, e);
@@ -300,6 +373,12 @@ static int sweep(tg_tensor *root, const tg_tensor *seed)
         arrfree(needed);
         return -1;
     }
+    /* before any gradient is touched: nothing it reads changed since */
+    for (int64_t j = 0; j < arrlen(needed); j++)
+        if (check_versions(needed[j], &tape[needed[j]]) < 0) {
+            arrfree(needed);
+            return -1;
+        }
     /* seed: dL/droot */
     free_buf *pool = NULL;
     ensure_grad(root, &pool);

@@ -87,12 +87,23 @@ typedef struct tg_op {
                               tg_tensor *acc);
     void (*label)(const tg_entry *e, char *buf, size_t cap);
     unsigned flags;
+    unsigned reads; /* TG_READS_*, below */
 } tg_op;
 /* flags: the output is a view of input 0 (same numbers, re-indexed by the
  * entry's gradient view, iarg, as in ops/shape.c) */
 #define TG_OP_VIEW 1u
 /* input 1 is a weight W used as x W^T: a tg_prepare_weight'ed W is faster */
 #define TG_OP_WEIGHT1 2u
+/* reads: which numbers the backward rule reads, so that backward can
+ * refuse to run when one of them was changed in place since the op ran
+ * (tensor/tensor.h, tg_version). TG_READS_ALL (0, the default): every
+ * input and output; TG_READS_NONE: none (add, sum, concat - changing
+ * their inputs afterwards is harmless; views need not say it); or a set
+ * of TG_READS_IN(k) (k < 8) and TG_READS_OUT (the outputs). */
+#define TG_READS_ALL 0u
+#define TG_READS_IN(k) (1u << (k))
+#define TG_READS_OUT (1u << 8)
+#define TG_READS_NONE (1u << 9)
 
 /* Number of small scalar arguments an entry can keep. */
 #define TG_ENTRY_ARGS 8
@@ -108,6 +119,8 @@ struct tg_entry {
     double farg[TG_ENTRY_ARGS];  /* op-specific reals (p, exponent)       */
     void *saved;             /* op-specific arena data (mask, indices)    */
     int64_t step;            /* user time-step tag (tg_tape_set_step)     */
+    uint32_t *versions;      /* tg_version of in[0..nin-1] then outs[..],
+                                when recorded (NULL when none is read)    */
     bool consumed;           /* a backward sweep has already used it      */
 };
 

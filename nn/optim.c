@@ -252,6 +252,7 @@ void tg_optim_step(tg_optim *o)
             sgd_kernel(o, t->numel, t->data, t->grad, o->m[i], first);
         else
             adam_kernel(o, t->numel, t->data, t->grad, o->m[i], o->v[i]);
+        tg_bump_version(t); /* a backward still to come would be wrong */
     }
 }
 

@@ -73,7 +73,8 @@ static void embedding_backward(tg_entry *e)
     embedding_bwd(w->grad, e->out->grad, e->saved, e->iarg[0], e->iarg[1]);
 }
 /* (no replay: a step using it is not compiled into a fused program) */
-static const tg_op embedding_desc = {"embedding", embedding_backward, .replay = NULL};
+static const tg_op embedding_desc = {"embedding", embedding_backward,
+                                     .reads = TG_READS_NONE}; /* indices */
 
 tg_tensor *tg_embedding(tg_tensor *weight, const int64_t *ids, int ndim,
                         const int64_t *shape)
@@ -162,7 +163,8 @@ static void dropout_backward(tg_entry *e)
                 (tg_real)e->farg[0]);
 }
 /* (no replay: a step using it is not compiled into a fused program) */
-static const tg_op dropout_desc = {"dropout", dropout_backward, .replay = NULL};
+static const tg_op dropout_desc = {"dropout", dropout_backward,
+                                   .reads = TG_READS_NONE}; /* its mask */
 
 tg_tensor *tg_dropout(tg_tensor *x, double p, bool training,
                       struct tg_rng *rng)

@@ -197,9 +197,11 @@ static void softmax_backward(tg_entry *e)
 
 static tg_tensor *softmax_replay(const tg_entry *e, tg_tensor *const *in);
 static const tg_op softmax_desc = {"softmax", softmax_backward,
-                                   .replay = softmax_replay};
+                                   .replay = softmax_replay,
+                                   .reads = TG_READS_OUT};
 static const tg_op log_softmax_desc = {"log_softmax", softmax_backward,
-                                       .replay = softmax_replay};
+                                       .replay = softmax_replay,
+                                       .reads = TG_READS_OUT};
 
 static tg_tensor *softmax_op(const tg_op *desc, tg_tensor *x, int dim,
                              bool logp)

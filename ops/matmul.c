@@ -362,7 +362,8 @@ static tg_tensor *linear_replay_into(const tg_entry *e, tg_tensor *const *in,
 
 static const tg_op linear_op = {"linear", linear_bwd, .replay = linear_replay,
                                 .replay_into = linear_replay_into,
-                                .flags = TG_OP_WEIGHT1};
+                                .flags = TG_OP_WEIGHT1,
+                                .reads = TG_READS_IN(0) | TG_READS_IN(1)};
 
 /* y[o] = b[o] for one row y of O numbers */
 static void bias_row(tg_real *y, const tg_tensor *b, int64_t O)
@@ -492,7 +493,8 @@ static tg_tensor *linear_into_replay(const tg_entry *e, tg_tensor *const *in)
 }
 
 static const tg_op linear_into_op = {"linear_into", linear_into_bwd,
-                                     .replay = linear_into_replay};
+                                     .replay = linear_into_replay,
+                                     .reads = TG_READS_IN(1) | TG_READS_IN(2)};
 
 tg_tensor *tg_linear_into(tg_tensor *acc, tg_tensor *x, tg_tensor *W,
                           tg_tensor *b)

@@ -258,8 +258,10 @@ static void sum_all_bwd(tg_entry *e)
 }
 
 static tg_tensor *sum_all_replay(const tg_entry *e, tg_tensor *const *in);
-static const tg_op sum_op = {"sum", sum_all_bwd, .replay = sum_all_replay};
-static const tg_op mean_op = {"mean", sum_all_bwd, .replay = sum_all_replay};
+static const tg_op sum_op = {"sum", sum_all_bwd, .replay = sum_all_replay,
+                             .reads = TG_READS_NONE};
+static const tg_op mean_op = {"mean", sum_all_bwd, .replay = sum_all_replay,
+                              .reads = TG_READS_NONE};
 
 static tg_tensor *sum_all(const tg_op *op, tg_tensor *x, bool mean)
 {
@@ -340,9 +342,11 @@ static void sum_dim_bwd(tg_entry *e)
 
 static tg_tensor *sum_dim_replay(const tg_entry *e, tg_tensor *const *in);
 static const tg_op sum_dim_op = {"sum_dim", sum_dim_bwd,
-                                 .replay = sum_dim_replay};
+                                 .replay = sum_dim_replay,
+                                 .reads = TG_READS_NONE};
 static const tg_op mean_dim_op = {"mean_dim", sum_dim_bwd,
-                                  .replay = sum_dim_replay};
+                                  .replay = sum_dim_replay,
+                                  .reads = TG_READS_NONE};
 
 static tg_tensor *sum_dim(const tg_op *op, tg_tensor *x, int dim, bool keepdim,
                           bool mean)
@@ -410,7 +414,8 @@ static tg_tensor *max_dim_replay(const tg_entry *e, tg_tensor *const *in)
     return tg_max_dim(in[0], (int)e->iarg[4], e->iarg[5] != 0);
 }
 static const tg_op max_dim_op = {"max_dim", max_dim_bwd,
-                                 .replay = max_dim_replay};
+                                 .replay = max_dim_replay,
+                                 .reads = TG_READS_NONE}; /* indices */
 
 tg_tensor *tg_max_dim(tg_tensor *x, int dim, bool keepdim)
 {

@@ -374,8 +374,10 @@ static void join_bwd(tg_entry *e)
 }
 
 static tg_tensor *join_replay(const tg_entry *e, tg_tensor *const *in);
-static const tg_op concat_op = {"concat", join_bwd, .replay = join_replay};
-static const tg_op stack_op = {"stack", join_bwd, .replay = join_replay};
+static const tg_op concat_op = {"concat", join_bwd, .replay = join_replay,
+                                .reads = TG_READS_NONE};
+static const tg_op stack_op = {"stack", join_bwd, .replay = join_replay,
+                               .reads = TG_READS_NONE};
 
 static tg_tensor *join(const tg_op *desc, tg_tensor *const *xs, int n, int dim,
                        bool stack)

@@ -54,6 +54,13 @@ static void init_header(tg_tensor *t, int ndim, const int64_t *shape)
     t->numel = tg_contiguous_strides(ndim, shape, t->stride);
     t->entry = -1;
     t->id = next_id++;
+    t->version = &t->version_own;
+}
+
+void tg_bump_version(tg_tensor *t)
+{
+    if (t && t->version)
+        ++*t->version;
 }
 
 tg_tensor *tg_tensor_header(int ndim, const int64_t *shape)
@@ -345,6 +352,7 @@ int tg_copy_(tg_tensor *dst, const tg_tensor *src)
     }
     tg_strided_copy(dst->ndim, dst->shape, dst->data, dst->stride, src->data,
                     src->stride, false);
+    tg_bump_version(dst);
     return 0;
 }
 
@@ -354,6 +362,7 @@ void tg_fill_(tg_tensor *t, double value)
 {
     if (!t)
         return;
+    tg_bump_version(t);
     tg_real v = (tg_real)value;
     if (tg_is_contiguous(t)) {
         for (int64_t i = 0; i < t->numel; i++)
@@ -370,6 +379,7 @@ void tg_fill_uniform_(tg_tensor *t, struct tg_rng *rng, double lo, double hi)
 {
     if (!t)
         return;
+    tg_bump_version(t);
     for (int64_t i = 0; i < t->numel; i++)
         t->data[flat_offset(t, i)] =
             (tg_real)(lo + (hi - lo) * tg_rng_uniform(rng));
@@ -380,6 +390,7 @@ void tg_fill_normal_(tg_tensor *t, struct tg_rng *rng, double mean,
 {
     if (!t)
         return;
+    tg_bump_version(t);
     for (int64_t i = 0; i < t->numel; i++)
         t->data[flat_offset(t, i)] =
             (tg_real)(mean + std * tg_rng_normal(rng));

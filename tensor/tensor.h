@@ -84,7 +84,26 @@ typedef struct tg_tensor {
     const char *name; /* optional; set with tg_set_name (not copied)       */
     const struct tg_prepared *prepared; /* packed copies of a weight made
                        by tg_prepare_weight (ops/matmul.h), or NULL       */
+    uint32_t *version; /* how often its numbers were changed in place:
+                       points at version_own, or for a view at its base's
+                       counter (read with tg_version)                    */
+    uint32_t version_own;
 } tg_tensor;
+
+/* ---- in-place changes -------------------------------------------------
+ * Every tensor counts the changes made to its numbers in place; a view
+ * shares the count of the tensor it views. An op records the counts of
+ * the inputs (and output) its backward will read, and backward refuses to
+ * run if one changed since - say an optimizer step or a tg_fill_ on a
+ * weight between forward and backward, which would give wrong gradients.
+ * tg_fill_*, tg_copy_, the optimizers and tg_params_load count their
+ * changes themselves; code that writes t->data by hand calls
+ * tg_bump_version(t) to be checked the same way. */
+static inline uint32_t tg_version(const tg_tensor *t)
+{
+    return t && t->version ? *t->version : 0;
+}
+void tg_bump_version(tg_tensor *t);
 
 /* ---- errors ----------------------------------------------------------
  * Every misuse (a shape mismatch, a bad argument) goes through tg_error.

@@ -5,6 +5,7 @@
  * is left as it was (no time-step tag stuck on the tape).
  */
 #include "harness.h"
+#include "nn/optim.h"
 #include "nn/rnn.h"
 #include "ops/ops.h"
 
@@ -151,6 +152,111 @@ START_TEST(anomaly_in_an_rnn_names_the_time_step)
 }
 END_TEST
 
+/* ---- in-place changes between forward and backward ------------------ */
+
+START_TEST(fill_on_a_weight_before_backward)
+{
+    tgt_capture_errors();
+    tg_tensor *W = tg_set_name(tg_requires_grad(tg_tensor_new(TG_SHAPE(3, 2))), "W");
+    tg_fill_(W, 0.5);
+    tg_tensor *x = tg_ones(TG_SHAPE(4, 2));
+    tg_tensor *loss = tg_sum(tg_tanh(tg_linear(x, W, NULL)));
+    tg_fill_(W, 2.0); /* the linear's backward reads W: dx would be wrong */
+    ck_assert_int_eq(tg_backward(loss), -1);
+    tgt_expect_error("backward", "op 'linear'", "input 1", "W[3, 2]",
+                     "changed in place");
+    /* nothing was accumulated */
+    for (int64_t i = 0; i < W->numel; i++)
+        ck_assert(W->grad[i] == 0);
+    tg_tensor_free(W);
+}
+END_TEST
+
+START_TEST(optimizer_step_before_backward)
+{
+    tgt_capture_errors();
+    tg_params ps = {0};
+    tg_tensor *W = tg_params_new(&ps, "weight", TG_SHAPE(3, 2));
+    tg_fill_(W, 0.1);
+    tg_optim *sgd = tg_sgd_new(&ps, 0.1, 0, 0, 0, false);
+    tg_tensor *loss = tg_sum(tg_matmul(tg_ones(TG_SHAPE(1, 3)), W));
+    ck_assert_int_eq(tg_backward(loss), 0);
+    tg_tape_reset();
+    /* the mistake: step between this forward and its backward */
+    loss = tg_sum(tg_matmul(tg_ones(TG_SHAPE(1, 3)), W));
+    tg_optim_step(sgd);
+    ck_assert_int_eq(tg_backward(loss), -1);
+    tgt_expect_error("backward", "op 'matmul'", "weight[3, 2]");
+    tg_optim_free(sgd);
+    tg_params_free(&ps);
+}
+END_TEST
+
+START_TEST(change_through_a_view_is_seen)
+{
+    tgt_capture_errors();
+    tg_tensor *W = tg_requires_grad(tg_tensor_new(TG_SHAPE(4, 2)));
+    tg_tensor *half[2];
+    tg_chunk(W, 2, 0, half);
+    tg_tensor *loss = tg_sum(tg_mul(half[0], half[1]));
+    tg_tensor *rows[2];
+    tg_chunk(W, 2, 0, rows); /* another view of the same numbers */
+    tg_fill_(rows[1], 3.0);
+    ck_assert_int_eq(tg_backward(loss), -1);
+    tgt_expect_error("backward", "op 'mul'", "changed in place");
+    tg_tensor_free(W);
+}
+END_TEST
+
+START_TEST(harmless_changes_pass)
+{
+    tgt_capture_errors();
+    /* add and sum read no numbers in backward: PyTorch allows changing
+     * their inputs afterwards, and so do we; gradients stay right */
+    tg_tensor *a = tg_requires_grad(tg_tensor_new(TG_SHAPE(3)));
+    tg_tensor *b = tg_requires_grad(tg_tensor_new(TG_SHAPE(3)));
+    tg_tensor *loss = tg_sum(tg_add(a, b));
+    tg_fill_(a, 7.0);
+    ck_assert_int_eq(tg_backward(loss), 0);
+    ck_assert_int_eq(tgt_errors, 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert(a->grad[i] == 1 && b->grad[i] == 1);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+}
+END_TEST
+
+START_TEST(changed_output_is_seen)
+{
+    tgt_capture_errors();
+    tg_tensor *x = tg_requires_grad(tg_zeros(TG_SHAPE(3)));
+    tg_tensor *y = tg_sigmoid(x); /* backward reads y */
+    tg_tensor *loss = tg_sum(y);
+    tg_fill_(y, 0.9);
+    ck_assert_int_eq(tg_backward(loss), -1);
+    tgt_expect_error("backward", "op 'sigmoid'", "output 0");
+}
+END_TEST
+
+START_TEST(rnn_weight_changed_before_backward)
+{
+    tgt_capture_errors();
+    for (int fuse = 0; fuse < 2; fuse++) {
+        tg_set_fusion(fuse);
+        tg_rnn *r = tg_rnn_new(&tg_lstm_cell, 3, 4, 1, 0.0, NULL);
+        tg_rnn_out out;
+        ck_assert_int_eq(tg_rnn_forward(r, input(5, 2, 3), NULL, true, NULL,
+                                         &out), 0);
+        tg_tensor *loss = tg_sum(out.y);
+        tg_fill_(r->layers[0]->weight_hh, 0.0);
+        ck_assert_int_eq(tg_backward(loss), -1);
+        tgt_expect_error("backward", "weight_hh", "changed in place");
+        tg_rnn_free(r);
+        tg_tape_reset();
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("misuse");
@@ -161,6 +267,12 @@ static Suite *suite(void)
     tcase_add_test(tc, step_that_leaves_an_output_unset);
     tcase_add_test(tc, anomaly_returns_null_and_reports_once);
     tcase_add_test(tc, anomaly_in_an_rnn_names_the_time_step);
+    tcase_add_test(tc, fill_on_a_weight_before_backward);
+    tcase_add_test(tc, optimizer_step_before_backward);
+    tcase_add_test(tc, change_through_a_view_is_seen);
+    tcase_add_test(tc, harmless_changes_pass);
+    tcase_add_test(tc, changed_output_is_seen);
+    tcase_add_test(tc, rnn_weight_changed_before_backward);
     suite_add_tcase(s, tc);
     return s;
 }
