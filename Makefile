@@ -155,6 +155,14 @@ $(BUILD)/tests/grad_%: tests/grad_%.c tests/harness.h $(BUILD)/libtapegrad_f64.a
 	$(CC) $(CFLAGS) -DTG_DOUBLE $(CHECK_CFLAGS) $< -o $@ $(LDFLAGS) \
 	    $(BUILD)/libtapegrad_f64.a $(CHECK_LIBS) $(LDLIBS)
 
+# The library's fuzz targets with a plain main() (fuzz/replay.c): run-tests
+# replays fuzz/regressions/<target>/ through them, no clang needed.
+REPLAY_TARGETS := st_parse params_load
+REPLAY_BIN := $(REPLAY_TARGETS:%=$(BUILD)/tests/replay_%)
+$(BUILD)/tests/replay_%: fuzz/%.c fuzz/replay.c fuzz/fuzz.h $(BUILD)/libtapegrad.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< fuzz/replay.c -o $@ $(LDFLAGS) $(BUILD)/libtapegrad.a $(LDLIBS)
+
 # Every public header compiles on its own.
 check-headers:
 	@mkdir -p $(BUILD)/headers
@@ -173,9 +181,14 @@ test:
 	@sh scripts/deps.sh
 	@$(MAKE) --no-print-directory run-tests
 
-run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN)
+run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	@fail=0; for t in $(TEST_BIN) $(GRAD_BIN); do \
 	    echo "== $$t"; $$t || fail=1; \
+	done; \
+	for t in $(REPLAY_TARGETS); do \
+	    [ -d fuzz/regressions/$$t ] || continue; \
+	    echo "== fuzz/regressions/$$t"; \
+	    $(BUILD)/tests/replay_$$t fuzz/regressions/$$t/* || fail=1; \
 	done; \
 	echo "== tests/charlm_cli.sh"; sh tests/charlm_cli.sh $(BUILD)/charlm || fail=1; \
 	echo "== tests/custom_cells.sh"; sh tests/custom_cells.sh $(BUILD)/custom_cells || fail=1; \
@@ -199,7 +212,98 @@ noomp:
 	@sh scripts/deps.sh
 	@$(MAKE) --no-print-directory BUILD=build/noomp OPENMP=0 run-tests
 
+# ---- fuzzing (fuzz/, fuzz/README.md) -------------------------------------
+# make fuzz [FUZZ_SECONDS=60]: four libFuzzer targets built with clang under
+# ASan + UBSan into $(FUZZ_BUILD), each run FUZZ_SECONDS seconds on seeds
+# made from tests/fixtures (and checkpoints charlm writes), after replaying
+# the inputs in fuzz/regressions/<target>/ (every past finding). Fails on a
+# crash, hang, leak or sanitizer report; the input is saved in
+# $(FUZZ_BUILD)/crashes/. Clang and libFuzzer come from scripts/fuzz_deps.sh.
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   ?= build/fuzz
+FUZZ_CC      ?= clang
+FUZZ_TARGETS := st_parse params_load ckpt corpus
+FUZZ_SAN     = -fsanitize=address,undefined,float-cast-overflow \
+               -fno-sanitize-recover=undefined,float-cast-overflow
+FUZZ_CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-omit-frame-pointer \
+               -fno-math-errno -Wno-unknown-pragmas $(FUZZ_SAN) \
+               -fsanitize=fuzzer-no-link -I. $(PKG_CFLAGS)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_CL_OBJ  := $(CHARLM_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+
+$(FUZZ_BUILD)/obj/%.o: %.c Makefile
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+# stb_ds's hash (see above); charlm's main() renamed (libFuzzer has one),
+# and its cl_strdup (fuzz/charlm_glue.h says why)
+$(FUZZ_BUILD)/obj/tensor/error.o: FUZZ_CFLAGS += -fno-sanitize=shift-base
+$(FUZZ_BUILD)/obj/examples/charlm/main.o: \
+    FUZZ_CFLAGS += -Dmain=cl_tool_main -Dcl_strdup=cl_tool_strdup
+
+$(FUZZ_BUILD)/fuzz_st_parse $(FUZZ_BUILD)/fuzz_params_load: \
+    $(FUZZ_BUILD)/fuzz_%: fuzz/%.c fuzz/fuzz.h $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARNINGS) -fsanitize=fuzzer $< $(FUZZ_LIB_OBJ) -o $@ $(LDLIBS)
+$(FUZZ_BUILD)/fuzz_ckpt $(FUZZ_BUILD)/fuzz_corpus: \
+    $(FUZZ_BUILD)/fuzz_%: fuzz/%.c fuzz/fuzz.h fuzz/charlm_glue.h $(FUZZ_LIB_OBJ) $(FUZZ_CL_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARNINGS) -fsanitize=fuzzer $< $(FUZZ_CL_OBJ) \
+	    $(FUZZ_LIB_OBJ) -o $@ $(LDLIBS)
+
+# Seeds: the fixtures; tiny checkpoints of each cell written by charlm
+# (built as usual, in $(BUILD)); text for the corpus reader.
+$(FUZZ_BUILD)/seeds.stamp: $(wildcard tests/fixtures/*.safetensors) \
+    $(wildcard fuzz/seeds/*/*) $(BUILD)/charlm
+	@rm -rf $(FUZZ_BUILD)/seeds && mkdir -p $(FUZZ_BUILD)/seeds/st_parse \
+	    $(FUZZ_BUILD)/seeds/params_load $(FUZZ_BUILD)/seeds/ckpt \
+	    $(FUZZ_BUILD)/seeds/corpus
+	cp tests/fixtures/*.safetensors $(FUZZ_BUILD)/seeds/st_parse/
+	cp tests/fixtures/*charlm_*.safetensors $(FUZZ_BUILD)/seeds/params_load/
+	cp fuzz/seeds/corpus/* README.md $(FUZZ_BUILD)/seeds/corpus/
+	@for cl in lstm:1 gru:2 rnn_tanh:1; do \
+	    c=$${cl%:*}; l=$${cl#*:}; \
+	    $(BUILD)/charlm train --data fuzz/seeds/corpus/text.txt --cell $$c \
+	        --layers $$l --hidden 6 --embed 4 --seq 8 --batch 2 --steps 3 \
+	        --threads 1 --save $(FUZZ_BUILD)/seeds/ckpt/$$c.safetensors \
+	        --overwrite > /dev/null || exit 1; \
+	done
+	cp $(FUZZ_BUILD)/seeds/ckpt/* $(FUZZ_BUILD)/seeds/st_parse/
+	cp $(FUZZ_BUILD)/seeds/ckpt/* $(FUZZ_BUILD)/seeds/params_load/
+	@touch $@
+
+.PHONY: fuzz fuzz-build fuzz-run
+fuzz:
+	@sh scripts/fuzz_deps.sh
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%) $(FUZZ_BUILD)/seeds.stamp
+
+# -timeout: one input taking 10 s is a hang; the executions of each run
+# are added to $(FUZZ_BUILD)/executions.log.
+fuzz-run: fuzz-build
+	@mkdir -p $(FUZZ_BUILD)/crashes
+	@for t in $(FUZZ_TARGETS); do \
+	    bin=$(FUZZ_BUILD)/fuzz_$$t; \
+	    if [ -d fuzz/regressions/$$t ]; then \
+	        echo "== fuzz $$t: replaying fuzz/regressions/$$t"; \
+	        $$bin fuzz/regressions/$$t/* > $(FUZZ_BUILD)/$$t.replay.log 2>&1 \
+	            || { cat $(FUZZ_BUILD)/$$t.replay.log; exit 1; }; \
+	    fi; \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	    echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	    $$bin -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	        -dict=fuzz/tapegrad.dict \
+	        -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t- \
+	        $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/seeds/$$t \
+	        > $(FUZZ_BUILD)/$$t.log 2>&1 \
+	        || { tail -n 60 $(FUZZ_BUILD)/$$t.log; \
+	             echo "fuzz $$t FAILED: the input is in $(FUZZ_BUILD)/crashes/"; \
+	             exit 1; }; \
+	    runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_BUILD)/$$t.log); \
+	    echo "$$t $$runs $(FUZZ_SECONDS)" >> $(FUZZ_BUILD)/executions.log; \
+	    echo "   $$runs executions, no crash"; \
+	done
+
 clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(LIB64_OBJ:.o=.d)
+-include $(wildcard $(FUZZ_BUILD)/obj/*/*.d $(FUZZ_BUILD)/obj/*/*/*.d)
