@@ -263,7 +263,8 @@ $(FUZZ_BUILD)/seeds.stamp: $(wildcard tests/fixtures/*.safetensors) \
 	    $(BUILD)/charlm train --data fuzz/seeds/corpus/text.txt --cell $$c \
 	        --layers $$l --hidden 6 --embed 4 --seq 8 --batch 2 --steps 3 \
 	        --threads 1 --save $(FUZZ_BUILD)/seeds/ckpt/$$c.safetensors \
-	        --overwrite > /dev/null || exit 1; \
+	        --overwrite > $(FUZZ_BUILD)/seeds/train.log 2>&1 \
+	        || { cat $(FUZZ_BUILD)/seeds/train.log; exit 1; }; \
 	done
 	cp $(FUZZ_BUILD)/seeds/ckpt/* $(FUZZ_BUILD)/seeds/st_parse/
 	cp $(FUZZ_BUILD)/seeds/ckpt/* $(FUZZ_BUILD)/seeds/params_load/
