@@ -511,11 +511,36 @@ static bool refuse_null(tg_st_writer *w, const char *what, const char *name,
     return true;
 }
 
+/* A wrong argument (a misuse, as for ops) goes through tg_error and, if
+ * the handler returns, is remembered like a NULL: the file is not saved. */
+static bool misuse(tg_st_writer *w, bool bad, const char *op, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+static bool misuse(tg_st_writer *w, bool bad, const char *op, const char *fmt,
+                   ...)
+{
+    if (!bad)
+        return false;
+    char msg[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!w->problem[0])
+        snprintf(w->problem, sizeof w->problem, "%s", msg);
+    tg_error(op, "%s", msg);
+    return true;
+}
+
 void tg_st_add_raw(tg_st_writer *w, const char *name, tg_dtype dtype, int ndim,
                    const int64_t *shape, const void *data)
 {
-    TG_ASSERT(ndim >= 0 && ndim <= TG_MAX_DIMS);
-    if (refuse_null(w, "tensor", name, !w || !name || (ndim && !shape)))
+    if (refuse_null(w, "tensor", name, !w || !name || (ndim > 0 && !shape)))
+        return;
+    if (misuse(w, dtype != TG_F32 && dtype != TG_F64 && dtype != TG_I64,
+               "st_add_raw", "tensor '%.100s': dtype %d is none of TG_F32, "
+               "TG_F64, TG_I64", name, (int)dtype) ||
+        misuse(w, ndim < 0 || ndim > TG_MAX_DIMS, "st_add_raw", "tensor "
+               "'%.100s': %d dimensions (0 to %d)", name, ndim, TG_MAX_DIMS))
         return;
     wtensor t;
     memset(&t, 0, sizeof t);
@@ -523,6 +548,11 @@ void tg_st_add_raw(tg_st_writer *w, const char *name, tg_dtype dtype, int ndim,
     t.ndim = ndim;
     int64_t numel = 1;
     for (int d = 0; d < ndim; d++) {
+        if (misuse(w, shape[d] < 0 || (shape[d] && numel > INT64_MAX / 8 /
+                                       shape[d]), "st_add_raw", "tensor "
+                   "'%.100s': size %lld of dimension %d is negative or too "
+                   "large", name, (long long)shape[d], d))
+            return;
         t.shape[d] = shape[d];
         numel *= shape[d];
     }
@@ -547,9 +577,11 @@ void tg_st_add_raw(tg_st_writer *w, const char *name, tg_dtype dtype, int ndim,
 void tg_st_add_as(tg_st_writer *w, const char *name, const tg_tensor *t,
                   tg_dtype dtype)
 {
-    if (refuse_null(w, "tensor", name, !w || !name || !t))
+    if (refuse_null(w, "tensor", name, !w || !name || !t) ||
+        misuse(w, dtype != TG_F32 && dtype != TG_F64, "st_add_as", "tensor "
+               "'%.100s': dtype %d; tensors of numbers are stored as TG_F32 "
+               "or TG_F64", name, (int)dtype))
         return;
-    TG_ASSERT(dtype == TG_F32 || dtype == TG_F64);
     size_t n = (size_t)(t->numel ? t->numel : 1);
     if (dtype == TG_F32) {
         float *tmp = tg_xmalloc(n * sizeof *tmp);

@@ -31,7 +31,10 @@
  * tensor that failed to compute is never silently missing from a file.
  * None of this calls tg_error: like an op given NULL, these functions take
  * a NULL to be the consequence of an earlier error already reported (by
- * an op through tg_error, or by a load through err).
+ * an op through tg_error, or by a load through err). A wrong argument
+ * to a writer (a dtype, a dimension count or a size out of range) is
+ * misuse, reported through tg_error as ops report theirs; if the handler
+ * returns, the writer refuses to save as for a NULL.
  *
  *     char err[256];
  *     tg_st_file *f = tg_st_load("model.safetensors", err, sizeof err);
