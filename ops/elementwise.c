@@ -225,8 +225,10 @@ static void pow_grad_a(int64_t n, tg_real *const *p, const int64_t *s,
 static void pow_grad_b(int64_t n, tg_real *const *p, const int64_t *s,
                        const double *args)
 {
-    /* d(a^b)/db = a^b * log(a); taken as 0 where a^b is 0 (a = 0, b > 0) */
-    EW_GRAD(y == 0 ? 0 : dy * y * rlog(a));
+    /* d(a^b)/db = a^b * log(a); taken as 0 where a = 0, as PyTorch does
+     * for b >= 0 (0^0 = 1 would otherwise give 1 * log 0 = -inf; for
+     * b < 0 PyTorch's inf * log 0 is no gradient either) */
+    EW_GRAD(a == 0 ? 0 : dy * y * rlog(a));
 }
 /* out = a ** b:  da += dy * b * a^(b-1),  db += dy * out * log(a) */
 static void pow_bwd(tg_entry *e)

@@ -74,7 +74,7 @@ static void vm_eval(int code, int n, tg_real *restrict d, const tg_real *a,
     case TG_VM_DPOWA:
         VM_LOOP(c[i] == 0 ? 0 : a[i] * c[i] * rpow(b[i], c[i] - 1));
         break;
-    case TG_VM_DPOWB: VM_LOOP(b[i] == 0 ? 0 : a[i] * b[i] * rlog(c[i])); break;
+    case TG_VM_DPOWB: VM_LOOP(c[i] == 0 ? 0 : a[i] * b[i] * rlog(c[i])); break;
     case TG_VM_DPOWK: VM_LOOP(k == 0 ? 0 : a[i] * k * rpow(b[i], k - 1)); break;
     default: TG_ASSERT(!"unknown vector machine code");
     }

@@ -121,7 +121,7 @@ enum tg_vm_code {
     TG_VM_DSTEP,    /* a * s * (1 - s), s = sigmoid(b)  (g, x) */
     TG_VM_DDIVB,    /* -a * b / c             (g, y, b) */
     TG_VM_DPOWA,    /* c == 0 ? 0 : a * c * b ** (c - 1)  (g, a, b) */
-    TG_VM_DPOWB,    /* b == 0 ? 0 : a * b * log(c)        (g, y, a) */
+    TG_VM_DPOWB,    /* c == 0 ? 0 : a * b * log(c)        (g, y, a) */
     TG_VM_DPOWK,    /* k == 0 ? 0 : a * k * b ** (k - 1)  (g, a) */
     TG_VM_NCODES
 };

@@ -209,10 +209,9 @@ tg_tensor *tg_slice(tg_tensor *x, int dim, int64_t start, int64_t end,
     tg_tensor *out = tg_view_slice(x, dim, start, end, step);
     if (!out)
         return NULL;
-    /* the same normalisation tg_view_slice applied (it has validated) */
+    /* the same bounds tg_view_slice used (it has validated dim) */
     int d = dim < 0 ? dim + x->ndim : dim;
-    if (start < 0)
-        start += x->shape[d];
+    tg_slice_bounds(x->shape[d], &start, &end);
     int64_t cs[TG_MAX_DIMS];
     tg_contiguous_strides(x->ndim, x->shape, cs);
     int64_t goff = start * cs[d];
@@ -321,7 +320,7 @@ tg_tensor *tg_expand(tg_tensor *x, int ndim, const int64_t *shape)
     int64_t cs[TG_MAX_DIMS], gs[TG_MAX_DIMS];
     tg_contiguous_strides(x->ndim, x->shape, cs);
     for (int d = ndim - 1, s = x->ndim - 1; d >= 0; d--, s--)
-        gs[d] = (s >= 0 && x->shape[s] == shape[d]) ? cs[s] : 0;
+        gs[d] = (s >= 0 && x->shape[s] == out->shape[d]) ? cs[s] : 0;
     return record_view(&expand_op, x, out, 0, gs);
 }
 

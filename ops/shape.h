@@ -26,8 +26,9 @@ tg_tensor *tg_unsqueeze(tg_tensor *x, int dim);
 tg_tensor *tg_squeeze(tg_tensor *x, int dim);
 tg_tensor *tg_transpose(tg_tensor *x, int d0, int d1);
 tg_tensor *tg_permute(tg_tensor *x, const int *perm);
-/* Elements start, start + step, ... < end along dim; negative start/end
- * count from the end, end is clamped to the size. */
+/* Elements start, start + step, ... < end along dim, with Python's (and
+ * PyTorch's) rules: negative start/end count from the end, both are then
+ * clamped to [0, size], an empty range is no error. step >= 1. */
 tg_tensor *tg_slice(tg_tensor *x, int dim, int64_t start, int64_t end,
                     int64_t step);
 /* x[..., index, ...]: the slice at index along dim, with dim removed

@@ -517,6 +517,15 @@ tg_tensor *tg_view_transpose(const tg_tensor *t, int d0, int d1)
     return tg_view_permute(t, perm);
 }
 
+void tg_slice_bounds(int64_t n, int64_t *start, int64_t *end)
+{
+    int64_t s = *start, e = *end;
+    s = s < 0 ? (s < -n ? 0 : s + n) : (s > n ? n : s);
+    e = e < 0 ? (e < -n ? 0 : e + n) : (e > n ? n : e);
+    *start = s;
+    *end = e < s ? s : e;
+}
+
 tg_tensor *tg_view_slice(const tg_tensor *t, int dim, int64_t start,
                          int64_t end, int64_t step)
 {
@@ -526,20 +535,13 @@ tg_tensor *tg_view_slice(const tg_tensor *t, int dim, int64_t start,
     if (d < 0)
         return NULL;
     int64_t n = t->shape[d];
-    if (start < 0)
-        start += n;
-    if (end < 0)
-        end += n;
-    if (end > n)
-        end = n;
-    if (step < 1 || start < 0 || start > n || end < start) {
+    if (step < 1) {
         char a[96];
-        tg_error("slice", "start %lld, end %lld, step %lld do not select a "
-                 "range of dimension %d (size %lld) of %s", (long long)start,
-                 (long long)end, (long long)step, d, (long long)n,
-                 tg_shape_str(t, a, sizeof a));
+        tg_error("slice", "step %lld along dimension %d of %s must be "
+                 "positive", (long long)step, d, tg_shape_str(t, a, sizeof a));
         return NULL;
     }
+    tg_slice_bounds(n, &start, &end);
     tg_tensor *v = view_of(t);
     v->shape[d] = (end - start + step - 1) / step;
     v->stride[d] = t->stride[d] * step;
@@ -554,29 +556,44 @@ tg_tensor *tg_view_expand(const tg_tensor *t, int ndim, const int64_t *shape)
 {
     if (!t)
         return NULL;
-    char a[96];
-    if (ndim < t->ndim || ndim > TG_MAX_DIMS)
+    char a[96], b[160];
+    const char *why = "only size-1 dimensions can grow";
+    if (ndim < t->ndim || ndim > TG_MAX_DIMS) {
+        why = ndim > TG_MAX_DIMS ? "too many dimensions"
+                                 : "it has fewer dimensions";
         goto bad;
+    }
     tg_tensor *v = view_of(t);
     v->ndim = ndim;
     v->numel = 1;
     for (int d = ndim - 1, s = t->ndim - 1; d >= 0; d--, s--) {
         int64_t src = s >= 0 ? t->shape[s] : 1;
-        if (src == shape[d]) {
+        /* -1 keeps an existing dimension's size, as in PyTorch */
+        int64_t to = shape[d] == -1 && s >= 0 ? src : shape[d];
+        if (to < 0) {
+            why = "sizes must be >= 0 (-1 only for an existing dimension)";
+            goto bad;
+        }
+        if (src == to) {
             v->stride[d] = s >= 0 ? t->stride[s] : 0;
         } else if (src == 1) {
             v->stride[d] = 0;
         } else {
             goto bad;
         }
-        v->shape[d] = shape[d];
-        v->numel *= shape[d];
+        v->shape[d] = to;
+        v->numel *= to;
     }
     return v;
-bad:
-    tg_error("expand", "cannot expand %s to %d dimensions with these sizes "
-             "(only size-1 dimensions can grow)",
-             tg_shape_str(t, a, sizeof a), ndim);
+bad:;
+    size_t k = (size_t)snprintf(b, sizeof b, "[");
+    for (int d = 0; d < ndim && d < TG_MAX_DIMS + 2 && k < sizeof b; d++)
+        k += (size_t)snprintf(b + k, sizeof b - k, d ? ", %lld" : "%lld",
+                              (long long)shape[d]);
+    if (k < sizeof b)
+        snprintf(b + k, sizeof b - k, "]");
+    tg_error("expand", "cannot expand %s to %s: %s",
+             tg_shape_str(t, a, sizeof a), b, why);
     return NULL;
 }
 

@@ -217,11 +217,17 @@ tg_tensor *tg_view_reshape(const tg_tensor *t, int ndim,
 /* perm is a permutation of 0..ndim-1: result dim i is t's dim perm[i]. */
 tg_tensor *tg_view_permute(const tg_tensor *t, const int *perm);
 tg_tensor *tg_view_transpose(const tg_tensor *t, int d0, int d1);
-/* Elements start, start+step, ... < end along dim (negative dim counts
- * from the end; end is clamped to the size). step >= 1. */
+/* Elements start, start+step, ... < end along dim, as Python slices them:
+ * negative dim, start and end count from the end, start and end are then
+ * clamped to [0, size], and a range that selects nothing gives an empty
+ * view (x[10:20] of 3 rows is empty; x[-10:2] is rows 0 and 1). step >= 1. */
 tg_tensor *tg_view_slice(const tg_tensor *t, int dim, int64_t start,
                          int64_t end, int64_t step);
-/* Same numbers, stride 0 along new or size-1 dims: t seen at shape. */
+/* Those rules: start and end of a slice of a dimension of size n, made
+ * 0 <= start <= end <= n. */
+void tg_slice_bounds(int64_t n, int64_t *start, int64_t *end);
+/* Same numbers, stride 0 along new or size-1 dims: t seen at shape (-1
+ * keeps the size of one of t's dimensions, as in PyTorch). */
 tg_tensor *tg_view_expand(const tg_tensor *t, int ndim,
                           const int64_t *shape);
 

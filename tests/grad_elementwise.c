@@ -47,6 +47,22 @@ END_TEST
 START_TEST(grad_pow) { check_binop("pow", tg_pow); }
 END_TEST
 
+/* a ** b at a = 0, where finite differences cannot go: PyTorch's values.
+ * d/db = a^b log a is taken as 0 at a = 0 (0^0 = 1 would give -inf);
+ * d/da = b a^(b-1) is 0 at b = 0. */
+START_TEST(pow_at_zero_like_pytorch)
+{
+    tg_tensor *a = tg_requires_grad(tg_from_buffer(TG_SHAPE(3), (tg_real[]){0, 0, 2}));
+    tg_tensor *b = tg_requires_grad(tg_from_buffer(TG_SHAPE(3), (tg_real[]){0, 2, 0}));
+    ck_assert_int_eq(tg_backward(tg_sum(tg_pow(a, b))), 0);
+    const double da[] = {0, 0, 0}, db[] = {0, 0, log(2.0)};
+    for (int i = 0; i < 3; i++) {
+        tgt_close(a->grad[i], da[i], 1e-15);
+        tgt_close(b->grad[i], db[i], 1e-15);
+    }
+}
+END_TEST
+
 static tg_tensor *scalar_ops(tg_tensor *const *in, void *ud)
 {
     (void)ud;
@@ -103,6 +119,7 @@ static Suite *suite(void)
     tcase_add_test(tc, grad_mul);
     tcase_add_test(tc, grad_div);
     tcase_add_test(tc, grad_pow);
+    tcase_add_test(tc, pow_at_zero_like_pytorch);
     tcase_add_test(tc, grad_scalar_forms);
     tcase_add_test(tc, grad_tensor_used_many_times);
     tcase_add_test(tc, grad_strided_input);

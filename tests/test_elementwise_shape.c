@@ -109,7 +109,7 @@ START_TEST(shape_errors)
     ck_assert_ptr_null(tg_slice(a, 3, 0, 1, 1));
     tgt_expect_error("slice", "out of range");
     ck_assert_ptr_null(tg_expand(a, TG_SHAPE(4, 3)));
-    tgt_expect_error("expand", "[2, 3]");
+    tgt_expect_error("expand", "[2, 3]", "[4, 3]");
     ck_assert_ptr_null(tg_concat(NULL, 0, 0));
     tgt_expect_error("concat", "at least one");
 }

@@ -122,10 +122,12 @@ START_TEST(view_errors)
     tgt_expect_error("transpose", "out of range");
     ck_assert_ptr_null(tg_view_permute(m, (int[]){0, 0}));
     tgt_expect_error("permute");
-    ck_assert_ptr_null(tg_view_slice(m, 1, 2, 1, 1));
-    tgt_expect_error("slice", "[2, 3]");
+    ck_assert_ptr_null(tg_view_slice(m, 1, 0, 2, 0));
+    tgt_expect_error("slice", "[2, 3]", "step 0");
     ck_assert_ptr_null(tg_view_expand(m, TG_SHAPE(2, 4)));
-    tgt_expect_error("expand", "[2, 3]");
+    tgt_expect_error("expand", "[2, 3]", "to [2, 4]");
+    ck_assert_ptr_null(tg_view_expand(m, TG_SHAPE(3)));
+    tgt_expect_error("expand", "[2, 3]", "to [3]", "fewer dimensions");
     ck_assert_int_eq(tg_copy_(m, tg_zeros(TG_SHAPE(3, 2))), -1);
     tgt_expect_error("copy_", "[2, 3]", "[3, 2]");
 }
@@ -178,11 +180,35 @@ START_TEST(arena_reuses_chunks)
 }
 END_TEST
 
+/* slices follow Python's (and PyTorch's) rules, bounds clamped */
+START_TEST(slices_clamp_like_python)
+{
+    tgt_capture_errors();
+    tg_tensor *x = tg_arange(0, 3, 1); /* [0 1 2] */
+    tg_tensor *v = tg_view_slice(x, 0, 10, 20, 1);   /* x[10:20] */
+    ck_assert_int_eq(v->shape[0], 0);
+    v = tg_view_slice(x, 0, -10, 2, 1);              /* x[-10:2] */
+    ck_assert_int_eq(v->shape[0], 2);
+    ck_assert(v->data[0] == 0 && v->data[1] == 1);
+    v = tg_view_slice(x, 0, 2, 1, 1);                /* x[2:1] */
+    ck_assert_int_eq(v->shape[0], 0);
+    v = tg_view_slice(x, 0, -2, 100, 1);             /* x[-2:100] */
+    ck_assert_int_eq(v->shape[0], 2);
+    ck_assert(v->data[0] == 1);
+    v = tg_view_slice(x, 0, 0, -10, 1);              /* x[:-10] */
+    ck_assert_int_eq(v->shape[0], 0);
+    v = tg_view_expand(tg_zeros(TG_SHAPE(2, 1)), TG_SHAPE(3, -1, 4));
+    ck_assert(v->shape[0] == 3 && v->shape[1] == 2 && v->shape[2] == 4);
+    ck_assert_int_eq(tgt_errors, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("tensor");
     TCase *tc = tcase_create("tensor");
     tcase_add_checked_fixture(tc, NULL, tgt_teardown);
+    tcase_add_test(tc, slices_clamp_like_python);
     tcase_add_test(tc, creation);
     tcase_add_test(tc, creation_errors);
     tcase_add_test(tc, rng_reproducible_and_restorable);
