@@ -7,9 +7,11 @@
 # Checks: exact resume (the losses of 20 steps equal those of 10 steps and
 # 10 resumed ones, from the --log JSON lines), PyTorch parameter names in
 # checkpoints, reproducible sampling, eval's nats and bits, one-line errors
-# and no crash on bad input of every kind, Ctrl-C saving, and a diverging
-# run stopping without touching the last good checkpoint. Prints each
-# failure and exits non-zero if there was any.
+# and no crash on bad input of every kind (crafted checkpoints with a valid
+# checksum, made by tests/charlm_ckpt_edit.c; FIFOs and devices; corpora
+# over --max-data-mb), stale temporaries of killed saves removed, Ctrl-C
+# saving, and a diverging run stopping without touching the last good
+# checkpoint. Prints each failure and exits non-zero if there was any.
 set -u
 BIN=${1:-build/charlm}
 case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
@@ -44,6 +46,20 @@ printf '\000\001\002' > dir/d.u8         # skipped: *.u8
 mkdir dir/sub                             # skipped: not a regular file
 
 M="--hidden 16 --embed 8 --seq 8 --batch 4"
+
+# The checkpoint editor, built against the same library (sanitized if it
+# is): rewrites metadata or numbers and makes the checksum valid again.
+LIBDIR=$(dirname "$BIN")
+SAN=
+grep -q __asan_init "$LIBDIR/libtapegrad.a" 2>/dev/null &&
+    SAN="-fsanitize=address,undefined"
+EDIT=$TMP/charlm_ckpt_edit
+# shellcheck disable=SC2046,SC2086
+${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -I"$SRCDIR/.." \
+    $(pkg-config --cflags stb libcjson 2>/dev/null) $SAN -fopenmp \
+    "$SRCDIR/charlm_ckpt_edit.c" "$SRCDIR/../examples/charlm/ckpt_sum.c" \
+    "$LIBDIR/libtapegrad.a" $(pkg-config --libs libcjson 2>/dev/null) -lm \
+    -o "$EDIT" 2>edit.err || { fail "cannot build the checkpoint editor: $(cat edit.err)"; EDIT=false; }
 
 # ---- exact resume ----------------------------------------------------------
 # the log lines without the timing fields
@@ -190,9 +206,11 @@ cp good.st flipped.st   # one byte of tensor data changed
 printf '\001' | dd of=flipped.st bs=1 seek=$((SZ - 50)) conv=notrunc 2>/dev/null
 cp good.st badjson.st
 printf '}}}}' | dd of=badjson.st bs=1 seek=20 conv=notrunc 2>/dev/null
-# metadata saying another architecture than the tensors (checksum intact)
-sed 's/"hidden":"16"/"hidden":"32"/' good.st > otherarch.st
-sed 's/"cell":"lstm"/"cell":"gru" /' good.st > othercell.st
+# metadata saying another architecture than the tensors (checksum valid)
+"$EDIT" good.st otherarch.st hidden=32 || fail "editing otherarch.st"
+"$EDIT" good.st othercell.st cell=gru || fail "editing othercell.st"
+# metadata changed behind the checksum's back: the checksum covers it
+sed 's/"hidden":"16"/"hidden":"32"/' good.st > metaflip.st
 cp corpus.txt notackpt.st
 
 expect_fail() { # FRAGMENT COMMAND...: fails cleanly, naming the problem
@@ -249,6 +267,7 @@ expect_fail "corrupt" "$BIN" sample --load flipped.st
 expect_fail "badjson.st" "$BIN" sample --load badjson.st
 expect_fail "does not fit" "$BIN" sample --load otherarch.st
 expect_fail "does not fit" "$BIN" eval --load othercell.st
+expect_fail "corrupt" "$BIN" eval --load metaflip.st
 expect_fail "notackpt.st" "$BIN" eval --load notackpt.st
 expect_fail "conflicts" "$BIN" train --resume good.st --hidden 32
 expect_fail "conflicts" "$BIN" train --resume good.st --cell gru
@@ -263,6 +282,120 @@ for f in "$SRCDIR"/fixtures/*.safetensors; do # PyTorch's files: no metadata
     [ -f "$f" ] && expect_fail "not a charlm checkpoint" "$BIN" eval --load "$f"
     break
 done
+
+# ---- crafted checkpoints: metadata out of range, checksum valid (issue 9) ---
+# Each was a crash (SIGSEGV at pos = INT64_MAX), an overflow (UBSan), a 2 GB
+# model built from a 64 KB file, or a NaN blamed on the learning rate.
+R="train --resume"
+craft() { # NAME EDIT...: crafted.NAME.st from good.st
+    name=$1; shift
+    "$EDIT" good.st "crafted.$name.st" "$@" || fail "editing crafted.$name.st"
+}
+craft pos pos=9223372036854775807
+craft pos1 format_version=1 pos=9223372036854775807  # an old-format file
+craft posbig pos=999999
+craft tokens tokens=9223372036854775800
+craft losscount loss_count=9223372036854775807
+craft step step=9223372036854775807
+craft optstep 'optim.step[0]=9223372036854775807'
+craft optstep2 'optim.step[0]=3'
+craft elapsed elapsed_s=-1
+craft val val_loss=Infinity
+craft hash corpus_hash=xyz
+craft lossum 'train.loss_sum[0]=nan'
+craft rng 'train.rng[0]=0' 'train.rng[1]=0' 'train.rng[2]=0' 'train.rng[3]=0'
+craft state 'train.state.0[5]=inf'
+craft nanw 'rnn.weight_hh_l0[3]=nan'
+craft nanv 'optim.rnn.weight_hh_l0.v[3]=nan'
+craft negv 'optim.rnn.weight_hh_l0.v[3]=-0.5'
+craft infm 'optim.decoder.bias.m[0]=-inf'
+craft huge hidden=2048 layers=8
+expect_fail "'pos' = '9223372036854775807' is out of range" "$BIN" $R crafted.pos.st --steps 30
+expect_fail "'pos' = '9223372036854775807' is out of range" "$BIN" $R crafted.pos1.st --steps 30
+expect_fail "'pos' = '999999' is out of range" "$BIN" $R crafted.posbig.st --steps 30
+expect_fail "'tokens'" "$BIN" $R crafted.tokens.st --steps 30
+expect_fail "'loss_count'" "$BIN" $R crafted.losscount.st --steps 30
+expect_fail "'step'" "$BIN" $R crafted.step.st --steps 30
+expect_fail "'optim.step'" "$BIN" $R crafted.optstep.st --steps 30
+expect_fail "step count 3 is not the run's step 20" "$BIN" $R crafted.optstep2.st --steps 30
+expect_fail "'elapsed_s'" "$BIN" $R crafted.elapsed.st --steps 30
+expect_fail "'val_loss'" "$BIN" eval --load crafted.val.st
+expect_fail "'corpus_hash'" "$BIN" $R crafted.hash.st --steps 30
+expect_fail "'train.loss_sum'" "$BIN" $R crafted.lossum.st --steps 30
+expect_fail "'train.rng'" "$BIN" $R crafted.rng.st --steps 30
+expect_fail "'train.state.0' holds a NaN or infinite number" "$BIN" $R crafted.state.st --steps 30
+expect_fail "'rnn.weight_hh_l0' in the file holds a NaN" "$BIN" sample --load crafted.nanw.st
+expect_fail "'optim.rnn.weight_hh_l0.v' in the file holds a NaN" "$BIN" $R crafted.nanv.st --steps 30
+expect_fail "'optim.rnn.weight_hh_l0.v' in the file holds a NaN, infinite or negative" \
+    "$BIN" $R crafted.negv.st --steps 30
+expect_fail "'optim.decoder.bias.m' in the file holds a NaN" "$BIN" $R crafted.infm.st --steps 30
+# hidden 2048 x 8 layers in a small file: refused on the shapes, before
+# any allocation (under 300 MB of address space where no sanitizer
+# reserves its shadow memory)
+expect_fail "tensor 'decoder.weight' is float \[$V, 16\] in the file, but they make it \[$V, 2048\]" \
+    "$BIN" eval --load crafted.huge.st
+if [ -z "$SAN" ]; then
+    expect_fail "does not fit" sh -c 'ulimit -v 300000; exec "$0" "$@"' \
+        "$BIN" $R crafted.huge.st --steps 30
+fi
+
+# ---- FIFOs, devices, --max-data-mb: refused at once, never waited on -------
+mkfifo fifo.st fifo.txt
+TO="timeout 20"
+expect_fail "fifo.txt is not a regular file (a FIFO)" $TO "$BIN" $T --data fifo.txt
+expect_fail "fifo.txt is not a regular file (a FIFO)" $TO "$BIN" eval --load good.st --data fifo.txt
+expect_fail "fifo.st is not a regular file (a FIFO)" $TO "$BIN" sample --load fifo.st
+expect_fail "fifo.st is not a regular file (a FIFO)" $TO "$BIN" $R fifo.st --steps 30
+expect_fail "fifo.st is not a regular file" $TO "$BIN" $T --data corpus.txt --save fifo.st
+expect_fail "fifo.st is not a regular file" $TO "$BIN" $T --data corpus.txt --save fifo.st --overwrite
+expect_fail "fifo.st is not a regular file" $TO "$BIN" $R good.st --steps 30 --save fifo.st --overwrite
+# a device, through a link (a charlm that replaced it would replace the
+# link, never /dev/null itself)
+ln -s /dev/null devnull.st
+expect_fail "devnull.st is not a regular file" $TO "$BIN" $T --data corpus.txt --save devnull.st --overwrite
+[ -L devnull.st ] && ok || fail "a failed --save replaced the link to /dev/null"
+expect_fail "/dev/zero is not a regular file (a device)" $TO "$BIN" $T --data /dev/zero
+expect_fail "is a directory" $TO "$BIN" sample --load dir
+[ -p fifo.st ] && ok || fail "a failed --save replaced the FIFO"
+awk 'BEGIN { for (i = 0; i < 20000; i++) print "the quick brown fox jumps over the lazy dog" }' > big.txt
+mkdir bigdir && cp big.txt bigdir/a.txt && cp big.txt bigdir/b.txt  # 2 x 0.84 MiB
+expect_fail "larger than the --max-data-mb limit of 1 MiB" "$BIN" $T --data bigdir --max-data-mb 1
+expect_fail "larger than the --max-data-mb limit of 1 MiB" "$BIN" eval --load good.st --data bigdir --max-data-mb 1
+"$BIN" $T --data big.txt --max-data-mb 1 >/dev/null 2>big.err && ok ||
+    fail "--max-data-mb 1 refused a 0.84 MiB corpus: $(cat big.err)"
+rm -f new.st
+
+# ---- temporaries of killed saves: removed on the next save (issue 9) --------
+# A dead writer's ("<ckpt>.partial.<pid>", and tg_st_save's .tmp.XXXXXX of
+# it) go; a live writer's stay; old pid-less names go after an hour.
+cp good.st tmps.st
+sh -c 'exit 0' & dead=$!; wait $dead
+sleep 60 & live=$!
+for f in "tmps.st.partial.$dead" "tmps.st.partial.$dead.tmp.AbC123" \
+         "tmps.st.partial.$live" "tmps.st.partial.$live.tmp.XyZ789" \
+         tmps.st.partial tmps.st.tmp.Old123 tmps.st.tmp.New123; do
+    printf 'junk' > "$f"
+done
+touch -d '2 hours ago' tmps.st.partial tmps.st.tmp.Old123
+"$BIN" $R tmps.st --steps 22 >/dev/null 2>tmps.err || fail "resume tmps.st: $(cat tmps.err)"
+left=$(ls tmps.st.* | tr '\n' ' ')
+[ "$left" = "tmps.st.partial.$live tmps.st.partial.$live.tmp.XyZ789 tmps.st.tmp.New123 " ] &&
+    ok || fail "stale temporaries: left '$left'"
+kill $live 2>/dev/null
+# kill -9 while saving at every step, five times; the next save cleans up
+for i in 1 2 3 4 5; do
+    "$BIN" train --data corpus.txt $M --steps 100000 --eval-every 1 \
+        --save k9.st --overwrite >/dev/null 2>&1 &
+    pid=$!
+    sleep 0.$((3 + i))
+    kill -9 $pid; wait $pid 2>/dev/null
+done
+"$BIN" eval --load k9.st >/dev/null 2>k9.err && ok ||
+    fail "kill -9 while saving left a bad checkpoint: $(cat k9.err)"
+"$BIN" train --data corpus.txt $M --steps 1 --save k9.st --overwrite \
+    >/dev/null 2>k9.err || fail "saving after kill -9: $(cat k9.err)"
+[ -z "$(ls k9.st.* 2>/dev/null)" ] && ok ||
+    fail "kill -9 while saving: temporaries left after the next save: $(ls k9.st.*)"
 
 # ---- Ctrl-C: finish the step, save, status 130 ------------------------------
 "$BIN" train --data corpus.txt $M --steps 100000000 --eval-every 1000000 \

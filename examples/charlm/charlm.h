@@ -9,6 +9,7 @@
  *             train/validation split -> B parallel streams
  *   ckpt.c    checkpoints: weights under PyTorch names plus everything a
  *             resumed run needs to continue bit for bit
+ *   ckpt_sum.c  their checksum (alone, so that tests can recompute it)
  *   prepare.c the model, the data and the checks before training starts
  *   train.c   the training loop, progress, the JSON log, Ctrl-C
  *   eval.c    the validation loss, and `charlm eval`
@@ -59,7 +60,12 @@ typedef struct cl_config {
     const char *load, *prime;
     int64_t length, top_k;
     double temperature;
+    /* reading: the most text a corpus may have, in MiB */
+    int64_t max_data_mb;
 } cl_config;
+
+/* The default of --max-data-mb: 1 GiB of text (~4 GiB of memory). */
+#define CL_MAX_DATA_MB 1024
 
 /* Most flags a command has (main.c's given[] array). */
 #define CL_MAX_OPTS 64
@@ -133,18 +139,29 @@ typedef struct cl_text {
     int64_t n;
 } cl_text;
 
-/* B streams of a token sequence: n rows, rows[i * B + b] = ids[b * n + i],
- * so rows [pos, pos + T) are the [T, B] input of a step, contiguous. */
+/* B streams of a token sequence, a view into its ids: stream b is
+ * ids[b * n .. (b + 1) * n), and row i is element i of every stream. The
+ * ids belong to the train streams (owned, freed by cl_streams_free); the
+ * val streams borrow them (owned NULL), so free val first or together. */
 typedef struct cl_streams {
-    int64_t *rows;
+    const uint32_t *ids;
     int64_t n, B;
+    uint32_t *owned;
 } cl_streams;
+/* out[i * B + b] = row pos + i of stream b, for i < len: the [len, B]
+ * block a step reads (pos + len <= s->n). */
+void cl_streams_rows(const cl_streams *s, int64_t pos, int64_t len,
+                     int64_t *out);
 
 /* Reads a file or every regular file of a directory (sorted by name,
  * skipping *.dat, *.u8 and symbolic links), decoding UTF-8 with Python's
  * universal newlines. -1 with a message for a missing, empty or binary
- * corpus. */
-int cl_text_read(const char *path, cl_text *t);
+ * corpus, a FIFO or device, or more than max_mb MiB of bytes. */
+int cl_text_read(const char *path, int64_t max_mb, cl_text *t);
+/* Opens path for reading if it is a regular file, never blocking (a
+ * FIFO is refused, not waited on); its size in *size. NULL with a message
+ * starting with what ("--load ", "") otherwise. */
+FILE *cl_open_regular(const char *path, const char *what, int64_t *size);
 void cl_text_free(cl_text *t);
 /* The sorted set of the text's code points. */
 void cl_vocab_build(const cl_text *t, cl_vocab *v);
@@ -155,21 +172,22 @@ int cl_vocab_parse(const char *utf8, cl_vocab *v);
 void cl_vocab_free(cl_vocab *v);
 /* The id of code point c, -1 if not in the vocabulary. */
 int64_t cl_vocab_id(const cl_vocab *v, uint32_t c);
-/* ids[i] = id of t->cp[i]; -1 with a message naming the first character
- * that is not in v (what names the text in it). */
-int cl_encode(const cl_vocab *v, const uint32_t *cp, int64_t n, int64_t *ids,
+/* ids[i] = id of cp[i] (ids may be cp: encoding in place); -1 with a
+ * message naming the first character that is not in v (what names the
+ * text in it). */
+int cl_encode(const cl_vocab *v, const uint32_t *cp, int64_t n, uint32_t *ids,
               const char *what);
 /* Decodes a UTF-8 string (a --prime); -1 with a message. */
 int cl_utf8_decode(const char *s, cl_text *t, const char *what);
 /* Writes code point c as UTF-8 into out (4 bytes at most); its length. */
 int cl_utf8_put(uint32_t c, char *out);
 /* FNV-1a over the ids: tells a resumed run whether its text changed. */
-uint64_t cl_ids_hash(const int64_t *ids, int64_t n);
+uint64_t cl_ids_hash(const uint32_t *ids, int64_t n);
 
 /* The reference's split: the last max(int(n * val_frac), T * B + 1) ids
  * are held out; both parts cut into B streams. -1 with a message naming
  * what is too small. */
-int cl_split(const int64_t *ids, int64_t n, const cl_config *c,
+int cl_split(const uint32_t *ids, int64_t n, const cl_config *c,
              cl_streams *train, cl_streams *val, const char *what);
 void cl_streams_free(cl_streams *s);
 
@@ -212,6 +230,9 @@ int cl_ckpt_save(const cl_run *r, const char *path);
  * model; with_train also the optimizer, RNG states, carried state and
  * counters. -1 with a message naming the file and the problem. */
 int cl_ckpt_load(const char *path, cl_run *r, bool with_train);
+/* ckpt_sum.c: the checksum a checkpoint of format version 1 (tensors
+ * only) or 2 (tensors and every metadata pair but "checksum") carries. */
+uint64_t cl_ckpt_checksum(const tg_st_file *f, int version);
 /* Whether path holds a charlm checkpoint; its step in *step. */
 bool cl_ckpt_peek(const char *path, int64_t *step);
 

@@ -11,28 +11,49 @@
  *   train.rng         I64 [4] the generator of initialisation and dropout
  *   train.loss_sum    F64: training losses summed since the last evaluation
  * Metadata (strings):
- *   format "tapegrad-charlm", format_version "1", vocab (the characters,
+ *   format "tapegrad-charlm", format_version "2", vocab (the characters,
  *   UTF-8), every hyperparameter under its flag name (cell, layers, ...;
  *   reals in the shortest form that reads back as the same double), step,
- *   pos,
- *   tokens, loss_count, elapsed_s, val_loss, grad_norm, corpus_chars,
- *   corpus_hash, checksum (of all the tensors' bytes).
+ *   pos, tokens, loss_count, elapsed_s, val_loss, grad_norm, corpus_chars,
+ *   corpus_hash, checksum (of all the tensors and all the other metadata:
+ *   ckpt_sum.c; version 1 files, whose checksum covers only the tensors,
+ *   are still read).
  *
  * Everything a training step reads is in the file, bit for bit, which is
  * why a resumed run continues exactly as if it had never stopped.
- * Loading checks every value before building anything, so a truncated,
- * corrupt or foreign file is one clear message, never a crash.
+ * Loading checks every value before building anything - metadata against
+ * ranges and each other, the tensors' shapes against the hyperparameters
+ * (so a small file cannot make the loader build a huge model), every
+ * number finite - so a truncated, corrupt, foreign or crafted file is one
+ * clear message, never a crash or a wrong-cause error later.
+ *
+ * Saving writes "<path>.partial.<pid>" and renames it over path. A save
+ * killed on the way leaves that file (and tg_st_save's ".tmp.XXXXXX"
+ * beside it); the next save to path removes those whose process is gone.
  */
 #include "charlm.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #define FORMAT "tapegrad-charlm"
-#define VERSION "1"
+#define VERSION "2"
+#define VERSION_NUM 2
+
+/* Bounds of the counters a checkpoint stores: steps as --steps; tokens,
+ * positions and corpus sizes far below INT64_MAX, so that adding a step's
+ * T * B (at most 1e10) can never overflow. */
+#define MAX_STEP 1000000000000LL     /* 1e12 */
+#define MAX_COUNT 1000000000000000LL /* 1e15 */
 
 /* ---- saving ------------------------------------------------------------- */
 
@@ -50,47 +71,69 @@ static void meta_real(tg_st_writer *w, const char *key, double v)
     tg_st_set_meta(w, key, buf);
 }
 
-/* FNV-1a over every tensor (sorted by name): name, dtype, shape, bytes.
- * Detects a damaged byte anywhere in the data, which the safetensors
- * checks (sizes, offsets, JSON) cannot see. */
-static int by_tensor_name(const void *a, const void *b)
+/* s is tg_st_save's temporary suffix ".tmp.XXXXXX" */
+static bool tmp_suffix(const char *s)
 {
-    return strcmp((*(const tg_st_tensor *const *)a)->name,
-                  (*(const tg_st_tensor *const *)b)->name);
+    return !strncmp(s, ".tmp.", 5) && strlen(s + 5) == 6;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
+/* Removes what saves to path killed on the way left behind:
+ * "<base>.partial.<pid>" and "<base>.partial.<pid>.tmp.XXXXXX" whose
+ * process is gone (kill(pid, 0) fails with ESRCH: a live writer's files
+ * are never touched), and the names older versions used, without a pid
+ * ("<base>.partial", "<base>.tmp.XXXXXX", "<base>.partial.tmp.XXXXXX"),
+ * once nothing has written to them for an hour. */
+static void remove_stale(const char *path)
 {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dlen = slash ? (size_t)(slash - path) + 1 : 0, blen = strlen(base);
+    char *dir = tg_xmalloc(dlen + 2);
+    if (slash)
+        snprintf(dir, dlen + 2, "%.*s", (int)dlen, path);
+    else
+        snprintf(dir, dlen + 2, ".");
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        const char *rest = e->d_name + blen;
+        if (strncmp(e->d_name, base, blen) || strncmp(rest, ".", 1))
+            continue;
+        bool stale = false, legacy = false;
+        if (!strncmp(rest, ".partial.", 9) && rest[9] >= '1' && rest[9] <= '9') {
+            char *end;
+            errno = 0;
+            long long pid = strtoll(rest + 9, &end, 10);
+            if (!errno && pid <= INT32_MAX && (!*end || tmp_suffix(end)))
+                stale = pid == (long long)getpid() ||
+                        (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+        } else {
+            legacy = !strcmp(rest, ".partial") || tmp_suffix(rest) ||
+                     (!strncmp(rest, ".partial", 8) && tmp_suffix(rest + 8));
+        }
+        if (!stale && !legacy)
+            continue;
+        size_t n = dlen + strlen(e->d_name) + 1;
+        char *full = tg_xmalloc(n);
+        snprintf(full, n, "%.*s%s", (int)dlen, path, e->d_name);
+        struct stat st;
+        if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) &&
+            (stale || difftime(time(NULL), st.st_mtime) > 3600))
+            unlink(full);
+        free(full);
     }
-    return h;
-}
-
-static uint64_t checksum(const tg_st_file *f)
-{
-    int n = tg_st_count(f);
-    const tg_st_tensor **ts = tg_xmalloc((size_t)(n ? n : 1) * sizeof *ts);
-    for (int i = 0; i < n; i++)
-        ts[i] = tg_st_at(f, i);
-    qsort(ts, (size_t)n, sizeof *ts, by_tensor_name);
-    uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < n; i++) {
-        const tg_st_tensor *t = ts[i];
-        int32_t head[2] = {(int32_t)t->dtype, t->ndim};
-        h = fnv(h, t->name, strlen(t->name) + 1);
-        h = fnv(h, head, sizeof head);
-        h = fnv(h, t->shape, (size_t)t->ndim * sizeof *t->shape);
-        h = fnv(h, t->data, (size_t)t->numel * (t->dtype == TG_F32 ? 4 : 8));
-    }
-    free(ts);
-    return h;
+    if (d)
+        closedir(d);
+    free(dir);
 }
 
 int cl_ckpt_save(const cl_run *r, const char *path)
 {
+    struct stat st; /* stat, not open: a FIFO must not block us */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return cl_fail("cannot save the checkpoint: %s is not a regular file "
+                       "(a directory, FIFO or device), and charlm replaces "
+                       "only files", path);
+    remove_stale(path);
     tg_st_writer *w = tg_st_writer_new();
     tg_params_save(&r->model->params, w, "");
     if (r->opt)
@@ -131,46 +174,85 @@ int cl_ckpt_save(const cl_run *r, const char *path)
     snprintf(hash, sizeof hash, "%016" PRIx64, r->corpus_hash);
     tg_st_set_meta(w, "corpus_hash", hash);
 
-    /* The checksum of the tensors goes into the header, so it is computed
-     * from a first copy read back (which also proves the copy readable),
-     * then the file is written whole under its name: at every moment
-     * path holds either the old checkpoint or the new one. */
-    char err[512], partial[4200];
-    snprintf(partial, sizeof partial, "%s.partial", path);
-    int rc = tg_st_save(w, partial, err, sizeof err);
-    tg_st_file *back = rc < 0 ? NULL : tg_st_load(partial, err, sizeof err);
+    /* The checksum goes into the header, so it is computed from a first
+     * copy read back (which also proves the copy readable); the copy is
+     * then written again with it, whole, and renamed over path: at every
+     * moment path holds either the old checkpoint or the new one. */
+    char err[512] = "";
+    size_t cap = strlen(path) + 32;
+    char *tmp = tg_xmalloc(cap);
+    snprintf(tmp, cap, "%s.partial.%ld", path, (long)getpid());
+    int rc = tg_st_save(w, tmp, err, sizeof err);
+    tg_st_file *back = rc < 0 ? NULL : tg_st_load(tmp, err, sizeof err);
     if (back) {
         char sum[24];
-        snprintf(sum, sizeof sum, "%016" PRIx64, checksum(back));
+        snprintf(sum, sizeof sum, "%016" PRIx64,
+                 cl_ckpt_checksum(back, VERSION_NUM));
         tg_st_free(back);
         tg_st_set_meta(w, "checksum", sum);
-        rc = tg_st_save(w, path, err, sizeof err);
+        rc = tg_st_save(w, tmp, err, sizeof err);
+        if (rc == 0 && rename(tmp, path) < 0) {
+            snprintf(err, sizeof err, "%s: could not write: %s (the previous "
+                     "file, if any, is unchanged)", path, strerror(errno));
+            rc = -1;
+        }
     } else
         rc = -1;
-    remove(partial);
+    if (rc < 0)
+        unlink(tmp);
+    free(tmp);
     tg_st_writer_free(w);
     return rc < 0 ? cl_fail("cannot save the checkpoint: %s", err) : 0;
 }
 
 /* ---- loading ------------------------------------------------------------ */
 
-static int meta_int(const tg_st_file *f, const char *path, const char *key,
-                    int64_t *out)
+/* The file at path, read without blocking on a FIFO and parsed. NULL with
+ * a message. */
+static tg_st_file *read_file(const char *path)
+{
+    int64_t size;
+    FILE *in = cl_open_regular(path, "checkpoint ", &size);
+    if (!in)
+        return NULL;
+    unsigned char *buf = tg_xmalloc((size_t)(size ? size : 1));
+    size_t got = fread(buf, 1, (size_t)size, in);
+    int bad = ferror(in);
+    fclose(in);
+    char err[512];
+    tg_st_file *f = NULL;
+    if (bad || got != (size_t)size)
+        cl_fail("cannot read checkpoint %s: read %zu of %lld bytes", path, got,
+                (long long)size);
+    else if (!(f = tg_st_parse(buf, got, path, err, sizeof err)))
+        cl_fail("cannot load checkpoint: %s", err);
+    free(buf);
+    return f;
+}
+
+/* A whole number in [0, max] under key. */
+static int meta_count(const tg_st_file *f, const char *path, const char *key,
+                      int64_t max, int64_t *out)
 {
     const char *v = tg_st_meta(f, key);
     char *end;
     if (!v)
         return cl_fail("checkpoint %s: metadata '%s' is missing", path, key);
+    errno = 0;
     long long i = strtoll(v, &end, 10);
-    if (!*v || *end || i < 0)
-        return cl_fail("checkpoint %s: metadata '%s' = '%s' is not a count",
-                       path, key, v);
+    if (!*v || *end || *v == ' ' || *v == '+')
+        return cl_fail("checkpoint %s: metadata '%s' = '%s' is not a whole "
+                       "number", path, key, v);
+    if (errno == ERANGE || i < 0 || i > max)
+        return cl_fail("checkpoint %s: metadata '%s' = '%s' is out of range "
+                       "(0 to %lld)", path, key, v, (long long)max);
     *out = i;
     return 0;
 }
 
-static int meta_double(const tg_st_file *f, const char *path, const char *key,
-                       double *out)
+/* A finite number >= 0 (or NaN if nan_ok) under key. */
+static int meta_real_ge0(const tg_st_file *f, const char *path,
+                         const char *key, bool nan_ok, double *out)
 {
     const char *v = tg_st_meta(f, key);
     char *end;
@@ -180,11 +262,79 @@ static int meta_double(const tg_st_file *f, const char *path, const char *key,
     if (!*v || *end)
         return cl_fail("checkpoint %s: metadata '%s' = '%s' is not a number",
                        path, key, v);
+    if (isnan(*out) ? !nan_ok : !(*out >= 0 && *out < 1e300))
+        return cl_fail("checkpoint %s: metadata '%s' = '%s' is out of range "
+                       "(a finite number >= 0%s)", path, key, v,
+                       nan_ok ? ", or NaN" : "");
     return 0;
 }
 
-/* a stored float tensor of exactly this shape, copied into a new
- * persistent tensor */
+static void shape_text(char *buf, size_t cap, int ndim, const int64_t *shape)
+{
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < ndim && k < cap; d++)
+        k += (size_t)snprintf(buf + k, cap - k, d ? ", %lld" : "%lld",
+                              (long long)shape[d]);
+    if (k < cap)
+        snprintf(buf + k, cap - k, "]");
+}
+
+/* The parameters' shapes the hyperparameters imply, checked against the
+ * file before the model is built: a small file cannot make the loader
+ * allocate a large model. Cells with gates have PyTorch's four tensors per
+ * layer; a cell's extra parameters (peephole's w_ci...) are checked by
+ * tg_params_load. */
+static int check_shapes(const tg_st_file *f, const char *path, const cl_run *r,
+                        const tg_cell_type *cell)
+{
+    const cl_config *c = &r->cfg;
+    int64_t V = r->vocab.n, E = c->embed, H = c->hidden, G = cell->gates;
+    struct { char name[64]; int ndim; int64_t shape[2]; } want[4 + 4 * 64];
+    int n = 0;
+#define WANT(nd, a, b, ...)                                                   \
+    do {                                                                      \
+        snprintf(want[n].name, sizeof want[n].name, __VA_ARGS__);            \
+        want[n].ndim = nd;                                                   \
+        want[n].shape[0] = a;                                                \
+        want[n].shape[1] = b;                                                \
+        n++;                                                                 \
+    } while (0)
+    WANT(2, V, E, "embedding.weight");
+    WANT(2, V, H, "decoder.weight");
+    WANT(1, V, 0, "decoder.bias");
+    for (int64_t l = 0; G > 0 && l < c->layers; l++) {
+        WANT(2, G * H, l ? H : E, "rnn.weight_ih_l%lld", (long long)l);
+        WANT(2, G * H, H, "rnn.weight_hh_l%lld", (long long)l);
+        WANT(1, G * H, 0, "rnn.bias_ih_l%lld", (long long)l);
+        WANT(1, G * H, 0, "rnn.bias_hh_l%lld", (long long)l);
+    }
+#undef WANT
+    for (int i = 0; i < n; i++) {
+        const tg_st_tensor *t = tg_st_find(f, want[i].name);
+        bool same = t && t->dtype != TG_I64 && t->ndim == want[i].ndim;
+        for (int d = 0; same && d < t->ndim; d++)
+            same = t->shape[d] == want[i].shape[d];
+        if (same)
+            continue;
+        char have[96] = "missing", wants[64];
+        if (t) {
+            snprintf(have, sizeof have, "%s ", t->dtype == TG_I64 ? "I64"
+                     : "float");
+            shape_text(have + strlen(have), sizeof have - strlen(have),
+                       t->ndim, t->shape);
+        }
+        shape_text(wants, sizeof wants, want[i].ndim, want[i].shape);
+        return cl_fail("checkpoint %s does not fit its own hyperparameters "
+                       "(%s %lld x %lld, embed %lld, vocabulary %lld): tensor "
+                       "'%s' is %s in the file, but they make it %s", path,
+                       c->cell, (long long)c->layers, (long long)H,
+                       (long long)E, (long long)V, want[i].name, have, wants);
+    }
+    return 0;
+}
+
+/* a stored float tensor of exactly this shape, all finite, copied into a
+ * new persistent tensor */
 static tg_tensor *load_state(const tg_st_file *f, const char *path,
                              const char *name, const cl_config *c)
 {
@@ -197,15 +347,15 @@ static tg_tensor *load_state(const tg_st_file *f, const char *path,
                 (long long)want[0], (long long)want[1], (long long)want[2]);
         return NULL;
     }
-    return tg_st_new_tensor(t);
-}
-
-static bool all_finite(const tg_tensor *t)
-{
-    for (int64_t i = 0; i < t->numel; i++)
-        if (!isfinite(t->data[i]))
-            return false;
-    return true;
+    tg_tensor *s = tg_st_new_tensor(t);
+    for (int64_t i = 0; s && i < s->numel; i++)
+        if (!isfinite(s->data[i])) {
+            cl_fail("checkpoint %s: tensor '%s' holds a NaN or infinite "
+                    "number (element %lld)", path, name, (long long)i);
+            tg_tensor_free(s);
+            return NULL;
+        }
+    return s;
 }
 
 static int load_train(const tg_st_file *f, const char *path, cl_run *r)
@@ -213,23 +363,29 @@ static int load_train(const tg_st_file *f, const char *path, cl_run *r)
     char err[512];
     if (tg_optim_load(r->opt, f, "optim.", err, sizeof err) < 0)
         return cl_fail("checkpoint %s: %s", path, err);
-    if (meta_int(f, path, "pos", &r->pos) < 0 ||
-        meta_int(f, path, "tokens", &r->tokens) < 0 ||
-        meta_int(f, path, "loss_count", &r->loss_count) < 0 ||
-        meta_int(f, path, "corpus_chars", &r->corpus_chars) < 0 ||
-        meta_double(f, path, "elapsed_s", &r->elapsed_s) < 0 ||
-        meta_double(f, path, "grad_norm", &r->grad_norm) < 0)
+    if (r->opt->step != r->step)
+        return cl_fail("checkpoint %s: the optimizer's step count %lld is not "
+                       "the run's step %lld", path, (long long)r->opt->step,
+                       (long long)r->step);
+    if (meta_count(f, path, "corpus_chars", MAX_COUNT, &r->corpus_chars) < 0 ||
+        meta_count(f, path, "pos", r->corpus_chars, &r->pos) < 0 ||
+        meta_count(f, path, "tokens", MAX_COUNT, &r->tokens) < 0 ||
+        meta_count(f, path, "loss_count", r->step, &r->loss_count) < 0 ||
+        meta_real_ge0(f, path, "elapsed_s", false, &r->elapsed_s) < 0 ||
+        meta_real_ge0(f, path, "grad_norm", false, &r->grad_norm) < 0)
         return -1;
     const char *h = tg_st_meta(f, "corpus_hash");
-    if (!h || sscanf(h, "%" SCNx64, &r->corpus_hash) != 1)
+    if (!h || strlen(h) != 16 || strspn(h, "0123456789abcdef") != 16 ||
+        sscanf(h, "%" SCNx64, &r->corpus_hash) != 1)
         return cl_fail("checkpoint %s: metadata 'corpus_hash' is missing or "
-                       "not hexadecimal", path);
+                       "not 16 hexadecimal digits", path);
     const tg_st_tensor *rng = tg_st_find(f, "train.rng");
     int64_t words[4];
     if (!rng || rng->dtype != TG_I64 || rng->numel != 4 ||
-        tg_st_read_i64(rng, words) < 0)
+        tg_st_read_i64(rng, words) < 0 ||
+        !(words[0] | words[1] | words[2] | words[3]))
         return cl_fail("checkpoint %s: tensor 'train.rng' is missing or not "
-                       "4 I64 words", path);
+                       "4 I64 words (not all zero)", path);
     for (int k = 0; k < 4; k++)
         r->rng.s[k] = (uint64_t)words[k];
     const tg_st_tensor *ls = tg_st_find(f, "train.loss_sum");
@@ -237,6 +393,9 @@ static int load_train(const tg_st_file *f, const char *path, cl_run *r)
         return cl_fail("checkpoint %s: tensor 'train.loss_sum' is missing or "
                        "not one F64 number", path);
     memcpy(&r->loss_sum, ls->data, sizeof r->loss_sum);
+    if (!(r->loss_sum >= 0 && r->loss_sum < 1e300)) /* a sum of losses */
+        return cl_fail("checkpoint %s: tensor 'train.loss_sum' is %g, not a "
+                       "finite number >= 0", path, r->loss_sum);
     r->has_state = tg_st_find(f, "train.state.0") != NULL;
     for (int k = 0; r->has_state && k < r->cell->nstate; k++) {
         char name[32];
@@ -251,9 +410,9 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
 {
     char err[512];
     *r = (cl_run){0};
-    tg_st_file *f = tg_st_load(path, err, sizeof err);
+    tg_st_file *f = read_file(path);
     if (!f)
-        return cl_fail("cannot load checkpoint: %s", err);
+        return -1;
     int rc = -1;
     const char *fmt = tg_st_meta(f, "format"), *ver = tg_st_meta(f, "format_version");
     if (!fmt || strcmp(fmt, FORMAT)) {
@@ -261,17 +420,19 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
                 "\"" FORMAT "\")", path);
         goto done;
     }
-    if (!ver || strcmp(ver, VERSION)) {
+    if (!ver || (strcmp(ver, "1") && strcmp(ver, VERSION))) {
         cl_fail("checkpoint %s has format version %s; this charlm reads "
-                "version " VERSION, path, ver ? ver : "(none)");
+                "versions 1 and " VERSION, path, ver ? ver : "(none)");
         goto done;
     }
     const char *sum = tg_st_meta(f, "checksum");
     char mine[24];
-    snprintf(mine, sizeof mine, "%016" PRIx64, checksum(f));
+    snprintf(mine, sizeof mine, "%016" PRIx64,
+             cl_ckpt_checksum(f, ver[0] - '0'));
     if (!sum || strcmp(sum, mine)) {
-        cl_fail("checkpoint %s is corrupt: %s", path, sum ? "its tensors do "
-                "not match the checksum saved with them" : "it has no checksum");
+        cl_fail("checkpoint %s is corrupt: %s", path, sum ? "its tensors and "
+                "metadata do not match the checksum saved with them"
+                : "it has no checksum");
         goto done;
     }
     /* hyperparameters: the same parser and checks as the flags */
@@ -301,27 +462,21 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
         cl_fail("checkpoint %s: %s", path, cl_error());
         goto done;
     }
-    if (meta_int(f, path, "step", &r->step) < 0 ||
-        meta_double(f, path, "val_loss", &r->val_loss) < 0)
+    if (meta_count(f, path, "step", MAX_STEP, &r->step) < 0 ||
+        meta_real_ge0(f, path, "val_loss", true, &r->val_loss) < 0)
+        goto done;
+    const tg_cell_type *cell = tg_cell_type_find(r->cfg.cell);
+    if (cell && check_shapes(f, path, r, cell) < 0)
         goto done;
     if (cl_run_build(r, with_train) < 0) {
         cl_fail("checkpoint %s: %s", path, cl_error());
         goto done;
     }
     if (tg_params_load(&r->model->params, f, "", err, sizeof err) < 0) {
-        cl_fail("checkpoint %s does not fit its own hyperparameters (%s %lld "
-                "x %lld, vocabulary %lld): %s", path, r->cfg.cell,
-                (long long)r->cfg.layers, (long long)r->cfg.hidden,
+        cl_fail("checkpoint %s (%s %lld x %lld, vocabulary %lld): %s", path,
+                r->cfg.cell, (long long)r->cfg.layers, (long long)r->cfg.hidden,
                 (long long)r->vocab.n, err);
         goto done;
-    }
-    for (int i = 0; i < tg_params_count(&r->model->params); i++) {
-        const tg_param *p = tg_params_at(&r->model->params, i);
-        if (!all_finite(p->tensor)) {
-            cl_fail("checkpoint %s: tensor '%s' holds NaN or infinite values",
-                    path, p->name);
-            goto done;
-        }
     }
     if (with_train && load_train(f, path, r) < 0)
         goto done;
@@ -335,8 +490,10 @@ done:
 
 bool cl_ckpt_peek(const char *path, int64_t *step)
 {
-    char err[512];
-    tg_st_file *f = tg_st_load(path, err, sizeof err);
+    char keep[2048]; /* peeking leaves the last message alone */
+    snprintf(keep, sizeof keep, "%s", cl_error());
+    tg_st_file *f = read_file(path);
+    cl_fail("%s", keep);
     if (!f)
         return false;
     const char *fmt = tg_st_meta(f, "format"), *s = tg_st_meta(f, "step");

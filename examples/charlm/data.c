@@ -10,8 +10,15 @@
  *   split         the last max(int(n * val_frac), T * B + 1) characters
  *                 are held out for validation
  *   streams       a part of n ids becomes B streams of n / B: stream b is
- *                 ids[b * n/B : (b + 1) * n/B], stored row by row so that
- *                 rows [pos, pos + T) are one step's input
+ *                 ids[b * n/B : (b + 1) * n/B]; cl_streams_rows gathers
+ *                 rows [pos, pos + T) of all B streams, one step's input
+ *
+ * Memory: the text is held once, as 4-byte code points that cl_encode
+ * turns into vocabulary ids in place; the streams are views into it, so a
+ * corpus costs ~4 bytes per character (~5 while a file is read) where it
+ * used to cost ~20 (code points, int64 ids and an int64 copy in stream
+ * order). Only regular files are read (a FIFO or /dev/zero would block or
+ * never end), and at most --max-data-mb MiB in all (CL_MAX_DATA_MB).
  *
  * Decoding is strict (like Python's "utf-8" codec): overlong forms,
  * surrogates, code points past U+10FFFF and truncated sequences are
@@ -21,10 +28,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_CP 0x110000u
 
@@ -136,25 +145,84 @@ int cl_utf8_decode(const char *s, cl_text *t, const char *what)
 
 /* ---- reading the corpus ------------------------------------------------- */
 
-static int read_file(const char *path, cl_text *t, int64_t *cap)
+FILE *cl_open_regular(const char *path, const char *what, int64_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cl_fail("cannot read %s: %s", path, strerror(errno));
-    size_t n = 0, size = 1 << 16;
-    unsigned char *buf = tg_xmalloc(size);
-    for (;;) {
-        n += fread(buf + n, 1, size - n, f);
-        if (n < size)
-            break;
-        buf = tg_xrealloc(buf, size *= 2);
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        cl_fail("cannot read %s%s: %s", what, path, strerror(errno));
+        return NULL;
     }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        cl_fail("cannot read %s%s: %s", what, path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        if (S_ISDIR(st.st_mode))
+            cl_fail("%s%s is a directory, not a file", what, path);
+        else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) ||
+                 S_ISBLK(st.st_mode) || S_ISSOCK(st.st_mode))
+            cl_fail("%s%s is not a regular file (a %s): charlm reads only "
+                    "regular files", what, path,
+                    S_ISFIFO(st.st_mode) ? "FIFO" : S_ISSOCK(st.st_mode)
+                    ? "socket" : "device");
+        else
+            cl_fail("%s%s is not a regular file", what, path);
+        return NULL;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    FILE *f = flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0
+                  ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        cl_fail("cannot read %s%s: %s", what, path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    *size = (int64_t)st.st_size;
+    return f;
+}
+
+/* What a corpus read has used of its byte budget. */
+typedef struct budget {
+    int64_t used, max_mb;
+    const char *root; /* the --data path, for the message */
+} budget;
+
+static int over_budget(const budget *b)
+{
+    return cl_fail("%s is larger than the --max-data-mb limit of %lld MiB: "
+                   "give a larger --max-data-mb (charlm keeps ~4 bytes per "
+                   "character in memory) or less text", b->root,
+                   (long long)b->max_mb);
+}
+
+static int read_file(const char *path, cl_text *t, int64_t *cap, budget *b)
+{
+    int64_t size;
+    FILE *f = cl_open_regular(path, "", &size);
+    if (!f)
+        return -1;
+    if (size > b->max_mb * 1048576 - b->used) {
+        fclose(f);
+        return over_budget(b);
+    }
+    b->used += size;
+    /* room for every byte as a character: no doubling, no copies */
+    if (*cap < t->n + size) {
+        *cap = t->n + size;
+        t->cp = tg_xrealloc(t->cp, (size_t)(*cap ? *cap : 1) * sizeof *t->cp);
+    }
+    unsigned char *buf = tg_xmalloc((size_t)(size ? size : 1));
+    size_t n = fread(buf, 1, (size_t)size, f);
     int bad = ferror(f), rc = 0;
     int e = errno;
     fclose(f);
     if (bad)
         rc = cl_fail("cannot read %s: %s", path, strerror(e));
-    else
+    else /* a file that shrank meanwhile is read as it is now */
         rc = decode_append(buf, n, t, cap, path);
     free(buf);
     return rc;
@@ -172,7 +240,7 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
-static int read_dir(const char *dir, cl_text *t, int64_t *cap)
+static int read_dir(const char *dir, cl_text *t, int64_t *cap, budget *b)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -203,26 +271,29 @@ static int read_dir(const char *dir, cl_text *t, int64_t *cap)
         rc = cl_fail("directory %s has no text files (charlm reads its regular "
                      "files, skipping *.dat, *.u8 and links)", dir);
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = read_file(paths[i], t, cap);
+        rc = read_file(paths[i], t, cap, b);
     for (size_t i = 0; i < n; i++)
         free(paths[i]);
     free(paths);
     return rc;
 }
 
-int cl_text_read(const char *path, cl_text *t)
+int cl_text_read(const char *path, int64_t max_mb, cl_text *t)
 {
     *t = (cl_text){0};
     int64_t cap = 0;
+    budget b = {0, max_mb, path};
     struct stat st;
     if (stat(path, &st) < 0)
         return cl_fail("cannot read %s: %s", path, strerror(errno));
-    int rc = S_ISDIR(st.st_mode) ? read_dir(path, t, &cap)
-                                 : read_file(path, t, &cap);
+    int rc = S_ISDIR(st.st_mode) ? read_dir(path, t, &cap, &b)
+                                 : read_file(path, t, &cap, &b);
     if (rc == 0 && t->n == 0)
         rc = cl_fail("%s is empty: there is no text to learn from", path);
     if (rc < 0)
         cl_text_free(t);
+    else if (cap > t->n) /* give back what multi-byte characters left */
+        t->cp = tg_xrealloc(t->cp, (size_t)t->n * sizeof *t->cp);
     return rc;
 }
 
@@ -300,12 +371,12 @@ int64_t cl_vocab_id(const cl_vocab *v, uint32_t c)
     return lo < v->n && v->chars[lo] == c ? lo : -1;
 }
 
-int cl_encode(const cl_vocab *v, const uint32_t *cp, int64_t n, int64_t *ids,
+int cl_encode(const cl_vocab *v, const uint32_t *cp, int64_t n, uint32_t *ids,
               const char *what)
 {
     for (int64_t i = 0; i < n; i++) {
-        ids[i] = cl_vocab_id(v, cp[i]);
-        if (ids[i] < 0) {
+        int64_t id = cl_vocab_id(v, cp[i]);
+        if (id < 0) {
             char glyph[8] = "";
             if (cp[i] >= 0x20 && cp[i] != 0x7F &&
                 !(cp[i] >= 0x80 && cp[i] < 0xA0)) {
@@ -318,14 +389,15 @@ int cl_encode(const cl_vocab *v, const uint32_t *cp, int64_t n, int64_t *ids,
                            "the model's vocabulary of %lld characters", what,
                            glyph, (unsigned)cp[i], (long long)i, (long long)v->n);
         }
+        ids[i] = (uint32_t)id; /* after cp[i] was read: ids may be cp */
     }
     return 0;
 }
 
-uint64_t cl_ids_hash(const int64_t *ids, int64_t n)
+uint64_t cl_ids_hash(const uint32_t *ids, int64_t n)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a, 64 bits */
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = 0; i < n; i++) /* of each id as 8 bytes, as it was */
         for (int k = 0; k < 8; k++) {
             h ^= ((uint64_t)ids[i] >> (8 * k)) & 0xFF;
             h *= 1099511628211ull;
@@ -335,18 +407,24 @@ uint64_t cl_ids_hash(const int64_t *ids, int64_t n)
 
 /* ---- split and streams -------------------------------------------------- */
 
-static void make_streams(const int64_t *ids, int64_t n, int64_t B,
+static void make_streams(const uint32_t *ids, int64_t n, int64_t B,
                          cl_streams *s)
 {
+    s->ids = ids;
     s->B = B;
     s->n = n / B;
-    s->rows = tg_xmalloc((size_t)(s->n * B + 1) * sizeof *s->rows);
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t i = 0; i < s->n; i++)
-            s->rows[i * B + b] = ids[b * s->n + i];
 }
 
-int cl_split(const int64_t *ids, int64_t n, const cl_config *c,
+void cl_streams_rows(const cl_streams *s, int64_t pos, int64_t len,
+                     int64_t *out)
+{
+    TG_ASSERT(pos >= 0 && len >= 0 && len <= s->n - pos);
+    for (int64_t i = 0; i < len; i++)
+        for (int64_t b = 0; b < s->B; b++)
+            out[i * s->B + b] = s->ids[b * s->n + pos + i];
+}
+
+int cl_split(const uint32_t *ids, int64_t n, const cl_config *c,
              cl_streams *train, cl_streams *val, const char *what)
 {
     int64_t T = c->seq, B = c->batch;
@@ -379,6 +457,6 @@ int cl_split(const int64_t *ids, int64_t n, const cl_config *c,
 
 void cl_streams_free(cl_streams *s)
 {
-    free(s->rows);
+    free(s->owned);
     *s = (cl_streams){0};
 }

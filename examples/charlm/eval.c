@@ -18,13 +18,16 @@ double cl_evaluate(cl_run *r, const cl_streams *v)
     bool has = false;
     double total = 0;
     int64_t count = 0, T = r->cfg.seq, B = v->B;
+    /* rows [s, s + t + 1): the chunk's input and, one row later, targets */
+    int64_t *rows = tg_xmalloc((size_t)((T + 1) * B) * sizeof *rows);
     cl_lib_clear();
     for (int64_t s = 0; s < v->n - 1; s += T) {
         int64_t t = T < v->n - 1 - s ? T : v->n - 1 - s;
+        cl_streams_rows(v, s, t + 1, rows);
         tg_rnn_out out;
-        tg_tensor *logits = tg_charlm_forward(r->model, v->rows + s * B, t, B,
+        tg_tensor *logits = tg_charlm_forward(r->model, rows, t, B,
                                               has ? state : NULL, false, NULL, &out);
-        tg_tensor *loss = tg_cross_entropy(logits, v->rows + (s + 1) * B, TG_SUM);
+        tg_tensor *loss = tg_cross_entropy(logits, rows + B, TG_SUM);
         if (!loss) {
             total = (double)NAN;
             break;
@@ -36,6 +39,7 @@ double cl_evaluate(cl_run *r, const cl_streams *v)
         tg_tape_reset();
     }
     tg_tape_reset();
+    free(rows);
     for (int k = 0; k < TG_CELL_MAX_STATE; k++)
         tg_tensor_free(state[k]);
     tg_set_grad_enabled(was);
@@ -51,11 +55,11 @@ int cl_eval(const cl_config *c)
     const char *path = c->data ? c->data : r.cfg.data;
     cl_text text;
     cl_streams train = {0}, val = {0};
-    if (cl_text_read(path, &text) < 0) {
+    if (cl_text_read(path, c->max_data_mb, &text) < 0) {
         cl_run_free(&r);
         return 1;
     }
-    int64_t *ids = tg_xmalloc((size_t)text.n * sizeof *ids);
+    uint32_t *ids = text.cp; /* encoded in place; the streams are views */
     if (cl_encode(&r.vocab, text.cp, text.n, ids, path) < 0 ||
         cl_split(ids, text.n, &r.cfg, &train, &val, path) < 0)
         goto done;
@@ -69,7 +73,6 @@ int cl_eval(const cl_config *c)
            (long long)(val.n * val.B), path, (long long)r.step);
     status = 0;
 done:
-    free(ids);
     cl_text_free(&text);
     cl_streams_free(&train);
     cl_streams_free(&val);

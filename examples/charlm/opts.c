@@ -28,7 +28,8 @@ void cl_config_defaults(cl_config *c)
         .batch = 32, .val_frac = 0.05, .optim = "adam", .lr = 2e-3,
         .clip = 5, .seed = 1, .steps = 500, .eval_every = 100,
         .threads = 2, .minutes = 0, .save = "charlm.safetensors",
-        .length = 500, .top_k = 0, .temperature = 1.0};
+        .length = 500, .top_k = 0, .temperature = 1.0,
+        .max_data_mb = CL_MAX_DATA_MB};
 }
 
 static const cl_opt train_opts[] = {
@@ -63,6 +64,9 @@ static const cl_opt train_opts[] = {
      "seed of initialisation and dropout"},
     {"threads", "N", CL_INT, OFF(threads), 1, 1024, 0,
      "threads (results are the same for any number)"},
+    {"max-data-mb", "MIB", CL_INT, OFF(max_data_mb), 1, 1e9, 0,
+     "refuse a corpus of more than MIB MiB (memory: ~4 bytes per "
+     "character)"},
     {"val-frac", "F", CL_REAL, OFF(val_frac), 0, 1, CL_STORED | CL_FIXED | CL_HI_OPEN,
      "fraction of the text held out for validation (at least T*B+1 "
      "characters)"},
@@ -99,6 +103,8 @@ static const cl_opt eval_opts[] = {
      "checkpoint to evaluate"},
     {"data", "FILE|DIR", CL_STR, OFF(data), 0, 0, CL_NO_DEFAULT,
      "text whose held-out part is scored (default: the training corpus)"},
+    {"max-data-mb", "MIB", CL_INT, OFF(max_data_mb), 1, 1e9, 0,
+     "refuse a corpus of more than MIB MiB"},
     {"threads", "N", CL_INT, OFF(threads), 1, 1024, 0, "threads"},
 };
 

@@ -126,9 +126,13 @@ static int merge_resume(cl_run *r, const cl_config *c, const bool *given,
 static int check_save(const cl_config *c)
 {
     struct stat st, rs;
-    if (stat(c->save, &st) == 0) {
+    if (stat(c->save, &st) == 0) { /* stat: never blocks, even on a FIFO */
         if (S_ISDIR(st.st_mode))
             return cl_fail("--save %s is a directory; give a file name", c->save);
+        if (!S_ISREG(st.st_mode)) /* not even with --overwrite */
+            return cl_fail("--save %s is not a regular file (a FIFO, device "
+                           "or socket), and charlm replaces only files: give "
+                           "another --save", c->save);
         bool same = c->resume && stat(c->resume, &rs) == 0 &&
                     st.st_dev == rs.st_dev && st.st_ino == rs.st_ino;
         int64_t step;
@@ -157,15 +161,15 @@ static int check_save(const cl_config *c)
 
 /* reads the corpus, checks it against the vocabulary (made from it for a
  * new run), splits it */
-static int load_data(cl_run *r, const char *path, bool resumed,
-                     cl_streams *train, cl_streams *val)
+static int load_data(cl_run *r, const char *path, int64_t max_mb,
+                     bool resumed, cl_streams *train, cl_streams *val)
 {
     cl_text text;
-    if (cl_text_read(path, &text) < 0)
+    if (cl_text_read(path, max_mb, &text) < 0)
         return -1;
     if (!resumed)
         cl_vocab_build(&text, &r->vocab);
-    int64_t *ids = tg_xmalloc((size_t)text.n * sizeof *ids);
+    uint32_t *ids = text.cp; /* encoded in place */
     int rc = cl_encode(&r->vocab, text.cp, text.n, ids, path);
     if (rc == 0)
         rc = cl_split(ids, text.n, &r->cfg, train, val, path);
@@ -180,8 +184,9 @@ static int load_data(cl_run *r, const char *path, bool resumed,
         char *real = realpath(path, NULL); /* resumable from anywhere */
         r->cfg.data = cl_strdup(real ? real : path);
         free(real);
+        train->owned = text.cp; /* the streams are views into it */
+        text = (cl_text){0};
     }
-    free(ids);
     cl_text_free(&text);
     return rc;
 }
@@ -200,14 +205,16 @@ int cl_prepare(cl_run *r, cl_config *c, const bool *given, const cl_opt *opts,
         if (cl_ckpt_load(c->resume, r, true) < 0 ||
             merge_resume(r, c, given, opts, nopts) < 0)
             return -1;
-        if (load_data(r, data_given ? c->data : r->cfg.data, true, train, val) < 0)
+        if (load_data(r, data_given ? c->data : r->cfg.data, c->max_data_mb,
+                      true, train, val) < 0)
             return data_given ? -1 : cl_fail("%s (the checkpoint's corpus; "
                                              "--data gives another)", cl_error());
         if (check_save(c) < 0)
             return -1;
     } else {
         r->cfg = *c;
-        if (load_data(r, c->data, false, train, val) < 0 || check_save(c) < 0 ||
+        if (load_data(r, c->data, c->max_data_mb, false, train, val) < 0 ||
+            check_save(c) < 0 ||
             cl_run_build(r, true) < 0)
             return -1;
         r->val_loss = (double)NAN;

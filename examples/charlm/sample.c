@@ -102,8 +102,13 @@ int cl_sample(const cl_config *c)
         prime.cp[0] = cl_vocab_id(&r.vocab, '\n') >= 0 ? '\n' : r.vocab.chars[0];
         prime.n = 1;
     }
+    uint32_t *ids32 = tg_xmalloc((size_t)prime.n * sizeof *ids32);
+    int rc = cl_encode(&r.vocab, prime.cp, prime.n, ids32, "--prime");
     ids = tg_xmalloc((size_t)prime.n * sizeof *ids);
-    if (cl_encode(&r.vocab, prime.cp, prime.n, ids, "--prime") < 0)
+    for (int64_t i = 0; rc == 0 && i < prime.n; i++)
+        ids[i] = ids32[i];
+    free(ids32);
+    if (rc < 0)
         goto done;
 
     tg_set_grad_enabled(false);

@@ -61,6 +61,7 @@ typedef struct session {
     cl_run *r;
     const cl_config *c; /* the command line: save, log, threads */
     cl_streams train, val;
+    int64_t *rows;            /* [T + 1, B]: a step's input and targets */
     FILE *log;
     bool tty;
     double t0, elapsed0, last_draw;
@@ -178,16 +179,26 @@ static int save(session *S)
     return 0;
 }
 
+/* c += d for counters (d >= 0), stopping at INT64_MAX instead of
+ * overflowing; checkpoints refuse counters anywhere near it. */
+static void count_up(int64_t *c, int64_t d)
+{
+    *c = *c > INT64_MAX - d ? INT64_MAX : *c + d;
+}
+
 /* One step. 0, or -1 with a message (a non-finite loss or gradient). */
 static int step(session *S)
 {
     cl_run *r = S->r;
     int64_t T = r->cfg.seq, B = r->cfg.batch, n = r->step + 1;
-    if (r->pos + T + 1 > S->train.n) { /* wrap round, from zeros */
+    /* pos + T + 1 > n, written so that no pos can overflow it (cl_split
+     * made n >= T + 1) */
+    if (r->pos < 0 || r->pos > S->train.n - T - 1) { /* wrap, from zeros */
         r->pos = 0;
         r->has_state = false;
     }
-    const int64_t *x = S->train.rows + r->pos * B, *y = x + B;
+    cl_streams_rows(&S->train, r->pos, T + 1, S->rows);
+    const int64_t *x = S->rows, *y = x + B;
     r->pos += T;
     tg_rnn_out out;
     cl_lib_clear();
@@ -214,10 +225,10 @@ static int step(session *S)
     r->has_state = true;
     tg_tape_reset();
     r->step = n;
-    r->tokens += T * B;
-    S->tokens += T * B;
+    count_up(&r->tokens, T * B);
+    count_up(&S->tokens, T * B);
     r->loss_sum += lv;
-    r->loss_count++;
+    count_up(&r->loss_count, 1);
     r->grad_norm = gn;
     return 0;
 }
@@ -276,6 +287,8 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
     int status = 1;
     if (cl_prepare(&run, c, given, opts, nopts, &S.train, &S.val) < 0)
         goto done;
+    S.rows = tg_xmalloc((size_t)((run.cfg.seq + 1) * run.cfg.batch) *
+                        sizeof *S.rows);
     if (c->resume) { /* the last good checkpoint, until the next save */
         S.saved_step = run.step;
         S.saved_path = c->resume;
@@ -338,8 +351,9 @@ done:
         clear_line(&S);
     if (S.log)
         fclose(S.log);
-    cl_streams_free(&S.train);
+    free(S.rows);
     cl_streams_free(&S.val);
+    cl_streams_free(&S.train);
     cl_run_free(&run);
     return status;
 }
