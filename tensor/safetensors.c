@@ -438,6 +438,7 @@ int tg_st_copy_to(const tg_st_tensor *t, tg_tensor *dst, char *err, size_t cap)
         }
         dst->data[off] = (tg_real)v;
     }
+    tg_bump_version(dst); /* changed in place: see tg_version */
     return 0;
 }
 
