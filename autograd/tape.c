@@ -360,6 +360,50 @@ static int find_needed(tg_tensor *root, int64_t **needed)
     return rc;
 }
 
+/* ---- the gradient-ready hook (for overlapping communication) ---------- */
+static tg_grad_ready_fn ready_fn;
+static void *ready_ud;
+
+void tg_set_grad_ready_hook(tg_grad_ready_fn fn, void *ud)
+{
+    ready_fn = fn;
+    ready_ud = ud;
+}
+
+typedef struct last_use {
+    int64_t j;      /* position in needed[] of the last entry adding into */
+    tg_tensor *leaf;
+} last_use;
+
+/* For every leaf that requires grad and an entry of needed[] reads: the
+ * last position (in sweep order) of an entry adding into its gradient,
+ * in ascending order of that position. */
+static last_use *leaf_last_uses(const int64_t *needed)
+{
+    last_use *lu = NULL;
+    for (int64_t j = arrlen(needed) - 1; j >= 0; j--) {
+        const tg_entry *e = &tape[needed[j]];
+        for (int k = 0; k < e->nin; k++) {
+            tg_tensor *x = e->in[k];
+            if (x && x->entry < 0 && (x->flags & TG_REQUIRES_GRAD) &&
+                !(x->flags & TG_REACHED)) {
+                x->flags |= TG_REACHED;
+                last_use u = {j, x};
+                arrput(lu, u);
+            }
+        }
+    }
+    for (int64_t i = 0; i < arrlen(lu); i++)
+        lu[i].leaf->flags &= ~TG_REACHED;
+    /* found from the end: reverse into ascending j */
+    for (int64_t a = 0, b = arrlen(lu) - 1; a < b; a++, b--) {
+        last_use t = lu[a];
+        lu[a] = lu[b];
+        lu[b] = t;
+    }
+    return lu;
+}
+
 static int sweep(tg_tensor *root, const tg_tensor *seed)
 {
     if (!(root->flags & TG_REQUIRES_GRAD)) {
@@ -379,6 +423,8 @@ static int sweep(tg_tensor *root, const tg_tensor *seed)
             arrfree(needed);
             return -1;
         }
+    last_use *ready = ready_fn ? leaf_last_uses(needed) : NULL;
+    int64_t next_ready = 0;
     /* seed: dL/droot */
     free_buf *pool = NULL;
     ensure_grad(root, &pool);
@@ -406,8 +452,12 @@ static int sweep(tg_tensor *root, const tg_tensor *seed)
             tg_anomaly_check_grads(needed[j], e) < 0) {
             free_pool(&pool);
             arrfree(needed);
+            arrfree(ready);
             return -1;
         }
+        /* leaves no later entry adds into: their gradients are final */
+        while (next_ready < arrlen(ready) && ready[next_ready].j <= j)
+            ready_fn(ready[next_ready++].leaf, ready_ud);
         /* every consumer of an output came later on the tape and has run:
          * its gradient is complete and, unless retained, no longer needed */
         for (int k = 0; k < e->nout; k++) {
@@ -417,6 +467,10 @@ static int sweep(tg_tensor *root, const tg_tensor *seed)
                 release_grad(out, &pool);
         }
     }
+    /* (entries skipped above for want of a gradient: their leaves too) */
+    while (next_ready < arrlen(ready))
+        ready_fn(ready[next_ready++].leaf, ready_ud);
+    arrfree(ready);
     free_pool(&pool);
     arrfree(needed);
     return 0;

@@ -189,6 +189,14 @@ int tg_backward(tg_tensor *loss);
  * computes the gradients of L = sum(y * seed). */
 int tg_backward_seed(tg_tensor *y, const tg_tensor *seed);
 
+/* Called during backward for every leaf that requires grad and that the
+ * sweep reaches, as soon as its gradient is complete: no entry still to
+ * run adds into it. Distributed training starts sending a parameter's
+ * gradient then, while backward goes on (nn/dist.h). Leaves the sweep
+ * does not reach are not reported. NULL (the default) turns it off. */
+typedef void (*tg_grad_ready_fn)(tg_tensor *leaf, void *ud);
+void tg_set_grad_ready_hook(tg_grad_ready_fn fn, void *ud);
+
 /* ---- the tape as a whole ------------------------------------------ */
 typedef struct tg_tape_mark {
     int64_t entries;

@@ -231,6 +231,47 @@ START_TEST(errors_name_op_and_shapes)
 }
 END_TEST
 
+/* the gradient-ready hook: every reached leaf once, when its gradient
+ * is already what it will be at the end of backward */
+typedef struct ready_log {
+    int n;
+    const tg_tensor *who[8];
+    tg_real seen[8][4];
+} ready_log;
+
+static void on_ready(tg_tensor *leaf, void *ud)
+{
+    ready_log *log = ud;
+    ck_assert_int_lt(log->n, 8);
+    log->who[log->n] = leaf;
+    memcpy(log->seen[log->n], leaf->grad, (size_t)leaf->numel * sizeof(tg_real));
+    log->n++;
+}
+
+START_TEST(grad_ready_hook)
+{
+    tg_tensor *W1 = tg_requires_grad(tg_full(TG_SHAPE(2, 2), 0.5));
+    tg_tensor *W2 = tg_requires_grad(tg_full(TG_SHAPE(2, 2), -0.3));
+    tg_tensor *unused = tg_requires_grad(tg_ones(TG_SHAPE(2)));
+    tg_tensor *x = tg_ones(TG_SHAPE(1, 2));
+    /* W1 is used at the start and again at the end; W2 in the middle */
+    tg_tensor *h = tg_tanh(tg_matmul(x, W1));
+    h = tg_tanh(tg_matmul(h, W2));
+    h = tg_matmul(h, W1);
+    (void)unused;
+    ready_log log = {0};
+    tg_set_grad_ready_hook(on_ready, &log);
+    ck_assert_int_eq(tg_backward(tg_sum(h)), 0);
+    tg_set_grad_ready_hook(NULL, NULL);
+    ck_assert_int_eq(log.n, 2);
+    ck_assert_ptr_eq(log.who[0], W2); /* W1's first use is swept last */
+    ck_assert_ptr_eq(log.who[1], W1);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 4; i++)
+            ck_assert(log.seen[k][i] == log.who[k]->grad[i]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("tape");
@@ -249,6 +290,7 @@ static Suite *suite(void)
     tcase_add_test(tc, sweep_reuses_gradient_buffers);
     tcase_add_test(tc, mark_and_rewind);
     tcase_add_test(tc, errors_name_op_and_shapes);
+    tcase_add_test(tc, grad_ready_hook);
     suite_add_tcase(s, tc);
     return s;
 }
