@@ -390,7 +390,8 @@ for i in 1 2 3 4 5; do
     sleep 0.$((3 + i))
     kill -9 $pid; wait $pid 2>/dev/null
 done
-"$BIN" eval --load k9.st >/dev/null 2>k9.err && ok ||
+# (on a slow machine every kill may come before the first save)
+[ ! -e k9.st ] || "$BIN" eval --load k9.st >/dev/null 2>k9.err && ok ||
     fail "kill -9 while saving left a bad checkpoint: $(cat k9.err)"
 "$BIN" train --data corpus.txt $M --steps 1 --save k9.st --overwrite \
     >/dev/null 2>k9.err || fail "saving after kill -9: $(cat k9.err)"
