@@ -55,7 +55,14 @@ void tg_params_free(tg_params *ps)
     }
     arrfree(ps->items);
     ps->items = NULL;
+    free(ps->block_data);
+    free(ps->block_grad);
+    ps->block_data = ps->block_grad = NULL;
+    ps->block_n = 0;
 }
+
+/* numbers per 64 bytes: every tensor of a block starts on a cache line */
+#define BLOCK_ALIGN ((int64_t)(64 / sizeof(tg_real)))
 
 int tg_params_count(const tg_params *ps) { return (int)arrlen(ps->items); }
 
@@ -80,10 +87,69 @@ int64_t tg_params_numel(const tg_params *ps)
     return n;
 }
 
+/* t's numbers are in ps's block */
+static bool in_own_block(const tg_params *ps, const tg_tensor *t)
+{
+    return ps->block_data && t->data >= ps->block_data &&
+           t->data < ps->block_data + ps->block_n;
+}
+
+int tg_params_flatten(tg_params *ps)
+{
+    if (!ps)
+        return -1;
+    if (ps->block_data) {
+        tg_error("params_flatten", "the list is flattened already");
+        return -1;
+    }
+    tg_tensor **place = NULL; /* stb_ds array: what moves, in list order */
+    int64_t n = 0;
+    for (int64_t i = 0; i < arrlen(ps->items); i++) {
+        tg_tensor *t = ps->items[i].tensor;
+        if (t->flags & TG_IN_BLOCK)
+            continue; /* in another list's block, or listed twice */
+        if (!(t->flags & TG_PERSISTENT) || !tg_is_contiguous(t) ||
+            (t->flags & TG_IS_VIEW)) {
+            tg_error("params_flatten", "parameter '%s' is not a contiguous "
+                     "tensor of its own (made by tg_tensor_new / "
+                     "tg_params_new)", ps->items[i].name);
+            for (int64_t k = 0; k < arrlen(place); k++)
+                place[k]->flags &= ~TG_IN_BLOCK;
+            arrfree(place);
+            return -1;
+        }
+        t->flags |= TG_IN_BLOCK;
+        arrput(place, t);
+        n += (t->numel + BLOCK_ALIGN - 1) / BLOCK_ALIGN * BLOCK_ALIGN;
+    }
+    size_t bytes = (size_t)(n ? n : 1) * sizeof(tg_real);
+    ps->block_data = tg_xcalloc_aligned(bytes);
+    ps->block_grad = tg_xcalloc_aligned(bytes);
+    ps->block_n = n;
+    int64_t at = 0;
+    for (int64_t k = 0; k < arrlen(place); k++) {
+        tg_tensor *t = place[k];
+        tg_real *d = ps->block_data + at, *g = ps->block_grad + at;
+        memcpy(d, t->data, (size_t)t->numel * sizeof(tg_real));
+        if (t->grad)
+            memcpy(g, t->grad, (size_t)t->numel * sizeof(tg_real));
+        free(t->data);
+        free(t->grad);
+        t->data = d;
+        t->grad = g;
+        at += (t->numel + BLOCK_ALIGN - 1) / BLOCK_ALIGN * BLOCK_ALIGN;
+    }
+    arrfree(place);
+    return 0;
+}
+
 void tg_params_zero_grad(tg_params *ps)
 {
+    if (ps->block_grad) /* one loop for what the block holds */
+        memset(ps->block_grad, 0, (size_t)ps->block_n * sizeof(tg_real));
     for (int64_t i = 0; i < arrlen(ps->items); i++)
-        tg_zero_grad(ps->items[i].tensor);
+        if (!in_own_block(ps, ps->items[i].tensor))
+            tg_zero_grad(ps->items[i].tensor);
 }
 
 void tg_params_save(const tg_params *ps, tg_st_writer *w, const char *prefix)

@@ -34,6 +34,10 @@ typedef struct tg_param {
 
 typedef struct tg_params {
     tg_param *items; /* stb_ds array: use tg_params_count / tg_params_at */
+    /* after tg_params_flatten: every parameter's numbers, then every
+     * gradient, each in one block of block_n numbers (owned here) */
+    tg_real *block_data, *block_grad;
+    int64_t block_n;
 } tg_params;
 
 /* A new zero-filled persistent parameter (requires grad) owned by ps. */
@@ -63,5 +67,17 @@ void tg_params_save(const tg_params *ps, tg_st_writer *w, const char *prefix);
  * anything is copied). 0 or -1. */
 int tg_params_load(tg_params *ps, const tg_st_file *f, const char *prefix,
                    char *err, size_t errcap);
+
+/* Moves the numbers and gradients of every parameter of the list into
+ * two contiguous blocks that the list owns (as llm.c keeps its model):
+ * block_data and block_grad, block_n numbers each, every tensor starting
+ * on a 64-byte boundary, the gaps zero. The tensors keep their values and
+ * stay usable as before (views, optimizers, checkpoints), and zeroing,
+ * clipping and summing gradients over processes become single loops or
+ * single messages. Borrowed tensors move too (their owner frees only the
+ * headers then); a tensor listed twice, or already in a block, is placed
+ * once. Call it once the list is complete; free the list after every
+ * module that owns its tensors. 0, or -1 after an error. */
+int tg_params_flatten(tg_params *ps);
 
 #endif

@@ -175,8 +175,10 @@ void tg_tensor_free(tg_tensor *t)
     if (!t)
         return;
     TG_ASSERT(t->flags & TG_PERSISTENT);
-    free(t->data);
-    free(t->grad);
+    if (!(t->flags & TG_IN_BLOCK)) {
+        free(t->data);
+        free(t->grad);
+    }
     free(t);
 }
 

@@ -67,6 +67,9 @@ enum {
     TG_IS_VIEW = 1u << 3,       /* data belongs to another tensor        */
     TG_ANOMALOUS = 1u << 4,     /* anomaly mode found NaN/inf in it: the
                                    op that made it returned NULL         */
+    TG_IN_BLOCK = 1u << 5,      /* a persistent tensor whose data and grad
+                                   live in a parameter block (nn/params.h,
+                                   tg_params_flatten): not freed with it */
 };
 
 typedef struct tg_tensor {

@@ -230,6 +230,68 @@ START_TEST(loads_pytorch_lstm_state_dict)
 }
 END_TEST
 
+/* parameters moved into one block train exactly as before */
+static double train_steps(tg_charlm *m, int steps, tg_real *out_param)
+{
+    tg_optim *opt = tg_adam_new(&m->params, 0.01, 0.9, 0.999, 1e-8, 0);
+    int64_t tok[24], tgt[24];
+    for (int i = 0; i < 24; i++) {
+        tok[i] = (i * 7 + 3) % 11;
+        tgt[i] = (i * 5 + 1) % 11;
+    }
+    double loss = 0;
+    for (int s = 0; s < steps; s++) {
+        tg_optim_zero_grad(opt);
+        tg_rnn_out out;
+        tg_tensor *logits = tg_charlm_forward(m, tok, 6, 4, NULL, true, NULL, &out);
+        tg_tensor *l = tg_cross_entropy(logits, tgt, TG_MEAN);
+        loss = l->data[0];
+        ck_assert_int_eq(tg_backward(l), 0);
+        tg_clip_grad_norm(&m->params, 1.0);
+        tg_optim_step(opt);
+        tg_tape_reset();
+    }
+    tg_tensor *w = tg_params_get(&m->params, "rnn.weight_hh_l1");
+    memcpy(out_param, w->data, (size_t)w->numel * sizeof(tg_real));
+    tg_optim_free(opt);
+    return loss;
+}
+
+START_TEST(flattened_parameters_train_the_same)
+{
+    tgt_capture_errors();
+    tg_manual_seed(3);
+    tg_charlm *a = tg_charlm_new(&tg_lstm_cell, 11, 5, 6, 2, 0.0, NULL);
+    tg_manual_seed(3);
+    tg_charlm *b = tg_charlm_new(&tg_lstm_cell, 11, 5, 6, 2, 0.0, NULL);
+    ck_assert_int_eq(tg_params_flatten(&b->params), 0);
+    ck_assert_int_eq(tg_params_flatten(&b->params), -1); /* twice: error */
+    tgt_expect_error("params_flatten", "already");
+    /* every tensor in the block, 64-byte aligned, values kept */
+    for (int i = 0; i < tg_params_count(&b->params); i++) {
+        tg_tensor *t = tg_params_at(&b->params, i)->tensor;
+        tg_tensor *u = tg_params_at(&a->params, i)->tensor;
+        ck_assert(t->data >= b->params.block_data &&
+                  t->data + t->numel <= b->params.block_data + b->params.block_n);
+        ck_assert_int_eq((int)(((uintptr_t)t->data) % 64), 0);
+        ck_assert_int_eq(t->grad - b->params.block_grad,
+                         t->data - b->params.block_data);
+        ck_assert(!memcmp(t->data, u->data, (size_t)t->numel * sizeof(tg_real)));
+    }
+    ck_assert_int_ge(b->params.block_n, tg_params_numel(&b->params));
+    tg_real wa[6 * 4 * 6], wb[6 * 4 * 6];
+    double la = train_steps(a, 3, wa), lb = train_steps(b, 3, wb);
+    ck_assert(la == lb);
+    ck_assert(!memcmp(wa, wb, sizeof wa));
+    /* zero_grad is one memset over the block */
+    tg_params_zero_grad(&b->params);
+    for (int64_t i = 0; i < b->params.block_n; i++)
+        ck_assert(b->params.block_grad[i] == 0);
+    tg_charlm_free(a);
+    tg_charlm_free(b);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("nn");
@@ -243,6 +305,7 @@ static Suite *suite(void)
     tcase_add_test(tc, parameters_round_trip);
     tcase_add_test(tc, parameters_refuse_nan);
     tcase_add_test(tc, loads_pytorch_lstm_state_dict);
+    tcase_add_test(tc, flattened_parameters_train_the_same);
     suite_add_tcase(s, tc);
     return s;
 }
