@@ -6,10 +6,12 @@
 #   make asan         the same suites under AddressSanitizer + UBSan
 #   make noomp        the same suites built without OpenMP
 #   make OPENMP=0     build without OpenMP;  make PORTABLE=1  no -march=native
+#   make MPI=1        build with mpicc: data-parallel training (nn/dist.h)
 #
 # Build outputs go to $(BUILD) (build/ by default), never into the sources.
 
 BUILD    ?= build
+MPI      ?= 0
 OPENMP   ?= 1
 PORTABLE ?= 0
 SANITIZE ?= 0
@@ -31,9 +33,15 @@ PKG_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
+# make MPI=1: data-parallel training over MPI (nn/dist.h), built with mpicc
+ifeq ($(MPI),1)
+CC := mpicc
+MPI_FLAGS = -DTG_HAVE_MPI
+endif
+
 CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) -g -fno-math-errno $(ARCH_FLAGS) \
           $(OMP_FLAGS) $(SAN_FLAGS) $(WARNINGS) -fPIC -I. $(PKG_CFLAGS) \
-          -MMD -MP $(EXTRA_CFLAGS)
+          -MMD -MP $(MPI_FLAGS) $(EXTRA_CFLAGS)
 LDFLAGS = $(OMP_FLAGS) $(SAN_FLAGS) $(EXTRA_LDFLAGS)
 LDLIBS  = $(PKG_LIBS) -lm
 
@@ -195,6 +203,8 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	echo "== tests/walkthrough_docs.sh"; sh tests/walkthrough_docs.sh $(BUILD)/walkthrough || fail=1; \
 	echo "== tests/gradflow.sh"; sh tests/gradflow.sh $(BUILD)/gradflow || fail=1; \
 	echo "== tests/memory_tasks.sh"; sh tests/memory_tasks.sh $(BUILD)/memory_tasks || fail=1; \
+	echo "== tests/dist.sh"; sh tests/dist.sh $(BUILD) "$(MAKE) --no-print-directory \
+	    BUILD=$(BUILD)/mpi MPI=1 SANITIZE=$(SANITIZE) OPT=$(OPT) OPENMP=$(OPENMP)" || fail=1; \
 	echo "== torch_parity on tests/fixtures"; \
 	$(BUILD)/torch_parity tests/fixtures/*.safetensors > $(BUILD)/parity.log \
 	    && tail -n 1 $(BUILD)/parity.log \

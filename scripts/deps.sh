@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what tapegrad needs to build and test, when it is missing:
 # a C compiler and make, pkg-config, Check (unit tests), stb (stb_ds.h),
-# cJSON (safetensors headers). As root it runs apt-get; otherwise it
+# cJSON (safetensors headers), Open MPI. As root it runs apt-get; otherwise it
 # prints the exact command to run and stops.
 set -e
 missing=""
@@ -12,6 +12,9 @@ pc() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
 pc check || missing="$missing check"
 [ -f /usr/include/stb/stb_ds.h ] || missing="$missing libstb-dev"
 pc libcjson || missing="$missing libcjson-dev"
+# Open MPI: data-parallel training (make MPI=1) and its tests
+command -v mpicc >/dev/null 2>&1 || missing="$missing libopenmpi-dev"
+command -v mpirun >/dev/null 2>&1 || missing="$missing openmpi-bin"
 for extra in "$@"; do
     case "$extra" in
     fortunes) [ -d /usr/share/games/fortunes ] || missing="$missing fortunes" ;;

@@ -1,0 +1,95 @@
+/*
+ * examples/dist_train.c - data-parallel training in one page (nn/dist.h).
+ *
+ *   make MPI=1 BUILD=build/mpi build/mpi/dist_train
+ *   mpirun -np 2 build/mpi/dist_train            (2 ranks)
+ *   build/dist_train                             (1 process, no MPI)
+ *
+ * A character LSTM learns a short text. Each step's batch of B streams is
+ * cut into G blocks (--blocks, default 4) of B/G streams; rank r of N
+ * computes blocks r*G/N ... one after the other, and tg_dist_grads sums
+ * the blocks' gradients in block order over the ranks. Every N dividing G
+ * prints the same losses to the last bit, and the same final checksum of
+ * the parameters: try -np 1, 2 and 4.
+ */
+#include "nn/charlm.h"
+#include "nn/dist.h"
+#include "nn/optim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char text[] =
+    "the quick brown fox jumps over the lazy dog while the five boxing "
+    "wizards jump quickly and a wizard's job is to vex chumps quickly in fog ";
+
+int main(int argc, char **argv)
+{
+    if (tg_dist_init(&argc, &argv) < 0)
+        return 1;
+    int G = 4, steps = 30, T = 16, B = 8, H = 32, bucket = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        int v = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--blocks")) G = v;
+        else if (!strcmp(argv[i], "--steps")) steps = v;
+        else if (!strcmp(argv[i], "--B")) B = v;
+        else if (!strcmp(argv[i], "--bucket")) bucket = v; /* bytes per message */
+        else { fprintf(stderr, "usage: dist_train [--blocks G] [--steps S] [--B B] [--bucket BYTES]\n"); return 2; }
+    }
+    int N = tg_dist_size(), r = tg_dist_rank();
+    if (G < 1 || B % G || G % N) {
+        if (r == 0)
+            fprintf(stderr, "dist_train: B = %d streams in G = %d blocks over %d "
+                    "ranks: G must divide B, and the ranks G\n", B, G, N);
+        tg_dist_finalize();
+        return 2;
+    }
+    int64_t n = (int64_t)strlen(text), V = 128, Bb = B / G, m = G / N;
+    tg_manual_seed(1);
+    tg_charlm *model = tg_charlm_new(&tg_lstm_cell, (int)V, 16, H, 1, 0.0, NULL);
+    tg_dist_broadcast_params(&model->params, 0); /* one starting point */
+    tg_dist_grads *dg = tg_dist_grads_new(&model->params, G, 1.0 / G, (size_t)bucket);
+    tg_optim *opt = tg_adam_new(&model->params, 0.01, 0.9, 0.999, 1e-8, 0);
+    int64_t *tok = malloc((size_t)(T * Bb) * sizeof *tok), *tgt = malloc((size_t)(T * Bb) * sizeof *tgt);
+    for (int s = 0; s < steps; s++) {
+        double loss[64];
+        for (int k = 0; k < m; k++) {
+            int64_t block = r * m + k;
+            for (int64_t t = 0; t < T; t++) /* stream b starts at 7 b + 3 s */
+                for (int64_t b = 0; b < Bb; b++) {
+                    int64_t at = (7 * (block * Bb + b) + 3 * s + t) % (n - 1);
+                    tok[t * Bb + b] = (unsigned char)text[at];
+                    tgt[t * Bb + b] = (unsigned char)text[at + 1];
+                }
+            tg_dist_grads_begin(dg, k);
+            tg_rnn_out out;
+            tg_tensor *l = tg_cross_entropy(tg_charlm_forward(model, tok, T, Bb, NULL, true, NULL, &out), tgt, TG_MEAN);
+            loss[k] = l->data[0];
+            tg_backward(l);
+            if (tg_dist_grads_end(dg) < 0)
+                tg_dist_abort(1, tg_last_error());
+            tg_tape_reset();
+        }
+        double mean = tg_dist_sum_ordered(loss, m, 1.0 / G);
+        tg_clip_grad_norm(&model->params, 1.0);
+        tg_optim_step(opt);
+        if (r == 0)
+            printf("step %d loss %.17g\n", s, mean);
+    }
+    uint64_t h = 1469598103934665603u; /* FNV-1a over the parameters' bytes */
+    const unsigned char *p = (const unsigned char *)model->params.block_data;
+    for (size_t i = 0; i < (size_t)model->params.block_n * sizeof(tg_real); i++)
+        h = (h ^ p[i]) * 1099511628211u;
+    tg_dist_stats st = tg_dist_grads_stats(dg);
+    if (r == 0)
+        printf("parameters %016llx\nranks %d, blocks %d: %.3f s waiting, %.0f bytes sent by rank 0\n",
+               (unsigned long long)h, N, G, st.wait_s, st.bytes_sent);
+    free(tok);
+    free(tgt);
+    tg_optim_free(opt);
+    tg_dist_grads_free(dg);
+    tg_charlm_free(model);
+    tg_dist_finalize();
+    return 0;
+}

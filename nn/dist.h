@@ -1,0 +1,119 @@
+/*
+ * nn/dist.h - data-parallel training over MPI.
+ *
+ * Every process ("rank") holds the whole model and trains on its own
+ * share of every batch; before each optimizer step the ranks sum their
+ * gradients, so that they all take the same step and stay identical. MPI
+ * does the transport (mpirun starts the ranks, on one machine or many);
+ * tapegrad built without MPI (the default, `make`) runs the same code as
+ * one rank, and `make MPI=1` builds it with mpicc.
+ *
+ * Same results for any number of ranks. A batch is cut into G blocks of
+ * rows ("micro-batches"), G fixed by the run; rank r of N computes the
+ * gradients of blocks r*G/N ... (r+1)*G/N - 1, one after the other, and
+ * the gradient of the batch is summed in block order,
+ * ((g0 + g1) + g2) + ..., whoever holds which block: the sum travels
+ * along the ranks, 0 -> 1 -> ... -> N-1, each adding its own blocks in
+ * order, and the total travels back. Each block is computed by the same
+ * code on the same number of rows everywhere, so one process with G
+ * blocks and N ranks with G/N blocks each produce the same bits, for
+ * every N dividing G. (The usual ring all-reduce adds in an order that
+ * depends on N; it is faster at hundreds of ranks, and not exact.)
+ *
+ * The sum starts while backward still runs: the parameters live in one
+ * block (tg_params_flatten) cut into buckets of about bucket_bytes, and a
+ * bucket is sent as soon as backward has finished every gradient in it
+ * (tg_set_grad_ready_hook).
+ *
+ *     tg_dist_init(&argc, &argv);
+ *     int N = tg_dist_size(), r = tg_dist_rank(), m = G / N;
+ *     tg_dist_broadcast_params(&model->params, 0);
+ *     tg_dist_grads *dg = tg_dist_grads_new(&model->params, G, 1.0 / G, 0);
+ *     for (step ...) {
+ *         double loss[m];
+ *         for (int k = 0; k < m; k++) {
+ *             tg_dist_grads_begin(dg, k);           // zeroes the grads
+ *             tg_tensor *l = forward(block r * m + k);  // mean over it
+ *             loss[k] = l->data[0];
+ *             tg_backward(l);
+ *             tg_dist_grads_end(dg);  // the last one: grads = the mean
+ *         }
+ *         double mean = tg_dist_sum_ordered(loss, m, 1.0 / G);
+ *         tg_optim_step(opt);                      // the same everywhere
+ *         tg_tape_reset();
+ *     }
+ *     tg_dist_grads_free(dg);
+ *     tg_dist_finalize();
+ *
+ * examples/dist_train.c is that loop as a complete program.
+ */
+#ifndef TG_NN_DIST_H
+#define TG_NN_DIST_H
+
+#include "nn/params.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* true when this build of tapegrad has MPI (make MPI=1) */
+bool tg_dist_has_mpi(void);
+
+/* Starts MPI (with one thread calling it; OpenMP threads never do) unless
+ * it is started already. 0, or -1 after reporting an error. Without MPI:
+ * one rank, nothing to start. */
+int tg_dist_init(int *argc, char ***argv);
+/* Ends MPI if tg_dist_init started it. */
+void tg_dist_finalize(void);
+int tg_dist_rank(void); /* 0 .. size-1 */
+int tg_dist_size(void);
+/* Ends every rank at once: prints "tapegrad: rank R: msg" and aborts the
+ * whole job with exit status code (plain exit without MPI). */
+_Noreturn void tg_dist_abort(int code, const char *msg);
+
+/* Copies root's numbers of every parameter to every rank: one message
+ * over the flattened block (flattens ps if needed). 0 or -1. */
+int tg_dist_broadcast_params(tg_params *ps, int root);
+/* Copies bytes at buf from root to every rank. 0 or -1. */
+int tg_dist_broadcast(void *buf, size_t bytes, int root);
+/* Every rank gives its m numbers (the same m on all); returns on every
+ * rank the sum of all of them in rank order, each rank's in its order,
+ * times scale - the same bits on every rank and for any N. */
+double tg_dist_sum_ordered(const double *mine, int m, double scale);
+/* The largest of x over the ranks, on every rank (e.g. "stop" flags). */
+double tg_dist_max(double x);
+
+/* ---- summing gradients ------------------------------------------------ */
+typedef struct tg_dist_grads tg_dist_grads;
+
+/* Sums the gradients of ps over `blocks` blocks spread evenly over the
+ * ranks, in block order, then multiplies by scale (1.0 / blocks: the mean
+ * of per-block mean losses). blocks must be a multiple of the number of
+ * ranks. bucket_bytes: size of one message (0: 4 MB). Flattens ps. NULL
+ * after reporting an error. */
+tg_dist_grads *tg_dist_grads_new(tg_params *ps, int blocks, double scale,
+                                 size_t bucket_bytes);
+void tg_dist_grads_free(tg_dist_grads *g);
+/* The number of blocks this rank computes per step (blocks / size). */
+int tg_dist_grads_local(const tg_dist_grads *g);
+/* Before the backward of this rank's k-th block (k = 0 .. local-1): zeroes
+ * the gradients; before the last, also starts sending buckets as backward
+ * completes them. */
+void tg_dist_grads_begin(tg_dist_grads *g, int k);
+/* After that backward. For blocks before the last it keeps the gradient;
+ * after the last it completes the sum, and every rank's parameters then
+ * hold the same summed and scaled gradient. 0 or -1 (a block skipped, or
+ * an MPI failure). */
+int tg_dist_grads_end(tg_dist_grads *g);
+
+/* What the last steps cost: seconds spent waiting for messages after
+ * backward ended (communication that backward did not hide), seconds of
+ * messages in flight while backward ran (hidden), and bytes sent. Reset
+ * by reading. */
+typedef struct tg_dist_stats {
+    double wait_s, overlap_s;
+    double bytes_sent;
+    int steps;
+} tg_dist_stats;
+tg_dist_stats tg_dist_grads_stats(tg_dist_grads *g);
+
+#endif
