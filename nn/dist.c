@@ -216,6 +216,31 @@ double tg_dist_max(double x)
 #endif
 }
 
+int tg_dist_allgather_rows(tg_real *buf, int64_t outer, int64_t chunk)
+{
+#ifdef TG_HAVE_MPI
+    int N = tg_dist_size();
+    if (!mpi_on() || N == 1)
+        return 0;
+    if (chunk > INT32_MAX) {
+        tg_error("dist_allgather", "%lld numbers per rank: at most 2^31",
+                 (long long)chunk);
+        return -1;
+    }
+    for (int64_t o = 0; o < outer; o++)
+        if (mpi_check(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL,
+                                    buf + o * N * chunk, (int)chunk,
+                                    MPI_REAL_T, MPI_COMM_WORLD),
+                      "MPI_Allgather") < 0)
+            return -1;
+#else
+    (void)buf;
+    (void)outer;
+    (void)chunk;
+#endif
+    return 0;
+}
+
 /* ---- summing gradients -------------------------------------------------- */
 
 enum { B_WAIT, B_READY, B_SENT, B_DONE }; /* a bucket's state in a step */

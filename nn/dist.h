@@ -81,6 +81,11 @@ int tg_dist_broadcast(void *buf, size_t bytes, int root);
 double tg_dist_sum_ordered(const double *mine, int m, double scale);
 /* The largest of x over the ranks, on every rank (e.g. "stop" flags). */
 double tg_dist_max(double x);
+/* buf holds `outer` rows of size * chunk numbers, rank r owning numbers
+ * r * chunk .. (r + 1) * chunk - 1 of every row; afterwards every rank
+ * holds every rank's part (e.g. the carried hidden states [L, B, H] of
+ * the streams each rank computes, before a checkpoint). 0 or -1. */
+int tg_dist_allgather_rows(tg_real *buf, int64_t outer, int64_t chunk);
 
 /* ---- summing gradients ------------------------------------------------ */
 typedef struct tg_dist_grads tg_dist_grads;

@@ -48,6 +48,8 @@ typedef struct cl_config {
     /* data */
     const char *data;
     int64_t seq, batch;
+    int64_t blocks;   /* batch cut into blocks summed in order (nn/dist.h);
+                         0: the number of MPI ranks */
     double val_frac;
     /* training */
     const char *optim;

@@ -446,6 +446,10 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
         char ctx[600];
         snprintf(ctx, sizeof ctx, "checkpoint %s: metadata '%s'", path,
                  opts[i].name);
+        if (!v && !strcmp(opts[i].name, "blocks")) {
+            r->cfg.blocks = 1; /* written before blocks existed: one */
+            continue;
+        }
         if (!v) {
             cl_fail("%s is missing", ctx);
             goto done;

@@ -11,6 +11,7 @@
  * saving.
  */
 #include "charlm.h"
+#include "nn/dist.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -83,7 +84,10 @@ const char *cl_strdup(const char *s)
 /* a message on one line, whatever the library put in it */
 static void print_error(const char *cmd, const char *msg)
 {
-    fprintf(stderr, "charlm%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    fprintf(stderr, "charlm%s%s", cmd ? " " : "", cmd ? cmd : "");
+    if (tg_dist_size() > 1)
+        fprintf(stderr, " (rank %d of %d)", tg_dist_rank(), tg_dist_size());
+    fputs(": ", stderr);
     for (const char *p = msg; *p; p++)
         fputc(*p == '\n' || *p == '\r' ? ' ' : *p, stderr);
     fputc('\n', stderr);
@@ -122,15 +126,31 @@ int main(int argc, char **argv)
         return 2;
     }
     tg_set_num_threads((int)c.threads);
+    /* started by mpirun (Open MPI or MPICH): one of several ranks */
+    if ((getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE")) &&
+        tg_dist_init(&argc, &argv) < 0) {
+        print_error(cmd->name, cl_lib_error());
+        return 1;
+    }
     int status;
-    if (!strcmp(cmd->name, "train"))
+    if (tg_dist_size() > 1 && strcmp(cmd->name, "train") != 0) {
+        cl_fail("runs in one process; only train spreads over MPI ranks");
+        status = 2;
+        if (tg_dist_rank() == 0)
+            print_error(cmd->name, cl_error());
+    } else if (!strcmp(cmd->name, "train")) {
         status = cl_train(&c, given, cmd->opts, cmd->nopts);
-    else if (!strcmp(cmd->name, "sample"))
+    } else if (!strcmp(cmd->name, "sample")) {
         status = cl_sample(&c);
-    else
+    } else {
         status = cl_eval(&c);
-    if (status == 1)
+    }
+    /* under MPI every rank meets the same errors (same flags, files and
+     * numbers): rank 0 tells; a failure of one rank alone ends the job
+     * through tg_dist_abort, which names its rank */
+    if (status == 1 && tg_dist_rank() == 0)
         print_error(cmd->name, cl_error());
     tg_tape_free_all();
+    tg_dist_finalize();
     return status;
 }

@@ -48,6 +48,10 @@ static const cl_opt train_opts[] = {
      "characters per step and stream (truncated BPTT length)"},
     {"batch", "B", CL_INT, OFF(batch), 1, 100000, CL_STORED | CL_FIXED,
      "parallel streams"},
+    {"blocks", "G", CL_INT, OFF(blocks), 0, 100000, CL_STORED,
+     "compute each batch as G blocks of B/G streams whose gradients are "
+     "summed in order: the same G gives the same numbers on any number of "
+     "MPI ranks dividing it (mpirun -np N charlm train; 0: G = N)"},
     {"steps", "N", CL_INT, OFF(steps), 1, BIG, CL_STORED,
      "train until step N (counted from the start of the run, also after "
      "--resume)"},

@@ -7,6 +7,7 @@
  */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include "charlm.h"
+#include "nn/dist.h"
 
 #include <errno.h>
 #include <math.h>
@@ -219,6 +220,20 @@ int cl_prepare(cl_run *r, cl_config *c, const bool *given, const cl_opt *opts,
             return -1;
         r->val_loss = (double)NAN;
     }
+    /* the blocks of a batch and the ranks that compute them (nn/dist.h) */
+    int64_t N = tg_dist_size();
+    if (r->cfg.blocks == 0)
+        r->cfg.blocks = N;
+    if (r->cfg.batch % r->cfg.blocks)
+        return cl_fail("--batch %lld cannot be cut into --blocks %lld equal "
+                       "blocks: choose G dividing B", (long long)r->cfg.batch,
+                       (long long)r->cfg.blocks);
+    if (r->cfg.blocks % N)
+        return cl_fail("%lld blocks cannot be spread evenly over %lld MPI "
+                       "ranks: run a number of ranks dividing %lld, or give "
+                       "--blocks (a multiple of %lld; another G is another "
+                       "computation)", (long long)r->cfg.blocks, (long long)N,
+                       (long long)r->cfg.blocks, (long long)N);
     return 0;
 }
 

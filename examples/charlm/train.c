@@ -21,6 +21,7 @@
  */
 #define _XOPEN_SOURCE 700 /* SA_RESETHAND */
 #include "charlm.h"
+#include "nn/dist.h"
 
 #include <errno.h>
 #include <math.h>
@@ -68,6 +69,14 @@ typedef struct session {
     int64_t step0, tokens;    /* at the start of this session; since */
     int64_t saved_step;       /* last step written to c->save, -1: none */
     const char *saved_path;   /* where the last good checkpoint is */
+    /* blocks and ranks (nn/dist.h): this rank computes blocks
+     * rank * local ... of cfg.blocks; only rank 0 (lead) prints, logs and
+     * saves */
+    tg_dist_grads *dg;
+    int rank, nranks, local;
+    bool lead;
+    int64_t *block_rows;      /* [T + 1, B / G]: one block's columns */
+    double *block_loss;       /* [local] */
 } session;
 
 static double elapsed(const session *S) { return S->elapsed0 + now_s() - S->t0; }
@@ -166,17 +175,37 @@ static bool bad_loss(const session *S, int64_t step, const char *which,
     return true;
 }
 
+/* Every rank calls it at the same step: the carried states of all
+ * streams are gathered (each rank computed its own blocks'), rank 0
+ * writes, and every rank learns whether that worked. */
 static int save(session *S)
 {
-    if (!params_finite(S->r))
+    cl_run *r = S->r;
+    if (!params_finite(r))
         return cl_fail("step %lld: the parameters are no longer finite; %s",
-                       (long long)S->r->step, kept(S));
-    S->r->elapsed_s = elapsed(S);
-    if (cl_ckpt_save(S->r, S->c->save) < 0)
-        return -1;
-    S->saved_step = S->r->step;
+                       (long long)r->step, kept(S));
+    r->elapsed_s = elapsed(S);
+    int64_t L = r->cfg.layers, Bl = r->cfg.batch / S->nranks;
+    for (int k = 0; S->nranks > 1 && k < r->cell->nstate; k++)
+        if (r->state[k] && tg_dist_allgather_rows(r->state[k]->data, L,
+                                                  Bl * r->cfg.hidden) < 0)
+            tg_dist_abort(1, "cannot gather the carried states");
+    double failed = 0;
+    if (S->lead && cl_ckpt_save(r, S->c->save) < 0)
+        failed = 1;
+    if (tg_dist_max(failed) > 0)
+        return S->lead ? -1 : cl_fail("rank 0 could not save %s", S->c->save);
+    S->saved_step = r->step;
     S->saved_path = S->c->save;
     return 0;
+}
+
+/* a failure of the library on one rank: every rank must stop, now */
+static int rank_fail(const session *S)
+{
+    if (S->nranks > 1)
+        tg_dist_abort(1, cl_error());
+    return -1;
 }
 
 /* c += d for counters (d >= 0), stopping at INT64_MAX instead of
@@ -186,11 +215,16 @@ static void count_up(int64_t *c, int64_t d)
     *c = *c > INT64_MAX - d ? INT64_MAX : *c + d;
 }
 
-/* One step. 0, or -1 with a message (a non-finite loss or gradient). */
+/* One step: this rank's blocks, one after the other, their gradients
+ * summed in block order over the ranks (nn/dist.h), one optimizer step.
+ * 0, or -1 with a message (a non-finite loss or gradient) - on every
+ * rank at the same step, as all of them see the same summed numbers. */
 static int step(session *S)
 {
     cl_run *r = S->r;
     int64_t T = r->cfg.seq, B = r->cfg.batch, n = r->step + 1;
+    int64_t G = r->cfg.blocks, Bb = B / G, H = r->cfg.hidden, L = r->cfg.layers;
+    int ns = r->cell->nstate;
     /* pos + T + 1 > n, written so that no pos can overflow it (cl_split
      * made n >= T + 1) */
     if (r->pos < 0 || r->pos > S->train.n - T - 1) { /* wrap, from zeros */
@@ -198,22 +232,45 @@ static int step(session *S)
         r->has_state = false;
     }
     cl_streams_rows(&S->train, r->pos, T + 1, S->rows);
-    const int64_t *x = S->rows, *y = x + B;
     r->pos += T;
-    tg_rnn_out out;
-    cl_lib_clear();
-    tg_tensor *logits = tg_charlm_forward(r->model, x, T, B,
-                                          r->has_state ? r->state : NULL, true,
-                                          &r->rng, &out);
-    tg_tensor *loss = tg_cross_entropy(logits, y, TG_MEAN);
-    if (!loss)
-        return cl_fail("step %lld: %s", (long long)n, cl_lib_error());
-    double lv = tg_item(loss);
+    for (int k = 0; k < ns; k++)
+        if (!r->state[k])
+            r->state[k] = tg_tensor_new(TG_SHAPE(L, B, H));
+    /* dropout: one generator for one block (as before blocks existed);
+     * with several, block j draws from its own, seeded from the run's */
+    uint64_t seed = G > 1 ? tg_rng_next(&r->rng) : 0;
+    for (int k = 0; k < S->local; k++) {
+        int64_t j = (int64_t)S->rank * S->local + k; /* the block */
+        for (int64_t t = 0; t <= T; t++)
+            memcpy(S->block_rows + t * Bb, S->rows + t * B + j * Bb,
+                   (size_t)Bb * sizeof *S->rows);
+        tg_tensor *s0[TG_CELL_MAX_STATE];
+        for (int i = 0; i < ns; i++)
+            s0[i] = tg_view_slice(r->state[i], 1, j * Bb, (j + 1) * Bb, 1);
+        tg_rng own, *rng = &r->rng;
+        if (G > 1) {
+            tg_rng_seed(&own, seed + 0x9E3779B97F4A7C15u * (uint64_t)(j + 1));
+            rng = &own;
+        }
+        tg_dist_grads_begin(S->dg, k);
+        tg_rnn_out out;
+        cl_lib_clear();
+        tg_tensor *logits = tg_charlm_forward(r->model, S->block_rows, T, Bb,
+                                              r->has_state ? s0 : NULL, true,
+                                              rng, &out);
+        tg_tensor *loss = tg_cross_entropy(logits, S->block_rows + Bb, TG_MEAN);
+        if (!loss || tg_backward(loss) < 0 || tg_dist_grads_end(S->dg) < 0) {
+            cl_fail("step %lld: %s", (long long)n, cl_lib_error());
+            return rank_fail(S);
+        }
+        S->block_loss[k] = tg_item(loss);
+        for (int i = 0; i < ns; i++) /* the block's streams carry on */
+            tg_copy_(s0[i], out.state[i]);
+        tg_tape_reset();
+    }
+    double lv = tg_dist_sum_ordered(S->block_loss, S->local, 1.0 / (double)G);
     if (bad_loss(S, n, "training", lv))
         return -1;
-    tg_optim_zero_grad(r->opt);
-    if (tg_backward(loss) < 0)
-        return cl_fail("step %lld: %s", (long long)n, cl_lib_error());
     /* clip <= 0: the norm is still computed (for the log), nothing clipped */
     double gn = tg_clip_grad_norm(&r->model->params,
                                   r->cfg.clip > 0 ? r->cfg.clip : (double)INFINITY);
@@ -221,9 +278,7 @@ static int step(session *S)
         return cl_fail("step %lld: the gradient norm is %s; %s", (long long)n,
                        isnan(gn) ? "NaN" : "infinite", kept(S));
     tg_optim_step(r->opt);
-    tg_rnn_keep_state(r->model->rnn, &out, r->state);
     r->has_state = true;
-    tg_tape_reset();
     r->step = n;
     count_up(&r->tokens, T * B);
     count_up(&S->tokens, T * B);
@@ -240,7 +295,11 @@ static int step(session *S)
 static int evaluate(session *S, bool regular)
 {
     cl_run *r = S->r;
-    double val = cl_evaluate(r, &S->val);
+    double val = 0; /* rank 0 evaluates the whole held-out text */
+    if (S->lead)
+        val = cl_evaluate(r, &S->val);
+    if (tg_dist_broadcast(&val, sizeof val, 0) < 0)
+        tg_dist_abort(1, "cannot share the validation loss");
     if (bad_loss(S, r->step, "validation", val))
         return -1;
     r->val_loss = val;
@@ -257,9 +316,11 @@ static int evaluate(session *S, bool regular)
              "\"train_loss\": %s, \"val_loss\": %s, \"tokens_per_s\": %s, "
              "\"elapsed_s\": %s, \"lr\": %s, \"grad_norm\": %s}",
              (long long)r->step, f[0], f[1], f[2], f[3], f[4], f[5]);
-    clear_line(S);
-    printf("%s\n", line);
-    fflush(stdout);
+    if (S->lead) {
+        clear_line(S);
+        printf("%s\n", line);
+        fflush(stdout);
+    }
     if (S->log) {
         fprintf(S->log, "%s\n", line);
         fflush(S->log);
@@ -270,7 +331,7 @@ static int evaluate(session *S, bool regular)
     }
     if (save(S) < 0)
         return -1;
-    if (!S->tty) {
+    if (!S->tty && S->lead) {
         char t[32];
         duration(t, sizeof t, elapsed(S));
         fprintf(stderr, "step %lld  train %.4f  val %.4f (%.3f bits/char)  "
@@ -283,17 +344,33 @@ static int evaluate(session *S, bool regular)
 int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
 {
     cl_run run = {0};
-    session S = {.r = &run, .c = c, .tty = isatty(2), .saved_step = -1};
+    session S = {.r = &run, .c = c, .saved_step = -1,
+                 .rank = tg_dist_rank(), .nranks = tg_dist_size()};
+    S.lead = S.rank == 0;
+    S.tty = S.lead && isatty(2);
     int status = 1;
     if (cl_prepare(&run, c, given, opts, nopts, &S.train, &S.val) < 0)
         goto done;
     S.rows = tg_xmalloc((size_t)((run.cfg.seq + 1) * run.cfg.batch) *
                         sizeof *S.rows);
+    S.block_rows = tg_xmalloc((size_t)((run.cfg.seq + 1) * run.cfg.batch /
+                                       run.cfg.blocks) * sizeof *S.rows);
+    /* every rank starts from the same numbers: the same seed or checkpoint
+     * made them; the broadcast makes sure */
+    cl_lib_clear();
+    if (tg_dist_broadcast_params(&run.model->params, 0) < 0 ||
+        !(S.dg = tg_dist_grads_new(&run.model->params, (int)run.cfg.blocks,
+                                   1.0 / (double)run.cfg.blocks, 0))) {
+        cl_fail("%s", cl_lib_error());
+        goto done;
+    }
+    S.local = tg_dist_grads_local(S.dg);
+    S.block_loss = tg_xmalloc((size_t)S.local * sizeof *S.block_loss);
     if (c->resume) { /* the last good checkpoint, until the next save */
         S.saved_step = run.step;
         S.saved_path = c->resume;
     }
-    if (c->log && !(S.log = fopen(c->log, "a"))) {
+    if (c->log && S.lead && !(S.log = fopen(c->log, "a"))) {
         cl_fail("cannot open --log %s: %s", c->log, strerror(errno));
         goto done;
     }
@@ -309,13 +386,19 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
     if (c->resume)
         snprintf(from, sizeof from, " at step %lld of %s:", (long long)r->step,
                  c->resume);
-    fprintf(stderr, "%s%s %s, %lld layers of %lld (%lld parameters, "
-            "vocabulary %lld), on %s: %lld characters, %lld held out; %lld "
-            "threads\n", c->resume ? "resuming" : "training", from,
-            r->cell->name, (long long)r->cfg.layers, (long long)r->cfg.hidden,
-            (long long)tg_params_numel(&r->model->params), (long long)r->vocab.n,
-            r->cfg.data, (long long)r->corpus_chars,
-            (long long)(S.val.n * S.val.B), (long long)c->threads);
+    char ranks[96] = "";
+    if (S.nranks > 1 || r->cfg.blocks > 1)
+        snprintf(ranks, sizeof ranks, "; %d MPI rank%s x %d block%s of %lld "
+                 "streams", S.nranks, S.nranks > 1 ? "s" : "", S.local,
+                 S.local > 1 ? "s" : "", (long long)(r->cfg.batch / r->cfg.blocks));
+    if (S.lead)
+        fprintf(stderr, "%s%s %s, %lld layers of %lld (%lld parameters, "
+                "vocabulary %lld), on %s: %lld characters, %lld held out; %lld "
+                "threads%s\n", c->resume ? "resuming" : "training", from,
+                r->cell->name, (long long)r->cfg.layers, (long long)r->cfg.hidden,
+                (long long)tg_params_numel(&r->model->params), (long long)r->vocab.n,
+                r->cfg.data, (long long)r->corpus_chars,
+                (long long)(S.val.n * S.val.B), (long long)c->threads, ranks);
 
     S.t0 = now_s();
     S.elapsed0 = r->elapsed_s;
@@ -323,18 +406,22 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
     for (;;) {
         if (step(&S) < 0)
             goto done;
-        bool last = budget_spent(&S);
+        /* the ranks agree: rank 0's clock decides a --minutes budget, a
+         * signal to any rank stops all */
+        bool last = tg_dist_max(S.lead && budget_spent(&S)) > 0;
+        int stop = (int)tg_dist_max((double)stop_signal);
         bool regular = r->step % r->cfg.eval_every == 0;
         if ((regular || last) && evaluate(&S, regular) < 0)
             goto done;
-        if (stop_signal) {
+        if (stop) {
             if (S.saved_step != r->step && save(&S) < 0)
                 goto done;
             clear_line(&S);
-            fprintf(stderr, "charlm train: interrupted at step %lld; saved %s "
-                    "(continue with: charlm train --resume %s)\n",
-                    (long long)r->step, c->save, c->save);
-            status = 128 + stop_signal;
+            if (S.lead)
+                fprintf(stderr, "charlm train: interrupted at step %lld; saved "
+                        "%s (continue with: charlm train --resume %s)\n",
+                        (long long)r->step, c->save, c->save);
+            status = 128 + stop;
             goto done;
         }
         if (last)
@@ -342,9 +429,10 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
         draw(&S);
     }
     clear_line(&S);
-    fprintf(stderr, "done: step %lld, val loss %.4f nats = %.4f bits/char; "
-            "saved %s (try: charlm sample --load %s)\n", (long long)r->step,
-            r->val_loss, r->val_loss / log(2.0), c->save, c->save);
+    if (S.lead)
+        fprintf(stderr, "done: step %lld, val loss %.4f nats = %.4f bits/char; "
+                "saved %s (try: charlm sample --load %s)\n", (long long)r->step,
+                r->val_loss, r->val_loss / log(2.0), c->save, c->save);
     status = 0;
 done:
     if (status == 1)
@@ -352,6 +440,9 @@ done:
     if (S.log)
         fclose(S.log);
     free(S.rows);
+    free(S.block_rows);
+    free(S.block_loss);
+    tg_dist_grads_free(S.dg);
     cl_streams_free(&S.val);
     cl_streams_free(&S.train);
     cl_run_free(&run);
