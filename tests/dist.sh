@@ -8,13 +8,13 @@
 # must print identical losses and parameter checksums. Skipped, with a line
 # saying so, where MPI is not installed (scripts/deps.sh installs it).
 set -u
-build=$1
+build=$(cd "$1" && pwd)
 make_mpi=$2
 if ! command -v mpicc >/dev/null 2>&1 || ! command -v mpirun >/dev/null 2>&1; then
     echo "dist: SKIPPED - MPI is not installed (apt-get install openmpi-bin libopenmpi-dev)"
     exit 0
 fi
-$make_mpi "$build/mpi/dist_train" >/dev/null || { echo "dist: FAIL: the MPI build failed"; exit 1; }
+$make_mpi "$1/mpi/dist_train" >/dev/null || { echo "dist: FAIL: the MPI build failed"; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # as root mpirun wants to be told; sanitizers: MPI's own allocations are
@@ -52,5 +52,70 @@ if timeout 120 mpirun --oversubscribe -np 3 "$build/mpi/dist_train" --steps 1 > 
     echo "dist: FAIL: 3 ranks for 4 blocks were accepted"; fail=1
 elif ! grep -q "the ranks G" "$tmp/np3"; then
     echo "dist: FAIL: 3 ranks for 4 blocks: no clear message"; cat "$tmp/np3"; fail=1
+fi
+
+# ---- charlm train over MPI ----------------------------------------------
+charlm1=$build/charlm
+charlmN=$build/mpi/charlm
+$make_mpi "$1/mpi/charlm" >/dev/null || { echo "dist: FAIL: the MPI build of charlm failed"; exit 1; }
+cd "$tmp"
+i=0
+while [ $i -lt 300 ]; do
+    echo "line $i: the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs."
+    i=$((i + 1))
+done > corpus.txt
+F="--data corpus.txt --hidden 24 --embed 8 --layers 2 --seq 12 --batch 8 --eval-every 10 --threads 1 --blocks 4 --lr 0.01"
+# the numbers of a checkpoint: its tensors, without the header (which
+# holds the elapsed time and the checksum over it)
+body() {
+    n=$(od -An -t u8 -N 8 "$1" | tr -d ' ')
+    tail -c +$((9 + n)) "$1"
+}
+# the losses of a JSON log: train_loss, val_loss, grad_norm
+losses() { sed 's/"tokens_per_s"[^,]*,//; s/"elapsed_s"[^,]*,//' "$1"; }
+"$charlm1" train $F --steps 30 --save one.st --log one.jsonl >/dev/null 2>one.err ||
+    { echo "dist: FAIL: charlm train (1 process)"; cat one.err; exit 1; }
+for np in 2 4; do
+    if ! timeout 300 mpirun --oversubscribe -np $np "$charlmN" train $F --steps 30 \
+            --save n$np.st --log n$np.jsonl >/dev/null 2>n$np.err; then
+        echo "dist: FAIL: mpirun -np $np charlm train"; cat n$np.err; fail=1; continue
+    fi
+    losses n$np.jsonl > n$np.l
+    losses one.jsonl > one.l
+    if cmp -s one.l n$np.l && body one.st | cmp -s - "$(body n$np.st > n$np.body; echo n$np.body)"; then
+        echo "dist: charlm train, $np ranks = 1 process (G = 4): same losses, same checkpoint"
+    else
+        echo "dist: FAIL: charlm train on $np ranks differs from 1 process"; diff one.l n$np.l | head -4; fail=1
+    fi
+done
+# resumed with another number of ranks: as if never stopped
+timeout 300 mpirun --oversubscribe -np 2 "$charlmN" train $F --steps 20 --save r.st >/dev/null 2>&1 &&
+    "$charlm1" train --resume r.st --steps 30 >/dev/null 2>&1 &&
+    body r.st | cmp -s - "$(body one.st > one.body; echo one.body)" &&
+    echo "dist: 2 ranks to step 20, then 1 process to 30 = 1 process to 30" ||
+    { echo "dist: FAIL: a 2-rank checkpoint resumed on 1 process differs"; fail=1; }
+"$charlm1" train $F --steps 20 --save s.st >/dev/null 2>&1 &&
+    timeout 300 mpirun --oversubscribe -np 4 "$charlmN" train --resume s.st --steps 30 >/dev/null 2>&1 &&
+    body s.st | cmp -s - one.body &&
+    echo "dist: 1 process to step 20, then 4 ranks to 30 = 1 process to 30" ||
+    { echo "dist: FAIL: a 1-process checkpoint resumed on 4 ranks differs"; fail=1; }
+# one rank killed: the others end soon, and the last checkpoint is whole
+timeout 120 mpirun --oversubscribe -np 2 "$charlmN" train $F --steps 100000000 \
+    --eval-every 20 --save k.st >/dev/null 2>k.err &
+job=$!
+waited=0
+while [ ! -f k.st ] && [ $waited -lt 600 ]; do sleep 0.1; waited=$((waited + 1)); done
+sleep 1
+victim=$(pgrep -f "$charlmN train" | tail -n 1)
+[ -n "$victim" ] && kill -9 "$victim"
+start=$(date +%s)
+wait $job
+took=$(( $(date +%s) - start ))
+if [ -z "$victim" ] || [ $took -gt 60 ]; then
+    echo "dist: FAIL: after kill -9 of one rank the job took $took s to end"; fail=1
+elif ! "$charlm1" eval --load k.st >/dev/null 2>&1; then
+    echo "dist: FAIL: the checkpoint after kill -9 of one rank does not load"; fail=1
+else
+    echo "dist: kill -9 of one rank: the job ended within $took s, its last checkpoint loads"
 fi
 exit $fail
