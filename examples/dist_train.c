@@ -38,6 +38,15 @@ int main(int argc, char **argv)
         else { fprintf(stderr, "usage: dist_train [--blocks G] [--steps S] [--B B] [--bucket BYTES]\n"); return 2; }
     }
     int N = tg_dist_size(), r = tg_dist_rank();
+    if (argc == 2 && !strcmp(argv[1], "--pingpong")) { /* alpha and beta */
+        for (size_t bytes = 8; bytes <= (64u << 20); bytes *= 8) {
+            double s = tg_dist_pingpong(bytes, bytes > (1u << 20) ? 9 : 101);
+            if (r == 0)
+                printf("pingpong bytes %zu seconds %.9f\n", bytes, s);
+        }
+        tg_dist_finalize();
+        return 0;
+    }
     if (G < 1 || B % G || G % N) {
         if (r == 0)
             fprintf(stderr, "dist_train: B = %d streams in G = %d blocks over %d "

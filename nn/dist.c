@@ -241,6 +241,49 @@ int tg_dist_allgather_rows(tg_real *buf, int64_t outer, int64_t chunk)
     return 0;
 }
 
+#ifdef TG_HAVE_MPI
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+#endif
+
+double tg_dist_pingpong(size_t bytes, int reps)
+{
+#ifdef TG_HAVE_MPI
+    int r = tg_dist_rank();
+    if (!mpi_on() || tg_dist_size() < 2 || reps < 1 || bytes > (1u << 30))
+        return 0;
+    char *buf = tg_xcalloc(bytes ? bytes : 1, 1);
+    double *t = tg_xmalloc((size_t)reps * sizeof *t);
+    MPI_Barrier(MPI_COMM_WORLD);
+    for (int i = 0; i < reps; i++) {
+        double t0 = MPI_Wtime();
+        if (r == 0) {
+            MPI_Send(buf, (int)bytes, MPI_BYTE, 1, 7, MPI_COMM_WORLD);
+            MPI_Recv(buf, (int)bytes, MPI_BYTE, 1, 7, MPI_COMM_WORLD,
+                     MPI_STATUS_IGNORE);
+        } else if (r == 1) {
+            MPI_Recv(buf, (int)bytes, MPI_BYTE, 0, 7, MPI_COMM_WORLD,
+                     MPI_STATUS_IGNORE);
+            MPI_Send(buf, (int)bytes, MPI_BYTE, 0, 7, MPI_COMM_WORLD);
+        }
+        t[i] = (MPI_Wtime() - t0) / 2;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    double med = t[reps / 2];
+    free(t);
+    free(buf);
+    MPI_Barrier(MPI_COMM_WORLD);
+    return med;
+#else
+    (void)bytes;
+    (void)reps;
+    return 0;
+#endif
+}
+
 /* ---- summing gradients -------------------------------------------------- */
 
 enum { B_WAIT, B_READY, B_SENT, B_DONE }; /* a bucket's state in a step */

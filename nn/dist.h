@@ -87,6 +87,11 @@ double tg_dist_max(double x);
  * the streams each rank computes, before a checkpoint). 0 or -1. */
 int tg_dist_allgather_rows(tg_real *buf, int64_t outer, int64_t chunk);
 
+/* Seconds one message of `bytes` takes from rank 0 to rank 1: half the
+ * median round trip of reps ping-pongs (0 with fewer than 2 ranks; other
+ * ranks wait). For the cost model of docs/scaling.md. */
+double tg_dist_pingpong(size_t bytes, int reps);
+
 /* ---- summing gradients ------------------------------------------------ */
 typedef struct tg_dist_grads tg_dist_grads;
 

@@ -429,6 +429,12 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
         draw(&S);
     }
     clear_line(&S);
+    tg_dist_stats ds = tg_dist_grads_stats(S.dg);
+    if (S.lead && S.nranks > 1 && ds.steps > 0)
+        fprintf(stderr, "communication: %.2f ms per step waiting after "
+                "backward, %.2f ms while backward ran; %.0f KB sent per step "
+                "by rank 0\n", 1e3 * ds.wait_s / ds.steps,
+                1e3 * ds.overlap_s / ds.steps, ds.bytes_sent / ds.steps / 1e3);
     if (S.lead)
         fprintf(stderr, "done: step %lld, val loss %.4f nats = %.4f bits/char; "
                 "saved %s (try: charlm sample --load %s)\n", (long long)r->step,
