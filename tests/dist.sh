@@ -115,7 +115,31 @@ if [ -z "$victim" ] || [ $took -gt 60 ]; then
     echo "dist: FAIL: after kill -9 of one rank the job took $took s to end"; fail=1
 elif ! "$charlm1" eval --load k.st >/dev/null 2>&1; then
     echo "dist: FAIL: the checkpoint after kill -9 of one rank does not load"; fail=1
+elif ! grep -q "rank .* of 2): stopping on a signal" k.err; then
+    echo "dist: FAIL: after kill -9 of one rank the other said nothing:"; cat k.err; fail=1
 else
-    echo "dist: kill -9 of one rank: the job ended within $took s, its last checkpoint loads"
+    echo "dist: kill -9 of one rank: the job ended within $took s, the other rank said why in one line, the last checkpoint loads"
+fi
+# Ctrl-C (SIGINT to mpirun): every rank stops at the same step after a save
+rm -f i.st
+timeout 120 mpirun --oversubscribe -np 2 "$charlmN" train $F --steps 100000000 \
+    --eval-every 1000000 --save i.st >/dev/null 2>i.err &
+job=$!
+sleep 3
+pkill -INT -f "^mpirun .*--save i.st" || kill -INT $job
+wait $job
+if grep -q "interrupted at step" i.err && "$charlm1" eval --load i.st >/dev/null 2>&1; then
+    echo "dist: Ctrl-C: $(grep -o 'interrupted at step [0-9]*' i.err), saved, and the checkpoint loads"
+else
+    echo "dist: FAIL: Ctrl-C under mpirun:"; cat i.err; fail=1
+fi
+# a diverging run stops every rank with the same message, nothing saved
+if timeout 120 mpirun --oversubscribe -np 2 "$charlmN" train $F --steps 50 \
+        --lr 1e9 --clip 0 --save dv.st >/dev/null 2>dv.err; then
+    echo "dist: FAIL: a diverging run under mpirun succeeded"; fail=1
+elif ! grep -q "loss is\|gradient norm is\|no longer finite" dv.err; then
+    echo "dist: FAIL: a diverging run under mpirun gave no clear message:"; cat dv.err; fail=1
+else
+    echo "dist: a diverging run stops every rank: $(grep -o 'the [a-z]* loss is [^;]*\|gradient norm is [a-z]*\|no longer finite' dv.err | head -n 1)"
 fi
 exit $fail

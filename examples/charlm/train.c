@@ -34,7 +34,20 @@
 
 static volatile sig_atomic_t stop_signal;
 
-static void on_signal(int sig) { stop_signal = sig; }
+/* Under MPI a signal may come while this rank waits for another that is
+ * gone (mpirun ends the job with SIGTERM when a rank dies): say so in one
+ * line at once - the wait may never end - then stop as usual if it does. */
+static char signal_line[160];
+static size_t signal_len;
+
+static void on_signal(int sig)
+{
+    if (signal_len && !stop_signal) {
+        ssize_t w = write(2, signal_line, signal_len);
+        (void)w;
+    }
+    stop_signal = sig;
+}
 
 static double now_s(void)
 {
@@ -375,6 +388,13 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
         goto done;
     }
     struct sigaction sa = {0};
+    if (S.nranks > 1) {
+        int n = snprintf(signal_line, sizeof signal_line, "charlm train (rank %d "
+                         "of %d): stopping on a signal (Ctrl-C, or mpirun ending "
+                         "the job because another rank failed)\n", S.rank,
+                         S.nranks);
+        signal_len = n > 0 && (size_t)n < sizeof signal_line ? (size_t)n : 0;
+    }
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C quits at once */
