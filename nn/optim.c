@@ -125,14 +125,32 @@ tg_optim *tg_adamw_new(tg_params *ps, double lr, double beta1, double beta2,
                     weight_decay);
 }
 
+/* a buffer of the blocks (not freed alone) */
+static bool in_blocks(const tg_optim *o, const tg_real *b)
+{
+    int64_t n = o->params->block_n;
+    return b && ((o->m_block && b >= o->m_block && b < o->m_block + n) ||
+                 (o->v_block && b >= o->v_block && b < o->v_block + n));
+}
+
+/* parameter i's buffers are gone: its next step starts afresh */
+static void drop_state(tg_optim *o, int i)
+{
+    if (!in_blocks(o, o->m[i]))
+        free(o->m[i]);
+    if (!in_blocks(o, o->v[i]))
+        free(o->v[i]);
+    o->m[i] = o->v[i] = NULL;
+}
+
 void tg_optim_free(tg_optim *o)
 {
     if (!o)
         return;
-    for (int i = 0; i < o->n; i++) {
-        free(o->m[i]);
-        free(o->v[i]);
-    }
+    for (int i = 0; i < o->n; i++)
+        drop_state(o, i);
+    free(o->m_block);
+    free(o->v_block);
     free(o->m);
     free(o->v);
     free(o);
@@ -222,12 +240,81 @@ static void adam_kernel(const tg_optim *o, int64_t n, tg_real *p,
     }
 }
 
+/* Buffers as a block laid out like the parameters' (zeroed, or holding
+ * the per-parameter buffers made or loaded before), and buf[i] pointing
+ * into it. */
+static tg_real *to_block(tg_optim *o, tg_real *blk, tg_real **buf)
+{
+    const tg_params *ps = o->params;
+    if (!blk)
+        blk = tg_xcalloc_aligned((size_t)(ps->block_n ? ps->block_n : 1) *
+                                 sizeof(tg_real));
+    for (int i = 0; i < o->n; i++) {
+        const tg_tensor *t = tg_params_at(ps, i)->tensor;
+        tg_real *at = blk + (t->data - ps->block_data);
+        if (buf[i] == at)
+            continue;
+        if (buf[i]) {
+            memcpy(at, buf[i], (size_t)t->numel * sizeof(tg_real));
+            if (!in_blocks(o, buf[i]))
+                free(buf[i]);
+        } else {
+            memset(at, 0, (size_t)t->numel * sizeof(tg_real));
+        }
+        buf[i] = at;
+    }
+    return blk;
+}
+
+/* One step as one loop over the flattened block (tg_params_flatten), when
+ * the list allows it: every tensor in its own block, listed once, and the
+ * buffers all made or all still to make (a parameter's first SGD step
+ * differs from the others). The same numbers as the loop per parameter:
+ * the update is element by element, and the zero gaps stay zero. false:
+ * take the loop per parameter. */
+static bool step_block(tg_optim *o)
+{
+    tg_params *ps = o->params;
+    if (!tg_params_in_block(ps) || o->n == 0 ||
+        (o->kind != TG_OPTIM_SGD && !(o->eps > 0))) /* 0 / 0 in the gaps */
+        return false;
+    int made = 0;
+    for (int i = 0; i < o->n; i++) {
+        made += has_m(o) ? o->m[i] != NULL : 0;
+        for (int j = 0; j < i; j++)
+            if (tg_params_at(ps, j)->tensor == tg_params_at(ps, i)->tensor)
+                return false; /* listed twice: updated twice per step */
+    }
+    if (has_v(o))
+        for (int i = 0; i < o->n; i++)
+            if ((o->v[i] != NULL) != (o->m[i] != NULL))
+                return false;
+    if (made != 0 && made != o->n)
+        return false;
+    bool first = made == 0;
+    if (has_m(o))
+        o->m_block = to_block(o, o->m_block, o->m);
+    if (has_v(o))
+        o->v_block = to_block(o, o->v_block, o->v);
+    if (o->kind == TG_OPTIM_SGD)
+        sgd_kernel(o, ps->block_n, ps->block_data, ps->block_grad,
+                   has_m(o) ? o->m_block : NULL, first);
+    else
+        adam_kernel(o, ps->block_n, ps->block_data, ps->block_grad,
+                    o->m_block, o->v_block);
+    for (int i = 0; i < o->n; i++)
+        tg_bump_version(tg_params_at(ps, i)->tensor);
+    return true;
+}
+
 void tg_optim_step(tg_optim *o)
 {
     if (!o)
         return;
     sync_count(o);
     o->step++;
+    if (step_block(o))
+        return;
     char shape[96];
     for (int i = 0; i < o->n; i++) {
         tg_tensor *t = tg_params_at(o->params, i)->tensor;
@@ -449,11 +536,8 @@ int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
         if (has_v(o))
             load_buffer(find_buffer(f, pre, p, ".v", NULL, 0), p->tensor,
                         &o->v[i]);
-        if (step == 0) { /* a fresh optimizer: no buffer yet, as PyTorch */
-            free(o->m[i]);
-            free(o->v[i]);
-            o->m[i] = o->v[i] = NULL;
-        }
+        if (step == 0) /* a fresh optimizer: no buffer yet, as PyTorch */
+            drop_state(o, i);
     }
     o->step = step;
     return 0;
@@ -510,6 +594,14 @@ double tg_clip_grad_norm(tg_params *ps, double max_norm)
     double coef = max_norm / (total + 1e-6);
     if (coef > 1.0)
         coef = 1.0;
+    if (tg_params_in_block(ps)) { /* one loop over the model */
+        tg_real *g = ps->block_grad;
+        int64_t n = ps->block_n;
+        TG_OMP_FOR(n)
+        for (int64_t k = 0; k < n; k++)
+            g[k] = (tg_real)((double)g[k] * coef);
+        return total;
+    }
     for (int i = 0; i < count; i++) {
         tg_tensor *t = tg_params_at(ps, i)->tensor;
         if (!t->grad)

@@ -47,6 +47,10 @@ typedef struct tg_optim {
      * needed): SGD momentum buffer in m; Adam first moment m, second v */
     tg_real **m, **v;
     int n;
+    /* for a flattened parameter list (tg_params_flatten): the buffers as
+     * blocks laid out like it, m[i] and v[i] pointing into them, so that a
+     * step is one loop over the whole model (NULL until then) */
+    tg_real *m_block, *v_block;
 } tg_optim;
 
 tg_optim *tg_sgd_new(tg_params *ps, double lr, double momentum,

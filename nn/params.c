@@ -94,6 +94,16 @@ static bool in_own_block(const tg_params *ps, const tg_tensor *t)
            t->data < ps->block_data + ps->block_n;
 }
 
+bool tg_params_in_block(const tg_params *ps)
+{
+    if (!ps || !ps->block_data)
+        return false;
+    for (int64_t i = 0; i < arrlen(ps->items); i++)
+        if (!in_own_block(ps, ps->items[i].tensor))
+            return false;
+    return true;
+}
+
 int tg_params_flatten(tg_params *ps)
 {
     if (!ps)

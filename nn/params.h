@@ -79,5 +79,9 @@ int tg_params_load(tg_params *ps, const tg_st_file *f, const char *prefix,
  * once. Call it once the list is complete; free the list after every
  * module that owns its tensors. 0, or -1 after an error. */
 int tg_params_flatten(tg_params *ps);
+/* true when ps is flattened and every one of its tensors lives in its own
+ * block: then a loop over block_data / block_grad visits every parameter
+ * (and the zero gaps between them). */
+bool tg_params_in_block(const tg_params *ps);
 
 #endif

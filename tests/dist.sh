@@ -125,7 +125,11 @@ rm -f i.st
 timeout 120 mpirun --oversubscribe -np 2 "$charlmN" train $F --steps 100000000 \
     --eval-every 1000000 --save i.st >/dev/null 2>i.err &
 job=$!
-sleep 3
+waited=0 # until training runs (the signal handlers are set before its first line)
+while ! grep -q "^training" i.err 2>/dev/null && [ $waited -lt 600 ]; do
+    sleep 0.1; waited=$((waited + 1))
+done
+sleep 1
 pkill -INT -f "^mpirun .*--save i.st" || kill -INT $job
 wait $job
 if grep -q "interrupted at step" i.err && "$charlm1" eval --load i.st >/dev/null 2>&1; then
