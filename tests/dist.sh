@@ -123,13 +123,12 @@ fi
 # Ctrl-C (SIGINT to mpirun): every rank stops at the same step after a save
 rm -f i.st
 timeout 120 mpirun --oversubscribe -np 2 "$charlmN" train $F --steps 100000000 \
-    --eval-every 1000000 --save i.st >/dev/null 2>i.err &
+    --eval-every 5 --save i.st >/dev/null 2>i.err &
 job=$!
-waited=0 # until training runs (the signal handlers are set before its first line)
-while ! grep -q "^training" i.err 2>/dev/null && [ $waited -lt 600 ]; do
+waited=0 # until both ranks have trained together (their handlers are set)
+while ! grep -q "^step 5 " i.err 2>/dev/null && [ $waited -lt 600 ]; do
     sleep 0.1; waited=$((waited + 1))
 done
-sleep 1
 pkill -INT -f "^mpirun .*--save i.st" || kill -INT $job
 wait $job
 if grep -q "interrupted at step" i.err && "$charlm1" eval --load i.st >/dev/null 2>&1; then
