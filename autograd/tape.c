@@ -253,6 +253,7 @@ tg_tensor *tg_detach(tg_tensor *t)
     tg_tensor *d = tg_arena_alloc(sizeof *d);
     *d = *t;
     d->grad = NULL;
+    d->tangent = NULL;
     d->flags = TG_IS_VIEW;
     d->entry = -1;
     return d;
@@ -526,12 +527,14 @@ void tg_tape_rewind(tg_tape_mark m)
 
 void tg_tape_reset(void)
 {
+    tg_clear_tangents(); /* before the tensors holding them go */
     arrsetlen(tape, 0);
     tg_arena_reset();
 }
 
 void tg_tape_free_all(void)
 {
+    tg_clear_tangents();
     arrfree(traced_only);
     arrfree(tape);
     tape = NULL;

@@ -197,6 +197,29 @@ int tg_backward_seed(tg_tensor *y, const tg_tensor *seed);
 typedef void (*tg_grad_ready_fn)(tg_tensor *leaf, void *ud);
 void tg_set_grad_ready_hook(tg_grad_ready_fn fn, void *ud);
 
+/* ---- forward mode -----------------------------------------------------
+ * Reverse mode (tg_backward) gives the gradient of one output with
+ * respect to every input in one sweep; forward mode gives the derivative
+ * of every output along one direction v of the inputs - the Jacobian-
+ * vector product J v - in one sweep forward over the tape: each entry's
+ * output tangent follows from its inputs' tangents by the op's jvp rule
+ * (tg_op.jvp), as its gradient follows from its output's in reverse.
+ *
+ *     tg_requires_grad(x);               // x takes part in the recording
+ *     tg_tensor *y = f(x);               // recorded as usual
+ *     tg_set_tangent(x, v);              // the direction, v of x's shape
+ *     tg_jvp();                          // y->tangent = J v
+ *
+ * Leaves without a tangent count as constant. An op without a jvp rule
+ * on the path is an error that names it. Tangents of recorded tensors
+ * live until the next tg_jvp or tg_tape_reset; those set on leaves until
+ * tg_clear_tangents or tg_tape_reset. */
+int tg_set_tangent(tg_tensor *leaf, const tg_tensor *v);
+/* Runs the sweep over the whole tape. 0, or -1 after an error. */
+int tg_jvp(void);
+/* Forgets every tangent (those set on leaves included). */
+void tg_clear_tangents(void);
+
 /* ---- the tape as a whole ------------------------------------------ */
 typedef struct tg_tape_mark {
     int64_t entries;

@@ -112,7 +112,7 @@ static void add_bwd(tg_entry *e)
 static const tg_ew_rule add_op_rule = {
     TG_VM_ADD, 2, {{TG_VM_COPY, {TG_R_G, 0, 0}},
     {TG_VM_COPY, {TG_R_G, 0, 0}}}};
-static const tg_op add_op = {"add", add_bwd, .ew = &add_op_rule,
+static const tg_op add_op = {"add", add_bwd, .ew = &add_op_rule, .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_NONE};
 tg_tensor *tg_add(tg_tensor *a, tg_tensor *b)
 {
@@ -139,7 +139,7 @@ static void sub_bwd(tg_entry *e)
 static const tg_ew_rule sub_op_rule = {
     TG_VM_SUB, 2, {{TG_VM_COPY, {TG_R_G, 0, 0}},
     {TG_VM_NEG, {TG_R_G, 0, 0}}}};
-static const tg_op sub_op = {"sub", sub_bwd, .ew = &sub_op_rule,
+static const tg_op sub_op = {"sub", sub_bwd, .ew = &sub_op_rule, .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_NONE};
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b)
 {
@@ -171,7 +171,7 @@ static void mul_bwd(tg_entry *e)
 static const tg_ew_rule mul_op_rule = {
     TG_VM_MUL, 2, {{TG_VM_MUL, {TG_R_G, TG_R_B, 0}},
     {TG_VM_MUL, {TG_R_G, TG_R_A, 0}}}};
-static const tg_op mul_op = {"mul", mul_bwd, .ew = &mul_op_rule,
+static const tg_op mul_op = {"mul", mul_bwd, .ew = &mul_op_rule, .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_IN(0) | TG_READS_IN(1)};
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b)
 {
@@ -203,7 +203,7 @@ static void div_bwd(tg_entry *e)
 static const tg_ew_rule div_op_rule = {
     TG_VM_DIV, 2, {{TG_VM_DIV, {TG_R_G, TG_R_B, 0}},
     {TG_VM_DDIVB, {TG_R_G, TG_R_Y, TG_R_B}}}};
-static const tg_op div_op = {"div", div_bwd, .ew = &div_op_rule,
+static const tg_op div_op = {"div", div_bwd, .ew = &div_op_rule, .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_IN(1) | TG_READS_OUT};
 tg_tensor *tg_div(tg_tensor *a, tg_tensor *b)
 {
@@ -239,7 +239,7 @@ static void pow_bwd(tg_entry *e)
 static const tg_ew_rule pow_op_rule = {
     TG_VM_POW, 2, {{TG_VM_DPOWA, {TG_R_G, TG_R_A, TG_R_B}},
     {TG_VM_DPOWB, {TG_R_G, TG_R_Y, TG_R_A}}}};
-static const tg_op pow_op = {"pow", pow_bwd, .ew = &pow_op_rule};
+static const tg_op pow_op = {"pow", pow_bwd, .ew = &pow_op_rule, .jvp = tg_jvp_elementwise};
 tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b)
 {
     return binary_forward(&pow_op, a, b, pow_fwd);
@@ -306,7 +306,7 @@ SCALAR_BWD(neg_grad, -dy)
 static void neg_bwd(tg_entry *e) { scalar_grad(e, neg_grad); }
 static const tg_ew_rule neg_op_rule = {
     TG_VM_NEG, 1, {{TG_VM_NEG, {TG_R_G, 0, 0}}}};
-static const tg_op neg_op = {"neg", neg_bwd, .ew = &neg_op_rule,
+static const tg_op neg_op = {"neg", neg_bwd, .ew = &neg_op_rule, .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_NONE};
 tg_tensor *tg_neg(tg_tensor *a)
 {
@@ -319,7 +319,7 @@ SCALAR_BWD(adds_grad, dy)
 static void adds_bwd(tg_entry *e) { scalar_grad(e, adds_grad); }
 static const tg_ew_rule adds_op_rule = {
     TG_VM_ADDK, 1, {{TG_VM_COPY, {TG_R_G, 0, 0}}}};
-static const tg_op adds_op = {"add_scalar", adds_bwd, .ew = &adds_op_rule,
+static const tg_op adds_op = {"add_scalar", adds_bwd, .ew = &adds_op_rule, .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_NONE};
 tg_tensor *tg_add_scalar(tg_tensor *a, double s)
 {
@@ -332,7 +332,7 @@ SCALAR_BWD(muls_grad, dy * c)
 static void muls_bwd(tg_entry *e) { scalar_grad(e, muls_grad); }
 static const tg_ew_rule muls_op_rule = {
     TG_VM_MULK, 1, {{TG_VM_MULK, {TG_R_G, 0, 0}}}};
-static const tg_op muls_op = {"mul_scalar", muls_bwd, .ew = &muls_op_rule,
+static const tg_op muls_op = {"mul_scalar", muls_bwd, .ew = &muls_op_rule, .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_NONE};
 tg_tensor *tg_mul_scalar(tg_tensor *a, double s)
 {
@@ -345,7 +345,7 @@ SCALAR_BWD(pows_grad, c == 0 ? 0 : dy * c * rpow(a, c - 1))
 static void pows_bwd(tg_entry *e) { scalar_grad(e, pows_grad); }
 static const tg_ew_rule pows_op_rule = {
     TG_VM_POWK, 1, {{TG_VM_DPOWK, {TG_R_G, TG_R_A, 0}}}};
-static const tg_op pows_op = {"pow_scalar", pows_bwd, .ew = &pows_op_rule,
+static const tg_op pows_op = {"pow_scalar", pows_bwd, .ew = &pows_op_rule, .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_IN(0)};
 tg_tensor *tg_pow_scalar(tg_tensor *a, double p)
 {

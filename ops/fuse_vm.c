@@ -80,6 +80,16 @@ static void vm_eval(int code, int n, tg_real *restrict d, const tg_real *a,
     }
 }
 
+void tg_vm_eval(int code, int64_t n, tg_real *d, const tg_real *a,
+                const tg_real *b, const tg_real *c, tg_real k, bool acc)
+{
+    for (int64_t i = 0; i < n; i += 1 << 20) {
+        int m = (int)(n - i < (1 << 20) ? n - i : 1 << 20);
+        vm_eval(code, m, d + i, a ? a + i : NULL, b ? b + i : NULL,
+                c ? c + i : NULL, k, acc);
+    }
+}
+
 /* ==== 2. a group ======================================================
  * A group computes its outputs, all of one shape S, element by element
  * from its external inputs. Its iteration space is S, walked in tiles: a

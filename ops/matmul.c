@@ -80,7 +80,20 @@ static tg_tensor *matmul_replay(const tg_entry *e, tg_tensor *const *in)
     (void)e;
     return tg_matmul(in[0], in[1]);
 }
-static const tg_op matmul_op = {"matmul", matmul_bwd, .replay = matmul_replay};
+/* d(A B) = dA B + A dB */
+static void matmul_jvp(tg_entry *e)
+{
+    tg_tensor *A = e->in[0], *B = e->in[1], *r = NULL;
+    if (A->tangent)
+        r = tg_matmul(tg_tangent_of(A), B);
+    if (B->tangent) {
+        tg_tensor *t = tg_matmul(A, tg_tangent_of(B));
+        r = r ? tg_add(r, t) : t;
+    }
+    tg_set_out_tangent(e->out, r);
+}
+static const tg_op matmul_op = {"matmul", matmul_bwd, .replay = matmul_replay,
+                                .jvp = matmul_jvp};
 
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b)
 {
@@ -360,7 +373,24 @@ static tg_tensor *linear_replay_into(const tg_entry *e, tg_tensor *const *in,
     return tg_linear_into(acc, in[0], in[1], e->nin > 2 ? in[2] : NULL);
 }
 
+/* d(x W^T + b) = dx W^T + x dW^T + db */
+static void linear_jvp(tg_entry *e)
+{
+    tg_tensor *x = e->in[0], *W = e->in[1], *b = e->nin > 2 ? e->in[2] : NULL;
+    tg_tensor *r = NULL;
+    if (x->tangent)
+        r = tg_linear(tg_tangent_of(x), W, NULL);
+    if (W->tangent) {
+        tg_tensor *t = tg_linear(x, tg_tangent_of(W), NULL);
+        r = r ? tg_add(r, t) : t;
+    }
+    if (b && b->tangent)
+        r = tg_add(r ? r : tg_zeros(e->out->ndim, e->out->shape),
+                   tg_tangent_of(b));
+    tg_set_out_tangent(e->out, r);
+}
 static const tg_op linear_op = {"linear", linear_bwd, .replay = linear_replay,
+                                .jvp = linear_jvp,
                                 .replay_into = linear_replay_into,
                                 .flags = TG_OP_WEIGHT1,
                                 .reads = TG_READS_IN(0) | TG_READS_IN(1)};

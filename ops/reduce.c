@@ -259,9 +259,9 @@ static void sum_all_bwd(tg_entry *e)
 
 static tg_tensor *sum_all_replay(const tg_entry *e, tg_tensor *const *in);
 static const tg_op sum_op = {"sum", sum_all_bwd, .replay = sum_all_replay,
-                             .reads = TG_READS_NONE};
+                             .jvp = tg_jvp_linear_op, .reads = TG_READS_NONE};
 static const tg_op mean_op = {"mean", sum_all_bwd, .replay = sum_all_replay,
-                              .reads = TG_READS_NONE};
+                              .jvp = tg_jvp_linear_op, .reads = TG_READS_NONE};
 
 static tg_tensor *sum_all(const tg_op *op, tg_tensor *x, bool mean)
 {
@@ -343,9 +343,11 @@ static void sum_dim_bwd(tg_entry *e)
 static tg_tensor *sum_dim_replay(const tg_entry *e, tg_tensor *const *in);
 static const tg_op sum_dim_op = {"sum_dim", sum_dim_bwd,
                                  .replay = sum_dim_replay,
+                                 .jvp = tg_jvp_linear_op,
                                  .reads = TG_READS_NONE};
 static const tg_op mean_dim_op = {"mean_dim", sum_dim_bwd,
                                   .replay = sum_dim_replay,
+                                  .jvp = tg_jvp_linear_op,
                                   .reads = TG_READS_NONE};
 
 static tg_tensor *sum_dim(const tg_op *op, tg_tensor *x, int dim, bool keepdim,

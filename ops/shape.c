@@ -84,7 +84,7 @@ static tg_tensor *view_replay(const tg_entry *e, tg_tensor *const *in)
 
 #define VIEW_OP(var, name)                                                 \
     static const tg_op var = {name, view_bwd, .replay = view_replay,       \
-                              .flags = TG_OP_VIEW}
+                              .jvp = tg_jvp_view, .flags = TG_OP_VIEW}
 VIEW_OP(permute_op, "permute");
 VIEW_OP(transpose_op, "transpose");
 VIEW_OP(slice_op, "slice");
@@ -107,7 +107,7 @@ static tg_tensor *reshape_replay(const tg_entry *e, tg_tensor *const *in)
 }
 #define RESHAPE_OP(var, name)                                              \
     static const tg_op var = {name, view_bwd, .replay = reshape_replay,    \
-                              .flags = TG_OP_VIEW}
+                              .jvp = tg_jvp_view, .flags = TG_OP_VIEW}
 RESHAPE_OP(reshape_op, "reshape");
 RESHAPE_OP(squeeze_op, "squeeze");
 RESHAPE_OP(unsqueeze_op, "unsqueeze");
@@ -333,7 +333,7 @@ static tg_tensor *contiguous_replay(const tg_entry *e, tg_tensor *const *in)
 }
 static const tg_op contiguous_op = {"contiguous", view_bwd,
                                     .replay = contiguous_replay,
-                                    .flags = TG_OP_VIEW};
+                                    .jvp = tg_jvp_view, .flags = TG_OP_VIEW};
 
 tg_tensor *tg_contiguous(tg_tensor *x)
 {
@@ -374,8 +374,10 @@ static void join_bwd(tg_entry *e)
 
 static tg_tensor *join_replay(const tg_entry *e, tg_tensor *const *in);
 static const tg_op concat_op = {"concat", join_bwd, .replay = join_replay,
+                                .jvp = tg_jvp_linear_op,
                                 .reads = TG_READS_NONE};
 static const tg_op stack_op = {"stack", join_bwd, .replay = join_replay,
+                               .jvp = tg_jvp_linear_op,
                                .reads = TG_READS_NONE};
 
 static tg_tensor *join(const tg_op *desc, tg_tensor *const *xs, int n, int dim,

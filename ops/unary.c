@@ -93,7 +93,7 @@ UNARY_BWD(exp_grad, dy * y)
 static void exp_bwd(tg_entry *e) { unary_grad(e, exp_grad); }
 static const tg_ew_rule exp_op_rule = {
     TG_VM_EXP, 1, {{TG_VM_MUL, {TG_R_G, TG_R_Y, 0}}}};
-static const tg_op exp_op = {"exp", exp_bwd, .ew = &exp_op_rule,
+static const tg_op exp_op = {"exp", exp_bwd, .ew = &exp_op_rule, .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_OUT};
 tg_tensor *tg_exp(tg_tensor *x)
 {
@@ -109,7 +109,7 @@ UNARY_BWD(log_grad, dy / x)
 static void log_bwd(tg_entry *e) { unary_grad(e, log_grad); }
 static const tg_ew_rule log_op_rule = {
     TG_VM_LOG, 1, {{TG_VM_DIV, {TG_R_G, TG_R_A, 0}}}};
-static const tg_op log_op = {"log", log_bwd, .ew = &log_op_rule,
+static const tg_op log_op = {"log", log_bwd, .ew = &log_op_rule, .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_IN(0)};
 tg_tensor *tg_log(tg_tensor *x)
 {
@@ -126,7 +126,7 @@ UNARY_BWD(tanh_grad, dy * ((tg_real)1 - y * y))
 static void tanh_bwd(tg_entry *e) { unary_grad(e, tanh_grad); }
 static const tg_ew_rule tanh_op_rule = {
     TG_VM_TANH, 1, {{TG_VM_DTANH, {TG_R_G, TG_R_Y, 0}}}};
-static const tg_op tanh_op = {"tanh", tanh_bwd, .ew = &tanh_op_rule,
+static const tg_op tanh_op = {"tanh", tanh_bwd, .ew = &tanh_op_rule, .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_OUT};
 tg_tensor *tg_tanh(tg_tensor *x)
 {
@@ -150,7 +150,7 @@ static void sigmoid_bwd(tg_entry *e) { unary_grad(e, sigmoid_grad); }
 static const tg_ew_rule sigmoid_op_rule = {
     TG_VM_SIGMOID, 1, {{TG_VM_DSIGMOID, {TG_R_G, TG_R_Y, 0}}}};
 static const tg_op sigmoid_op = {"sigmoid", sigmoid_bwd,
-                                 .ew = &sigmoid_op_rule,
+                                 .ew = &sigmoid_op_rule, .jvp = tg_jvp_elementwise,
                                  .reads = TG_READS_OUT};
 tg_tensor *tg_sigmoid(tg_tensor *x)
 {
@@ -167,7 +167,7 @@ UNARY_BWD(relu_grad, y > 0 ? dy : (tg_real)0)
 static void relu_bwd(tg_entry *e) { unary_grad(e, relu_grad); }
 static const tg_ew_rule relu_op_rule = {
     TG_VM_RELU, 1, {{TG_VM_DRELU, {TG_R_G, TG_R_Y, 0}}}};
-static const tg_op relu_op = {"relu", relu_bwd, .ew = &relu_op_rule,
+static const tg_op relu_op = {"relu", relu_bwd, .ew = &relu_op_rule, .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_OUT};
 tg_tensor *tg_relu(tg_tensor *x)
 {
@@ -183,7 +183,7 @@ UNARY_BWD(sqrt_grad, dy * (tg_real)0.5 / y)
 static void sqrt_bwd(tg_entry *e) { unary_grad(e, sqrt_grad); }
 static const tg_ew_rule sqrt_op_rule = {
     TG_VM_SQRT, 1, {{TG_VM_DSQRT, {TG_R_G, TG_R_Y, 0}}}};
-static const tg_op sqrt_op = {"sqrt", sqrt_bwd, .ew = &sqrt_op_rule,
+static const tg_op sqrt_op = {"sqrt", sqrt_bwd, .ew = &sqrt_op_rule, .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_OUT};
 tg_tensor *tg_sqrt(tg_tensor *x)
 {
@@ -211,7 +211,7 @@ UNARY_BWD(step_grad, dy * tg_vsigmoid(x) * ((tg_real)1 - tg_vsigmoid(x)))
 static void step_bwd(tg_entry *e) { unary_grad(e, step_grad); }
 static const tg_ew_rule step_op_rule = {
     TG_VM_STEP, 1, {{TG_VM_DSTEP, {TG_R_G, TG_R_A, 0}}}};
-static const tg_op step_op = {"step_ste", step_bwd, .ew = &step_op_rule,
+static const tg_op step_op = {"step_ste", step_bwd, .ew = &step_op_rule, .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_IN(0)};
 tg_tensor *tg_step_ste(tg_tensor *x)
 {

@@ -416,6 +416,7 @@ static tg_tensor *view_of(const tg_tensor *t)
     tg_tensor *v = tg_arena_alloc(sizeof *v);
     *v = *t;
     v->grad = NULL;
+    v->tangent = NULL;
     v->flags = TG_IS_VIEW;
     v->entry = -1;
     v->name = NULL;

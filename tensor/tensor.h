@@ -87,6 +87,9 @@ typedef struct tg_tensor {
     const char *name; /* optional; set with tg_set_name (not copied)       */
     const struct tg_prepared *prepared; /* packed copies of a weight made
                        by tg_prepare_weight (ops/matmul.h), or NULL       */
+    tg_real *tangent; /* forward mode (autograd/tape.h, tg_jvp): the
+                       directional derivative of these numbers, contiguous
+                       in logical order like grad; NULL: zero            */
     uint32_t *version; /* how often its numbers were changed in place:
                        points at version_own, or for a view at its base's
                        counter (read with tg_version)                    */

@@ -1,0 +1,111 @@
+/*
+ * autograd/forward.c - forward mode: Jacobian-vector products in one sweep
+ * forward over the tape (autograd/tape.h, tg_jvp).
+ *
+ * Reverse mode walks the tape from the end and asks each op "given the
+ * gradient of your output, what are the gradients of your inputs?". Forward
+ * mode walks it from the start and asks "given how your inputs move along
+ * the direction v, how does your output move?" - the op's jvp rule. One
+ * sweep yields J v for every recorded tensor at once, for ONE direction;
+ * reverse mode yields v^T J for every input at once, for ONE output. That
+ * is the whole cost trade-off: n inputs and m outputs need n forward sweeps
+ * or m reverse sweeps for the full Jacobian.
+ */
+#include "autograd/tape.h"
+#include "tensor/arena.h"
+#include "tensor/ds.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static tg_tensor **leaves; /* stb_ds array: tensors given a tangent */
+static bool swept;         /* tg_jvp ran since the last clear */
+
+int tg_set_tangent(tg_tensor *t, const tg_tensor *v)
+{
+    if (!t || !v)
+        return -1;
+    if (!tg_same_shape(t, v)) {
+        char a[96], b[96];
+        tg_error("set_tangent", "the direction has shape %s but the tensor "
+                 "has shape %s", tg_shape_str(v, a, sizeof a),
+                 tg_shape_str(t, b, sizeof b));
+        return -1;
+    }
+    if (t->entry >= 0) {
+        tg_error("set_tangent", "the tensor is the output of tape entry #%d: "
+                 "give directions to leaves, tg_jvp computes the rest",
+                 (int)t->entry);
+        return -1;
+    }
+    bool known = false;
+    for (int64_t i = 0; i < arrlen(leaves) && !known; i++)
+        known = leaves[i] == t;
+    if (!known) {
+        free(t->tangent);
+        t->tangent = tg_xmalloc((size_t)(t->numel ? t->numel : 1) *
+                                sizeof(tg_real));
+        arrput(leaves, t);
+    }
+    int64_t cs[TG_MAX_DIMS];
+    tg_contiguous_strides(t->ndim, t->shape, cs);
+    tg_strided_copy(t->ndim, t->shape, t->tangent, cs, v->data, v->stride,
+                    false);
+    return 0;
+}
+
+void tg_clear_tangents(void)
+{
+    for (int64_t i = 0; i < arrlen(leaves); i++) {
+        free(leaves[i]->tangent);
+        leaves[i]->tangent = NULL;
+    }
+    arrfree(leaves);
+    leaves = NULL;
+    if (!swept)
+        return; /* (tg_tape_reset calls this at every step: keep it free) */
+    swept = false;
+    for (int64_t i = 0; i < tg_tape_size(); i++) {
+        tg_entry *e = tg_tape_entry(i);
+        for (int k = 0; k < e->nout; k++)
+            e->outs[k]->tangent = NULL; /* arena buffers: freed with it */
+    }
+}
+
+int tg_jvp(void)
+{
+    int64_t n = tg_tape_size();
+    swept = true;
+    for (int64_t i = 0; i < n; i++) { /* forget an earlier direction's */
+        tg_entry *e = tg_tape_entry(i);
+        for (int k = 0; k < e->nout; k++)
+            e->outs[k]->tangent = NULL;
+    }
+    /* the rules compute with ops: nothing of that is recorded */
+    bool was = tg_set_grad_enabled(false);
+    int rc = 0;
+    for (int64_t i = 0; i < n && rc == 0; i++) {
+        tg_entry *e = tg_tape_entry(i);
+        bool moves = false;
+        for (int k = 0; k < e->nin; k++)
+            moves |= e->in[k] && e->in[k]->tangent;
+        if (!moves)
+            continue; /* constant along v: tangents stay zero (NULL) */
+        if (!e->op->jvp) {
+            char buf[128];
+            tg_error("jvp", "op '%s' (tape entry #%lld) has no forward-mode "
+                     "rule yet", tg_entry_label(e, buf, sizeof buf),
+                     (long long)i);
+            rc = -1;
+            break;
+        }
+        e->op->jvp(e);
+        for (int k = 0; k < e->nout; k++)
+            if (!e->outs[k]->tangent) { /* a rule that failed (an error) */
+                rc = -1;
+                break;
+            }
+    }
+    tg_set_grad_enabled(was);
+    return rc;
+}

@@ -1,0 +1,283 @@
+/*
+ * tests/grad_jvp.c - forward mode (double build): for every op with a
+ * forward-mode rule, J v from tg_jvp against
+ *   - central differences (f(x + eps v) - f(x - eps v)) / (2 eps), and
+ *   - reverse mode, through u . (J v) = (J^T u) . v for a random u,
+ * both to a relative 1e-6, for random directions on every input at once.
+ */
+#include "harness.h"
+#include "nn/rnn.h"
+#include "ops/ops.h"
+
+typedef tg_tensor *(*fn)(tg_tensor *const *in, void *ud);
+
+static double dot(const tg_real *a, const tg_real *b, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)a[i] * (double)b[i];
+    return s;
+}
+
+/* a contiguous copy of t's numbers in logical order */
+static tg_real *numbers(const tg_tensor *t)
+{
+    tg_real *d = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *d);
+    int64_t cs[TG_MAX_DIMS];
+    tg_contiguous_strides(t->ndim, t->shape, cs);
+    tg_strided_copy(t->ndim, t->shape, d, cs, t->data, t->stride, false);
+    return d;
+}
+
+static void check_jvp(const char *label, fn f, void *ud, int n,
+                      tg_tensor *const *x)
+{
+    tg_rng r;
+    tg_rng_seed(&r, 99);
+    tg_tensor *v[8];
+    for (int k = 0; k < n; k++)
+        v[k] = tg_randn(x[k]->ndim, x[k]->shape, &r, 0, 1);
+    tg_tensor *y = f(x, ud);
+    ck_assert_ptr_nonnull(y);
+    for (int k = 0; k < n; k++)
+        ck_assert_int_eq(tg_set_tangent(x[k], v[k]), 0);
+    ck_assert_int_eq(tg_jvp(), 0);
+    ck_assert_msg(y->tangent, "%s: no tangent on the output", label);
+    int64_t m = y->numel;
+    tg_real *jv = malloc((size_t)(m ? m : 1) * sizeof *jv);
+    memcpy(jv, y->tangent, (size_t)m * sizeof *jv);
+
+    /* reverse mode: (J^T u) . v */
+    tg_tensor *u = tg_randn(y->ndim, y->shape, &r, 0, 1);
+    ck_assert_int_eq(tg_backward_seed(y, u), 0);
+    tg_real *un = numbers(u);
+    double rhs = 0, lhs = dot(un, jv, m);
+    free(un);
+    for (int k = 0; k < n; k++) {
+        tg_real *vn = numbers(v[k]);
+        rhs += dot(x[k]->grad, vn, x[k]->numel);
+        free(vn);
+    }
+    ck_assert_msg(fabs(lhs - rhs) <= 1e-6 * fmax(1.0, fabs(rhs)),
+                  "%s: u.(Jv) = %.12g but (J^T u).v = %.12g", label, lhs, rhs);
+
+    /* central differences */
+    const double eps = 1e-6;
+    bool was = tg_set_grad_enabled(false);
+    tg_tensor *xp[8], *xm[8];
+    for (int k = 0; k < n; k++) {
+        xp[k] = tg_add(x[k], tg_mul_scalar(v[k], eps));
+        xm[k] = tg_add(x[k], tg_mul_scalar(v[k], -eps));
+    }
+    tg_real *yp = numbers(f(xp, ud)), *ym = numbers(f(xm, ud));
+    tg_set_grad_enabled(was);
+    double worst = 0, scale = 1;
+    for (int64_t i = 0; i < m; i++) {
+        double fd = ((double)yp[i] - (double)ym[i]) / (2 * eps);
+        scale = fmax(scale, fabs(fd));
+        worst = fmax(worst, fabs(fd - (double)jv[i]));
+    }
+    printf("jvp %-28s ok    max err %.2g against differences, adjoint %.12g\n",
+           label, worst / scale, lhs);
+    ck_assert_msg(worst <= 1e-6 * scale, "%s: J v differs from central "
+                  "differences by %g (scale %g)", label, worst, scale);
+    free(jv);
+    free(yp);
+    free(ym);
+}
+
+#define LEAF(seed, ...) tgt_leaf(TG_SHAPE(__VA_ARGS__), seed, 0, 0)
+#define POS(seed, ...) tgt_leaf(TG_SHAPE(__VA_ARGS__), seed, 0.5, 2.0)
+
+/* ---- elementwise ------------------------------------------------------- */
+
+static tg_tensor *unary_chain(tg_tensor *const *in, void *ud)
+{
+    (void)ud;
+    tg_tensor *x = in[0], *p = in[1];
+    tg_tensor *a = tg_add(tg_exp(tg_mul_scalar(x, 0.3)), tg_tanh(x));
+    tg_tensor *b = tg_add(tg_sigmoid(x), tg_relu(tg_add_scalar(x, 0.05)));
+    tg_tensor *c = tg_add(tg_log(p), tg_sqrt(p));
+    return tg_add(tg_mul(a, b), tg_add(c, tg_neg(tg_pow_scalar(p, 1.5))));
+}
+START_TEST(jvp_unary)
+{
+    check_jvp("exp tanh sigmoid relu log sqrt", unary_chain, NULL, 2,
+              (tg_tensor *[]){LEAF(1, 3, 5), POS(2, 3, 5)});
+}
+END_TEST
+
+static tg_tensor *binary_bcast(tg_tensor *const *in, void *ud)
+{
+    (void)ud;
+    tg_tensor *a = in[0], *b = in[1], *p = in[2];
+    tg_tensor *s = tg_sub(tg_mul(a, b), tg_div(a, tg_add_scalar(tg_mul(b, b), 1)));
+    return tg_add(s, tg_pow(p, tg_add_scalar(b, 0.5)));
+}
+START_TEST(jvp_binary_broadcast)
+{
+    /* a [2, 1, 3], b [4, 3], p [2, 4, 3]: both ways of broadcasting */
+    check_jvp("add sub mul div pow (broadcast)", binary_bcast, NULL, 3,
+              (tg_tensor *[]){LEAF(3, 2, 1, 3), LEAF(4, 4, 3), POS(5, 2, 4, 3)});
+}
+END_TEST
+
+/* ---- views, reductions, joins ----------------------------------------- */
+
+static tg_tensor *views(tg_tensor *const *in, void *ud)
+{
+    (void)ud;
+    tg_tensor *x = in[0]; /* [4, 6] */
+    tg_tensor *h[2];
+    tg_chunk(x, 2, 1, h);                                   /* [4, 3] x2 */
+    tg_tensor *t = tg_transpose(h[1], 0, 1);                /* [3, 4] */
+    tg_tensor *s = tg_slice(t, 1, 0, 4, 2);                 /* [3, 2] */
+    tg_tensor *e = tg_expand(tg_unsqueeze(tg_select(h[0], 1, 2), 0),
+                             TG_SHAPE(3, 4));               /* [3, 4] */
+    tg_tensor *r = tg_reshape(t, TG_SHAPE(2, 6));           /* copy */
+    tg_tensor *p = tg_permute(tg_reshape(x, TG_SHAPE(2, 3, 4)), (int[]){2, 0, 1});
+    tg_tensor *q = tg_squeeze(tg_sum_dim(p, 1, true), 1);   /* [4, 3] */
+    return tg_concat((tg_tensor *[]){tg_reshape(s, TG_SHAPE(6)),
+                                     tg_reshape(tg_mul(e, t), TG_SHAPE(12)),
+                                     tg_reshape(r, TG_SHAPE(12)),
+                                     tg_reshape(tg_contiguous(q), TG_SHAPE(12))},
+                     4, 0);
+}
+START_TEST(jvp_views)
+{
+    check_jvp("chunk transpose slice select expand reshape permute concat",
+              views, NULL, 1, (tg_tensor *[]){LEAF(6, 4, 6)});
+}
+END_TEST
+
+static tg_tensor *reductions(tg_tensor *const *in, void *ud)
+{
+    (void)ud;
+    tg_tensor *x = in[0], *y = in[1]; /* [3, 4] each */
+    tg_tensor *a = tg_mul(tg_mean_dim(x, 0, false), tg_sum_dim(y, 0, false));
+    tg_tensor *st = tg_stack((tg_tensor *[]){x, tg_tanh(y)}, 2, 1); /* [3, 2, 4] */
+    return tg_stack((tg_tensor *[]){tg_sum(a), tg_mean(tg_mul(st, st))}, 2, 0);
+}
+START_TEST(jvp_reductions)
+{
+    check_jvp("sum mean sum_dim mean_dim stack", reductions, NULL, 2,
+              (tg_tensor *[]){LEAF(7, 3, 4), LEAF(8, 3, 4)});
+}
+END_TEST
+
+/* ---- products ----------------------------------------------------------- */
+
+static tg_tensor *products(tg_tensor *const *in, void *ud)
+{
+    (void)ud;
+    tg_tensor *A = in[0], *B = in[1], *x = in[2], *W = in[3], *b = in[4];
+    tg_tensor *C = tg_matmul(A, B);                  /* [2, 3, 4] @ [4, 5] */
+    tg_tensor *y = tg_linear(x, W, b);               /* [3, 6] -> [3, 5] */
+    return tg_add(tg_sum_dim(C, 0, false), tg_tanh(y));
+}
+START_TEST(jvp_products)
+{
+    check_jvp("matmul (batched) linear", products, NULL, 5,
+              (tg_tensor *[]){LEAF(9, 2, 3, 4), LEAF(10, 4, 5), LEAF(11, 3, 6),
+                              LEAF(12, 5, 6), LEAF(13, 5)});
+}
+END_TEST
+
+/* an LSTM cell written out: every op a recurrent step uses */
+static tg_tensor *lstm_step(tg_tensor *const *in, void *ud)
+{
+    (void)ud;
+    tg_tensor *x = in[0], *h = in[1], *c = in[2], *W = in[3], *U = in[4], *b = in[5];
+    tg_tensor *g[4];
+    tg_chunk(tg_add(tg_linear(x, W, b), tg_linear(h, U, NULL)), 4, 1, g);
+    tg_tensor *c2 = tg_add(tg_mul(tg_sigmoid(g[1]), c),
+                           tg_mul(tg_sigmoid(g[0]), tg_tanh(g[2])));
+    return tg_concat((tg_tensor *[]){tg_mul(tg_sigmoid(g[3]), tg_tanh(c2)), c2},
+                     2, 1);
+}
+START_TEST(jvp_lstm_cell)
+{
+    check_jvp("LSTM step (ops written out)", lstm_step, NULL, 6,
+              (tg_tensor *[]){LEAF(14, 2, 3), LEAF(15, 2, 4), LEAF(16, 2, 4),
+                              LEAF(17, 16, 3), LEAF(18, 16, 4), LEAF(19, 16)});
+}
+END_TEST
+
+/* the sequence layer, run as written: nothing in nn/ knows forward mode */
+static tg_tensor *rnn_run(tg_tensor *const *in, void *ud)
+{
+    tg_rnn_out out;
+    if (tg_rnn_forward(ud, in[0], NULL, false, NULL, &out) < 0)
+        return NULL;
+    return out.y;
+}
+START_TEST(jvp_sequence_layer)
+{
+    tg_set_fusion(false);
+    const tg_cell_type *cells[] = {&tg_lstm_cell, &tg_gru_cell, &tg_rnn_tanh_cell};
+    const char *names[] = {"rnn: lstm, 2 layers, T=5", "rnn: gru, 2 layers, T=5",
+                           "rnn: tanh, 2 layers, T=5"};
+    for (int i = 0; i < 3; i++) {
+        tg_manual_seed(20 + (uint64_t)i);
+        tg_rnn *r = tg_rnn_new(cells[i], 3, 4, 2, 0.0, NULL);
+        check_jvp(names[i], rnn_run, r, 1, (tg_tensor *[]){LEAF(21, 5, 2, 3)});
+        tg_rnn_free(r);
+        tg_tape_reset();
+    }
+}
+END_TEST
+
+/* ---- what it does not do yet ------------------------------------------- */
+
+START_TEST(jvp_missing_rule_is_an_error)
+{
+    tgt_capture_errors();
+    tg_tensor *x = LEAF(22, 2, 3);
+    tg_tensor *y = tg_softmax(tg_mul_scalar(x, 2), 1);
+    (void)y;
+    tg_set_tangent(x, tg_ones(TG_SHAPE(2, 3)));
+    ck_assert_int_eq(tg_jvp(), -1);
+    tgt_expect_error("jvp", "op 'softmax'", "no forward-mode rule");
+    /* a direction of the wrong shape */
+    ck_assert_int_eq(tg_set_tangent(x, tg_ones(TG_SHAPE(3, 2))), -1);
+    tgt_expect_error("set_tangent", "[3, 2]", "[2, 3]");
+}
+END_TEST
+
+START_TEST(jvp_constant_inputs_and_reset)
+{
+    tg_tensor *x = LEAF(23, 4), *w = LEAF(24, 4);
+    tg_tensor *y = tg_mul(x, w);
+    tg_set_tangent(x, tg_ones(TG_SHAPE(4)));      /* w is held constant */
+    ck_assert_int_eq(tg_jvp(), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert(y->tangent[i] == w->data[i]);   /* d(x w)/dx . 1 = w */
+    tg_tape_reset();                              /* tangents go with it */
+    tg_tensor *p = tg_requires_grad(tg_tensor_new(TG_SHAPE(2)));
+    tg_set_tangent(p, tg_ones(TG_SHAPE(2)));
+    ck_assert_ptr_nonnull(p->tangent);
+    tg_clear_tangents();
+    ck_assert_ptr_null(p->tangent);
+    tg_tensor_free(p);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("jvp");
+    TCase *tc = tcase_create("jvp");
+    tcase_add_checked_fixture(tc, NULL, tgt_teardown);
+    tcase_add_test(tc, jvp_unary);
+    tcase_add_test(tc, jvp_binary_broadcast);
+    tcase_add_test(tc, jvp_views);
+    tcase_add_test(tc, jvp_reductions);
+    tcase_add_test(tc, jvp_products);
+    tcase_add_test(tc, jvp_lstm_cell);
+    tcase_add_test(tc, jvp_sequence_layer);
+    tcase_add_test(tc, jvp_missing_rule_is_an_error);
+    tcase_add_test(tc, jvp_constant_inputs_and_reset);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TG_TEST_MAIN(suite)
