@@ -72,8 +72,22 @@ static void embedding_backward(tg_entry *e)
         return;
     embedding_bwd(w->grad, e->out->grad, e->saved, e->iarg[0], e->iarg[1]);
 }
+/* forward mode: the rows of W's tangent the ids pick */
+static void embedding_jvp(tg_entry *e)
+{
+    const tg_tensor *w = e->in[0];
+    const int64_t *ids = e->saved;
+    int64_t n = e->iarg[0], E = e->iarg[1];
+    int64_t m = n * E;
+    tg_real *d = tg_arena_alloc((size_t)(m > 0 ? m : 1) * sizeof(tg_real));
+    for (int64_t i = 0; i < n; i++)
+        memcpy(d + i * E, w->tangent + ids[i] * E, (size_t)E * sizeof(tg_real));
+    e->out->tangent = d;
+}
+
 /* (no replay: a step using it is not compiled into a fused program) */
 static const tg_op embedding_desc = {"embedding", embedding_backward,
+                                     .jvp = embedding_jvp,
                                      .reads = TG_READS_NONE}; /* indices */
 
 tg_tensor *tg_embedding(tg_tensor *weight, const int64_t *ids, int ndim,
@@ -162,8 +176,22 @@ static void dropout_backward(tg_entry *e)
     dropout_bwd(x->grad, e->out->grad, e->saved, x->numel,
                 (tg_real)e->farg[0]);
 }
+/* forward mode: the same mask and scale on the tangent */
+static void dropout_jvp(tg_entry *e)
+{
+    const tg_tensor *x = e->in[0];
+    const uint8_t *keep = e->saved;
+    tg_real scale = (tg_real)e->farg[0];
+    int64_t n = x->numel;
+    tg_real *d = tg_arena_alloc((size_t)(n ? n : 1) * sizeof(tg_real));
+    for (int64_t i = 0; i < n; i++)
+        d[i] = keep[i] ? x->tangent[i] * scale : 0;
+    e->out->tangent = d;
+}
+
 /* (no replay: a step using it is not compiled into a fused program) */
 static const tg_op dropout_desc = {"dropout", dropout_backward,
+                                   .jvp = dropout_jvp,
                                    .reads = TG_READS_NONE}; /* its mask */
 
 tg_tensor *tg_dropout(tg_tensor *x, double p, bool training,

@@ -18,7 +18,11 @@
  * class weights. Derived losses should be composed from ops.
  */
 #include "ops/loss.h"
+#include "ops/elementwise.h"
 #include "ops/internal.h"
+#include "ops/reduce.h"
+#include "ops/shape.h"
+#include "ops/unary.h"
 
 #include <math.h>
 #include <string.h>
@@ -195,12 +199,31 @@ static void softmax_backward(tg_entry *e)
                 e->iarg[2], e->iarg[3] != 0);
 }
 
+/* forward mode, with y seen as [outer, n, inner] (softmax over n):
+ *   softmax:      dy = y (dx - sum_n y dx)
+ *   log_softmax:  dy = dx - sum_n exp(y) dx */
+static void softmax_jvp(tg_entry *e)
+{
+    tg_tensor *x = e->in[0], *y = e->out;
+    const int64_t s3[3] = {e->iarg[0], e->iarg[1], e->iarg[2]};
+    tg_tensor *Y = tg_wrap_buffer(3, s3, y->data);
+    tg_tensor *dX = tg_reshape(tg_tangent_of(x), 3, s3);
+    tg_tensor *r;
+    if (e->iarg[3]) /* log */
+        r = tg_sub(dX, tg_sum_dim(tg_mul(tg_exp(Y), dX), 1, true));
+    else
+        r = tg_mul(Y, tg_sub(dX, tg_sum_dim(tg_mul(Y, dX), 1, true)));
+    tg_set_out_tangent(y, r ? tg_reshape(r, y->ndim, y->shape) : NULL);
+}
+
 static tg_tensor *softmax_replay(const tg_entry *e, tg_tensor *const *in);
 static const tg_op softmax_desc = {"softmax", softmax_backward,
                                    .replay = softmax_replay,
+                                   .jvp = softmax_jvp,
                                    .reads = TG_READS_OUT};
 static const tg_op log_softmax_desc = {"log_softmax", softmax_backward,
                                        .replay = softmax_replay,
+                                       .jvp = softmax_jvp,
                                        .reads = TG_READS_OUT};
 
 static tg_tensor *softmax_op(const tg_op *desc, tg_tensor *x, int dim,
@@ -336,8 +359,28 @@ static void ce_backward(tg_entry *e)
         g /= (double)N;
     ce_bwd(x->grad, x, sv->tgt, sv->stats, N, C, (tg_real)g);
 }
+/* forward mode: dL = scale sum_r (softmax(x_r) . dx_r - dx_r[t_r]) */
+static void ce_jvp(tg_entry *e)
+{
+    tg_tensor *x = e->in[0];
+    const ce_saved *sv = e->saved;
+    int64_t N = e->iarg[0], C = e->iarg[1];
+    tg_tensor *P = tg_softmax(tg_reshape(x, TG_SHAPE(N, C)), 1);
+    tg_tensor *dX = tg_reshape(tg_tangent_of(x), TG_SHAPE(N, C));
+    if (!P || !dX)
+        return;
+    double d = (double)tg_sum(tg_mul(P, dX))->data[0];
+    for (int64_t r = 0; r < N; r++)
+        d -= (double)dX->data[r * C + sv->tgt[r]];
+    if (e->iarg[2] == TG_MEAN)
+        d /= (double)N;
+    e->out->tangent = tg_arena_alloc(sizeof(tg_real));
+    e->out->tangent[0] = (tg_real)d;
+}
+
 /* (no replay: a step using it is not compiled into a fused program) */
-static const tg_op ce_desc = {"cross_entropy", ce_backward, .replay = NULL};
+static const tg_op ce_desc = {"cross_entropy", ce_backward, .replay = NULL,
+                              .jvp = ce_jvp};
 
 /* " (row [1, 0] of logits [2, 2, 5])": where row r sits, for error text;
  * for 1-D and 2-D logits the position is the row itself. */
@@ -476,8 +519,24 @@ static void mse_backward(tg_entry *e)
         tg_ew_run(3, base, st, p->ndim, p->shape, mse_grad, &neg);
     }
 }
+/* forward mode: dL = 2 scale sum (p - t) (dp - dt) */
+static void mse_jvp(tg_entry *e)
+{
+    tg_tensor *p = e->in[0], *t = e->in[1];
+    tg_tensor *d = tg_sum(tg_mul(tg_sub(p, t),
+                                 tg_sub(tg_tangent_of(p), tg_tangent_of(t))));
+    if (!d)
+        return;
+    double c = 2 * (double)d->data[0];
+    if (e->iarg[0] == TG_MEAN)
+        c /= (double)p->numel;
+    e->out->tangent = tg_arena_alloc(sizeof(tg_real));
+    e->out->tangent[0] = (tg_real)c;
+}
+
 /* (no replay: a step using it is not compiled into a fused program) */
-static const tg_op mse_desc = {"mse", mse_backward, .replay = NULL};
+static const tg_op mse_desc = {"mse", mse_backward, .replay = NULL,
+                               .jvp = mse_jvp};
 
 tg_tensor *tg_mse(tg_tensor *pred, tg_tensor *target, tg_reduction reduction)
 {

@@ -287,7 +287,14 @@ static tg_tensor *prepare_replay(const tg_entry *e, tg_tensor *const *in)
     return tg_prepare_weight(in[0]);
 }
 
-const tg_op tg_prepare_op = {"prepare", prepare_bwd, .replay = prepare_replay};
+/* forward mode: P is W (packed copies aside) */
+static void prepare_jvp(tg_entry *e)
+{
+    tg_set_out_tangent(e->out, tg_tangent_of(e->in[0]));
+}
+
+const tg_op tg_prepare_op = {"prepare", prepare_bwd, .replay = prepare_replay,
+                             .jvp = prepare_jvp};
 
 tg_tensor *tg_prepare_weight(tg_tensor *W)
 {
@@ -522,8 +529,24 @@ static tg_tensor *linear_into_replay(const tg_entry *e, tg_tensor *const *in)
     return tg_linear_into(in[0], in[1], in[2], e->nin > 3 ? in[3] : NULL);
 }
 
+/* forward mode: d(acc + x W^T + b) = dacc + dx W^T + x dW^T + db */
+static void linear_into_jvp(tg_entry *e)
+{
+    tg_tensor *acc = e->in[0], *x = e->in[1], *W = e->in[2];
+    tg_tensor *b = e->nin > 3 ? e->in[3] : NULL;
+    tg_tensor *r = tg_tangent_of(acc);
+    if (x->tangent)
+        r = tg_add(r, tg_linear(tg_tangent_of(x), W, NULL));
+    if (W->tangent)
+        r = tg_add(r, tg_linear(x, tg_tangent_of(W), NULL));
+    if (b && b->tangent)
+        r = tg_add(r, tg_tangent_of(b));
+    tg_set_out_tangent(e->out, r);
+}
+
 static const tg_op linear_into_op = {"linear_into", linear_into_bwd,
                                      .replay = linear_into_replay,
+                                     .jvp = linear_into_jvp,
                                      .reads = TG_READS_IN(1) | TG_READS_IN(2)};
 
 tg_tensor *tg_linear_into(tg_tensor *acc, tg_tensor *x, tg_tensor *W,

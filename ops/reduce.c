@@ -415,8 +415,21 @@ static tg_tensor *max_dim_replay(const tg_entry *e, tg_tensor *const *in)
 {
     return tg_max_dim(in[0], (int)e->iarg[4], e->iarg[5] != 0);
 }
+/* forward mode: the tangent at the maximum's position */
+static void max_dim_jvp(tg_entry *e)
+{
+    const tg_tensor *x = e->in[0];
+    const int64_t *arg = e->saved;
+    int64_t n = e->iarg[1], inner = e->iarg[2], m = e->out->numel;
+    tg_real *d = tg_arena_alloc((size_t)(m ? m : 1) * sizeof(tg_real));
+    for (int64_t i = 0; i < m; i++) {
+        int64_t o = i / inner, j = i % inner;
+        d[i] = x->tangent[(o * n + arg[i]) * inner + j];
+    }
+    e->out->tangent = d;
+}
 static const tg_op max_dim_op = {"max_dim", max_dim_bwd,
-                                 .replay = max_dim_replay,
+                                 .replay = max_dim_replay, .jvp = max_dim_jvp,
                                  .reads = TG_READS_NONE}; /* indices */
 
 tg_tensor *tg_max_dim(tg_tensor *x, int dim, bool keepdim)

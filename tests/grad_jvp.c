@@ -7,6 +7,7 @@
  */
 #include "harness.h"
 #include "nn/rnn.h"
+#include "ops/internal.h" /* tg_linear_into */
 #include "ops/ops.h"
 
 typedef tg_tensor *(*fn)(tg_tensor *const *in, void *ud);
@@ -227,20 +228,88 @@ START_TEST(jvp_sequence_layer)
 }
 END_TEST
 
+/* ---- losses and layers --------------------------------------------------- */
+
+static tg_tensor *softmaxes(tg_tensor *const *in, void *ud)
+{
+    (void)ud;
+    tg_tensor *x = in[0]; /* [2, 3, 4] */
+    return tg_add(tg_mul(tg_softmax(x, 1), tg_log_softmax(x, -1)),
+                  tg_softmax(x, 0));
+}
+START_TEST(jvp_softmax)
+{
+    check_jvp("softmax log_softmax (dims 0, 1, -1)", softmaxes, NULL, 1,
+              (tg_tensor *[]){LEAF(25, 2, 3, 4)});
+}
+END_TEST
+
+static tg_tensor *losses(tg_tensor *const *in, void *ud)
+{
+    (void)ud;
+    const int64_t tgt[6] = {0, 3, 1, 2, 2, 0};
+    tg_tensor *ce_mean = tg_cross_entropy(in[0], tgt, TG_MEAN); /* [2, 3, 4] */
+    tg_tensor *ce_sum = tg_cross_entropy(tg_mul_scalar(in[0], 0.5), tgt, TG_SUM);
+    tg_tensor *m1 = tg_mse(in[1], in[2], TG_MEAN);
+    tg_tensor *m2 = tg_mse(in[2], tg_tanh(in[1]), TG_SUM);
+    return tg_stack((tg_tensor *[]){ce_mean, ce_sum, m1, m2}, 4, 0);
+}
+START_TEST(jvp_losses)
+{
+    check_jvp("cross_entropy mse (mean, sum)", losses, NULL, 3,
+              (tg_tensor *[]){LEAF(26, 2, 3, 4), LEAF(27, 3, 5), LEAF(28, 3, 5)});
+}
+END_TEST
+
+static tg_tensor *layers(tg_tensor *const *in, void *ud)
+{
+    (void)ud;
+    const int64_t ids[6] = {4, 0, 2, 2, 1, 4};
+    tg_tensor *e = tg_embedding(in[0], ids, TG_SHAPE(2, 3)); /* [2, 3, 3] */
+    tg_rng r;
+    tg_rng_seed(&r, 5); /* the same mask in every evaluation */
+    tg_tensor *d = tg_dropout(tg_tanh(e), 0.3, true, &r);
+    tg_tensor *m = tg_max_dim(in[1], 1, true); /* [3, 1]; no ties */
+    return tg_add(tg_sum_dim(d, 0, false), tg_mul(m, tg_ones(TG_SHAPE(3, 3))));
+}
+START_TEST(jvp_layers)
+{
+    check_jvp("embedding dropout max_dim", layers, NULL, 2,
+              (tg_tensor *[]){LEAF(29, 5, 3), LEAF(30, 3, 6)});
+}
+END_TEST
+
+static tg_tensor *prepared(tg_tensor *const *in, void *ud)
+{
+    (void)ud;
+    tg_tensor *acc = tg_mul_scalar(in[0], 1.0); /* an op output it may reuse */
+    tg_tensor *P = tg_prepare_weight(in[2]);
+    return tg_tanh(tg_linear_into(acc, in[1], P, in[3]));
+}
+START_TEST(jvp_prepared_linear_into)
+{
+    check_jvp("prepare linear_into (compiled steps' ops)", prepared, NULL, 4,
+              (tg_tensor *[]){LEAF(31, 12, 5), LEAF(32, 12, 4), LEAF(33, 5, 4),
+                              LEAF(34, 5)});
+}
+END_TEST
+
 /* ---- what it does not do yet ------------------------------------------- */
 
 START_TEST(jvp_missing_rule_is_an_error)
 {
     tgt_capture_errors();
-    tg_tensor *x = LEAF(22, 2, 3);
-    tg_tensor *y = tg_softmax(tg_mul_scalar(x, 2), 1);
-    (void)y;
-    tg_set_tangent(x, tg_ones(TG_SHAPE(2, 3)));
+    tg_set_fusion(true); /* a compiled step: its fused group has no rule */
+    tg_rnn *r = tg_rnn_new(&tg_lstm_cell, 3, 4, 1, 0.0, NULL);
+    tg_tensor *x = LEAF(22, 4, 2, 3);
+    ck_assert_int_eq(rnn_run((tg_tensor *[]){x}, r) != NULL, 1);
+    tg_set_tangent(x, tg_ones(TG_SHAPE(4, 2, 3)));
     ck_assert_int_eq(tg_jvp(), -1);
-    tgt_expect_error("jvp", "op 'softmax'", "no forward-mode rule");
+    tgt_expect_error("jvp", "op 'fused", "no forward-mode rule");
+    tg_rnn_free(r);
     /* a direction of the wrong shape */
     ck_assert_int_eq(tg_set_tangent(x, tg_ones(TG_SHAPE(3, 2))), -1);
-    tgt_expect_error("set_tangent", "[3, 2]", "[2, 3]");
+    tgt_expect_error("set_tangent", "[3, 2]", "[4, 2, 3]");
 }
 END_TEST
 
@@ -274,6 +343,10 @@ static Suite *suite(void)
     tcase_add_test(tc, jvp_products);
     tcase_add_test(tc, jvp_lstm_cell);
     tcase_add_test(tc, jvp_sequence_layer);
+    tcase_add_test(tc, jvp_softmax);
+    tcase_add_test(tc, jvp_losses);
+    tcase_add_test(tc, jvp_layers);
+    tcase_add_test(tc, jvp_prepared_linear_into);
     tcase_add_test(tc, jvp_missing_rule_is_an_error);
     tcase_add_test(tc, jvp_constant_inputs_and_reset);
     suite_add_tcase(s, tc);
