@@ -436,7 +436,75 @@ static void fused_label(const tg_entry *e, char *buf, size_t cap)
     snprintf(buf, cap, "%s", g->label);
 }
 
-static const tg_op fused_op = {"fused", fused_bwd, .label = fused_label};
+/* Forward mode through a group: each tile is recomputed as backward
+ * recomputes it (the values the members' derivative rules read), then the
+ * tangents run forward through the instructions - each member's rule with
+ * g := the tangent of its input, as in ops/jvp.c - from the inputs'
+ * tangents (read through the loads' gradient maps) to the outputs'. */
+static void fused_jvp(tg_entry *e)
+{
+    const group *g = e->saved;
+    tg_tensor *const *ext = e->in;
+    int nout = (int)arrlen(g->out_reg), nd = g->ndim;
+    for (int k = 0; k < nout; k++) {
+        size_t bytes = (size_t)(g->numel ? g->numel : 1) * sizeof(tg_real);
+        e->outs[k]->tangent = tg_arena_alloc(bytes);
+        memset(e->outs[k]->tangent, 0, bytes);
+    }
+    vm_mem m = vm_mem_at(g, thread_mem(g, 1));
+    tg_real *T = tg_arena_alloc((size_t)g->nreg * BLK * sizeof(tg_real));
+    bool *has = tg_arena_alloc((size_t)(g->nreg ? g->nreg : 1));
+    for (int64_t t = 0; t < g->ntiles; t++) {
+        int64_t idx[TG_MAX_DIMS];
+        int n;
+        tile_forward(g, ext, e->outs, t, &m, true, idx, &n);
+        int64_t o = tile_geom(g, t, idx, &n);
+        memset(has, 0, (size_t)g->nreg);
+        for (int64_t l = 0; l < arrlen(g->loads); l++) {
+            const vm_load *ld = &g->loads[l];
+            const tg_real *dx = ext[ld->ext]->tangent;
+            if (!dx)
+                continue;
+            const tg_real *p = dx + ld->goff + dot(idx, ld->gst, nd);
+            int64_t s = ld->gst[nd - 1];
+            tg_real *r = T + (size_t)ld->reg * BLK;
+            for (int i = 0; i < n; i++)
+                r[i] = p[i * s];
+            has[ld->reg] = true;
+        }
+        for (int64_t i = 0; i < arrlen(g->ins); i++) {
+            const vm_ins *in = &g->ins[i];
+            tg_real *dy = T + (size_t)in->dst * BLK;
+            bool any = false;
+            for (int a = 0; a < in->rule->nin; a++) {
+                int src = in->src[a];
+                if (!has[src])
+                    continue;
+                const tg_ew_deriv *d = &in->rule->d[a];
+                const tg_real *v[3];
+                for (int q = 0; q < 3; q++) {
+                    int from = d->src[q];
+                    v[q] = from == TG_R_G   ? T + (size_t)src * BLK
+                           : from == TG_R_A ? m.R[in->src[0]]
+                           : from == TG_R_B ? m.R[in->src[1]]
+                                            : m.R[in->dst];
+                }
+                if (!any)
+                    memset(dy, 0, (size_t)n * sizeof(tg_real));
+                vm_eval(d->code, n, dy, v[0], v[1], v[2], in->k, true);
+                any = true;
+            }
+            has[in->dst] = any;
+        }
+        for (int k = 0; k < nout; k++)
+            if (has[g->out_reg[k]])
+                memcpy(e->outs[k]->tangent + o, T + (size_t)g->out_reg[k] * BLK,
+                       (size_t)n * sizeof(tg_real));
+    }
+}
+
+static const tg_op fused_op = {"fused", fused_bwd, .jvp = fused_jvp,
+                               .label = fused_label};
 
 /* Runs group g on ext; returns its outputs (arena), recorded as one entry
  * when any input requires grad. */
