@@ -261,6 +261,131 @@ START_TEST(jvp_compiled_step_weights)
 }
 END_TEST
 
+/* ---- user cells: directions on the input and on every parameter ------- */
+
+static int zoo_init(tg_cell *c, tg_rng *rng)
+{
+    return tg_cell_param_new(c, "w", TG_SHAPE(c->hidden_size), rng) ? 0 : -1;
+}
+
+/* (tests/grad_fuse.c's zoo) every elementwise code but step, a parameter
+ * broadcast over rows, a mean broadcast over columns, overlapping slices */
+static void zoo_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                     tg_tensor **next)
+{
+    int64_t H = c->hidden_size;
+    tg_tensor *h = s[0], *g[3];
+    tg_chunk(tg_add(xp, tg_linear(h, c->weight_hh, c->bias_hh)), 3, 1, g);
+    tg_tensor *p = tg_add_scalar(tg_sigmoid(g[0]), 0.5);
+    tg_tensor *q = tg_mul_scalar(tg_exp(tg_neg(tg_relu(g[1]))), 0.9);
+    tg_tensor *r = tg_div(tg_log(p), tg_sqrt(tg_add_scalar(q, 1.0)));
+    tg_tensor *u = tg_pow(p, tg_sub(q, tg_tanh(g[2])));
+    tg_tensor *m = tg_mean_dim(h, -1, true);
+    tg_tensor *z = tg_add(tg_mul(r, tg_cell_param(c, "w")),
+                          tg_mul(tg_pow_scalar(u, 1.5), m));
+    tg_tensor *a = tg_slice(xp, 1, 0, H, 1), *b = tg_slice(xp, 1, 1, H + 1, 1);
+    next[0] = tg_tanh(tg_add(z, tg_mul(a, b)));
+}
+static const tg_cell_type zoo = {"zoo", 1, 3, zoo_init, zoo_step};
+
+/* weights sliced in the step, a transpose, a state passed through */
+static void sliced_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                        tg_tensor **next)
+{
+    tg_tensor *W[2], *x[2];
+    tg_chunk(c->weight_hh, 2, 0, W);
+    tg_chunk(xp, 2, 1, x);
+    tg_tensor *f = tg_sigmoid(tg_add(x[0], tg_matmul(s[0], tg_transpose(W[0], 0, 1))));
+    tg_tensor *n = tg_tanh(tg_add(x[1], tg_linear(s[0], W[1], NULL)));
+    next[0] = tg_add(tg_mul(f, n), tg_mul(tg_add_scalar(tg_neg(f), 1), s[0]));
+    next[1] = s[1];
+}
+static const tg_cell_type sliced = {"sliced", 2, 2, NULL, sliced_step};
+
+/* J v of the sequence layer's output along v on x and on every parameter,
+ * against differences (parameters moved in place) and reverse mode */
+static void check_rnn_all(const char *label, tg_rnn *r, tg_tensor *x)
+{
+    tg_rng g;
+    tg_rng_seed(&g, 7);
+    int np = tg_params_count(&r->params);
+    tg_tensor *vx = tg_randn(x->ndim, x->shape, &g, 0, 1), *vp[32];
+    ck_assert_int_le(np, 32);
+    tg_tensor *y = rnn_run((tg_tensor *[]){x}, r);
+    ck_assert_ptr_nonnull(y);
+    tg_set_tangent(x, vx);
+    for (int i = 0; i < np; i++) {
+        tg_tensor *w = tg_params_at(&r->params, i)->tensor;
+        vp[i] = tg_randn(w->ndim, w->shape, &g, 0, 1);
+        tg_zero_grad(w);
+        tg_set_tangent(w, vp[i]);
+    }
+    ck_assert_int_eq(tg_jvp(), 0);
+    int64_t m = y->numel;
+    tg_real *jv = malloc((size_t)m * sizeof *jv);
+    memcpy(jv, y->tangent, (size_t)m * sizeof *jv);
+    tg_tensor *u = tg_randn(y->ndim, y->shape, &g, 0, 1);
+    ck_assert_int_eq(tg_backward_seed(y, u), 0);
+    double lhs = dot(u->data, jv, m), rhs = dot(x->grad, vx->data, x->numel);
+    for (int i = 0; i < np; i++) {
+        tg_tensor *w = tg_params_at(&r->params, i)->tensor;
+        rhs += dot(w->grad, vp[i]->data, w->numel);
+    }
+    ck_assert_msg(fabs(lhs - rhs) <= 1e-6 * fmax(1.0, fabs(rhs)),
+                  "%s: u.(Jv) = %.12g but (J^T u).v = %.12g", label, lhs, rhs);
+    const double eps = 1e-6;
+    bool was = tg_set_grad_enabled(false);
+    tg_real *ys[2];
+    for (int sgn = 0; sgn < 2; sgn++) {
+        double e = sgn ? -eps : eps;
+        for (int i = 0; i < np; i++) {
+            tg_tensor *w = tg_params_at(&r->params, i)->tensor;
+            for (int64_t k = 0; k < w->numel; k++)
+                w->data[k] += (tg_real)e * vp[i]->data[k];
+        }
+        ys[sgn] = numbers(rnn_run((tg_tensor *[]){tg_add(x, tg_mul_scalar(vx, e))}, r));
+        for (int i = 0; i < np; i++) {
+            tg_tensor *w = tg_params_at(&r->params, i)->tensor;
+            for (int64_t k = 0; k < w->numel; k++)
+                w->data[k] -= (tg_real)e * vp[i]->data[k];
+        }
+    }
+    tg_set_grad_enabled(was);
+    double worst = 0, scale = 1;
+    for (int64_t i = 0; i < m; i++) {
+        double fd = ((double)ys[0][i] - (double)ys[1][i]) / (2 * eps);
+        scale = fmax(scale, fabs(fd));
+        worst = fmax(worst, fabs(fd - (double)jv[i]));
+    }
+    printf("jvp %-28s ok    max err %.2g against differences, adjoint %.12g\n",
+           label, worst / scale, lhs);
+    ck_assert_msg(worst <= 1e-6 * scale, "%s: J v differs from differences "
+                  "by %g (scale %g)", label, worst, scale);
+    free(jv);
+    free(ys[0]);
+    free(ys[1]);
+    tg_clear_tangents();
+}
+
+START_TEST(jvp_user_cells)
+{
+    const tg_cell_type *cells[] = {&zoo, &sliced};
+    for (int fuse = 0; fuse < 2; fuse++) {
+        tg_set_fusion(fuse);
+        for (int i = 0; i < 2; i++) {
+            tg_manual_seed(50 + (uint64_t)i);
+            tg_rnn *r = tg_rnn_new(cells[i], 3, 4, 2, 0.0, NULL);
+            char label[64];
+            snprintf(label, sizeof label, "user cell %s, all params%s",
+                     cells[i]->name, fuse ? ", compiled" : "");
+            check_rnn_all(label, r, LEAF(51, 5, 2, 3));
+            tg_rnn_free(r);
+            tg_tape_reset();
+        }
+    }
+}
+END_TEST
+
 /* ---- losses and layers --------------------------------------------------- */
 
 static tg_tensor *softmaxes(tg_tensor *const *in, void *ud)
@@ -386,6 +511,7 @@ static Suite *suite(void)
     tcase_add_test(tc, jvp_lstm_cell);
     tcase_add_test(tc, jvp_sequence_layer);
     tcase_add_test(tc, jvp_compiled_step_weights);
+    tcase_add_test(tc, jvp_user_cells);
     tcase_add_test(tc, jvp_softmax);
     tcase_add_test(tc, jvp_losses);
     tcase_add_test(tc, jvp_layers);
