@@ -545,13 +545,44 @@ static void sec_fused(void)
     }
 }
 
+/* Section 8: forward mode on section 1's expression, then what each mode
+ * costs: one reverse sweep gives df/dx, df/dw, df/db together; forward
+ * mode needs one sweep per input direction. */
+static void sec_forward(void)
+{
+    printf("== forward: J v in one sweep forward, on f = (x*w + b) * x\n\n");
+    tg_tensor *in[3];
+    make_leaves(in);
+    tg_tensor *f = expr_f(in, NULL);
+    const char *names[3] = {"x", "w", "b"};
+    for (int k = 0; k < 3; k++) { /* one sweep per direction */
+        for (int j = 0; j < 3; j++)
+            tg_set_tangent(in[j], tg_scalar(j == k ? 1 : 0));
+        tg_jvp();
+        printf("direction d%s = 1 (others 0):", names[k]);
+        for (int64_t i = 0; i < tg_tape_size(); i++) {
+            const tg_tensor *y = tg_tape_entry(i)->out;
+            printf("  d%s = %g", y->name, y->tangent ? (double)y->tangent[0] : 0.0);
+        }
+        printf("\n");
+    }
+    tg_backward(f);
+    printf("\none reverse sweep instead: df/dx = %g, df/dw = %g, df/db = %g\n",
+           (double)in[0]->grad[0], (double)in[1]->grad[0],
+           (double)in[2]->grad[0]);
+    printf("forward mode: 3 sweeps for 3 inputs (one per direction), "
+           "all outputs at once;\nreverse mode: 1 sweep for 1 output, "
+           "all inputs at once\n");
+    tg_tape_reset();
+}
+
 static const struct {
     const char *name;
     void (*run)(void);
 } sections[] = {{"expr", sec_expr},           {"lstm", sec_lstm},
                 {"bptt", sec_bptt},           {"truncated", sec_truncated},
                 {"memory", sec_memory},       {"rnn-vs-lstm", sec_jacobian},
-                {"fused", sec_fused}};
+                {"fused", sec_fused},         {"forward", sec_forward}};
 enum { NSEC = sizeof sections / sizeof *sections };
 
 int main(int argc, char **argv)
