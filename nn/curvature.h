@@ -1,0 +1,58 @@
+/*
+ * nn/curvature.h - curvature products for models ending in a loss:
+ * Gauss-Newton-vector products and the top eigenvalue of the Gauss-Newton
+ * matrix, from one forward-mode and one reverse sweep each.
+ *
+ * A model maps its parameters theta to outputs z (logits, predictions);
+ * the loss L(z) follows. The Gauss-Newton matrix G = J^T H J (J = dz /
+ * dtheta, H = d^2 L / dz^2) is the Hessian of L(z(theta)) without the
+ * terms of z's own curvature: positive semi-definite for cross-entropy
+ * and squared error, which is what makes it usable by conjugate gradient
+ * (Martens' Hessian-free optimisation). Its product with v:
+ *
+ *     J v      one forward-mode sweep (tg_jvp) with v as the parameters'
+ *              tangent;
+ *     H (J v)  in closed form: softmax's p (Jv) - p (p . Jv) per row for
+ *              cross-entropy, 2 (Jv) for squared error (times 1/N for a
+ *              mean);
+ *     J^T ...  one reverse sweep seeded with it (tg_backward_seed).
+ *
+ * Vectors over the parameters are flat: the parameters of the list one
+ * after the other, in list order (tg_params_numel numbers).
+ */
+#ifndef TG_NN_CURVATURE_H
+#define TG_NN_CURVATURE_H
+
+#include "nn/params.h"
+#include "ops/ops.h"
+
+typedef enum tg_curv_kind {
+    TG_CURV_CROSS_ENTROPY, /* z: logits [..., C], classes in the last axis */
+    TG_CURV_MSE            /* z: predictions, any shape                    */
+} tg_curv_kind;
+
+typedef struct tg_curv_loss {
+    tg_curv_kind kind;
+    tg_reduction reduction; /* TG_MEAN (over rows / elements) or TG_SUM */
+} tg_curv_loss;
+
+/* Records the model's outputs z from its parameters (called once per
+ * product: each product needs a fresh forward pass). NULL on failure. */
+typedef tg_tensor *(*tg_model_fn)(void *ud);
+
+/* gv = G v for the parameters ps (requiring grad) of the model f. Uses
+ * the parameters' gradients as scratch (they are zero afterwards) and
+ * resets the tape. 0, or -1 after an error. */
+int tg_gauss_newton_product(tg_model_fn f, void *ud, tg_curv_loss loss,
+                            tg_params *ps, const tg_real *v, tg_real *gv);
+
+/* The largest eigenvalue of G by power iteration from a random start
+ * (seed), at most iters products, stopping when it changes by less than
+ * rel_tol relatively. vec: NULL, or tg_params_numel numbers for the
+ * eigenvector. NAN after an error. */
+double tg_gauss_newton_top_eigenvalue(tg_model_fn f, void *ud,
+                                      tg_curv_loss loss, tg_params *ps,
+                                      int iters, double rel_tol,
+                                      uint64_t seed, tg_real *vec);
+
+#endif

@@ -1,0 +1,289 @@
+/*
+ * tests/grad_curvature.c - Gauss-Newton-vector products (nn/curvature.h),
+ * double build:
+ *   - a model linear in its parameters has G = H: G v against central
+ *     differences of the gradient, (grad(theta + eps v) - grad(theta -
+ *     eps v)) / (2 eps);
+ *   - a nonlinear model: G v against J^T H J v assembled independently
+ *     (J v by differences of the outputs, H by hand, J^T by backward);
+ *   - G is symmetric (u . G v = v . G u), also through a compiled LSTM;
+ *   - the top eigenvalue by power iteration against the dense G.
+ */
+#include "harness.h"
+#include "nn/curvature.h"
+#include "nn/rnn.h"
+
+typedef struct model {
+    tg_params ps;
+    tg_tensor *W, *b, *W2; /* W2: the hidden layer of the nonlinear one */
+    tg_tensor *x;          /* persistent input */
+    const int64_t *targets;
+    bool nonlinear;
+    tg_rnn *rnn;           /* the sequence model: z = linear(rnn(x)) */
+} model;
+
+static tg_tensor *outputs(void *ud)
+{
+    model *m = ud;
+    tg_tensor *h = m->x;
+    if (m->rnn) {
+        tg_rnn_out out;
+        if (tg_rnn_forward(m->rnn, m->x, NULL, false, NULL, &out) < 0)
+            return NULL;
+        h = out.y;
+    } else if (m->nonlinear) {
+        h = tg_tanh(tg_linear(h, m->W2, NULL));
+    }
+    return tg_linear(h, m->W, m->b);
+}
+
+/* the loss itself, for differences of its gradient */
+static double loss_and_grad(model *m, tg_curv_loss L, tg_real *grad)
+{
+    tg_tape_reset();
+    tg_params_zero_grad(&m->ps);
+    tg_tensor *z = outputs(m);
+    tg_tensor *l = L.kind == TG_CURV_CROSS_ENTROPY
+                       ? tg_cross_entropy(z, m->targets, L.reduction)
+                       : tg_mse(z, tg_zeros(z->ndim, z->shape), L.reduction);
+    tg_backward(l);
+    int64_t at = 0;
+    for (int i = 0; i < tg_params_count(&m->ps); i++) {
+        tg_tensor *w = tg_params_at(&m->ps, i)->tensor;
+        memcpy(grad + at, w->grad, (size_t)w->numel * sizeof(tg_real));
+        at += w->numel;
+    }
+    double v = l->data[0];
+    tg_params_zero_grad(&m->ps);
+    tg_tape_reset();
+    return v;
+}
+
+static void shift(model *m, const tg_real *v, double e)
+{
+    int64_t at = 0;
+    for (int i = 0; i < tg_params_count(&m->ps); i++) {
+        tg_tensor *w = tg_params_at(&m->ps, i)->tensor;
+        for (int64_t k = 0; k < w->numel; k++)
+            w->data[k] += (tg_real)(e * (double)v[at + k]);
+        at += w->numel;
+    }
+}
+
+static void make(model *m, bool nonlinear, int64_t N, int64_t I, int64_t C)
+{
+    static const int64_t tgt[8] = {0, 3, 1, 2, 2, 0, 1, 3};
+    memset(m, 0, sizeof *m);
+    tg_manual_seed(5);
+    int64_t H = nonlinear ? 5 : I;
+    m->W = tg_params_new(&m->ps, "W", TG_SHAPE(C, H));
+    m->b = tg_params_new(&m->ps, "b", TG_SHAPE(C));
+    if (nonlinear)
+        m->W2 = tg_params_new(&m->ps, "W2", TG_SHAPE(H, I));
+    for (int i = 0; i < tg_params_count(&m->ps); i++)
+        tg_fill_normal_(tg_params_at(&m->ps, i)->tensor, NULL, 0, 0.7);
+    m->x = tg_tensor_new(TG_SHAPE(N, I));
+    tg_fill_normal_(m->x, NULL, 0, 1);
+    m->targets = tgt;
+    m->nonlinear = nonlinear;
+}
+
+static void destroy(model *m)
+{
+    tg_params_free(&m->ps);
+    tg_tensor_free(m->x);
+    tg_rnn_free(m->rnn);
+}
+
+static void randvec(tg_real *v, int64_t n, uint64_t seed)
+{
+    tg_rng r;
+    tg_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = (tg_real)tg_rng_normal(&r);
+}
+
+static double dotv(const tg_real *a, const tg_real *b, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)a[i] * (double)b[i];
+    return s;
+}
+
+START_TEST(linear_model_gauss_newton_is_the_hessian)
+{
+    const tg_curv_loss losses[3] = {{TG_CURV_CROSS_ENTROPY, TG_MEAN},
+                                    {TG_CURV_CROSS_ENTROPY, TG_SUM},
+                                    {TG_CURV_MSE, TG_MEAN}};
+    for (int li = 0; li < 3; li++) {
+        model m;
+        make(&m, false, 8, 3, 4);
+        int64_t n = tg_params_numel(&m.ps);
+        tg_real v[64], gv[64], gp[64], gm[64];
+        randvec(v, n, 11);
+        ck_assert_int_eq(tg_gauss_newton_product(outputs, &m, losses[li], &m.ps,
+                                                 v, gv), 0);
+        const double eps = 1e-5;
+        shift(&m, v, eps);
+        loss_and_grad(&m, losses[li], gp);
+        shift(&m, v, -2 * eps);
+        loss_and_grad(&m, losses[li], gm);
+        shift(&m, v, eps);
+        double worst = 0, scale = 1;
+        for (int64_t i = 0; i < n; i++) {
+            double hv = ((double)gp[i] - (double)gm[i]) / (2 * eps);
+            scale = fmax(scale, fabs(hv));
+            worst = fmax(worst, fabs(hv - (double)gv[i]));
+        }
+        printf("G v = H v (linear model, loss %d): max err %.2g\n", li,
+               worst / scale);
+        ck_assert_msg(worst <= 1e-6 * scale, "loss %d: G v differs from "
+                      "differences of the gradient by %g", li, worst);
+        destroy(&m);
+    }
+}
+END_TEST
+
+START_TEST(nonlinear_model_against_jt_h_j)
+{
+    model m;
+    make(&m, true, 6, 3, 4);
+    tg_curv_loss L = {TG_CURV_MSE, TG_MEAN};
+    int64_t n = tg_params_numel(&m.ps);
+    tg_real v[128], gv[128];
+    randvec(v, n, 12);
+    ck_assert_int_eq(tg_gauss_newton_product(outputs, &m, L, &m.ps, v, gv), 0);
+    /* J v by differences of z; H = 2 / numel; J^T by a backward sweep */
+    const double eps = 1e-6;
+    bool was = tg_set_grad_enabled(false);
+    shift(&m, v, eps);
+    tg_tensor *zp = tg_clone(outputs(&m));
+    shift(&m, v, -2 * eps);
+    tg_tensor *zm = tg_clone(outputs(&m));
+    shift(&m, v, eps);
+    tg_set_grad_enabled(was);
+    tg_tensor *z = outputs(&m);
+    tg_tensor *u = tg_empty(z->ndim, z->shape);
+    for (int64_t i = 0; i < z->numel; i++)
+        u->data[i] = (tg_real)(2.0 / (double)z->numel *
+                               ((double)zp->data[i] - (double)zm->data[i]) /
+                               (2 * eps));
+    tg_params_zero_grad(&m.ps);
+    ck_assert_int_eq(tg_backward_seed(z, u), 0);
+    int64_t at = 0;
+    double worst = 0, scale = 1;
+    for (int i = 0; i < tg_params_count(&m.ps); i++) {
+        tg_tensor *w = tg_params_at(&m.ps, i)->tensor;
+        for (int64_t k = 0; k < w->numel; k++) {
+            scale = fmax(scale, fabs((double)w->grad[k]));
+            worst = fmax(worst, fabs((double)w->grad[k] - (double)gv[at + k]));
+        }
+        at += w->numel;
+    }
+    printf("G v = J^T H J v (tanh layer, mse): max err %.2g\n", worst / scale);
+    ck_assert_msg(worst <= 1e-6 * scale, "G v differs from J^T H J v by %g",
+                  worst);
+    destroy(&m);
+}
+END_TEST
+
+START_TEST(symmetric_also_through_a_compiled_lstm)
+{
+    for (int fuse = 0; fuse < 2; fuse++) {
+        tg_set_fusion(fuse);
+        model m;
+        memset(&m, 0, sizeof m);
+        static const int64_t tgt[8] = {0, 3, 1, 2, 2, 0, 1, 3};
+        tg_manual_seed(8);
+        m.rnn = tg_rnn_new(&tg_lstm_cell, 3, 5, 1, 0.0, NULL);
+        tg_params_add_from(&m.ps, "rnn.", &m.rnn->params);
+        m.W = tg_params_new(&m.ps, "W", TG_SHAPE(4, 5));
+        m.b = tg_params_new(&m.ps, "b", TG_SHAPE(4));
+        tg_fill_normal_(m.W, NULL, 0, 0.5);
+        m.x = tg_tensor_new(TG_SHAPE(4, 2, 3)); /* T = 4, B = 2: 8 rows */
+        tg_fill_normal_(m.x, NULL, 0, 1);
+        m.targets = tgt;
+        int64_t n = tg_params_numel(&m.ps);
+        tg_real *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+        tg_real *Ga = malloc((size_t)n * sizeof *a), *Gb = malloc((size_t)n * sizeof *b);
+        randvec(a, n, 13);
+        randvec(b, n, 14);
+        tg_curv_loss L = {TG_CURV_CROSS_ENTROPY, TG_MEAN};
+        ck_assert_int_eq(tg_gauss_newton_product(outputs, &m, L, &m.ps, a, Ga), 0);
+        ck_assert_int_eq(tg_gauss_newton_product(outputs, &m, L, &m.ps, b, Gb), 0);
+        double bGa = dotv(b, Ga, n), aGb = dotv(a, Gb, n), aGa = dotv(a, Ga, n);
+        printf("LSTM%s: b.Ga = %.12g, a.Gb = %.12g, a.Ga = %.6g\n",
+               fuse ? " (compiled)" : "", bGa, aGb, aGa);
+        ck_assert_msg(fabs(bGa - aGb) <= 1e-9 * fmax(1.0, fabs(aGb)),
+                      "G is not symmetric: %.15g vs %.15g", bGa, aGb);
+        ck_assert(aGa >= 0); /* positive semi-definite */
+        free(a);
+        free(b);
+        free(Ga);
+        free(Gb);
+        destroy(&m);
+    }
+}
+END_TEST
+
+START_TEST(top_eigenvalue_by_power_iteration)
+{
+    model m;
+    make(&m, true, 8, 3, 4);
+    tg_curv_loss L = {TG_CURV_CROSS_ENTROPY, TG_MEAN};
+    int64_t n = tg_params_numel(&m.ps);
+    ck_assert_int_le(n, 64);
+    /* the dense G, column by column */
+    static tg_real G[64][64];
+    tg_real e[64], col[64];
+    for (int64_t j = 0; j < n; j++) {
+        memset(e, 0, sizeof e);
+        e[j] = 1;
+        ck_assert_int_eq(tg_gauss_newton_product(outputs, &m, L, &m.ps, e, col), 0);
+        for (int64_t i = 0; i < n; i++)
+            G[i][j] = col[i];
+    }
+    /* its top eigenvalue, by many dense power iterations */
+    double x[64], y[64], lam = 0;
+    for (int64_t i = 0; i < n; i++)
+        x[i] = 1.0 / sqrt((double)n) * (1 + 0.01 * (double)i);
+    for (int it = 0; it < 5000; it++) {
+        double nrm = 0;
+        for (int64_t i = 0; i < n; i++) {
+            y[i] = 0;
+            for (int64_t j = 0; j < n; j++)
+                y[i] += (double)G[i][j] * x[j];
+            nrm += y[i] * y[i];
+        }
+        nrm = sqrt(nrm);
+        lam = 0;
+        for (int64_t i = 0; i < n; i++)
+            lam += x[i] * y[i];
+        for (int64_t i = 0; i < n; i++)
+            x[i] = y[i] / nrm;
+    }
+    double got = tg_gauss_newton_top_eigenvalue(outputs, &m, L, &m.ps, 500,
+                                                1e-12, 3, NULL);
+    printf("top eigenvalue of G: %.10g (dense: %.10g)\n", got, lam);
+    ck_assert_msg(fabs(got - lam) <= 1e-6 * lam, "power iteration gave %.12g, "
+                  "the dense matrix %.12g", got, lam);
+    destroy(&m);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("curvature");
+    TCase *tc = tcase_create("curvature");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, NULL, tgt_teardown);
+    tcase_add_test(tc, linear_model_gauss_newton_is_the_hessian);
+    tcase_add_test(tc, nonlinear_model_against_jt_h_j);
+    tcase_add_test(tc, symmetric_also_through_a_compiled_lstm);
+    tcase_add_test(tc, top_eigenvalue_by_power_iteration);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TG_TEST_MAIN(suite)
