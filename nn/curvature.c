@@ -133,3 +133,175 @@ double tg_gauss_newton_top_eigenvalue(tg_model_fn f, void *ud,
     free(g);
     return lambda;
 }
+
+/* ---- Hessian-free optimisation ------------------------------------------ */
+
+tg_hf *tg_hf_new(tg_params *ps, tg_model_fn model, tg_loss_fn loss_of,
+                 void *ud, tg_curv_loss curv, double lambda0, int max_cg)
+{
+    if (!ps || !model || !loss_of || !(lambda0 > 0) || max_cg < 1) {
+        tg_error("hf_new", "needs parameters, a model, a loss, lambda0 > 0 "
+                 "(got %g) and max_cg >= 1 (got %d)", lambda0, max_cg);
+        return NULL;
+    }
+    tg_hf *h = tg_xcalloc(1, sizeof *h);
+    h->ps = ps;
+    h->model = model;
+    h->loss_of = loss_of;
+    h->ud = ud;
+    h->curv = curv;
+    h->lambda = lambda0;
+    h->max_cg = max_cg;
+    h->n = tg_params_numel(ps);
+    h->prev = tg_xcalloc((size_t)(h->n ? h->n : 1), sizeof(tg_real));
+    return h;
+}
+
+void tg_hf_free(tg_hf *h)
+{
+    if (h) {
+        free(h->prev);
+        free(h);
+    }
+}
+
+/* the loss at the current parameters; with grad: its gradient, flat */
+static double hf_loss(tg_hf *h, tg_real *grad)
+{
+    tg_tape_reset();
+    tg_params_zero_grad(h->ps);
+    bool was = tg_set_grad_enabled(grad != NULL);
+    tg_tensor *z = h->model(h->ud);
+    tg_tensor *l = z ? h->loss_of(z, h->ud) : NULL;
+    tg_set_grad_enabled(was);
+    if (!l)
+        return NAN;
+    double v = (double)l->data[0];
+    if (grad) {
+        if (tg_backward(l) < 0)
+            return NAN;
+        int64_t at = 0;
+        for (int i = 0; i < tg_params_count(h->ps); i++) {
+            tg_tensor *w = tg_params_at(h->ps, i)->tensor;
+            if (w->grad)
+                memcpy(grad + at, w->grad, (size_t)w->numel * sizeof *grad);
+            else
+                memset(grad + at, 0, (size_t)w->numel * sizeof *grad);
+            at += w->numel;
+        }
+        tg_params_zero_grad(h->ps);
+    }
+    tg_tape_reset();
+    return v;
+}
+
+/* the parameters, flat: out = theta, or theta = in */
+static void hf_params(tg_hf *h, tg_real *out, const tg_real *in)
+{
+    int64_t at = 0;
+    for (int i = 0; i < tg_params_count(h->ps); i++) {
+        tg_tensor *w = tg_params_at(h->ps, i)->tensor;
+        size_t b = (size_t)w->numel * sizeof(tg_real);
+        if (out)
+            memcpy(out + at, w->data, b);
+        else {
+            memcpy(w->data, in + at, b);
+            tg_bump_version(w);
+        }
+        at += w->numel;
+    }
+}
+
+static void hf_shift(tg_hf *h, const tg_real *d, double s)
+{
+    int64_t at = 0;
+    for (int i = 0; i < tg_params_count(h->ps); i++) {
+        tg_tensor *w = tg_params_at(h->ps, i)->tensor;
+        for (int64_t k = 0; k < w->numel; k++)
+            w->data[k] += (tg_real)(s * (double)d[at + k]);
+        tg_bump_version(w);
+        at += w->numel;
+    }
+}
+
+static double dotd(const tg_real *a, const tg_real *b, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)a[i] * (double)b[i];
+    return s;
+}
+
+int tg_hf_step(tg_hf *h)
+{
+    int64_t n = h->n;
+    size_t bytes = (size_t)(n ? n : 1) * sizeof(tg_real);
+    tg_real *g = malloc(bytes), *d = malloc(bytes), *r = malloc(bytes);
+    tg_real *p = malloc(bytes), *Ap = malloc(bytes), *Ad = malloc(bytes);
+    int rc = -1;
+    double L0 = hf_loss(h, g);
+    if (!isfinite(L0)) {
+        tg_error("hf_step", "the loss is %g at the current parameters", L0);
+        goto done;
+    }
+    /* CG on A d = -g, A = G + lambda I, from d = 0.95 * the last step */
+    for (int64_t i = 0; i < n; i++)
+        d[i] = (tg_real)(0.95 * (double)h->prev[i]);
+    if (tg_gauss_newton_product(h->model, h->ud, h->curv, h->ps, d, Ad) < 0)
+        goto done;
+    for (int64_t i = 0; i < n; i++) {
+        Ad[i] = (tg_real)((double)Ad[i] + h->lambda * (double)d[i]);
+        r[i] = -g[i] - Ad[i];
+        p[i] = r[i];
+    }
+    double rr = dotd(r, r, n), bb = dotd(g, g, n);
+    int it = 0;
+    for (; it < h->max_cg && rr > 1e-20 * bb; it++) {
+        if (tg_gauss_newton_product(h->model, h->ud, h->curv, h->ps, p, Ap) < 0)
+            goto done;
+        for (int64_t i = 0; i < n; i++)
+            Ap[i] = (tg_real)((double)Ap[i] + h->lambda * (double)p[i]);
+        double pAp = dotd(p, Ap, n);
+        if (!(pAp > 0))
+            break; /* not positive: G + lambda I is, so rounding */
+        double a = rr / pAp;
+        for (int64_t i = 0; i < n; i++) {
+            d[i] = (tg_real)((double)d[i] + a * (double)p[i]);
+            Ad[i] = (tg_real)((double)Ad[i] + a * (double)Ap[i]);
+            r[i] = (tg_real)((double)r[i] - a * (double)Ap[i]);
+        }
+        double rr2 = dotd(r, r, n);
+        for (int64_t i = 0; i < n; i++)
+            p[i] = (tg_real)((double)r[i] + rr2 / rr * (double)p[i]);
+        rr = rr2;
+    }
+    h->cg_iters = it;
+    /* the model's predicted change (undamped G: A d - lambda d) */
+    double q = dotd(g, d, n) + 0.5 * (dotd(d, Ad, n) - h->lambda * dotd(d, d, n));
+    hf_params(h, p, NULL); /* theta, kept in p (CG is done with it) */
+    hf_shift(h, d, 1.0);
+    double L1 = hf_loss(h, NULL);
+    h->rho = q < 0 ? (L1 - L0) / q : -1;
+    if (h->rho > 0.75)
+        h->lambda *= 2.0 / 3.0;
+    else if (h->rho < 0.25)
+        h->lambda *= 1.5;
+    if (!(L1 <= L0)) { /* worse (or NaN): not taken, theta exactly back */
+        hf_params(h, NULL, p);
+        memset(h->prev, 0, bytes);
+    } else {
+        memcpy(h->prev, d, bytes);
+    }
+    h->loss = L0;
+    h->steps++;
+    rc = 0;
+done:
+    free(g);
+    free(d);
+    free(r);
+    free(p);
+    free(Ap);
+    free(Ad);
+    tg_tape_reset();
+    return rc;
+}

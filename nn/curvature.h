@@ -55,4 +55,35 @@ double tg_gauss_newton_top_eigenvalue(tg_model_fn f, void *ud,
                                       int iters, double rel_tol,
                                       uint64_t seed, tg_real *vec);
 
+/* ---- Hessian-free optimisation (Martens 2010) ----------------------------
+ * Each step solves (G + lambda I) d = -grad by conjugate gradient (at
+ * most max_cg products G v, warm-started from 0.95 times the last step),
+ * tries theta + d, and adapts lambda Levenberg-Marquardt style from the
+ * ratio rho of the loss's actual to predicted decrease (rho > 3/4: lambda
+ * times 2/3; rho < 1/4: times 3/2; a step that raises the loss is not
+ * taken). Not yet: structural damping (Martens and Sutskever 2011) and
+ * CG backtracking. */
+typedef tg_tensor *(*tg_loss_fn)(tg_tensor *z, void *ud); /* loss of z */
+
+typedef struct tg_hf {
+    tg_params *ps;
+    tg_model_fn model;
+    tg_loss_fn loss_of;
+    void *ud;
+    tg_curv_loss curv;
+    double lambda;       /* the damping, adapted every step */
+    int max_cg;
+    int64_t n, steps;
+    tg_real *prev;       /* the last step taken (warm start) */
+    double loss, rho;    /* of the last step: loss before it, and rho */
+    int cg_iters;        /* of the last step */
+} tg_hf;
+
+tg_hf *tg_hf_new(tg_params *ps, tg_model_fn model, tg_loss_fn loss_of,
+                 void *ud, tg_curv_loss curv, double lambda0, int max_cg);
+void tg_hf_free(tg_hf *h);
+/* One step: the loss and gradient at the current parameters, CG, the
+ * trial, the damping. Resets the tape. 0, or -1 after an error. */
+int tg_hf_step(tg_hf *h);
+
 #endif
