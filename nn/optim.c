@@ -414,38 +414,6 @@ static void set_err(char *err, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-/* "[2, 3]" of a stored tensor */
-static void st_shape_text(char *buf, size_t cap, const tg_st_tensor *t)
-{
-    size_t k = (size_t)snprintf(buf, cap, "[");
-    for (int d = 0; d < t->ndim && k < cap; d++)
-        k += (size_t)snprintf(buf + k, cap - k, d ? ", %lld" : "%lld",
-                              (long long)t->shape[d]);
-    if (k < cap)
-        snprintf(buf + k, cap - k, "]");
-}
-
-/* The index of the first number of a stored float tensor that is NaN or
- * infinite, or negative when nonneg (a second moment v is a mean of
- * squares); -1 if there is none. The bytes may be unaligned: memcpy. */
-static int64_t first_bad(const tg_st_tensor *t, bool nonneg)
-{
-    const unsigned char *b = t->data;
-    for (int64_t i = 0; i < t->numel; i++) {
-        double x;
-        if (t->dtype == TG_F32) {
-            float f;
-            memcpy(&f, b + 4 * i, 4);
-            x = (double)f;
-        } else {
-            memcpy(&x, b + 8 * i, 8);
-        }
-        if (!isfinite(x) || (nonneg && x < 0))
-            return i;
-    }
-    return -1;
-}
-
 /* The buffer named pre + param + suffix: present, floats, p's shape,
  * finite (and not negative for Adam's v). NULL and a message otherwise. */
 static const tg_st_tensor *find_buffer(const tg_st_file *f, const char *pre,
@@ -463,7 +431,7 @@ static const tg_st_tensor *find_buffer(const tg_st_file *f, const char *pre,
             same = s->shape[d] == p->tensor->shape[d];
         if (!same) {
             char have[96], want[96];
-            st_shape_text(have, sizeof have, s);
+            tg_st_shape_str(s, have, sizeof have);
             tg_shape_str(p->tensor, want, sizeof want);
             set_err(err, cap, "optimizer state '%s' is %s %s in the file, but "
                     "parameter '%s' is %s (floats): was it saved from another "
@@ -472,7 +440,7 @@ static const tg_st_tensor *find_buffer(const tg_st_file *f, const char *pre,
             s = NULL;
         } else {
             bool nonneg = !strcmp(suffix, ".v");
-            int64_t bad = first_bad(s, nonneg);
+            int64_t bad = tg_st_first_bad(s, nonneg);
             if (bad >= 0) {
                 set_err(err, cap, "optimizer state '%s' in the file holds a "
                         "%s number (element %lld)%s: the file was saved from "

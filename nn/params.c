@@ -5,7 +5,6 @@
 #include "autograd/tape.h"
 #include "tensor/ds.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,37 +170,6 @@ void tg_params_save(const tg_params *ps, tg_st_writer *w, const char *prefix)
     }
 }
 
-/* "[2, 3]" of a stored tensor */
-static void st_shape_text(char *buf, size_t cap, const tg_st_tensor *t)
-{
-    size_t k = (size_t)snprintf(buf, cap, "[");
-    for (int d = 0; d < t->ndim && k < cap; d++)
-        k += (size_t)snprintf(buf + k, cap - k, d ? ", %lld" : "%lld",
-                              (long long)t->shape[d]);
-    if (k < cap)
-        snprintf(buf + k, cap - k, "]");
-}
-
-/* The index of the first NaN or infinite number of a stored float tensor,
- * -1 if there is none. Its bytes may be unaligned: read with memcpy. */
-static int64_t first_non_finite(const tg_st_tensor *t)
-{
-    const unsigned char *b = t->data;
-    for (int64_t i = 0; i < t->numel; i++) {
-        double x;
-        if (t->dtype == TG_F32) {
-            float f;
-            memcpy(&f, b + 4 * i, 4);
-            x = (double)f;
-        } else {
-            memcpy(&x, b + 8 * i, 8);
-        }
-        if (!isfinite(x))
-            return i;
-    }
-    return -1;
-}
-
 /* The stored tensor for parameter p: present, floats of p's shape, every
  * number finite. NULL and a message naming the file's tensor otherwise. */
 static const tg_st_tensor *find_param(const tg_st_file *f, const char *name,
@@ -218,7 +186,7 @@ static const tg_st_tensor *find_param(const tg_st_file *f, const char *name,
         same = t->shape[d] == p->shape[d];
     if (!same) {
         char have[96], want[96];
-        st_shape_text(have, sizeof have, t);
+        tg_st_shape_str(t, have, sizeof have);
         tg_shape_str(p, want, sizeof want);
         snprintf(err, errcap, "tensor '%s' is %s %s in the file, but the "
                  "model's parameter is %s (floats): was the file saved from "
@@ -226,7 +194,7 @@ static const tg_st_tensor *find_param(const tg_st_file *f, const char *name,
                  have, want);
         return NULL;
     }
-    int64_t bad = first_non_finite(t);
+    int64_t bad = tg_st_first_bad(t, false);
     if (bad >= 0) {
         snprintf(err, errcap, "tensor '%s' in the file holds a NaN or "
                  "infinite number (element %lld): the file was saved from a "

@@ -18,6 +18,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,14 +388,38 @@ void tg_st_meta_at(const tg_st_file *f, int i, const char **key,
         *value = ok ? f->meta[i].value : NULL;
 }
 
-static void shape_text(char *buf, size_t cap, int ndim, const int64_t *shape)
+const char *tg_st_shape_str(const tg_st_tensor *t, char *buf, size_t cap)
 {
     size_t n = (size_t)snprintf(buf, cap, "[");
-    for (int d = 0; d < ndim && n < cap; d++)
+    for (int d = 0; t && d < t->ndim && n < cap; d++)
         n += (size_t)snprintf(buf + n, cap - n, d ? ", %lld" : "%lld",
-                              (long long)shape[d]);
+                              (long long)t->shape[d]);
     if (n < cap)
         snprintf(buf + n, cap - n, "]");
+    return buf;
+}
+
+double tg_st_value(const tg_st_tensor *t, int64_t i)
+{
+    const unsigned char *p = t->data;
+    if (t->dtype == TG_F32) {
+        float x;
+        memcpy(&x, p + 4 * i, 4);
+        return (double)x;
+    }
+    double v;
+    memcpy(&v, p + 8 * i, 8);
+    return v;
+}
+
+int64_t tg_st_first_bad(const tg_st_tensor *t, bool nonneg)
+{
+    for (int64_t i = 0; t && t->dtype != TG_I64 && i < t->numel; i++) {
+        double x = tg_st_value(t, i);
+        if (!isfinite(x) || (nonneg && x < 0))
+            return i;
+    }
+    return -1;
 }
 
 int tg_st_copy_to(const tg_st_tensor *t, tg_tensor *dst, char *err, size_t cap)
@@ -415,21 +440,13 @@ int tg_st_copy_to(const tg_st_tensor *t, tg_tensor *dst, char *err, size_t cap)
     for (int d = 0; same && d < t->ndim; d++)
         same = dst->shape[d] == t->shape[d];
     if (!same) {
-        shape_text(a, sizeof a, t->ndim, t->shape);
+        tg_st_shape_str(t, a, sizeof a);
         set_err(err, cap, "tensor '%s' has shape %s in the file but %s is "
                 "expected", t->name, a, tg_shape_str(dst, b, sizeof b));
         return -1;
     }
-    const unsigned char *p = t->data;
     for (int64_t i = 0; i < t->numel; i++) {
-        double v;
-        if (t->dtype == TG_F32) {
-            float x;
-            memcpy(&x, p + 4 * i, 4);
-            v = (double)x;
-        } else {
-            memcpy(&v, p + 8 * i, 8);
-        }
+        double v = tg_st_value(t, i);
         /* row-major element i of dst, whatever its strides */
         int64_t off = 0, r = i;
         for (int d = dst->ndim - 1; d >= 0; d--) {

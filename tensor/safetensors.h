@@ -100,6 +100,14 @@ tg_tensor *tg_st_new_tensor(const tg_st_tensor *t);
 /* Copies an I64 tensor's numel values into out. 0, or -1 if not I64 (or
  * t or out is NULL). */
 int tg_st_read_i64(const tg_st_tensor *t, int64_t *out);
+/* Number i (row-major) of a float tensor (F32 or F64), as a double; the
+ * stored bytes may be unaligned. */
+double tg_st_value(const tg_st_tensor *t, int64_t i);
+/* The index of t's first NaN or infinite number - or negative one, with
+ * nonneg - or -1 if there is none (checks before loading a file). */
+int64_t tg_st_first_bad(const tg_st_tensor *t, bool nonneg);
+/* "[2, 3]": t's stored shape, for messages; returns buf. */
+const char *tg_st_shape_str(const tg_st_tensor *t, char *buf, size_t cap);
 
 /* ---- writing ---------------------------------------------------------- */
 typedef struct tg_st_writer tg_st_writer;
