@@ -2,10 +2,10 @@
 # Installs what `make fuzz` needs on top of scripts/deps.sh: clang and its
 # libFuzzer and sanitizer runtimes. On Debian 12 these are the packages
 # clang (clang-14) and libclang-rt-dev (libclang-rt-14-dev, which holds
-# libclang_rt.fuzzer). As root it runs apt-get; otherwise it prints the
-# exact command to run and stops. FUZZ_CC names another compiler.
+# libclang_rt.fuzzer). scripts/deps.sh installs them with the rest: as
+# root with apt-get, otherwise it prints the exact command and stops.
+# FUZZ_CC names another compiler.
 set -e
-sh "$(dirname "$0")/deps.sh"
 cc=${FUZZ_CC:-clang}
 missing=""
 command -v "$cc" >/dev/null 2>&1 || missing="clang libclang-rt-dev"
@@ -20,14 +20,5 @@ if [ -z "$missing" ]; then
         >/dev/null 2>&1 || missing="libclang-rt-dev"
     rm -rf "$tmp"
 fi
-[ -z "$missing" ] && exit 0
-cmd="apt-get update && apt-get install -y $missing"
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "fuzz deps: installing $missing"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq $missing >/dev/null
-else
-    echo "fuzz deps: missing $missing (clang with libFuzzer). Install with:"
-    echo "    sudo sh -c '$cmd'"
-    exit 1
-fi
+# scripts/deps.sh installs (or names) them with the build's own needs
+exec sh "$(dirname "$0")/deps.sh" $missing

@@ -5,6 +5,7 @@
  *   - reverse mode, through u . (J v) = (J^T u) . v for a random u,
  * both to a relative 1e-6, for random directions on every input at once.
  */
+#include "cells.h"
 #include "harness.h"
 #include "nn/rnn.h"
 #include "ops/internal.h" /* tg_linear_into */
@@ -263,44 +264,7 @@ END_TEST
 
 /* ---- user cells: directions on the input and on every parameter ------- */
 
-static int zoo_init(tg_cell *c, tg_rng *rng)
-{
-    return tg_cell_param_new(c, "w", TG_SHAPE(c->hidden_size), rng) ? 0 : -1;
-}
-
-/* (tests/grad_fuse.c's zoo) every elementwise code but step, a parameter
- * broadcast over rows, a mean broadcast over columns, overlapping slices */
-static void zoo_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
-                     tg_tensor **next)
-{
-    int64_t H = c->hidden_size;
-    tg_tensor *h = s[0], *g[3];
-    tg_chunk(tg_add(xp, tg_linear(h, c->weight_hh, c->bias_hh)), 3, 1, g);
-    tg_tensor *p = tg_add_scalar(tg_sigmoid(g[0]), 0.5);
-    tg_tensor *q = tg_mul_scalar(tg_exp(tg_neg(tg_relu(g[1]))), 0.9);
-    tg_tensor *r = tg_div(tg_log(p), tg_sqrt(tg_add_scalar(q, 1.0)));
-    tg_tensor *u = tg_pow(p, tg_sub(q, tg_tanh(g[2])));
-    tg_tensor *m = tg_mean_dim(h, -1, true);
-    tg_tensor *z = tg_add(tg_mul(r, tg_cell_param(c, "w")),
-                          tg_mul(tg_pow_scalar(u, 1.5), m));
-    tg_tensor *a = tg_slice(xp, 1, 0, H, 1), *b = tg_slice(xp, 1, 1, H + 1, 1);
-    next[0] = tg_tanh(tg_add(z, tg_mul(a, b)));
-}
-static const tg_cell_type zoo = {"zoo", 1, 3, zoo_init, zoo_step};
-
-/* weights sliced in the step, a transpose, a state passed through */
-static void sliced_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
-                        tg_tensor **next)
-{
-    tg_tensor *W[2], *x[2];
-    tg_chunk(c->weight_hh, 2, 0, W);
-    tg_chunk(xp, 2, 1, x);
-    tg_tensor *f = tg_sigmoid(tg_add(x[0], tg_matmul(s[0], tg_transpose(W[0], 0, 1))));
-    tg_tensor *n = tg_tanh(tg_add(x[1], tg_linear(s[0], W[1], NULL)));
-    next[0] = tg_add(tg_mul(f, n), tg_mul(tg_add_scalar(tg_neg(f), 1), s[0]));
-    next[1] = s[1];
-}
-static const tg_cell_type sliced = {"sliced", 2, 2, NULL, sliced_step};
+/* (tests/cells.h: zoo and sliced) */
 
 /* J v of the sequence layer's output along v on x and on every parameter,
  * against differences (parameters moved in place) and reverse mode */
