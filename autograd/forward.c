@@ -20,6 +20,17 @@
 
 static tg_tensor **leaves; /* stb_ds array: tensors given a tangent */
 static bool swept;         /* tg_jvp ran since the last clear */
+static bool records;       /* tg_jvp_create_graph is running */
+
+bool tg_jvp_records(void)
+{
+    return records;
+}
+
+tg_tensor *tg_tangent(const tg_tensor *t)
+{
+    return t ? t->tangent_rec : NULL;
+}
 
 int tg_set_tangent(tg_tensor *t, const tg_tensor *v)
 {
@@ -67,45 +78,62 @@ void tg_clear_tangents(void)
     swept = false;
     for (int64_t i = 0; i < tg_tape_size(); i++) {
         tg_entry *e = tg_tape_entry(i);
-        for (int k = 0; k < e->nout; k++)
+        for (int k = 0; k < e->nout; k++) {
             e->outs[k]->tangent = NULL; /* arena buffers: freed with it */
+            e->outs[k]->tangent_rec = NULL;
+        }
     }
 }
 
-int tg_jvp(void)
+static int sweep(bool create_graph)
 {
-    int64_t n = tg_tape_size();
+    int64_t n = tg_tape_size(); /* (a recording sweep appends entries) */
     swept = true;
     for (int64_t i = 0; i < n; i++) { /* forget an earlier direction's */
         tg_entry *e = tg_tape_entry(i);
-        for (int k = 0; k < e->nout; k++)
+        for (int k = 0; k < e->nout; k++) {
             e->outs[k]->tangent = NULL;
+            e->outs[k]->tangent_rec = NULL;
+        }
     }
-    /* the rules compute with ops: nothing of that is recorded */
-    bool was = tg_set_grad_enabled(false);
+    /* the rules compute with ops: recorded only when asked */
+    bool was = tg_set_grad_enabled(create_graph);
+    records = create_graph;
     int rc = 0;
     for (int64_t i = 0; i < n && rc == 0; i++) {
-        tg_entry *e = tg_tape_entry(i);
+        /* a copy: a recording rule grows the tape, which may move it */
+        tg_entry e = *tg_tape_entry(i);
         bool moves = false;
-        for (int k = 0; k < e->nin; k++)
-            moves |= e->in[k] && e->in[k]->tangent;
+        for (int k = 0; k < e.nin; k++)
+            moves |= e.in[k] && e.in[k]->tangent;
         if (!moves)
             continue; /* constant along v: tangents stay zero (NULL) */
-        if (!e->op->jvp) {
+        if (!e.op->jvp) {
             char buf[128];
             tg_error("jvp", "op '%s' (tape entry #%lld) has no forward-mode "
-                     "rule yet", tg_entry_label(e, buf, sizeof buf),
+                     "rule yet", tg_entry_label(&e, buf, sizeof buf),
                      (long long)i);
             rc = -1;
             break;
         }
-        e->op->jvp(e);
-        for (int k = 0; k < e->nout; k++)
-            if (!e->outs[k]->tangent) { /* a rule that failed (an error) */
+        e.op->jvp(&e);
+        for (int k = 0; k < e.nout; k++)
+            if (!e.outs[k]->tangent) { /* a rule that failed (an error) */
                 rc = -1;
                 break;
             }
     }
+    records = false;
     tg_set_grad_enabled(was);
     return rc;
+}
+
+int tg_jvp(void)
+{
+    return sweep(false);
+}
+
+int tg_jvp_create_graph(void)
+{
+    return sweep(true);
 }

@@ -217,6 +217,21 @@ void tg_set_grad_ready_hook(tg_grad_ready_fn fn, void *ud);
 int tg_set_tangent(tg_tensor *leaf, const tg_tensor *v);
 /* Runs the sweep over the whole tape. 0, or -1 after an error. */
 int tg_jvp(void);
+/* The same sweep, but the rules' work is recorded on the tape like any
+ * computation (PyTorch's create_graph=True): each recorded tensor's
+ * tangent is then a recorded tensor too (tg_tangent, and ->tangent holds
+ * its numbers), and reverse mode can differentiate it. With y = L a
+ * scalar loss and v on the parameters, L's tangent is grad L . v, and
+ * its gradient is the Hessian-vector product H v ("reverse over
+ * forward"; nn/curvature.h). Compiled cell steps (ops/fuse.h) have no
+ * recorded rule: record the model with fusion off. The directions set on
+ * leaves count as constants. 0, or -1 after an error. */
+int tg_jvp_create_graph(void);
+/* True while tg_jvp_create_graph runs (for the rules: record, or not). */
+bool tg_jvp_records(void);
+/* t's tangent after tg_jvp_create_graph: a recorded tensor of t's shape,
+ * NULL where t does not move along the direction. */
+tg_tensor *tg_tangent(const tg_tensor *t);
 /* Forgets every tangent (those set on leaves included). */
 void tg_clear_tangents(void);
 

@@ -6,6 +6,7 @@
  */
 #include "nn/curvature.h"
 
+#include "ops/fuse.h"
 #include "tensor/rng.h"
 
 #include <math.h>
@@ -96,12 +97,30 @@ static double norm2(const tg_real *x, int64_t n)
     return sqrt(s);
 }
 
-double tg_gauss_newton_top_eigenvalue(tg_model_fn f, void *ud,
-                                      tg_curv_loss loss, tg_params *ps,
-                                      int iters, double rel_tol,
-                                      uint64_t seed, tg_real *vec)
+/* one curvature product, whichever matrix */
+typedef struct product {
+    tg_model_fn f;
+    tg_loss_fn loss_of; /* Hessian */
+    tg_curv_loss curv;  /* Gauss-Newton */
+    void *ud;
+    tg_params *ps;
+    bool hessian;
+} product;
+
+static int apply(const product *m, const tg_real *v, tg_real *out)
 {
-    int64_t n = tg_params_numel(ps);
+    return m->hessian ? tg_hessian_vector_product(m->f, m->loss_of, m->ud,
+                                                  m->ps, v, out)
+                      : tg_gauss_newton_product(m->f, m->ud, m->curv, m->ps,
+                                                v, out);
+}
+
+/* The eigenvalue of largest magnitude by power iteration: v <- A v / |A v|,
+ * the Rayleigh quotient v . A v as the estimate */
+static double power_iteration(const product *m, int iters, double rel_tol,
+                              uint64_t seed, tg_real *vec)
+{
+    int64_t n = tg_params_numel(m->ps);
     tg_real *v = malloc((size_t)(n ? n : 1) * sizeof *v);
     tg_real *g = malloc((size_t)(n ? n : 1) * sizeof *g);
     tg_rng r;
@@ -112,11 +131,11 @@ double tg_gauss_newton_top_eigenvalue(tg_model_fn f, void *ud,
     for (int64_t i = 0; i < n; i++)
         v[i] = (tg_real)((double)v[i] / nv);
     for (int it = 0; it < iters; it++) {
-        if (tg_gauss_newton_product(f, ud, loss, ps, v, g) < 0) {
+        if (apply(m, v, g) < 0) {
             lambda = NAN;
             break;
         }
-        double l = 0; /* Rayleigh quotient v . G v (|v| = 1) */
+        double l = 0; /* Rayleigh quotient v . A v (|v| = 1) */
         for (int64_t i = 0; i < n; i++)
             l += (double)v[i] * (double)g[i];
         double ng = norm2(g, n);
@@ -132,6 +151,80 @@ double tg_gauss_newton_top_eigenvalue(tg_model_fn f, void *ud,
     free(v);
     free(g);
     return lambda;
+}
+
+double tg_gauss_newton_top_eigenvalue(tg_model_fn f, void *ud,
+                                      tg_curv_loss loss, tg_params *ps,
+                                      int iters, double rel_tol,
+                                      uint64_t seed, tg_real *vec)
+{
+    product m = {.f = f, .curv = loss, .ud = ud, .ps = ps};
+    return power_iteration(&m, iters, rel_tol, seed, vec);
+}
+
+/* ---- the exact Hessian ----------------------------------------------------
+ * Reverse over forward: record the model and its loss L, then a forward-
+ * mode sweep whose own work is recorded (tg_jvp_create_graph) gives L's
+ * tangent along v as a recorded scalar, grad L . v; reverse mode
+ * differentiates it: d(grad L . v)/dtheta = H v (v is constant). Exact up
+ * to rounding, like the gradient, for one forward, one recorded tangent
+ * sweep (about a forward's cost again) and one reverse sweep over both. */
+int tg_hessian_vector_product(tg_model_fn f, tg_loss_fn loss_of, void *ud,
+                              tg_params *ps, const tg_real *v, tg_real *hv)
+{
+    bool fused = tg_set_fusion(false); /* compiled steps: no recorded rule */
+    tg_tape_reset();
+    tg_tensor *z = f(ud);
+    tg_tensor *L = z ? loss_of(z, ud) : NULL;
+    int rc = -1;
+    if (!L)
+        goto out;
+    if (L->numel != 1) {
+        tg_error("hessian_vector_product", "the loss has %lld numbers, "
+                 "not one", (long long)L->numel);
+        goto out;
+    }
+    int np = tg_params_count(ps);
+    int64_t at = 0;
+    for (int i = 0; i < np; i++) {
+        tg_tensor *w = tg_params_at(ps, i)->tensor;
+        tg_tensor *vi = tg_wrap_buffer(w->ndim, w->shape, (tg_real *)v + at);
+        if (tg_set_tangent(w, vi) < 0)
+            goto out;
+        at += w->numel;
+    }
+    if (tg_jvp_create_graph() < 0)
+        goto out;
+    /* grad L . v, recorded; none, or not recorded: it does not depend on
+     * the parameters (L does not reach them, or only linearly): H v = 0 */
+    tg_tensor *Lv = tg_tangent(L);
+    if (Lv && Lv->entry < 0)
+        Lv = NULL;
+    tg_params_zero_grad(ps);
+    rc = Lv ? tg_backward(Lv) : 0;
+    at = 0;
+    for (int i = 0; i < np; i++) {
+        tg_tensor *w = tg_params_at(ps, i)->tensor;
+        if (Lv && w->grad)
+            memcpy(hv + at, w->grad, (size_t)w->numel * sizeof(tg_real));
+        else
+            memset(hv + at, 0, (size_t)w->numel * sizeof(tg_real));
+        at += w->numel;
+    }
+    tg_params_zero_grad(ps);
+out:
+    tg_tape_reset(); /* also forgets the tangents */
+    tg_set_fusion(fused);
+    return rc;
+}
+
+double tg_hessian_top_eigenvalue(tg_model_fn f, tg_loss_fn loss_of, void *ud,
+                                 tg_params *ps, int iters, double rel_tol,
+                                 uint64_t seed, tg_real *vec)
+{
+    product m = {.f = f, .loss_of = loss_of, .ud = ud, .ps = ps,
+                 .hessian = true};
+    return power_iteration(&m, iters, rel_tol, seed, vec);
 }
 
 /* ---- Hessian-free optimisation ------------------------------------------ */

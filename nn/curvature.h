@@ -39,6 +39,8 @@ typedef struct tg_curv_loss {
 /* Records the model's outputs z from its parameters (called once per
  * product: each product needs a fresh forward pass). NULL on failure. */
 typedef tg_tensor *(*tg_model_fn)(void *ud);
+/* The scalar loss of the outputs z (recorded). */
+typedef tg_tensor *(*tg_loss_fn)(tg_tensor *z, void *ud);
 
 /* gv = G v for the parameters ps (requiring grad) of the model f. Uses
  * the parameters' gradients as scratch (they are zero afterwards) and
@@ -55,6 +57,21 @@ double tg_gauss_newton_top_eigenvalue(tg_model_fn f, void *ud,
                                       int iters, double rel_tol,
                                       uint64_t seed, tg_real *vec);
 
+/* ---- the Hessian -----------------------------------------------------------
+ * hv = H v, H the exact Hessian of loss_of(f(ud)) with respect to the
+ * parameters ps: "reverse over forward" - L's tangent along v, grad L . v,
+ * recorded by tg_jvp_create_graph, then differentiated by reverse mode.
+ * Unlike G, H need not be positive semi-definite. The model is recorded
+ * with fusion off (compiled steps have no recorded forward rule). Uses
+ * the gradients as scratch (zero afterwards), resets the tape. 0 or -1. */
+int tg_hessian_vector_product(tg_model_fn f, tg_loss_fn loss_of, void *ud,
+                              tg_params *ps, const tg_real *v, tg_real *hv);
+/* The eigenvalue of H of largest magnitude (with its sign) by power
+ * iteration, as tg_gauss_newton_top_eigenvalue. NAN after an error. */
+double tg_hessian_top_eigenvalue(tg_model_fn f, tg_loss_fn loss_of, void *ud,
+                                 tg_params *ps, int iters, double rel_tol,
+                                 uint64_t seed, tg_real *vec);
+
 /* ---- Hessian-free optimisation (Martens 2010) ----------------------------
  * Each step solves (G + lambda I) d = -grad by conjugate gradient (at
  * most max_cg products G v, warm-started from 0.95 times the last step),
@@ -63,7 +80,6 @@ double tg_gauss_newton_top_eigenvalue(tg_model_fn f, void *ud,
  * times 2/3; rho < 1/4: times 3/2; a step that raises the loss is not
  * taken). Not yet: structural damping (Martens and Sutskever 2011) and
  * CG backtracking. */
-typedef tg_tensor *(*tg_loss_fn)(tg_tensor *z, void *ud); /* loss of z */
 
 typedef struct tg_hf {
     tg_params *ps;

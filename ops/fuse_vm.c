@@ -443,6 +443,12 @@ static void fused_label(const tg_entry *e, char *buf, size_t cap)
  * tangents (read through the loads' gradient maps) to the outputs'. */
 static void fused_jvp(tg_entry *e)
 {
+    if (tg_jvp_records()) {
+        tg_error("jvp", "a compiled cell step has no recorded forward-mode "
+                 "rule (tg_jvp_create_graph): record the model with fusion "
+                 "off (tg_set_fusion(false), or TG_FUSE=0)");
+        return;
+    }
     const group *g = e->saved;
     tg_tensor *const *ext = e->in;
     int nout = (int)arrlen(g->out_reg), nd = g->ndim;

@@ -22,7 +22,9 @@
 /* t's tangent as a tensor of t's shape (zeros where t has none) */
 tg_tensor *tg_tangent_of(const tg_tensor *t)
 {
-    if (t->tangent) {
+    if (t->tangent_rec)
+        return t->tangent_rec;
+    if (t->tangent) { /* a leaf's direction (or a sweep that records not) */
         tg_tensor *h = tg_wrap_buffer(t->ndim, t->shape, t->tangent);
         return h;
     }
@@ -34,6 +36,18 @@ void tg_set_out_tangent(tg_tensor *y, const tg_tensor *r)
 {
     if (!r)
         return; /* an op failed: reported, y keeps no tangent */
+    if (tg_jvp_records()) { /* keep the recorded tensor itself */
+        tg_tensor *c = (tg_tensor *)r;
+        if (!tg_same_shape(c, y))
+            c = tg_expand(c, y->ndim, y->shape);
+        if (c && !tg_is_contiguous(c))
+            c = tg_contiguous(c);
+        if (!c)
+            return;
+        y->tangent_rec = c;
+        y->tangent = c->data;
+        return;
+    }
     y->tangent = tg_arena_alloc((size_t)(y->numel ? y->numel : 1) *
                                 sizeof(tg_real));
     int64_t cs[TG_MAX_DIMS];
@@ -56,8 +70,98 @@ static const tg_real *spread(const tg_tensor *x, const tg_tensor *y)
     return d;
 }
 
+/* A constant tensor of x's shape: 1 where keep(x) holds, else 0 (a step
+ * function's derivative is zero: it is not recorded) */
+static tg_tensor *mask_of(const tg_tensor *x, bool nonzero)
+{
+    bool was = tg_set_grad_enabled(false);
+    tg_tensor *c = tg_contiguous((tg_tensor *)x);
+    tg_set_grad_enabled(was);
+    tg_tensor *m = tg_empty(x->ndim, x->shape);
+    for (int64_t i = 0; i < x->numel; i++)
+        m->data[i] = nonzero ? (c->data[i] != 0) : (c->data[i] > 0);
+    return m;
+}
+
+/* One derivative rule of the vector machine as recorded ops: g is the
+ * direction, a and b the rule's other sources (primal tensors, recorded, so
+ * that second derivatives flow through them). */
+static tg_tensor *ew_rule_ops(int code, tg_tensor *g, tg_tensor *a,
+                              tg_tensor *b, double k)
+{
+    switch (code) {
+    case TG_VM_COPY:
+        return g;
+    case TG_VM_NEG:
+        return tg_neg(g);
+    case TG_VM_MUL:
+        return tg_mul(g, a);
+    case TG_VM_DIV:
+        return tg_div(g, a);
+    case TG_VM_MULK:
+        return tg_mul_scalar(g, k);
+    case TG_VM_DTANH: /* g (1 - y^2) */
+        return tg_mul(g, tg_add_scalar(tg_neg(tg_mul(a, a)), 1));
+    case TG_VM_DSIGMOID: /* g y (1 - y) */
+        return tg_mul(g, tg_mul(a, tg_add_scalar(tg_neg(a), 1)));
+    case TG_VM_DRELU: /* g [y > 0] */
+        return tg_mul(g, mask_of(a, false));
+    case TG_VM_DSQRT: /* g 0.5 / y */
+        return tg_div(tg_mul_scalar(g, 0.5), a);
+    case TG_VM_DSTEP: { /* g s (1 - s), s = sigmoid(x) */
+        tg_tensor *s = tg_sigmoid(a);
+        return tg_mul(g, tg_mul(s, tg_add_scalar(tg_neg(s), 1)));
+    }
+    case TG_VM_DDIVB: /* -g y / b */
+        return tg_neg(tg_div(tg_mul(g, a), b));
+    case TG_VM_DPOWA: { /* g b a^(b-1), 0 where b = 0 (a^-1 kept finite) */
+        tg_tensor *m = mask_of(b, true);
+        tg_tensor *e = tg_add(tg_add_scalar(b, -1), tg_add_scalar(tg_neg(m), 1));
+        return tg_mul(tg_mul(g, tg_mul(b, tg_pow(a, e))), m);
+    }
+    case TG_VM_DPOWB: { /* g y log a, 0 where a = 0 */
+        tg_tensor *m = mask_of(b, true);
+        tg_tensor *la = tg_log(tg_add(b, tg_add_scalar(tg_neg(m), 1)));
+        return tg_mul(tg_mul(g, tg_mul(a, la)), m);
+    }
+    case TG_VM_DPOWK: /* g k a^(k-1) */
+        if (k == 0)
+            return tg_mul_scalar(g, 0);
+        return tg_mul_scalar(tg_mul(g, tg_pow_scalar(a, k - 1)), k);
+    default:
+        tg_error("jvp", "derivative code %d has no recorded form", code);
+        return NULL;
+    }
+}
+
+/* the recorded form of tg_jvp_elementwise */
+static void ew_recorded(tg_entry *e)
+{
+    const tg_ew_rule *r = e->op->ew;
+    tg_tensor *src[4] = {NULL, e->in[0], r->nin > 1 ? e->in[1] : NULL,
+                         e->out};
+    double k = e->farg[0];
+    tg_tensor *dy = NULL;
+    for (int i = 0; i < r->nin; i++) {
+        if (!e->in[i]->tangent)
+            continue;
+        const tg_ew_deriv *d = &r->d[i];
+        src[TG_R_G] = tg_tangent_of(e->in[i]);
+        tg_tensor *t = ew_rule_ops(d->code, src[d->src[0]], src[d->src[1]],
+                                   src[d->src[2]], k);
+        if (!t)
+            return;
+        dy = dy ? tg_add(dy, t) : t;
+    }
+    tg_set_out_tangent(e->out, dy);
+}
+
 void tg_jvp_elementwise(tg_entry *e)
 {
+    if (tg_jvp_records()) {
+        ew_recorded(e);
+        return;
+    }
     const tg_ew_rule *r = e->op->ew;
     tg_tensor *y = e->out;
     int64_t n = y->numel;
@@ -81,6 +185,11 @@ void tg_jvp_elementwise(tg_entry *e)
 void tg_jvp_view(tg_entry *e)
 {
     tg_tensor *y = e->out, *x = e->in[0];
+    if (tg_jvp_records()) { /* the same view of the tangent, recorded */
+        tg_tensor *t = tg_tangent_of(x);
+        tg_set_out_tangent(y, e->op->replay(e, &t));
+        return;
+    }
     tg_real *dy = tg_arena_alloc((size_t)(y->numel ? y->numel : 1) *
                                  sizeof(tg_real));
     int64_t cs[TG_MAX_DIMS];

@@ -17,6 +17,7 @@
  * (spatial, alpha).
  */
 #include "ops/layers.h"
+#include "ops/elementwise.h"
 #include "ops/internal.h"
 #include "tensor/rng.h"
 
@@ -78,6 +79,12 @@ static void embedding_jvp(tg_entry *e)
     const tg_tensor *w = e->in[0];
     const int64_t *ids = e->saved;
     int64_t n = e->iarg[0], E = e->iarg[1];
+    if (tg_jvp_records()) { /* the same rows of the tangent, recorded */
+        tg_tensor *y = e->out;
+        tg_set_out_tangent(y, tg_embedding(tg_tangent_of(w), ids,
+                                           y->ndim - 1, y->shape));
+        return;
+    }
     int64_t m = n * E;
     tg_real *d = tg_arena_alloc((size_t)(m > 0 ? m : 1) * sizeof(tg_real));
     for (int64_t i = 0; i < n; i++)
@@ -183,6 +190,13 @@ static void dropout_jvp(tg_entry *e)
     const uint8_t *keep = e->saved;
     tg_real scale = (tg_real)e->farg[0];
     int64_t n = x->numel;
+    if (tg_jvp_records()) { /* times the same mask, as a constant */
+        tg_tensor *m = tg_empty(x->ndim, x->shape);
+        for (int64_t i = 0; i < n; i++)
+            m->data[i] = keep[i] ? scale : 0;
+        tg_set_out_tangent(e->out, tg_mul(tg_tangent_of(x), m));
+        return;
+    }
     tg_real *d = tg_arena_alloc((size_t)(n ? n : 1) * sizeof(tg_real));
     for (int64_t i = 0; i < n; i++)
         d[i] = keep[i] ? x->tangent[i] * scale : 0;

@@ -206,7 +206,9 @@ static void softmax_jvp(tg_entry *e)
 {
     tg_tensor *x = e->in[0], *y = e->out;
     const int64_t s3[3] = {e->iarg[0], e->iarg[1], e->iarg[2]};
-    tg_tensor *Y = tg_wrap_buffer(3, s3, y->data);
+    /* (y itself: a recording sweep differentiates through it) */
+    tg_tensor *Y = tg_jvp_records() ? tg_reshape(y, 3, s3)
+                                    : tg_wrap_buffer(3, s3, y->data);
     tg_tensor *dX = tg_reshape(tg_tangent_of(x), 3, s3);
     tg_tensor *r;
     if (e->iarg[3]) /* log */
@@ -369,6 +371,16 @@ static void ce_jvp(tg_entry *e)
     tg_tensor *dX = tg_reshape(tg_tangent_of(x), TG_SHAPE(N, C));
     if (!P || !dX)
         return;
+    if (tg_jvp_records()) { /* the target term with a constant one-hot */
+        tg_tensor *oh = tg_zeros(TG_SHAPE(N, C));
+        for (int64_t r = 0; r < N; r++)
+            oh->data[r * C + sv->tgt[r]] = 1;
+        tg_tensor *d = tg_sum(tg_mul(tg_sub(P, oh), dX));
+        if (d && e->iarg[2] == TG_MEAN)
+            d = tg_mul_scalar(d, 1.0 / (double)N);
+        tg_set_out_tangent(e->out, d);
+        return;
+    }
     double d = (double)tg_sum(tg_mul(P, dX))->data[0];
     for (int64_t r = 0; r < N; r++)
         d -= (double)dX->data[r * C + sv->tgt[r]];
@@ -527,9 +539,12 @@ static void mse_jvp(tg_entry *e)
                                  tg_sub(tg_tangent_of(p), tg_tangent_of(t))));
     if (!d)
         return;
-    double c = 2 * (double)d->data[0];
-    if (e->iarg[0] == TG_MEAN)
-        c /= (double)p->numel;
+    double scale = e->iarg[0] == TG_MEAN ? 2.0 / (double)p->numel : 2.0;
+    if (tg_jvp_records()) {
+        tg_set_out_tangent(e->out, tg_mul_scalar(d, scale));
+        return;
+    }
+    double c = scale * (double)d->data[0];
     e->out->tangent = tg_arena_alloc(sizeof(tg_real));
     e->out->tangent[0] = (tg_real)c;
 }

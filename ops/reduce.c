@@ -27,6 +27,7 @@
  * Not here: softmax and log-softmax (ops/loss.c).
  */
 #include "ops/reduce.h"
+#include "ops/elementwise.h"
 #include "ops/internal.h"
 
 #include <math.h>
@@ -421,6 +422,17 @@ static void max_dim_jvp(tg_entry *e)
     const tg_tensor *x = e->in[0];
     const int64_t *arg = e->saved;
     int64_t n = e->iarg[1], inner = e->iarg[2], m = e->out->numel;
+    if (tg_jvp_records()) { /* sum over the axis of tangent x one-hot */
+        tg_tensor *oh = tg_zeros(x->ndim, x->shape);
+        for (int64_t i = 0; i < m; i++) {
+            int64_t o = i / inner, j = i % inner;
+            oh->data[(o * n + arg[i]) * inner + j] = 1;
+        }
+        tg_tensor *s = tg_sum_dim(tg_mul(tg_tangent_of(x), oh),
+                                  (int)e->iarg[4], e->iarg[5] != 0);
+        tg_set_out_tangent(e->out, s);
+        return;
+    }
     tg_real *d = tg_arena_alloc((size_t)(m ? m : 1) * sizeof(tg_real));
     for (int64_t i = 0; i < m; i++) {
         int64_t o = i / inner, j = i % inner;

@@ -90,6 +90,9 @@ typedef struct tg_tensor {
     tg_real *tangent; /* forward mode (autograd/tape.h, tg_jvp): the
                        directional derivative of these numbers, contiguous
                        in logical order like grad; NULL: zero            */
+    struct tg_tensor *tangent_rec; /* with tg_jvp_create_graph: the same
+                       tangent as a recorded tensor, so that it can itself
+                       be differentiated (its numbers are tangent)       */
     uint32_t *version; /* how often its numbers were changed in place:
                        points at version_own, or for a view at its base's
                        counter (read with tg_version)                    */

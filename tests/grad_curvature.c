@@ -7,11 +7,22 @@
  *   - a nonlinear model: G v against J^T H J v assembled independently
  *     (J v by differences of the outputs, H by hand, J^T by backward);
  *   - G is symmetric (u . G v = v . G u), also through a compiled LSTM;
- *   - the top eigenvalue by power iteration against the dense G.
+ *   - the top eigenvalue by power iteration against the dense G;
+ *   - G v on an RNN, an LSTM and a GRU against J^T H J v with J built
+ *     entirely by differences of the outputs;
+ * and exact Hessian-vector products (reverse over forward):
+ *   - H v against central differences of the gradient, for a model
+ *     through every op with a forward-mode rule, the tanh layer, and
+ *     sequence models (RNN, LSTM, GRU, the test cells of tests/cells.h);
+ *   - H is symmetric, and power iteration finds the dense H's eigenvalue
+ *     of largest magnitude.
  */
 #include "harness.h"
 #include "nn/curvature.h"
 #include "nn/rnn.h"
+#include "ops/fuse.h"
+
+#include "cells.h"
 
 typedef struct model {
     tg_params ps;
@@ -20,11 +31,40 @@ typedef struct model {
     const int64_t *targets;
     bool nonlinear;
     tg_rnn *rnn;           /* the sequence model: z = linear(rnn(x)) */
+    tg_tensor *E, *P;      /* the op zoo: an embedding table, a matrix */
 } model;
+
+/* A model through every op with a forward-mode rule (elementwise codes,
+ * views, reductions, joins, softmax, embedding, max), z: [3, 8] */
+static tg_tensor *op_zoo(model *m)
+{
+    static const int64_t ids[3] = {4, 0, 4};
+    tg_tensor *a = tg_embedding(m->E, ids, 1, (const int64_t[]){3}); /* [3, 4] */
+    tg_tensor *b = tg_add(tg_matmul(m->x, m->P), m->b);     /* [3, 4] */
+    tg_tensor *c = tg_mul(tg_sigmoid(b), tg_tanh(a));
+    tg_tensor *d = tg_div(tg_exp(tg_mul_scalar(c, 0.5)),
+                          tg_add_scalar(tg_pow_scalar(b, 2), 1));
+    tg_tensor *f = tg_log(tg_sqrt(tg_add_scalar(tg_mul(d, d), 0.5)));
+    tg_tensor *g = tg_pow(tg_add_scalar(tg_sigmoid(a), 0.5), tg_tanh(b));
+    tg_tensor *fg[2] = {f, tg_sub(g, tg_neg(tg_relu(b)))};
+    tg_tensor *h = tg_concat(fg, 2, 1); /* [3, 8] */
+    tg_tensor *hm = tg_max_dim(tg_transpose(h, 0, 1), 1, false); /* [8] */
+    tg_tensor *st[2] = {tg_softmax(h, 1), tg_log_softmax(h, 0)};
+    tg_tensor *k = tg_mean_dim(tg_stack(st, 2, 0), 0, false); /* [3, 8] */
+    tg_tensor *w = tg_mul(tg_slice(tg_matmul(m->P, tg_reshape(m->W,
+                                                              TG_SHAPE(4, 4))),
+                                   1, 1, 4, 1),
+                          tg_sum_dim(b, 1, true)); /* [3, 3] */
+    tg_tensor *ws[2] = {tg_sum_dim(w, 1, true), tg_mean(w)};
+    tg_tensor *u = tg_add(ws[0], ws[1]); /* [3, 1] */
+    return tg_add(tg_add(tg_mul(k, u), h), hm);
+}
 
 static tg_tensor *outputs(void *ud)
 {
     model *m = ud;
+    if (m->E)
+        return op_zoo(m);
     tg_tensor *h = m->x;
     if (m->rnn) {
         tg_rnn_out out;
@@ -66,6 +106,7 @@ static void shift(model *m, const tg_real *v, double e)
         tg_tensor *w = tg_params_at(&m->ps, i)->tensor;
         for (int64_t k = 0; k < w->numel; k++)
             w->data[k] += (tg_real)(e * (double)v[at + k]);
+        tg_bump_version(w);
         at += w->numel;
     }
 }
@@ -272,6 +313,290 @@ START_TEST(top_eigenvalue_by_power_iteration)
 }
 END_TEST
 
+
+/* ---- Gauss-Newton on sequence models, J entirely by differences ------------ */
+
+/* z = linear(rnn(x)) for cell type ct; T = 4, B = 2, I = 3, H = 4, C = 4 */
+static void make_seq(model *m, const tg_cell_type *ct, uint64_t seed)
+{
+    static const int64_t tgt[8] = {0, 3, 1, 2, 2, 0, 1, 3};
+    memset(m, 0, sizeof *m);
+    tg_manual_seed(seed);
+    m->rnn = tg_rnn_new(ct, 3, 4, 1, 0.0, NULL);
+    ck_assert_ptr_nonnull(m->rnn);
+    tg_params_add_from(&m->ps, "rnn.", &m->rnn->params);
+    m->W = tg_params_new(&m->ps, "W", TG_SHAPE(4, 4));
+    m->b = tg_params_new(&m->ps, "b", TG_SHAPE(4));
+    tg_fill_normal_(m->W, NULL, 0, 0.6);
+    tg_fill_normal_(m->b, NULL, 0, 0.3);
+    m->x = tg_tensor_new(TG_SHAPE(4, 2, 3));
+    tg_fill_normal_(m->x, NULL, 0, 1);
+    m->targets = tgt;
+}
+
+/* the outputs' numbers at the current parameters (nothing recorded) */
+static tg_tensor *z_now(model *m)
+{
+    bool was = tg_set_grad_enabled(false);
+    tg_tensor *z = tg_clone(outputs(m));
+    tg_set_grad_enabled(was);
+    return z;
+}
+
+START_TEST(gauss_newton_on_sequence_models_by_differences)
+{
+    const tg_cell_type *cells[] = {&tg_rnn_tanh_cell, &tg_lstm_cell,
+                                   &tg_gru_cell};
+    for (int ci = 0; ci < 3; ci++) {
+        model m;
+        make_seq(&m, cells[ci], 21 + (uint64_t)ci);
+        tg_curv_loss L = {TG_CURV_CROSS_ENTROPY, TG_MEAN};
+        int64_t n = tg_params_numel(&m.ps);
+        tg_real *v = malloc((size_t)n * sizeof *v);
+        tg_real *gv = malloc((size_t)n * sizeof *gv);
+        randvec(v, n, 30 + (uint64_t)ci);
+        ck_assert_int_eq(tg_gauss_newton_product(outputs, &m, L, &m.ps, v, gv), 0);
+        /* the whole Jacobian dz/dtheta by central differences, column j
+         * from theta +- eps e_j */
+        const double eps = 1e-5;
+        tg_tensor *z0 = tg_tensor_new(TG_SHAPE(4, 2, 4)); /* (outlives resets) */
+        tg_copy_(z0, z_now(&m));
+        int64_t nz = z0->numel, C = 4, N = nz / C;
+        double *J = malloc((size_t)(nz * n) * sizeof *J);
+        tg_real *e = calloc((size_t)n, sizeof *e);
+        for (int64_t j = 0; j < n; j++) {
+            e[j] = 1;
+            shift(&m, e, eps);
+            tg_tensor *zp = z_now(&m);
+            shift(&m, e, -2 * eps);
+            tg_tensor *zm = z_now(&m);
+            shift(&m, e, eps);
+            e[j] = 0;
+            for (int64_t i = 0; i < nz; i++)
+                J[i * n + j] = ((double)zp->data[i] - (double)zm->data[i]) /
+                               (2 * eps);
+            tg_tape_reset();
+        }
+        /* J^T H J v with H of the mean cross-entropy written out */
+        double *Jv = calloc((size_t)nz, sizeof *Jv), *u = calloc((size_t)nz, sizeof *u);
+        for (int64_t i = 0; i < nz; i++)
+            for (int64_t j = 0; j < n; j++)
+                Jv[i] += J[i * n + j] * (double)v[j];
+        for (int64_t r = 0; r < N; r++) {
+            double mx = -INFINITY, sum = 0, pJv = 0, p[4];
+            for (int64_t c = 0; c < C; c++)
+                mx = fmax(mx, (double)z0->data[r * C + c]);
+            for (int64_t c = 0; c < C; c++)
+                sum += p[c] = exp((double)z0->data[r * C + c] - mx);
+            for (int64_t c = 0; c < C; c++)
+                pJv += (p[c] /= sum) * Jv[r * C + c];
+            for (int64_t c = 0; c < C; c++)
+                u[r * C + c] = p[c] * (Jv[r * C + c] - pJv) / (double)N;
+        }
+        double worst = 0, scale = 1e-3;
+        for (int64_t j = 0; j < n; j++) {
+            double want = 0;
+            for (int64_t i = 0; i < nz; i++)
+                want += J[i * n + j] * u[i];
+            scale = fmax(scale, fabs(want));
+            worst = fmax(worst, fabs(want - (double)gv[j]));
+        }
+        printf("G v by differences, %s (%lld parameters): max err %.2g\n",
+               cells[ci]->name, (long long)n, worst / scale);
+        ck_assert_msg(worst <= 1e-6 * scale, "%s: G v differs by %g",
+                      cells[ci]->name, worst);
+        tg_tensor_free(z0);
+        free(J);
+        free(e);
+        free(Jv);
+        free(u);
+        free(v);
+        free(gv);
+        destroy(&m);
+    }
+}
+END_TEST
+
+/* ---- the exact Hessian --------------------------------------------------- */
+
+static tg_tensor *loss_ce(tg_tensor *z, void *ud)
+{
+    const model *m = ud;
+    return tg_cross_entropy(z, m->targets, TG_MEAN);
+}
+
+/* cross-entropy and a little squared error, so both losses' rules count */
+static tg_tensor *loss_mixed(tg_tensor *z, void *ud)
+{
+    const model *m = ud;
+    tg_tensor *t = tg_full(z->ndim, z->shape, 0.25);
+    return tg_add(tg_cross_entropy(z, m->targets, TG_SUM),
+                  tg_mul_scalar(tg_mse(z, t, TG_MEAN), 0.3));
+}
+
+/* the loss's gradient, flat (the loss of the model: lf) */
+static void grad_of(model *m, tg_loss_fn lf, tg_real *grad)
+{
+    tg_tape_reset();
+    tg_params_zero_grad(&m->ps);
+    ck_assert_int_eq(tg_backward(lf(outputs(m), m)), 0);
+    int64_t at = 0;
+    for (int i = 0; i < tg_params_count(&m->ps); i++) {
+        tg_tensor *w = tg_params_at(&m->ps, i)->tensor;
+        for (int64_t k = 0; k < w->numel; k++)
+            grad[at + k] = w->grad ? w->grad[k] : 0;
+        at += w->numel;
+    }
+    tg_params_zero_grad(&m->ps);
+    tg_tape_reset();
+}
+
+/* H v against (grad(theta + eps v) - grad(theta - eps v)) / (2 eps), and
+ * u . H v = v . H u */
+static void check_hessian(model *m, tg_loss_fn lf, const char *what)
+{
+    int64_t n = tg_params_numel(&m->ps);
+    size_t bytes = (size_t)n * sizeof(tg_real);
+    tg_real *v = malloc(bytes), *u = malloc(bytes), *hv = malloc(bytes);
+    tg_real *hu = malloc(bytes), *gp = malloc(bytes), *gm = malloc(bytes);
+    randvec(v, n, 41);
+    randvec(u, n, 42);
+    ck_assert_int_eq(tg_hessian_vector_product(outputs, lf, m, &m->ps, v, hv), 0);
+    ck_assert_int_eq(tg_hessian_vector_product(outputs, lf, m, &m->ps, u, hu), 0);
+    const double eps = 1e-5;
+    shift(m, v, eps);
+    grad_of(m, lf, gp);
+    shift(m, v, -2 * eps);
+    grad_of(m, lf, gm);
+    shift(m, v, eps);
+    double worst = 0, scale = 1e-3;
+    for (int64_t i = 0; i < n; i++) {
+        double want = ((double)gp[i] - (double)gm[i]) / (2 * eps);
+        scale = fmax(scale, fabs(want));
+        worst = fmax(worst, fabs(want - (double)hv[i]));
+    }
+    double uHv = dotv(u, hv, n), vHu = dotv(v, hu, n);
+    printf("H v by differences of the gradient, %s (%lld parameters): max "
+           "err %.2g; u.Hv - v.Hu = %.2g\n", what, (long long)n,
+           worst / scale, uHv - vHu);
+    ck_assert_msg(worst <= 1e-6 * scale, "%s: H v differs from differences "
+                  "of the gradient by %g (scale %g)", what, worst, scale);
+    ck_assert_msg(fabs(uHv - vHu) <= 1e-9 * fmax(1.0, fabs(uHv)),
+                  "%s: H is not symmetric: %.15g vs %.15g", what, uHv, vHu);
+    free(v);
+    free(u);
+    free(hv);
+    free(hu);
+    free(gp);
+    free(gm);
+}
+
+START_TEST(hessian_through_every_op)
+{
+    model m;
+    memset(&m, 0, sizeof m);
+    static const int64_t tgt[3] = {1, 7, 4};
+    tg_manual_seed(9);
+    m.E = tg_params_new(&m.ps, "E", TG_SHAPE(5, 4));
+    m.P = tg_params_new(&m.ps, "P", TG_SHAPE(3, 4));
+    m.b = tg_params_new(&m.ps, "b", TG_SHAPE(4));
+    m.W = tg_params_new(&m.ps, "W", TG_SHAPE(16));
+    for (int i = 0; i < tg_params_count(&m.ps); i++)
+        tg_fill_normal_(tg_params_at(&m.ps, i)->tensor, NULL, 0, 0.5);
+    m.x = tg_tensor_new(TG_SHAPE(3, 3));
+    tg_fill_normal_(m.x, NULL, 0, 1);
+    m.targets = tgt;
+    check_hessian(&m, loss_ce, "op zoo, cross-entropy");
+    check_hessian(&m, loss_mixed, "op zoo, cross-entropy + mse");
+    tg_tensor_free(m.x);
+    tg_params_free(&m.ps);
+}
+END_TEST
+
+START_TEST(hessian_of_small_models)
+{
+    model m;
+    make(&m, false, 8, 3, 4);
+    check_hessian(&m, loss_ce, "linear model");
+    destroy(&m);
+    make(&m, true, 8, 3, 4);
+    check_hessian(&m, loss_ce, "tanh layer");
+    check_hessian(&m, loss_mixed, "tanh layer, mixed loss");
+    destroy(&m);
+}
+END_TEST
+
+START_TEST(hessian_of_sequence_models)
+{
+    const tg_cell_type *cells[] = {&tg_rnn_tanh_cell, &tg_lstm_cell,
+                                   &tg_gru_cell, &zoo, &sliced};
+    for (int ci = 0; ci < 5; ci++) {
+        model m;
+        make_seq(&m, cells[ci], 51 + (uint64_t)ci);
+        check_hessian(&m, loss_ce, cells[ci]->name);
+        destroy(&m);
+    }
+    /* the fused path is switched off inside, and restored */
+    bool was = tg_set_fusion(true);
+    model m;
+    make_seq(&m, &tg_lstm_cell, 60);
+    check_hessian(&m, loss_ce, "lstm, fusion on outside");
+    ck_assert(tg_fusion_enabled());
+    destroy(&m);
+    tg_set_fusion(was);
+}
+END_TEST
+
+START_TEST(hessian_top_eigenvalue)
+{
+    model m;
+    make(&m, true, 8, 3, 4);
+    int64_t n = tg_params_numel(&m.ps);
+    ck_assert_int_le(n, 64);
+    static double H[64][64];
+    tg_real e[64], col[64];
+    for (int64_t j = 0; j < n; j++) {
+        memset(e, 0, sizeof e);
+        e[j] = 1;
+        ck_assert_int_eq(tg_hessian_vector_product(outputs, loss_ce, &m, &m.ps,
+                                                   e, col), 0);
+        for (int64_t i = 0; i < n; i++)
+            H[i][j] = col[i];
+    }
+    double asym = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++)
+            asym = fmax(asym, fabs(H[i][j] - H[j][i]));
+    ck_assert_msg(asym < 1e-12, "dense H not symmetric: %g", asym);
+    /* the dense eigenvalue of largest magnitude: power iteration on H^2
+     * finds |lambda|, the Rayleigh quotient of H its sign */
+    double x[64], y[64], lam = 0;
+    for (int64_t i = 0; i < n; i++)
+        x[i] = 1.0 / sqrt((double)n) * (1 + 0.01 * (double)i);
+    for (int it = 0; it < 20000; it++) {
+        double nrm = 0;
+        for (int64_t i = 0; i < n; i++) {
+            y[i] = 0;
+            for (int64_t j = 0; j < n; j++)
+                y[i] += H[i][j] * x[j];
+            nrm += y[i] * y[i];
+        }
+        nrm = sqrt(nrm);
+        lam = 0;
+        for (int64_t i = 0; i < n; i++)
+            lam += x[i] * y[i];
+        for (int64_t i = 0; i < n; i++)
+            x[i] = y[i] / nrm;
+    }
+    double got = tg_hessian_top_eigenvalue(outputs, loss_ce, &m, &m.ps, 2000,
+                                           1e-13, 3, NULL);
+    printf("top eigenvalue of H: %.10g (dense: %.10g)\n", got, lam);
+    ck_assert_msg(fabs(got - lam) <= 1e-6 * fabs(lam), "power iteration gave "
+                  "%.12g, the dense matrix %.12g", got, lam);
+    destroy(&m);
+}
+END_TEST
+
 /* ---- Hessian-free ------------------------------------------------------- */
 
 static tg_tensor *ce_of(tg_tensor *z, void *ud)
@@ -361,6 +686,11 @@ static Suite *suite(void)
     tcase_add_test(tc, nonlinear_model_against_jt_h_j);
     tcase_add_test(tc, symmetric_also_through_a_compiled_lstm);
     tcase_add_test(tc, top_eigenvalue_by_power_iteration);
+    tcase_add_test(tc, gauss_newton_on_sequence_models_by_differences);
+    tcase_add_test(tc, hessian_through_every_op);
+    tcase_add_test(tc, hessian_of_small_models);
+    tcase_add_test(tc, hessian_of_sequence_models);
+    tcase_add_test(tc, hessian_top_eigenvalue);
     tcase_add_test(tc, hessian_free_converges_on_a_convex_problem);
     tcase_add_test(tc, hessian_free_on_a_nonlinear_model);
     suite_add_tcase(s, tc);

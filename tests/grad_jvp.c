@@ -3,7 +3,10 @@
  * forward-mode rule, J v from tg_jvp against
  *   - central differences (f(x + eps v) - f(x - eps v)) / (2 eps), and
  *   - reverse mode, through u . (J v) = (J^T u) . v for a random u,
- * both to a relative 1e-6, for random directions on every input at once.
+ * both to a relative 1e-6, for random directions on every input at once;
+ * and the recorded sweep (tg_jvp_create_graph, whose tangents can be
+ * differentiated again: tests/grad_curvature.c) gives the same numbers,
+ * or refuses by name where compiled steps have no recorded rule.
  */
 #include "cells.h"
 #include "harness.h"
@@ -31,6 +34,33 @@ static tg_real *numbers(const tg_tensor *t)
     return d;
 }
 
+/* the recorded sweep on the same tape: J v again, as a recorded tensor */
+static void check_recorded(const char *label, const tg_tensor *y,
+                           const tg_real *jv)
+{
+    bool compiled = false;
+    for (int64_t i = 0; i < tg_tape_size(); i++)
+        compiled |= strcmp(tg_tape_entry(i)->op->name, "fused") == 0;
+    if (compiled) {
+        tgt_capture_errors();
+        ck_assert_msg(tg_jvp_create_graph() == -1, "%s: compiled steps "
+                      "recorded", label);
+        tgt_expect_error("compiled cell step", "fusion off");
+        tg_set_error_handler(NULL, NULL);
+        return;
+    }
+    int rc = tg_jvp_create_graph();
+    ck_assert_msg(rc == 0 && tg_tangent(y), "%s: no recorded tangent", label);
+    ck_assert_ptr_eq(tg_tangent(y)->data, y->tangent);
+    double worst = 0, scale = 1;
+    for (int64_t i = 0; i < y->numel; i++) {
+        scale = fmax(scale, fabs((double)jv[i]));
+        worst = fmax(worst, fabs((double)y->tangent[i] - (double)jv[i]));
+    }
+    ck_assert_msg(worst <= 1e-12 * scale, "%s: the recorded sweep differs "
+                  "by %g", label, worst);
+}
+
 static void check_jvp(const char *label, fn f, void *ud, int n,
                       tg_tensor *const *x)
 {
@@ -48,6 +78,7 @@ static void check_jvp(const char *label, fn f, void *ud, int n,
     int64_t m = y->numel;
     tg_real *jv = malloc((size_t)(m ? m : 1) * sizeof *jv);
     memcpy(jv, y->tangent, (size_t)m * sizeof *jv);
+    check_recorded(label, y, jv);
 
     /* reverse mode: (J^T u) . v */
     tg_tensor *u = tg_randn(y->ndim, y->shape, &r, 0, 1);
@@ -288,6 +319,7 @@ static void check_rnn_all(const char *label, tg_rnn *r, tg_tensor *x)
     int64_t m = y->numel;
     tg_real *jv = malloc((size_t)m * sizeof *jv);
     memcpy(jv, y->tangent, (size_t)m * sizeof *jv);
+    check_recorded(label, y, jv);
     tg_tensor *u = tg_randn(y->ndim, y->shape, &g, 0, 1);
     ck_assert_int_eq(tg_backward_seed(y, u), 0);
     double lhs = dot(u->data, jv, m), rhs = dot(x->grad, vx->data, x->numel);
