@@ -7,6 +7,7 @@
 #include "nn/curvature.h"
 
 #include "ops/fuse.h"
+#include "tensor/ds.h"
 #include "tensor/rng.h"
 
 #include <math.h>
@@ -229,22 +230,24 @@ double tg_hessian_top_eigenvalue(tg_model_fn f, tg_loss_fn loss_of, void *ud,
 
 /* ---- Hessian-free optimisation ------------------------------------------ */
 
-tg_hf *tg_hf_new(tg_params *ps, tg_model_fn model, tg_loss_fn loss_of,
-                 void *ud, tg_curv_loss curv, double lambda0, int max_cg)
+tg_hf *tg_hf_new(tg_params *ps, const tg_hf_config *cfg)
 {
-    if (!ps || !model || !loss_of || !(lambda0 > 0) || max_cg < 1) {
-        tg_error("hf_new", "needs parameters, a model, a loss, lambda0 > 0 "
-                 "(got %g) and max_cg >= 1 (got %d)", lambda0, max_cg);
+    tg_hf_config c = cfg ? *cfg : (tg_hf_config){
+        .curv = {TG_CURV_CROSS_ENTROPY, TG_MEAN}};
+    if (c.lambda0 == 0)
+        c.lambda0 = 1;
+    if (c.max_cg == 0)
+        c.max_cg = 100;
+    if (!ps || !(c.lambda0 > 0) || c.max_cg < 1 || !(c.mu >= 0)) {
+        tg_error("hf_new", "needs parameters, lambda0 > 0 (got %g), max_cg "
+                 ">= 1 (got %d) and mu >= 0 (got %g)", c.lambda0, c.max_cg,
+                 c.mu);
         return NULL;
     }
     tg_hf *h = tg_xcalloc(1, sizeof *h);
     h->ps = ps;
-    h->model = model;
-    h->loss_of = loss_of;
-    h->ud = ud;
-    h->curv = curv;
-    h->lambda = lambda0;
-    h->max_cg = max_cg;
+    h->cfg = c;
+    h->lambda = c.lambda0;
     h->n = tg_params_numel(ps);
     h->prev = tg_xcalloc((size_t)(h->n ? h->n : 1), sizeof(tg_real));
     return h;
@@ -258,34 +261,94 @@ void tg_hf_free(tg_hf *h)
     }
 }
 
+/* the parameters' gradients, flat (zeros where none) */
+static void flat_grads(tg_params *ps, tg_real *out)
+{
+    int64_t at = 0;
+    for (int i = 0; i < tg_params_count(ps); i++) {
+        tg_tensor *w = tg_params_at(ps, i)->tensor;
+        if (w->grad)
+            memcpy(out + at, w->grad, (size_t)w->numel * sizeof *out);
+        else
+            memset(out + at, 0, (size_t)w->numel * sizeof *out);
+        at += w->numel;
+    }
+}
+
 /* the loss at the current parameters; with grad: its gradient, flat */
-static double hf_loss(tg_hf *h, tg_real *grad)
+static double hf_loss(tg_hf *h, const tg_closure *c, tg_real *grad)
 {
     tg_tape_reset();
     tg_params_zero_grad(h->ps);
     bool was = tg_set_grad_enabled(grad != NULL);
-    tg_tensor *z = h->model(h->ud);
-    tg_tensor *l = z ? h->loss_of(z, h->ud) : NULL;
+    tg_tensor *z = c->outputs(c->ud);
+    tg_tensor *l = z ? c->loss(z, c->ud) : NULL;
     tg_set_grad_enabled(was);
     if (!l)
         return NAN;
     double v = (double)l->data[0];
     if (grad) {
+        h->gradients++;
         if (tg_backward(l) < 0)
             return NAN;
-        int64_t at = 0;
-        for (int i = 0; i < tg_params_count(h->ps); i++) {
-            tg_tensor *w = tg_params_at(h->ps, i)->tensor;
-            if (w->grad)
-                memcpy(grad + at, w->grad, (size_t)w->numel * sizeof *grad);
-            else
-                memset(grad + at, 0, (size_t)w->numel * sizeof *grad);
-            at += w->numel;
-        }
+        flat_grads(h->ps, grad);
         tg_params_zero_grad(h->ps);
+    } else {
+        h->losses++;
     }
     tg_tape_reset();
     return v;
+}
+
+/* out = (G + mu lambda S + lambda I) v: G v as tg_gauss_newton_product,
+ * S v = J_h^T J_h v from the same sweeps (both seeds in one backward) */
+int tg_hf_product(tg_hf *h, const tg_closure *c, const tg_real *v,
+                      tg_real *out)
+{
+    h->products++;
+    double ml = h->cfg.mu * h->lambda;
+    if (!(ml > 0) || !c->hidden) {
+        if (tg_gauss_newton_product(c->outputs, c->ud, h->cfg.curv, h->ps,
+                                    v, out) < 0)
+            return -1;
+    } else {
+        tg_tape_reset();
+        tg_tensor *z = c->outputs(c->ud);
+        tg_tensor *hs = z ? c->hidden(c->ud) : NULL;
+        if (!hs)
+            return -1;
+        int64_t at = 0;
+        for (int i = 0; i < tg_params_count(h->ps); i++) {
+            tg_tensor *w = tg_params_at(h->ps, i)->tensor;
+            if (tg_set_tangent(w, tg_wrap_buffer(w->ndim, w->shape,
+                                                 (tg_real *)v + at)) < 0)
+                return -1;
+            at += w->numel;
+        }
+        if (tg_jvp() < 0)
+            return -1;
+        tg_tensor *u = tg_zeros(z->ndim, z->shape);
+        if (z->tangent)
+            loss_hessian(h->cfg.curv, z, z->tangent, u->data);
+        tg_tensor *s = tg_zeros(hs->ndim, hs->shape);
+        if (hs->tangent) {
+            int64_t rows = hs->ndim ? hs->numel / hs->shape[hs->ndim - 1] : 1;
+            double k = ml / (h->cfg.curv.reduction == TG_MEAN && rows
+                             ? (double)rows : 1.0);
+            for (int64_t i = 0; i < hs->numel; i++)
+                s->data[i] = (tg_real)(k * (double)hs->tangent[i]);
+        }
+        tg_params_zero_grad(h->ps);
+        tg_tensor *seed = tg_add(tg_sum(tg_mul(z, u)), tg_sum(tg_mul(hs, s)));
+        if (!seed || tg_backward(seed) < 0)
+            return -1;
+        flat_grads(h->ps, out);
+        tg_params_zero_grad(h->ps);
+        tg_tape_reset();
+    }
+    for (int64_t i = 0; i < h->n; i++)
+        out[i] = (tg_real)((double)out[i] + h->lambda * (double)v[i]);
+    return 0;
 }
 
 /* the parameters, flat: out = theta, or theta = in */
@@ -305,13 +368,15 @@ static void hf_params(tg_hf *h, tg_real *out, const tg_real *in)
     }
 }
 
-static void hf_shift(tg_hf *h, const tg_real *d, double s)
+/* theta = theta0 + s d */
+static void hf_set(tg_hf *h, const tg_real *theta0, const tg_real *d, double s)
 {
     int64_t at = 0;
     for (int i = 0; i < tg_params_count(h->ps); i++) {
         tg_tensor *w = tg_params_at(h->ps, i)->tensor;
         for (int64_t k = 0; k < w->numel; k++)
-            w->data[k] += (tg_real)(s * (double)d[at + k]);
+            w->data[k] = (tg_real)((double)theta0[at + k] +
+                                   s * (double)d[at + k]);
         tg_bump_version(w);
         at += w->numel;
     }
@@ -325,38 +390,46 @@ static double dotd(const tg_real *a, const tg_real *b, int64_t n)
     return s;
 }
 
-int tg_hf_step(tg_hf *h)
+/* an iterate kept for backtracking, with A d */
+typedef struct kept {
+    tg_real *d, *Ad;
+    int iter;
+} kept;
+
+double tg_hf_step(tg_hf *h, const tg_closure *c)
 {
     int64_t n = h->n;
     size_t bytes = (size_t)(n ? n : 1) * sizeof(tg_real);
     tg_real *g = malloc(bytes), *d = malloc(bytes), *r = malloc(bytes);
     tg_real *p = malloc(bytes), *Ap = malloc(bytes), *Ad = malloc(bytes);
-    int rc = -1;
-    double L0 = hf_loss(h, g);
+    tg_real *theta = malloc(bytes);
+    double *phi = malloc((size_t)(h->cfg.max_cg + 1) * sizeof *phi);
+    kept *keep = NULL; /* stb_ds array */
+    double result = NAN;
+    hf_params(h, theta, NULL);
+    double L0 = hf_loss(h, c, g);
     if (!isfinite(L0)) {
         tg_error("hf_step", "the loss is %g at the current parameters", L0);
         goto done;
     }
-    /* CG on A d = -g, A = G + lambda I, from d = 0.95 * the last step */
+    /* CG on A d = -g from d = 0.95 * the last step's final iterate */
     for (int64_t i = 0; i < n; i++)
         d[i] = (tg_real)(0.95 * (double)h->prev[i]);
-    if (tg_gauss_newton_product(h->model, h->ud, h->curv, h->ps, d, Ad) < 0)
+    if (tg_hf_product(h, c, d, Ad) < 0)
         goto done;
     for (int64_t i = 0; i < n; i++) {
-        Ad[i] = (tg_real)((double)Ad[i] + h->lambda * (double)d[i]);
-        r[i] = -g[i] - Ad[i];
+        r[i] = (tg_real)(-(double)g[i] - (double)Ad[i]);
         p[i] = r[i];
     }
     double rr = dotd(r, r, n), bb = dotd(g, g, n);
-    int it = 0;
-    for (; it < h->max_cg && rr > 1e-20 * bb; it++) {
-        if (tg_gauss_newton_product(h->model, h->ud, h->curv, h->ps, p, Ap) < 0)
+    int it = 0, next_keep = 1;
+    double gap = 1;
+    for (; it < h->cfg.max_cg && rr > 1e-24 * bb; it++) {
+        if (tg_hf_product(h, c, p, Ap) < 0)
             goto done;
-        for (int64_t i = 0; i < n; i++)
-            Ap[i] = (tg_real)((double)Ap[i] + h->lambda * (double)p[i]);
         double pAp = dotd(p, Ap, n);
         if (!(pAp > 0))
-            break; /* not positive: G + lambda I is, so rounding */
+            break; /* A is positive definite: only rounding gets here */
         double a = rr / pAp;
         for (int64_t i = 0; i < n; i++) {
             d[i] = (tg_real)((double)d[i] + a * (double)p[i]);
@@ -367,34 +440,90 @@ int tg_hf_step(tg_hf *h)
         for (int64_t i = 0; i < n; i++)
             p[i] = (tg_real)((double)r[i] + rr2 / rr * (double)p[i]);
         rr = rr2;
+        int i1 = it + 1;
+        phi[i1] = dotd(g, d, n) + 0.5 * dotd(d, Ad, n);
+        if (i1 == next_keep && !h->cfg.no_backtrack) {
+            kept k = {malloc(bytes), malloc(bytes), i1};
+            memcpy(k.d, d, bytes);
+            memcpy(k.Ad, Ad, bytes);
+            arrput(keep, k);
+            while (next_keep <= i1) {
+                gap *= 1.3;
+                next_keep = (int)ceil(gap);
+            }
+        }
+        int k = i1 / 10 > 10 ? i1 / 10 : 10;
+        if (i1 > k && phi[i1] < 0 &&
+            (phi[i1] - phi[i1 - k]) / phi[i1] < (double)k * 5e-4)
+            { it++; break; }
     }
     h->cg_iters = it;
-    /* the model's predicted change (undamped G: A d - lambda d) */
-    double q = dotd(g, d, n) + 0.5 * (dotd(d, Ad, n) - h->lambda * dotd(d, d, n));
-    hf_params(h, p, NULL); /* theta, kept in p (CG is done with it) */
-    hf_shift(h, d, 1.0);
-    double L1 = hf_loss(h, NULL);
-    h->rho = q < 0 ? (L1 - L0) / q : -1;
+    memcpy(h->prev, d, bytes); /* the warm start: CG's final iterate */
+    if (arrlen(keep) == 0 || keep[arrlen(keep) - 1].iter != it) {
+        kept k = {malloc(bytes), malloc(bytes), it};
+        memcpy(k.d, d, bytes);
+        memcpy(k.Ad, Ad, bytes);
+        arrput(keep, k);
+    }
+    /* backtracking: from the last iterate back while the loss falls */
+    int64_t best = arrlen(keep) - 1;
+    hf_set(h, theta, keep[best].d, 1.0);
+    double Lbest = hf_loss(h, c, NULL);
+    while (!h->cfg.no_backtrack && best > 0) {
+        hf_set(h, theta, keep[best - 1].d, 1.0);
+        double L = hf_loss(h, c, NULL);
+        if (!(L < Lbest))
+            break;
+        Lbest = L;
+        best--;
+    }
+    const tg_real *dd = keep[best].d, *Add = keep[best].Ad;
+    h->cg_taken = keep[best].iter;
+    /* rho from the model without the lambda I term */
+    double gd = dotd(g, dd, n);
+    double q = gd + 0.5 * (dotd(dd, Add, n) - h->lambda * dotd(dd, dd, n));
+    h->rho = q < 0 ? (Lbest - L0) / q : -1;
     if (h->rho > 0.75)
         h->lambda *= 2.0 / 3.0;
     else if (h->rho < 0.25)
         h->lambda *= 1.5;
-    if (!(L1 <= L0)) { /* worse (or NaN): not taken, theta exactly back */
-        hf_params(h, NULL, p);
-        memset(h->prev, 0, bytes);
-    } else {
-        memcpy(h->prev, d, bytes);
+    /* line search on alpha */
+    double alpha = 1, L = Lbest;
+    int tries = 0;
+    while (!(L <= L0 + 0.01 * alpha * gd) && !h->cfg.no_backtrack &&
+           tries < 8) {
+        alpha *= 0.8;
+        tries++;
+        hf_set(h, theta, dd, alpha);
+        L = hf_loss(h, c, NULL);
     }
+    if (!(L <= L0)) { /* no decrease (or NaN): not taken, theta exactly back */
+        hf_params(h, NULL, theta);
+        memset(h->prev, 0, bytes);
+        alpha = 0;
+    } else {
+        hf_set(h, theta, dd, alpha);
+    }
+    h->alpha = alpha;
     h->loss = L0;
     h->steps++;
-    rc = 0;
+    result = L0;
 done:
+    if (isnan(result))
+        hf_params(h, NULL, theta);
+    for (int64_t i = 0; i < arrlen(keep); i++) {
+        free(keep[i].d);
+        free(keep[i].Ad);
+    }
+    arrfree(keep);
     free(g);
     free(d);
     free(r);
     free(p);
     free(Ap);
     free(Ad);
+    free(theta);
+    free(phi);
     tg_tape_reset();
-    return rc;
+    return result;
 }

@@ -72,34 +72,74 @@ double tg_hessian_top_eigenvalue(tg_model_fn f, tg_loss_fn loss_of, void *ud,
                                  tg_params *ps, int iters, double rel_tol,
                                  uint64_t seed, tg_real *vec);
 
-/* ---- Hessian-free optimisation (Martens 2010) ----------------------------
- * Each step solves (G + lambda I) d = -grad by conjugate gradient (at
- * most max_cg products G v, warm-started from 0.95 times the last step),
- * tries theta + d, and adapts lambda Levenberg-Marquardt style from the
- * ratio rho of the loss's actual to predicted decrease (rho > 3/4: lambda
- * times 2/3; rho < 1/4: times 3/2; a step that raises the loss is not
- * taken). Not yet: structural damping (Martens and Sutskever 2011) and
- * CG backtracking. */
+/* ---- Hessian-free optimisation ---------------------------------------------
+ * Martens (ICML 2010) and Martens and Sutskever (ICML 2011). Each step:
+ *  1. the loss L0 and gradient g on the closure's batch;
+ *  2. conjugate gradient on A d = -g, A = G + lambda I (+ structural
+ *     damping, below), warm-started from 0.95 times the last step's final
+ *     iterate, stopped at max_cg iterations or when the quadratic model
+ *     phi(d) = g.d + d.A d / 2 improved by less than k * 5e-4 relatively
+ *     over the last k = max(10, i / 10) iterations (Martens' rule);
+ *  3. CG backtracking: of the iterates kept at i = 1, 2, 3, 4, 6, 8, 11, ...
+ *     (x 1.3) and the last, the one with the lowest loss, walking back from
+ *     the last while the loss falls;
+ *  4. lambda Levenberg-Marquardt style from rho = actual / predicted
+ *     decrease (rho > 3/4: lambda x 2/3; rho < 1/4: x 3/2);
+ *  5. a backtracking line search (alpha x 0.8, at most 8 times) for
+ *     L(theta + alpha d) <= L0 + 0.01 alpha g.d; failing that, no step.
+ * Structural damping (mu > 0) adds mu lambda J_h^T J_h to A: the model's
+ * hidden states h (closure.hidden) are kept from moving much in one step,
+ * the penalty (mu lambda / 2) |J_h d|^2 (divided by h's rows for a mean
+ * loss). That is what let Martens and Sutskever train plain tanh RNNs on
+ * long-range tasks: a small change of the recurrent weights can move the
+ * states a lot, which G alone does not see. */
+
+/* What a step evaluates: the model's outputs z on the current batch
+ * (recorded; called several times per step, so it must give the same z
+ * for the same parameters until the caller changes the batch), the loss
+ * of z, and optionally the hidden states recorded by the last outputs()
+ * call (for structural damping; NULL otherwise). The same closure steps
+ * every optimizer (tg_optim_step_closure in nn/optim.h). */
+typedef struct tg_closure {
+    tg_model_fn outputs;
+    tg_loss_fn loss;
+    tg_tensor *(*hidden)(void *ud);
+    void *ud;
+} tg_closure;
+
+typedef struct tg_hf_config {
+    tg_curv_loss curv; /* the loss's kind and reduction, for G       */
+    double lambda0;    /* initial damping (default 1)                */
+    int max_cg;        /* CG iterations per step (default 100)       */
+    double mu;         /* structural damping weight (default 0: none;
+                          Martens and Sutskever used 1/30)           */
+    bool no_backtrack; /* take CG's last iterate, no line search      */
+} tg_hf_config;
 
 typedef struct tg_hf {
     tg_params *ps;
-    tg_model_fn model;
-    tg_loss_fn loss_of;
-    void *ud;
-    tg_curv_loss curv;
-    double lambda;       /* the damping, adapted every step */
-    int max_cg;
-    int64_t n, steps;
-    tg_real *prev;       /* the last step taken (warm start) */
-    double loss, rho;    /* of the last step: loss before it, and rho */
-    int cg_iters;        /* of the last step */
+    tg_hf_config cfg;
+    int64_t n;
+    double lambda;     /* the damping now                             */
+    tg_real *prev;     /* the last step's final CG iterate (warm start) */
+    /* of the last step: the loss before it, rho, CG iterations run and
+     * the iterate taken, the line search's alpha (0: no step) */
+    double loss, rho, alpha;
+    int cg_iters, cg_taken;
+    /* counts over all steps: gradient evaluations (forward + backward),
+     * curvature products (forward, tangent sweep, backward), loss
+     * evaluations (forward only) */
+    int64_t steps, gradients, products, losses;
 } tg_hf;
 
-tg_hf *tg_hf_new(tg_params *ps, tg_model_fn model, tg_loss_fn loss_of,
-                 void *ud, tg_curv_loss curv, double lambda0, int max_cg);
+tg_hf *tg_hf_new(tg_params *ps, const tg_hf_config *cfg);
 void tg_hf_free(tg_hf *h);
-/* One step: the loss and gradient at the current parameters, CG, the
- * trial, the damping. Resets the tape. 0, or -1 after an error. */
-int tg_hf_step(tg_hf *h);
+/* One step. Resets the tape. The loss before the step, or NAN after an
+ * error (the parameters are then as before the step). */
+double tg_hf_step(tg_hf *h, const tg_closure *c);
+/* The matrix CG works with, times v: out = (G + mu lambda S + lambda I) v
+ * at the current parameters and lambda (for tests and for reading). */
+int tg_hf_product(tg_hf *h, const tg_closure *c, const tg_real *v,
+                  tg_real *out);
 
 #endif

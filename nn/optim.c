@@ -125,6 +125,16 @@ tg_optim *tg_adamw_new(tg_params *ps, double lr, double beta1, double beta2,
                     weight_decay);
 }
 
+tg_optim *tg_hf_optim_new(tg_params *ps, const tg_hf_config *cfg)
+{
+    tg_hf *h = tg_hf_new(ps, cfg);
+    if (!h)
+        return NULL;
+    tg_optim *o = optim_new("hf", TG_OPTIM_HF, ps, 0, 0);
+    o->hf = h;
+    return o;
+}
+
 /* a buffer of the blocks (not freed alone) */
 static bool in_blocks(const tg_optim *o, const tg_real *b)
 {
@@ -153,6 +163,7 @@ void tg_optim_free(tg_optim *o)
     free(o->v_block);
     free(o->m);
     free(o->v);
+    tg_hf_free(o->hf);
     free(o);
 }
 
@@ -174,9 +185,13 @@ static void sync_count(tg_optim *o)
 /* Which buffers a kind keeps: SGD's momentum buffer lives in m. */
 static bool has_m(const tg_optim *o)
 {
-    return o->kind != TG_OPTIM_SGD || o->momentum != 0;
+    return o->kind == TG_OPTIM_ADAM || o->kind == TG_OPTIM_ADAMW ||
+           (o->kind == TG_OPTIM_SGD && o->momentum != 0);
 }
-static bool has_v(const tg_optim *o) { return o->kind != TG_OPTIM_SGD; }
+static bool has_v(const tg_optim *o)
+{
+    return o->kind == TG_OPTIM_ADAM || o->kind == TG_OPTIM_ADAMW;
+}
 
 static tg_real *new_buffer(int64_t numel)
 {
@@ -311,6 +326,11 @@ void tg_optim_step(tg_optim *o)
 {
     if (!o)
         return;
+    if (o->kind == TG_OPTIM_HF) {
+        tg_error("optim_step", "Hessian-free evaluates the model itself: "
+                 "step it with tg_optim_step_closure");
+        return;
+    }
     sync_count(o);
     o->step++;
     if (step_block(o))
@@ -359,6 +379,32 @@ static char *join(const char *a, const char *b, const char *c)
     return s;
 }
 
+double tg_optim_step_closure(tg_optim *o, const tg_closure *c)
+{
+    if (!o || !c || !c->outputs || !c->loss) {
+        tg_error("optim_step_closure", "needs an optimizer and a closure "
+                 "with outputs and loss");
+        return NAN;
+    }
+    if (o->kind == TG_OPTIM_HF) {
+        double L = tg_hf_step(o->hf, c);
+        o->step = o->hf->steps;
+        return L;
+    }
+    tg_tape_reset();
+    tg_optim_zero_grad(o);
+    tg_tensor *z = c->outputs(c->ud);
+    tg_tensor *l = z ? c->loss(z, c->ud) : NULL;
+    if (!l || tg_backward(l) < 0) {
+        tg_tape_reset();
+        return NAN;
+    }
+    double L = (double)l->data[0];
+    tg_optim_step(o);
+    tg_tape_reset();
+    return L;
+}
+
 /* A tensor header (on the caller's stack) over a contiguous buffer of
  * t's shape, for the safetensors functions that take tensors. */
 static tg_tensor header_like(const tg_tensor *t, tg_real *data)
@@ -388,6 +434,17 @@ void tg_optim_save(const tg_optim *o, tg_st_writer *w, const char *prefix)
 {
     const char *pre = prefix ? prefix : "";
     int count = tg_params_count(o->params);
+    if (o->kind == TG_OPTIM_HF) { /* the warm start, per parameter */
+        int64_t at = 0;
+        for (int i = 0; i < count && at < o->hf->n; i++) {
+            const tg_param *p = tg_params_at(o->params, i);
+            save_buffer(w, pre, p, ".m", o->hf->prev + at);
+            at += p->tensor->numel;
+        }
+        char *name = join(pre, "lambda", "");
+        tg_st_add_raw(w, name, TG_F64, 0, NULL, &o->hf->lambda);
+        free(name);
+    }
     for (int i = 0; i < count; i++) {
         const tg_param *p = tg_params_at(o->params, i);
         /* a slot not made yet (parameter added since the last step) is
@@ -487,8 +544,25 @@ int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
         return -1;
     }
     free(name);
+    double lambda = 0;
+    if (o->kind == TG_OPTIM_HF) {
+        name = join(pre, "lambda", "");
+        const tg_st_tensor *sl = tg_st_find(f, name);
+        if (!sl || sl->dtype == TG_I64 || sl->numel != 1 ||
+            !((lambda = tg_st_value(sl, 0)) > 0) || !isfinite(lambda)) {
+            set_err(err, errcap, "optimizer state '%s' is %s: it should be "
+                    "one positive finite number (Hessian-free's damping)",
+                    name, !sl ? "missing from the file" : "not valid");
+            free(name);
+            return -1;
+        }
+        free(name);
+    }
     for (int i = 0; i < o->n; i++) {
         const tg_param *p = tg_params_at(o->params, i);
+        if (o->kind == TG_OPTIM_HF &&
+            !find_buffer(f, pre, p, ".m", err, errcap))
+            return -1;
         if (has_m(o) && !find_buffer(f, pre, p, ".m", err, errcap))
             return -1;
         if (has_v(o) && !find_buffer(f, pre, p, ".v", err, errcap))
@@ -496,6 +570,18 @@ int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
     }
 
     /* now copy: nothing below can fail */
+    if (o->kind == TG_OPTIM_HF) {
+        int64_t at = 0;
+        for (int i = 0; i < o->n && at < o->hf->n; i++) {
+            const tg_param *p = tg_params_at(o->params, i);
+            tg_real *into = o->hf->prev + at;
+            load_buffer(find_buffer(f, pre, p, ".m", NULL, 0), p->tensor,
+                        &into);
+            at += p->tensor->numel;
+        }
+        o->hf->lambda = lambda;
+        o->hf->steps = step;
+    }
     for (int i = 0; i < o->n; i++) {
         const tg_param *p = tg_params_at(o->params, i);
         if (has_m(o))

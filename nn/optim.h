@@ -14,6 +14,10 @@
  *         m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
  *         p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  *   AdamW p *= 1 - lr * wd, then Adam with wd = 0  (decoupled decay)
+ *   HF    Hessian-free (nn/curvature.h): conjugate gradient on Gauss-
+ *         Newton products; it evaluates the model itself, so it is
+ *         stepped with a closure (tg_optim_step_closure), as PyTorch's
+ *         LBFGS is - which steps the others too.
  *
  * Its state (step count, momentum buffers, moments) can be saved into a
  * safetensors writer and loaded back, so a resumed run continues exactly.
@@ -31,9 +35,15 @@
 #ifndef TG_NN_OPTIM_H
 #define TG_NN_OPTIM_H
 
+#include "nn/curvature.h"
 #include "nn/params.h"
 
-typedef enum tg_optim_kind { TG_OPTIM_SGD, TG_OPTIM_ADAM, TG_OPTIM_ADAMW } tg_optim_kind;
+typedef enum tg_optim_kind {
+    TG_OPTIM_SGD,
+    TG_OPTIM_ADAM,
+    TG_OPTIM_ADAMW,
+    TG_OPTIM_HF
+} tg_optim_kind;
 
 typedef struct tg_optim {
     tg_optim_kind kind;
@@ -51,6 +61,7 @@ typedef struct tg_optim {
      * blocks laid out like it, m[i] and v[i] pointing into them, so that a
      * step is one loop over the whole model (NULL until then) */
     tg_real *m_block, *v_block;
+    tg_hf *hf; /* HF: its state (damping, warm start, counts) */
 } tg_optim;
 
 tg_optim *tg_sgd_new(tg_params *ps, double lr, double momentum,
@@ -59,15 +70,23 @@ tg_optim *tg_adam_new(tg_params *ps, double lr, double beta1, double beta2,
                       double eps, double weight_decay);
 tg_optim *tg_adamw_new(tg_params *ps, double lr, double beta1, double beta2,
                        double eps, double weight_decay);
+/* Hessian-free; cfg NULL: the defaults of tg_hf_config. */
+tg_optim *tg_hf_optim_new(tg_params *ps, const tg_hf_config *cfg);
 void tg_optim_free(tg_optim *o);
 
 /* One update of every parameter with a gradient (parameters whose ->grad
- * is NULL are skipped). */
+ * is NULL are skipped). HF cannot: an error says to use a closure. */
 void tg_optim_step(tg_optim *o);
+/* One update that evaluates the model itself: for SGD/Adam/AdamW, zero
+ * the gradients, record c's outputs and loss, backward, step; for HF, a
+ * Hessian-free step. Returns the loss before the step, NAN after an
+ * error. Resets the tape. */
+double tg_optim_step_closure(tg_optim *o, const tg_closure *c);
 void tg_optim_zero_grad(tg_optim *o);
 
 /* Saves the state as tensors "<prefix><param name>.m" / ".v" plus
- * metadata-free scalars "<prefix>step" (I64); loads it back (strict:
+ * metadata-free scalars "<prefix>step" (I64) (HF: ".m" is the warm start,
+ * and "<prefix>lambda" (F64) the damping); loads it back (strict:
  * the parameter list must match, every number must be finite, second
  * moments not negative, the step count in [0, TG_OPTIM_MAX_STEP]; a bad
  * file changes nothing). 0 or -1 with a message naming the file's tensor. */
