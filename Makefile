@@ -83,9 +83,13 @@ $(BUILD)/libtapegrad_f64.a: $(LIB64_OBJ)
 $(BUILD)/libtapegrad.so: $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/%: examples/%.c $(BUILD)/libtapegrad.a
+# examples/common/: what several examples share (tasks, flag values)
+EXAMPLE_COMMON := $(wildcard examples/common/*.c)
+$(BUILD)/%: examples/%.c $(EXAMPLE_COMMON) $(wildcard examples/common/*.h) \
+            $(BUILD)/libtapegrad.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libtapegrad.a $(LDLIBS)
+	$(CC) $(CFLAGS) $< $(EXAMPLE_COMMON) -o $@ $(LDFLAGS) \
+	    $(BUILD)/libtapegrad.a $(LDLIBS)
 
 # The charlm tool: several files in examples/charlm/, one program.
 CHARLM_SRC := $(wildcard examples/charlm/*.c)
