@@ -511,12 +511,13 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
                  S.local > 1 ? "s" : "", (long long)(r->cfg.batch / r->cfg.blocks));
     if (S.lead)
         fprintf(stderr, "%s%s %s, %lld layers of %lld (%lld parameters, "
-                "vocabulary %lld), on %s: %lld characters, %lld held out; %lld "
-                "threads%s\n", c->resume ? "resuming" : "training", from,
+                "vocabulary %lld), on %s: %lld characters, %lld held out; %d "
+                "thread%s%s\n", c->resume ? "resuming" : "training", from,
                 r->cell->name, (long long)r->cfg.layers, (long long)r->cfg.hidden,
                 (long long)tg_params_numel(&r->model->params), (long long)r->vocab.n,
                 r->cfg.data, (long long)r->corpus_chars,
-                (long long)(S.val.n * S.val.B), (long long)tg_get_num_threads(), ranks);
+                (long long)(S.val.n * S.val.B), tg_get_num_threads(),
+                tg_get_num_threads() > 1 ? "s" : "", ranks);
 
     S.t0 = now_s();
     S.elapsed0 = r->elapsed_s;
