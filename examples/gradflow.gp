@@ -19,6 +19,8 @@ plot dir.'/rnn_init.dat'     w l dt 2 lw 2 lc rgb "#d62728" t "rnn init", \
      dir.'/gru_trained.dat'  w l dt 1 lw 2 lc rgb "#2ca02c" t "gru trained"
 set title "Plain RNN: small vs large W_{hh} (exploding)"
 set key top left
-plot dir.'/rnn_init.dat'    w l dt 2 lw 2 lc rgb "#d62728" t "W_{hh} ~ U(±1/sqrt(H)) (init)", \
-     dir.'/rnn_explode.dat' w l dt 1 lw 2 lc rgb "#9467bd" t "W_{hh} ~ N(0, 3/sqrt(H))"
+# (no "~" in the titles: in enhanced text it overprints the characters
+# around it, which garbled this legend)
+plot dir.'/rnn_init.dat'    w l dt 2 lw 2 lc rgb "#d62728" t "W_{hh} from U(±1/sqrt(H)) (init)", \
+     dir.'/rnn_explode.dat' w l dt 1 lw 2 lc rgb "#9467bd" t "W_{hh} from N(0, 3/sqrt(H))"
 unset multiplot

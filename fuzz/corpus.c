@@ -1,11 +1,11 @@
 /*
  * fuzz/corpus.c - charlm's corpus reader (examples/charlm/data.c) on
  * arbitrary bytes: the file read and decoded as strict UTF-8 with
- * universal newlines (cl_text_read), and the same bytes read as a
+ * universal newlines into compact ids (cl_corpus_read), and the same
+ * bytes read as a
  * checkpoint's vocabulary (cl_vocab_parse). Text is accepted or refused
  * with a message; nothing is read out of bounds; what comes out is valid
- * characters. (cl_vocab_build is left out: it clears a table of all
- * 1.1M code points per call, which made this target 10x slower.)
+ * characters, and ids within the vocabulary.
  */
 #include "fuzz/fuzz.h"
 #include "fuzz/charlm_glue.h"
@@ -33,18 +33,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *path = fuzz_write_file("corpus", data, size);
     if (!path)
         return 0;
-    cl_text t;
+    cl_vocab voc = {0};
+    cl_ids ids;
     cl_fail("%s", "");
-    if (cl_text_read(path, 1, &t) < 0) {
+    if (cl_corpus_read(path, 1, false, &voc, &ids) < 0) {
         if (!cl_error()[0])
             abort(); /* a refusal always says why */
         return 0;
     }
-    for (int64_t i = 0; i < t.n; i++) {
-        uint32_t c = t.cp[i];
-        if (c == 0 || c == '\r' || c >= 0x110000 || (c >= 0xD800 && c < 0xE000))
-            abort(); /* only characters of valid text come out */
+    for (int64_t i = 0; i < voc.n; i++) {
+        uint32_t c = voc.chars[i];
+        if (c == 0 || c == '\r' || c >= 0x110000 || (c >= 0xD800 && c < 0xE000) ||
+            (i > 0 && c <= voc.chars[i - 1]))
+            abort(); /* only characters of valid text come out, sorted */
     }
-    cl_text_free(&t);
+    for (int64_t i = 0; i < ids.n; i++)
+        if (cl_ids_get(&ids, i) >= (uint32_t)voc.n)
+            abort();
+    cl_ids_free(&ids);
+    cl_vocab_free(&voc);
     return 0;
 }

@@ -35,7 +35,7 @@ for impl in tapegrad torch; do
         "$out/$impl.jsonl" > "$out/$impl.dat"
 done
 gnuplot <<GP
-set terminal svg size 720,420 font "sans,12"
+set terminal svg size 720,420 font "sans,12" background rgb "white"
 set output "$out/learning_curves.svg"
 set title "Character LSTM on fortunes: validation loss (same flags, data, steps)"
 set xlabel "training step"

@@ -176,7 +176,7 @@ echo
 echo "Reading it: with one core per node a step computes for so long that neither scheme costs much; with 32-core nodes the models here become communication-bound at a few hundred nodes unless each node gets more streams (the brackets). The chain pays 2 (N - 2) extra bucket hops per step, even with the best bucket: it falls behind the ring as N grows (compare the two figures of each cell), and in exchange its results do not depend on N - a run can move between 8 and 64 nodes and still reproduce itself. A ring (or a tree) would be the choice where that does not matter. On this 2-core machine both schemes are the same two messages, and what the first table measures beyond them is mostly one rank waiting for the other to finish its backward."
 } >> docs/scaling.md
 gnuplot <<EOF
-set terminal svg size 720,420 font "sans,11"
+set terminal svg size 720,420 font "sans,11" background rgb "white"
 set output "docs/scaling.svg"
 set logscale x 2
 set xlabel "nodes N (b = 16 streams per node, 32 cores per node)"

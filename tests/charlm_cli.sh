@@ -6,7 +6,11 @@
 #
 # Checks: exact resume (the losses of 20 steps equal those of 10 steps and
 # 10 resumed ones, from the --log JSON lines), PyTorch parameter names in
-# checkpoints, reproducible sampling, eval's nats and bits, one-line errors
+# checkpoints, reproducible sampling (greedy, top-k, top-p, seeds, primes
+# the model cannot read, a final newline), --version, readable training
+# lines on stdout and JSON only in --log, --keep-best, corpora from
+# standard input, eval's nats and bits (held-out part or whole file),
+# one-line errors
 # and no crash on bad input of every kind (crafted checkpoints with a valid
 # checksum, made by tests/charlm_ckpt_edit.c; FIFOs and devices; corpora
 # over --max-data-mb), stale temporaries of killed saves removed, Ctrl-C
@@ -177,16 +181,57 @@ S="--load lstm-full.st --length 200"
 "$BIN" sample $S --seed 8 > s3.txt 2>s.err || fail "sample: $(cat s.err)"
 cmp -s s1.txt s2.txt && ok || fail "sample: the same seed gave different text"
 cmp -s s1.txt s3.txt && fail "sample: seeds 7 and 8 gave the same text" || ok
-[ "$(wc -m < s1.txt)" = 200 ] && ok || fail "sample: $(wc -m < s1.txt) characters, not 200"
+# 200 characters, and a newline unless the 200th was one
+n=$(wc -m < s1.txt)
+{ [ "$n" = 201 ] || { [ "$n" = 200 ] && [ "$(tail -c 1 s1.txt | od -An -c | tr -d ' ')" = '\n' ]; }; } &&
+    ok || fail "sample: $n characters, not 200 and a newline"
+[ "$(tail -c 1 s1.txt | od -An -c | tr -d ' ')" = '\n' ] && ok ||
+    fail "sample: the output does not end with a newline"
+"$BIN" sample --load lstm-full.st --length 3 --prime "ab" --temperature 0 > nl.txt 2>s.err
+[ "$(wc -l < nl.txt)" -ge 1 ] && [ "$(tail -c 1 nl.txt | od -An -c | tr -d ' ')" = '\n' ] && ok ||
+    fail "sample --length 3: no final newline: $(od -c nl.txt | head -n 2)"
 iconv -f UTF-8 -t UTF-8 s1.txt >/dev/null 2>&1 && ok || fail "sample: not valid UTF-8"
 "$BIN" sample $S --prime "café €" > p.txt 2>s.err || fail "sample --prime: $(cat s.err)"
-[ "$(head -c 9 p.txt)" = "café €" ] && [ "$(wc -m < p.txt)" = 206 ] && ok ||
+n=$(wc -m < p.txt)
+[ "$(head -c 9 p.txt)" = "café €" ] && { [ "$n" = 206 ] || [ "$n" = 207 ]; } && ok ||
     fail "sample --prime: the output does not start with the prime + 200 characters"
 "$BIN" sample $S --top-k 1 --seed 1 > k1.txt 2>/dev/null
 "$BIN" sample $S --top-k 1 --seed 2 > k2.txt 2>/dev/null
 cmp -s k1.txt k2.txt && ok || fail "sample --top-k 1 is not greedy (depends on the seed)"
 "$BIN" sample $S --temperature 0.5 --top-k 5 > t.txt 2>s.err && [ -s t.txt ] && ok ||
     fail "sample --temperature --top-k: $(cat s.err)"
+# greedy: temperature 0 takes the likeliest character, whatever the seed,
+# and is what top-k 1 draws
+"$BIN" sample $S --temperature 0 --seed 1 > g1.txt 2>s.err || fail "sample --temperature 0: $(cat s.err)"
+"$BIN" sample $S --temperature 0 --seed 99 > g2.txt 2>s.err || fail "sample --temperature 0: $(cat s.err)"
+cmp -s g1.txt g2.txt && ok || fail "sample --temperature 0 depends on the seed"
+cmp -s g1.txt k1.txt && ok || fail "sample --temperature 0 differs from --top-k 1"
+# top-p: a tiny nucleus holds only the likeliest character (greedy); the
+# same seed gives the same text; with p = 1 it is plain sampling
+"$BIN" sample $S --top-p 1e-9 --seed 3 > tp0.txt 2>s.err || fail "sample --top-p: $(cat s.err)"
+cmp -s tp0.txt g1.txt && ok || fail "sample --top-p 1e-9 is not greedy"
+"$BIN" sample $S --top-p 0.9 --seed 3 > tp1.txt 2>s.err || fail "sample --top-p 0.9: $(cat s.err)"
+"$BIN" sample $S --top-p 0.9 --seed 3 > tp2.txt 2>s.err
+"$BIN" sample $S --top-p 0.9 --seed 4 > tp3.txt 2>s.err
+cmp -s tp1.txt tp2.txt && ok || fail "sample --top-p 0.9: the same seed gave different text"
+cmp -s tp1.txt tp3.txt && fail "sample --top-p 0.9: seeds 3 and 4 gave the same text" || ok
+cmp -s tp1.txt g1.txt && fail "sample --top-p 0.9 is greedy" || ok
+"$BIN" sample $S --top-p 1 --seed 7 > tp4.txt 2>s.err
+cmp -s tp4.txt s1.txt && ok || fail "sample --top-p 1 differs from plain sampling"
+# a prime with characters the model never saw: they are printed, skipped
+# for the model, and a warning names them
+"$BIN" sample $S --prime "XYZ fox" --seed 7 > px.txt 2>px.err && ok ||
+    fail "sample --prime with unknown characters failed: $(cat px.err)"
+[ "$(head -c 7 px.txt)" = "XYZ fox" ] && ok || fail "sample --prime XYZ: the prime is not printed first"
+grep -q "warning: --prime: 3 characters not in the model's vocabulary of $V skipped ('X' (U+0058), 'Y' (U+0059), 'Z' (U+005A))" px.err &&
+    ok || fail "sample --prime XYZ: no warning naming the characters: $(cat px.err)"
+"$BIN" sample $S --prime "QQ" --seed 7 > pq.txt 2>pq.err && grep -q "continues from the start" pq.err &&
+    ok || fail "sample --prime of unknown characters only: $(cat pq.err)"
+# --version everywhere
+for cmd in "" train sample eval; do
+    "$BIN" $cmd --version > v.txt 2>&1 && grep -q '^charlm [0-9][0-9.]* (tapegrad' v.txt &&
+        ok || fail "charlm $cmd --version: $(cat v.txt)"
+done
 
 # ---- eval ------------------------------------------------------------------
 "$BIN" eval --load lstm-full.st > e.txt 2>e.err || fail "eval: $(cat e.err)"
@@ -196,6 +241,20 @@ want=$(tail -n 1 lstm-full.log | sed 's/.*"val_loss": \([^,]*\),.*/\1/')
 got=$(sed 's/^val loss \([0-9.]*\) .*/\1/' e.txt)
 [ "$(printf '%.4f' "$want")" = "$got" ] && ok ||
     fail "eval gives $got, the training log $want"
+# --data FILE scores the whole file, cut into the model's 4 streams; with
+# --val-frac the held-out end, as training split it
+"$BIN" eval --load lstm-full.st --data corpus.txt > ew.txt 2>e.err || fail "eval --data: $(cat e.err)"
+nc=$(wc -m < corpus.txt)
+grep -q "^loss [0-9.]* nats/char = [0-9.]* bits/char ($(( (nc / 4 - 1) * 4 )) characters scored, all of corpus.txt" ew.txt &&
+    ok || fail "eval --data does not score the whole file: $(cat ew.txt)"
+"$BIN" eval --load lstm-full.st --data corpus.txt --val-frac 0.05 > ev.txt 2>e.err ||
+    fail "eval --val-frac: $(cat e.err)"
+[ "$(sed 's/^val loss \([0-9.]*\) .*/\1/' ev.txt)" = "$got" ] && ok ||
+    fail "eval --data --val-frac 0.05 is not the training's validation loss: $(cat ev.txt)"
+# standard input: the same numbers as the file
+"$BIN" eval --load lstm-full.st --data - < corpus.txt > ei.txt 2>e.err || fail "eval --data -: $(cat e.err)"
+[ "$(sed 's/ (.*//' ei.txt)" = "$(sed 's/ (.*//' ew.txt)" ] && ok ||
+    fail "eval --data - differs from the file: $(cat ei.txt) / $(cat ew.txt)"
 
 # ---- bad input: one line on stderr, status 1..127, no crash -----------------
 cp lstm-full.st good.st
@@ -257,9 +316,11 @@ expect_fail "memory" "$BIN" train --data corpus.txt --hidden 8192 --layers 64 --
 expect_fail "already holds a checkpoint" "$BIN" train --data corpus.txt $M --save good.st
 expect_fail "cannot write" "$BIN" $T --data corpus.txt --save nodir/x.st
 expect_fail "--load" "$BIN" sample
-expect_fail "must be" "$BIN" sample --load good.st --temperature 0
+expect_fail "must be" "$BIN" sample --load good.st --temperature -1
+expect_fail "must be" "$BIN" sample --load good.st --top-p 0
+expect_fail "must be" "$BIN" sample --load good.st --top-p 1.5
 expect_fail "must be" "$BIN" sample --load good.st --length -5
-expect_fail "not in the model's vocabulary" "$BIN" sample --load good.st --prime "XYZ"
+expect_fail "must be" "$BIN" eval --load good.st --val-frac 1
 expect_fail "missing.st" "$BIN" sample --load missing.st
 expect_fail "truncated.st" "$BIN" sample --load truncated.st
 expect_fail "stub.st" "$BIN" eval --load stub.st
@@ -432,8 +493,68 @@ expect_fail "step 2: the training loss is NaN" "$BIN" train --data corpus.txt $M
 
 # ---- a time budget ---------------------------------------------------------
 "$BIN" train --data corpus.txt $M --minutes 0.005 --save min.st > min.out 2>min.err &&
-    [ "$(grep -c '"step"' min.out)" -ge 1 ] && ok ||
+    [ "$(grep -c '^step ' min.out)" -ge 1 ] && ok ||
     fail "--minutes: $(cat min.err)"
+
+# ---- training output: readable lines on stdout, JSON only in --log ---------
+"$BIN" train --data corpus.txt $M --steps 10 --eval-every 5 --save out.st \
+    --log out.jsonl > out.txt 2>out.err || fail "train: $(cat out.err)"
+[ "$(grep -c '^step [0-9]*/10  train [0-9.]*  val [0-9.]* nats = [0-9.]* bits/char  [0-9]* tok/s  [0-9:hms]* elapsed  ETA [0-9:hms-]*  saved out.st$' out.txt)" = 2 ] &&
+    ok || fail "train: stdout is not two readable lines: $(cat out.txt)"
+grep -q '{' out.txt out.err && fail "train: JSON on stdout or stderr without --log -" || ok
+[ "$(grep -c '^{"impl": "tapegrad", "step": ' out.jsonl)" = 2 ] && ok ||
+    fail "train --log FILE: not two JSON lines: $(cat out.jsonl)"
+# --log -: the JSON lines on stdout (and nothing else), the readable ones on stderr
+"$BIN" train --data corpus.txt $M --steps 10 --eval-every 5 --save out2.st \
+    --log - > out2.txt 2>out2.err || fail "train --log -: $(cat out2.err)"
+[ "$(grep -c . out2.txt)" = 2 ] && [ "$(grep -c '^{"impl": "tapegrad", "step": ' out2.txt)" = 2 ] &&
+    ok || fail "train --log -: stdout is not the two JSON lines: $(cat out2.txt)"
+losses out.jsonl > o1.l; losses out2.txt > o2.l
+cmp -s o1.l o2.l && ok || fail "train --log - logged other numbers than --log FILE"
+[ "$(grep -c '^step [0-9]*/10  train' out2.err)" = 2 ] && ok ||
+    fail "train --log -: the readable lines are not on stderr: $(cat out2.err)"
+
+# ---- corpus from standard input ---------------------------------------------
+"$BIN" train --data - $M --steps 10 --eval-every 5 --save in.st --log in.jsonl \
+    < corpus.txt > /dev/null 2>in.err || fail "train --data -: $(cat in.err)"
+losses in.jsonl > i.l
+cmp -s o1.l i.l && ok || fail "train --data - differs from --data corpus.txt"
+grep -q "on -: $nc characters" in.err && ok || fail "train --data -: $(head -n 1 in.err)"
+cat corpus.txt | "$BIN" train --resume in.st --data - --steps 12 > /dev/null 2>in.err &&
+    ok || fail "train --resume --data -: $(cat in.err)"
+expect_fail "trained on standard input" "$BIN" train --resume in.st --steps 14
+expect_fail "trained on standard input" "$BIN" eval --load in.st
+expect_fail "standard input is empty" "$BIN" train --data - $M --save e.st < /dev/null
+expect_fail "standard input is not UTF-8" "$BIN" train --data - $M --save e.st < binary.txt
+cat big.txt big.txt > big2.txt
+expect_fail "larger than the --max-data-mb limit of 1 MiB" "$BIN" train --data - $M \
+    --save e.st --max-data-mb 1 < big2.txt
+[ -e e.st ] && fail "a failed train --data - saved a checkpoint" || ok
+
+# ---- --keep-best --------------------------------------------------------------
+# a learning rate that makes the loss go up then down: best != latest
+"$BIN" train --data corpus.txt $M --steps 12 --eval-every 2 --save kb.safetensors \
+    --lr 2 --keep-best --log kb.jsonl > kb.out 2>kb.err || fail "train --keep-best: $(cat kb.err)"
+best=$(sed 's/.*"step": \([0-9]*\),.*"val_loss": \([^,]*\),.*/\2 \1/' kb.jsonl | sort -g | head -n 1)
+bstep=${best#* }
+[ "$bstep" != 12 ] && ok || fail "--keep-best: the test wants a run whose best is not its last step"
+[ -f kb.best.safetensors ] && ok || fail "--keep-best: no kb.best.safetensors"
+"$BIN" eval --load kb.best.safetensors > kb.eval 2>&1 && grep -q "model at step $bstep)" kb.eval &&
+    ok || fail "--keep-best: kb.best.safetensors is not step $bstep, the lowest val loss: $(cat kb.eval)"
+grep -q "the best, [0-9.]* nats at step $bstep, in kb.best.safetensors" kb.err && ok ||
+    fail "--keep-best: the last message does not name the best: $(tail -n 1 kb.err)"
+cp kb.best.safetensors kb2.best.safetensors
+expect_fail "kb2.best.safetensors already exists (a checkpoint of another run)" \
+    "$BIN" train --data corpus.txt $M --steps 2 --save kb2.safetensors --keep-best
+"$BIN" train --data corpus.txt $M --steps 4 --eval-every 2 --save nob --keep-best \
+    > /dev/null 2>&1 && [ -f nob.best ] && ok || fail "--keep-best: no nob.best for --save nob"
+# resumed: better than the stored best or not, the .best stays the minimum
+cp kb.best.safetensors kb.best.before
+"$BIN" train --resume kb.safetensors --steps 14 --eval-every 2 --keep-best --log kb.jsonl \
+    > /dev/null 2>kb.err || fail "train --resume --keep-best: $(cat kb.err)"
+best2=$(sed 's/.*"step": \([0-9]*\),.*"val_loss": \([^,]*\),.*/\2 \1/' kb.jsonl | sort -g | head -n 1)
+"$BIN" eval --load kb.best.safetensors > kb.eval 2>&1 && grep -q "model at step ${best2#* })" kb.eval &&
+    ok || fail "--keep-best after --resume: not the step of the lowest val loss ${best2#* }: $(cat kb.eval)"
 
 echo "charlm_cli: $checks checks passed, $failures failed"
 [ $failures = 0 ]

@@ -123,10 +123,10 @@ fi
 # Ctrl-C (SIGINT to mpirun): every rank stops at the same step after a save
 rm -f i.st
 timeout 120 mpirun --oversubscribe -np 2 "$charlmN" train $F --steps 100000000 \
-    --eval-every 5 --save i.st >/dev/null 2>i.err &
+    --eval-every 5 --save i.st >i.out 2>i.err &
 job=$!
 waited=0 # until both ranks have trained together (their handlers are set)
-while ! grep -q "^step 5 " i.err 2>/dev/null && [ $waited -lt 600 ]; do
+while ! grep -q "^step 5/" i.out 2>/dev/null && [ $waited -lt 600 ]; do
     sleep 0.1; waited=$((waited + 1))
 done
 pkill -INT -f "^mpirun .*--save i.st" || kill -INT $job

@@ -5,8 +5,9 @@
  *   main.c    the command line, errors as one line
  *   opts.c    commands and flags (one table per command: parsing, checking,
  *             --help and checkpoint metadata all come from it)
- *   data.c    the corpus: files -> UTF-8 code points -> vocabulary ids ->
- *             train/validation split -> B parallel streams
+ *   corpus.c  the corpus: files or stdin -> UTF-8 -> compact vocabulary ids
+ *   data.c    UTF-8, the vocabulary, the train/validation split, B parallel
+ *             streams
  *   ckpt.c    checkpoints: weights under PyTorch names plus everything a
  *             resumed run needs to continue bit for bit
  *   ckpt_sum.c  their checksum (alone, so that tests can recompute it)
@@ -57,16 +58,19 @@ typedef struct cl_config {
     int64_t seed, steps, eval_every, threads;
     double minutes;
     const char *save, *resume, *log;
-    bool overwrite;
+    bool overwrite, keep_best;
     /* sampling and evaluation */
     const char *load, *prime;
     int64_t length, top_k;
-    double temperature;
+    double temperature, top_p;
     /* reading: the most text a corpus may have, in MiB */
     int64_t max_data_mb;
 } cl_config;
 
-/* The default of --max-data-mb: 1 GiB of text (~4 GiB of memory). */
+/* What --version prints after "charlm ". */
+#define CL_VERSION "0.1.0"
+
+/* The default of --max-data-mb: 1 GiB of text (1-4 GiB of memory). */
 #define CL_MAX_DATA_MB 1024
 
 /* Most flags a command has (main.c's given[] array). */
@@ -100,9 +104,13 @@ typedef struct cl_command {
 
 const cl_command *cl_command_find(const char *name);
 void cl_tool_help(FILE *f);
+void cl_version(FILE *f);
+/* The default of --threads: OMP_NUM_THREADS if set, else the CPUs this
+ * process may run on (1 without OpenMP). */
+int64_t cl_default_threads(void);
 /* Fills c from argv (c holds the defaults); given[i] tells whether
- * cmd->opts[i] was on the line. 1 for --help (printed), 0, or -1 with a
- * message. */
+ * cmd->opts[i] was on the line. 1 for --help or --version (printed), 0,
+ * or -1 with a message. */
 int cl_parse_args(const cl_command *cmd, int argc, char **argv,
                   cl_config *c, bool *given);
 void cl_config_defaults(cl_config *c);
@@ -141,32 +149,52 @@ typedef struct cl_text {
     int64_t n;
 } cl_text;
 
+/* A corpus as vocabulary ids, each in width bytes: 1 while the
+ * vocabulary has at most 256 characters, 2 up to 65536, else 4. */
+typedef struct cl_ids {
+    void *data;
+    int width;
+    int64_t n;
+} cl_ids;
+static inline uint32_t cl_ids_get(const cl_ids *d, int64_t i)
+{
+    return d->width == 1 ? ((const uint8_t *)d->data)[i]
+         : d->width == 2 ? ((const uint16_t *)d->data)[i]
+                         : ((const uint32_t *)d->data)[i];
+}
+
 /* B streams of a token sequence, a view into its ids: stream b is
  * ids[b * n .. (b + 1) * n), and row i is element i of every stream. The
  * ids belong to the train streams (owned, freed by cl_streams_free); the
  * val streams borrow them (owned NULL), so free val first or together. */
 typedef struct cl_streams {
-    const uint32_t *ids;
+    const void *ids;  /* the first id of stream 0 */
+    int width;        /* bytes per id (cl_ids) */
     int64_t n, B;
-    uint32_t *owned;
+    void *owned;
 } cl_streams;
 /* out[i * B + b] = row pos + i of stream b, for i < len: the [len, B]
  * block a step reads (pos + len <= s->n). */
 void cl_streams_rows(const cl_streams *s, int64_t pos, int64_t len,
                      int64_t *out);
 
-/* Reads a file or every regular file of a directory (sorted by name,
- * skipping *.dat, *.u8 and symbolic links), decoding UTF-8 with Python's
- * universal newlines. -1 with a message for a missing, empty or binary
- * corpus, a FIFO or device, or more than max_mb MiB of bytes. */
-int cl_text_read(const char *path, int64_t max_mb, cl_text *t);
+/* corpus.c: reads path - a file, every regular file of a directory
+ * (sorted by name, skipping *.dat, *.u8 and symbolic links), or "-" for
+ * standard input - decoding UTF-8 with Python's universal newlines,
+ * straight into ids of v: if v is empty (n == 0) the vocabulary is made
+ * from the text, otherwise every character must be in v. progress: say
+ * on stderr what a large corpus is doing. -1 with a message for a
+ * missing, empty or binary corpus, a FIFO or device, a character not in
+ * v, or more than max_mb MiB of bytes; v and ids are then left empty
+ * (v only if it was empty). */
+int cl_corpus_read(const char *path, int64_t max_mb, bool progress,
+                   cl_vocab *v, cl_ids *ids);
+void cl_ids_free(cl_ids *ids);
 /* Opens path for reading if it is a regular file, never blocking (a
  * FIFO is refused, not waited on); its size in *size. NULL with a message
  * starting with what ("--load ", "") otherwise. */
 FILE *cl_open_regular(const char *path, const char *what, int64_t *size);
 void cl_text_free(cl_text *t);
-/* The sorted set of the text's code points. */
-void cl_vocab_build(const cl_text *t, cl_vocab *v);
 /* The vocabulary as UTF-8 (for checkpoints) and back (-1: not valid
  * UTF-8, not sorted, repeated, NUL). */
 char *cl_vocab_utf8(const cl_vocab *v);
@@ -174,23 +202,28 @@ int cl_vocab_parse(const char *utf8, cl_vocab *v);
 void cl_vocab_free(cl_vocab *v);
 /* The id of code point c, -1 if not in the vocabulary. */
 int64_t cl_vocab_id(const cl_vocab *v, uint32_t c);
-/* ids[i] = id of cp[i] (ids may be cp: encoding in place); -1 with a
- * message naming the first character that is not in v (what names the
- * text in it). */
-int cl_encode(const cl_vocab *v, const uint32_t *cp, int64_t n, uint32_t *ids,
-              const char *what);
+/* "'x' (U+0078)", or "U+0007" for a character that does not print. */
+void cl_char_name(uint32_t c, char *buf, size_t cap);
 /* Decodes a UTF-8 string (a --prime); -1 with a message. */
 int cl_utf8_decode(const char *s, cl_text *t, const char *what);
+/* Decodes the character at s[0..n): its length (1-4) and *cp, or 0 if
+ * the bytes are not valid UTF-8 (or end inside the character). */
+int cl_utf8_get(const unsigned char *s, size_t n, uint32_t *cp);
 /* Writes code point c as UTF-8 into out (4 bytes at most); its length. */
 int cl_utf8_put(uint32_t c, char *out);
-/* FNV-1a over the ids: tells a resumed run whether its text changed. */
-uint64_t cl_ids_hash(const uint32_t *ids, int64_t n);
+/* FNV-1a over the ids (each as 8 bytes): tells a resumed run whether its
+ * text changed. */
+uint64_t cl_ids_hash(const cl_ids *ids);
 
 /* The reference's split: the last max(int(n * val_frac), T * B + 1) ids
  * are held out; both parts cut into B streams. -1 with a message naming
  * what is too small. */
-int cl_split(const uint32_t *ids, int64_t n, const cl_config *c,
-             cl_streams *train, cl_streams *val, const char *what);
+int cl_split(const cl_ids *ids, const cl_config *c, cl_streams *train,
+             cl_streams *val, const char *what);
+/* The whole text as B streams (what charlm eval --data scores); -1 with a
+ * message if the streams would be shorter than 2. */
+int cl_streams_whole(const cl_ids *ids, int64_t B, cl_streams *s,
+                     const char *what);
 void cl_streams_free(cl_streams *s);
 
 /* ckpt.c ---------------------------------------------------------------- */

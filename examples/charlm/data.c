@@ -1,11 +1,12 @@
 /*
- * examples/charlm/data.c - from files to the [T, B] token blocks a
- * training step eats, exactly as the PyTorch reference does it:
+ * examples/charlm/data.c - text, vocabulary and the [T, B] token blocks a
+ * training step eats, exactly as the PyTorch reference makes them (the
+ * corpus itself is read by corpus.c):
  *
- *   read_corpus   a file, or a directory's regular files sorted by name
- *                 (skipping *.dat, *.u8 and symbolic links), concatenated;
- *                 decoded as UTF-8 with Python's universal newlines
- *                 ("\r\n" and "\r" read as "\n")
+ *   UTF-8         strict decoding (like Python's "utf-8" codec): overlong
+ *                 forms, surrogates, code points past U+10FFFF and
+ *                 truncated sequences are errors, and so is a NUL byte -
+ *                 either means the input is not text
  *   vocabulary    sorted(set(text)): the code points that occur, in order
  *   split         the last max(int(n * val_frac), T * B + 1) characters
  *                 are held out for validation
@@ -13,20 +14,12 @@
  *                 ids[b * n/B : (b + 1) * n/B]; cl_streams_rows gathers
  *                 rows [pos, pos + T) of all B streams, one step's input
  *
- * Memory: the text is held once, as 4-byte code points that cl_encode
- * turns into vocabulary ids in place; the streams are views into it, so a
- * corpus costs ~4 bytes per character (~5 while a file is read) where it
- * used to cost ~20 (code points, int64 ids and an int64 copy in stream
- * order). Only regular files are read (a FIFO or /dev/zero would block or
- * never end), and at most --max-data-mb MiB in all (CL_MAX_DATA_MB).
- *
- * Decoding is strict (like Python's "utf-8" codec): overlong forms,
- * surrogates, code points past U+10FFFF and truncated sequences are
- * errors, and so is a NUL byte - either means the file is not text.
+ * The streams are views into the corpus's ids (1, 2 or 4 bytes each,
+ * cl_ids), never copies. Only regular files are opened (a FIFO or
+ * /dev/zero would block or never end).
  */
 #include "charlm.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -35,13 +28,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_CP 0x110000u
-
 /* ---- UTF-8 -------------------------------------------------------------- */
 
 /* Decodes the sequence at s[0..n): its length (1-4) and *cp, or 0 if it
  * is not valid UTF-8. */
-static int utf8_get(const unsigned char *s, size_t n, uint32_t *cp)
+int cl_utf8_get(const unsigned char *s, size_t n, uint32_t *cp)
 {
     unsigned b = s[0];
     if (b < 0x80) {
@@ -109,7 +100,7 @@ static int decode_append(const unsigned char *s, size_t n, cl_text *t,
 {
     for (size_t i = 0; i < n;) {
         uint32_t c;
-        int len = utf8_get(s + i, n - i, &c);
+        int len = cl_utf8_get(s + i, n - i, &c);
         if (!len)
             return cl_fail("%s is not UTF-8 text (byte 0x%02X at offset %zu "
                            "starts no valid character): a binary file?", what,
@@ -143,7 +134,7 @@ int cl_utf8_decode(const char *s, cl_text *t, const char *what)
     return 0;
 }
 
-/* ---- reading the corpus ------------------------------------------------- */
+/* ---- files -------------------------------------------------------------- */
 
 FILE *cl_open_regular(const char *path, const char *what, int64_t *size)
 {
@@ -185,118 +176,6 @@ FILE *cl_open_regular(const char *path, const char *what, int64_t *size)
     return f;
 }
 
-/* What a corpus read has used of its byte budget. */
-typedef struct budget {
-    int64_t used, max_mb;
-    const char *root; /* the --data path, for the message */
-} budget;
-
-static int over_budget(const budget *b)
-{
-    return cl_fail("%s is larger than the --max-data-mb limit of %lld MiB: "
-                   "give a larger --max-data-mb (charlm keeps ~4 bytes per "
-                   "character in memory) or less text", b->root,
-                   (long long)b->max_mb);
-}
-
-static int read_file(const char *path, cl_text *t, int64_t *cap, budget *b)
-{
-    int64_t size;
-    FILE *f = cl_open_regular(path, "", &size);
-    if (!f)
-        return -1;
-    if (size > b->max_mb * 1048576 - b->used) {
-        fclose(f);
-        return over_budget(b);
-    }
-    b->used += size;
-    /* room for every byte as a character: no doubling, no copies */
-    if (*cap < t->n + size) {
-        *cap = t->n + size;
-        t->cp = tg_xrealloc(t->cp, (size_t)(*cap ? *cap : 1) * sizeof *t->cp);
-    }
-    unsigned char *buf = tg_xmalloc((size_t)(size ? size : 1));
-    size_t n = fread(buf, 1, (size_t)size, f);
-    int bad = ferror(f), rc = 0;
-    int e = errno;
-    fclose(f);
-    if (bad)
-        rc = cl_fail("cannot read %s: %s", path, strerror(e));
-    else /* a file that shrank meanwhile is read as it is now */
-        rc = decode_append(buf, n, t, cap, path);
-    free(buf);
-    return rc;
-}
-
-static int by_name(const void *a, const void *b)
-{
-    /* byte order of UTF-8 names = code point order = Python's sorted() */
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
-static int read_dir(const char *dir, cl_text *t, int64_t *cap, budget *b)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return cl_fail("cannot read directory %s: %s", dir, strerror(errno));
-    char **paths = NULL;
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
-            ends_with(e->d_name, ".dat") || ends_with(e->d_name, ".u8"))
-            continue;
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        char *p = tg_xmalloc(len);
-        snprintf(p, len, "%s/%s", dir, e->d_name);
-        struct stat st; /* lstat: a link is skipped, not followed */
-        if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode)) {
-            free(p);
-            continue;
-        }
-        paths = tg_xrealloc(paths, (n + 1) * sizeof *paths);
-        paths[n++] = p;
-    }
-    closedir(d);
-    if (n)
-        qsort(paths, n, sizeof *paths, by_name);
-    int rc = 0;
-    if (!n)
-        rc = cl_fail("directory %s has no text files (charlm reads its regular "
-                     "files, skipping *.dat, *.u8 and links)", dir);
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = read_file(paths[i], t, cap, b);
-    for (size_t i = 0; i < n; i++)
-        free(paths[i]);
-    free(paths);
-    return rc;
-}
-
-int cl_text_read(const char *path, int64_t max_mb, cl_text *t)
-{
-    *t = (cl_text){0};
-    int64_t cap = 0;
-    budget b = {0, max_mb, path};
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return cl_fail("cannot read %s: %s", path, strerror(errno));
-    int rc = S_ISDIR(st.st_mode) ? read_dir(path, t, &cap, &b)
-                                 : read_file(path, t, &cap, &b);
-    if (rc == 0 && t->n == 0)
-        rc = cl_fail("%s is empty: there is no text to learn from", path);
-    if (rc < 0)
-        cl_text_free(t);
-    else if (cap > t->n) /* give back what multi-byte characters left */
-        t->cp = tg_xrealloc(t->cp, (size_t)t->n * sizeof *t->cp);
-    return rc;
-}
-
 void cl_text_free(cl_text *t)
 {
     free(t->cp);
@@ -304,22 +183,6 @@ void cl_text_free(cl_text *t)
 }
 
 /* ---- vocabulary --------------------------------------------------------- */
-
-void cl_vocab_build(const cl_text *t, cl_vocab *v)
-{
-    unsigned char *seen = tg_xcalloc(MAX_CP, 1);
-    for (int64_t i = 0; i < t->n; i++)
-        seen[t->cp[i]] = 1;
-    v->n = 0;
-    for (uint32_t c = 0; c < MAX_CP; c++)
-        v->n += seen[c];
-    v->chars = tg_xmalloc((size_t)(v->n ? v->n : 1) * sizeof *v->chars);
-    int64_t k = 0;
-    for (uint32_t c = 0; c < MAX_CP; c++)
-        if (seen[c])
-            v->chars[k++] = c;
-    free(seen);
-}
 
 char *cl_vocab_utf8(const cl_vocab *v)
 {
@@ -371,46 +234,47 @@ int64_t cl_vocab_id(const cl_vocab *v, uint32_t c)
     return lo < v->n && v->chars[lo] == c ? lo : -1;
 }
 
-int cl_encode(const cl_vocab *v, const uint32_t *cp, int64_t n, uint32_t *ids,
-              const char *what)
+void cl_char_name(uint32_t c, char *buf, size_t cap)
 {
-    for (int64_t i = 0; i < n; i++) {
-        int64_t id = cl_vocab_id(v, cp[i]);
-        if (id < 0) {
-            char glyph[8] = "";
-            if (cp[i] >= 0x20 && cp[i] != 0x7F &&
-                !(cp[i] >= 0x80 && cp[i] < 0xA0)) {
-                glyph[0] = '\'';
-                int k = cl_utf8_put(cp[i], glyph + 1);
-                glyph[1 + k] = '\'';
-                glyph[2 + k] = ' ';
-            }
-            return cl_fail("%s: character %s(U+%04X, character %lld) is not in "
-                           "the model's vocabulary of %lld characters", what,
-                           glyph, (unsigned)cp[i], (long long)i, (long long)v->n);
-        }
-        ids[i] = (uint32_t)id; /* after cp[i] was read: ids may be cp */
-    }
-    return 0;
+    char glyph[8] = "";
+    if (c >= 0x20 && c != 0x7F && !(c >= 0x80 && c < 0xA0)) /* printable */
+        glyph[cl_utf8_put(c, glyph)] = 0;
+    if (glyph[0])
+        snprintf(buf, cap, "'%s' (U+%04X)", glyph, (unsigned)c);
+    else
+        snprintf(buf, cap, "U+%04X", (unsigned)c);
 }
 
-uint64_t cl_ids_hash(const uint32_t *ids, int64_t n)
+/* FNV-1a over each id as 8 little-endian bytes, as it was when ids were
+ * int64: the zero high bytes only multiply by the prime, so an id below
+ * 256 costs one multiplication by P^8, below 65536 two. */
+uint64_t cl_ids_hash(const cl_ids *ids)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a, 64 bits */
-    for (int64_t i = 0; i < n; i++) /* of each id as 8 bytes, as it was */
-        for (int k = 0; k < 8; k++) {
-            h ^= ((uint64_t)ids[i] >> (8 * k)) & 0xFF;
-            h *= 1099511628211ull;
+    const uint64_t P = 1099511628211ull;
+    uint64_t h = 1469598103934665603ull, P4 = P * P * P * P, P6 = P4 * P * P,
+             P7 = P6 * P, P8 = P4 * P4;
+    for (int64_t i = 0; i < ids->n; i++) {
+        uint32_t id = cl_ids_get(ids, i);
+        if (id < 256) {
+            h = (h ^ id) * P8;
+        } else if (id < 65536) {
+            h = ((h ^ (id & 0xFF)) * P ^ (id >> 8)) * P7;
+        } else {
+            for (int k = 0; k < 4; k++)
+                h = (h ^ ((id >> (8 * k)) & 0xFF)) * P;
+            h *= P4;
         }
+    }
     return h;
 }
 
 /* ---- split and streams -------------------------------------------------- */
 
-static void make_streams(const uint32_t *ids, int64_t n, int64_t B,
-                         cl_streams *s)
+static void make_streams(const cl_ids *ids, int64_t start, int64_t n,
+                         int64_t B, cl_streams *s)
 {
-    s->ids = ids;
+    s->ids = (const char *)ids->data + start * ids->width;
+    s->width = ids->width;
     s->B = B;
     s->n = n / B;
 }
@@ -419,15 +283,28 @@ void cl_streams_rows(const cl_streams *s, int64_t pos, int64_t len,
                      int64_t *out)
 {
     TG_ASSERT(pos >= 0 && len >= 0 && len <= s->n - pos);
-    for (int64_t i = 0; i < len; i++)
-        for (int64_t b = 0; b < s->B; b++)
-            out[i * s->B + b] = s->ids[b * s->n + pos + i];
+    for (int64_t b = 0; b < s->B; b++) {
+        int64_t at = b * s->n + pos;
+        switch (s->width) {
+        case 1:
+            for (int64_t i = 0; i < len; i++)
+                out[i * s->B + b] = ((const uint8_t *)s->ids)[at + i];
+            break;
+        case 2:
+            for (int64_t i = 0; i < len; i++)
+                out[i * s->B + b] = ((const uint16_t *)s->ids)[at + i];
+            break;
+        default:
+            for (int64_t i = 0; i < len; i++)
+                out[i * s->B + b] = ((const uint32_t *)s->ids)[at + i];
+        }
+    }
 }
 
-int cl_split(const uint32_t *ids, int64_t n, const cl_config *c,
-             cl_streams *train, cl_streams *val, const char *what)
+int cl_split(const cl_ids *ids, const cl_config *c, cl_streams *train,
+             cl_streams *val, const char *what)
 {
-    int64_t T = c->seq, B = c->batch;
+    int64_t T = c->seq, B = c->batch, n = ids->n;
     int64_t n_val = (int64_t)((double)n * c->val_frac); /* Python's int() */
     if (n_val < T * B + 1)
         n_val = T * B + 1;
@@ -450,8 +327,21 @@ int cl_split(const uint32_t *ids, int64_t n, const cl_config *c,
                        "validation streams of %lld, too short to score; use a "
                        "larger --val-frac or --seq", what, (long long)n_val,
                        (long long)B, (long long)(n_val / B));
-    make_streams(ids, n_train, B, train);
-    make_streams(ids + n_train, n_val, B, val);
+    make_streams(ids, 0, n_train, B, train);
+    make_streams(ids, n_train, n_val, B, val);
+    return 0;
+}
+
+int cl_streams_whole(const cl_ids *ids, int64_t B, cl_streams *s,
+                     const char *what)
+{
+    *s = (cl_streams){0};
+    if (ids->n / B < 2)
+        return cl_fail("%s is too short to score: %lld characters make the "
+                       "model's %lld streams of %lld, and a stream needs 2",
+                       what, (long long)ids->n, (long long)B,
+                       (long long)(ids->n / B));
+    make_streams(ids, 0, ids->n, B, s);
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The reference's evaluate(): the held-out streams in chunks of T (the
  * last one shorter), the state carried from chunk to chunk, no dropout,
@@ -46,6 +47,11 @@ double cl_evaluate(cl_run *r, const cl_streams *v)
     return count ? total / (double)count : (double)NAN;
 }
 
+/* What is scored: without --data, the held-out end of the checkpoint's
+ * corpus (split as in training, so the number is the one training
+ * logged); with --data, the whole text, cut into the model's B streams
+ * (the first character of each stream and the last n mod B characters
+ * are not predicted); with --val-frac F, the held-out last F of either. */
 int cl_eval(const cl_config *c)
 {
     cl_run r;
@@ -53,27 +59,44 @@ int cl_eval(const cl_config *c)
         return 1;
     int status = 1;
     const char *path = c->data ? c->data : r.cfg.data;
-    cl_text text;
-    cl_streams train = {0}, val = {0};
-    if (cl_text_read(path, c->max_data_mb, &text) < 0) {
+    bool whole = c->data && c->val_frac < 0;
+    if (!c->data && !strcmp(path, "-")) {
+        cl_fail("checkpoint %s was trained on standard input: give --data "
+                "FILE (or --data - and the text)", c->load);
         cl_run_free(&r);
         return 1;
     }
-    uint32_t *ids = text.cp; /* encoded in place; the streams are views */
-    if (cl_encode(&r.vocab, text.cp, text.n, ids, path) < 0 ||
-        cl_split(ids, text.n, &r.cfg, &train, &val, path) < 0)
+    const char *what = strcmp(path, "-") ? path : "standard input";
+    cl_ids ids;
+    cl_streams train = {0}, val = {0};
+    if (cl_corpus_read(path, c->max_data_mb, true, &r.vocab, &ids) < 0) {
+        cl_run_free(&r);
+        return 1;
+    }
+    if (c->val_frac >= 0)
+        r.cfg.val_frac = c->val_frac;
+    if (whole ? cl_streams_whole(&ids, r.cfg.batch, &val, what) < 0
+              : cl_split(&ids, &r.cfg, &train, &val, what) < 0)
         goto done;
     double loss = cl_evaluate(&r, &val);
     if (!isfinite(loss)) {
-        cl_fail("the validation loss is not finite: %s", cl_lib_error());
+        cl_fail("the loss is not finite: %s", cl_lib_error());
         goto done;
     }
-    printf("val loss %.4f nats/char = %.4f bits/char (%lld held-out characters "
-           "of %s; model at step %lld)\n", loss, loss / log(2.0),
-           (long long)(val.n * val.B), path, (long long)r.step);
+    /* each stream predicts all its characters but the first */
+    long long scored = (long long)((val.n - 1) * val.B);
+    if (whole)
+        printf("loss %.4f nats/char = %.4f bits/char (%lld characters scored, "
+               "all of %s; model at step %lld)\n", loss, loss / log(2.0),
+               scored, what, (long long)r.step);
+    else
+        printf("val loss %.4f nats/char = %.4f bits/char (%lld held-out "
+               "characters of %s; model at step %lld)\n", loss,
+               loss / log(2.0), (long long)(val.n * val.B), what,
+               (long long)r.step);
     status = 0;
 done:
-    cl_text_free(&text);
+    cl_ids_free(&ids);
     cl_streams_free(&train);
     cl_streams_free(&val);
     cl_run_free(&r);

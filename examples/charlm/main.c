@@ -106,6 +106,10 @@ int main(int argc, char **argv)
         cl_tool_help(stdout);
         return 0;
     }
+    if (!strcmp(name, "--version")) {
+        cl_version(stdout);
+        return 0;
+    }
     const cl_command *cmd = cl_command_find(name);
     if (!cmd) {
         cl_fail("unknown command '%s' (commands: train, sample, eval; see "
@@ -115,8 +119,10 @@ int main(int argc, char **argv)
     }
     cl_config c;
     cl_config_defaults(&c);
-    if (!strcmp(cmd->name, "eval"))
-        c.data = NULL; /* the checkpoint's corpus */
+    if (!strcmp(cmd->name, "eval")) {
+        c.data = NULL;      /* the checkpoint's corpus */
+        c.val_frac = -1;    /* not given: the whole --data, or as trained */
+    }
     bool given[CL_MAX_OPTS] = {false};
     int rc = cl_parse_args(cmd, argc - 2, argv + 2, &c, given);
     if (rc == 1)

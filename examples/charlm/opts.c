@@ -14,6 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* The most threads used unless asked for more: beyond a few, charlm's
+ * models have too little work per step to share. */
+#define CL_MAX_DEFAULT_THREADS 8
 
 /* ---- the flags ---------------------------------------------------------- */
 #define OFF(f) offsetof(cl_config, f)
@@ -27,15 +34,34 @@ void cl_config_defaults(cl_config *c)
         .dropout = 0, .data = "/usr/share/games/fortunes", .seq = 64,
         .batch = 32, .val_frac = 0.05, .optim = "adam", .lr = 2e-3,
         .clip = 5, .seed = 1, .steps = 500, .eval_every = 100,
-        .threads = 2, .minutes = 0, .save = "charlm.safetensors",
-        .length = 500, .top_k = 0, .temperature = 1.0,
-        .max_data_mb = CL_MAX_DATA_MB};
+        .threads = cl_default_threads(), .minutes = 0,
+        .save = "charlm.safetensors", .length = 500, .top_k = 0,
+        .temperature = 1.0, .top_p = 1.0, .max_data_mb = CL_MAX_DATA_MB};
+}
+
+int64_t cl_default_threads(void)
+{
+#ifdef _OPENMP
+    /* OMP_NUM_THREADS as OpenMP reads it: the first number of a list */
+    const char *env = getenv("OMP_NUM_THREADS");
+    char *end;
+    long n = env ? strtol(env, &end, 10) : 0;
+    if (env && end != env && (*end == 0 || *end == ',') && n >= 1 && n <= 1024)
+        return n;
+    /* else every CPU this process may use: the governor (tensor/threads.c)
+     * drops to one thread while other processes keep them busy */
+    n = omp_get_num_procs();
+    return n < 1 ? 1 : n > CL_MAX_DEFAULT_THREADS ? CL_MAX_DEFAULT_THREADS : n;
+#else
+    return 1;
+#endif
 }
 
 static const cl_opt train_opts[] = {
-    {"data", "FILE|DIR", CL_STR, OFF(data), 0, 0, CL_STORED,
-     "text to learn: a UTF-8 file, or a directory whose files (sorted, "
-     "skipping *.dat, *.u8 and links) are concatenated"},
+    {"data", "FILE|DIR|-", CL_STR, OFF(data), 0, 0, CL_STORED,
+     "text to learn: a UTF-8 file, a directory whose files (sorted, "
+     "skipping *.dat, *.u8 and links) are concatenated, or - for standard "
+     "input"},
     {"cell", "NAME", CL_STR, OFF(cell), 0, 0, CL_STORED | CL_FIXED,
      "recurrent cell: lstm, gru, rnn or any registered cell type"},
     {"layers", "N", CL_INT, OFF(layers), 1, 64, CL_STORED | CL_FIXED,
@@ -67,10 +93,12 @@ static const cl_opt train_opts[] = {
     {"seed", "S", CL_INT, OFF(seed), 0, 9e18, CL_STORED | CL_FIXED,
      "seed of initialisation and dropout"},
     {"threads", "N", CL_INT, OFF(threads), 1, 1024, 0,
-     "threads (results are the same for any number)"},
+     "threads; results are the same for any number, and fewer are used "
+     "while other processes keep the CPUs busy; by default OMP_NUM_THREADS "
+     "if set, else the CPUs available, at most 8"},
     {"max-data-mb", "MIB", CL_INT, OFF(max_data_mb), 1, 1e9, 0,
-     "refuse a corpus of more than MIB MiB (memory: ~4 bytes per "
-     "character)"},
+     "refuse a corpus of more than MIB MiB (memory: 1 byte per character "
+     "for up to 256 distinct characters, else 2 or 4)"},
     {"val-frac", "F", CL_REAL, OFF(val_frac), 0, 1, CL_STORED | CL_FIXED | CL_HI_OPEN,
      "fraction of the text held out for validation (at least T*B+1 "
      "characters)"},
@@ -80,10 +108,15 @@ static const cl_opt train_opts[] = {
      "checkpoint to write at each evaluation, at the end and on Ctrl-C"},
     {"resume", "CKPT", CL_STR, OFF(resume), 0, 0, CL_NO_DEFAULT,
      "continue the run saved in CKPT exactly where it stopped"},
-    {"log", "FILE", CL_STR, OFF(log), 0, 0, CL_NO_DEFAULT,
-     "append one JSON line per evaluation to FILE"},
+    {"log", "FILE|-", CL_STR, OFF(log), 0, 0, CL_NO_DEFAULT,
+     "append one JSON line per evaluation to FILE (-: to stdout, instead "
+     "of the readable lines)"},
+    {"keep-best", NULL, CL_SWITCH, OFF(keep_best), 0, 0, CL_NO_DEFAULT,
+     "also keep the checkpoint of the lowest validation loss, as CKPT with "
+     ".best before its extension (model.best.safetensors)"},
     {"overwrite", NULL, CL_SWITCH, OFF(overwrite), 0, 0, CL_NO_DEFAULT,
-     "allow --save to replace a file that is not the --resume checkpoint"},
+     "allow --save (and its .best) to replace a file that is not the "
+     "--resume checkpoint"},
 };
 
 static const cl_opt sample_opts[] = {
@@ -91,12 +124,17 @@ static const cl_opt sample_opts[] = {
      "checkpoint to sample from"},
     {"length", "N", CL_INT, OFF(length), 0, 1e9, 0,
      "characters to generate"},
-    {"temperature", "X", CL_REAL, OFF(temperature), 0, 1e6, CL_LO_OPEN,
-     "divides the scores: < 1 safer, > 1 wilder"},
+    {"temperature", "X", CL_REAL, OFF(temperature), 0, 1e6, 0,
+     "divides the scores: < 1 safer, > 1 wilder; 0: greedy, always the "
+     "likeliest character"},
     {"top-k", "K", CL_INT, OFF(top_k), 0, 1e9, 0,
      "draw only among the K likeliest characters (0: all)"},
+    {"top-p", "P", CL_REAL, OFF(top_p), 0, 1, CL_LO_OPEN,
+     "nucleus sampling: draw only among the likeliest characters whose "
+     "probabilities sum to P (1: all)"},
     {"prime", "TEXT", CL_STR, OFF(prime), 0, 0, CL_NO_DEFAULT,
-     "text to start from (printed first; default: a newline)"},
+     "text to start from (printed first; characters the model does not "
+     "know are skipped with a warning; default: a newline)"},
     {"seed", "S", CL_INT, OFF(seed), 0, 9e18, 0,
      "seed of the draws: the same seed gives the same text"},
     {"threads", "N", CL_INT, OFF(threads), 1, 1024, 0, "threads"},
@@ -105,8 +143,12 @@ static const cl_opt sample_opts[] = {
 static const cl_opt eval_opts[] = {
     {"load", "CKPT", CL_STR, OFF(load), 0, 0, CL_NO_DEFAULT,
      "checkpoint to evaluate"},
-    {"data", "FILE|DIR", CL_STR, OFF(data), 0, 0, CL_NO_DEFAULT,
-     "text whose held-out part is scored (default: the training corpus)"},
+    {"data", "FILE|DIR|-", CL_STR, OFF(data), 0, 0, CL_NO_DEFAULT,
+     "text to score, all of it (- : standard input; default: the held-out "
+     "part of the training corpus)"},
+    {"val-frac", "F", CL_REAL, OFF(val_frac), 0, 1, CL_NO_DEFAULT | CL_HI_OPEN,
+     "score only the last F of the text (at least T*B+1 characters), as "
+     "training holds it out"},
     {"max-data-mb", "MIB", CL_INT, OFF(max_data_mb), 1, 1e9, 0,
      "refuse a corpus of more than MIB MiB"},
     {"threads", "N", CL_INT, OFF(threads), 1, 1024, 0, "threads"},
@@ -210,8 +252,11 @@ static const cl_command commands[] = {
      "Trains a character language model (Embedding -> recurrent layers ->\n"
      "Dropout -> Linear) on a text corpus, like the PyTorch reference\n"
      "../shared/bench/train_torch_charlm.py, and saves checkpoints that\n"
-     "--resume continues exactly. Prints one JSON line per evaluation on\n"
-     "stdout and progress on stderr. Ctrl-C finishes the step, saves and\n"
+     "--resume continues exactly. Prints one line per evaluation on stdout\n"
+     "(step, losses in nats and bits/char, tokens/s, time to go), and a\n"
+     "live progress line on stderr when it is a terminal; --log FILE writes\n"
+     "the same as JSON lines (--log - to stdout, instead of the readable\n"
+     "lines). Ctrl-C finishes the step, saves and\n"
      "exits (status 130). On --resume the architecture and data flags come\n"
      "from the checkpoint (giving a different value is an error); --data,\n"
      "--steps, --minutes, --lr, --clip, --eval-every, --save, --log and\n"
@@ -220,12 +265,16 @@ static const cl_command commands[] = {
      train_opts, COUNT(train_opts)},
     {"sample", "charlm sample --load CKPT [options]",
      "Writes --length characters generated by the model to stdout (UTF-8),\n"
-     "after the --prime text if one is given. The same seed gives the same\n"
-     "text.",
+     "after the --prime text if one is given, and a newline if the text\n"
+     "does not end with one. The same seed gives the same text.",
      sample_opts, COUNT(sample_opts)},
     {"eval", "charlm eval --load CKPT [options]",
-     "Prints the validation loss of a checkpoint in nats and in bits per\n"
-     "character, on the held-out end of its corpus (split as in training).",
+     "Prints the loss of a checkpoint in nats and in bits per character.\n"
+     "Without --data: on the held-out end of its training corpus, split as\n"
+     "in training (the validation loss training reported). With --data: on\n"
+     "the whole text, cut into the model's --batch streams (the first\n"
+     "character of each and the last few are not predicted), or on its\n"
+     "last --val-frac.",
      eval_opts, COUNT(eval_opts)},
 };
 
@@ -274,6 +323,23 @@ static void command_help(const cl_command *cmd, FILE *f)
         help_line(f, flag, text);
     }
     help_line(f, "--help", "this text");
+    help_line(f, "--version", "the version of charlm");
+}
+
+void cl_version(FILE *f)
+{
+    fprintf(f, "charlm " CL_VERSION " (tapegrad, %s, %s)\n",
+#ifdef _OPENMP
+            "OpenMP",
+#else
+            "built without OpenMP",
+#endif
+#ifdef TG_DOUBLE
+            "float64"
+#else
+            "float32"
+#endif
+            );
 }
 
 void cl_tool_help(FILE *f)
@@ -284,7 +350,8 @@ void cl_tool_help(FILE *f)
         "  charlm train [options]               train on a corpus, save a checkpoint\n"
         "  charlm sample --load CKPT [options]  generate text from a checkpoint\n"
         "  charlm eval --load CKPT [options]    validation loss of a checkpoint\n"
-        "  charlm COMMAND --help                the options of a command\n\n"
+        "  charlm COMMAND --help                the options of a command\n"
+        "  charlm --version                     the version\n\n"
         "A first run (2-layer LSTM on /usr/share/games/fortunes, Debian package\n"
         "`fortunes`; about two minutes on two cores):\n"
         "  charlm train --minutes 2                  # writes charlm.safetensors\n"
@@ -335,6 +402,10 @@ int cl_parse_args(const cl_command *cmd, int argc, char **argv,
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             command_help(cmd, stdout);
+            return 1;
+        }
+        if (!strcmp(a, "--version")) {
+            cl_version(stdout);
             return 1;
         }
         if (strncmp(a, "--", 2) || !a[2])

@@ -165,30 +165,27 @@ static int check_save(const cl_config *c)
 static int load_data(cl_run *r, const char *path, int64_t max_mb,
                      bool resumed, cl_streams *train, cl_streams *val)
 {
-    cl_text text;
-    if (cl_text_read(path, max_mb, &text) < 0)
+    cl_ids ids;
+    if (cl_corpus_read(path, max_mb, tg_dist_rank() == 0, &r->vocab, &ids) < 0)
         return -1;
-    if (!resumed)
-        cl_vocab_build(&text, &r->vocab);
-    uint32_t *ids = text.cp; /* encoded in place */
-    int rc = cl_encode(&r->vocab, text.cp, text.n, ids, path);
-    if (rc == 0)
-        rc = cl_split(ids, text.n, &r->cfg, train, val, path);
+    bool in = !strcmp(path, "-");
+    const char *what = in ? "standard input" : path;
+    int rc = cl_split(&ids, &r->cfg, train, val, what);
     if (rc == 0) {
-        uint64_t hash = cl_ids_hash(ids, text.n);
-        if (resumed && (hash != r->corpus_hash || text.n != r->corpus_chars))
+        uint64_t hash = cl_ids_hash(&ids);
+        if (resumed && (hash != r->corpus_hash || ids.n != r->corpus_chars))
             fprintf(stderr, "charlm train: note: %s is not the text the "
                     "checkpoint was trained on; continuing on it (not the "
-                    "run an uninterrupted training would have made)\n", path);
+                    "run an uninterrupted training would have made)\n", what);
         r->corpus_hash = hash;
-        r->corpus_chars = text.n;
-        char *real = realpath(path, NULL); /* resumable from anywhere */
+        r->corpus_chars = ids.n;
+        char *real = in ? NULL : realpath(path, NULL); /* resumable from anywhere */
         r->cfg.data = cl_strdup(real ? real : path);
         free(real);
-        train->owned = text.cp; /* the streams are views into it */
-        text = (cl_text){0};
+        train->owned = ids.data; /* the streams are views into it */
+        ids = (cl_ids){0};
     }
-    cl_text_free(&text);
+    cl_ids_free(&ids);
     return rc;
 }
 
@@ -206,6 +203,10 @@ int cl_prepare(cl_run *r, cl_config *c, const bool *given, const cl_opt *opts,
         if (cl_ckpt_load(c->resume, r, true) < 0 ||
             merge_resume(r, c, given, opts, nopts) < 0)
             return -1;
+        if (!data_given && !strcmp(r->cfg.data, "-"))
+            return cl_fail("checkpoint %s was trained on standard input: give "
+                           "--data FILE, or --data - with the same text",
+                           c->resume);
         if (load_data(r, data_given ? c->data : r->cfg.data, c->max_data_mb,
                       true, train, val) < 0)
             return data_given ? -1 : cl_fail("%s (the checkpoint's corpus; "

@@ -7,8 +7,8 @@
  *   logits, state = model(x, detach(state))        (truncated BPTT)
  *   loss = mean cross-entropy over T * B
  *   zero grads; backward; clip the global norm; optimizer step
- *   every --eval-every steps and at the end: validation loss, one JSON
- *   line, a checkpoint
+ *   every --eval-every steps and at the end: validation loss, one line
+ *   of text (and of JSON in --log), a checkpoint (and --keep-best's)
  *
  * The carried state lives in persistent tensors (tg_rnn_keep_state): the
  * next step starts from its numbers, but nothing flows back into the
@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,8 +77,13 @@ typedef struct session {
     const cl_config *c; /* the command line: save, log, threads */
     cl_streams train, val;
     int64_t *rows;            /* [T + 1, B]: a step's input and targets */
-    FILE *log;
-    bool tty;
+    FILE *log;                /* --log: a file, or stdout for "-" */
+    FILE *out;                /* the readable lines: stdout, or stderr
+                                 when stdout has the JSON */
+    bool tty;                 /* stderr is a terminal: a live line */
+    char *best_path;          /* --keep-best's file, NULL without */
+    double best_val;          /* its validation loss */
+    int64_t best_step;
     double t0, elapsed0, last_draw;
     int64_t step0, tokens;    /* at the start of this session; since */
     int64_t saved_step;       /* last step written to c->save, -1: none */
@@ -112,6 +118,28 @@ static void clear_line(const session *S)
         fputs("\r\033[K", stderr);
 }
 
+/* "/500" (the step budget, if there is one) and the time to go ("-" if
+ * unknown) */
+static void progress_text(const session *S, char *total, size_t cap_total,
+                          char *eta, size_t cap_eta)
+{
+    const cl_run *r = S->r;
+    double left = (double)INFINITY, t = now_s();
+    int64_t done = r->step - S->step0;
+    total[0] = 0;
+    if (r->cfg.steps < (int64_t)1e12) {
+        snprintf(total, cap_total, "/%lld", (long long)r->cfg.steps);
+        if (done > 0)
+            left = (double)(r->cfg.steps - r->step) * (t - S->t0) / (double)done;
+    }
+    if (r->cfg.minutes > 0 && 60 * r->cfg.minutes - elapsed(S) < left)
+        left = 60 * r->cfg.minutes - elapsed(S);
+    if (isfinite(left))
+        duration(eta, cap_eta, left);
+    else
+        snprintf(eta, cap_eta, "-");
+}
+
 /* the live line: step, loss since the last evaluation, last val loss,
  * speed, time to go */
 static void draw(session *S)
@@ -121,25 +149,14 @@ static void draw(session *S)
         return;
     S->last_draw = t;
     const cl_run *r = S->r;
-    char total[32] = "", loss[32] = "-", val[32] = "-", eta[32] = "";
-    double left = (double)INFINITY;
-    int64_t done = r->step - S->step0;
-    if (r->cfg.steps < (int64_t)1e12) {
-        snprintf(total, sizeof total, "/%lld", (long long)r->cfg.steps);
-        if (done > 0)
-            left = (double)(r->cfg.steps - r->step) * (t - S->t0) / (double)done;
-    }
-    if (r->cfg.minutes > 0 && 60 * r->cfg.minutes - elapsed(S) < left)
-        left = 60 * r->cfg.minutes - elapsed(S);
-    if (isfinite(left))
-        duration(eta, sizeof eta, left);
+    char total[32], loss[32] = "-", val[32] = "-", eta[32];
+    progress_text(S, total, sizeof total, eta, sizeof eta);
     if (isfinite(r->val_loss) && r->val_loss > 0)
         snprintf(val, sizeof val, "%.4f", r->val_loss);
     if (r->loss_count) /* the mean since the last evaluation */
         snprintf(loss, sizeof loss, "%.4f", r->loss_sum / (double)r->loss_count);
     fprintf(stderr, "\r\033[Kstep %lld%s  loss %s  val %s  %.0f tok/s  ETA %s",
-            (long long)r->step, total, loss, val, tokens_per_s(S),
-            eta[0] ? eta : "-");
+            (long long)r->step, total, loss, val, tokens_per_s(S), eta);
     fflush(stderr);
 }
 
@@ -210,6 +227,73 @@ static int save(session *S)
         return S->lead ? -1 : cl_fail("rank 0 could not save %s", S->c->save);
     S->saved_step = r->step;
     S->saved_path = S->c->save;
+    return 0;
+}
+
+/* --keep-best: the checkpoint just saved is the best so far; rank 0
+ * writes it (atomically, as every checkpoint) and every rank learns
+ * whether that worked. */
+static int save_best(session *S)
+{
+    double failed = 0;
+    if (S->lead && cl_ckpt_save(S->r, S->best_path) < 0)
+        failed = 1;
+    if (tg_dist_max(failed) > 0)
+        return S->lead ? -1 : cl_fail("rank 0 could not save %s", S->best_path);
+    S->best_val = S->r->val_loss;
+    S->best_step = S->r->step;
+    return 0;
+}
+
+/* CKPT with ".best" before its extension: model.safetensors ->
+ * model.best.safetensors, model -> model.best */
+static char *best_name(const char *save)
+{
+    size_t n = strlen(save);
+    char *p = tg_xmalloc(n + 6);
+    const char *slash = strrchr(save, '/'), *base = slash ? slash + 1 : save;
+    const char *dot = strrchr(base, '.');
+    size_t at = dot && dot > base ? (size_t)(dot - save) : n;
+    snprintf(p, n + 6, "%.*s.best%s", (int)at, save, save + at);
+    return p;
+}
+
+/* The best validation loss so far: that of the .best checkpoint when a
+ * run resumes (a fresh run may not replace one without --overwrite). */
+static int best_start(session *S)
+{
+    const cl_config *c = S->c;
+    S->best_val = (double)INFINITY;
+    S->best_step = -1;
+    if (!c->keep_best)
+        return 0;
+    S->best_path = best_name(c->save);
+    struct stat st;
+    if (stat(S->best_path, &st) != 0)
+        return 0;
+    if (!S_ISREG(st.st_mode))
+        return cl_fail("--keep-best: %s is not a regular file, and charlm "
+                       "replaces only files: give another --save",
+                       S->best_path);
+    int64_t step;
+    bool ckpt = cl_ckpt_peek(S->best_path, &step);
+    if (!c->resume && !c->overwrite)
+        return cl_fail("--keep-best: %s already exists%s: choose another "
+                       "--save, or pass --overwrite to replace it",
+                       S->best_path, ckpt ? " (a checkpoint of another run)" : "");
+    if (!c->resume)
+        return 0;
+    if (!ckpt)
+        return cl_fail("--keep-best: %s exists and is not a charlm checkpoint: "
+                       "move it away, or give another --save", S->best_path);
+    cl_run b;
+    if (cl_ckpt_load(S->best_path, &b, false) < 0)
+        return cl_fail("--keep-best: %s", cl_error());
+    if (isfinite(b.val_loss)) {
+        S->best_val = b.val_loss;
+        S->best_step = b.step;
+    }
+    cl_run_free(&b);
     return 0;
 }
 
@@ -329,12 +413,8 @@ static int evaluate(session *S, bool regular)
              "\"train_loss\": %s, \"val_loss\": %s, \"tokens_per_s\": %s, "
              "\"elapsed_s\": %s, \"lr\": %s, \"grad_norm\": %s}",
              (long long)r->step, f[0], f[1], f[2], f[3], f[4], f[5]);
-    if (S->lead) {
-        clear_line(S);
-        printf("%s\n", line);
-        fflush(stdout);
-    }
     if (S->log) {
+        clear_line(S);
         fprintf(S->log, "%s\n", line);
         fflush(S->log);
     }
@@ -344,12 +424,23 @@ static int evaluate(session *S, bool regular)
     }
     if (save(S) < 0)
         return -1;
-    if (!S->tty && S->lead) {
-        char t[32];
+    bool best = S->best_path && val < S->best_val;
+    if (best) {
+        if (save_best(S) < 0)
+            return -1;
+    }
+    if (S->lead) {
+        char total[32], eta[32], t[32], saved[4200];
+        progress_text(S, total, sizeof total, eta, sizeof eta);
         duration(t, sizeof t, elapsed(S));
-        fprintf(stderr, "step %lld  train %.4f  val %.4f (%.3f bits/char)  "
-                "%.0f tok/s  %s  saved %s\n", (long long)r->step, train, val,
-                val / log(2.0), tokens_per_s(S), t, S->c->save);
+        snprintf(saved, sizeof saved, "saved %s%s%s", S->c->save,
+                 best ? " and " : "", best ? S->best_path : "");
+        clear_line(S);
+        fprintf(S->out, "step %lld%s  train %.4f  val %.4f nats = %.4f "
+                "bits/char  %.0f tok/s  %s elapsed  ETA %s  %s\n", (long long)r->step,
+                total, train, val, val / log(2.0), tokens_per_s(S), t, eta,
+                saved);
+        fflush(S->out);
     }
     return 0;
 }
@@ -383,10 +474,17 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
         S.saved_step = run.step;
         S.saved_path = c->resume;
     }
-    if (c->log && S.lead && !(S.log = fopen(c->log, "a"))) {
+    /* the readable lines go to stdout, unless --log - puts the JSON there */
+    S.out = stdout;
+    if (c->log && S.lead && !strcmp(c->log, "-")) {
+        S.log = stdout;
+        S.out = stderr;
+    } else if (c->log && S.lead && !(S.log = fopen(c->log, "a"))) {
         cl_fail("cannot open --log %s: %s", c->log, strerror(errno));
         goto done;
     }
+    if (best_start(&S) < 0)
+        goto done;
     struct sigaction sa = {0};
     if (S.nranks > 1) {
         int n = snprintf(signal_line, sizeof signal_line, "charlm train (rank %d "
@@ -413,12 +511,13 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
                  S.local > 1 ? "s" : "", (long long)(r->cfg.batch / r->cfg.blocks));
     if (S.lead)
         fprintf(stderr, "%s%s %s, %lld layers of %lld (%lld parameters, "
-                "vocabulary %lld), on %s: %lld characters, %lld held out; %lld "
-                "threads%s\n", c->resume ? "resuming" : "training", from,
+                "vocabulary %lld), on %s: %lld characters, %lld held out; %d "
+                "thread%s%s\n", c->resume ? "resuming" : "training", from,
                 r->cell->name, (long long)r->cfg.layers, (long long)r->cfg.hidden,
                 (long long)tg_params_numel(&r->model->params), (long long)r->vocab.n,
                 r->cfg.data, (long long)r->corpus_chars,
-                (long long)(S.val.n * S.val.B), (long long)c->threads, ranks);
+                (long long)(S.val.n * S.val.B), tg_get_num_threads(),
+                tg_get_num_threads() > 1 ? "s" : "", ranks);
 
     S.t0 = now_s();
     S.elapsed0 = r->elapsed_s;
@@ -455,7 +554,13 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
                 "backward, %.2f ms while backward ran; %.0f KB sent per step "
                 "by rank 0\n", 1e3 * ds.wait_s / ds.steps,
                 1e3 * ds.overlap_s / ds.steps, ds.bytes_sent / ds.steps / 1e3);
-    if (S.lead)
+    if (S.lead && S.best_step >= 0)
+        fprintf(stderr, "done: step %lld, val loss %.4f nats = %.4f bits/char; "
+                "saved %s; the best, %.4f nats at step %lld, in %s (try: "
+                "charlm sample --load %s)\n", (long long)r->step, r->val_loss,
+                r->val_loss / log(2.0), c->save, S.best_val,
+                (long long)S.best_step, S.best_path, S.best_path);
+    else if (S.lead)
         fprintf(stderr, "done: step %lld, val loss %.4f nats = %.4f bits/char; "
                 "saved %s (try: charlm sample --load %s)\n", (long long)r->step,
                 r->val_loss, r->val_loss / log(2.0), c->save, c->save);
@@ -463,8 +568,9 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
 done:
     if (status == 1)
         clear_line(&S);
-    if (S.log)
+    if (S.log && S.log != stdout)
         fclose(S.log);
+    free(S.best_path);
     free(S.rows);
     free(S.block_rows);
     free(S.block_loss);
