@@ -195,6 +195,28 @@ EOF
         awk -v a="$a" -v b="$b" 'BEGIN { exit !(b < a) }' && ok ||
             fail "$cell: 30 steps from PyTorch's weights did not lower the val loss ($a -> $b)"
     done
+    # scripts/train_torch_charlm.py is charlm train in PyTorch: from the same
+    # weights, the same flags give the same losses, step for step
+    for o in sgd adamw; do
+        F="$M --layers 2 --optim $o --lr 0.05 --dropout 0 --steps 12 --eval-every 4 --init-from lstm.torch.st"
+        # shellcheck disable=SC2086
+        "$BIN" train $F --save ref.$o.st > ref.$o.tg 2>err.txt || fail "train $o: $(cat err.txt)"
+        # shellcheck disable=SC2086
+        "$PY" "$SCRIPTS/train_torch_charlm.py" $F --save ref.$o.pt > ref.$o.pt.jsonl 2>err.txt ||
+            fail "train_torch_charlm.py $o: $(cat err.txt)"
+        if "$PY" - ref.$o.tg ref.$o.pt.jsonl > err.txt 2>&1 <<'EOF'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+assert [x["impl"] for x in a + b] == ["tapegrad"] * 3 + ["torch"] * 3, "impl or lines"
+assert [list(x) for x in a] == [list(x) for x in b], "keys differ"
+for x, y in zip(a, b):
+    assert x["step"] == y["step"]
+    for k in ("train_loss", "val_loss", "grad_norm"):
+        assert abs(x[k] - y[k]) <= 1e-5 * abs(x[k]), "step %d %s: %.9g vs %.9g" % (x["step"], k, x[k], y[k])
+EOF
+        then ok; else fail "$o: charlm train and train_torch_charlm.py differ: $(tail -n 1 err.txt)"; fi
+    done
     # a file PyTorch saved with a stray tensor: named, as strict loading does
     if "$PY" - "$SCRIPTS" > err.txt 2>&1 <<'EOF'
 import sys
