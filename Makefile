@@ -101,7 +101,7 @@ $(BUILD)/charlm: $(CHARLM_SRC) examples/charlm/charlm.h $(BUILD)/libtapegrad.a
 # measurement among seven two-minute runs (README, "Two commands"); the
 # JSON lines go to build/demo.jsonl.
 # make bench: the whole speed table (all sizes, cells and modes, 1 and 2
-# threads); flags as ../shared/bench/bench_torch_rnn.py, e.g.
+# threads); flags as scripts/bench_torch_rnn.py (the same in PyTorch), e.g.
 #   build/bench --cell lstm --mode train --E 256 --H 256 --L 2 --T 64 --B 32
 # scripts/bench_compare.py runs PyTorch's side in the same session.
 .PHONY: bench

@@ -19,7 +19,7 @@
  *             logits
  *
  * The model and the data pipeline are those of
- * ../shared/bench/train_torch_charlm.py, the PyTorch reference: same
+ * scripts/train_torch_charlm.py, the PyTorch reference: same
  * corpus reading, vocabulary, split, streams, truncated BPTT, loss,
  * clipping, optimizers and evaluation, so their numbers can be compared.
  *

@@ -21,7 +21,7 @@
 
 void cl_config_defaults(cl_config *c)
 {
-    /* those of ../shared/bench/train_torch_charlm.py, except threads */
+    /* scripts/train_torch_charlm.py has the same */
     *c = (cl_config){
         .cell = "lstm", .layers = 2, .hidden = 128, .embed = 64,
         .dropout = 0, .data = "/usr/share/games/fortunes", .seq = 64,
@@ -230,7 +230,7 @@ static const cl_command commands[] = {
     {"train", "charlm train [options]",
      "Trains a character language model (Embedding -> recurrent layers ->\n"
      "Dropout -> Linear) on a text corpus, like the PyTorch reference\n"
-     "../shared/bench/train_torch_charlm.py, and saves checkpoints that\n"
+     "scripts/train_torch_charlm.py, and saves checkpoints that\n"
      "--resume continues exactly. Prints one JSON line per evaluation on\n"
      "stdout and progress on stderr. Ctrl-C finishes the step, saves and\n"
      "exits (status 130). On --resume the architecture and data flags come\n"
