@@ -200,6 +200,7 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	done; \
 	echo "== tests/charlm_cli.sh"; sh tests/charlm_cli.sh $(BUILD)/charlm || fail=1; \
 	echo "== tests/torch_interop.sh"; sh tests/torch_interop.sh $(BUILD)/charlm || fail=1; \
+	echo "== tests/readme_snippets.sh"; sh tests/readme_snippets.sh $(BUILD) || fail=1; \
 	echo "== tests/custom_cells.sh"; sh tests/custom_cells.sh $(BUILD)/custom_cells || fail=1; \
 	echo "== tests/walkthrough_docs.sh"; sh tests/walkthrough_docs.sh $(BUILD)/walkthrough || fail=1; \
 	echo "== tests/gradflow.sh"; sh tests/gradflow.sh $(BUILD)/gradflow || fail=1; \

@@ -330,8 +330,8 @@ void cl_tool_help(FILE *f)
         "(embedding.weight, rnn.weight_ih_l0, ..., decoder.bias); the training\n"
         "state is under optim.* and train.*. For PyTorch, `charlm export`\n"
         "writes the weights alone, and `charlm train --init-from FILE` starts\n"
-        "from weights made or edited there (scripts/charlm_torch.py in the\n"
-        "tapegrad repository reads and writes them with PyTorch alone).\n");
+        "from weights made or edited there (tapegrad's scripts/charlm_model.py\n"
+        "and scripts/safetensors_torch.py need nothing but PyTorch).\n");
 }
 
 /* ---- parsing a command line --------------------------------------------- */
