@@ -4,7 +4,8 @@
  *   build/torch_parity FILE.safetensors...
  *
  * Each file is a reference case computed by PyTorch and saved as
- * safetensors - tests/fixtures holds 16 of them: the inputs (input.*),
+ * safetensors (scripts/gen_torch_fixtures.py writes them, and its
+ * docstring is the format; tests/fixtures holds 16): the inputs (input.*),
  * parameters (PyTorch's state_dict names), outputs (expected.*) and
  * gradients (grad.*) of an nn.RNN/LSTM/GRU (metadata "kind": "seq";
  * cell, input_size, hidden_size, num_layers, seq_len, batch) or of a
@@ -312,8 +313,8 @@ int main(int argc, char **argv)
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fprintf(argc < 2 ? stderr : stdout,
                 "usage: %s FILE.safetensors...\n"
-                "Compares tapegrad with PyTorch reference fixtures (as in "
-                "tests/fixtures);\nexits non-zero if any tensor "
+                "Compares tapegrad with PyTorch reference fixtures (written "
+                "by\nscripts/gen_torch_fixtures.py);\nexits non-zero if any tensor "
                 "differs by more than %g relative to max(1, |expected|).\n",
                 argv[0], TOL);
         return argc < 2 ? 2 : 0;

@@ -15,7 +15,10 @@
 #     as charlm logits / charlm eval;
 #   a CharLM made in PyTorch -> scripts/safetensors_torch.py save_file ->
 #     charlm train --init-from -> the same logits, validation loss and
-#     first training loss as PyTorch's, and training goes on from there.
+#     first training loss as PyTorch's, and training goes on from there;
+#   scripts/train_torch_charlm.py logs charlm train's losses from the same
+#     weights; scripts/gen_torch_fixtures.py writes cases torch_parity
+#     passes (and one changed number fails).
 set -u
 BIN=${1:-build/charlm}
 case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
@@ -217,6 +220,28 @@ for x, y in zip(a, b):
 EOF
         then ok; else fail "$o: charlm train and train_torch_charlm.py differ: $(tail -n 1 err.txt)"; fi
     done
+    # scripts/gen_torch_fixtures.py writes what build/torch_parity checks
+    PARITY=$(dirname "$BIN")/torch_parity
+    if [ -x "$PARITY" ]; then
+        "$PY" "$SCRIPTS/gen_torch_fixtures.py" --out fx seq_gru_I3_H4_L2_T5_B2 \
+            charlm_lstm_V7_E3_H4_L2_T5_B2 charlm_rnn_tanh_V5_E3_H4_L1_T4_B3 2>err.txt ||
+            fail "gen_torch_fixtures.py: $(cat err.txt)"
+        "$PARITY" fx/*.safetensors > parity.txt 2>&1 && grep -q '^3 of 3 files passed' parity.txt &&
+            ok || fail "torch_parity on fresh fixtures: $(tail -n 3 parity.txt)"
+        if "$PY" - "$SCRIPTS" > err.txt 2>&1 <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+from safetensors_torch import load_file, load_metadata, save_file
+path = "fx/charlm_lstm_V7_E3_H4_L2_T5_B2.safetensors"
+sd, meta = load_file(path), load_metadata(path)
+sd["expected.adam_step2.decoder.bias"][2] += 1e-3
+save_file(sd, "fx/wrong.safetensors", meta)
+EOF
+        then ok; else fail "editing a fixture: $(cat err.txt)"; fi
+        "$PARITY" fx/wrong.safetensors > parity.txt 2>&1 && fail "torch_parity passed a wrong fixture" ||
+            { grep -q 'expected.adam_step2.decoder.bias.*FAIL' parity.txt && ok ||
+              fail "torch_parity on a wrong fixture: $(tail -n 3 parity.txt)"; }
+    fi
     # a file PyTorch saved with a stray tensor: named, as strict loading does
     if "$PY" - "$SCRIPTS" > err.txt 2>&1 <<'EOF'
 import sys
