@@ -73,6 +73,20 @@ expect_fail "not a charlm checkpoint" "$BIN" eval --load w.st
 "$BIN" logits --load b.st --prime "$PRIME" > b.logits 2>err.txt || fail "logits: $(cat err.txt)"
 [ "$(wc -l < a.logits)" = 15 ] && ok || fail "logits: $(wc -l < a.logits) lines for 15 characters"
 cmp -s a.logits b.logits && ok || fail "export -> --init-from changed the model's scores"
+"$BIN" train $M --layers 2 --steps 1 --lr 0 --init-from w.st --save b2.st 2>&1 >/dev/null |
+    grep -q "^starting from the weights of w.st (11 tensors)" && ok ||
+    fail "train --init-from does not say what it starts from"
+# a run started from weights resumes exactly like any other
+losses() { sed 's/"tokens_per_s": [^,]*, "elapsed_s": [^,]*, //' "$1"; }
+"$BIN" train $M --layers 2 --steps 10 --eval-every 5 --init-from w.st --save r1.st \
+    --log r1.log >/dev/null 2>&1 || fail "train --init-from, 10 steps"
+"$BIN" train $M --layers 2 --steps 5 --eval-every 5 --init-from w.st --save r2.st \
+    --log r2.log >/dev/null 2>&1 || fail "train --init-from, 5 steps"
+"$BIN" train --resume r2.st --steps 10 --log r2.log >/dev/null 2>&1 || fail "resume after --init-from"
+losses r1.log > r1.cmp
+losses r2.log > r2.cmp
+[ "$(wc -l < r1.cmp)" = 2 ] && cmp -s r1.cmp r2.cmp && ok ||
+    fail "a run started with --init-from does not resume exactly"
 # a checkpoint is accepted too (its training state is skipped)
 "$BIN" train $M --layers 2 --steps 1 --lr 0 --init-from a.st --save c.st \
     >/dev/null 2>err.txt && ok || fail "train --init-from CKPT: $(cat err.txt)"

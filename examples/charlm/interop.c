@@ -22,6 +22,7 @@
  * named in one message, nothing loaded unless all fit.
  */
 #include "charlm.h"
+#include "nn/dist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,9 @@ int cl_init_from(cl_run *r, const char *path)
         char err[512];
         if (tg_params_load(&r->model->params, f, "", err, sizeof err) < 0)
             rc = cl_fail("--init-from %s: %s", path, err);
+        else if (tg_dist_rank() == 0)
+            fprintf(stderr, "starting from the weights of %s (%d tensors)\n",
+                    path, tg_params_count(ps));
     }
     tg_st_free(f);
     return rc;
