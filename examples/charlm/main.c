@@ -111,8 +111,7 @@ int main(int argc, char **argv)
     const cl_command *cmd = cl_command_find(name);
     if (!cmd) {
         cl_fail("unknown command '%s' (commands: train, sample, eval, export, "
-                "logits; see "
-                "charlm --help)", name);
+                "logits; see charlm --help)", name);
         print_error(NULL, cl_error());
         return 2;
     }
