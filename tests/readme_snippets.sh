@@ -6,7 +6,8 @@
 # Every ```c block of README.md is one complete translation unit: it is
 # compiled alone with the project's warnings as errors, and one that
 # defines main() is linked against BUILD/libtapegrad.a as the README says
-# to build a program, and run (it must not crash). (A block that is not meant to compile must not be
+# to build a program, and run (it must not crash, nor trip a sanitizer in
+# a `make asan` build). (A block that is not meant to compile must not be
 # marked c.) Every ```python block must be valid Python (compiled, not
 # run: it may need PyTorch or files). And no file of the repository may
 # point outside it (to ../shared or an absolute /work path).
@@ -32,6 +33,9 @@ awk -v dir="$TMP" '
 ' "$ROOT/README.md"
 
 CC=${CC:-cc}
+# a sanitized library (make asan) needs its runtime in the programs too
+SAN=
+grep -q __asan_init "$BUILD/libtapegrad.a" 2>/dev/null && SAN="-fsanitize=address,undefined"
 WARN="-Wall -Wextra -Wshadow -Wdouble-promotion -Wmissing-prototypes \
 -Wstrict-prototypes -Wformat=2 -Wvla -Werror"
 # shellcheck disable=SC2046
@@ -42,19 +46,21 @@ for f in "$TMP"/snippet_*.c; do
     n_c=$((n_c + 1))
     line=$(basename "$f" .c | sed 's/snippet_//')
     # shellcheck disable=SC2086
-    if ! $CC -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp $WARN -I"$ROOT" $PKG \
+    if ! $CC -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp $SAN $WARN -I"$ROOT" $PKG \
         -c "$f" -o "$f.o" 2> "$f.err"; then
         fail "README.md line $line: the C snippet does not compile:"; cat "$f.err"; continue
     fi
     if grep -q '^int main' "$f"; then
-        # shellcheck disable=SC2046
-        $CC "$f.o" -o "$f.bin" -fopenmp "$BUILD/libtapegrad.a" \
+        # shellcheck disable=SC2046,SC2086
+        $CC "$f.o" -o "$f.bin" -fopenmp $SAN "$BUILD/libtapegrad.a" \
             $(pkg-config --libs libcjson 2>/dev/null) -lm 2> "$f.err" ||
             { fail "README.md line $line: the C program does not link:"; cat "$f.err"; continue; }
         # and runs without crashing (one may fail for want of a file it reads)
         (cd "$TMP" && timeout 60 "$f.bin" > "$f.out" 2>&1)
         rc=$?
-        [ $rc -lt 124 ] || { fail "README.md line $line: the program crashed (status $rc):"; cat "$f.out"; continue; }
+        if [ $rc -ge 124 ] || grep -q "Sanitizer\|runtime error" "$f.out"; then
+            fail "README.md line $line: the program crashed (status $rc):"; cat "$f.out"; continue
+        fi
     fi
     ok
 done
