@@ -105,7 +105,7 @@ $(BUILD)/charlm: $(CHARLM_SRC) examples/charlm/charlm.h $(BUILD)/libtapegrad.a
 # measurement among seven two-minute runs (README, "Two commands"); the
 # JSON lines go to build/demo.jsonl.
 # make bench: the whole speed table (all sizes, cells and modes, 1 and 2
-# threads); flags as ../shared/bench/bench_torch_rnn.py, e.g.
+# threads); flags as scripts/bench_torch_rnn.py (the same in PyTorch), e.g.
 #   build/bench --cell lstm --mode train --E 256 --H 256 --L 2 --T 64 --B 32
 # scripts/bench_compare.py runs PyTorch's side in the same session.
 .PHONY: bench
@@ -203,6 +203,8 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	    $(BUILD)/tests/replay_$$t fuzz/regressions/$$t/* || fail=1; \
 	done; \
 	echo "== tests/charlm_cli.sh"; sh tests/charlm_cli.sh $(BUILD)/charlm || fail=1; \
+	echo "== tests/torch_interop.sh"; sh tests/torch_interop.sh $(BUILD)/charlm || fail=1; \
+	echo "== tests/readme_snippets.sh"; sh tests/readme_snippets.sh $(BUILD) || fail=1; \
 	echo "== tests/custom_cells.sh"; sh tests/custom_cells.sh $(BUILD)/custom_cells || fail=1; \
 	echo "== tests/walkthrough_docs.sh"; sh tests/walkthrough_docs.sh $(BUILD)/walkthrough || fail=1; \
 	echo "== tests/gradflow.sh"; sh tests/gradflow.sh $(BUILD)/gradflow || fail=1; \

@@ -1,8 +1,9 @@
 /*
  * examples/bench.c - times complete training, forward and sampling steps
  * of a character model, with the same flags and the same output format as
- * ../shared/bench/bench_torch_rnn.py, so that the two can be run in one
- * session and their lines divided.
+ * scripts/bench_torch_rnn.py (the same benchmark in PyTorch), so that the
+ * two can be run in one session and their lines divided
+ * (scripts/bench_compare.py).
  *
  *   build/bench --cell lstm --mode train --opt sgd --E 256 --H 256 --L 2 \
  *               --T 64 --B 32 --threads 2 --steps 50

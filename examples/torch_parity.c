@@ -3,11 +3,15 @@
  *
  *   build/torch_parity FILE.safetensors...
  *
- * Each file is a reference case written by
- * ../shared/fixtures/gen_torch_fixtures.py (see its README): PyTorch's
- * inputs, parameters, outputs and gradients for an nn.RNN/LSTM/GRU
- * ("seq") or a whole character model with an SGD and two Adam steps
- * ("charlm"). This program rebuilds the same model from tapegrad's own
+ * Each file is a reference case computed by PyTorch and saved as
+ * safetensors (scripts/gen_torch_fixtures.py writes them, and its
+ * docstring is the format; tests/fixtures holds 16): the inputs (input.*),
+ * parameters (PyTorch's state_dict names), outputs (expected.*) and
+ * gradients (grad.*) of an nn.RNN/LSTM/GRU (metadata "kind": "seq";
+ * cell, input_size, hidden_size, num_layers, seq_len, batch) or of a
+ * whole character model with gradient clipping, an SGD step and two Adam
+ * steps ("kind": "charlm"; also vocab, embed, sgd_lr, adam_lr, adam_eps,
+ * clip_grad_norm). This program rebuilds the same model from tapegrad's own
  * modules, loads the same weights, runs forward and backward, and compares
  * every expected.* and grad.* tensor, one line each:
  *
@@ -309,8 +313,8 @@ int main(int argc, char **argv)
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fprintf(argc < 2 ? stderr : stdout,
                 "usage: %s FILE.safetensors...\n"
-                "Compares tapegrad with PyTorch reference fixtures (see "
-                "../shared/fixtures/README.md);\nexits non-zero if any tensor "
+                "Compares tapegrad with PyTorch reference fixtures (written "
+                "by\nscripts/gen_torch_fixtures.py);\nexits non-zero if any tensor "
                 "differs by more than %g relative to max(1, |expected|).\n",
                 argv[0], TOL);
         return argc < 2 ? 2 : 0;

@@ -1,7 +1,7 @@
 /*
  * nn/charlm.h - a character language model: Embedding -> recurrent layers
  * -> Dropout -> Linear decoder, exactly the model of
- * ../shared/bench/train_torch_charlm.py (and PyTorch's word_language_model
+ * scripts/train_torch_charlm.py (and PyTorch's word_language_model
  * example), with the same parameter names:
  *     embedding.weight  rnn.weight_ih_l0 ... rnn.bias_hh_l<L-1>
  *     decoder.weight    decoder.bias

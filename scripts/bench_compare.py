@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Runs tapegrad's build/bench and PyTorch's bench_torch_rnn.py on the same
+"""Runs tapegrad's build/bench and scripts/bench_torch_rnn.py (the same
+benchmark in PyTorch, same flags and output) on the same
 configurations, one after the other in one session, and prints a Markdown
 table of both figures and their ratio (tapegrad tokens/s over PyTorch's).
 
@@ -12,8 +13,8 @@ The "% of FMA peak" column divides each program's GFLOP/s by the fp32 FMA
 peak that build/bench measures on this machine (peak_gflops), so figures
 from machines with and without AVX-512 can be compared.
 
-PyTorch is set up as a user's machine would have it (../shared/bench/README.md):
-OpenBLAS on its AVX-512 kernels, `--threads 1` for one core and
+PyTorch is given its best, as a user's machine would have it
+(scripts/bench_torch_rnn.py says why): OpenBLAS on its AVX-512 kernels, `--threads 1` for one core and
 `--threads 1 --blas-threads 2` for two. Debian 12's OpenBLAS (0.3.21) does
 not recognise some newer CPUs (this VM's among them) and falls back to its
 SSE3 "Prescott" kernels at half the speed, so the kernels are named:
@@ -64,7 +65,8 @@ def main():
     ap.add_argument("--modes", default="train,forward,sample")
     ap.add_argument("--opts", default="sgd,adam")
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--torch-script", default="../shared/bench/bench_torch_rnn.py")
+    ap.add_argument("--torch-script", default=os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "bench_torch_rnn.py"))
     ap.add_argument("--bench", default="build/bench")
     ap.add_argument("--out", default=None)
     ap.add_argument("--torch-blas-core", default="SkylakeX")

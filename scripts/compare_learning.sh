@@ -1,6 +1,6 @@
 #!/bin/sh
 # Trains the same character model with tapegrad (build/charlm) and with the
-# PyTorch reference (../shared/bench/train_torch_charlm.py), same flags,
+# PyTorch reference (scripts/train_torch_charlm.py), same flags,
 # same data, same number of steps, and plots both validation-loss curves.
 #
 #   scripts/compare_learning.sh [OUTDIR] [-- extra flags for both]
@@ -13,7 +13,7 @@ set -eu
 out=${1:-docs/learning}
 [ $# -gt 0 ] && shift
 [ "${1:-}" = "--" ] && shift
-ref=${TORCH_CHARLM:-../shared/bench/train_torch_charlm.py}
+ref=${TORCH_CHARLM:-scripts/train_torch_charlm.py}
 flags="--cell lstm --layers 2 --hidden 128 --embed 64 --seq 64 --batch 32 \
 --steps 1000 --optim adam --lr 2e-3 --clip 5 --seed 1 --threads 1 \
 --val-frac 0.05 --eval-every 50 $*"

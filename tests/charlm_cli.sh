@@ -129,17 +129,17 @@ header lstm-full.st | grep -q '"vocab":"\\n ,-0123456789:abcdefghijklmnopqrstuvw
     --save crlf.st >/dev/null 2>&1 || fail "training on a CRLF text"
 header crlf.st | grep -q '"vocab":"\\ndehlorw"' && ok ||
     fail "CRLF and CR not read as newlines: $(header crlf.st | grep -o '"vocab":"[^"]*"')"
-# With PyTorch (optional): the reference's CharLM loads the weights strictly,
-# and its own corpus reading, vocabulary, split and evaluate() give the
-# validation loss that charlm logged - the whole pipeline, not just names.
-REF=$SRCDIR/../../shared/bench/train_torch_charlm.py
-[ -f "$REF" ] || REF=/work/shared/bench/train_torch_charlm.py
+# With PyTorch (optional): scripts/charlm_model.py's CharLM loads the weights
+# strictly, and its own corpus reading, vocabulary, split and evaluate() give
+# the validation loss that charlm logged - the whole pipeline, not just names.
+# (tests/torch_interop.sh tests export and --init-from.)
+REF=$SRCDIR/../scripts/charlm_model.py
 if [ -f "$REF" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     if /usr/bin/python3 - "$REF" lstm-full gru-full rnn-full <<'EOF'
 import json, os, struct, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
 import torch
-from train_torch_charlm import CharLM, evaluate, read_corpus, streams
+from charlm_model import CharLM, evaluate, read_corpus, streams
 for name in sys.argv[2:]:
     b = open(name + ".st", "rb").read()
     n = struct.unpack("<Q", b[:8])[0]

@@ -16,9 +16,11 @@
  *   eval.c    the validation loss, and `charlm eval`
  *   sample.c  generation (temperature, top-k, priming)
  *   cells.c   extra cell types known by name (--cell peephole); add yours
+ *   interop.c weights in and out for PyTorch: train --init-from, export,
+ *             logits
  *
  * The model and the data pipeline are those of
- * ../shared/bench/train_torch_charlm.py, the PyTorch reference: same
+ * scripts/train_torch_charlm.py, the PyTorch reference: same
  * corpus reading, vocabulary, split, streams, truncated BPTT, loss,
  * clipping, optimizers and evaluation, so their numbers can be compared.
  *
@@ -58,9 +60,11 @@ typedef struct cl_config {
     int64_t seed, steps, eval_every, threads;
     double minutes;
     const char *save, *resume, *log;
+    const char *init_from; /* a new run starting from these weights */
     bool overwrite, keep_best;
     /* sampling and evaluation */
     const char *load, *prime;
+    const char *out;       /* export's weights file */
     int64_t length, top_k;
     double temperature, top_p;
     /* reading: the most text a corpus may have, in MiB */
@@ -277,6 +281,17 @@ int cl_sample(const cl_config *c);
 int cl_eval(const cl_config *c);
 /* validation loss (mean nats per character) of the model on v */
 double cl_evaluate(cl_run *r, const cl_streams *v);
+
+/* interop.c: a new run's weights replaced by those of a safetensors file
+ * with the model's names and shapes (strict, as PyTorch's
+ * load_state_dict: every missing, unexpected or misshapen tensor named;
+ * a charlm checkpoint's optim.* and train.* are skipped). -1 with a
+ * message. */
+int cl_init_from(cl_run *r, const char *path);
+/* commands: the weights alone for PyTorch; the scores after each
+ * character of --prime */
+int cl_export(const cl_config *c);
+int cl_logits(const cl_config *c);
 
 /* cells.c: registers the tool's extra cell types */
 void cl_register_cells(void);

@@ -417,7 +417,8 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
     const char *fmt = tg_st_meta(f, "format"), *ver = tg_st_meta(f, "format_version");
     if (!fmt || strcmp(fmt, FORMAT)) {
         cl_fail("%s is not a charlm checkpoint (its metadata has no \"format\": "
-                "\"" FORMAT "\")", path);
+                "\"" FORMAT "\"); a file of weights alone is a start for "
+                "charlm train --init-from", path);
         goto done;
     }
     if (!ver || (strcmp(ver, "1") && strcmp(ver, VERSION))) {
@@ -430,9 +431,10 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
     snprintf(mine, sizeof mine, "%016" PRIx64,
              cl_ckpt_checksum(f, ver[0] - '0'));
     if (!sum || strcmp(sum, mine)) {
-        cl_fail("checkpoint %s is corrupt: %s", path, sum ? "its tensors and "
-                "metadata do not match the checksum saved with them"
-                : "it has no checksum");
+        cl_fail("checkpoint %s is corrupt: %s (weights edited on purpose are "
+                "started from with charlm train --init-from)", path,
+                sum ? "its tensors and metadata do not match the checksum saved "
+                "with them" : "it has no checksum");
         goto done;
     }
     /* hyperparameters: the same parser and checks as the flags */

@@ -5,6 +5,8 @@
  *   charlm train  [options]              learn from a text corpus
  *   charlm sample --load CKPT [options]  generate text
  *   charlm eval   --load CKPT [options]  validation loss
+ *   charlm export --load CKPT --out FILE the weights, for PyTorch
+ *   charlm logits --load CKPT --prime T  the scores after each character
  *
  * (The flags and --help are in opts.c.) Exit status: 0 done, 1 an error in the data, a file or training (the
  * message says which), 2 a bad command line, 130 stopped by Ctrl-C after
@@ -112,8 +114,8 @@ int main(int argc, char **argv)
     }
     const cl_command *cmd = cl_command_find(name);
     if (!cmd) {
-        cl_fail("unknown command '%s' (commands: train, sample, eval; see "
-                "charlm --help)", name);
+        cl_fail("unknown command '%s' (commands: train, sample, eval, export, "
+                "logits; see charlm --help)", name);
         print_error(NULL, cl_error());
         return 2;
     }
@@ -148,6 +150,10 @@ int main(int argc, char **argv)
         status = cl_train(&c, given, cmd->opts, cmd->nopts);
     } else if (!strcmp(cmd->name, "sample")) {
         status = cl_sample(&c);
+    } else if (!strcmp(cmd->name, "export")) {
+        status = cl_export(&c);
+    } else if (!strcmp(cmd->name, "logits")) {
+        status = cl_logits(&c);
     } else {
         status = cl_eval(&c);
     }

@@ -28,7 +28,7 @@
 
 void cl_config_defaults(cl_config *c)
 {
-    /* those of ../shared/bench/train_torch_charlm.py, except threads */
+    /* scripts/train_torch_charlm.py has the same */
     *c = (cl_config){
         .cell = "lstm", .layers = 2, .hidden = 128, .embed = 64,
         .dropout = 0, .data = "/usr/share/games/fortunes", .seq = 64,
@@ -108,6 +108,10 @@ static const cl_opt train_opts[] = {
      "checkpoint to write at each evaluation, at the end and on Ctrl-C"},
     {"resume", "CKPT", CL_STR, OFF(resume), 0, 0, CL_NO_DEFAULT,
      "continue the run saved in CKPT exactly where it stopped"},
+    {"init-from", "FILE", CL_STR, OFF(init_from), 0, 0, CL_NO_DEFAULT,
+     "start a new run from the weights in FILE (any safetensors file with "
+     "the model's PyTorch names and shapes, e.g. from charlm export or "
+     "PyTorch; the architecture comes from the flags)"},
     {"log", "FILE|-", CL_STR, OFF(log), 0, 0, CL_NO_DEFAULT,
      "append one JSON line per evaluation to FILE (-: to stdout, instead "
      "of the readable lines)"},
@@ -151,6 +155,23 @@ static const cl_opt eval_opts[] = {
      "training holds it out"},
     {"max-data-mb", "MIB", CL_INT, OFF(max_data_mb), 1, 1e9, 0,
      "refuse a corpus of more than MIB MiB"},
+    {"threads", "N", CL_INT, OFF(threads), 1, 1024, 0, "threads"},
+};
+
+static const cl_opt export_opts[] = {
+    {"load", "CKPT", CL_STR, OFF(load), 0, 0, CL_NO_DEFAULT,
+     "checkpoint whose weights to export"},
+    {"out", "FILE", CL_STR, OFF(out), 0, 0, CL_NO_DEFAULT,
+     "safetensors file to write (the weights only)"},
+    {"overwrite", NULL, CL_SWITCH, OFF(overwrite), 0, 0, CL_NO_DEFAULT,
+     "allow --out to replace an existing file"},
+};
+
+static const cl_opt logits_opts[] = {
+    {"load", "CKPT", CL_STR, OFF(load), 0, 0, CL_NO_DEFAULT,
+     "checkpoint to run"},
+    {"prime", "TEXT", CL_STR, OFF(prime), 0, 0, CL_NO_DEFAULT,
+     "text to feed, from a zero state"},
     {"threads", "N", CL_INT, OFF(threads), 1, 1024, 0, "threads"},
 };
 
@@ -251,7 +272,7 @@ static const cl_command commands[] = {
     {"train", "charlm train [options]",
      "Trains a character language model (Embedding -> recurrent layers ->\n"
      "Dropout -> Linear) on a text corpus, like the PyTorch reference\n"
-     "../shared/bench/train_torch_charlm.py, and saves checkpoints that\n"
+     "scripts/train_torch_charlm.py, and saves checkpoints that\n"
      "--resume continues exactly. Prints one line per evaluation on stdout\n"
      "(step, losses in nats and bits/char, tokens/s, time to go), and a\n"
      "live progress line on stderr when it is a terminal; --log FILE writes\n"
@@ -276,6 +297,19 @@ static const cl_command commands[] = {
      "character of each and the last few are not predicted), or on its\n"
      "last --val-frac.",
      eval_opts, COUNT(eval_opts)},
+    {"export", "charlm export --load CKPT --out FILE [--overwrite]",
+     "Writes the model's weights alone to a safetensors file, under\n"
+     "PyTorch's names (embedding.weight, rnn.weight_ih_l0, ...,\n"
+     "decoder.bias), float32, for model.load_state_dict(strict=True); the\n"
+     "architecture and vocabulary go into its metadata. The file is written\n"
+     "to a temporary and renamed: never half-written. The way back is\n"
+     "charlm train --init-from FILE.",
+     export_opts, COUNT(export_opts)},
+    {"logits", "charlm logits --load CKPT --prime TEXT",
+     "Feeds TEXT to the model from a zero state and prints, for each of its\n"
+     "characters, one line of the vocabulary's scores (logits) for the next\n"
+     "character: for comparing with another implementation.",
+     logits_opts, COUNT(logits_opts)},
 };
 
 /* "  --flag ARG   text..." with the text wrapped at 79 columns */
@@ -350,6 +384,8 @@ void cl_tool_help(FILE *f)
         "  charlm train [options]               train on a corpus, save a checkpoint\n"
         "  charlm sample --load CKPT [options]  generate text from a checkpoint\n"
         "  charlm eval --load CKPT [options]    validation loss of a checkpoint\n"
+        "  charlm export --load CKPT --out FILE the weights alone, for PyTorch\n"
+        "  charlm logits --load CKPT --prime T  the scores after each character\n"
         "  charlm COMMAND --help                the options of a command\n"
         "  charlm --version                     the version\n\n"
         "A first run (2-layer LSTM on /usr/share/games/fortunes, Debian package\n"
@@ -359,10 +395,10 @@ void cl_tool_help(FILE *f)
         "  charlm train --resume charlm.safetensors --minutes 4   # two more\n\n"
         "Checkpoints are safetensors files. The weights have PyTorch's names\n"
         "(embedding.weight, rnn.weight_ih_l0, ..., decoder.bias); the training\n"
-        "state is under optim.* and train.*. In Python:\n"
-        "  sd = safetensors.torch.load_file(path)\n"
-        "  model.load_state_dict({k: v for k, v in sd.items()\n"
-        "                         if not k.startswith((\"optim.\", \"train.\"))})\n");
+        "state is under optim.* and train.*. For PyTorch, `charlm export`\n"
+        "writes the weights alone, and `charlm train --init-from FILE` starts\n"
+        "from weights made or edited there (tapegrad's scripts/charlm_model.py\n"
+        "and scripts/safetensors_torch.py need nothing but PyTorch).\n");
 }
 
 /* ---- parsing a command line --------------------------------------------- */
@@ -388,9 +424,18 @@ static int check_config(const cl_command *cmd, cl_config *c, const bool *given)
             return cl_fail("--minutes must be more than 0 (got %g)", c->minutes);
         if (minutes && !steps)
             c->steps = (int64_t)BIG;
+        if (c->init_from && c->resume)
+            return cl_fail("--init-from starts a new run and --resume continues "
+                           "one: give one of them");
     } else if (!c->load) {
         return cl_fail("--load CKPT is required (the checkpoint to %s)",
-                       !strcmp(cmd->name, "eval") ? "evaluate" : "sample from");
+                       !strcmp(cmd->name, "eval") ? "evaluate"
+                       : !strcmp(cmd->name, "sample") ? "sample from"
+                       : !strcmp(cmd->name, "export") ? "export" : "run");
+    } else if (!strcmp(cmd->name, "export") && !c->out) {
+        return cl_fail("--out FILE is required (the weights file to write)");
+    } else if (!strcmp(cmd->name, "logits") && !c->prime) {
+        return cl_fail("--prime TEXT is required (the text to feed)");
     }
     return 0;
 }

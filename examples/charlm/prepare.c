@@ -217,7 +217,8 @@ int cl_prepare(cl_run *r, cl_config *c, const bool *given, const cl_opt *opts,
         r->cfg = *c;
         if (load_data(r, c->data, c->max_data_mb, false, train, val) < 0 ||
             check_save(c) < 0 ||
-            cl_run_build(r, true) < 0)
+            cl_run_build(r, true) < 0 ||
+            (c->init_from && cl_init_from(r, c->init_from) < 0))
             return -1;
         r->val_loss = (double)NAN;
     }
