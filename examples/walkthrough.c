@@ -574,6 +574,30 @@ static void sec_forward(void)
            "all outputs at once;\nreverse mode: 1 sweep for 1 output, "
            "all inputs at once\n");
     tg_tape_reset();
+
+    /* a Hessian-vector product: the dx sweep again, recorded, then reverse */
+    make_leaves(in); /* (the reset freed them: they live in the arena) */
+    f = expr_f(in, NULL);
+    int64_t n0 = tg_tape_size();
+    for (int j = 0; j < 3; j++)
+        tg_set_tangent(in[j], tg_scalar(j == 0 ? 1 : 0));
+    tg_jvp_create_graph(); /* the rules' own ops go on the tape */
+    printf("\nH v, reverse over forward: the dx sweep again with its work "
+           "recorded\n(tg_jvp_create_graph) appends %lld entries:",
+           (long long)(tg_tape_size() - n0));
+    for (int64_t i = n0; i < tg_tape_size(); i++) {
+        char buf[32];
+        printf(" %s", tg_entry_label(tg_tape_entry(i), buf, sizeof buf));
+    }
+    tg_tensor *df = tg_tangent(f); /* df = grad f . v, a recorded number */
+    tg_backward(df);
+    printf("\ndf = %g is grad f . v; its gradient is H v = (%g, %g, %g)\n",
+           (double)df->data[0], (double)in[0]->grad[0],
+           (double)in[1]->grad[0], (double)in[2]->grad[0]);
+    printf("by hand, f = x^2 w + b x: H v = (d2f/dx2, d2f/dw dx, d2f/db dx) "
+           "= (2w, 2x, 1) = (%g, %g, %g)\n",
+           2 * (double)in[1]->data[0], 2 * (double)in[0]->data[0], 1.0);
+    tg_tape_reset();
 }
 
 static const struct {
