@@ -151,6 +151,14 @@ gradflow: $(BUILD)/gradflow
 	    gnuplot -e "dir='$(BUILD)/gradflow_data'" examples/gradflow.gp \
 	    && echo "picture drawn in $(BUILD)/gradflow_data/gradflow.svg"; fi
 
+# make optimise-vs-gates: plain and gated RNNs, and plain RNNs helped by
+# initialisation or Hessian-free, on the adding problem at T = 10..200,
+# 3 seeds, 45 s per run, two runs at a time; curvature along training
+# (docs/optimise_vs_gates.md; about 25 minutes on 2 cores).
+.PHONY: optimise-vs-gates
+optimise-vs-gates: $(BUILD)/optimise_vs_gates
+	sh scripts/optimise_vs_gates.sh $(BUILD)/optimise_vs_gates
+
 # make memory-tasks: the adding problem and the copy task for RNN, LSTM and
 # GRU at T = 10, 50, 100, 200: steps to solve per cell and length
 # (docs/memory_tasks.md).
@@ -209,6 +217,7 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	echo "== tests/walkthrough_docs.sh"; sh tests/walkthrough_docs.sh $(BUILD)/walkthrough || fail=1; \
 	echo "== tests/gradflow.sh"; sh tests/gradflow.sh $(BUILD)/gradflow || fail=1; \
 	echo "== tests/memory_tasks.sh"; sh tests/memory_tasks.sh $(BUILD)/memory_tasks || fail=1; \
+	echo "== tests/optimise_vs_gates.sh"; sh tests/optimise_vs_gates.sh $(BUILD)/optimise_vs_gates || fail=1; \
 	echo "== tests/dist.sh"; sh tests/dist.sh $(BUILD) "$(MAKE) --no-print-directory \
 	    BUILD=$(BUILD)/mpi MPI=1 SANITIZE=$(SANITIZE) OPT=$(OPT) OPENMP=$(OPENMP)" || fail=1; \
 	echo "== torch_parity on tests/fixtures"; \
