@@ -153,11 +153,17 @@ gradflow: $(BUILD)/gradflow
 
 # make optimise-vs-gates: plain and gated RNNs, and plain RNNs helped by
 # initialisation or Hessian-free, on the adding problem at T = 10..200,
-# 3 seeds, 45 s per run, two runs at a time; curvature along training
+# 3 seeds, 40 s per run, two runs at a time; curvature along training
 # (docs/optimise_vs_gates.md; about 25 minutes on 2 cores).
 .PHONY: optimise-vs-gates
 optimise-vs-gates: $(BUILD)/optimise_vs_gates
 	sh scripts/optimise_vs_gates.sh $(BUILD)/optimise_vs_gates
+
+# make hf-vs-sgd: Hessian-free against SGD and Adam on charlm's model at
+# an equal cost in gradient evaluations (docs/hf_vs_sgd.md; a few minutes).
+.PHONY: hf-vs-sgd
+hf-vs-sgd: $(BUILD)/hf_vs_sgd
+	$(BUILD)/hf_vs_sgd --doc docs/hf_vs_sgd.md
 
 # make memory-tasks: the adding problem and the copy task for RNN, LSTM and
 # GRU at T = 10, 50, 100, 200: steps to solve per cell and length
@@ -218,6 +224,7 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	echo "== tests/gradflow.sh"; sh tests/gradflow.sh $(BUILD)/gradflow || fail=1; \
 	echo "== tests/memory_tasks.sh"; sh tests/memory_tasks.sh $(BUILD)/memory_tasks || fail=1; \
 	echo "== tests/optimise_vs_gates.sh"; sh tests/optimise_vs_gates.sh $(BUILD)/optimise_vs_gates || fail=1; \
+	echo "== tests/hf_vs_sgd.sh"; sh tests/hf_vs_sgd.sh $(BUILD)/hf_vs_sgd || fail=1; \
 	echo "== tests/dist.sh"; sh tests/dist.sh $(BUILD) "$(MAKE) --no-print-directory \
 	    BUILD=$(BUILD)/mpi MPI=1 SANITIZE=$(SANITIZE) OPT=$(OPT) OPENMP=$(OPENMP)" || fail=1; \
 	echo "== torch_parity on tests/fixtures"; \

@@ -3,7 +3,7 @@
 # experiment of examples/optimise_vs_gates.c in two shards at once (one
 # thread each, one per core; shard 0 also measures the curvature), then the
 # report (docs/optimise_vs_gates.md and the plots' data) and the plots.
-# About 25 minutes on 2 cores with the default budget of 45 s per run.
+# About 20 minutes on 2 cores with the default budget of 40 s per run.
 #
 #   sh scripts/optimise_vs_gates.sh [BIN [OPTIONS...]]
 #     BIN       build/optimise_vs_gates
