@@ -26,11 +26,12 @@
  * machines can be compared.
  *
  * Besides the built-in cells (lstm, gru, rnn) two cells written here as
- * user code, like examples/custom_cells.c: peephole (an LSTM with
+ * user code (examples/common/cells.c): peephole (an LSTM with
  * peephole vectors) and peephole_sliced (the same, slicing weight_hh into
  * its four gate blocks inside every step), to measure what composing a
  * cell in user code costs against the built-in one.
  */
+#include "examples/common/cells.h"
 #include "nn/charlm.h"
 #include "nn/optim.h"
 
@@ -146,57 +147,6 @@ static double fma_peak(int threads)
         known[threads] = best;
     return best;
 }
-
-/* ---- two cells written as user code -------------------------------------
- * i = s(x_i + h_i + w_ci c)  f = s(x_f + h_f + w_cf c)  g = tanh(x_g + h_g)
- * c' = f c + i g             o = s(x_o + h_o + w_co c')  h' = o tanh(c') */
-static int peephole_init(tg_cell *c, tg_rng *rng)
-{
-    int64_t H = c->hidden_size;
-    tg_cell_param_new(c, "w_ci", TG_SHAPE(H), rng);
-    tg_cell_param_new(c, "w_cf", TG_SHAPE(H), rng);
-    tg_cell_param_new(c, "w_co", TG_SHAPE(H), rng);
-    return 0;
-}
-
-static void peephole_gates(tg_cell *c, tg_tensor *const *g,
-                           tg_tensor *const *s, tg_tensor **next)
-{
-    tg_tensor *cell = s[1];
-    tg_tensor *i = tg_sigmoid(tg_add(g[0], tg_mul(tg_cell_param(c, "w_ci"), cell)));
-    tg_tensor *f = tg_sigmoid(tg_add(g[1], tg_mul(tg_cell_param(c, "w_cf"), cell)));
-    tg_tensor *kept = tg_mul(f, cell);
-    next[1] = tg_add(kept, tg_mul(i, tg_tanh(g[2])));
-    tg_tensor *o = tg_sigmoid(tg_add(g[3], tg_mul(tg_cell_param(c, "w_co"), next[1])));
-    next[0] = tg_mul(o, tg_tanh(next[1]));
-}
-
-static void peephole_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
-                          tg_tensor **next)
-{
-    tg_tensor *g[4];
-    tg_chunk(tg_add(xp, tg_linear(s[0], c->weight_hh, c->bias_hh)), 4, 1, g);
-    peephole_gates(c, g, s, next);
-}
-
-/* the same cell, weight_hh sliced into its gate blocks at every step */
-static void peephole_sliced_step(tg_cell *c, tg_tensor *xp,
-                                 tg_tensor *const *s, tg_tensor **next)
-{
-    tg_tensor *W[4], *b[4], *x[4], *g[4];
-    tg_chunk(c->weight_hh, 4, 0, W);
-    tg_chunk(c->bias_hh, 4, 0, b);
-    tg_chunk(xp, 4, 1, x);
-    for (int k = 0; k < 4; k++)
-        g[k] = tg_add(x[k], tg_linear(s[0], W[k], b[k]));
-    peephole_gates(c, g, s, next);
-}
-
-static const tg_cell_type peephole = {"peephole", 2, 4, peephole_init,
-                                      peephole_step};
-static const tg_cell_type peephole_sliced = {"peephole_sliced", 2, 4,
-                                             peephole_init,
-                                             peephole_sliced_step};
 
 static int gates_of(const char *cell)
 {
@@ -402,8 +352,7 @@ static int parse_int(const char *flag, const char *v)
 int main(int argc, char **argv)
 {
     config c = {"lstm", "train", "sgd", 128, 128, 1, 64, 16, 65, 1, 50, 5, 0};
-    tg_cell_type_register(&peephole);
-    tg_cell_type_register(&peephole_sliced);
+    ex_register_cells(); /* peephole, peephole_sliced: user code */
     if (argc == 1) {
         /* the README's table: four sizes, three cells, all modes, 1 and 2
          * threads; fewer timed steps for the big sizes */

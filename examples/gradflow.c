@@ -23,6 +23,7 @@
  * .dat file ("distance norm" lines) for examples/gradflow.gp (gnuplot).
  * The output is the same on every run (fixed seeds, no timings).
  */
+#include "examples/common/cli.h"
 #include "nn/modules.h"
 #include "nn/optim.h"
 #include "nn/rnn.h"
@@ -235,31 +236,6 @@ static void usage(FILE *f)
         "  --help       this text\n");
 }
 
-static long int_arg(const char *flag, const char *v, long lo, long hi)
-{
-    char *end;
-    errno = 0;
-    long n = v ? strtol(v, &end, 10) : 0;
-    if (!v || errno || *end || n < lo || n > hi) {
-        fprintf(stderr, "gradflow: %s wants an integer in [%ld, %ld], got '%s'\n",
-                flag, lo, hi, v ? v : "");
-        exit(2);
-    }
-    return n;
-}
-
-static double real_arg(const char *flag, const char *v, double lo)
-{
-    char *end;
-    double x = v ? strtod(v, &end) : 0;
-    if (!v || *end || !(x >= lo) || !isfinite(x)) {
-        fprintf(stderr, "gradflow: %s wants a number >= %g, got '%s'\n", flag,
-                lo, v ? v : "");
-        exit(2);
-    }
-    return x;
-}
-
 static void parse(int argc, char **argv, opts *o)
 {
     *o = (opts){.T = 100, .H = 64, .B = 16, .steps = 300, .seed = 1,
@@ -274,21 +250,21 @@ static void parse(int argc, char **argv, opts *o)
             o->T = 20, o->H = 8, o->B = 4, o->steps = 20;
             continue;
         } else if (!strcmp(a, "--T"))
-            o->T = (int)int_arg(a, v, 2, 100000);
+            o->T = (int)cli_int("gradflow", a, v, 2, 100000);
         else if (!strcmp(a, "--H"))
-            o->H = (int)int_arg(a, v, 1, 100000);
+            o->H = (int)cli_int("gradflow", a, v, 1, 100000);
         else if (!strcmp(a, "--B"))
-            o->B = (int)int_arg(a, v, 1, 100000);
+            o->B = (int)cli_int("gradflow", a, v, 1, 100000);
         else if (!strcmp(a, "--steps"))
-            o->steps = (int)int_arg(a, v, 0, 100000000);
+            o->steps = (int)cli_int("gradflow", a, v, 0, 100000000);
         else if (!strcmp(a, "--seed"))
-            o->seed = (unsigned long)int_arg(a, v, 0, 2147483647);
+            o->seed = (unsigned long)cli_int("gradflow", a, v, 0, 2147483647);
         else if (!strcmp(a, "--lr"))
-            o->lr = real_arg(a, v, 1e-12);
+            o->lr = cli_real("gradflow", a, v, 1e-12);
         else if (!strcmp(a, "--noise"))
-            o->noise = real_arg(a, v, 0);
+            o->noise = cli_real("gradflow", a, v, 0);
         else if (!strcmp(a, "--gate-bias"))
-            o->gate_bias = real_arg(a, v, -1e9); else if (!strcmp(a, "--out")) {
+            o->gate_bias = cli_real("gradflow", a, v, -1e9); else if (!strcmp(a, "--out")) {
             if (!v) {
                 fprintf(stderr, "gradflow: --out wants a directory\n");
                 exit(2);

@@ -18,7 +18,7 @@
  * hf-B / B. Every run stops at the same --budget; the validation loss is
  * recorded at fixed points of the budget.
  *
- *   build/hf_vs_sgd [--data FILE] [--budget 4000] [--doc FILE]
+ *   build/hf_vs_sgd [--data FILE|DIR] [--budget 4000] [--doc FILE]
  *   build/hf_vs_sgd --quick --data FILE    (seconds, for the tests)
  *   make hf-vs-sgd                         (docs/hf_vs_sgd.md)
  */
@@ -32,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 
 #define PROG "hf_vs_sgd"
 #define MAX_POINTS 64
@@ -41,7 +43,7 @@ typedef struct opts {
     long chars, budget;
     int T, B, hf_B, hf_cg, hidden, embed, points, threads;
     double sgd_lrs[3], adam_lr, clip;
-    bool quick;
+    bool quick, hf_only;
 } opts;
 
 /* ---- text -------------------------------------------------------------- */
@@ -52,16 +54,56 @@ typedef struct text {
     int V;
 } text;
 
-static int read_text(const opts *o, text *t)
+/* up to cap bytes of path into buf at *n: a file, or a directory's regular
+ * files in name order (skipping *.dat and *.u8, as charlm does) */
+static int read_into(const char *path, unsigned char *buf, size_t cap,
+                     size_t *n)
 {
-    FILE *f = fopen(o->data, "rb");
-    if (!f) {
-        fprintf(stderr, PROG ": cannot read %s\n", o->data);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, PROG ": cannot read %s\n", path);
         return -1;
     }
-    unsigned char *buf = malloc((size_t)o->chars);
-    size_t n = fread(buf, 1, (size_t)o->chars, f);
+    if (S_ISDIR(st.st_mode)) {
+        struct dirent **names;
+        int k = scandir(path, &names, NULL, alphasort);
+        if (k < 0) {
+            fprintf(stderr, PROG ": cannot read the directory %s\n", path);
+            return -1;
+        }
+        for (int i = 0; i < k; i++) {
+            const char *nm = names[i]->d_name;
+            size_t len = strlen(nm);
+            char full[4096];
+            snprintf(full, sizeof full, "%s/%s", path, nm);
+            struct stat fs;
+            if (nm[0] != '.' && !(len > 4 && !strcmp(nm + len - 4, ".dat")) &&
+                !(len > 3 && !strcmp(nm + len - 3, ".u8")) &&
+                lstat(full, &fs) == 0 && S_ISREG(fs.st_mode) && *n < cap)
+                read_into(full, buf, cap, n);
+            free(names[i]);
+        }
+        free(names);
+        return 0;
+    }
+    FILE *f = S_ISREG(st.st_mode) ? fopen(path, "rb") : NULL;
+    if (!f) {
+        fprintf(stderr, PROG ": cannot read %s (not a regular file)\n", path);
+        return -1;
+    }
+    *n += fread(buf + *n, 1, cap - *n, f);
     fclose(f);
+    return 0;
+}
+
+static int read_text(const opts *o, text *t)
+{
+    unsigned char *buf = malloc((size_t)o->chars);
+    size_t n = 0;
+    if (read_into(o->data, buf, (size_t)o->chars, &n) < 0) {
+        free(buf);
+        return -1;
+    }
     if (n < (size_t)(20 * (o->T + 1))) {
         fprintf(stderr, PROG ": %s has %zu bytes; at least %d are needed\n",
                 o->data, n, 20 * (o->T + 1));
@@ -224,7 +266,8 @@ static void usage(FILE *f)
         "and Hessian-free to the same cost in gradient evaluations, and\n"
         "prints the validation loss along the way.\n\n"
         "options:\n"
-        "  --data FILE     text (default /usr/share/games/fortunes/fortunes)\n"
+        "  --data FILE|DIR text, or a directory's files (default\n"
+        "                  /usr/share/games/fortunes)\n"
         "  --chars N       characters of it to use (default 300000)\n"
         "  --budget N      gradient evaluations per run (default 4000)\n"
         "  --points N      validations along the budget (default 9)\n"
@@ -233,13 +276,14 @@ static void usage(FILE *f)
         "  --hf-cg N       its CG iterations per step at most (default 50)\n"
         "  --hidden N      LSTM size (default 128); --embed N (default 32)\n"
         "  --threads N     OpenMP threads (default 2)\n"
+        "  --hf-only       run Hessian-free alone (to try its settings)\n"
         "  --doc FILE      also write the table as markdown to FILE\n"
         "  --quick         a seconds-long run (for the tests)\n");
 }
 
 static void parse(int argc, char **argv, opts *o)
 {
-    *o = (opts){.data = "/usr/share/games/fortunes/fortunes", .chars = 300000,
+    *o = (opts){.data = "/usr/share/games/fortunes", .chars = 300000,
                 .budget = 4000, .T = 32, .B = 32, .hf_B = 128, .hf_cg = 50,
                 .hidden = 128, .embed = 32, .points = 9, .threads = 2,
                 .sgd_lrs = {0.3, 1.0, 3.0}, .adam_lr = 2e-3, .clip = 5};
@@ -252,6 +296,9 @@ static void parse(int argc, char **argv, opts *o)
             o->quick = true, o->chars = 20000, o->budget = 120, o->points = 3;
             o->hidden = 16, o->embed = 8, o->T = 16, o->B = 8, o->hf_B = 16;
             o->hf_cg = 10;
+            continue;
+        } else if (!strcmp(a, "--hf-only")) {
+            o->hf_only = true;
             continue;
         } else if (!strcmp(a, "--data"))
             o->data = v;
@@ -299,8 +346,8 @@ int main(int argc, char **argv)
         return 1;
     const char *names[5] = {"SGD lr 0.3", "SGD lr 1", "SGD lr 3", "Adam lr 2e-3",
                             "Hessian-free"};
-    curve c[5];
-    for (int i = 0; i < 5; i++) {
+    curve c[5] = {{.n = 0}};
+    for (int i = o.hf_only ? 4 : 0; i < 5; i++) {
         kind k = i < 3 ? SGD : i == 3 ? ADAM : HF;
         c[i] = run(k, i < 3 ? o.sgd_lrs[i] : o.adam_lr, &t, &o);
     }
@@ -332,7 +379,7 @@ int main(int argc, char **argv)
                 if (p < c[i].n)
                     fprintf(out, " %.4f (%.0f s) |", c[i].val[p], c[i].seconds[p]);
                 else
-                    fprintf(out, " diverged |");
+                    fprintf(out, " %s |", o.hf_only && i < 4 ? "-" : "diverged");
             fprintf(out, "\n");
         }
         int bs = 0;
