@@ -389,9 +389,12 @@ int main(int argc, char **argv)
                 bs = i;
         double sgd = c[bs].n == o.points ? c[bs].val[o.points - 1] : (double)NAN;
         double hf = c[4].n == o.points ? c[4].val[o.points - 1] : (double)NAN;
-        fprintf(out, "\nat the full budget: Hessian-free %.4f, the best SGD "
-                "(%s) %.4f: Hessian-free is %s\n", hf, names[bs], sgd,
-                hf < sgd ? "lower" : "NOT lower");
+        if (o.hf_only)
+            fprintf(out, "\nat the full budget: Hessian-free %.4f\n", hf);
+        else
+            fprintf(out, "\nat the full budget: Hessian-free %.4f, the best "
+                    "SGD (%s) %.4f: Hessian-free is %s\n", hf, names[bs], sgd,
+                    hf < sgd ? "lower" : "NOT lower");
         if (f == 1)
             fclose(out);
     }
