@@ -443,6 +443,10 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("safetensors");
     TCase *tc = tcase_create("io");
+    /* a guard against hangs, not a stopwatch: the 60k-tensor parse takes
+     * about 3 s under the sanitizers on a busy machine (Check's default
+     * limit is 4 s) */
+    tcase_set_timeout(tc, 60);
     tcase_add_checked_fixture(tc, NULL, tgt_teardown);
     tcase_add_test(tc, round_trip);
     tcase_add_test(tc, reads_pytorch_fixture);
