@@ -49,6 +49,11 @@ LIB_SRC  := $(wildcard tensor/*.c autograd/*.c ops/*.c nn/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/f32/%.o)
 LIB64_OBJ := $(LIB_SRC:%.c=$(BUILD)/f64/%.o)
 HEADERS  := $(wildcard tensor/*.h autograd/*.h ops/*.h nn/*.h)
+# The headers internal to the library (each says so at its top); the others
+# are public: installed, and checked as C++ too.
+INTERNAL_HEADERS := tensor/ds.h tensor/parallel.h autograd/anomaly.h \
+                    ops/internal.h ops/fuse_internal.h ops/gemm.h ops/vmath.h
+PUBLIC_HEADERS := $(filter-out $(INTERNAL_HEADERS),$(HEADERS))
 
 # tests/test_*.c link the float library; tests/grad_*.c the double one
 TEST_SRC   := $(wildcard tests/test_*.c)
@@ -189,7 +194,8 @@ $(BUILD)/tests/replay_%: fuzz/%.c fuzz/replay.c fuzz/fuzz.h $(BUILD)/libtapegrad
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $< fuzz/replay.c -o $@ $(LDFLAGS) $(BUILD)/libtapegrad.a $(LDLIBS)
 
-# Every public header compiles on its own.
+# Every header compiles on its own, and every public one (those installed,
+# PUBLIC_HEADERS below) also as C++11, in float and in double.
 check-headers:
 	@mkdir -p $(BUILD)/headers
 	@for h in $(HEADERS); do \
@@ -197,6 +203,14 @@ check-headers:
 	    $(CC) $(CFLAGS) -fsyntax-only $(BUILD)/headers/one.c || \
 	        { echo "header $$h does not compile on its own"; exit 1; }; \
 	done; echo "headers: all $(words $(HEADERS)) compile on their own"
+	@for h in $(PUBLIC_HEADERS); do \
+	    printf '#include "%s"\n' "$$h" > $(BUILD)/headers/one.cpp; \
+	    for real in "" -DTG_DOUBLE; do \
+	        $(CXX) -std=c++11 -Wall -Wextra -pedantic -Werror $$real -I. \
+	            -fsyntax-only $(BUILD)/headers/one.cpp || \
+	            { echo "header $$h does not compile as C++11 ($$real)"; exit 1; }; \
+	    done; \
+	done; echo "headers: the $(words $(PUBLIC_HEADERS)) public ones compile as C++11"
 
 deps:
 	@sh scripts/deps.sh

@@ -41,6 +41,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The headers compile as C11 and as C++11 (declarations in extern "C"):
+ * a function that never returns is marked with C11's _Noreturn or C++'s
+ * [[noreturn]]. */
+#ifdef __cplusplus
+#define TG_NORETURN [[noreturn]]
+#else
+#define TG_NORETURN _Noreturn
+#endif
+
 #ifdef TG_DOUBLE
 typedef double tg_real;
 #define TG_REAL_NAME "double"
@@ -142,7 +155,7 @@ unsigned long tg_error_count(void);
         if (!(cond))                                                       \
             tg_assert_fail(__FILE__, __LINE__, #cond);                     \
     } while (0)
-_Noreturn void tg_assert_fail(const char *file, int line, const char *what);
+TG_NORETURN void tg_assert_fail(const char *file, int line, const char *what);
 
 /* Checked allocation: abort with a message when memory runs out. */
 void *tg_xmalloc(size_t n);
@@ -286,5 +299,9 @@ bool tg_flush_denormals(void);
 void tg_threads_init_(void);
 void tg_threads_checkpoint(void);
 int tg_threads_in_use(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
