@@ -62,6 +62,23 @@ typedef float tg_real;
 #define TG_REAL_NAME "float"
 #endif
 
+/* A program must link the library built for its tg_real: libtapegrad for
+ * float, libtapegrad_f64 for -DTG_DOUBLE. Every file that includes this
+ * header keeps the address of a marker that only the library of the same
+ * precision defines, so that a mismatched pair fails to link - with
+ * "undefined reference to `tg_abi_f32_link_libtapegrad'" for a float
+ * program given the double library - instead of running on numbers of the
+ * wrong width. */
+#ifdef TG_DOUBLE
+#define TG_ABI_MARK tg_abi_f64_link_libtapegrad_f64
+#else
+#define TG_ABI_MARK tg_abi_f32_link_libtapegrad
+#endif
+extern const char TG_ABI_MARK;
+#if defined(__GNUC__) || defined(__clang__)
+static const char *const tg_abi_check_ __attribute__((used)) = &TG_ABI_MARK;
+#endif
+
 /* Most dimensions a tensor may have. */
 #define TG_MAX_DIMS 6
 
