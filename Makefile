@@ -350,6 +350,85 @@ fuzz-run: fuzz-build
 	    echo "   $$runs executions, no crash"; \
 	done
 
+# ---- installing: make install, make uninstall ---------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=]: the float and double
+# libraries, static and shared (libtapegrad.so.$(TG_VERSION), soname
+# libtapegrad.so.$(TG_SOMAJOR)), the public headers under
+# $(INCLUDEDIR)/tapegrad/ (tensor/, autograd/, ops/, nn/: programs keep
+# writing #include "ops/ops.h", with the -I that tapegrad.pc gives),
+# tapegrad.pc and tapegrad-f64.pc (-DTG_DOUBLE) for pkg-config, and the
+# charlm tool. DESTDIR stages the files for a package; the .pc files name
+# PREFIX. make uninstall removes exactly what install wrote.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+TG_VERSION := 0.1.0
+TG_SOMAJOR := 0
+
+# the shared libraries carry their soname; build/lib*.so.0 link to them
+$(BUILD)/libtapegrad.so: LDFLAGS += -Wl,-soname,libtapegrad.so.$(TG_SOMAJOR)
+$(BUILD)/libtapegrad_f64.so: $(LIB64_OBJ)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,libtapegrad_f64.so.$(TG_SOMAJOR) \
+	    $^ -o $@ $(LDLIBS)
+$(BUILD)/%.so.$(TG_SOMAJOR): $(BUILD)/%.so
+	ln -sf $(<F) $@
+all: $(BUILD)/libtapegrad_f64.so $(BUILD)/libtapegrad.so.$(TG_SOMAJOR) \
+     $(BUILD)/libtapegrad_f64.so.$(TG_SOMAJOR)
+
+# What a static link needs besides the archive (--static); the shared
+# libraries record their own needs. cJSON is private: only the file
+# functions (tensor/safetensors.c) use it.
+PC_PRIVATE = $(if $(filter 1,$(OPENMP)),-fopenmp) -lm
+# $(call write_pc,FILE,NAME,LIB,EXTRA_CFLAGS,DESCRIPTION)
+define write_pc
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
+	    'includedir=$(INCLUDEDIR)' '' 'Name: $(strip $(2))' \
+	    'Description: $(strip $(5))' 'Version: $(TG_VERSION)' \
+	    'Cflags: $(strip -I$${includedir}/tapegrad $(4))' \
+	    'Libs: -L$${libdir} -l$(strip $(3))' \
+	    'Libs.private: $(strip $(PC_PRIVATE))' \
+	    'Requires.private: libcjson' > $(strip $(1))
+endef
+
+INSTALL_LIBS := libtapegrad libtapegrad_f64
+.PHONY: install uninstall
+install: $(INSTALL_LIBS:%=$(BUILD)/%.a) $(INSTALL_LIBS:%=$(BUILD)/%.so) \
+         $(BUILD)/charlm
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 755 $(BUILD)/charlm $(DESTDIR)$(BINDIR)/charlm
+	for l in $(INSTALL_LIBS); do \
+	    install -m 644 $(BUILD)/$$l.a $(DESTDIR)$(LIBDIR)/$$l.a && \
+	    install -m 755 $(BUILD)/$$l.so \
+	        $(DESTDIR)$(LIBDIR)/$$l.so.$(TG_VERSION) && \
+	    ln -sf $$l.so.$(TG_VERSION) $(DESTDIR)$(LIBDIR)/$$l.so.$(TG_SOMAJOR) && \
+	    ln -sf $$l.so.$(TG_SOMAJOR) $(DESTDIR)$(LIBDIR)/$$l.so || exit 1; \
+	done
+	for h in $(PUBLIC_HEADERS); do \
+	    mkdir -p $(DESTDIR)$(INCLUDEDIR)/tapegrad/$$(dirname $$h) && \
+	    install -m 644 $$h $(DESTDIR)$(INCLUDEDIR)/tapegrad/$$h || exit 1; \
+	done
+	$(call write_pc,$(DESTDIR)$(LIBDIR)/pkgconfig/tapegrad.pc,tapegrad,tapegrad,,\
+	    tape-based automatic differentiation in C (float))
+	$(call write_pc,$(DESTDIR)$(LIBDIR)/pkgconfig/tapegrad-f64.pc,tapegrad-f64,\
+	    tapegrad_f64,-DTG_DOUBLE,tape-based automatic differentiation in C (double))
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/charlm
+	for l in $(INSTALL_LIBS); do \
+	    rm -f $(DESTDIR)$(LIBDIR)/$$l.a $(DESTDIR)$(LIBDIR)/$$l.so \
+	        $(DESTDIR)$(LIBDIR)/$$l.so.$(TG_SOMAJOR) \
+	        $(DESTDIR)$(LIBDIR)/$$l.so.$(TG_VERSION); \
+	done
+	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/tapegrad.pc \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/tapegrad-f64.pc
+	rm -f $(PUBLIC_HEADERS:%=$(DESTDIR)$(INCLUDEDIR)/tapegrad/%)
+	for d in tensor autograd ops nn; do \
+	    rmdir $(DESTDIR)$(INCLUDEDIR)/tapegrad/$$d 2>/dev/null; done; \
+	rmdir $(DESTDIR)$(INCLUDEDIR)/tapegrad 2>/dev/null; true
+# ---- end of installing ---------------------------------------------------
+
 clean:
 	rm -rf build
 
