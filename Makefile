@@ -1,7 +1,8 @@
 # tapegrad - make builds the libraries and tools, make test runs the tests.
 #
 #   make              build/libtapegrad.a, build/libtapegrad.so (float) and
-#                     build/libtapegrad_f64.a (double, for gradient checks)
+#                     build/libtapegrad_f64.a, .so (double, for gradient checks)
+#   make install      PREFIX=/usr/local, DESTDIR=: libraries, headers, .pc, charlm
 #   make test         install missing dependencies, build, run every suite
 #   make asan         the same suites under AddressSanitizer + UBSan
 #   make noomp        the same suites built without OpenMP
@@ -234,6 +235,8 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	echo "== tests/charlm_cli.sh"; sh tests/charlm_cli.sh $(BUILD)/charlm || fail=1; \
 	echo "== tests/torch_interop.sh"; sh tests/torch_interop.sh $(BUILD)/charlm || fail=1; \
 	echo "== tests/readme_snippets.sh"; sh tests/readme_snippets.sh $(BUILD) || fail=1; \
+	echo "== tests/install.sh"; sh tests/install.sh $(BUILD) "$(MAKE) --no-print-directory \
+	    BUILD=$(BUILD) SANITIZE=$(SANITIZE) OPT=$(OPT) OPENMP=$(OPENMP)" || fail=1; \
 	echo "== tests/custom_cells.sh"; sh tests/custom_cells.sh $(BUILD)/custom_cells || fail=1; \
 	echo "== tests/walkthrough_docs.sh"; sh tests/walkthrough_docs.sh $(BUILD)/walkthrough || fail=1; \
 	echo "== tests/gradflow.sh"; sh tests/gradflow.sh $(BUILD)/gradflow || fail=1; \
