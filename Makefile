@@ -1,7 +1,8 @@
 # tapegrad - make builds the libraries and tools, make test runs the tests.
 #
 #   make              build/libtapegrad.a, build/libtapegrad.so (float) and
-#                     build/libtapegrad_f64.a (double, for gradient checks)
+#                     build/libtapegrad_f64.a, .so (double, for gradient checks)
+#   make install      PREFIX=/usr/local, DESTDIR=: libraries, headers, .pc, charlm
 #   make test         install missing dependencies, build, run every suite
 #   make asan         the same suites under AddressSanitizer + UBSan
 #   make noomp        the same suites built without OpenMP
@@ -49,6 +50,12 @@ LIB_SRC  := $(wildcard tensor/*.c autograd/*.c ops/*.c nn/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/f32/%.o)
 LIB64_OBJ := $(LIB_SRC:%.c=$(BUILD)/f64/%.o)
 HEADERS  := $(wildcard tensor/*.h autograd/*.h ops/*.h nn/*.h)
+# The headers internal to the library (each says so at its top); the others
+# are public: installed, and checked as C++ too.
+INTERNAL_HEADERS := tensor/ds.h tensor/parallel.h autograd/anomaly.h \
+                    ops/internal.h ops/fuse_internal.h ops/gemm.h ops/vmath.h \
+                    nn/optim_internal.h
+PUBLIC_HEADERS := $(filter-out $(INTERNAL_HEADERS),$(HEADERS))
 
 # tests/test_*.c link the float library; tests/grad_*.c the double one
 TEST_SRC   := $(wildcard tests/test_*.c)
@@ -190,7 +197,8 @@ $(BUILD)/tests/replay_%: fuzz/%.c fuzz/replay.c fuzz/fuzz.h $(BUILD)/libtapegrad
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $< fuzz/replay.c -o $@ $(LDFLAGS) $(BUILD)/libtapegrad.a $(LDLIBS)
 
-# Every public header compiles on its own.
+# Every header compiles on its own, and every public one (those installed,
+# PUBLIC_HEADERS below) also as C++11, in float and in double.
 check-headers:
 	@mkdir -p $(BUILD)/headers
 	@for h in $(HEADERS); do \
@@ -198,6 +206,14 @@ check-headers:
 	    $(CC) $(CFLAGS) -fsyntax-only $(BUILD)/headers/one.c || \
 	        { echo "header $$h does not compile on its own"; exit 1; }; \
 	done; echo "headers: all $(words $(HEADERS)) compile on their own"
+	@for h in $(PUBLIC_HEADERS); do \
+	    printf '#include "%s"\n' "$$h" > $(BUILD)/headers/one.cpp; \
+	    for real in "" -DTG_DOUBLE; do \
+	        $(CXX) -std=c++11 -Wall -Wextra -pedantic -Werror $$real -I. \
+	            -fsyntax-only $(BUILD)/headers/one.cpp || \
+	            { echo "header $$h does not compile as C++11 ($$real)"; exit 1; }; \
+	    done; \
+	done; echo "headers: the $(words $(PUBLIC_HEADERS)) public ones compile as C++11"
 
 deps:
 	@sh scripts/deps.sh
@@ -220,6 +236,8 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	echo "== tests/charlm_cli.sh"; sh tests/charlm_cli.sh $(BUILD)/charlm || fail=1; \
 	echo "== tests/torch_interop.sh"; sh tests/torch_interop.sh $(BUILD)/charlm || fail=1; \
 	echo "== tests/readme_snippets.sh"; sh tests/readme_snippets.sh $(BUILD) || fail=1; \
+	echo "== tests/install.sh"; sh tests/install.sh $(BUILD) "$(MAKE) --no-print-directory \
+	    BUILD=$(BUILD) SANITIZE=$(SANITIZE) OPT=$(OPT) OPENMP=$(OPENMP)" || fail=1; \
 	echo "== tests/custom_cells.sh"; sh tests/custom_cells.sh $(BUILD)/custom_cells || fail=1; \
 	echo "== tests/walkthrough_docs.sh"; sh tests/walkthrough_docs.sh $(BUILD)/walkthrough || fail=1; \
 	echo "== tests/gradflow.sh"; sh tests/gradflow.sh $(BUILD)/gradflow || fail=1; \
@@ -336,6 +354,85 @@ fuzz-run: fuzz-build
 	    echo "$$t $$runs $(FUZZ_SECONDS)" >> $(FUZZ_BUILD)/executions.log; \
 	    echo "   $$runs executions, no crash"; \
 	done
+
+# ---- installing: make install, make uninstall ---------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=]: the float and double
+# libraries, static and shared (libtapegrad.so.$(TG_VERSION), soname
+# libtapegrad.so.$(TG_SOMAJOR)), the public headers under
+# $(INCLUDEDIR)/tapegrad/ (tensor/, autograd/, ops/, nn/: programs keep
+# writing #include "ops/ops.h", with the -I that tapegrad.pc gives),
+# tapegrad.pc and tapegrad-f64.pc (-DTG_DOUBLE) for pkg-config, and the
+# charlm tool. DESTDIR stages the files for a package; the .pc files name
+# PREFIX. make uninstall removes exactly what install wrote.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+TG_VERSION := 0.1.0
+TG_SOMAJOR := 0
+
+# the shared libraries carry their soname; build/lib*.so.0 link to them
+$(BUILD)/libtapegrad.so: LDFLAGS += -Wl,-soname,libtapegrad.so.$(TG_SOMAJOR)
+$(BUILD)/libtapegrad_f64.so: $(LIB64_OBJ)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,libtapegrad_f64.so.$(TG_SOMAJOR) \
+	    $^ -o $@ $(LDLIBS)
+$(BUILD)/%.so.$(TG_SOMAJOR): $(BUILD)/%.so
+	ln -sf $(<F) $@
+all: $(BUILD)/libtapegrad_f64.so $(BUILD)/libtapegrad.so.$(TG_SOMAJOR) \
+     $(BUILD)/libtapegrad_f64.so.$(TG_SOMAJOR)
+
+# What a static link needs besides the archive (--static); the shared
+# libraries record their own needs. cJSON is private: only the file
+# functions (tensor/safetensors.c) use it.
+PC_PRIVATE = $(if $(filter 1,$(OPENMP)),-fopenmp) -lm
+# $(call write_pc,FILE,NAME,LIB,EXTRA_CFLAGS,DESCRIPTION)
+define write_pc
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
+	    'includedir=$(INCLUDEDIR)' '' 'Name: $(strip $(2))' \
+	    'Description: $(strip $(5))' 'Version: $(TG_VERSION)' \
+	    'Cflags: $(strip -I$${includedir}/tapegrad $(4))' \
+	    'Libs: -L$${libdir} -l$(strip $(3))' \
+	    'Libs.private: $(strip $(PC_PRIVATE))' \
+	    'Requires.private: libcjson' > $(strip $(1))
+endef
+
+INSTALL_LIBS := libtapegrad libtapegrad_f64
+.PHONY: install uninstall
+install: $(INSTALL_LIBS:%=$(BUILD)/%.a) $(INSTALL_LIBS:%=$(BUILD)/%.so) \
+         $(BUILD)/charlm
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 755 $(BUILD)/charlm $(DESTDIR)$(BINDIR)/charlm
+	for l in $(INSTALL_LIBS); do \
+	    install -m 644 $(BUILD)/$$l.a $(DESTDIR)$(LIBDIR)/$$l.a && \
+	    install -m 755 $(BUILD)/$$l.so \
+	        $(DESTDIR)$(LIBDIR)/$$l.so.$(TG_VERSION) && \
+	    ln -sf $$l.so.$(TG_VERSION) $(DESTDIR)$(LIBDIR)/$$l.so.$(TG_SOMAJOR) && \
+	    ln -sf $$l.so.$(TG_SOMAJOR) $(DESTDIR)$(LIBDIR)/$$l.so || exit 1; \
+	done
+	for h in $(PUBLIC_HEADERS); do \
+	    mkdir -p $(DESTDIR)$(INCLUDEDIR)/tapegrad/$$(dirname $$h) && \
+	    install -m 644 $$h $(DESTDIR)$(INCLUDEDIR)/tapegrad/$$h || exit 1; \
+	done
+	$(call write_pc,$(DESTDIR)$(LIBDIR)/pkgconfig/tapegrad.pc,tapegrad,tapegrad,,\
+	    tape-based automatic differentiation in C (float))
+	$(call write_pc,$(DESTDIR)$(LIBDIR)/pkgconfig/tapegrad-f64.pc,tapegrad-f64,\
+	    tapegrad_f64,-DTG_DOUBLE,tape-based automatic differentiation in C (double))
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/charlm
+	for l in $(INSTALL_LIBS); do \
+	    rm -f $(DESTDIR)$(LIBDIR)/$$l.a $(DESTDIR)$(LIBDIR)/$$l.so \
+	        $(DESTDIR)$(LIBDIR)/$$l.so.$(TG_SOMAJOR) \
+	        $(DESTDIR)$(LIBDIR)/$$l.so.$(TG_VERSION); \
+	done
+	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/tapegrad.pc \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/tapegrad-f64.pc
+	rm -f $(PUBLIC_HEADERS:%=$(DESTDIR)$(INCLUDEDIR)/tapegrad/%)
+	for d in tensor autograd ops nn; do \
+	    rmdir $(DESTDIR)$(INCLUDEDIR)/tapegrad/$$d 2>/dev/null; done; \
+	rmdir $(DESTDIR)$(INCLUDEDIR)/tapegrad 2>/dev/null; true
+# ---- end of installing ---------------------------------------------------
 
 clean:
 	rm -rf build

@@ -34,6 +34,10 @@
 
 #include "autograd/tape.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef tg_tensor *(*tg_gradcheck_fn)(tg_tensor *const *inputs, void *ud);
 
 typedef struct tg_gradcheck_result {
@@ -54,5 +58,9 @@ int tg_gradcheck(tg_gradcheck_fn f, void *ud, int n, tg_tensor *const *inputs,
 /* Prints a result in one line, with the worst element. */
 void tg_gradcheck_print(FILE *out, const char *label,
                         const tg_gradcheck_result *r, double tol);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

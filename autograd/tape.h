@@ -49,6 +49,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct tg_entry tg_entry;
 
 /* A backward rule: reads dL/d(out) from e->out->grad (e->outs[k]->grad for
@@ -270,5 +274,9 @@ void tg_tape_print(FILE *f);
  * summary of its values (and gradient, after backward). Render with
  * `dot -Tsvg graph.dot -o graph.svg`. */
 void tg_tape_dot(FILE *f, const tg_tensor *root);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -44,6 +44,10 @@
 #include "nn/params.h"
 #include "ops/ops.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Most tensors a cell's state may have. */
 #define TG_CELL_MAX_STATE 4
 
@@ -104,5 +108,9 @@ int tg_cell_type_register(const tg_cell_type *type);
 const tg_cell_type *tg_cell_type_find(const char *name);
 /* Known names separated by ", " into buf (for help and error texts). */
 const char *tg_cell_type_names(char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

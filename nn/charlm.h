@@ -18,6 +18,10 @@
 #include "nn/modules.h"
 #include "nn/rnn.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct tg_charlm {
     int vocab, embed, hidden, layers;
     double dropout;
@@ -38,5 +42,9 @@ tg_tensor *tg_charlm_forward(tg_charlm *m, const int64_t *tokens, int64_t T,
                              int64_t B, tg_tensor *const *state0,
                              bool training, struct tg_rng *rng,
                              tg_rnn_out *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

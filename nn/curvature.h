@@ -26,6 +26,10 @@
 #include "nn/params.h"
 #include "ops/ops.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum tg_curv_kind {
     TG_CURV_CROSS_ENTROPY, /* z: logits [..., C], classes in the last axis */
     TG_CURV_MSE            /* z: predictions, any shape                    */
@@ -141,5 +145,9 @@ double tg_hf_step(tg_hf *h, const tg_closure *c);
  * at the current parameters and lambda (for tests and for reading). */
 int tg_hf_product(tg_hf *h, const tg_closure *c, const tg_real *v,
                   tg_real *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

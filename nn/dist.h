@@ -55,6 +55,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* true when this build of tapegrad has MPI (make MPI=1) */
 bool tg_dist_has_mpi(void);
 
@@ -68,7 +72,7 @@ int tg_dist_rank(void); /* 0 .. size-1 */
 int tg_dist_size(void);
 /* Ends every rank at once: prints "tapegrad: rank R: msg" and aborts the
  * whole job with exit status code (plain exit without MPI). */
-_Noreturn void tg_dist_abort(int code, const char *msg);
+TG_NORETURN void tg_dist_abort(int code, const char *msg);
 
 /* Copies root's numbers of every parameter to every rank: one message
  * over the flattened block (flattens ps if needed). 0 or -1. */
@@ -125,5 +129,9 @@ typedef struct tg_dist_stats {
     int steps;
 } tg_dist_stats;
 tg_dist_stats tg_dist_grads_stats(tg_dist_grads *g);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -16,6 +16,10 @@
 #include "nn/params.h"
 #include "ops/ops.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct tg_linear_mod {
     int in_features, out_features;
     tg_tensor *weight, *bias; /* bias NULL when made without one */
@@ -46,5 +50,9 @@ typedef struct tg_dropout_mod {
 
 tg_tensor *tg_dropout_forward(const tg_dropout_mod *m, tg_tensor *x,
                               bool training, struct tg_rng *rng);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * nn/optim.c - SGD, Adam and AdamW with torch.optim's (1.13) update rules,
- * their state in safetensors files, and gradient clipping (see optim.h).
+ * and gradient clipping (see optim.h); their state in safetensors files is
+ * nn/optim_io.c.
  *
  * An optimizer only *reads* gradients (->grad, filled by tg_backward) and
  * writes parameters and its own buffers: there is no backward code here,
@@ -27,6 +28,7 @@
  *     optimizer exactly (its buffers are dropped).
  */
 #include "nn/optim.h"
+#include "nn/optim_internal.h"
 #include "tensor/parallel.h"
 
 #include <math.h>
@@ -144,7 +146,7 @@ static bool in_blocks(const tg_optim *o, const tg_real *b)
 }
 
 /* parameter i's buffers are gone: its next step starts afresh */
-static void drop_state(tg_optim *o, int i)
+void tg_optim_drop_state_(tg_optim *o, int i)
 {
     if (!in_blocks(o, o->m[i]))
         free(o->m[i]);
@@ -158,7 +160,7 @@ void tg_optim_free(tg_optim *o)
     if (!o)
         return;
     for (int i = 0; i < o->n; i++)
-        drop_state(o, i);
+        tg_optim_drop_state_(o, i);
     free(o->m_block);
     free(o->v_block);
     free(o->m);
@@ -169,7 +171,7 @@ void tg_optim_free(tg_optim *o)
 
 /* Parameters added to the list after the optimizer was made get empty
  * state slots (the list only ever grows). */
-static void sync_count(tg_optim *o)
+void tg_optim_sync_count_(tg_optim *o)
 {
     int count = tg_params_count(o->params);
     TG_ASSERT(count >= o->n); /* a parameter list never shrinks */
@@ -180,22 +182,6 @@ static void sync_count(tg_optim *o)
     for (int i = o->n; i < count; i++)
         o->m[i] = o->v[i] = NULL;
     o->n = count;
-}
-
-/* Which buffers a kind keeps: SGD's momentum buffer lives in m. */
-static bool has_m(const tg_optim *o)
-{
-    return o->kind == TG_OPTIM_ADAM || o->kind == TG_OPTIM_ADAMW ||
-           (o->kind == TG_OPTIM_SGD && o->momentum != 0);
-}
-static bool has_v(const tg_optim *o)
-{
-    return o->kind == TG_OPTIM_ADAM || o->kind == TG_OPTIM_ADAMW;
-}
-
-static tg_real *new_buffer(int64_t numel)
-{
-    return tg_xcalloc((size_t)(numel ? numel : 1), sizeof(tg_real));
 }
 
 /* ---- the update kernels ----------------------------------------------- */
@@ -295,25 +281,25 @@ static bool step_block(tg_optim *o)
         return false;
     int made = 0;
     for (int i = 0; i < o->n; i++) {
-        made += has_m(o) ? o->m[i] != NULL : 0;
+        made += tg_optim_has_m_(o) ? o->m[i] != NULL : 0;
         for (int j = 0; j < i; j++)
             if (tg_params_at(ps, j)->tensor == tg_params_at(ps, i)->tensor)
                 return false; /* listed twice: updated twice per step */
     }
-    if (has_v(o))
+    if (tg_optim_has_v_(o))
         for (int i = 0; i < o->n; i++)
             if ((o->v[i] != NULL) != (o->m[i] != NULL))
                 return false;
     if (made != 0 && made != o->n)
         return false;
     bool first = made == 0;
-    if (has_m(o))
+    if (tg_optim_has_m_(o))
         o->m_block = to_block(o, o->m_block, o->m);
-    if (has_v(o))
+    if (tg_optim_has_v_(o))
         o->v_block = to_block(o, o->v_block, o->v);
     if (o->kind == TG_OPTIM_SGD)
         sgd_kernel(o, ps->block_n, ps->block_data, ps->block_grad,
-                   has_m(o) ? o->m_block : NULL, first);
+                   tg_optim_has_m_(o) ? o->m_block : NULL, first);
     else
         adam_kernel(o, ps->block_n, ps->block_data, ps->block_grad,
                     o->m_block, o->v_block);
@@ -331,7 +317,7 @@ void tg_optim_step(tg_optim *o)
                  "step it with tg_optim_step_closure");
         return;
     }
-    sync_count(o);
+    tg_optim_sync_count_(o);
     o->step++;
     if (step_block(o))
         return;
@@ -351,10 +337,10 @@ void tg_optim_step(tg_optim *o)
             continue;
         }
         bool first = o->m[i] == NULL;
-        if (has_m(o) && !o->m[i])
-            o->m[i] = new_buffer(t->numel);
-        if (has_v(o) && !o->v[i])
-            o->v[i] = new_buffer(t->numel);
+        if (tg_optim_has_m_(o) && !o->m[i])
+            o->m[i] = tg_optim_new_buffer_(t->numel);
+        if (tg_optim_has_v_(o) && !o->v[i])
+            o->v[i] = tg_optim_new_buffer_(t->numel);
         if (o->kind == TG_OPTIM_SGD)
             sgd_kernel(o, t->numel, t->data, t->grad, o->m[i], first);
         else
@@ -367,16 +353,6 @@ void tg_optim_zero_grad(tg_optim *o)
 {
     if (o)
         tg_params_zero_grad(o->params);
-}
-
-/* ---- state in safetensors files ----------------------------------------- */
-
-static char *join(const char *a, const char *b, const char *c)
-{
-    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
-    char *s = tg_xmalloc(n);
-    snprintf(s, n, "%s%s%s", a, b, c);
-    return s;
 }
 
 double tg_optim_step_closure(tg_optim *o, const tg_closure *c)
@@ -403,198 +379,6 @@ double tg_optim_step_closure(tg_optim *o, const tg_closure *c)
     tg_optim_step(o);
     tg_tape_reset();
     return L;
-}
-
-/* A tensor header (on the caller's stack) over a contiguous buffer of
- * t's shape, for the safetensors functions that take tensors. */
-static tg_tensor header_like(const tg_tensor *t, tg_real *data)
-{
-    tg_tensor h;
-    memset(&h, 0, sizeof h);
-    h.ndim = t->ndim;
-    memcpy(h.shape, t->shape, sizeof h.shape);
-    h.numel = tg_contiguous_strides(t->ndim, t->shape, h.stride);
-    h.data = data;
-    h.entry = -1;
-    return h;
-}
-
-static void save_buffer(tg_st_writer *w, const char *pre, const tg_param *p,
-                        const char *suffix, tg_real *buf)
-{
-    tg_real *zeros = buf ? NULL : new_buffer(p->tensor->numel);
-    tg_tensor h = header_like(p->tensor, buf ? buf : zeros);
-    char *name = join(pre, p->name, suffix);
-    tg_st_add(w, name, &h);
-    free(name);
-    free(zeros);
-}
-
-void tg_optim_save(const tg_optim *o, tg_st_writer *w, const char *prefix)
-{
-    const char *pre = prefix ? prefix : "";
-    int count = tg_params_count(o->params);
-    if (o->kind == TG_OPTIM_HF) { /* the warm start, per parameter */
-        int64_t at = 0;
-        for (int i = 0; i < count && at < o->hf->n; i++) {
-            const tg_param *p = tg_params_at(o->params, i);
-            save_buffer(w, pre, p, ".m", o->hf->prev + at);
-            at += p->tensor->numel;
-        }
-        char *name = join(pre, "lambda", "");
-        tg_st_add_raw(w, name, TG_F64, 0, NULL, &o->hf->lambda);
-        free(name);
-    }
-    for (int i = 0; i < count; i++) {
-        const tg_param *p = tg_params_at(o->params, i);
-        /* a slot not made yet (parameter added since the last step) is
-         * empty: saved as zeros like any buffer not allocated yet */
-        if (has_m(o))
-            save_buffer(w, pre, p, ".m", i < o->n ? o->m[i] : NULL);
-        if (has_v(o))
-            save_buffer(w, pre, p, ".v", i < o->n ? o->v[i] : NULL);
-    }
-    char *name = join(pre, "step", "");
-    tg_st_add_raw(w, name, TG_I64, 0, NULL, &o->step);
-    free(name);
-}
-
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    if (!err || !cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
-
-/* The buffer named pre + param + suffix: present, floats, p's shape,
- * finite (and not negative for Adam's v). NULL and a message otherwise. */
-static const tg_st_tensor *find_buffer(const tg_st_file *f, const char *pre,
-                                       const tg_param *p, const char *suffix,
-                                       char *err, size_t cap)
-{
-    char *name = join(pre, p->name, suffix);
-    const tg_st_tensor *s = tg_st_find(f, name);
-    if (!s) {
-        set_err(err, cap, "optimizer state '%s' is missing from the file",
-                name);
-    } else {
-        bool same = s->dtype != TG_I64 && s->ndim == p->tensor->ndim;
-        for (int d = 0; same && d < s->ndim; d++)
-            same = s->shape[d] == p->tensor->shape[d];
-        if (!same) {
-            char have[96], want[96];
-            tg_st_shape_str(s, have, sizeof have);
-            tg_shape_str(p->tensor, want, sizeof want);
-            set_err(err, cap, "optimizer state '%s' is %s %s in the file, but "
-                    "parameter '%s' is %s (floats): was it saved from another "
-                    "model?", name, s->dtype == TG_I64 ? "I64" : "float", have,
-                    p->name, want);
-            s = NULL;
-        } else {
-            bool nonneg = !strcmp(suffix, ".v");
-            int64_t bad = tg_st_first_bad(s, nonneg);
-            if (bad >= 0) {
-                set_err(err, cap, "optimizer state '%s' in the file holds a "
-                        "%s number (element %lld)%s: the file was saved from "
-                        "a run that had diverged, or is damaged", name,
-                        nonneg ? "NaN, infinite or negative" : "NaN or infinite",
-                        (long long)bad, nonneg ? ", and a second moment is a "
-                        "mean of squares" : "");
-                s = NULL;
-            }
-        }
-    }
-    free(name);
-    return s;
-}
-
-/* copies a checked stored tensor into *buf, allocating it if needed */
-static void load_buffer(const tg_st_tensor *s, const tg_tensor *like,
-                        tg_real **buf)
-{
-    if (!*buf)
-        *buf = new_buffer(like->numel);
-    tg_tensor h = header_like(like, *buf);
-    int rc = tg_st_copy_to(s, &h, NULL, 0);
-    TG_ASSERT(rc == 0); /* dtype and shape were checked by find_buffer */
-}
-
-int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
-                  char *err, size_t errcap)
-{
-    const char *pre = prefix ? prefix : "";
-    sync_count(o);
-
-    /* check everything first, so that a bad file changes nothing */
-    char *name = join(pre, "step", "");
-    const tg_st_tensor *st = tg_st_find(f, name);
-    int64_t step = -1;
-    /* the bound keeps (double)step exact and step++ far from overflow */
-    if (!st || st->dtype != TG_I64 || st->numel != 1 ||
-        tg_st_read_i64(st, &step) < 0 || step < 0 || step > TG_OPTIM_MAX_STEP) {
-        set_err(err, errcap, "optimizer state '%s' is %s: it should be one "
-                "non-negative I64 number (the step count) of at most 2^53",
-                name, !st ? "missing from the file" : "not valid");
-        free(name);
-        return -1;
-    }
-    free(name);
-    double lambda = 0;
-    if (o->kind == TG_OPTIM_HF) {
-        name = join(pre, "lambda", "");
-        const tg_st_tensor *sl = tg_st_find(f, name);
-        if (!sl || sl->dtype == TG_I64 || sl->numel != 1 ||
-            !((lambda = tg_st_value(sl, 0)) > 0) || !isfinite(lambda)) {
-            set_err(err, errcap, "optimizer state '%s' is %s: it should be "
-                    "one positive finite number (Hessian-free's damping)",
-                    name, !sl ? "missing from the file" : "not valid");
-            free(name);
-            return -1;
-        }
-        free(name);
-    }
-    for (int i = 0; i < o->n; i++) {
-        const tg_param *p = tg_params_at(o->params, i);
-        if (o->kind == TG_OPTIM_HF &&
-            !find_buffer(f, pre, p, ".m", err, errcap))
-            return -1;
-        if (has_m(o) && !find_buffer(f, pre, p, ".m", err, errcap))
-            return -1;
-        if (has_v(o) && !find_buffer(f, pre, p, ".v", err, errcap))
-            return -1;
-    }
-
-    /* now copy: nothing below can fail */
-    if (o->kind == TG_OPTIM_HF) {
-        int64_t at = 0;
-        for (int i = 0; i < o->n && at < o->hf->n; i++) {
-            const tg_param *p = tg_params_at(o->params, i);
-            tg_real *into = o->hf->prev + at;
-            load_buffer(find_buffer(f, pre, p, ".m", NULL, 0), p->tensor,
-                        &into);
-            at += p->tensor->numel;
-        }
-        o->hf->lambda = lambda;
-        o->hf->steps = step;
-    }
-    for (int i = 0; i < o->n; i++) {
-        const tg_param *p = tg_params_at(o->params, i);
-        if (has_m(o))
-            load_buffer(find_buffer(f, pre, p, ".m", NULL, 0), p->tensor,
-                        &o->m[i]);
-        if (has_v(o))
-            load_buffer(find_buffer(f, pre, p, ".v", NULL, 0), p->tensor,
-                        &o->v[i]);
-        if (step == 0) /* a fresh optimizer: no buffer yet, as PyTorch */
-            drop_state(o, i);
-    }
-    o->step = step;
-    return 0;
 }
 
 /* ---- gradient clipping ------------------------------------------------ */

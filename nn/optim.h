@@ -38,6 +38,10 @@
 #include "nn/curvature.h"
 #include "nn/params.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum tg_optim_kind {
     TG_OPTIM_SGD,
     TG_OPTIM_ADAM,
@@ -101,5 +105,9 @@ int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
 double tg_clip_grad_norm(tg_params *ps, double max_norm);
 /* Clamps every gradient element to [-clip, clip]. */
 void tg_clip_grad_value(tg_params *ps, double clip);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * nn/params.c - named parameter lists (see params.h).
+ * nn/params.c - named parameter lists (see params.h); saving and loading
+ * them is nn/params_io.c.
  */
 #include "nn/params.h"
 #include "autograd/tape.h"
@@ -159,71 +160,4 @@ void tg_params_zero_grad(tg_params *ps)
     for (int64_t i = 0; i < arrlen(ps->items); i++)
         if (!in_own_block(ps, ps->items[i].tensor))
             tg_zero_grad(ps->items[i].tensor);
-}
-
-void tg_params_save(const tg_params *ps, tg_st_writer *w, const char *prefix)
-{
-    for (int64_t i = 0; i < arrlen(ps->items); i++) {
-        char *n = dup_name(prefix ? prefix : "", ps->items[i].name);
-        tg_st_add(w, n, ps->items[i].tensor);
-        free(n);
-    }
-}
-
-/* The stored tensor for parameter p: present, floats of p's shape, every
- * number finite. NULL and a message naming the file's tensor otherwise. */
-static const tg_st_tensor *find_param(const tg_st_file *f, const char *name,
-                                      const tg_tensor *p, char *err,
-                                      size_t errcap)
-{
-    const tg_st_tensor *t = tg_st_find(f, name);
-    if (!t) {
-        snprintf(err, errcap, "tensor '%s' is missing from the file", name);
-        return NULL;
-    }
-    bool same = t->dtype != TG_I64 && t->ndim == p->ndim;
-    for (int d = 0; same && d < t->ndim; d++)
-        same = t->shape[d] == p->shape[d];
-    if (!same) {
-        char have[96], want[96];
-        tg_st_shape_str(t, have, sizeof have);
-        tg_shape_str(p, want, sizeof want);
-        snprintf(err, errcap, "tensor '%s' is %s %s in the file, but the "
-                 "model's parameter is %s (floats): was the file saved from "
-                 "another model?", name, t->dtype == TG_I64 ? "I64" : "float",
-                 have, want);
-        return NULL;
-    }
-    int64_t bad = tg_st_first_bad(t, false);
-    if (bad >= 0) {
-        snprintf(err, errcap, "tensor '%s' in the file holds a NaN or "
-                 "infinite number (element %lld): the file was saved from a "
-                 "run that had diverged, or is damaged", name, (long long)bad);
-        return NULL;
-    }
-    return t;
-}
-
-int tg_params_load(tg_params *ps, const tg_st_file *f, const char *prefix,
-                   char *err, size_t errcap)
-{
-    const char *pre = prefix ? prefix : "";
-    char dummy[1];
-    if (!err || !errcap) {
-        err = dummy;
-        errcap = sizeof dummy;
-    }
-    /* check everything first, so a bad file changes nothing */
-    for (int pass = 0; pass < 2; pass++)
-        for (int64_t i = 0; i < arrlen(ps->items); i++) {
-            char *n = dup_name(pre, ps->items[i].name);
-            const tg_st_tensor *t = find_param(f, n, ps->items[i].tensor, err,
-                                               errcap);
-            int rc = !t ? -1 : pass == 0 ? 0
-                         : tg_st_copy_to(t, ps->items[i].tensor, err, errcap);
-            free(n);
-            if (rc < 0)
-                return -1;
-        }
-    return 0;
 }

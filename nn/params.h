@@ -26,6 +26,10 @@
 
 #include <stdbool.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct tg_param {
     char *name;        /* owned copy */
     tg_tensor *tensor;
@@ -83,5 +87,9 @@ int tg_params_flatten(tg_params *ps);
  * block: then a loop over block_data / block_grad visits every parameter
  * (and the zero gaps between them). */
 bool tg_params_in_block(const tg_params *ps);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -27,6 +27,10 @@
 
 #include "nn/cell.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct tg_rnn {
     const tg_cell_type *type;
     int input_size, hidden_size, num_layers;
@@ -57,5 +61,9 @@ int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
  * use, reallocated if the shape changes; free with tg_tensor_free). */
 void tg_rnn_keep_state(const tg_rnn *r, const tg_rnn_out *out,
                        tg_tensor **keep);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

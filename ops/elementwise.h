@@ -20,6 +20,10 @@
 
 #include "autograd/tape.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 tg_tensor *tg_add(tg_tensor *a, tg_tensor *b); /* a + b */
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b); /* a - b */
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b); /* a * b */
@@ -30,5 +34,9 @@ tg_tensor *tg_neg(tg_tensor *a);                   /* -a      */
 tg_tensor *tg_add_scalar(tg_tensor *a, double s);  /* a + s   */
 tg_tensor *tg_mul_scalar(tg_tensor *a, double s);  /* a * s   */
 tg_tensor *tg_pow_scalar(tg_tensor *a, double p);  /* a ** p  */
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

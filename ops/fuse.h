@@ -50,6 +50,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct tg_prog tg_prog;
 
 /* Fusion on or off (on by default; TG_FUSE=0 in the environment turns it
@@ -86,5 +90,9 @@ int tg_prog_run(tg_prog *p, tg_tensor *const *in, tg_tensor **out);
 /* The program as text: preamble, groups with their member ops, replays. */
 void tg_prog_print(const tg_prog *p, FILE *f);
 void tg_prog_free(tg_prog *p);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -12,6 +12,10 @@
 
 #include <stdbool.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct tg_rng;
 
 /* Rows of weight [V, E] picked by ids (shape given by ndim/shape, every id
@@ -26,5 +30,9 @@ tg_tensor *tg_embedding(tg_tensor *weight, const int64_t *ids, int ndim,
  * p == 0 it returns x itself. 0 <= p < 1. */
 tg_tensor *tg_dropout(tg_tensor *x, double p, bool training,
                       struct tg_rng *rng);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -13,6 +13,10 @@
 
 #include "autograd/tape.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum tg_reduction { TG_MEAN, TG_SUM } tg_reduction;
 
 /* Along dim (negative counts from the end). */
@@ -26,5 +30,9 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, const int64_t *targets,
                             tg_reduction reduction);
 /* mean (or sum) of (pred - target)^2; shapes must be equal. */
 tg_tensor *tg_mse(tg_tensor *pred, tg_tensor *target, tg_reduction reduction);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -19,6 +19,10 @@
 
 #include "autograd/tape.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* a [M, K] @ b [K, N] -> [M, N];
  * a [Bt, M, K] @ b [Bt, K, N] -> [Bt, M, N] (batched);
  * a [Bt, M, K] @ b [K, N] -> [Bt, M, N] (b shared by every batch).
@@ -59,5 +63,9 @@ tg_tensor *tg_prepare_weight(tg_tensor *W);
 void tg_gemm(int64_t M, int64_t N, int64_t K, const tg_real *A, int64_t rsa,
              int64_t csa, const tg_real *B, int64_t rsb, int64_t csb,
              tg_real *C, int64_t ldc, int accumulate);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -13,8 +13,9 @@
  *   loss.h         softmax log_softmax cross_entropy mse
  *   layers.h       embedding dropout
  *
- * A complete program (compile with -I<tapegrad> and link
- * build/libtapegrad.a -fopenmp -lcjson -lm):
+ * A complete program (installed: cc prog.c $(pkg-config --cflags --libs
+ * tapegrad); in the tree: -I. build/libtapegrad.a -fopenmp -lm, and
+ * -lcjson for a program that saves or loads files):
  *
  *     #include "ops/ops.h"
  *     int main(void) {

@@ -23,6 +23,10 @@
 
 #include <stdbool.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 tg_tensor *tg_sum(tg_tensor *x);  /* -> 0-d */
 tg_tensor *tg_mean(tg_tensor *x); /* -> 0-d */
 tg_tensor *tg_sum_dim(tg_tensor *x, int dim, bool keepdim);
@@ -31,5 +35,9 @@ tg_tensor *tg_mean_dim(tg_tensor *x, int dim, bool keepdim);
  * each slice (PyTorch sends it to one element too). A NaN in a slice
  * makes its maximum NaN (and takes the gradient). */
 tg_tensor *tg_max_dim(tg_tensor *x, int dim, bool keepdim);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -18,6 +18,10 @@
 
 #include "autograd/tape.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* One size may be -1 (inferred). A view when x is contiguous, else a
  * copy. */
 tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape);
@@ -50,5 +54,9 @@ int tg_chunk(tg_tensor *x, int chunks, int dim, tg_tensor **out);
  * along dim). Returns n, or -1. */
 int tg_split(tg_tensor *x, const int64_t *sizes, int n, int dim,
              tg_tensor **out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -33,6 +33,10 @@
 
 #include "autograd/tape.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 tg_tensor *tg_exp(tg_tensor *x);
 tg_tensor *tg_log(tg_tensor *x);
 tg_tensor *tg_tanh(tg_tensor *x);
@@ -41,5 +45,9 @@ tg_tensor *tg_relu(tg_tensor *x); /* gradient 0 at x = 0, as in PyTorch */
 tg_tensor *tg_sqrt(tg_tensor *x);
 /* [x > 0] forward, sigmoid'(x) backward (straight-through, see above) */
 tg_tensor *tg_step_ste(tg_tensor *x);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,11 +1,14 @@
 #!/bin/sh
 # Installs what tapegrad needs to build and test, when it is missing:
-# a C compiler and make, pkg-config, Check (unit tests), stb (stb_ds.h),
+# a C compiler (and g++) and make, pkg-config, Check (unit tests), stb (stb_ds.h),
 # cJSON (safetensors headers), Open MPI. As root it runs apt-get; otherwise it
 # prints the exact command to run and stops.
 set -e
 missing=""
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
+# g++: the public headers are checked as C++, and a C++ program is built
+# against the installed library (tests/install.sh)
+command -v g++ >/dev/null 2>&1 || missing="$missing g++"
 command -v make >/dev/null 2>&1 || missing="$missing make"
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 pc() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }

@@ -21,6 +21,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Every allocation is aligned to this many bytes (a cache line, and
  * the width of an AVX-512 register). */
 #define TG_ARENA_ALIGN 64
@@ -49,5 +53,9 @@ void tg_arena_reset(void);
  * checkers). */
 void tg_arena_release(void);
 tg_arena_stats tg_arena_get_stats(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,6 +10,27 @@
 #ifndef TG_DS_H
 #define TG_DS_H
 
+/* stb_ds's functions are renamed into tapegrad's prefix, in the library's
+ * implementation (tensor/error.c) and in every call of its macros here, so
+ * that a program with its own STB_DS_IMPLEMENTATION links with tapegrad's
+ * libraries (static or shared) without two definitions of stbds_arrgrowf.
+ * This header is internal to the library (it is not installed). */
+#define stbds_arrgrowf tg_stbds_arrgrowf
+#define stbds_arrfreef tg_stbds_arrfreef
+#define stbds_hmfree_func tg_stbds_hmfree_func
+#define stbds_hmget_key tg_stbds_hmget_key
+#define stbds_hmget_key_ts tg_stbds_hmget_key_ts
+#define stbds_hmput_default tg_stbds_hmput_default
+#define stbds_hmput_key tg_stbds_hmput_key
+#define stbds_hmdel_key tg_stbds_hmdel_key
+#define stbds_shmode_func tg_stbds_shmode_func
+#define stbds_hash_string tg_stbds_hash_string
+#define stbds_hash_bytes tg_stbds_hash_bytes
+#define stbds_rand_seed tg_stbds_rand_seed
+#define stbds_stralloc tg_stbds_stralloc
+#define stbds_strreset tg_stbds_strreset
+#define stbds_unit_tests tg_stbds_unit_tests
+
 #if !defined(__cplusplus) && !defined(typeof)
 #define typeof __typeof__
 #endif

@@ -22,6 +22,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct tg_rng {
     uint64_t s[4];
 } tg_rng;
@@ -38,5 +42,9 @@ uint64_t tg_rng_below(tg_rng *rng, uint64_t n);
 /* The generator used when NULL is passed (seed 0 until tg_manual_seed). */
 tg_rng *tg_rng_global(void);
 void tg_manual_seed(uint64_t seed);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -57,6 +57,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum tg_dtype { TG_F32, TG_F64, TG_I64 } tg_dtype;
 
 /* One tensor of a loaded file. Pointers stay valid until tg_st_free. */
@@ -131,5 +135,9 @@ void tg_st_set_meta(tg_st_writer *w, const char *key, const char *value);
  * writing nothing, if the writer was given a NULL (see above). */
 int tg_st_save(const tg_st_writer *w, const char *path, char *err,
                size_t errcap);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -16,6 +16,9 @@
 #include <omp.h>
 #endif
 
+/* the precision marker programs of this tg_real link to (tensor.h) */
+const char TG_ABI_MARK = 1;
+
 static uint32_t next_id = 1;
 
 int64_t tg_contiguous_strides(int ndim, const int64_t *shape,

@@ -41,12 +41,42 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The headers compile as C11 and as C++11 (declarations in extern "C"):
+ * a function that never returns is marked with C11's _Noreturn or C++'s
+ * [[noreturn]]. */
+#ifdef __cplusplus
+#define TG_NORETURN [[noreturn]]
+#else
+#define TG_NORETURN _Noreturn
+#endif
+
 #ifdef TG_DOUBLE
 typedef double tg_real;
 #define TG_REAL_NAME "double"
 #else
 typedef float tg_real;
 #define TG_REAL_NAME "float"
+#endif
+
+/* A program must link the library built for its tg_real: libtapegrad for
+ * float, libtapegrad_f64 for -DTG_DOUBLE. Every file that includes this
+ * header keeps the address of a marker that only the library of the same
+ * precision defines, so that a mismatched pair fails to link - with
+ * "undefined reference to `tg_abi_f32_link_libtapegrad'" for a float
+ * program given the double library - instead of running on numbers of the
+ * wrong width. */
+#ifdef TG_DOUBLE
+#define TG_ABI_MARK tg_abi_f64_link_libtapegrad_f64
+#else
+#define TG_ABI_MARK tg_abi_f32_link_libtapegrad
+#endif
+extern const char TG_ABI_MARK;
+#if defined(__GNUC__) || defined(__clang__)
+static const char *const tg_abi_check_ __attribute__((used)) = &TG_ABI_MARK;
 #endif
 
 /* Most dimensions a tensor may have. */
@@ -142,7 +172,7 @@ unsigned long tg_error_count(void);
         if (!(cond))                                                       \
             tg_assert_fail(__FILE__, __LINE__, #cond);                     \
     } while (0)
-_Noreturn void tg_assert_fail(const char *file, int line, const char *what);
+TG_NORETURN void tg_assert_fail(const char *file, int line, const char *what);
 
 /* Checked allocation: abort with a message when memory runs out. */
 void *tg_xmalloc(size_t n);
@@ -286,5 +316,9 @@ bool tg_flush_denormals(void);
 void tg_threads_init_(void);
 void tg_threads_checkpoint(void);
 int tg_threads_in_use(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

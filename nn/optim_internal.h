@@ -1,0 +1,36 @@
+/*
+ * nn/optim_internal.h - what nn/optim.c (the update rules) and
+ * nn/optim_io.c (the state in files) share (not a public header).
+ */
+#ifndef TG_NN_OPTIM_INTERNAL_H
+#define TG_NN_OPTIM_INTERNAL_H
+
+#include "nn/optim.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Which buffers a kind keeps: SGD's momentum buffer lives in m. */
+static inline bool tg_optim_has_m_(const tg_optim *o)
+{
+    return o->kind == TG_OPTIM_ADAM || o->kind == TG_OPTIM_ADAMW ||
+           (o->kind == TG_OPTIM_SGD && o->momentum != 0);
+}
+static inline bool tg_optim_has_v_(const tg_optim *o)
+{
+    return o->kind == TG_OPTIM_ADAM || o->kind == TG_OPTIM_ADAMW;
+}
+
+/* a zeroed state buffer of numel numbers, on the heap */
+static inline tg_real *tg_optim_new_buffer_(int64_t numel)
+{
+    return (tg_real *)tg_xcalloc((size_t)(numel ? numel : 1), sizeof(tg_real));
+}
+
+/* Parameters added to the list after the optimizer was made get empty
+ * state slots (the list only ever grows). */
+void tg_optim_sync_count_(tg_optim *o);
+/* parameter i's buffers are gone: its next step starts afresh */
+void tg_optim_drop_state_(tg_optim *o, int i);
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * nn/optim_io.c - an optimizer's state in safetensors files: tg_optim_save
+ * and tg_optim_load (see optim.h).
+ *
+ * Apart from the update rules (nn/optim.c) so that the library's file
+ * reading and writing (tensor/safetensors.c, and through it cJSON) is
+ * linked into a program only when the program saves or loads: a static
+ * link of a program that never touches files needs no -lcjson.
+ */
+#include "nn/optim.h"
+#include "nn/optim_internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *join(const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *s = tg_xmalloc(n);
+    snprintf(s, n, "%s%s%s", a, b, c);
+    return s;
+}
+
+/* A tensor header (on the caller's stack) over a contiguous buffer of
+ * t's shape, for the safetensors functions that take tensors. */
+static tg_tensor header_like(const tg_tensor *t, tg_real *data)
+{
+    tg_tensor h;
+    memset(&h, 0, sizeof h);
+    h.ndim = t->ndim;
+    memcpy(h.shape, t->shape, sizeof h.shape);
+    h.numel = tg_contiguous_strides(t->ndim, t->shape, h.stride);
+    h.data = data;
+    h.entry = -1;
+    return h;
+}
+
+static void save_buffer(tg_st_writer *w, const char *pre, const tg_param *p,
+                        const char *suffix, tg_real *buf)
+{
+    tg_real *zeros = buf ? NULL : tg_optim_new_buffer_(p->tensor->numel);
+    tg_tensor h = header_like(p->tensor, buf ? buf : zeros);
+    char *name = join(pre, p->name, suffix);
+    tg_st_add(w, name, &h);
+    free(name);
+    free(zeros);
+}
+
+void tg_optim_save(const tg_optim *o, tg_st_writer *w, const char *prefix)
+{
+    const char *pre = prefix ? prefix : "";
+    int count = tg_params_count(o->params);
+    if (o->kind == TG_OPTIM_HF) { /* the warm start, per parameter */
+        int64_t at = 0;
+        for (int i = 0; i < count && at < o->hf->n; i++) {
+            const tg_param *p = tg_params_at(o->params, i);
+            save_buffer(w, pre, p, ".m", o->hf->prev + at);
+            at += p->tensor->numel;
+        }
+        char *name = join(pre, "lambda", "");
+        tg_st_add_raw(w, name, TG_F64, 0, NULL, &o->hf->lambda);
+        free(name);
+    }
+    for (int i = 0; i < count; i++) {
+        const tg_param *p = tg_params_at(o->params, i);
+        /* a slot not made yet (parameter added since the last step) is
+         * empty: saved as zeros like any buffer not allocated yet */
+        if (tg_optim_has_m_(o))
+            save_buffer(w, pre, p, ".m", i < o->n ? o->m[i] : NULL);
+        if (tg_optim_has_v_(o))
+            save_buffer(w, pre, p, ".v", i < o->n ? o->v[i] : NULL);
+    }
+    char *name = join(pre, "step", "");
+    tg_st_add_raw(w, name, TG_I64, 0, NULL, &o->step);
+    free(name);
+}
+
+static void set_err(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t cap, const char *fmt, ...)
+{
+    if (!err || !cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* The buffer named pre + param + suffix: present, floats, p's shape,
+ * finite (and not negative for Adam's v). NULL and a message otherwise. */
+static const tg_st_tensor *find_buffer(const tg_st_file *f, const char *pre,
+                                       const tg_param *p, const char *suffix,
+                                       char *err, size_t cap)
+{
+    char *name = join(pre, p->name, suffix);
+    const tg_st_tensor *s = tg_st_find(f, name);
+    if (!s) {
+        set_err(err, cap, "optimizer state '%s' is missing from the file",
+                name);
+    } else {
+        bool same = s->dtype != TG_I64 && s->ndim == p->tensor->ndim;
+        for (int d = 0; same && d < s->ndim; d++)
+            same = s->shape[d] == p->tensor->shape[d];
+        if (!same) {
+            char have[96], want[96];
+            tg_st_shape_str(s, have, sizeof have);
+            tg_shape_str(p->tensor, want, sizeof want);
+            set_err(err, cap, "optimizer state '%s' is %s %s in the file, but "
+                    "parameter '%s' is %s (floats): was it saved from another "
+                    "model?", name, s->dtype == TG_I64 ? "I64" : "float", have,
+                    p->name, want);
+            s = NULL;
+        } else {
+            bool nonneg = !strcmp(suffix, ".v");
+            int64_t bad = tg_st_first_bad(s, nonneg);
+            if (bad >= 0) {
+                set_err(err, cap, "optimizer state '%s' in the file holds a "
+                        "%s number (element %lld)%s: the file was saved from "
+                        "a run that had diverged, or is damaged", name,
+                        nonneg ? "NaN, infinite or negative" : "NaN or infinite",
+                        (long long)bad, nonneg ? ", and a second moment is a "
+                        "mean of squares" : "");
+                s = NULL;
+            }
+        }
+    }
+    free(name);
+    return s;
+}
+
+/* copies a checked stored tensor into *buf, allocating it if needed */
+static void load_buffer(const tg_st_tensor *s, const tg_tensor *like,
+                        tg_real **buf)
+{
+    if (!*buf)
+        *buf = tg_optim_new_buffer_(like->numel);
+    tg_tensor h = header_like(like, *buf);
+    int rc = tg_st_copy_to(s, &h, NULL, 0);
+    TG_ASSERT(rc == 0); /* dtype and shape were checked by find_buffer */
+}
+
+int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
+                  char *err, size_t errcap)
+{
+    const char *pre = prefix ? prefix : "";
+    tg_optim_sync_count_(o);
+
+    /* check everything first, so that a bad file changes nothing */
+    char *name = join(pre, "step", "");
+    const tg_st_tensor *st = tg_st_find(f, name);
+    int64_t step = -1;
+    /* the bound keeps (double)step exact and step++ far from overflow */
+    if (!st || st->dtype != TG_I64 || st->numel != 1 ||
+        tg_st_read_i64(st, &step) < 0 || step < 0 || step > TG_OPTIM_MAX_STEP) {
+        set_err(err, errcap, "optimizer state '%s' is %s: it should be one "
+                "non-negative I64 number (the step count) of at most 2^53",
+                name, !st ? "missing from the file" : "not valid");
+        free(name);
+        return -1;
+    }
+    free(name);
+    double lambda = 0;
+    if (o->kind == TG_OPTIM_HF) {
+        name = join(pre, "lambda", "");
+        const tg_st_tensor *sl = tg_st_find(f, name);
+        if (!sl || sl->dtype == TG_I64 || sl->numel != 1 ||
+            !((lambda = tg_st_value(sl, 0)) > 0) || !isfinite(lambda)) {
+            set_err(err, errcap, "optimizer state '%s' is %s: it should be "
+                    "one positive finite number (Hessian-free's damping)",
+                    name, !sl ? "missing from the file" : "not valid");
+            free(name);
+            return -1;
+        }
+        free(name);
+    }
+    for (int i = 0; i < o->n; i++) {
+        const tg_param *p = tg_params_at(o->params, i);
+        if (o->kind == TG_OPTIM_HF &&
+            !find_buffer(f, pre, p, ".m", err, errcap))
+            return -1;
+        if (tg_optim_has_m_(o) && !find_buffer(f, pre, p, ".m", err, errcap))
+            return -1;
+        if (tg_optim_has_v_(o) && !find_buffer(f, pre, p, ".v", err, errcap))
+            return -1;
+    }
+
+    /* now copy: nothing below can fail */
+    if (o->kind == TG_OPTIM_HF) {
+        int64_t at = 0;
+        for (int i = 0; i < o->n && at < o->hf->n; i++) {
+            const tg_param *p = tg_params_at(o->params, i);
+            tg_real *into = o->hf->prev + at;
+            load_buffer(find_buffer(f, pre, p, ".m", NULL, 0), p->tensor,
+                        &into);
+            at += p->tensor->numel;
+        }
+        o->hf->lambda = lambda;
+        o->hf->steps = step;
+    }
+    for (int i = 0; i < o->n; i++) {
+        const tg_param *p = tg_params_at(o->params, i);
+        if (tg_optim_has_m_(o))
+            load_buffer(find_buffer(f, pre, p, ".m", NULL, 0), p->tensor,
+                        &o->m[i]);
+        if (tg_optim_has_v_(o))
+            load_buffer(find_buffer(f, pre, p, ".v", NULL, 0), p->tensor,
+                        &o->v[i]);
+        if (step == 0) /* a fresh optimizer: no buffer yet, as PyTorch */
+            tg_optim_drop_state_(o, i);
+    }
+    o->step = step;
+    return 0;
+}
