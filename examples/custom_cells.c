@@ -58,16 +58,8 @@ static void train_adding(const config *cfg, const tg_cell_type *type,
     for (int step = 1; step <= cfg->steps; step++) {
         tg_tensor *x, *target;
         task_adding_batch(cfg->T, cfg->B, &data, &x, &target);
-        tg_tensor *loss = task_loss_of(TASK_ADDING,
-                                       task_outputs(&m, TASK_ADDING, x),
-                                       target, NULL, NULL);
-        double lv = loss ? (double)tg_item(loss) : (double)NAN;
-        tg_optim_zero_grad(opt);
-        if (loss)
-            tg_backward(loss);
-        tg_clip_grad_norm(&m.ps, 1.0);
-        tg_optim_step(opt);
-        tg_tape_reset();
+        double lv = task_train_step(&m, opt, TASK_ADDING, x, target, NULL,
+                                    1.0);
         if (step == 1)
             res->first = lv;
         window += lv, nwin++;

@@ -74,15 +74,7 @@ static run_result run(task k, const tg_cell_type *type, int T, int seed,
             task_adding_batch(T, o->B, &data, &x, &target);
         else
             task_copy_batch(T, o->B, &data, &x, ids);
-        tg_optim_zero_grad(opt);
-        tg_tensor *loss = task_loss_of(k, task_outputs(&m, k, x), target, ids,
-                                       NULL);
-        if (!loss || tg_backward(loss))
-            exit(1);
-        double lv = tg_item(loss);
-        tg_clip_grad_norm(&m.ps, o->clip);
-        tg_optim_step(opt);
-        tg_tape_reset();
+        double lv = task_train_step(&m, opt, k, x, target, ids, o->clip);
         if (!isfinite(lv))
             break; /* diverged: not solved */
         if (step % o->eval_every == 0 || step == o->budget) {

@@ -205,16 +205,7 @@ static result run(row r, int T, int seed, const opts *o)
             tg_tensor_free(b.target);
             res.grads = opt->hf->gradients + opt->hf->products;
         } else {
-            tg_optim_zero_grad(opt);
-            tg_tensor *loss = task_loss_of(TASK_ADDING,
-                                           task_outputs(&m, TASK_ADDING, x),
-                                           target, NULL, NULL);
-            if (!loss || tg_backward(loss) < 0)
-                exit(1);
-            L = (double)tg_item(loss);
-            tg_clip_grad_norm(&m.ps, o->clip);
-            tg_optim_step(opt);
-            tg_tape_reset();
+            L = task_train_step(&m, opt, TASK_ADDING, x, target, NULL, o->clip);
             res.grads = step;
         }
         spent += cli_now() - t0;
@@ -324,15 +315,7 @@ static void curvature(row r, const opts *o, FILE *out)
         if (step == o->curv_steps)
             break;
         task_adding_batch(T, o->B, &data, &x, &target);
-        tg_optim_zero_grad(opt);
-        tg_tensor *loss = task_loss_of(TASK_ADDING,
-                                       task_outputs(&m, TASK_ADDING, x),
-                                       target, NULL, NULL);
-        if (!loss || tg_backward(loss) < 0)
-            exit(1);
-        tg_clip_grad_norm(&m.ps, o->clip);
-        tg_optim_step(opt);
-        tg_tape_reset();
+        task_train_step(&m, opt, TASK_ADDING, x, target, NULL, o->clip);
     }
     tg_optim_free(opt);
     tg_tensor_free(c.x);

@@ -4,6 +4,7 @@
  */
 #include "examples/common/tasks.h"
 
+#include "nn/optim.h"
 #include "ops/ops.h"
 
 #include <math.h>
@@ -136,4 +137,23 @@ double task_validate(task_model *m, task_kind k, int T, int val_B,
     tg_tape_reset(); /* frees the temporaries */
     tg_set_grad_enabled(was);
     return v;
+}
+
+double task_train_step(task_model *m, tg_optim *opt, task_kind k,
+                       tg_tensor *x, tg_tensor *target, const int64_t *ids,
+                       double clip)
+{
+    tg_optim_zero_grad(opt);
+    tg_tensor *loss = task_loss_of(k, task_outputs(m, k, x), target, ids,
+                                   NULL);
+    if (!loss || tg_backward(loss) < 0) {
+        tg_tape_reset();
+        return (double)NAN;
+    }
+    double lv = (double)tg_item(loss);
+    if (clip > 0)
+        tg_clip_grad_norm(&m->ps, clip);
+    tg_optim_step(opt);
+    tg_tape_reset();
+    return lv;
 }

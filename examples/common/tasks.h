@@ -67,6 +67,14 @@ tg_tensor *task_outputs(task_model *m, task_kind k, tg_tensor *x);
  * how many symbols the argmax gets right. */
 tg_tensor *task_loss_of(task_kind k, tg_tensor *z, tg_tensor *target,
                         const int64_t *ids, int64_t *correct);
+/* One training step on the batch (x, target or ids): zero the gradients,
+ * the loss, backward, clip the global gradient norm at clip (<= 0: no
+ * clipping), the optimizer's step, tape reset. The loss before the step;
+ * NAN after an error (reported) or for a loss that is not finite. */
+struct tg_optim;
+double task_train_step(task_model *m, struct tg_optim *opt, task_kind k,
+                       tg_tensor *x, tg_tensor *target, const int64_t *ids,
+                       double clip);
 /* MSE (adding) or accuracy (copy) on the validation batch, nothing
  * recorded; ids: room for K * val_B symbols. */
 double task_validate(task_model *m, task_kind k, int T, int val_B,
