@@ -5,7 +5,7 @@
 #   make test         install missing dependencies, build, run every suite
 #   make asan         the same suites under AddressSanitizer + UBSan
 #   make noomp        the same suites built without OpenMP
-#   make OPENMP=0     build without OpenMP;  make PORTABLE=1  no -march=native
+#   make OPENMP=0     build without OpenMP (kernel levels: ops/kernels.h)
 #   make MPI=1        build with mpicc: data-parallel training (nn/dist.h)
 #
 # Build outputs go to $(BUILD) (build/ by default), never into the sources.
@@ -13,11 +13,20 @@
 BUILD    ?= build
 MPI      ?= 0
 OPENMP   ?= 1
-PORTABLE ?= 0
 SANITIZE ?= 0
 OPT      ?= -O3
 
-ARCH_FLAGS = $(if $(filter 1,$(PORTABLE)),,-march=native)
+# ---- kernel levels: flags ------------------------------------------------
+# The library is compiled for the target's baseline, so one build runs on
+# any CPU of the family (x86-64: SSE2). The kernel files (KERNEL_SRC) are
+# compiled again per x86-64 level, and ops/kernels.c picks the level the
+# CPU runs when the library starts (TG_KERNELS=avx512|avx2|generic forces
+# one). -march=native is gone: a built binary runs anywhere at the speed
+# of its CPU. (PORTABLE=1, which removed it, is now what every build is.)
+ARCH_FLAGS =
+KFLAGS_avx512 = -march=x86-64-v4 -mprefer-vector-width=512
+KFLAGS_avx2   = -march=x86-64-v3
+# ---- end of kernel levels: flags -----------------------------------------
 OMP_FLAGS  = $(if $(filter 1,$(OPENMP)),-fopenmp,-Wno-unknown-pragmas)
 # float-cast-overflow (a NaN or out-of-range float converted to an integer)
 # is not part of GCC's -fsanitize=undefined: asked for by name.
@@ -49,6 +58,32 @@ LIB_SRC  := $(wildcard tensor/*.c autograd/*.c ops/*.c nn/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/f32/%.o)
 LIB64_OBJ := $(LIB_SRC:%.c=$(BUILD)/f64/%.o)
 HEADERS  := $(wildcard tensor/*.h autograd/*.h ops/*.h nn/*.h)
+
+# ---- kernel levels: objects ----------------------------------------------
+# ops/gemm.c and ops/vm.c (ops/kernel_table.h): their plain objects are the
+# generic level; on x86-64 also gemm.avx512.o, gemm.avx2.o, ... with each
+# level's flags and suffix, and ops/kernels.c is told that they are there.
+# Another CPU family (aarch64) builds the generic level only.
+KERNEL_SRC    := ops/gemm.c ops/vm.c
+KERNEL_LEVELS := $(if $(findstring x86_64,$(shell $(CC) -dumpmachine)),avx512 avx2)
+ifneq ($(KERNEL_LEVELS),)
+LIB_OBJ   += $(foreach l,$(KERNEL_LEVELS),$(KERNEL_SRC:%.c=$(BUILD)/f32/%.$(l).o))
+LIB64_OBJ += $(foreach l,$(KERNEL_LEVELS),$(KERNEL_SRC:%.c=$(BUILD)/f64/%.$(l).o))
+$(BUILD)/f32/ops/kernels.o $(BUILD)/f64/ops/kernels.o: CFLAGS += -DTG_KERNELS_X86
+endif
+$(BUILD)/f32/%.avx512.o: %.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(KFLAGS_avx512) -DTG_KLEVEL=avx512 -c $< -o $@
+$(BUILD)/f64/%.avx512.o: %.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(KFLAGS_avx512) -DTG_KLEVEL=avx512 -DTG_DOUBLE -c $< -o $@
+$(BUILD)/f32/%.avx2.o: %.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(KFLAGS_avx2) -DTG_KLEVEL=avx2 -c $< -o $@
+$(BUILD)/f64/%.avx2.o: %.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(KFLAGS_avx2) -DTG_KLEVEL=avx2 -DTG_DOUBLE -c $< -o $@
+# ---- end of kernel levels: objects ---------------------------------------
 
 # tests/test_*.c link the float library; tests/grad_*.c the double one
 TEST_SRC   := $(wildcard tests/test_*.c)
