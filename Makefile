@@ -83,6 +83,29 @@ $(BUILD)/f32/%.avx2.o: %.c Makefile
 $(BUILD)/f64/%.avx2.o: %.c Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(KFLAGS_avx2) -DTG_KLEVEL=avx2 -DTG_DOUBLE -c $< -o $@
+
+# make run-tests runs the test binaries and torch_parity once more at each
+# level this CPU supports besides the one chosen by default (TG_KERNELS
+# set; tests/kernel_levels lists the levels and checks the forced one ran)
+run-tests: $(BUILD)/tests/kernel_levels
+$(BUILD)/tests/kernel_levels: tests/kernel_levels.c $(BUILD)/libtapegrad.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libtapegrad.a $(LDLIBS)
+KERNEL_TESTS = \
+	kl=$(BUILD)/tests/kernel_levels; dflt=$$($$kl --active); \
+	for lv in $$($$kl); do \
+	    [ $$lv = "$$dflt" ] && continue; \
+	    echo "== kernel level $$lv: every test binary, torch_parity"; \
+	    [ "$$(TG_KERNELS=$$lv $$kl --active)" = $$lv ] || \
+	        { echo "TG_KERNELS=$$lv did not select $$lv"; fail=1; }; \
+	    for t in $(TEST_BIN) $(GRAD_BIN); do \
+	        TG_KERNELS=$$lv $$t > $(BUILD)/kernels.log 2>&1 || \
+	            { cat $(BUILD)/kernels.log; echo "$$t FAILED at $$lv"; fail=1; }; \
+	    done; \
+	    TG_KERNELS=$$lv $(BUILD)/torch_parity tests/fixtures/*.safetensors \
+	        > $(BUILD)/parity_$$lv.log && tail -n 1 $(BUILD)/parity_$$lv.log \
+	        || { cat $(BUILD)/parity_$$lv.log; fail=1; }; \
+	done;
 # ---- end of kernel levels: objects ---------------------------------------
 
 # tests/test_*.c link the float library; tests/grad_*.c the double one
@@ -268,6 +291,7 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	    || { cat $(BUILD)/parity.log; fail=1; }; \
 	if $(BUILD)/torch_parity Makefile > /dev/null; then \
 	    echo "torch_parity accepted a file that is not safetensors"; fail=1; fi; \
+	$(KERNEL_TESTS) \
 	if [ $$fail = 0 ]; then echo "ALL TESTS PASSED"; \
 	else echo "SOME TESTS FAILED"; exit 1; fi
 
