@@ -23,9 +23,15 @@ OPT      ?= -O3
 # CPU runs when the library starts (TG_KERNELS=avx512|avx2|generic forces
 # one). -march=native is gone: a built binary runs anywhere at the speed
 # of its CPU. (PORTABLE=1, which removed it, is now what every build is.)
+# -fno-trapping-math (kernel files only): without it GCC will not turn the
+# selects of ops/vmath.h's tanh and sigmoid into vector blends unless
+# AVX-512's masks can hide a lane's division, and those loops stay scalar
+# at avx2 and generic (3-4x slower). It changes no value: only whether a
+# floating-point exception flag may be raised by a lane that is dropped.
 ARCH_FLAGS =
-KFLAGS_avx512 = -march=x86-64-v4 -mprefer-vector-width=512
-KFLAGS_avx2   = -march=x86-64-v3
+KFLAGS_generic = -fno-trapping-math
+KFLAGS_avx512  = -march=x86-64-v4 -mprefer-vector-width=512 $(KFLAGS_generic)
+KFLAGS_avx2    = -march=x86-64-v3 $(KFLAGS_generic)
 # ---- end of kernel levels: flags -----------------------------------------
 OMP_FLAGS  = $(if $(filter 1,$(OPENMP)),-fopenmp,-Wno-unknown-pragmas)
 # float-cast-overflow (a NaN or out-of-range float converted to an integer)
@@ -66,6 +72,8 @@ HEADERS  := $(wildcard tensor/*.h autograd/*.h ops/*.h nn/*.h)
 # Another CPU family (aarch64) builds the generic level only.
 KERNEL_SRC    := ops/gemm.c ops/vm.c
 KERNEL_LEVELS := $(if $(findstring x86_64,$(shell $(CC) -dumpmachine)),avx512 avx2)
+$(KERNEL_SRC:%.c=$(BUILD)/f32/%.o) $(KERNEL_SRC:%.c=$(BUILD)/f64/%.o): \
+    CFLAGS += $(KFLAGS_generic)
 ifneq ($(KERNEL_LEVELS),)
 LIB_OBJ   += $(foreach l,$(KERNEL_LEVELS),$(KERNEL_SRC:%.c=$(BUILD)/f32/%.$(l).o))
 LIB64_OBJ += $(foreach l,$(KERNEL_LEVELS),$(KERNEL_SRC:%.c=$(BUILD)/f64/%.$(l).o))
