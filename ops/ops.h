@@ -12,6 +12,8 @@
  *                  concat stack chunk split squeeze unsqueeze
  *   loss.h         softmax log_softmax cross_entropy mse
  *   layers.h       embedding dropout
+ *   kernels.h      which machine code runs the kernels (AVX-512, AVX2,
+ *                  generic), chosen at run time
  *
  * A complete program (compile with -I<tapegrad> and link
  * build/libtapegrad.a -fopenmp -lcjson -lm):
@@ -35,6 +37,7 @@
 #include "autograd/tape.h"
 #include "ops/elementwise.h"
 #include "ops/fuse.h"
+#include "ops/kernels.h"
 #include "ops/layers.h"
 #include "ops/loss.h"
 #include "ops/matmul.h"
