@@ -69,7 +69,8 @@ HEADERS  := $(wildcard tensor/*.h autograd/*.h ops/*.h nn/*.h)
 # ops/gemm.c and ops/vm.c (ops/kernel_table.h): their plain objects are the
 # generic level; on x86-64 also gemm.avx512.o, gemm.avx2.o, ... with each
 # level's flags and suffix, and ops/kernels.c is told that they are there.
-# Another CPU family (aarch64) builds the generic level only.
+# Another CPU family (aarch64) builds the generic level only, and so does
+# `make KERNEL_LEVELS=` here.
 KERNEL_SRC    := ops/gemm.c ops/vm.c
 KERNEL_LEVELS := $(if $(findstring x86_64,$(shell $(CC) -dumpmachine)),avx512 avx2)
 $(KERNEL_SRC:%.c=$(BUILD)/f32/%.o) $(KERNEL_SRC:%.c=$(BUILD)/f64/%.o): \
