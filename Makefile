@@ -6,7 +6,7 @@
 #   make test         install missing dependencies, build, run every suite
 #   make asan         the same suites under AddressSanitizer + UBSan
 #   make noomp        the same suites built without OpenMP
-#   make OPENMP=0     build without OpenMP;  make PORTABLE=1  no -march=native
+#   make OPENMP=0     build without OpenMP (kernel levels: ops/kernels.h)
 #   make MPI=1        build with mpicc: data-parallel training (nn/dist.h)
 #
 # Build outputs go to $(BUILD) (build/ by default), never into the sources.
@@ -14,11 +14,26 @@
 BUILD    ?= build
 MPI      ?= 0
 OPENMP   ?= 1
-PORTABLE ?= 0
 SANITIZE ?= 0
 OPT      ?= -O3
 
-ARCH_FLAGS = $(if $(filter 1,$(PORTABLE)),,-march=native)
+# ---- kernel levels: flags ------------------------------------------------
+# The library is compiled for the target's baseline, so one build runs on
+# any CPU of the family (x86-64: SSE2). The kernel files (KERNEL_SRC) are
+# compiled again per x86-64 level, and ops/kernels.c picks the level the
+# CPU runs when the library starts (TG_KERNELS=avx512|avx2|generic forces
+# one). -march=native is gone: a built binary runs anywhere at the speed
+# of its CPU. (PORTABLE=1, which removed it, is now what every build is.)
+# -fno-trapping-math (kernel files only): without it GCC will not turn the
+# selects of ops/vmath.h's tanh and sigmoid into vector blends unless
+# AVX-512's masks can hide a lane's division, and those loops stay scalar
+# at avx2 and generic (3-4x slower). It changes no value: only whether a
+# floating-point exception flag may be raised by a lane that is dropped.
+ARCH_FLAGS =
+KFLAGS_generic = -fno-trapping-math
+KFLAGS_avx512  = -march=x86-64-v4 -mprefer-vector-width=512 $(KFLAGS_generic)
+KFLAGS_avx2    = -march=x86-64-v3 $(KFLAGS_generic)
+# ---- end of kernel levels: flags -----------------------------------------
 OMP_FLAGS  = $(if $(filter 1,$(OPENMP)),-fopenmp,-Wno-unknown-pragmas)
 # float-cast-overflow (a NaN or out-of-range float converted to an integer)
 # is not part of GCC's -fsanitize=undefined: asked for by name.
@@ -56,6 +71,58 @@ INTERNAL_HEADERS := tensor/ds.h tensor/parallel.h autograd/anomaly.h \
                     ops/internal.h ops/fuse_internal.h ops/gemm.h ops/vmath.h \
                     nn/optim_internal.h
 PUBLIC_HEADERS := $(filter-out $(INTERNAL_HEADERS),$(HEADERS))
+
+# ---- kernel levels: objects ----------------------------------------------
+# ops/gemm.c and ops/vm.c (ops/kernel_table.h): their plain objects are the
+# generic level; on x86-64 also gemm.avx512.o, gemm.avx2.o, ... with each
+# level's flags and suffix, and ops/kernels.c is told that they are there.
+# Another CPU family (aarch64) builds the generic level only, and so does
+# `make KERNEL_LEVELS=` here.
+KERNEL_SRC    := ops/gemm.c ops/vm.c
+KERNEL_LEVELS := $(if $(findstring x86_64,$(shell $(CC) -dumpmachine)),avx512 avx2)
+$(KERNEL_SRC:%.c=$(BUILD)/f32/%.o) $(KERNEL_SRC:%.c=$(BUILD)/f64/%.o): \
+    CFLAGS += $(KFLAGS_generic)
+ifneq ($(KERNEL_LEVELS),)
+LIB_OBJ   += $(foreach l,$(KERNEL_LEVELS),$(KERNEL_SRC:%.c=$(BUILD)/f32/%.$(l).o))
+LIB64_OBJ += $(foreach l,$(KERNEL_LEVELS),$(KERNEL_SRC:%.c=$(BUILD)/f64/%.$(l).o))
+$(BUILD)/f32/ops/kernels.o $(BUILD)/f64/ops/kernels.o: CFLAGS += -DTG_KERNELS_X86
+endif
+$(BUILD)/f32/%.avx512.o: %.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(KFLAGS_avx512) -DTG_KLEVEL=avx512 -c $< -o $@
+$(BUILD)/f64/%.avx512.o: %.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(KFLAGS_avx512) -DTG_KLEVEL=avx512 -DTG_DOUBLE -c $< -o $@
+$(BUILD)/f32/%.avx2.o: %.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(KFLAGS_avx2) -DTG_KLEVEL=avx2 -c $< -o $@
+$(BUILD)/f64/%.avx2.o: %.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(KFLAGS_avx2) -DTG_KLEVEL=avx2 -DTG_DOUBLE -c $< -o $@
+
+# make run-tests runs the test binaries and torch_parity once more at each
+# level this CPU supports besides the one chosen by default (TG_KERNELS
+# set; tests/kernel_levels lists the levels and checks the forced one ran)
+run-tests: $(BUILD)/tests/kernel_levels
+$(BUILD)/tests/kernel_levels: tests/kernel_levels.c $(BUILD)/libtapegrad.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libtapegrad.a $(LDLIBS)
+KERNEL_TESTS = \
+	kl=$(BUILD)/tests/kernel_levels; dflt=$$($$kl --active); \
+	for lv in $$($$kl); do \
+	    [ $$lv = "$$dflt" ] && continue; \
+	    echo "== kernel level $$lv: every test binary, torch_parity"; \
+	    [ "$$(TG_KERNELS=$$lv $$kl --active)" = $$lv ] || \
+	        { echo "TG_KERNELS=$$lv did not select $$lv"; fail=1; }; \
+	    for t in $(TEST_BIN) $(GRAD_BIN); do \
+	        TG_KERNELS=$$lv $$t > $(BUILD)/kernels.log 2>&1 || \
+	            { cat $(BUILD)/kernels.log; echo "$$t FAILED at $$lv"; fail=1; }; \
+	    done; \
+	    TG_KERNELS=$$lv $(BUILD)/torch_parity tests/fixtures/*.safetensors \
+	        > $(BUILD)/parity_$$lv.log && tail -n 1 $(BUILD)/parity_$$lv.log \
+	        || { cat $(BUILD)/parity_$$lv.log; fail=1; }; \
+	done;
+# ---- end of kernel levels: objects ---------------------------------------
 
 # tests/test_*.c link the float library; tests/grad_*.c the double one
 TEST_SRC   := $(wildcard tests/test_*.c)
@@ -252,6 +319,7 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	    || { cat $(BUILD)/parity.log; fail=1; }; \
 	if $(BUILD)/torch_parity Makefile > /dev/null; then \
 	    echo "torch_parity accepted a file that is not safetensors"; fail=1; fi; \
+	$(KERNEL_TESTS) \
 	if [ $$fail = 0 ]; then echo "ALL TESTS PASSED"; \
 	else echo "SOME TESTS FAILED"; exit 1; fi
 

@@ -17,13 +17,14 @@
  *   tapegrad lstm mode=train opt=sgd E=.. H=.. L=.. T=.. B=.. V=.. threads=..
  *   ms_per_step=.. tokens_per_s=.. ms_min=.. ms_mean=.. ms_p90=.. cv=..
  *   gflop_per_step=.. gflops=.. cpu_util=.. steps=.. peak_rss_mb=..
- *   peak_gflops=.. peak_frac=..
+ *   peak_gflops=.. peak_frac=.. kernels=..
  * ms_per_step is the median over --steps timed steps after --warmup.
  * peak_gflops is this machine's fp32 FMA peak on the same number of
  * threads, measured here with a loop of independent fused multiply-adds
- * on the widest vectors the build has (AVX-512, AVX2 or scalar), best of
- * three; peak_frac = gflops / peak_gflops, so that runs on different
- * machines can be compared.
+ * on the vectors of the kernel level in use (AVX-512 or AVX2 FMA; 4-float
+ * multiply and add at generic), best of three; peak_frac = gflops /
+ * peak_gflops, so that runs on different machines can be compared.
+ * kernels is that level (ops/kernels.h; TG_KERNELS forces one).
  *
  * Besides the built-in cells (lstm, gru, rnn) two cells written here as
  * user code (examples/common/cells.c): peephole (an LSTM with
@@ -34,13 +35,14 @@
 #include "examples/common/cells.h"
 #include "nn/charlm.h"
 #include "nn/optim.h"
+#include "ops/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-#if defined(__AVX512F__) || defined(__FMA__)
+#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 #ifdef _OPENMP
@@ -67,53 +69,65 @@ static double cpu_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* ---- the machine's fp32 FMA peak -------------------------------------- */
-#if defined(__AVX512F__) && !defined(TG_DOUBLE)
-typedef __m512 vfma;
-#define VF_LANES 16
-#define VF_SET(x) _mm512_set1_ps(x)
-#define VF_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define VF_FIRST(v) _mm512_cvtss_f32(v)
-#elif defined(__FMA__)
-typedef __m256 vfma;
-#define VF_LANES 8
-#define VF_SET(x) _mm256_set1_ps(x)
-#define VF_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define VF_FIRST(v) _mm256_cvtss_f32(v)
-#else
-typedef float vfma;
-#define VF_LANES 1
-#define VF_SET(x) (x)
-#define VF_FMA(a, b, c) ((a) * (b) + (c))
-#define VF_FIRST(v) (v)
-#endif
-
-/* 12 independent chains of a = a * m + b: enough to keep two FMA units
+/* ---- the machine's fp32 FMA peak --------------------------------------
+ * 12 independent chains of a = a * m + b: enough to keep two FMA units
  * with a latency of 4 cycles busy. Returns the FLOPs done.
  * The chains must start from different numbers, and m and b must be
  * unknown to the compiler: with 12 identical chains gcc proves them equal
  * and keeps one, latency-bound chain - the loop then runs 1 FMA where we
  * count 12, and the "peak" comes out 1.5x too high (it did, until
- * 2026-12). */
+ * 2026-12).
+ * The library is built for the baseline and picks its kernels at run time
+ * (ops/kernels.h), so the loop is compiled three times, for 16-float
+ * AVX-512 vectors, 8-float AVX2 vectors and plain floats, and the one
+ * that matches the kernel level in use runs: the peak of the vectors the
+ * gemm uses. */
 static volatile float fma_m = 0.9999999f, fma_b = 1e-7f;
+
+#define FMA_LOOP(name, attr, vfma, LANES, SET, FMA, FIRST)                 \
+    attr static double name(long iters, float *sink)                      \
+    {                                                                      \
+        vfma m = SET(fma_m), b = SET(fma_b);                               \
+        vfma a0 = SET(1.00f), a1 = SET(1.01f), a2 = SET(1.02f);            \
+        vfma a3 = SET(1.03f), a4 = SET(1.04f), a5 = SET(1.05f);            \
+        vfma a6 = SET(1.06f), a7 = SET(1.07f), a8 = SET(1.08f);            \
+        vfma a9 = SET(1.09f), a10 = SET(1.10f), a11 = SET(1.11f);          \
+        for (long i = 0; i < iters; i++) {                                 \
+            a0 = FMA(a0, m, b), a1 = FMA(a1, m, b), a2 = FMA(a2, m, b);    \
+            a3 = FMA(a3, m, b), a4 = FMA(a4, m, b), a5 = FMA(a5, m, b);    \
+            a6 = FMA(a6, m, b), a7 = FMA(a7, m, b), a8 = FMA(a8, m, b);    \
+            a9 = FMA(a9, m, b), a10 = FMA(a10, m, b);                      \
+            a11 = FMA(a11, m, b);                                          \
+        }                                                                  \
+        *sink = FIRST(a0) + FIRST(a1) + FIRST(a2) + FIRST(a3) +            \
+                FIRST(a4) + FIRST(a5) + FIRST(a6) + FIRST(a7) +            \
+                FIRST(a8) + FIRST(a9) + FIRST(a10) + FIRST(a11);           \
+        return (double)iters * 12 * LANES * 2;                             \
+    }
+
+/* generic: 4-float vectors, a multiply and an add (what the generic gemm
+ * runs: SSE2 on x86-64; -std=c11 keeps them two instructions) */
+typedef float v4f __attribute__((vector_size(16)));
+#define V4_SET(x) ((v4f){(x), (x), (x), (x)})
+#define V4_FMA(a, b, c) ((a) * (b) + (c))
+#define V4_FIRST(v) ((v)[0])
+FMA_LOOP(fma_loop_generic, , v4f, 4, V4_SET, V4_FMA, V4_FIRST)
+#if defined(__x86_64__) && defined(__GNUC__)
+FMA_LOOP(fma_loop_avx512, __attribute__((target("avx512f"))), __m512, 16,
+         _mm512_set1_ps, _mm512_fmadd_ps, _mm512_cvtss_f32)
+FMA_LOOP(fma_loop_avx2, __attribute__((target("avx2,fma"))), __m256, 8,
+         _mm256_set1_ps, _mm256_fmadd_ps, _mm256_cvtss_f32)
+#endif
 
 static double fma_loop(long iters, float *sink)
 {
-    vfma m = VF_SET(fma_m), b = VF_SET(fma_b);
-    vfma a0 = VF_SET(1.00f), a1 = VF_SET(1.01f), a2 = VF_SET(1.02f);
-    vfma a3 = VF_SET(1.03f), a4 = VF_SET(1.04f), a5 = VF_SET(1.05f);
-    vfma a6 = VF_SET(1.06f), a7 = VF_SET(1.07f), a8 = VF_SET(1.08f);
-    vfma a9 = VF_SET(1.09f), a10 = VF_SET(1.10f), a11 = VF_SET(1.11f);
-    for (long i = 0; i < iters; i++) {
-        a0 = VF_FMA(a0, m, b), a1 = VF_FMA(a1, m, b), a2 = VF_FMA(a2, m, b);
-        a3 = VF_FMA(a3, m, b), a4 = VF_FMA(a4, m, b), a5 = VF_FMA(a5, m, b);
-        a6 = VF_FMA(a6, m, b), a7 = VF_FMA(a7, m, b), a8 = VF_FMA(a8, m, b);
-        a9 = VF_FMA(a9, m, b), a10 = VF_FMA(a10, m, b), a11 = VF_FMA(a11, m, b);
-    }
-    *sink = VF_FIRST(a0) + VF_FIRST(a1) + VF_FIRST(a2) + VF_FIRST(a3) +
-            VF_FIRST(a4) + VF_FIRST(a5) + VF_FIRST(a6) + VF_FIRST(a7) +
-            VF_FIRST(a8) + VF_FIRST(a9) + VF_FIRST(a10) + VF_FIRST(a11);
-    return (double)iters * 12 * VF_LANES * 2;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (strcmp(tg_kernels_level(), "avx512") == 0)
+        return fma_loop_avx512(iters, sink);
+    if (strcmp(tg_kernels_level(), "avx2") == 0)
+        return fma_loop_avx2(iters, sink);
+#endif
+    return fma_loop_generic(iters, sink);
 }
 
 /* GFLOP/s of fma_loop on `threads` threads at once, best of three */
@@ -303,11 +317,12 @@ static void run(const config *c, const char *cell, const char *mode,
     printf("tapegrad %s mode=%s opt=%s E=%d H=%d L=%d T=%d B=%d V=%d threads=%d "
            "ms_per_step=%.4f tokens_per_s=%.1f ms_min=%.4f ms_mean=%.4f "
            "ms_p90=%.4f cv=%.3f gflop_per_step=%.4f gflops=%.2f cpu_util=%.2f "
-           "steps=%d peak_rss_mb=%.0f peak_gflops=%.1f peak_frac=%.3f\n",
+           "steps=%d peak_rss_mb=%.0f peak_gflops=%.1f peak_frac=%.3f kernels=%s\n",
            cell, mode, strcmp(mode, "train") ? "-" : opt, c->E, c->H, c->L, c->T,
            c->B, c->V, c->threads, med * 1e3, c->T * c->B / med, times[0] * 1e3,
            mean * 1e3, p90 * 1e3, sqrt(var) / mean, gf, gf / med, cpu_util,
-           c->steps, (double)ru.ru_maxrss / 1024.0, peak, gf / med / peak);
+           c->steps, (double)ru.ru_maxrss / 1024.0, peak, gf / med / peak,
+           tg_kernels_level());
     fflush(stdout);
     free(times);
     for (int k = 0; k < 4; k++) {

@@ -6,7 +6,8 @@
  *
  * It is written in plain C with GCC vector extensions (one vector = one
  * machine register: 16 floats with AVX-512, 8 with AVX, 4 with SSE) and
- * follows the GotoBLAS/BLIS recipe:
+ * compiled once per kernel level (ops/kernels.h), the vector width being
+ * the level's. It follows the GotoBLAS/BLIS recipe:
  *
  *   - C is cut into tiles (about MC x NC); each tile is computed by ONE
  *     thread, from start to end, and every element of C sums its products
@@ -40,9 +41,8 @@
  * tuned on: 512^3 at ~157 GFLOP/s on one core, ~305 on two - about 90% of
  * the FMA peak a register-only loop reaches there (~176 GFLOP/s a core).
  */
-#include "ops/gemm.h"
 #include "ops/internal.h"
-#include "ops/matmul.h"
+#include "ops/kernel_table.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -52,8 +52,8 @@
 /* ==== vectors ==========================================================
  * VBYTES is the width of a machine vector register; VL the number of
  * tg_reals in one. vreal is a GCC vector: arithmetic on it is lane-wise,
- * and `x - (vreal){0}` broadcasts a scalar x. With -march=native on an
- * AVX-512 machine a vreal is one zmm register. */
+ * and `x - (vreal){0}` broadcasts a scalar x. In the avx512 level's copy
+ * a vreal is one zmm register. */
 #if defined(__AVX512F__)
 #define VBYTES 64
 #elif defined(__AVX__)
@@ -869,10 +869,16 @@ static void gemm_run(int64_t nb, int64_t M, int64_t N, int64_t K,
     tg_arena_rewind(mark);
 }
 
-void tg_gemm_batched(int64_t nb, int64_t M, int64_t N, int64_t K,
-                     const tg_real *A, int64_t sa, int64_t rsa, int64_t csa,
-                     const tg_real *B, int64_t sb, int64_t rsb, int64_t csb,
-                     tg_real *C, int64_t sc, int64_t ldc, int accumulate)
+/* ---- the entry points -----------------------------------------------
+ * This is a kernel file (ops/kernel_table.h): compiled once per kernel
+ * level, each copy exporting these under its level's names; ops/kernels.c
+ * defines tg_gemm, tg_gemm_batched, ... (ops/gemm.h, ops/matmul.h) to call
+ * the level in use. */
+void TG_KFN(tg_k_gemm_batched)(int64_t nb, int64_t M, int64_t N, int64_t K,
+                               const tg_real *A, int64_t sa, int64_t rsa,
+                               int64_t csa, const tg_real *B, int64_t sb,
+                               int64_t rsb, int64_t csb, tg_real *C,
+                               int64_t sc, int64_t ldc, int accumulate)
 {
     gemm_run(nb, M, N, K, A, sa, rsa, csa, B, sb, rsb, csb, C, sc, ldc,
              accumulate, false);
@@ -881,14 +887,15 @@ void tg_gemm_batched(int64_t nb, int64_t M, int64_t N, int64_t K,
 /* ---- B packed once, used many times -----------------------------------
  * The layout tile_blocked reads: k-blocks of KC rows (the last may be
  * shorter), each holding its NR-wide panels one after the other (panel of
- * columns j.. at j * kc, zero-padded to a whole panel). */
-int64_t tg_gemm_packed_size(int64_t K, int64_t N)
+ * columns j.. at j * kc, zero-padded to a whole panel). NR depends on the
+ * level: B packed by one level is for that level's tg_k_gemm_prepacked. */
+int64_t TG_KFN(tg_k_gemm_packed_size)(int64_t K, int64_t N)
 {
     return K * round_up(N, NR);
 }
 
-void tg_gemm_pack_b(int64_t K, int64_t N, const tg_real *B, int64_t rsb,
-                    int64_t csb, tg_real *Bp)
+void TG_KFN(tg_k_gemm_pack_b)(int64_t K, int64_t N, const tg_real *B,
+                              int64_t rsb, int64_t csb, tg_real *Bp)
 {
     int64_t npad = round_up(N, NR);
     for (int64_t pc = 0; pc < K; pc += KC) {
@@ -899,19 +906,11 @@ void tg_gemm_pack_b(int64_t K, int64_t N, const tg_real *B, int64_t rsb,
     }
 }
 
-void tg_gemm_prepacked(int64_t M, int64_t N, int64_t K, const tg_real *A,
-                       int64_t rsa, int64_t csa, const tg_real *Bp,
-                       tg_real *C, int64_t ldc, int accumulate)
+void TG_KFN(tg_k_gemm_prepacked)(int64_t M, int64_t N, int64_t K,
+                                 const tg_real *A, int64_t rsa, int64_t csa,
+                                 const tg_real *Bp, tg_real *C, int64_t ldc,
+                                 int accumulate)
 {
     gemm_run(1, M, N, K, A, 0, rsa, csa, Bp, 0, 0, 0, C, 0, ldc, accumulate,
              true);
-}
-
-void tg_gemm(int64_t M, int64_t N, int64_t K, const tg_real *A, int64_t rsa,
-             int64_t csa, const tg_real *B, int64_t rsb, int64_t csb,
-             tg_real *C, int64_t ldc, int accumulate)
-{
-    TG_ASSERT(M >= 0 && N >= 0 && K >= 0);
-    tg_gemm_batched(1, M, N, K, A, 0, rsa, csa, B, 0, rsb, csb, C, 0, ldc,
-                    accumulate);
 }

@@ -12,6 +12,8 @@
  *                  concat stack chunk split squeeze unsqueeze
  *   loss.h         softmax log_softmax cross_entropy mse
  *   layers.h       embedding dropout
+ *   kernels.h      which machine code runs the kernels (AVX-512, AVX2,
+ *                  generic), chosen at run time
  *
  * A complete program (installed: cc prog.c $(pkg-config --cflags --libs
  * tapegrad); in the tree: -I. build/libtapegrad.a -fopenmp -lm, and
@@ -36,6 +38,7 @@
 #include "autograd/tape.h"
 #include "ops/elementwise.h"
 #include "ops/fuse.h"
+#include "ops/kernels.h"
 #include "ops/layers.h"
 #include "ops/loss.h"
 #include "ops/matmul.h"

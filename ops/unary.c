@@ -40,6 +40,20 @@
         }                                                                  \
     }
 
+/* forward as above, but contiguous operands (the common case) go to the
+ * vector machine's instruction `code` (ops/vm.c: the same expression,
+ * compiled for the kernel level in use, so the same bits, sooner) */
+#define UNARY_FWD_VM(name, code, expr)                                     \
+    UNARY_FWD(name##_strided, expr)                                        \
+    static void name(int64_t n, tg_real *const *p, const int64_t *s,       \
+                     const double *args)                                   \
+    {                                                                      \
+        if (s[0] == 1 && s[1] == 1)                                        \
+            tg_vm_eval(code, n, p[0], p[1], NULL, NULL, 0, false);         \
+        else                                                               \
+            name##_strided(n, p, s, args);                                 \
+    }
+
 /* backward: dx[i] += expr(dy[i], x[i], y[i]) */
 #define UNARY_BWD(name, expr)                                              \
     static void name(int64_t n, tg_real *const *p, const int64_t *s,       \
@@ -87,7 +101,7 @@ static void unary_grad(tg_entry *e, tg_ew_inner inner)
  * forward code and the derivative, whose sources are g, x (TG_R_A), y. */
 
 /* ---- exp ---- */
-UNARY_FWD(exp_fwd, rexp(x))
+UNARY_FWD_VM(exp_fwd, TG_VM_EXP, rexp(x))
 UNARY_BWD(exp_grad, dy * y)
 /* y = exp(x):  dx += dy * y */
 static void exp_bwd(tg_entry *e) { unary_grad(e, exp_grad); }
@@ -103,7 +117,7 @@ tg_tensor *tg_exp(tg_tensor *x)
 /* ---- log ----
  * logf is exact to an ulp down to the smallest denormal; log(0) = -inf,
  * and the gradient there is dy/0 = inf, as in PyTorch. */
-UNARY_FWD(log_fwd, rlog(x))
+UNARY_FWD_VM(log_fwd, TG_VM_LOG, rlog(x))
 UNARY_BWD(log_grad, dy / x)
 /* y = log(x):  dx += dy / x */
 static void log_bwd(tg_entry *e) { unary_grad(e, log_grad); }
@@ -120,7 +134,7 @@ tg_tensor *tg_log(tg_tensor *x)
  * tg_vtanh (ops/vmath.h, vectorizable) saturates to exactly +-1 for
  * |x| > ~9 and never overflows, so the derivative 1 - y^2 there is exactly
  * 0, not NaN. */
-UNARY_FWD(tanh_fwd, tg_vtanh(x))
+UNARY_FWD_VM(tanh_fwd, TG_VM_TANH, tg_vtanh(x))
 UNARY_BWD(tanh_grad, dy * ((tg_real)1 - y * y))
 /* y = tanh(x):  dx += dy * (1 - y^2) */
 static void tanh_bwd(tg_entry *e) { unary_grad(e, tanh_grad); }
@@ -143,7 +157,8 @@ tg_tensor *tg_tanh(tg_tensor *x)
  * sigmoid(100) is exactly 1, sigmoid(-100) is exp(-100) ~ 3.8e-44 (a
  * float denormal, the correctly rounded answer), sigmoid(-200) underflows
  * to exactly 0, and the gradient y(1 - y) is finite everywhere. */
-UNARY_FWD(sigmoid_fwd, tg_vsigmoid(x)) /* the two-branch form, ops/vmath.h */
+UNARY_FWD_VM(sigmoid_fwd, TG_VM_SIGMOID,
+             tg_vsigmoid(x)) /* the two-branch form, ops/vmath.h */
 UNARY_BWD(sigmoid_grad, dy * y * ((tg_real)1 - y))
 /* y = sigmoid(x):  dx += dy * y * (1 - y) */
 static void sigmoid_bwd(tg_entry *e) { unary_grad(e, sigmoid_grad); }
@@ -161,7 +176,7 @@ tg_tensor *tg_sigmoid(tg_tensor *x)
  * max(x, 0), written so that a NaN passes through (a NaN hidden as 0
  * would hide a diverging model). The gradient is 0 at x = 0, as in
  * PyTorch; y > 0 exactly where x > 0. */
-UNARY_FWD(relu_fwd, (x > 0 || x != x) ? x : (tg_real)0)
+UNARY_FWD_VM(relu_fwd, TG_VM_RELU, (x > 0 || x != x) ? x : (tg_real)0)
 UNARY_BWD(relu_grad, y > 0 ? dy : (tg_real)0)
 /* y = relu(x):  dx += dy * [x > 0] */
 static void relu_bwd(tg_entry *e) { unary_grad(e, relu_grad); }
@@ -177,7 +192,7 @@ tg_tensor *tg_relu(tg_tensor *x)
 /* ---- sqrt ----
  * sqrt(0) = 0 and its gradient 0.5/0 = inf, as in PyTorch; sqrt of a
  * negative number is NaN. */
-UNARY_FWD(sqrt_fwd, rsqrt(x))
+UNARY_FWD_VM(sqrt_fwd, TG_VM_SQRT, rsqrt(x))
 UNARY_BWD(sqrt_grad, dy * (tg_real)0.5 / y)
 /* y = sqrt(x):  dx += dy * 0.5 / y */
 static void sqrt_bwd(tg_entry *e) { unary_grad(e, sqrt_grad); }

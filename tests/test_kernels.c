@@ -1,0 +1,218 @@
+/*
+ * tests/test_kernels.c - the kernel levels (ops/kernels.h): the list,
+ * TG_KERNELS, tg_kernels_set and its refusals, and at every level this CPU
+ * runs: the gemm's paths against a product in double precision, the same
+ * bits for 1 and 2 threads, and elementwise instructions that give the
+ * same bits as the generic level. (`make run-tests` also runs every test
+ * binary once per level, with TG_KERNELS set.)
+ */
+#include "harness.h"
+#include "ops/gemm.h"
+#include "ops/internal.h"
+#include "ops/kernels.h"
+#include "ops/ops.h"
+
+static int nlevels(void)
+{
+    int n = 0;
+    for (const char *const *l = tg_kernels_levels(); *l; l++)
+        n++;
+    return n;
+}
+
+START_TEST(levels_listed)
+{
+    const char *const *l = tg_kernels_levels();
+    int n = nlevels();
+    ck_assert_int_ge(n, 1);
+    ck_assert_str_eq(l[n - 1], "generic"); /* the last, always there */
+    ck_assert(tg_kernels_supported("generic"));
+    ck_assert(tg_kernels_supported("auto"));
+    ck_assert(!tg_kernels_supported("sse9"));
+    ck_assert(tg_kernels_supported(tg_kernels_level()));
+#if defined(__x86_64__)
+    /* avx512, avx2, generic (or generic alone: make KERNEL_LEVELS=) */
+    ck_assert(n == 3 || n == 1);
+#endif
+    /* TG_KERNELS (as set by make run-tests) is the level in use */
+    const char *want = getenv("TG_KERNELS");
+    if (want && tg_kernels_supported(want) && strcmp(want, "auto") != 0)
+        ck_assert_str_eq(tg_kernels_level(), want);
+    if (!want || strcmp(want, "auto") == 0) /* auto: the best supported */
+        for (int i = 0; i < n; i++)
+            if (tg_kernels_supported(l[i])) {
+                ck_assert_str_eq(tg_kernels_level(), l[i]);
+                break;
+            }
+}
+END_TEST
+
+START_TEST(set_and_refusals)
+{
+    tgt_capture_errors();
+    const char *was = tg_kernels_level();
+    ck_assert_int_eq(tg_kernels_set("sse9"), -1);
+    tgt_expect_error("tg_kernels_set", "sse9", "tg_kernels_levels");
+    ck_assert_str_eq(tg_kernels_level(), was);
+    for (const char *const *l = tg_kernels_levels(); *l; l++)
+        if (!tg_kernels_supported(*l)) {
+            ck_assert_int_eq(tg_kernels_set(*l), -1);
+            tgt_expect_error("this CPU cannot run");
+        }
+    ck_assert_int_eq(tg_kernels_set("generic"), 0);
+    ck_assert_str_eq(tg_kernels_level(), "generic");
+    /* not while the tape holds entries packed or computed at a level */
+    tg_tensor *x = tg_requires_grad(tg_tensor_new(TG_SHAPE(4)));
+    tg_fill_(x, 0.5);
+    tg_tensor *y = tg_tanh(x);
+    ck_assert_ptr_nonnull(y);
+    if (nlevels() > 1 && tg_kernels_supported(tg_kernels_levels()[0])) {
+        ck_assert_int_eq(tg_kernels_set("auto"), -1);
+        tgt_expect_error("tg_tape_reset");
+        ck_assert_str_eq(tg_kernels_level(), "generic");
+    }
+    ck_assert_int_eq(tg_kernels_set("generic"), 0); /* no change: fine */
+    tg_tape_reset();
+    ck_assert_int_eq(tg_kernels_set(NULL), 0);
+    ck_assert(tg_kernels_supported(tg_kernels_level()));
+    ck_assert_int_eq(tgt_errors, 0);
+    tg_tensor_free(x);
+}
+END_TEST
+
+/* C = A B (M x K by K x N, A rows or columns contiguous by ta, B by tb)
+ * at the level in use, against the product in double precision */
+static void check_product(int64_t M, int64_t N, int64_t K, int ta, int tb,
+                          int prepacked, int threads)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, (uint64_t)(M * 131 + N * 17 + K));
+    tg_real *A = malloc(sizeof(tg_real) * (size_t)(M * K));
+    tg_real *B = malloc(sizeof(tg_real) * (size_t)(K * N));
+    tg_real *C = malloc(sizeof(tg_real) * (size_t)(M * N));
+    for (int64_t i = 0; i < M * K; i++)
+        A[i] = (tg_real)tg_rng_normal(&rng);
+    for (int64_t i = 0; i < K * N; i++)
+        B[i] = (tg_real)tg_rng_normal(&rng);
+    int64_t rsa = ta ? 1 : K, csa = ta ? M : 1;
+    int64_t rsb = tb ? 1 : N, csb = tb ? K : 1;
+    tg_set_num_threads(threads);
+    tg_real *Bp = NULL;
+    if (prepacked) {
+        Bp = malloc(sizeof(tg_real) * (size_t)tg_gemm_packed_size(K, N));
+        tg_gemm_pack_b(K, N, B, rsb, csb, Bp);
+        tg_gemm_prepacked(M, N, K, A, rsa, csa, Bp, C, N, 0);
+    } else {
+        tg_gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, N, 0);
+    }
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0, abs = 0;
+            for (int64_t k = 0; k < K; k++) {
+                double p = (double)A[i * rsa + k * csa] *
+                           (double)B[k * rsb + j * csb];
+                s += p;
+                abs += fabs(p);
+            }
+            double got = (double)C[i * N + j];
+            ck_assert_msg(fabs(got - s) <= 1e-5 * abs + 1e-30,
+                          "%s: %lldx%lldx%lld C[%lld][%lld] = %.9g, "
+                          "expected %.9g",
+                          tg_kernels_level(), (long long)M, (long long)N,
+                          (long long)K, (long long)i, (long long)j, got, s);
+        }
+    free(A);
+    free(B);
+    free(C);
+    free(Bp);
+}
+
+/* one product's bits for 1 and 2 threads */
+static void same_bits(int64_t M, int64_t N, int64_t K)
+{
+    tg_real *A = malloc(sizeof(tg_real) * (size_t)(M * K));
+    tg_real *B = malloc(sizeof(tg_real) * (size_t)(K * N));
+    tg_real *C1 = malloc(sizeof(tg_real) * (size_t)(M * N));
+    tg_real *C2 = malloc(sizeof(tg_real) * (size_t)(M * N));
+    tg_rng rng;
+    tg_rng_seed(&rng, 7);
+    for (int64_t i = 0; i < M * K; i++)
+        A[i] = (tg_real)tg_rng_normal(&rng);
+    for (int64_t i = 0; i < K * N; i++)
+        B[i] = (tg_real)tg_rng_normal(&rng);
+    tg_set_num_threads(1);
+    tg_gemm(M, N, K, A, K, 1, B, N, 1, C1, N, 0);
+    tg_set_num_threads(2);
+    tg_gemm(M, N, K, A, K, 1, B, N, 1, C2, N, 0);
+    ck_assert_msg(memcmp(C1, C2, sizeof(tg_real) * (size_t)(M * N)) == 0,
+                  "%s: 1 and 2 threads differ", tg_kernels_level());
+    free(A);
+    free(B);
+    free(C1);
+    free(C2);
+}
+
+START_TEST(gemm_at_every_level)
+{
+    for (const char *const *l = tg_kernels_levels(); *l; l++) {
+        if (!tg_kernels_supported(*l))
+            continue;
+        ck_assert_int_eq(tg_kernels_set(*l), 0);
+        /* the dot path (few rows, k contiguous in both), direct B,
+         * packed B (transposed), prepacked; edges everywhere */
+        check_product(5, 37, 70, 0, 1, 0, 1);
+        check_product(3, 50, 300, 0, 1, 0, 2);
+        check_product(29, 45, 33, 0, 0, 0, 1);
+        check_product(130, 70, 260, 1, 0, 0, 2);
+        check_product(40, 61, 90, 0, 1, 0, 2);
+        check_product(33, 77, 300, 0, 1, 1, 2);
+        same_bits(150, 200, 300);
+        same_bits(8, 300, 260);
+    }
+}
+END_TEST
+
+/* the elementwise instructions: the same bits at every level */
+START_TEST(elementwise_same_bits)
+{
+    enum { n = 1000 };
+    static const int codes[] = {TG_VM_EXP, TG_VM_TANH, TG_VM_SIGMOID,
+                                TG_VM_DTANH, TG_VM_DSIGMOID, TG_VM_DIV,
+                                TG_VM_SQRT, TG_VM_LOG};
+    tg_real a[n], b[n], ref[n], d[n];
+    for (int i = 0; i < n; i++) {
+        a[i] = (tg_real)((i - n / 2) * 0.037);
+        b[i] = (tg_real)(0.3 + i * 0.011);
+    }
+    for (size_t c = 0; c < sizeof codes / sizeof *codes; c++) {
+        ck_assert_int_eq(tg_kernels_set("generic"), 0);
+        const tg_real *x = codes[c] == TG_VM_SQRT || codes[c] == TG_VM_LOG
+                               ? b : a;
+        tg_vm_eval(codes[c], n, ref, x, b, NULL, 0, false);
+        for (const char *const *l = tg_kernels_levels(); *l; l++) {
+            if (!tg_kernels_supported(*l))
+                continue;
+            ck_assert_int_eq(tg_kernels_set(*l), 0);
+            tg_vm_eval(codes[c], n, d, x, b, NULL, 0, false);
+            ck_assert_msg(memcmp(d, ref, sizeof d) == 0,
+                          "code %d: %s differs from generic", codes[c], *l);
+        }
+    }
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("kernels");
+    tcase_add_checked_fixture(tc, NULL, tgt_teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, levels_listed);
+    tcase_add_test(tc, set_and_refusals);
+    tcase_add_test(tc, gemm_at_every_level);
+    tcase_add_test(tc, elementwise_same_bits);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TG_TEST_MAIN(suite)
