@@ -196,7 +196,7 @@ demo:
 	@rm -f $(BUILD)/demo.jsonl
 	$(BUILD)/charlm train --minutes 2 --threads 2 --eval-every 1000 \
 	    --layers 1 --hidden 256 --lr 5e-3 \
-	    --save $(BUILD)/demo.safetensors --overwrite --log $(BUILD)/demo.jsonl >/dev/null
+	    --save $(BUILD)/demo.safetensors --overwrite --log $(BUILD)/demo.jsonl
 	@echo "== 500 characters sampled from $(BUILD)/demo.safetensors:"
 	@$(BUILD)/charlm sample --load $(BUILD)/demo.safetensors --length 500 \
 	    --temperature 0.7
