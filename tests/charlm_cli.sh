@@ -136,28 +136,23 @@ header crlf.st | grep -q '"vocab":"\\ndehlorw"' && ok ||
 REF=$SRCDIR/../scripts/charlm_model.py
 if [ -f "$REF" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     if /usr/bin/python3 - "$REF" lstm-full gru-full rnn-full <<'EOF'
-import json, os, struct, sys
+import json, os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
-import torch
-from charlm_model import CharLM, evaluate, read_corpus, streams
+from charlm_model import CharLM, encode, evaluate, read_corpus, split, vocabulary
+from safetensors_torch import load_file, load_metadata
 for name in sys.argv[2:]:
-    b = open(name + ".st", "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n]); meta = h.pop("__metadata__")
-    sd = {k: torch.frombuffer(bytearray(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]),
-                              dtype=torch.float32).reshape(v["shape"])
-          for k, v in h.items() if not k.startswith(("optim.", "train."))}
+    meta = load_metadata(name + ".st")
+    sd = {k: v for k, v in load_file(name + ".st").items()
+          if not k.startswith(("optim.", "train."))}
     vocab = list(meta["vocab"])
     m = CharLM(meta["cell"], len(vocab), int(meta["embed"]), int(meta["hidden"]),
                int(meta["layers"]), float(meta["dropout"]))
     m.load_state_dict(sd)  # strict: exactly PyTorch's names and shapes
     text = read_corpus(meta["data"])
-    assert sorted(set(text)) == vocab, name + ": vocabularies differ"
-    index = {c: i for i, c in enumerate(vocab)}
-    ids = torch.tensor([index[c] for c in text], dtype=torch.long)
+    assert vocabulary(text) == vocab, name + ": vocabularies differ"
     T, B = int(meta["seq"]), int(meta["batch"])
-    n_val = max(int(len(ids) * float(meta["val-frac"])), T * B + 1)
-    want = evaluate(m, streams(ids[-n_val:], B), T)
+    _, val = split(encode(text, vocab), T, B, float(meta["val-frac"]))
+    want = evaluate(m, val, T)
     got = json.loads(open(name + ".log").read().splitlines()[-1])["val_loss"]
     assert abs(want - got) <= 1e-5 * max(1.0, abs(want)), \
         "%s: val loss %.9g, PyTorch's %.9g" % (name, got, want)
