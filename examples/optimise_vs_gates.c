@@ -134,24 +134,24 @@ static void model_init(task_model *m, row r, const opts *o, tg_rng *rng)
     }
 }
 
-/* ---- the HF closure: the model on the step's batch ------------------------ */
+/* ---- the model on a fixed batch, as a closure (HF, curvature) ------------- */
 
 typedef struct batch {
     task_model *m;
-    tg_tensor *x, *target; /* persistent for the step (not arena) */
+    tg_tensor *x, *target; /* persistent (not arena) */
 } batch;
 
-static tg_tensor *hf_outputs(void *ud)
+static tg_tensor *batch_outputs(void *ud)
 {
     batch *b = ud;
     return task_outputs(b->m, TASK_ADDING, b->x);
 }
-static tg_tensor *hf_loss(tg_tensor *z, void *ud)
+static tg_tensor *batch_loss(tg_tensor *z, void *ud)
 {
     batch *b = ud;
     return task_loss_of(TASK_ADDING, z, b->target, NULL, NULL);
 }
-static tg_tensor *hf_hidden(void *ud)
+static tg_tensor *batch_hidden(void *ud)
 {
     return ((batch *)ud)->m->hidden;
 }
@@ -199,7 +199,8 @@ static result run(row r, int T, int seed, const opts *o)
         double L;
         if (r == HF) {
             batch b = {&m, keep(x), keep(target)};
-            tg_closure c = {hf_outputs, hf_loss, o->mu > 0 ? hf_hidden : NULL, &b};
+            tg_closure c = {batch_outputs, batch_loss,
+                            o->mu > 0 ? batch_hidden : NULL, &b};
             L = tg_optim_step_closure(opt, &c);
             tg_tensor_free(b.x);
             tg_tensor_free(b.target);
@@ -228,22 +229,6 @@ static result run(row r, int T, int seed, const opts *o)
 
 /* ---- curvature along training ---------------------------------------------- */
 
-typedef struct curv_ud {
-    task_model *m;
-    tg_tensor *x, *target;
-} curv_ud;
-
-static tg_tensor *curv_outputs(void *ud)
-{
-    curv_ud *c = ud;
-    return task_outputs(c->m, TASK_ADDING, c->x);
-}
-static tg_tensor *curv_loss(tg_tensor *z, void *ud)
-{
-    curv_ud *c = ud;
-    return task_loss_of(TASK_ADDING, z, c->target, NULL, NULL);
-}
-
 static double flat_distance(const task_model *m, const tg_real *theta0)
 {
     double s = 0;
@@ -260,11 +245,11 @@ static double flat_distance(const task_model *m, const tg_real *theta0)
 }
 
 /* loss and gradient norm on the fixed batch */
-static double grad_norm(curv_ud *c, double *loss)
+static double grad_norm(batch *c, double *loss)
 {
     tg_tape_reset();
     tg_params_zero_grad(&c->m->ps);
-    tg_tensor *l = curv_loss(curv_outputs(c), c);
+    tg_tensor *l = batch_loss(batch_outputs(c), c);
     if (!l || tg_backward(l) < 0)
         exit(1);
     *loss = (double)tg_item(l);
@@ -297,14 +282,14 @@ static void curvature(row r, const opts *o, FILE *out)
     }
     tg_tensor *x, *target;
     task_adding_batch(T, 128, &fixed, &x, &target);
-    curv_ud c = {&m, keep(x), keep(target)};
+    batch c = {&m, keep(x), keep(target)};
     tg_tape_reset();
     tg_optim *opt = tg_adam_new(&m.ps, o->lr, 0.9, 0.999, 1e-8, 0);
     long next = 0;
     for (long step = 0; step <= o->curv_steps; step++) {
         if (step == next) {
             double loss, g = grad_norm(&c, &loss);
-            double eig = tg_hessian_top_eigenvalue(curv_outputs, curv_loss, &c,
+            double eig = tg_hessian_top_eigenvalue(batch_outputs, batch_loss, &c,
                                                    &m.ps, 30, 1e-3, 7, NULL);
             fprintf(out, "curv row=%s T=%d step=%ld dist=%.6g gnorm=%.6g "
                     "eig=%.6g loss=%.6g\n", row_names[r], T, step,
