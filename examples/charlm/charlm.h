@@ -198,6 +198,10 @@ void cl_ids_free(cl_ids *ids);
  * FIFO is refused, not waited on); its size in *size. NULL with a message
  * starting with what ("--load ", "") otherwise. */
 FILE *cl_open_regular(const char *path, const char *what, int64_t *size);
+/* The safetensors file at path, read without blocking on a FIFO and
+ * parsed; NULL with a message: "cannot read WHAT PATH: ..." when reading
+ * fails, "FAILURE: ..." when the file is not valid. */
+tg_st_file *cl_st_read(const char *path, const char *what, const char *failure);
 void cl_text_free(cl_text *t);
 /* The vocabulary as UTF-8 (for checkpoints) and back (-1: not valid
  * UTF-8, not sorted, repeated, NUL). */

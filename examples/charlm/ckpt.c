@@ -207,12 +207,12 @@ int cl_ckpt_save(const cl_run *r, const char *path)
 
 /* ---- loading ------------------------------------------------------------ */
 
-/* The file at path, read without blocking on a FIFO and parsed. NULL with
- * a message. */
-static tg_st_file *read_file(const char *path)
+tg_st_file *cl_st_read(const char *path, const char *what, const char *failure)
 {
+    char ctx[64];
+    snprintf(ctx, sizeof ctx, "%s ", what);
     int64_t size;
-    FILE *in = cl_open_regular(path, "checkpoint ", &size);
+    FILE *in = cl_open_regular(path, ctx, &size);
     if (!in)
         return NULL;
     unsigned char *buf = tg_xmalloc((size_t)(size ? size : 1));
@@ -222,10 +222,10 @@ static tg_st_file *read_file(const char *path)
     char err[512];
     tg_st_file *f = NULL;
     if (bad || got != (size_t)size)
-        cl_fail("cannot read checkpoint %s: read %zu of %lld bytes", path, got,
+        cl_fail("cannot read %s %s: read %zu of %lld bytes", what, path, got,
                 (long long)size);
     else if (!(f = tg_st_parse(buf, got, path, err, sizeof err)))
-        cl_fail("cannot load checkpoint: %s", err);
+        cl_fail("%s: %s", failure, err);
     free(buf);
     return f;
 }
@@ -410,7 +410,7 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
 {
     char err[512];
     *r = (cl_run){0};
-    tg_st_file *f = read_file(path);
+    tg_st_file *f = cl_st_read(path, "checkpoint", "cannot load checkpoint");
     if (!f)
         return -1;
     int rc = -1;
@@ -498,7 +498,7 @@ bool cl_ckpt_peek(const char *path, int64_t *step)
 {
     char keep[2048]; /* peeking leaves the last message alone */
     snprintf(keep, sizeof keep, "%s", cl_error());
-    tg_st_file *f = read_file(path);
+    tg_st_file *f = cl_st_read(path, "checkpoint", "cannot load checkpoint");
     cl_fail("%s", keep);
     if (!f)
         return false;

@@ -29,30 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* ---- reading a weights file ----------------------------------------------- */
-
-/* path read without blocking on a FIFO and parsed; NULL with a message
- * starting with what ("--init-from") */
-static tg_st_file *read_weights(const char *path, const char *what)
-{
-    char ctx[64], err[512];
-    snprintf(ctx, sizeof ctx, "%s ", what);
-    int64_t size;
-    FILE *in = cl_open_regular(path, ctx, &size);
-    if (!in)
-        return NULL;
-    unsigned char *buf = tg_xmalloc((size_t)(size ? size : 1));
-    size_t got = fread(buf, 1, (size_t)size, in);
-    int bad = ferror(in);
-    fclose(in);
-    tg_st_file *f = NULL;
-    if (bad || got != (size_t)size)
-        cl_fail("%s %s: read %zu of %lld bytes", what, path, got, (long long)size);
-    else if (!(f = tg_st_parse(buf, got, path, err, sizeof err)))
-        cl_fail("%s: %s", what, err);
-    free(buf);
-    return f;
-}
+/* ---- starting from a weights file (--init-from) ---------------------------- */
 
 /* appends ", 'name'" (or "'name'" first) to a list kept under cap bytes */
 static void list_add(char *list, size_t cap, int *count, const char *name)
@@ -72,7 +49,7 @@ static bool is_param(const tg_params *ps, const char *name)
 
 int cl_init_from(cl_run *r, const char *path)
 {
-    tg_st_file *f = read_weights(path, "--init-from");
+    tg_st_file *f = cl_st_read(path, "--init-from", "--init-from");
     if (!f)
         return -1;
     /* a charlm checkpoint also holds its training state: not weights */
