@@ -51,43 +51,77 @@ static void loss_hessian(tg_curv_loss loss, const tg_tensor *z,
     free(zc);
 }
 
-int tg_gauss_newton_product(tg_model_fn f, void *ud, tg_curv_loss loss,
-                            tg_params *ps, const tg_real *v, tg_real *gv)
+/* the parameters' gradients, flat (zeros where none) */
+static void flat_grads(tg_params *ps, tg_real *out)
 {
-    tg_tape_reset();
-    tg_tensor *z = f(ud);
-    if (!z)
-        return -1;
-    int np = tg_params_count(ps);
     int64_t at = 0;
-    for (int i = 0; i < np; i++) { /* the direction, on the parameters */
+    for (int i = 0; i < tg_params_count(ps); i++) {
         tg_tensor *w = tg_params_at(ps, i)->tensor;
-        tg_tensor *vi = tg_wrap_buffer(w->ndim, w->shape, (tg_real *)v + at);
-        if (tg_set_tangent(w, vi) < 0)
+        if (w->grad)
+            memcpy(out + at, w->grad, (size_t)w->numel * sizeof *out);
+        else
+            memset(out + at, 0, (size_t)w->numel * sizeof *out);
+        at += w->numel;
+    }
+}
+
+/* v (flat, in list order) as the parameters' tangents. 0 or -1. */
+static int set_direction(tg_params *ps, const tg_real *v)
+{
+    int64_t at = 0;
+    for (int i = 0; i < tg_params_count(ps); i++) {
+        tg_tensor *w = tg_params_at(ps, i)->tensor;
+        if (tg_set_tangent(w, tg_wrap_buffer(w->ndim, w->shape,
+                                             (tg_real *)v + at)) < 0)
             return -1;
         at += w->numel;
     }
-    if (tg_jvp() < 0) /* J v at the outputs */
+    return 0;
+}
+
+/* gv = G v, plus k S v when hidden is given (k > 0): S = J_h^T J_h for the
+ * states hidden() returns after f, scaled by 1 / their rows for a mean loss
+ * (Hessian-free's structural damping). Both seeds go into one backward. */
+static int gn_product(tg_model_fn f, tg_tensor *(*hidden)(void *), double k,
+                      void *ud, tg_curv_loss loss, tg_params *ps,
+                      const tg_real *v, tg_real *gv)
+{
+    tg_tape_reset();
+    tg_tensor *z = f(ud);
+    tg_tensor *hs = z && hidden ? hidden(ud) : NULL;
+    if (!z || (hidden && !hs))
         return -1;
-    tg_tensor *u = tg_empty(z->ndim, z->shape);
+    if (set_direction(ps, v) < 0 || tg_jvp() < 0) /* J v at the outputs */
+        return -1;
+    tg_tensor *u = tg_zeros(z->ndim, z->shape); /* zero if z does not move */
     if (z->tangent)
         loss_hessian(loss, z, z->tangent, u->data);
-    else /* the outputs do not move along v */
-        memset(u->data, 0, (size_t)z->numel * sizeof(tg_real));
     tg_params_zero_grad(ps);
-    int rc = tg_backward_seed(z, u); /* J^T (H J v) */
-    at = 0;
-    for (int i = 0; i < np; i++) {
-        tg_tensor *w = tg_params_at(ps, i)->tensor;
-        if (w->grad)
-            memcpy(gv + at, w->grad, (size_t)w->numel * sizeof(tg_real));
-        else
-            memset(gv + at, 0, (size_t)w->numel * sizeof(tg_real));
-        at += w->numel;
+    int rc;
+    if (!hs) {
+        rc = tg_backward_seed(z, u); /* J^T (H J v) */
+    } else {
+        tg_tensor *s = tg_zeros(hs->ndim, hs->shape);
+        if (hs->tangent) {
+            int64_t rows = hs->ndim ? hs->numel / hs->shape[hs->ndim - 1] : 1;
+            double kr = k / (loss.reduction == TG_MEAN && rows ? (double)rows
+                                                               : 1.0);
+            for (int64_t i = 0; i < hs->numel; i++)
+                s->data[i] = (tg_real)(kr * (double)hs->tangent[i]);
+        }
+        tg_tensor *seed = tg_add(tg_sum(tg_mul(z, u)), tg_sum(tg_mul(hs, s)));
+        rc = seed ? tg_backward(seed) : -1;
     }
+    flat_grads(ps, gv);
     tg_params_zero_grad(ps);
     tg_tape_reset(); /* also forgets the tangents */
     return rc;
+}
+
+int tg_gauss_newton_product(tg_model_fn f, void *ud, tg_curv_loss loss,
+                            tg_params *ps, const tg_real *v, tg_real *gv)
+{
+    return gn_product(f, NULL, 0, ud, loss, ps, v, gv);
 }
 
 static double norm2(const tg_real *x, int64_t n)
@@ -185,15 +219,8 @@ int tg_hessian_vector_product(tg_model_fn f, tg_loss_fn loss_of, void *ud,
                  "not one", (long long)L->numel);
         goto out;
     }
-    int np = tg_params_count(ps);
-    int64_t at = 0;
-    for (int i = 0; i < np; i++) {
-        tg_tensor *w = tg_params_at(ps, i)->tensor;
-        tg_tensor *vi = tg_wrap_buffer(w->ndim, w->shape, (tg_real *)v + at);
-        if (tg_set_tangent(w, vi) < 0)
-            goto out;
-        at += w->numel;
-    }
+    if (set_direction(ps, v) < 0)
+        goto out;
     if (tg_jvp_create_graph() < 0)
         goto out;
     /* grad L . v, recorded; none, or not recorded: it does not depend on
@@ -203,15 +230,7 @@ int tg_hessian_vector_product(tg_model_fn f, tg_loss_fn loss_of, void *ud,
         Lv = NULL;
     tg_params_zero_grad(ps);
     rc = Lv ? tg_backward(Lv) : 0;
-    at = 0;
-    for (int i = 0; i < np; i++) {
-        tg_tensor *w = tg_params_at(ps, i)->tensor;
-        if (Lv && w->grad)
-            memcpy(hv + at, w->grad, (size_t)w->numel * sizeof(tg_real));
-        else
-            memset(hv + at, 0, (size_t)w->numel * sizeof(tg_real));
-        at += w->numel;
-    }
+    flat_grads(ps, hv); /* (zeros when Lv is none) */
     tg_params_zero_grad(ps);
 out:
     tg_tape_reset(); /* also forgets the tangents */
@@ -261,20 +280,6 @@ void tg_hf_free(tg_hf *h)
     }
 }
 
-/* the parameters' gradients, flat (zeros where none) */
-static void flat_grads(tg_params *ps, tg_real *out)
-{
-    int64_t at = 0;
-    for (int i = 0; i < tg_params_count(ps); i++) {
-        tg_tensor *w = tg_params_at(ps, i)->tensor;
-        if (w->grad)
-            memcpy(out + at, w->grad, (size_t)w->numel * sizeof *out);
-        else
-            memset(out + at, 0, (size_t)w->numel * sizeof *out);
-        at += w->numel;
-    }
-}
-
 /* the loss at the current parameters; with grad: its gradient, flat */
 static double hf_loss(tg_hf *h, const tg_closure *c, tg_real *grad)
 {
@@ -307,45 +312,10 @@ int tg_hf_product(tg_hf *h, const tg_closure *c, const tg_real *v,
 {
     h->products++;
     double ml = h->cfg.mu * h->lambda;
-    if (!(ml > 0) || !c->hidden) {
-        if (tg_gauss_newton_product(c->outputs, c->ud, h->cfg.curv, h->ps,
-                                    v, out) < 0)
-            return -1;
-    } else {
-        tg_tape_reset();
-        tg_tensor *z = c->outputs(c->ud);
-        tg_tensor *hs = z ? c->hidden(c->ud) : NULL;
-        if (!hs)
-            return -1;
-        int64_t at = 0;
-        for (int i = 0; i < tg_params_count(h->ps); i++) {
-            tg_tensor *w = tg_params_at(h->ps, i)->tensor;
-            if (tg_set_tangent(w, tg_wrap_buffer(w->ndim, w->shape,
-                                                 (tg_real *)v + at)) < 0)
-                return -1;
-            at += w->numel;
-        }
-        if (tg_jvp() < 0)
-            return -1;
-        tg_tensor *u = tg_zeros(z->ndim, z->shape);
-        if (z->tangent)
-            loss_hessian(h->cfg.curv, z, z->tangent, u->data);
-        tg_tensor *s = tg_zeros(hs->ndim, hs->shape);
-        if (hs->tangent) {
-            int64_t rows = hs->ndim ? hs->numel / hs->shape[hs->ndim - 1] : 1;
-            double k = ml / (h->cfg.curv.reduction == TG_MEAN && rows
-                             ? (double)rows : 1.0);
-            for (int64_t i = 0; i < hs->numel; i++)
-                s->data[i] = (tg_real)(k * (double)hs->tangent[i]);
-        }
-        tg_params_zero_grad(h->ps);
-        tg_tensor *seed = tg_add(tg_sum(tg_mul(z, u)), tg_sum(tg_mul(hs, s)));
-        if (!seed || tg_backward(seed) < 0)
-            return -1;
-        flat_grads(h->ps, out);
-        tg_params_zero_grad(h->ps);
-        tg_tape_reset();
-    }
+    bool structural = ml > 0 && c->hidden;
+    if (gn_product(c->outputs, structural ? c->hidden : NULL, ml, c->ud,
+                   h->cfg.curv, h->ps, v, out) < 0)
+        return -1;
     for (int64_t i = 0; i < h->n; i++)
         out[i] = (tg_real)((double)out[i] + h->lambda * (double)v[i]);
     return 0;
