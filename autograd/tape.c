@@ -517,9 +517,35 @@ tg_tape_mark tg_tape_mark_get(void)
     return m;
 }
 
+/* ---- holds (tg_tape_hold) ---------------------------------------------
+ * A stack: each hold names the tape length when it was made, and the tape
+ * only grows between rewinds, so the holds a rewind or reset ends are on
+ * top. */
+typedef struct hold {
+    int64_t from;
+    void (*release)(void *obj);
+    void *obj;
+} hold;
+static hold *holds; /* stb_ds array */
+
+void tg_tape_hold(void (*release)(void *obj), void *obj)
+{
+    hold h = {arrlen(tape), release, obj};
+    arrput(holds, h);
+}
+
+static void release_holds(int64_t from)
+{
+    while (arrlen(holds) > 0 && arrlast(holds).from >= from) {
+        hold h = arrpop(holds);
+        h.release(h.obj);
+    }
+}
+
 void tg_tape_rewind(tg_tape_mark m)
 {
     TG_ASSERT(m.entries <= arrlen(tape));
+    release_holds(m.entries);
     arrsetlen(tape, m.entries);
     tg_arena_mark a = {m.arena_chunk, m.arena_used};
     tg_arena_rewind(a);
@@ -528,6 +554,7 @@ void tg_tape_rewind(tg_tape_mark m)
 void tg_tape_reset(void)
 {
     tg_clear_tangents(); /* before the tensors holding them go */
+    release_holds(0);
     arrsetlen(tape, 0);
     tg_arena_reset();
 }
@@ -535,6 +562,8 @@ void tg_tape_reset(void)
 void tg_tape_free_all(void)
 {
     tg_clear_tangents();
+    release_holds(0);
+    arrfree(holds);
     arrfree(traced_only);
     arrfree(tape);
     tape = NULL;

@@ -246,6 +246,13 @@ typedef struct tg_tape_mark {
     size_t arena_used;
 } tg_tape_mark;
 
+/* Holds: an object that entries point into (a compiled step's program,
+ * ops/fuse.h, is the saved data of its groups' entries) must live as long
+ * as they do. tg_tape_hold(release, obj) ties obj to the entries recorded
+ * from now on: release(obj) is called once the tape forgets them - at
+ * tg_tape_reset, or at a tg_tape_rewind to before this call. */
+void tg_tape_hold(void (*release)(void *obj), void *obj);
+
 /* Forgets every entry and frees every temporary tensor (arena reset). */
 void tg_tape_reset(void);
 /* Remember the tape's length and the arena's fill; rewinding forgets the

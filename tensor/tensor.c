@@ -60,6 +60,8 @@ static void init_header(tg_tensor *t, int ndim, const int64_t *shape)
     t->version = &t->version_own;
 }
 
+uint32_t tg_next_id(void) { return next_id; }
+
 void tg_bump_version(tg_tensor *t)
 {
     if (t && t->version)

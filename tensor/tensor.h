@@ -113,7 +113,8 @@ typedef struct tg_tensor {
     int ndim;       /* 0 for a scalar                                      */
     unsigned flags; /* TG_REQUIRES_GRAD | ...                              */
     int32_t entry;  /* index of the tape entry that made it; -1 for leaves */
-    uint32_t id;    /* serial number, for printing                         */
+    uint32_t id;    /* serial number: printing, and identity (a header
+                       at the same address later is another tensor)     */
     const char *name; /* optional; set with tg_set_name (not copied)       */
     const struct tg_prepared *prepared; /* packed copies of a weight made
                        by tg_prepare_weight (ops/matmul.h), or NULL       */
@@ -143,6 +144,14 @@ static inline uint32_t tg_version(const tg_tensor *t)
     return t && t->version ? *t->version : 0;
 }
 void tg_bump_version(tg_tensor *t);
+/* The id the next tensor header will get. A tensor t was made after the
+ * call that returned `since` iff tg_made_since(t, since) (ids count up
+ * and wrap after 2^32 headers; the test holds across one wrap). */
+uint32_t tg_next_id(void);
+static inline bool tg_made_since(const tg_tensor *t, uint32_t since)
+{
+    return (uint32_t)(t->id - since) < (uint32_t)(tg_next_id() - since);
+}
 
 /* ---- errors ----------------------------------------------------------
  * Every misuse (a shape mismatch, a bad argument) goes through tg_error.
