@@ -34,8 +34,8 @@ static void pointwise_step(tg_cell *c, tg_tensor *x, tg_tensor *const *s,
     next[0] = tg_mul(out, tg_tanh(next[1]));
 }
 
-static const tg_cell_type pointwise = {"pointwise_lstm", 2, 0, NULL,
-                                       pointwise_step};
+static const tg_cell_type pointwise = {
+    "pointwise_lstm", .nstate = 2, .gates = 0, .step = pointwise_step};
 
 /* the hand-written loop: x [T, B, 4H] -> h, c [T, B, H] */
 static void loop(const tg_real *x, tg_real *h, tg_real *c, int T, int B,

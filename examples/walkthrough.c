@@ -505,7 +505,7 @@ static void sec_fused(void)
     tg_rnn_out out;
     tg_rnn_forward(r, x, NULL, true, NULL, &out);
     printf("the program (tg_prog_print):\n");
-    tg_prog_print(r->layers[0]->prog, stdout);
+    tg_prog_print(r->layers[0]->prog[0], stdout);
     printf("\nthe tape of two steps (tg_tape_print):\n");
     tg_tape_print(stdout);
     tg_real h_fused[NH];

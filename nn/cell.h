@@ -50,6 +50,9 @@ extern "C" {
 
 /* Most tensors a cell's state may have. */
 #define TG_CELL_MAX_STATE 4
+/* Compiled steps a cell keeps, one per batch size (training, evaluation,
+ * the last short batch, ...). */
+#define TG_CELL_PROGS 4
 
 typedef struct tg_cell tg_cell;
 
@@ -63,6 +66,16 @@ typedef struct tg_cell_type {
      * [B, H]; writes next[0..nstate-1], each [B, H]. */
     void (*step)(tg_cell *c, tg_tensor *xp, tg_tensor *const *state,
                  tg_tensor **next);
+    /* Optional: the size of a block the cell keeps at c->user (zeroed by
+     * tg_cell_new before init, freed by tg_cell_free) for what its step
+     * reads besides its inputs and parameters - a scale, a schedule, a
+     * mask tensor (by pointer). A compiled step (ops/fuse.h) compares the
+     * block with what it was when traced before every step and traces
+     * again when a byte changed, so a change is never missed: write the
+     * values there, not in globals (those are baked in when traced). A
+     * cell whose c->user is set by hand with no user_size is run as
+     * written, never compiled. */
+    size_t user_size;
 } tg_cell_type;
 
 struct tg_cell {
@@ -71,9 +84,11 @@ struct tg_cell {
     tg_params params; /* owns every parameter, by name */
     /* the standard parameters (NULL when gates == 0) */
     tg_tensor *weight_ih, *weight_hh, *bias_ih, *bias_hh;
-    void *user; /* free for a custom cell's use */
-    tg_prog *prog; /* the step compiled by the sequence layer (ops/fuse.h);
-                      owned here, made on first use */
+    void *user; /* for a custom cell's use: see user_size */
+    /* the step compiled by the sequence layer (ops/fuse.h), one program
+     * per input layout (batch size) in use, the last used first; owned
+     * here, made on first use (NULL: none yet) */
+    tg_prog *prog[TG_CELL_PROGS];
 };
 
 /* A cell with its parameters initialised from rng (NULL: global). NULL

@@ -60,10 +60,14 @@ static void gru_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
     next[0] = tg_add(n, tg_mul(z, tg_sub(h, n)));
 }
 
-const tg_cell_type tg_rnn_tanh_cell = {"rnn_tanh", 1, 1, NULL, rnn_tanh_step};
-const tg_cell_type tg_rnn_relu_cell = {"rnn_relu", 1, 1, NULL, rnn_relu_step};
-const tg_cell_type tg_lstm_cell = {"lstm", 2, 4, NULL, lstm_step};
-const tg_cell_type tg_gru_cell = {"gru", 1, 3, NULL, gru_step};
+const tg_cell_type tg_rnn_tanh_cell = {
+    "rnn_tanh", .nstate = 1, .gates = 1, .step = rnn_tanh_step};
+const tg_cell_type tg_rnn_relu_cell = {
+    "rnn_relu", .nstate = 1, .gates = 1, .step = rnn_relu_step};
+const tg_cell_type tg_lstm_cell = {
+    "lstm", .nstate = 2, .gates = 4, .step = lstm_step};
+const tg_cell_type tg_gru_cell = {
+    "gru", .nstate = 1, .gates = 3, .step = gru_step};
 
 /* ---- making cells -------------------------------------------------------- */
 
@@ -97,6 +101,8 @@ tg_cell *tg_cell_new(const tg_cell_type *type, int input_size, int hidden_size,
     c->type = type;
     c->input_size = input_size;
     c->hidden_size = hidden_size;
+    if (type->user_size)
+        c->user = tg_xcalloc(1, type->user_size);
     int64_t G = type->gates, H = hidden_size, I = input_size;
     if (G > 0) {
         /* the order of PyTorch's named_parameters(), and its init order */
@@ -117,7 +123,10 @@ void tg_cell_free(tg_cell *c)
     if (!c)
         return;
     tg_params_free(&c->params);
-    tg_prog_free(c->prog);
+    for (int k = 0; k < TG_CELL_PROGS; k++)
+        tg_prog_free(c->prog[k]);
+    if (c->type->user_size)
+        free(c->user);
     free(c);
 }
 

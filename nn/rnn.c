@@ -52,48 +52,106 @@ void tg_rnn_free(tg_rnn *r)
     free(r);
 }
 
-/* the cell's step as a tg_step_fn: in = {xp_t, state...}, out = next */
+/* The cell's step as a tg_step_fn: in = {xp_t, state...}, out = next,
+ * each output checked to be [B, H]: a step that returns another shape
+ * (a mean over the batch, [1, H], would broadcast silently later) fails
+ * here, on both paths, before anything is compiled from it. */
+typedef struct step_ctx {
+    tg_cell *c;
+    int layer;
+    int64_t t, B;
+} step_ctx;
+
 static void cell_step(void *ctx, tg_tensor *const *in, tg_tensor **out)
 {
-    tg_cell *c = ctx;
+    const step_ctx *s = ctx;
+    tg_cell *c = s->c;
     c->type->step(c, in[0], in + 1, out);
+    int64_t H = c->hidden_size;
+    for (int k = 0; k < c->type->nstate; k++) {
+        const tg_tensor *o = out[k];
+        if (!o || (o->ndim == 2 && o->shape[0] == s->B && o->shape[1] == H))
+            continue;
+        char sh[96];
+        tg_error(c->type->name, "the step of cell type '%s' made next[%d] of "
+                 "shape %s at layer %d, time step %lld; expected [%lld, %lld] "
+                 "(batch, hidden)", c->type->name, k,
+                 tg_shape_str(o, sh, sizeof sh), s->layer, (long long)s->t,
+                 (long long)s->B, (long long)H);
+        for (int j = 0; j < c->type->nstate; j++)
+            out[j] = NULL;
+        return;
+    }
+}
+
+/* The program of c that fits in[] (moved to the front of c->prog), or
+ * NULL */
+static tg_prog *cached(tg_cell *c, int nin, tg_tensor *const *in)
+{
+    for (int k = 0; k < TG_CELL_PROGS; k++) {
+        tg_prog *p = c->prog[k];
+        if (!p || !tg_prog_fits(p, nin, in))
+            continue;
+        memmove(c->prog + 1, c->prog, (size_t)k * sizeof *c->prog);
+        c->prog[0] = p;
+        return p;
+    }
+    return NULL;
 }
 
 /* One step of layer cell c: through its compiled program when fusion is
- * on (tracing it first, or again when the inputs' layout changed), else
- * as written. *begun: the program's per-sequence part has run. */
+ * on - the cached one for this batch size, if its guards hold
+ * (ops/fuse.h), else traced now - or as written. *begun: the program
+ * whose per-sequence part has run. */
 static void run_step(tg_cell *c, tg_tensor *const *in, int ns,
-                     tg_tensor **next, bool *begun, int64_t t)
+                     tg_tensor **next, tg_prog **begun, int layer, int64_t t)
 {
+    step_ctx ctx = {c, layer, t, in[1]->shape[0]};
     if (!tg_fusion_enabled()) {
-        c->type->step(c, in[0], in + 1, next);
+        cell_step(&ctx, in, next);
         return;
     }
-    bool fits = c->prog && tg_prog_fits(c->prog, 1 + ns, in);
-    if (!fits) { /* trace: this step runs as written while it is watched */
-        tg_prog_free(c->prog);
+    /* the user block: none, declared, or set by hand (size unknown) */
+    tg_prog_env env = {c->user, c->user ? c->type->user_size : 0};
+    tg_prog *p = cached(c, 1 + ns, in);
+    const char *failed = p ? tg_prog_check(p, 1 + ns, in, &env) : NULL;
+    if (!p || failed) { /* trace: this step runs as written, watched */
+        char why[1024] = "";
+        if (failed) { /* this program is stale: it goes */
+            snprintf(why, sizeof why, "%straced again at layer %d, time "
+                     "step %lld: %s", tg_prog_ok(p) ? tg_prog_why(p) : "",
+                     layer, (long long)t, failed);
+            tg_prog_free(p);
+            memmove(c->prog, c->prog + 1,
+                    (TG_CELL_PROGS - 1) * sizeof *c->prog);
+            c->prog[TG_CELL_PROGS - 1] = NULL;
+        }
+        tg_prog_free(c->prog[TG_CELL_PROGS - 1]); /* the least recent */
+        memmove(c->prog + 1, c->prog, (TG_CELL_PROGS - 1) * sizeof *c->prog);
         /* the slice of the layer's own input projection is given away:
          * nothing reads it after the step (not so for gates == 0, where
          * it is the caller's x) */
-        c->prog = tg_prog_trace(cell_step, c, 1 + ns, in, ns, next,
-                                c->type->gates > 0 ? 1u : 0u);
-        *begun = false;
-        if (!tg_prog_ok(c->prog))
+        p = c->prog[0] = tg_prog_trace(cell_step, &ctx, 1 + ns, in, ns, next,
+                                       c->type->gates > 0 ? 1u : 0u, &env);
+        if (why[0])
+            tg_prog_note(p, "%s", why);
+        *begun = NULL;
+        if (!tg_prog_ok(p))
             return; /* next[] computed as written, or NULL: failed */
     }
-    if (!tg_prog_ok(c->prog)) { /* cannot be compiled: as written */
-        c->type->step(c, in[0], in + 1, next);
+    if (!tg_prog_ok(p)) { /* cannot be compiled: as written */
+        cell_step(&ctx, in, next);
         return;
     }
-    if (!*begun) { /* once per sequence: tagged with no time step */
+    if (*begun != p) { /* once per sequence: tagged with no time step */
         tg_tape_set_step(-1);
-        int rc = tg_prog_begin(c->prog);
+        int rc = tg_prog_begin(p);
         tg_tape_set_step(t);
         if (rc < 0)
             return;
-        *begun = true;
+        *begun = p;
     }
-    tg_prog_run(c->prog, in, next);
+    tg_prog_run(p, in, next);
 }
 
 /* After layer l's step t: true if it failed - an error was reported
@@ -173,7 +231,7 @@ int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
         for (int k = 0; k < ns; k++)
             st[k] = state0 ? tg_select(state0[k], 0, l)
                            : tg_zeros(TG_SHAPE(B, H));
-        bool begun = false;
+        tg_prog *begun = NULL;
         for (int64_t t = 0; t < T; t++) {
             tg_threads_checkpoint(); /* fewer threads on a busy machine */
             tg_tape_set_step(t);
@@ -181,7 +239,7 @@ int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
             tg_tensor *in[1 + TG_CELL_MAX_STATE] = {tg_select(xp, 0, t)};
             memcpy(in + 1, st, (size_t)ns * sizeof *st);
             unsigned long errors = tg_error_count();
-            run_step(c, in, ns, next, &begun, t);
+            run_step(c, in, ns, next, &begun, l, t);
             if (step_failed(c, next, ns, errors, l, t))
                 return -1;
             memcpy(st, next, (size_t)ns * sizeof *st);

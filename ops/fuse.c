@@ -20,6 +20,7 @@
 #include "ops/fuse_internal.h"
 #include "tensor/ds.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,20 +55,39 @@ bool tg_fuse_same_layout(const tg_tensor *a, const tg_tensor *b)
 
 tg_prog *tg_prog_trace(tg_step_fn step, void *ctx, int nin,
                        tg_tensor *const *in, int nout, tg_tensor **out,
-                       unsigned donate)
+                       unsigned donate, const tg_prog_env *env)
 {
     tg_prog *p = tg_xcalloc(1, sizeof *p);
     p->ok = true;
+    p->refs = 1;
     p->donate = donate;
     p->nin = nin;
     p->nout = nout;
+    p->since = tg_next_id();
+    p->in_layout = tg_xcalloc((size_t)(nin ? nin : 1), sizeof *p->in_layout);
+    for (int k = 0; k < nin; k++)
+        if (in[k])
+            p->in_layout[k] = *in[k];
+    if (env && env->block) {
+        /* the bytes as the step will read them (fuse.h, "Guards") */
+        p->block_at = env->block;
+        p->block_size = env->size;
+        p->block = tg_xmalloc(env->size ? env->size : 1);
+        memcpy(p->block, env->block, env->size);
+        if (!env->size)
+            tg_fuse_fail(p, "the step reads a state block of undeclared size "
+                            "(a cell's user pointer, but its type has no "
+                            "user_size): values read there could change "
+                            "unseen, so it runs as written. Declare "
+                            "user_size (nn/cell.h) to compile it");
+    }
     tg_tape_mark mark = tg_tape_mark_get();
     int64_t first = tg_tape_trace_begin();
     step(ctx, in, out);
     bool ran = true;
     for (int k = 0; k < nout; k++)
         ran &= out[k] != NULL;
-    if (ran)
+    if (ran && p->ok)
         tg_fuse_build(p, first, in, out);
     tg_tape_trace_end(first, true);
     if (!ran) {
@@ -85,16 +105,120 @@ tg_prog *tg_prog_trace(tg_step_fn step, void *ctx, int nin,
 }
 
 bool tg_prog_ok(const tg_prog *p) { return p && p->ok; }
-const char *tg_prog_why(const tg_prog *p) { return p ? p->why : ""; }
+const char *tg_prog_why(const tg_prog *p)
+{
+    return !p ? "" : p->ok ? p->log : p->why;
+}
+
+void tg_prog_note(tg_prog *p, const char *fmt, ...)
+{
+    if (!p)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    /* newest last; when full, the oldest lines go */
+    size_t cap = sizeof p->log, n = strlen(p->log), add = strlen(line) + 1;
+    if (add >= cap)
+        add = cap - 1, line[cap - 2] = 0;
+    while (n + add >= cap) {
+        char *nl = strchr(p->log, '\n');
+        if (!nl) {
+            n = 0;
+            break;
+        }
+        memmove(p->log, nl + 1, strlen(nl + 1) + 1);
+        n = strlen(p->log);
+    }
+    snprintf(p->log + n, cap - n, "%s%s", line, "\n");
+}
 
 bool tg_prog_fits(const tg_prog *p, int nin, tg_tensor *const *in)
 {
     if (!p || nin != p->nin)
         return false;
     for (int k = 0; k < nin; k++) /* value k is input k */
-        if (!in[k] || !tg_fuse_same_layout(&p->vals[k].layout, in[k]))
+        if (!in[k] || !tg_fuse_same_layout(&p->in_layout[k], in[k]))
             return false;
     return true;
+}
+
+/* "[3, 5] (strides 5, 1)" */
+static const char *layout_str(const tg_tensor *t, char *buf, size_t cap)
+{
+    char sh[96];
+    int n = snprintf(buf, cap, "%s (strides", tg_shape_str(t, sh, sizeof sh));
+    for (int d = 0; d < t->ndim && n > 0 && (size_t)n < cap; d++)
+        n += snprintf(buf + n, cap - (size_t)n, "%s %lld", d ? "," : "",
+                      (long long)t->stride[d]);
+    if (n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, ")");
+    return buf;
+}
+
+static const char *failed(tg_prog *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static const char *failed(tg_prog *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->failed, sizeof p->failed, fmt, ap);
+    va_end(ap);
+    return p->failed;
+}
+
+const char *tg_prog_check(tg_prog *p, int nin, tg_tensor *const *in,
+                          const tg_prog_env *env)
+{
+    char s1[96], s2[96];
+    if (nin != p->nin)
+        return failed(p, "%d inputs; traced with %d", nin, p->nin);
+    for (int k = 0; k < nin; k++)
+        if (!in[k] || !tg_fuse_same_layout(&p->in_layout[k], in[k]))
+            return failed(p, "input %d is %s, traced as %s", k,
+                          in[k] ? layout_str(in[k], s1, sizeof s1) : "NULL",
+                          layout_str(&p->in_layout[k], s2, sizeof s2));
+    /* the state block before anything read through it */
+    const void *at = env ? env->block : NULL;
+    size_t size = env && env->block ? env->size : 0;
+    if (at != p->block_at || size != p->block_size)
+        return failed(p, "the user block moved or changed size (%zu bytes "
+                      "at %p, traced: %zu at %p)", size, at, p->block_size,
+                      p->block_at);
+    if (size && memcmp(at, p->block, size)) {
+        size_t i = 0;
+        while (((const unsigned char *)at)[i] == p->block[i])
+            i++;
+        return failed(p, "the user block changed (byte %zu of %zu first)", i,
+                      size);
+    }
+    if (!p->ok)
+        return NULL;
+    for (int64_t i = 0; i < arrlen(p->caps); i++)
+        if (p->caps[i].t->id != p->caps[i].id)
+            return failed(p, "captured tensor t%u is gone (another tensor, "
+                          "t%u, is at its address)", p->caps[i].id,
+                          p->caps[i].t->id);
+    return NULL;
+}
+
+/* the tape's reference (tg_tape_hold) */
+static void release(void *obj)
+{
+    tg_prog *p = obj;
+    p->held = false;
+    tg_prog_free(p);
+}
+
+static void hold(tg_prog *p)
+{
+    if (p->held || !tg_is_grad_enabled())
+        return; /* nothing recorded without grad */
+    p->held = true;
+    p->refs++;
+    tg_tape_hold(release, p);
 }
 
 /* ==== 4. running ====================================================== */
@@ -148,6 +272,9 @@ static int run_code(tg_prog *p, const pins *code)
 
 int tg_prog_begin(tg_prog *p)
 {
+    hold(p);
+    for (int64_t i = 0; i < arrlen(p->caps); i++)
+        p->caps[i].version = tg_version(p->caps[i].t);
     for (int64_t i = 0; i < arrlen(p->vals); i++)
         p->env[i] = p->vals[i].kind == PV_LEAF ? p->vals[i].leaf : NULL;
     return run_code(p, p->pre);
@@ -155,6 +282,24 @@ int tg_prog_begin(tg_prog *p)
 
 int tg_prog_run(tg_prog *p, tg_tensor *const *in, tg_tensor **out)
 {
+    hold(p);
+    /* a captured tensor written in place during the sequence: what was
+     * computed from it once per sequence is computed again */
+    for (int64_t i = 0; i < arrlen(p->caps); i++) {
+        const pcapture *c = &p->caps[i];
+        if (tg_version(c->t) == c->version)
+            continue;
+        tg_prog_note(p, "captured tensor t%u changed in place (version %u, "
+                     "was %u): step-invariant part run again", c->id,
+                     tg_version(c->t), c->version);
+        int64_t step = tg_tape_step();
+        tg_tape_set_step(-1);
+        int rc = tg_prog_begin(p);
+        tg_tape_set_step(step);
+        if (rc < 0)
+            return -1;
+        break;
+    }
     for (int k = 0; k < p->nin; k++) /* value k is input k */
         p->env[k] = in[k];
     if (run_code(p, p->body) < 0)
@@ -204,7 +349,7 @@ void tg_prog_print(const tg_prog *p, FILE *f)
 
 void tg_prog_free(tg_prog *p)
 {
-    if (!p)
+    if (!p || --p->refs > 0)
         return;
     for (int64_t i = 0; i < arrlen(p->vals); i++)
         if (p->vals[i].own_leaf)
@@ -225,6 +370,9 @@ void tg_prog_free(tg_prog *p)
     arrfree(p->pre);
     arrfree(p->body);
     arrfree(p->out_val);
+    arrfree(p->caps);
+    free(p->in_layout);
+    free(p->block);
     free(p->env);
     free(p);
 }

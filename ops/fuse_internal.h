@@ -99,10 +99,29 @@ typedef struct pins {
     int kind, index; /* node or group */
 } pins;
 
+/* A tensor captured from outside the step (fuse.h, "Guards"): read
+ * through its address while its id says it is still the same tensor;
+ * version: tg_version when the sequence began. */
+typedef struct pcapture {
+    tg_tensor *t;
+    uint32_t id, version;
+} pcapture;
+
 /* vals[k] for k < nin are the step's inputs, in order (made first) */
 struct tg_prog {
     bool ok;
-    char why[256];
+    char why[512];
+    int refs;            /* the owner's, and the tape's while held         */
+    bool held;           /* the tape holds a reference (tg_tape_hold)      */
+    /* guards */
+    const void *block_at; /* the state block: address, size, bytes when   */
+    size_t block_size;    /* traced (block_at NULL: none)                 */
+    unsigned char *block;
+    uint32_t since;      /* tg_next_id() when tracing began               */
+    tg_tensor *in_layout; /* nin: the inputs' layouts as traced          */
+    pcapture *caps;      /* stb_ds array                                   */
+    char log[1024];      /* guard failures that led here (tg_prog_why)     */
+    char failed[320];    /* tg_prog_check's last answer                    */
     int nin, nout;
     unsigned donate;     /* inputs whose numbers the program may overwrite */
     pval *vals;          /* stb_ds arrays */
@@ -126,6 +145,9 @@ bool tg_fuse_view_follows(const tg_prog *p, const pnode *n);
 /* ops/fuse_plan.c: the program from the traced entries first.. */
 bool tg_fuse_build(tg_prog *p, int64_t first, tg_tensor *const *in,
                    tg_tensor **out);
+/* ops/fuse_plan.c: marks p as not compiled, why (the first reason wins) */
+void tg_fuse_fail(tg_prog *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* ops/fuse.c: same shapes, and same strides where a size exceeds 1 */
 bool tg_fuse_same_layout(const tg_tensor *a, const tg_tensor *b);
 

@@ -31,9 +31,7 @@ static int new_val(tg_prog *p, int kind, int index, const tg_tensor *t)
     return (int)arrlen(p->vals) - 1;
 }
 
-static void fail(tg_prog *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void fail(tg_prog *p, const char *fmt, ...)
+void tg_fuse_fail(tg_prog *p, const char *fmt, ...)
 {
     if (!p->ok)
         return;
@@ -43,7 +41,6 @@ static void fail(tg_prog *p, const char *fmt, ...)
     vsnprintf(p->why, sizeof p->why, fmt, ap);
     va_end(ap);
 }
-
 /* Splits nodes into groups and replays, in trace order (see fuse.h). */
 static void schedule(tg_prog *p, const int *list, int nlist, pins **code)
 {
@@ -173,6 +170,13 @@ static void replay_layouts(tg_prog *p, const pins *code)
             continue;
         pnode *n = &p->nodes[code[i].index];
         tg_tensor *y = &p->vals[n->out].layout;
+        if (n->e.op == &tg_prepare_op) {
+            /* a prepared weight shares its input's numbers and layout (a
+             * column slice of a parameter stays strided) */
+            memcpy(y->stride, p->vals[n->in[0]].layout.stride,
+                   sizeof y->stride);
+            continue;
+        }
         if (!(n->e.op->flags & TG_OP_VIEW)) {
             contiguous_layout(y);
             continue;
@@ -183,7 +187,7 @@ static void replay_layouts(tg_prog *p, const pins *code)
         } else if (is_contiguous_layout(x)) {
             memcpy(y->stride, &n->e.iarg[1], sizeof(int64_t) * (size_t)y->ndim);
         } else {
-            fail(p, "a view ('%s') of a fused group's output cannot be "
+            tg_fuse_fail(p, "a view ('%s') of a fused group's output cannot be "
                     "replayed", n->e.op->name);
         }
     }
@@ -340,6 +344,19 @@ static void accumulate_into(tg_prog *p)
     free(uses);
 }
 
+/* t's address is one of the pointers in the state block (as traced) */
+static bool in_block(const tg_prog *p, const tg_tensor *t)
+{
+    for (size_t o = 0; p->block && o + sizeof t <= p->block_size;
+         o += _Alignof(tg_tensor *)) {
+        const tg_tensor *q;
+        memcpy(&q, p->block + o, sizeof q);
+        if (q == t)
+            return true;
+    }
+    return false;
+}
+
 bool tg_fuse_build(tg_prog *p, int64_t first, tg_tensor *const *in,
                    tg_tensor **out)
 {
@@ -350,11 +367,11 @@ bool tg_fuse_build(tg_prog *p, int64_t first, tg_tensor *const *in,
     for (int64_t i = first; i < end && p->ok; i++) {
         const tg_entry *e = tg_tape_entry(i);
         if (e->nout != 1) {
-            fail(p, "a step op has several outputs (%s)", e->op->name);
+            tg_fuse_fail(p, "a step op has several outputs (%s)", e->op->name);
             break;
         }
         if (!e->op->ew && !e->op->replay) {
-            fail(p, "op '%s' cannot be replayed (it draws random numbers or "
+            tg_fuse_fail(p, "op '%s' cannot be replayed (it draws random numbers or "
                     "reads data outside its inputs)", e->op->name);
             break;
         }
@@ -379,15 +396,31 @@ bool tg_fuse_build(tg_prog *p, int64_t first, tg_tensor *const *in,
             } else {
                 if (!(t->flags & TG_PERSISTENT) &&
                     (t->entry >= 0 || (t->flags & TG_REQUIRES_GRAD))) {
-                    fail(p, "op '%s' reads a tensor computed outside the step "
+                    tg_fuse_fail(p, "op '%s' reads a tensor computed outside the step "
                             "that is not one of its inputs", e->op->name);
+                    break;
+                }
+                bool in_step = tg_made_since(t, p->since);
+                if (!in_step && !(t->flags & TG_PERSISTENT) &&
+                    !in_block(p, t)) {
+                    char sh[96];
+                    tg_fuse_fail(p, "op '%s' reads t%u %s, a temporary made "
+                                 "before the step that is not one of its "
+                                 "inputs nor held in the cell's user block: a "
+                                 "compiled step could not see it replaced, so "
+                                 "it runs as written. Keep it in the user "
+                                 "block (nn/cell.h, user_size) to compile it",
+                                 e->op->name, t->id,
+                                 tg_shape_str(t, sh, sizeof sh));
                     break;
                 }
                 v = new_val(p, PV_LEAF, -1, t);
                 pval *pv = &p->vals[v];
-                if (t->flags & TG_PERSISTENT) {
+                if (!in_step) { /* read live, guarded (fuse.h) */
                     pv->leaf = t;
-                } else { /* a constant made in (or before) the step */
+                    pcapture c = {t, t->id, tg_version(t)};
+                    arrput(p->caps, c);
+                } else { /* a constant made in the step: the program's */
                     pv->leaf = tg_tensor_new(t->ndim, t->shape);
                     tg_copy_(pv->leaf, t);
                     pv->own_leaf = true;
@@ -408,7 +441,7 @@ bool tg_fuse_build(tg_prog *p, int64_t first, tg_tensor *const *in,
     for (int k = 0; k < p->nout && p->ok; k++) {
         ptrdiff_t at = hmgeti(map, out[k]);
         if (at < 0) {
-            fail(p, "%s", "a step output is not computed from the step's "
+            tg_fuse_fail(p, "%s", "a step output is not computed from the step's "
                           "inputs or parameters");
             break;
         }

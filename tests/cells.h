@@ -33,7 +33,8 @@ static void zoo_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
     tg_tensor *a = tg_slice(xp, 1, 0, H, 1), *b = tg_slice(xp, 1, 1, H + 1, 1);
     next[0] = tg_tanh(tg_add(z, tg_mul(a, b)));
 }
-static const tg_cell_type zoo = {"zoo", 1, 3, zoo_init, zoo_step};
+static const tg_cell_type zoo = {
+    "zoo", .nstate = 1, .gates = 3, .init = zoo_init, .step = zoo_step};
 
 /* weights sliced inside the step (hoisted out of the loop when compiled),
  * a transpose, and a state passed through unchanged */
@@ -49,6 +50,7 @@ static void sliced_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
     next[0] = tg_add(tg_mul(f, n), tg_mul(tg_add_scalar(tg_neg(f), 1), s[0]));
     next[1] = s[1];
 }
-static const tg_cell_type sliced = {"sliced", 2, 2, NULL, sliced_step};
+static const tg_cell_type sliced = {
+    "sliced", .nstate = 2, .gates = 2, .step = sliced_step};
 
 #endif

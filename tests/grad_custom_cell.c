@@ -33,8 +33,9 @@ static void peephole_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
     next[0] = tg_mul(o, tg_tanh(next[1]));
 }
 
-static const tg_cell_type peephole = {"peephole_lstm", 2, 4, peephole_init,
-                                      peephole_step};
+static const tg_cell_type peephole = {
+    "peephole_lstm", .nstate = 2, .gates = 4, .init = peephole_init,
+    .step = peephole_step};
 
 /* ---- a minimal gated unit (Zhou et al. 2016) ------------------------ */
 /* f = s(x_f + h W_hf^T + b_hf);  n = tanh(x_n + (f h) W_hn^T + b_hn)
@@ -51,7 +52,8 @@ static void mgu_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
     next[0] = tg_add(h, tg_mul(f, tg_sub(n, h)));
 }
 
-static const tg_cell_type mgu = {"mgu", 1, 2, NULL, mgu_step};
+static const tg_cell_type mgu = {
+    "mgu", .nstate = 1, .gates = 2, .step = mgu_step};
 
 /* ---- an Elman cell with parameters of its own (gates = 0) ------------ */
 static int elman_init(tg_cell *c, tg_rng *rng)
@@ -72,7 +74,8 @@ static void elman_step(tg_cell *c, tg_tensor *x, tg_tensor *const *s,
     next[0] = tg_tanh(tg_add(a, tg_cell_param(c, "b")));
 }
 
-static const tg_cell_type elman = {"elman", 1, 0, elman_init, elman_step};
+static const tg_cell_type elman = {
+    "elman", .nstate = 1, .gates = 0, .init = elman_init, .step = elman_step};
 
 /* ---- checks ------------------------------------------------------------ */
 typedef struct seq_case {
@@ -129,7 +132,8 @@ START_TEST(custom_names_and_registry)
     ck_assert_ptr_eq(tg_cell_type_find("mgu"), &mgu);
     ck_assert_int_eq(tg_cell_type_register(&mgu), 0); /* again: fine */
     tgt_capture_errors();
-    static const tg_cell_type other = {"mgu", 1, 2, NULL, mgu_step};
+    static const tg_cell_type other = {
+        "mgu", .nstate = 1, .gates = 2, .step = mgu_step};
     ck_assert_int_eq(tg_cell_type_register(&other), -1);
     tgt_expect_error("already");
 }

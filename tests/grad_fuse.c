@@ -30,7 +30,8 @@ static void hard_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
     tg_tensor *mask = tg_step_ste(g[0]);
     next[0] = tg_add(h, tg_mul(mask, tg_sub(tg_tanh(g[1]), h)));
 }
-static const tg_cell_type hard = {"hard", 1, 2, NULL, hard_step};
+static const tg_cell_type hard = {
+    "hard", .nstate = 1, .gates = 2, .step = hard_step};
 
 
 /* dropout inside the step: draws random numbers, so never compiled */
@@ -40,7 +41,8 @@ static void noisy_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
     tg_tensor *a = tg_add(xp, tg_linear(s[0], c->weight_hh, c->bias_hh));
     next[0] = tg_tanh(tg_dropout(a, 0.5, true, NULL));
 }
-static const tg_cell_type noisy = {"noisy", 1, 1, NULL, noisy_step};
+static const tg_cell_type noisy = {
+    "noisy", .nstate = 1, .gates = 1, .step = noisy_step};
 
 /* ---- one forward and backward ------------------------------------------ */
 typedef struct run {
@@ -130,15 +132,15 @@ static bool compare(const tg_cell_type *type, int I, int H, int L, int T, int B)
     tg_rnn *r = tg_rnn_new(type, I, H, L, 0.0, &rng);
     ck_assert_ptr_nonnull(r);
     run plain = one_run(r, T, B, false);
-    ck_assert_ptr_null(r->layers[0]->prog); /* fusion off: never traced */
+    ck_assert_ptr_null(r->layers[0]->prog[0]); /* fusion off: never traced */
     run fused = one_run(r, T, B, true);
-    bool compiled = tg_prog_ok(r->layers[0]->prog);
+    bool compiled = tg_prog_ok(r->layers[0]->prog[0]);
     double dy = max_rel(fused.y, plain.y, plain.ny);
     double ds = max_rel(fused.state, plain.state, plain.nstate);
     double dg = max_rel(fused.grads, plain.grads, plain.ngrads);
     printf("fused vs unfused %-8s I=%d H=%d L=%d T=%d B=%d: %s; y %.1e, "
            "state %.1e, gradients %.1e\n", type->name, I, H, L, T, B,
-           compiled ? "compiled" : tg_prog_why(r->layers[0]->prog), dy, ds,
+           compiled ? "compiled" : tg_prog_why(r->layers[0]->prog[0]), dy, ds,
            dg);
     ck_assert_msg(dy <= 1e-13 && ds <= 1e-13, "%s: fused outputs differ "
                   "(%g, %g)", type->name, dy, ds);
@@ -204,8 +206,8 @@ static void gradcheck_cell(const tg_cell_type *type, int L)
     tg_gradcheck_result r;
     int rc = tg_gradcheck(seq_fn, &c, n, in, TGT_EPS, TGT_TOL, &r);
     tg_gradcheck_print(stdout, type->name, &r, TGT_TOL);
-    ck_assert_msg(tg_prog_ok(c.rnn->layers[0]->prog), "%s was not compiled: %s",
-                  type->name, tg_prog_why(c.rnn->layers[0]->prog));
+    ck_assert_msg(tg_prog_ok(c.rnn->layers[0]->prog[0]), "%s was not compiled: %s",
+                  type->name, tg_prog_why(c.rnn->layers[0]->prog[0]));
     ck_assert_msg(rc == 0, "%s: max err %g", type->name, r.max_err);
     tg_rnn_free(c.rnn);
 }
@@ -247,7 +249,7 @@ START_TEST(program_structure)
         ck_assert_int_eq(per_step[t], 3);
     char buf[4096];
     FILE *f = fmemopen(buf, sizeof buf, "w");
-    tg_prog_print(r->layers[0]->prog, f);
+    tg_prog_print(r->layers[0]->prog[0], f);
     fclose(f);
     ck_assert_msg(strstr(buf, "once per sequence:\n  prepare"), "%s", buf);
     ck_assert_msg(strstr(buf, "every step:\n  linear_into"), "%s", buf);
@@ -258,7 +260,7 @@ START_TEST(program_structure)
     r = tg_rnn_new(&sliced, 3, 8, 1, 0.0, NULL);
     ck_assert_int_eq(tg_rnn_forward(r, x, NULL, true, NULL, &out), 0);
     f = fmemopen(buf, sizeof buf, "w");
-    tg_prog_print(r->layers[0]->prog, f);
+    tg_prog_print(r->layers[0]->prog[0], f);
     fclose(f);
     ck_assert_msg(strstr(buf, "once per sequence:\n  chunk"), "%s", buf);
     tg_rnn_free(r);
@@ -266,8 +268,8 @@ START_TEST(program_structure)
     /* a step with dropout is not compiled, and says why */
     r = tg_rnn_new(&noisy, 3, 8, 1, 0.0, NULL);
     ck_assert_int_eq(tg_rnn_forward(r, x, NULL, true, NULL, &out), 0);
-    ck_assert(!tg_prog_ok(r->layers[0]->prog));
-    ck_assert(strstr(tg_prog_why(r->layers[0]->prog), "dropout"));
+    ck_assert(!tg_prog_ok(r->layers[0]->prog[0]));
+    ck_assert(strstr(tg_prog_why(r->layers[0]->prog[0]), "dropout"));
     tg_rnn_free(r);
 }
 END_TEST
@@ -284,7 +286,7 @@ static void lstm_run(int threads, tg_real **y, tg_real **g, int64_t *ny,
     tg_tensor *x = tgt_leaf(TG_SHAPE(3, 64, 16), 1, -1, 1);
     tg_rnn_out out;
     ck_assert_int_eq(tg_rnn_forward(r, x, NULL, true, NULL, &out), 0);
-    ck_assert(tg_prog_ok(r->layers[0]->prog));
+    ck_assert(tg_prog_ok(r->layers[0]->prog[0]));
     tg_tensor *R = tgt_leaf(TG_SHAPE(3, 64, 512), 2, -1, 1);
     ck_assert_int_eq(tg_backward(tg_sum(tg_mul(out.y, R))), 0);
     copy_out(y, ny, out.y);

@@ -49,7 +49,9 @@ static tg_tensor *input(int T, int B, int I)
 START_TEST(cell_param_names_type_and_parameter)
 {
     tgt_capture_errors();
-    static const tg_cell_type peep = {"peep", 1, 1, peep_init, forgetful_step};
+    static const tg_cell_type peep = {
+        "peep", .nstate = 1, .gates = 1, .init = peep_init,
+        .step = forgetful_step};
     tg_cell *c = tg_cell_new(&peep, 3, 4, NULL);
     ck_assert_ptr_nonnull(tg_cell_param(c, "w_ci"));
     ck_assert_int_eq(tgt_errors, 0);
@@ -62,7 +64,9 @@ END_TEST
 START_TEST(typo_in_a_multiplied_term)
 {
     tgt_capture_errors();
-    static const tg_cell_type t = {"typo_mul", 1, 1, peep_init, typo_mul_step};
+    static const tg_cell_type t = {
+        "typo_mul", .nstate = 1, .gates = 1, .init = peep_init,
+        .step = typo_mul_step};
     for (int fuse = 0; fuse < 2; fuse++) {
         tg_set_fusion(fuse);
         tg_rnn *r = tg_rnn_new(&t, 3, 4, 2, 0.0, NULL);
@@ -80,7 +84,8 @@ END_TEST
 START_TEST(typo_in_a_bias_is_not_dropped_silently)
 {
     tgt_capture_errors();
-    static const tg_cell_type t = {"typo_bias", 1, 1, NULL, typo_bias_step};
+    static const tg_cell_type t = {
+        "typo_bias", .nstate = 1, .gates = 1, .step = typo_bias_step};
     for (int fuse = 0; fuse < 2; fuse++) {
         tg_set_fusion(fuse);
         tg_rnn *r = tg_rnn_new(&t, 3, 4, 1, 0.0, NULL);
@@ -98,7 +103,8 @@ END_TEST
 START_TEST(step_that_leaves_an_output_unset)
 {
     tgt_capture_errors();
-    static const tg_cell_type t = {"forgetful", 2, 1, NULL, forgetful_step};
+    static const tg_cell_type t = {
+        "forgetful", .nstate = 2, .gates = 1, .step = forgetful_step};
     for (int fuse = 0; fuse < 2; fuse++) {
         tg_set_fusion(fuse);
         tg_rnn *r = tg_rnn_new(&t, 3, 4, 1, 0.0, NULL);

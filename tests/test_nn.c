@@ -53,7 +53,8 @@ START_TEST(shape_errors)
     tgt_expect_error("rnn_new", "0 layers");
     ck_assert_ptr_null(tg_cell_new(&tg_lstm_cell, 0, 4, NULL));
     tgt_expect_error("cell_new", "positive");
-    static const tg_cell_type broken = {"broken", 1, 1, NULL, NULL};
+    static const tg_cell_type broken = {
+        "broken", .nstate = 1, .gates = 1, .step = NULL};
     ck_assert_ptr_null(tg_cell_new(&broken, 3, 4, NULL));
     tgt_expect_error("cell_new", "broken");
     tg_rnn_free(r);
