@@ -87,7 +87,9 @@ tg_tensor *tg_cell_param_new(tg_cell *c, const char *name, int ndim,
                              const int64_t *shape, struct tg_rng *rng);
 /* The parameter called name (NULL if none). */
 tg_tensor *tg_cell_param(const tg_cell *c, const char *name);
-/* One step on an unprojected x_t [B, I] (projects it when gates > 0). */
+/* One step on an unprojected x_t [B, I] (projects it when gates > 0).
+ * next[k] is NULL where the step failed (an error was reported: a shape
+ * mismatch, a NaN in anomaly mode) or wrote nothing. */
 void tg_cell_step(tg_cell *c, tg_tensor *x, tg_tensor *const *state,
                   tg_tensor **next);
 /* LSTM-style forget-gate bias: sets the second gate block of bias_ih to

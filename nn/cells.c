@@ -146,6 +146,8 @@ tg_tensor *tg_cell_param(const tg_cell *c, const char *name)
 void tg_cell_step(tg_cell *c, tg_tensor *x, tg_tensor *const *state,
                   tg_tensor **next)
 {
+    for (int k = 0; k < c->type->nstate; k++)
+        next[k] = NULL; /* what a step that fails leaves: never garbage */
     tg_tensor *xp = c->type->gates > 0 ? tg_linear(x, c->weight_ih, c->bias_ih)
                                        : x;
     c->type->step(c, xp, state, next);
