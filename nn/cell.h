@@ -77,7 +77,8 @@ struct tg_cell {
 };
 
 /* A cell with its parameters initialised from rng (NULL: global). NULL
- * after reporting an error (bad sizes, failing init). */
+ * after reporting an error (an incomplete type, bad sizes, failing
+ * init). */
 tg_cell *tg_cell_new(const tg_cell_type *type, int input_size,
                      int hidden_size, struct tg_rng *rng);
 void tg_cell_free(tg_cell *c);
@@ -105,7 +106,9 @@ extern const tg_cell_type tg_rnn_tanh_cell, tg_rnn_relu_cell, tg_lstm_cell,
     tg_gru_cell;
 
 /* Makes a type known by name (built-ins are known from the start; "rnn"
- * names rnn_tanh). 0, or -1 if the name is taken by another type. */
+ * names rnn_tanh). 0, or -1 after an error: the name is taken by another
+ * type, or the type is NULL or incomplete (no name, no step, nstate not
+ * in 1..TG_CELL_MAX_STATE, gates < 0: tg_cell_new refuses those too). */
 int tg_cell_type_register(const tg_cell_type *type);
 const tg_cell_type *tg_cell_type_find(const char *name);
 /* Known names separated by ", " into buf (for help and error texts). */

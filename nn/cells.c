@@ -77,17 +77,47 @@ tg_tensor *tg_cell_param_new(tg_cell *c, const char *name, int ndim,
     return t;
 }
 
+/* 0, or -1 after reporting (as op) what makes type unusable: a cell
+ * type needs a name, a step function, 1..TG_CELL_MAX_STATE state tensors
+ * and gates >= 0 */
+static int check_type(const char *op, const tg_cell_type *type)
+{
+    if (!type) {
+        tg_error(op, "the cell type is NULL");
+        return -1;
+    }
+    const char *name = type->name;
+    if (!name || !*name) {
+        tg_error(op, "a cell type has %s name: give it one (.name), it "
+                 "names the cell in messages and on the command line",
+                 name ? "an empty" : "no (NULL)");
+        return -1;
+    }
+    if (!type->step) {
+        tg_error(op, "cell type '%s' has no step function (.step is NULL)",
+                 name);
+        return -1;
+    }
+    if (type->nstate < 1 || type->nstate > TG_CELL_MAX_STATE) {
+        tg_error(op, "cell type '%s' has nstate = %d state tensors; it must "
+                 "be 1 to %d (TG_CELL_MAX_STATE), state[0] being h", name,
+                 type->nstate, TG_CELL_MAX_STATE);
+        return -1;
+    }
+    if (type->gates < 0) {
+        tg_error(op, "cell type '%s' has gates = %d; it must be >= 0 (0: "
+                 "the cell makes all its parameters in init)", name,
+                 type->gates);
+        return -1;
+    }
+    return 0;
+}
+
 tg_cell *tg_cell_new(const tg_cell_type *type, int input_size, int hidden_size,
                      struct tg_rng *rng)
 {
-    if (!type || !type->step || type->nstate < 1 ||
-        type->nstate > TG_CELL_MAX_STATE || type->gates < 0) {
-        tg_error("cell_new", "the cell type %s is incomplete: it needs a step "
-                 "function, 1 to %d state tensors and gates >= 0",
-                 type && type->name ? type->name : "(unnamed)",
-                 TG_CELL_MAX_STATE);
+    if (check_type("cell_new", type) < 0)
         return NULL;
-    }
     if (input_size < 1 || hidden_size < 1) {
         tg_error("cell_new", "%s: input size %d and hidden size %d must be "
                  "positive", type->name, input_size, hidden_size);
@@ -188,6 +218,8 @@ const tg_cell_type *tg_cell_type_find(const char *name)
 
 int tg_cell_type_register(const tg_cell_type *type)
 {
+    if (check_type("cell_type_register", type) < 0)
+        return -1;
     const tg_cell_type *old = tg_cell_type_find(type->name);
     if (old == type)
         return 0;

@@ -60,6 +60,53 @@ START_TEST(shape_errors)
 }
 END_TEST
 
+/* A NULL or incomplete cell type is refused with a message saying what
+ * it lacks, by tg_cell_type_register (which used to dereference it) as by
+ * tg_cell_new, and nothing is registered. */
+static void some_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                      tg_tensor **next)
+{
+    (void)c, (void)s;
+    next[0] = tg_tanh(xp);
+}
+
+START_TEST(incomplete_cell_types_are_refused)
+{
+    tgt_capture_errors();
+    char before[512], after[512];
+    tg_cell_type_names(before, sizeof before);
+    static const tg_cell_type no_name = {NULL, 1, 1, NULL, some_step};
+    static const tg_cell_type empty_name = {"", 1, 1, NULL, some_step};
+    static const tg_cell_type no_step = {"no_step", 1, 1, NULL, NULL};
+    static const tg_cell_type no_state = {"no_state", 0, 1, NULL, some_step};
+    static const tg_cell_type big_state = {"big_state", TG_CELL_MAX_STATE + 1,
+                                           1, NULL, some_step};
+    static const tg_cell_type neg_gates = {"neg_gates", 1, -1, NULL, some_step};
+    const struct {
+        const tg_cell_type *type;
+        const char *what[2];
+    } cases[] = {
+        {NULL, {"the cell type is NULL", "NULL"}},
+        {&no_name, {"no (NULL) name", ".name"}},
+        {&empty_name, {"an empty name", ".name"}},
+        {&no_step, {"'no_step'", "no step function"}},
+        {&no_state, {"'no_state'", "nstate = 0"}},
+        {&big_state, {"'big_state'", "1 to 4"}},
+        {&neg_gates, {"'neg_gates'", "gates = -1"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ck_assert_int_eq(tg_cell_type_register(cases[i].type), -1);
+        tgt_expect_error("cell_type_register", cases[i].what[0],
+                         cases[i].what[1]);
+        ck_assert_ptr_null(tg_cell_new(cases[i].type, 3, 4, NULL));
+        tgt_expect_error("cell_new", cases[i].what[0], cases[i].what[1]);
+    }
+    ck_assert_ptr_null(tg_rnn_new(NULL, 3, 4, 1, 0.0, NULL));
+    tgt_expect_error("cell_new", "the cell type is NULL");
+    ck_assert_str_eq(tg_cell_type_names(after, sizeof after), before);
+}
+END_TEST
+
 /* Truncated BPTT: state carried across batches in persistent tensors, so
  * each backward stays within its batch (no "already used" error), and the
  * carried numbers equal one long run's. */
@@ -305,6 +352,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, NULL, tgt_teardown);
     tcase_add_test(tc, pytorch_names_and_init);
     tcase_add_test(tc, shape_errors);
+    tcase_add_test(tc, incomplete_cell_types_are_refused);
     tcase_add_test(tc, truncated_bptt_carries_state);
     tcase_add_test(tc, dropout_between_layers_only_when_training);
     tcase_add_test(tc, forget_bias_and_cell_step);
