@@ -83,7 +83,10 @@ tg_cell *tg_cell_new(const tg_cell_type *type, int input_size,
                      int hidden_size, struct tg_rng *rng);
 void tg_cell_free(tg_cell *c);
 /* An extra parameter, initialised U(-1/sqrt(H), 1/sqrt(H)) like the rest
- * (fill it yourself for another scheme). */
+ * (fill it yourself for another scheme). Its name must be new to the cell
+ * (not weight_ih, weight_hh, bias_ih or bias_hh when gates > 0): NULL
+ * after an error naming the cell type and the parameter. An init in which
+ * an error was reported fails tg_cell_new, whatever it returns. */
 tg_tensor *tg_cell_param_new(tg_cell *c, const char *name, int ndim,
                              const int64_t *shape, struct tg_rng *rng);
 /* The parameter called name (NULL if none). */

@@ -67,9 +67,30 @@ const tg_cell_type tg_gru_cell = {"gru", 1, 3, NULL, gru_step};
 
 /* ---- making cells -------------------------------------------------------- */
 
+static bool is_standard_name(const char *name)
+{
+    return !strcmp(name, "weight_ih") || !strcmp(name, "weight_hh") ||
+           !strcmp(name, "bias_ih") || !strcmp(name, "bias_hh");
+}
+
 tg_tensor *tg_cell_param_new(tg_cell *c, const char *name, int ndim,
                              const int64_t *shape, struct tg_rng *rng)
 {
+    if (!c || !name) {
+        tg_error("cell_param_new", "the %s is NULL", c ? "name" : "cell");
+        return NULL;
+    }
+    if (tg_params_get(&c->params, name)) {
+        bool std = c->type->gates > 0 && is_standard_name(name);
+        tg_error("cell_param_new", "cell type '%s' already has a parameter "
+                 "called '%s'%s: each parameter needs a name of its own (a "
+                 "checkpoint stores one tensor per name); give the new one "
+                 "another name", c->type->name, name,
+                 std ? " (one of the standard parameters weight_ih, "
+                       "weight_hh, bias_ih, bias_hh that gates > 0 makes)"
+                     : "");
+        return NULL;
+    }
     tg_tensor *t = tg_params_new(&c->params, name, ndim, shape);
     double k = 1.0 / sqrt((double)c->hidden_size);
     if (t)
@@ -135,7 +156,10 @@ tg_cell *tg_cell_new(const tg_cell_type *type, int input_size, int hidden_size,
         c->bias_ih = tg_cell_param_new(c, "bias_ih", TG_SHAPE(G * H), rng);
         c->bias_hh = tg_cell_param_new(c, "bias_hh", TG_SHAPE(G * H), rng);
     }
-    if (type->init && type->init(c, rng) < 0) {
+    /* an init that reported an error (a parameter refused) has failed,
+     * whatever it returns */
+    unsigned long errors = tg_error_count();
+    if (type->init && (type->init(c, rng) < 0 || tg_error_count() != errors)) {
         tg_cell_free(c);
         return NULL;
     }
