@@ -32,6 +32,20 @@ tg_tensor *tg_tangent(const tg_tensor *t)
     return t ? t->tangent_rec : NULL;
 }
 
+/* tg_tensor_free's hook (tensor/tensor.h): a leaf with a tangent is
+ * being freed - off the list, which must never hold a freed tensor (the
+ * next tg_clear_tangents, at every tg_tape_reset, writes to each) */
+static void forget_leaf(tg_tensor *t)
+{
+    for (int64_t i = 0; i < arrlen(leaves); i++)
+        if (leaves[i] == t) {
+            arrdel(leaves, i);
+            break;
+        }
+    free(t->tangent);
+    t->tangent = NULL;
+}
+
 int tg_set_tangent(tg_tensor *t, const tg_tensor *v)
 {
     if (!t || !v)
@@ -57,6 +71,7 @@ int tg_set_tangent(tg_tensor *t, const tg_tensor *v)
         t->tangent = tg_xmalloc((size_t)(t->numel ? t->numel : 1) *
                                 sizeof(tg_real));
         arrput(leaves, t);
+        tg_set_tangent_free_hook(forget_leaf);
     }
     int64_t cs[TG_MAX_DIMS];
     tg_contiguous_strides(t->ndim, t->shape, cs);

@@ -217,7 +217,8 @@ void tg_set_grad_ready_hook(tg_grad_ready_fn fn, void *ud);
  * Leaves without a tangent count as constant. An op without a jvp rule
  * on the path is an error that names it. Tangents of recorded tensors
  * live until the next tg_jvp or tg_tape_reset; those set on leaves until
- * tg_clear_tangents or tg_tape_reset. */
+ * tg_clear_tangents or tg_tape_reset, or until tg_tensor_free frees the
+ * leaf (its direction goes with it; freeing it first is safe). */
 int tg_set_tangent(tg_tensor *leaf, const tg_tensor *v);
 /* Runs the sweep over the whole tape. 0, or -1 after an error. */
 int tg_jvp(void);

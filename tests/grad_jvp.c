@@ -494,6 +494,41 @@ START_TEST(jvp_constant_inputs_and_reset)
 }
 END_TEST
 
+/* A parameter freed while it still has a direction (tg_set_tangent): the
+ * list of leaves with tangents kept pointing at it. Under AddressSanitizer
+ * (make asan) the next tg_tape_reset - whose tg_clear_tangents wrote into
+ * the freed tensor - is a heap-use-after-free; in a plain build the
+ * allocator hands the freed header to the next tensor made, which the
+ * stale list took for a leaf that had a tangent already (and the direction
+ * was copied through NULL). */
+START_TEST(jvp_leaf_freed_with_its_tangent)
+{
+    tg_tensor *q = tg_requires_grad(tg_tensor_new(TG_SHAPE(3)));
+    ck_assert_int_eq(tg_set_tangent(q, tg_full(TG_SHAPE(3), 2)), 0);
+    for (int round = 0; round < 3; round++) {
+        tg_tensor *p = tg_requires_grad(tg_tensor_new(TG_SHAPE(3)));
+        ck_assert_int_eq(tg_set_tangent(p, tg_ones(TG_SHAPE(3))), 0);
+        tg_tensor_free(p);
+        tg_tensor *r = tg_requires_grad(tg_tensor_new(TG_SHAPE(3)));
+        ck_assert_int_eq(tg_set_tangent(r, tg_full(TG_SHAPE(3), 3)), 0);
+        tg_tensor *y = tg_mul(r, q);
+        ck_assert_int_eq(tg_jvp(), 0);
+        for (int i = 0; i < 3; i++) /* 3 q + r 2 */
+            ck_assert(y->tangent[i] == 3 * q->data[i] + 2 * r->data[i]);
+        if (round == 1)
+            tg_tensor_free(r); /* freed before the reset */
+        tg_tape_reset();
+        ck_assert_ptr_null(q->tangent); /* the others are still cleared */
+        if (round != 1) {
+            ck_assert_ptr_null(r->tangent);
+            tg_tensor_free(r);
+        }
+        ck_assert_int_eq(tg_set_tangent(q, tg_full(TG_SHAPE(3), 2)), 0);
+    }
+    tg_tensor_free(q); /* with its tangent: freed too (no leak) */
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("jvp");
@@ -514,6 +549,7 @@ static Suite *suite(void)
     tcase_add_test(tc, jvp_prepared_linear_into);
     tcase_add_test(tc, jvp_missing_rule_is_an_error);
     tcase_add_test(tc, jvp_constant_inputs_and_reset);
+    tcase_add_test(tc, jvp_leaf_freed_with_its_tangent);
     suite_add_tcase(s, tc);
     return s;
 }
