@@ -82,15 +82,30 @@ static int set_direction(tg_params *ps, const tg_real *v)
 /* gv = G v, plus k S v when hidden is given (k > 0): S = J_h^T J_h for the
  * states hidden() returns after f, scaled by 1 / their rows for a mean loss
  * (Hessian-free's structural damping). Both seeds go into one backward. */
-static int gn_product(tg_model_fn f, tg_tensor *(*hidden)(void *), double k,
-                      void *ud, tg_curv_loss loss, tg_params *ps,
-                      const tg_real *v, tg_real *gv)
+static int gn_product(const char *op, tg_model_fn f,
+                      tg_tensor *(*hidden)(void *), double k, void *ud,
+                      tg_curv_loss loss, tg_params *ps, const tg_real *v,
+                      tg_real *gv)
 {
     tg_tape_reset();
+    unsigned long errors = tg_error_count();
     tg_tensor *z = f(ud);
-    tg_tensor *hs = z && hidden ? hidden(ud) : NULL;
-    if (!z || (hidden && !hs))
+    if (!z) {
+        if (tg_error_count() == errors)
+            tg_error(op, "the model function (closure.outputs) returned NULL "
+                     "without reporting an error");
         return -1;
+    }
+    tg_tensor *hs = hidden ? hidden(ud) : NULL;
+    if (hidden && !hs) {
+        if (tg_error_count() == errors)
+            tg_error(op, "closure.hidden returned NULL, but structural "
+                     "damping (mu > 0) needs the hidden states that the "
+                     "last outputs() call recorded: return them from "
+                     "hidden(), or set mu = 0 (or hidden = NULL) to do "
+                     "without");
+        return -1;
+    }
     if (set_direction(ps, v) < 0 || tg_jvp() < 0) /* J v at the outputs */
         return -1;
     tg_tensor *u = tg_zeros(z->ndim, z->shape); /* zero if z does not move */
@@ -121,7 +136,8 @@ static int gn_product(tg_model_fn f, tg_tensor *(*hidden)(void *), double k,
 int tg_gauss_newton_product(tg_model_fn f, void *ud, tg_curv_loss loss,
                             tg_params *ps, const tg_real *v, tg_real *gv)
 {
-    return gn_product(f, NULL, 0, ud, loss, ps, v, gv);
+    return gn_product("gauss_newton_product", f, NULL, 0, ud, loss, ps, v,
+                      gv);
 }
 
 static double norm2(const tg_real *x, int64_t n)
@@ -313,8 +329,8 @@ int tg_hf_product(tg_hf *h, const tg_closure *c, const tg_real *v,
     h->products++;
     double ml = h->cfg.mu * h->lambda;
     bool structural = ml > 0 && c->hidden;
-    if (gn_product(c->outputs, structural ? c->hidden : NULL, ml, c->ud,
-                   h->cfg.curv, h->ps, v, out) < 0)
+    if (gn_product("hf_product", c->outputs, structural ? c->hidden : NULL,
+                   ml, c->ud, h->cfg.curv, h->ps, v, out) < 0)
         return -1;
     for (int64_t i = 0; i < h->n; i++)
         out[i] = (tg_real)((double)out[i] + h->lambda * (double)v[i]);

@@ -102,7 +102,8 @@ double tg_hessian_top_eigenvalue(tg_model_fn f, tg_loss_fn loss_of, void *ud,
  * (recorded; called several times per step, so it must give the same z
  * for the same parameters until the caller changes the batch), the loss
  * of z, and optionally the hidden states recorded by the last outputs()
- * call (for structural damping; NULL otherwise). The same closure steps
+ * call (for structural damping; NULL otherwise: with mu > 0, a hidden()
+ * that returns NULL is an error that says so). The same closure steps
  * every optimizer (tg_optim_step_closure in nn/optim.h). */
 typedef struct tg_closure {
     tg_model_fn outputs;

@@ -823,6 +823,57 @@ START_TEST(hessian_free_resumes_exactly)
 }
 END_TEST
 
+/* ---- Hessian-free's failures: one message that says what happened -------- */
+
+/* the parameters, flat, to see that a failed step left them alone */
+static void params_of(model *m, tg_real *out)
+{
+    int64_t at = 0;
+    for (int i = 0; i < tg_params_count(&m->ps); i++) {
+        tg_tensor *w = tg_params_at(&m->ps, i)->tensor;
+        memcpy(out + at, w->data, (size_t)w->numel * sizeof(tg_real));
+        at += w->numel;
+    }
+}
+
+/* one HF step that must fail with exactly one error holding every
+ * fragment, and leave the parameters as they were */
+#define expect_hf_failure(m, cfg, c, ...)                                  \
+    do {                                                                   \
+        tg_real before_[64], after_[64];                                   \
+        ck_assert_int_le(tg_params_numel(&(m)->ps), 64);                   \
+        params_of(m, before_);                                             \
+        tg_hf *h_ = tg_hf_new(&(m)->ps, cfg);                              \
+        tgt_capture_errors();                                              \
+        ck_assert(isnan(tg_hf_step(h_, c)));                               \
+        tgt_expect_error(__VA_ARGS__);                                     \
+        params_of(m, after_);                                              \
+        ck_assert(!memcmp(before_, after_, (size_t)tg_params_numel(        \
+                                               &(m)->ps) * sizeof(tg_real))); \
+        tg_set_error_handler(NULL, NULL);                                  \
+        tg_hf_free(h_);                                                    \
+    } while (0)
+
+/* structural damping asked for (mu > 0) with a hidden() that returns
+ * NULL: the step used to give NaN with no message */
+START_TEST(hessian_free_hidden_returning_null)
+{
+    model m;
+    make(&m, true, 8, 3, 4); /* no sequence model: m.hidden stays NULL */
+    tg_hf_config cfg = {.curv = {TG_CURV_CROSS_ENTROPY, TG_MEAN},
+                        .max_cg = 5, .mu = 0.1};
+    tg_closure c = {outputs, ce_of, last_hidden, &m};
+    expect_hf_failure(&m, &cfg, &c, "hf_product", "closure.hidden returned "
+                      "NULL", "mu = 0");
+    /* mu = 0: hidden() is not needed, and not called */
+    cfg.mu = 0;
+    tg_hf *h = tg_hf_new(&m.ps, &cfg);
+    ck_assert(isfinite(tg_hf_step(h, &c)));
+    tg_hf_free(h);
+    destroy(&m);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("curvature");
@@ -842,6 +893,7 @@ static Suite *suite(void)
     tcase_add_test(tc, hessian_free_on_a_nonlinear_model);
     tcase_add_test(tc, hessian_free_structural_damping);
     tcase_add_test(tc, hessian_free_resumes_exactly);
+    tcase_add_test(tc, hessian_free_hidden_returning_null);
     suite_add_tcase(s, tc);
     return s;
 }
