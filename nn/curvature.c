@@ -296,29 +296,45 @@ void tg_hf_free(tg_hf *h)
     }
 }
 
-/* the loss at the current parameters; with grad: its gradient, flat */
-static double hf_loss(tg_hf *h, const tg_closure *c, tg_real *grad)
+/* The loss at the current parameters into *L; with grad: its gradient,
+ * flat. 0, or -1 after an error was reported (by the closure's ops, by
+ * backward, or here). */
+static int hf_loss(tg_hf *h, const tg_closure *c, tg_real *grad, double *L)
 {
     tg_tape_reset();
     tg_params_zero_grad(h->ps);
+    unsigned long errors = tg_error_count();
     bool was = tg_set_grad_enabled(grad != NULL);
     tg_tensor *z = c->outputs(c->ud);
     tg_tensor *l = z ? c->loss(z, c->ud) : NULL;
     tg_set_grad_enabled(was);
-    if (!l)
-        return NAN;
-    double v = (double)l->data[0];
+    int rc = -1;
+    if (!l) {
+        if (tg_error_count() == errors)
+            tg_error("hf_step", "the closure's %s returned NULL without "
+                     "reporting an error", z ? "loss" : "outputs");
+        goto out;
+    }
+    if (l->numel != 1) {
+        char shape[96];
+        tg_error("hf_step", "the closure's loss has shape %s; it must be one "
+                 "number", tg_shape_str(l, shape, sizeof shape));
+        goto out;
+    }
+    *L = (double)l->data[0];
     if (grad) {
         h->gradients++;
         if (tg_backward(l) < 0)
-            return NAN;
+            goto out;
         flat_grads(h->ps, grad);
-        tg_params_zero_grad(h->ps);
     } else {
         h->losses++;
     }
+    rc = 0;
+out:
+    tg_params_zero_grad(h->ps);
     tg_tape_reset();
-    return v;
+    return rc;
 }
 
 /* out = (G + mu lambda S + lambda I) v: G v as tg_gauss_newton_product,
@@ -393,7 +409,9 @@ double tg_hf_step(tg_hf *h, const tg_closure *c)
     kept *keep = NULL; /* stb_ds array */
     double result = NAN;
     hf_params(h, theta, NULL);
-    double L0 = hf_loss(h, c, g);
+    double L0 = NAN;
+    if (hf_loss(h, c, g, &L0) < 0)
+        goto done; /* reported: nothing more to say */
     if (!isfinite(L0)) {
         tg_error("hf_step", "the loss is %g at the current parameters", L0);
         goto done;
@@ -454,10 +472,14 @@ double tg_hf_step(tg_hf *h, const tg_closure *c)
     /* backtracking: from the last iterate back while the loss falls */
     int64_t best = arrlen(keep) - 1;
     hf_set(h, theta, keep[best].d, 1.0);
-    double Lbest = hf_loss(h, c, NULL);
+    double Lbest = NAN;
+    if (hf_loss(h, c, NULL, &Lbest) < 0)
+        goto done;
     while (!h->cfg.no_backtrack && best > 0) {
         hf_set(h, theta, keep[best - 1].d, 1.0);
-        double L = hf_loss(h, c, NULL);
+        double L = NAN;
+        if (hf_loss(h, c, NULL, &L) < 0)
+            goto done;
         if (!(L < Lbest))
             break;
         Lbest = L;
@@ -481,7 +503,8 @@ double tg_hf_step(tg_hf *h, const tg_closure *c)
         alpha *= 0.8;
         tries++;
         hf_set(h, theta, dd, alpha);
-        L = hf_loss(h, c, NULL);
+        if (hf_loss(h, c, NULL, &L) < 0)
+            goto done;
     }
     if (!(L <= L0)) { /* no decrease (or NaN): not taken, theta exactly back */
         hf_params(h, NULL, theta);

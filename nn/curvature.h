@@ -140,7 +140,9 @@ typedef struct tg_hf {
 tg_hf *tg_hf_new(tg_params *ps, const tg_hf_config *cfg);
 void tg_hf_free(tg_hf *h);
 /* One step. Resets the tape. The loss before the step, or NAN after an
- * error (the parameters are then as before the step). */
+ * error (the parameters are then as before the step): the error that
+ * stopped it is the one reported - a failing op, loss or backward in the
+ * closure's evaluations, or a loss that is NaN or infinite. */
 double tg_hf_step(tg_hf *h, const tg_closure *c);
 /* The matrix CG works with, times v: out = (G + mu lambda S + lambda I) v
  * at the current parameters and lambda (for tests and for reading). */

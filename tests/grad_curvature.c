@@ -874,6 +874,27 @@ START_TEST(hessian_free_hidden_returning_null)
 }
 END_TEST
 
+/* a loss whose backward fails (it changes a weight its ops read): the
+ * backward's error alone, not followed by "the loss is nan" */
+static tg_tensor *ce_then_change_W(tg_tensor *z, void *ud)
+{
+    model *m = ud;
+    tg_tensor *l = tg_cross_entropy(z, m->targets, TG_MEAN);
+    tg_bump_version(m->W);
+    return l;
+}
+
+START_TEST(hessian_free_backward_error_is_reported_alone)
+{
+    model m;
+    make(&m, true, 8, 3, 4);
+    tg_hf_config cfg = {.curv = {TG_CURV_CROSS_ENTROPY, TG_MEAN}, .max_cg = 5};
+    tg_closure c = {outputs, ce_then_change_W, NULL, &m};
+    expect_hf_failure(&m, &cfg, &c, "backward", "changed in place");
+    destroy(&m);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("curvature");
@@ -894,6 +915,7 @@ static Suite *suite(void)
     tcase_add_test(tc, hessian_free_structural_damping);
     tcase_add_test(tc, hessian_free_resumes_exactly);
     tcase_add_test(tc, hessian_free_hidden_returning_null);
+    tcase_add_test(tc, hessian_free_backward_error_is_reported_alone);
     suite_add_tcase(s, tc);
     return s;
 }
