@@ -296,9 +296,83 @@ void tg_hf_free(tg_hf *h)
     }
 }
 
+/* Is the closure's loss of the kind the curvature assumes? Read from
+ * g = dL/dz: cross-entropy's (softmax(z) - target per row, scaled; soft
+ * targets and row weights too) sums to zero over the classes in every
+ * row; a squared error's, c (z - y), does not - and it satisfies
+ * L = |g|^2 n / 4 (mean over n numbers) or L = |g|^2 / 4 (sum), which
+ * also tells the reduction. A loss with other terms (a penalty on the
+ * parameters) fails the squared error's identity and is then let pass:
+ * only what is certain is reported. 0, or -1 after reporting. */
+static int check_loss_kind(const tg_hf *h, const tg_tensor *z, double L)
+{
+    const tg_real *g = z->grad;
+    int64_t n = z->numel, C = z->ndim ? z->shape[z->ndim - 1] : 1;
+    if (!g || n == 0 || C == 0)
+        return 0;
+    double worst = 0, gg = 0; /* largest |row sum| / row's sum of |g| */
+    int64_t worst_row = 0;
+    for (int64_t r = 0; r < n / C; r++) {
+        double sum = 0, mag = 0;
+        for (int64_t k = 0; k < C; k++) {
+            double x = (double)g[r * C + k];
+            sum += x;
+            mag += fabs(x);
+            gg += x * x;
+        }
+        if (mag > 0 && fabs(sum) / mag > worst) {
+            worst = fabs(sum) / mag;
+            worst_row = r;
+        }
+    }
+    if (gg == 0)
+        return 0; /* at a minimum: nothing to tell them apart */
+    const char *red = h->cfg.curv.reduction == TG_MEAN ? "TG_MEAN" : "TG_SUM";
+    if (h->cfg.curv.kind == TG_CURV_CROSS_ENTROPY) {
+        if (worst <= 1e-2)
+            return 0;
+        char shape[96];
+        tg_error("hf_step", "the curvature is cross-entropy's (curv.kind = "
+                 "TG_CURV_CROSS_ENTROPY, the default), but the closure's loss "
+                 "is not cross-entropy of the outputs z %s: its gradient "
+                 "dL/dz sums to %.3g of its size over the last axis in row "
+                 "%lld, where cross-entropy's sums to zero. For a squared "
+                 "error set curv.kind = TG_CURV_MSE (and curv.reduction): "
+                 "Gauss-Newton for another loss gives wrong steps",
+                 tg_shape_str(z, shape, sizeof shape), worst,
+                 (long long)worst_row);
+        return -1;
+    }
+    /* squared error: |g|^2 n / 4 for a mean, |g|^2 / 4 for a sum */
+    double as_mean = gg * (double)n / 4, as_sum = gg / 4;
+    double tol = 1e-3 * fmax(fabs(L), 1e-30);
+    bool mean_ok = fabs(L - as_mean) <= tol, sum_ok = fabs(L - as_sum) <= tol;
+    bool want_mean = h->cfg.curv.reduction == TG_MEAN;
+    if (mean_ok || sum_ok) {
+        if (want_mean ? mean_ok : sum_ok)
+            return 0;
+        tg_error("hf_step", "the closure's loss is a squared error %s over "
+                 "the outputs (L = %.6g), but the curvature says %s "
+                 "(curv.reduction = %s): set curv.reduction = %s", want_mean
+                 ? "summed" : "averaged", L, want_mean ? "averaged" : "summed",
+                 red, want_mean ? "TG_SUM" : "TG_MEAN");
+        return -1;
+    }
+    if (C > 1 && worst < 1e-4) {
+        tg_error("hf_step", "the curvature is a squared error's (curv.kind = "
+                 "TG_CURV_MSE), but the closure's loss looks like "
+                 "cross-entropy: its gradient dL/dz sums to zero over the "
+                 "last axis in every row, and is not the gradient of a "
+                 "squared error of value L = %.6g. Set curv.kind = "
+                 "TG_CURV_CROSS_ENTROPY", L);
+        return -1;
+    }
+    return 0;
+}
+
 /* The loss at the current parameters into *L; with grad: its gradient,
- * flat. 0, or -1 after an error was reported (by the closure's ops, by
- * backward, or here). */
+ * flat, and the loss's kind checked against cfg.curv. 0, or -1 after an
+ * error was reported (by the closure's ops, by backward, or here). */
 static int hf_loss(tg_hf *h, const tg_closure *c, tg_real *grad, double *L)
 {
     tg_tape_reset();
@@ -324,7 +398,8 @@ static int hf_loss(tg_hf *h, const tg_closure *c, tg_real *grad, double *L)
     *L = (double)l->data[0];
     if (grad) {
         h->gradients++;
-        if (tg_backward(l) < 0)
+        tg_retain_grad(z); /* dL/dz: which loss is it? */
+        if (tg_backward(l) < 0 || check_loss_kind(h, z, *L) < 0)
             goto out;
         flat_grads(h->ps, grad);
     } else {

@@ -112,6 +112,12 @@ typedef struct tg_closure {
     void *ud;
 } tg_closure;
 
+/* curv must describe closure.loss: G is built from it alone. Each step
+ * checks it against the loss's gradient dL/dz and refuses (an error) what
+ * cannot be: cross-entropy's curvature (the default) for a loss whose
+ * dL/dz does not sum to zero over the classes, a squared error's for one
+ * that does and is no squared error, or a squared error summed where
+ * curv says averaged (or the other way round). */
 typedef struct tg_hf_config {
     tg_curv_loss curv; /* the loss's kind and reduction, for G       */
     double lambda0;    /* initial damping (default 1)                */
