@@ -15,6 +15,7 @@
 #include "tensor/arena.h"
 #include "tensor/ds.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,20 @@ bool tg_jvp_records(void)
 tg_tensor *tg_tangent(const tg_tensor *t)
 {
     return t ? t->tangent_rec : NULL;
+}
+
+/* tg_tensor_free's hook (tensor/tensor.h): a leaf with a tangent is
+ * being freed - off the list, which must never hold a freed tensor (the
+ * next tg_clear_tangents, at every tg_tape_reset, writes to each) */
+static void forget_leaf(tg_tensor *t)
+{
+    for (int64_t i = 0; i < arrlen(leaves); i++)
+        if (leaves[i] == t) {
+            arrdel(leaves, i);
+            break;
+        }
+    free(t->tangent);
+    t->tangent = NULL;
 }
 
 int tg_set_tangent(tg_tensor *t, const tg_tensor *v)
@@ -57,6 +72,7 @@ int tg_set_tangent(tg_tensor *t, const tg_tensor *v)
         t->tangent = tg_xmalloc((size_t)(t->numel ? t->numel : 1) *
                                 sizeof(tg_real));
         arrput(leaves, t);
+        tg_set_tangent_free_hook(forget_leaf);
     }
     int64_t cs[TG_MAX_DIMS];
     tg_contiguous_strides(t->ndim, t->shape, cs);
@@ -85,9 +101,66 @@ void tg_clear_tangents(void)
     }
 }
 
+/* "x[2, 3]" or "t7[2, 3]", for messages */
+static const char *leaf_str(const tg_tensor *t, char *buf, size_t cap)
+{
+    char shape[96];
+    tg_shape_str(t, shape, sizeof shape);
+    if (t->name)
+        snprintf(buf, cap, "'%s'%s", t->name, shape);
+    else
+        snprintf(buf, cap, "t%u%s", (unsigned)t->id, shape);
+    return buf;
+}
+
+/* Before a sweep over the first n entries: 0, or -1 after reporting why
+ * its answer would be wrong rather than zero - no direction at all, an
+ * empty tape, or a leaf given a direction whose ops were not recorded (it
+ * does not require grad, and no recorded op reads it). A leaf that
+ * requires grad and that nothing reads is not an error: what it would
+ * move does not depend on it, and its tangents are zero (NULL). */
+static int check_reachable(int64_t n)
+{
+    if (arrlen(leaves) == 0) {
+        tg_error("jvp", "no direction: no leaf has a tangent. Give the "
+                 "leaves their direction with tg_set_tangent, then call "
+                 "tg_jvp");
+        return -1;
+    }
+    if (n == 0) {
+        tg_error("jvp", "the tape is empty: nothing was recorded for the "
+                 "direction to go through. Compute with recording on "
+                 "(tg_set_grad_enabled) from leaves marked with "
+                 "tg_requires_grad, then call tg_jvp");
+        return -1;
+    }
+    for (int64_t l = 0; l < arrlen(leaves); l++) {
+        const tg_tensor *t = leaves[l];
+        bool read = (t->flags & TG_REQUIRES_GRAD) != 0;
+        for (int64_t i = 0; i < n && !read; i++) {
+            const tg_entry *e = tg_tape_entry(i);
+            for (int k = 0; k < e->nin && !read; k++)
+                read = e->in[k] == t;
+        }
+        if (!read) {
+            char buf[160];
+            tg_error("jvp", "leaf %s has a direction, but no recorded op reads "
+                     "it: it does not require grad, so the ops that used it "
+                     "were not recorded (an op is recorded when one of its "
+                     "inputs requires grad) and its direction would be "
+                     "dropped. Mark it with tg_requires_grad before "
+                     "computing with it", leaf_str(t, buf, sizeof buf));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int sweep(bool create_graph)
 {
     int64_t n = tg_tape_size(); /* (a recording sweep appends entries) */
+    if (check_reachable(n) < 0)
+        return -1;
     swept = true;
     for (int64_t i = 0; i < n; i++) { /* forget an earlier direction's */
         tg_entry *e = tg_tape_entry(i);

@@ -214,10 +214,19 @@ void tg_set_grad_ready_hook(tg_grad_ready_fn fn, void *ud);
  *     tg_set_tangent(x, v);              // the direction, v of x's shape
  *     tg_jvp();                          // y->tangent = J v
  *
- * Leaves without a tangent count as constant. An op without a jvp rule
- * on the path is an error that names it. Tangents of recorded tensors
+ * Leaves without a tangent count as constant. A tensor the direction
+ * does not reach keeps ->tangent NULL, which means zero (what
+ * torch.func.jvp returns as zeros, and torch.autograd.forward_ad as
+ * None): tg_jvp returns 0 when the leaves given a direction require grad
+ * but the outputs do not depend on them. What would make a zero wrong is
+ * an error instead: no leaf given a direction; an empty tape (nothing
+ * recorded: grad was disabled while computing); a leaf given a direction
+ * that does not require grad and that no recorded op reads (the ops on it
+ * were not recorded). An op without a jvp rule on the path is an error
+ * that names it. Tangents of recorded tensors
  * live until the next tg_jvp or tg_tape_reset; those set on leaves until
- * tg_clear_tangents or tg_tape_reset. */
+ * tg_clear_tangents or tg_tape_reset, or until tg_tensor_free frees the
+ * leaf (its direction goes with it; freeing it first is safe). */
 int tg_set_tangent(tg_tensor *leaf, const tg_tensor *v);
 /* Runs the sweep over the whole tape. 0, or -1 after an error. */
 int tg_jvp(void);

@@ -92,17 +92,23 @@ struct tg_cell {
 };
 
 /* A cell with its parameters initialised from rng (NULL: global). NULL
- * after reporting an error (bad sizes, failing init). */
+ * after reporting an error (an incomplete type, bad sizes, failing
+ * init). */
 tg_cell *tg_cell_new(const tg_cell_type *type, int input_size,
                      int hidden_size, struct tg_rng *rng);
 void tg_cell_free(tg_cell *c);
 /* An extra parameter, initialised U(-1/sqrt(H), 1/sqrt(H)) like the rest
- * (fill it yourself for another scheme). */
+ * (fill it yourself for another scheme). Its name must be new to the cell
+ * (not weight_ih, weight_hh, bias_ih or bias_hh when gates > 0): NULL
+ * after an error naming the cell type and the parameter. An init in which
+ * an error was reported fails tg_cell_new, whatever it returns. */
 tg_tensor *tg_cell_param_new(tg_cell *c, const char *name, int ndim,
                              const int64_t *shape, struct tg_rng *rng);
 /* The parameter called name (NULL if none). */
 tg_tensor *tg_cell_param(const tg_cell *c, const char *name);
-/* One step on an unprojected x_t [B, I] (projects it when gates > 0). */
+/* One step on an unprojected x_t [B, I] (projects it when gates > 0).
+ * next[k] is NULL where the step failed (an error was reported: a shape
+ * mismatch, a NaN in anomaly mode) or wrote nothing. */
 void tg_cell_step(tg_cell *c, tg_tensor *x, tg_tensor *const *state,
                   tg_tensor **next);
 /* LSTM-style forget-gate bias: sets the second gate block of bias_ih to
@@ -118,7 +124,9 @@ extern const tg_cell_type tg_rnn_tanh_cell, tg_rnn_relu_cell, tg_lstm_cell,
     tg_gru_cell;
 
 /* Makes a type known by name (built-ins are known from the start; "rnn"
- * names rnn_tanh). 0, or -1 if the name is taken by another type. */
+ * names rnn_tanh). 0, or -1 after an error: the name is taken by another
+ * type, or the type is NULL or incomplete (no name, no step, nstate not
+ * in 1..TG_CELL_MAX_STATE, gates < 0: tg_cell_new refuses those too). */
 int tg_cell_type_register(const tg_cell_type *type);
 const tg_cell_type *tg_cell_type_find(const char *name);
 /* Known names separated by ", " into buf (for help and error texts). */

@@ -71,9 +71,30 @@ const tg_cell_type tg_gru_cell = {
 
 /* ---- making cells -------------------------------------------------------- */
 
+static bool is_standard_name(const char *name)
+{
+    return !strcmp(name, "weight_ih") || !strcmp(name, "weight_hh") ||
+           !strcmp(name, "bias_ih") || !strcmp(name, "bias_hh");
+}
+
 tg_tensor *tg_cell_param_new(tg_cell *c, const char *name, int ndim,
                              const int64_t *shape, struct tg_rng *rng)
 {
+    if (!c || !name) {
+        tg_error("cell_param_new", "the %s is NULL", c ? "name" : "cell");
+        return NULL;
+    }
+    if (tg_params_get(&c->params, name)) {
+        bool std = c->type->gates > 0 && is_standard_name(name);
+        tg_error("cell_param_new", "cell type '%s' already has a parameter "
+                 "called '%s'%s: each parameter needs a name of its own (a "
+                 "checkpoint stores one tensor per name); give the new one "
+                 "another name", c->type->name, name,
+                 std ? " (one of the standard parameters weight_ih, "
+                       "weight_hh, bias_ih, bias_hh that gates > 0 makes)"
+                     : "");
+        return NULL;
+    }
     tg_tensor *t = tg_params_new(&c->params, name, ndim, shape);
     double k = 1.0 / sqrt((double)c->hidden_size);
     if (t)
@@ -81,17 +102,47 @@ tg_tensor *tg_cell_param_new(tg_cell *c, const char *name, int ndim,
     return t;
 }
 
+/* 0, or -1 after reporting (as op) what makes type unusable: a cell
+ * type needs a name, a step function, 1..TG_CELL_MAX_STATE state tensors
+ * and gates >= 0 */
+static int check_type(const char *op, const tg_cell_type *type)
+{
+    if (!type) {
+        tg_error(op, "the cell type is NULL");
+        return -1;
+    }
+    const char *name = type->name;
+    if (!name || !*name) {
+        tg_error(op, "a cell type has %s name: give it one (.name), it "
+                 "names the cell in messages and on the command line",
+                 name ? "an empty" : "no (NULL)");
+        return -1;
+    }
+    if (!type->step) {
+        tg_error(op, "cell type '%s' has no step function (.step is NULL)",
+                 name);
+        return -1;
+    }
+    if (type->nstate < 1 || type->nstate > TG_CELL_MAX_STATE) {
+        tg_error(op, "cell type '%s' has nstate = %d state tensors; it must "
+                 "be 1 to %d (TG_CELL_MAX_STATE), state[0] being h", name,
+                 type->nstate, TG_CELL_MAX_STATE);
+        return -1;
+    }
+    if (type->gates < 0) {
+        tg_error(op, "cell type '%s' has gates = %d; it must be >= 0 (0: "
+                 "the cell makes all its parameters in init)", name,
+                 type->gates);
+        return -1;
+    }
+    return 0;
+}
+
 tg_cell *tg_cell_new(const tg_cell_type *type, int input_size, int hidden_size,
                      struct tg_rng *rng)
 {
-    if (!type || !type->step || type->nstate < 1 ||
-        type->nstate > TG_CELL_MAX_STATE || type->gates < 0) {
-        tg_error("cell_new", "the cell type %s is incomplete: it needs a step "
-                 "function, 1 to %d state tensors and gates >= 0",
-                 type && type->name ? type->name : "(unnamed)",
-                 TG_CELL_MAX_STATE);
+    if (check_type("cell_new", type) < 0)
         return NULL;
-    }
     if (input_size < 1 || hidden_size < 1) {
         tg_error("cell_new", "%s: input size %d and hidden size %d must be "
                  "positive", type->name, input_size, hidden_size);
@@ -111,7 +162,10 @@ tg_cell *tg_cell_new(const tg_cell_type *type, int input_size, int hidden_size,
         c->bias_ih = tg_cell_param_new(c, "bias_ih", TG_SHAPE(G * H), rng);
         c->bias_hh = tg_cell_param_new(c, "bias_hh", TG_SHAPE(G * H), rng);
     }
-    if (type->init && type->init(c, rng) < 0) {
+    /* an init that reported an error (a parameter refused) has failed,
+     * whatever it returns */
+    unsigned long errors = tg_error_count();
+    if (type->init && (type->init(c, rng) < 0 || tg_error_count() != errors)) {
         tg_cell_free(c);
         return NULL;
     }
@@ -155,6 +209,8 @@ tg_tensor *tg_cell_param(const tg_cell *c, const char *name)
 void tg_cell_step(tg_cell *c, tg_tensor *x, tg_tensor *const *state,
                   tg_tensor **next)
 {
+    for (int k = 0; k < c->type->nstate; k++)
+        next[k] = NULL; /* what a step that fails leaves: never garbage */
     tg_tensor *xp = c->type->gates > 0 ? tg_linear(x, c->weight_ih, c->bias_ih)
                                        : x;
     c->type->step(c, xp, state, next);
@@ -195,6 +251,8 @@ const tg_cell_type *tg_cell_type_find(const char *name)
 
 int tg_cell_type_register(const tg_cell_type *type)
 {
+    if (check_type("cell_type_register", type) < 0)
+        return -1;
     const tg_cell_type *old = tg_cell_type_find(type->name);
     if (old == type)
         return 0;

@@ -82,15 +82,30 @@ static int set_direction(tg_params *ps, const tg_real *v)
 /* gv = G v, plus k S v when hidden is given (k > 0): S = J_h^T J_h for the
  * states hidden() returns after f, scaled by 1 / their rows for a mean loss
  * (Hessian-free's structural damping). Both seeds go into one backward. */
-static int gn_product(tg_model_fn f, tg_tensor *(*hidden)(void *), double k,
-                      void *ud, tg_curv_loss loss, tg_params *ps,
-                      const tg_real *v, tg_real *gv)
+static int gn_product(const char *op, tg_model_fn f,
+                      tg_tensor *(*hidden)(void *), double k, void *ud,
+                      tg_curv_loss loss, tg_params *ps, const tg_real *v,
+                      tg_real *gv)
 {
     tg_tape_reset();
+    unsigned long errors = tg_error_count();
     tg_tensor *z = f(ud);
-    tg_tensor *hs = z && hidden ? hidden(ud) : NULL;
-    if (!z || (hidden && !hs))
+    if (!z) {
+        if (tg_error_count() == errors)
+            tg_error(op, "the model function (closure.outputs) returned NULL "
+                     "without reporting an error");
         return -1;
+    }
+    tg_tensor *hs = hidden ? hidden(ud) : NULL;
+    if (hidden && !hs) {
+        if (tg_error_count() == errors)
+            tg_error(op, "closure.hidden returned NULL, but structural "
+                     "damping (mu > 0) needs the hidden states that the "
+                     "last outputs() call recorded: return them from "
+                     "hidden(), or set mu = 0 (or hidden = NULL) to do "
+                     "without");
+        return -1;
+    }
     if (set_direction(ps, v) < 0 || tg_jvp() < 0) /* J v at the outputs */
         return -1;
     tg_tensor *u = tg_zeros(z->ndim, z->shape); /* zero if z does not move */
@@ -121,7 +136,8 @@ static int gn_product(tg_model_fn f, tg_tensor *(*hidden)(void *), double k,
 int tg_gauss_newton_product(tg_model_fn f, void *ud, tg_curv_loss loss,
                             tg_params *ps, const tg_real *v, tg_real *gv)
 {
-    return gn_product(f, NULL, 0, ud, loss, ps, v, gv);
+    return gn_product("gauss_newton_product", f, NULL, 0, ud, loss, ps, v,
+                      gv);
 }
 
 static double norm2(const tg_real *x, int64_t n)
@@ -280,29 +296,120 @@ void tg_hf_free(tg_hf *h)
     }
 }
 
-/* the loss at the current parameters; with grad: its gradient, flat */
-static double hf_loss(tg_hf *h, const tg_closure *c, tg_real *grad)
+/* Is the closure's loss of the kind the curvature assumes? Read from
+ * g = dL/dz: cross-entropy's (softmax(z) - target per row, scaled; soft
+ * targets and row weights too) sums to zero over the classes in every
+ * row; a squared error's, c (z - y), does not - and it satisfies
+ * L = |g|^2 n / 4 (mean over n numbers) or L = |g|^2 / 4 (sum), which
+ * also tells the reduction. A loss with other terms (a penalty on the
+ * parameters) fails the squared error's identity and is then let pass:
+ * only what is certain is reported. 0, or -1 after reporting. */
+static int check_loss_kind(const tg_hf *h, const tg_tensor *z, double L)
+{
+    const tg_real *g = z->grad;
+    int64_t n = z->numel, C = z->ndim ? z->shape[z->ndim - 1] : 1;
+    if (!g || n == 0 || C == 0)
+        return 0;
+    double worst = 0, gg = 0; /* largest |row sum| / row's sum of |g| */
+    int64_t worst_row = 0;
+    for (int64_t r = 0; r < n / C; r++) {
+        double sum = 0, mag = 0;
+        for (int64_t k = 0; k < C; k++) {
+            double x = (double)g[r * C + k];
+            sum += x;
+            mag += fabs(x);
+            gg += x * x;
+        }
+        if (mag > 0 && fabs(sum) / mag > worst) {
+            worst = fabs(sum) / mag;
+            worst_row = r;
+        }
+    }
+    if (gg == 0)
+        return 0; /* at a minimum: nothing to tell them apart */
+    const char *red = h->cfg.curv.reduction == TG_MEAN ? "TG_MEAN" : "TG_SUM";
+    if (h->cfg.curv.kind == TG_CURV_CROSS_ENTROPY) {
+        if (worst <= 1e-2)
+            return 0;
+        char shape[96];
+        tg_error("hf_step", "the curvature is cross-entropy's (curv.kind = "
+                 "TG_CURV_CROSS_ENTROPY, the default), but the closure's loss "
+                 "is not cross-entropy of the outputs z %s: its gradient "
+                 "dL/dz sums to %.3g of its size over the last axis in row "
+                 "%lld, where cross-entropy's sums to zero. For a squared "
+                 "error set curv.kind = TG_CURV_MSE (and curv.reduction): "
+                 "Gauss-Newton for another loss gives wrong steps",
+                 tg_shape_str(z, shape, sizeof shape), worst,
+                 (long long)worst_row);
+        return -1;
+    }
+    /* squared error: |g|^2 n / 4 for a mean, |g|^2 / 4 for a sum */
+    double as_mean = gg * (double)n / 4, as_sum = gg / 4;
+    double tol = 1e-3 * fmax(fabs(L), 1e-30);
+    bool mean_ok = fabs(L - as_mean) <= tol, sum_ok = fabs(L - as_sum) <= tol;
+    bool want_mean = h->cfg.curv.reduction == TG_MEAN;
+    if (mean_ok || sum_ok) {
+        if (want_mean ? mean_ok : sum_ok)
+            return 0;
+        tg_error("hf_step", "the closure's loss is a squared error %s over "
+                 "the outputs (L = %.6g), but the curvature says %s "
+                 "(curv.reduction = %s): set curv.reduction = %s", want_mean
+                 ? "summed" : "averaged", L, want_mean ? "averaged" : "summed",
+                 red, want_mean ? "TG_SUM" : "TG_MEAN");
+        return -1;
+    }
+    if (C > 1 && worst < 1e-4) {
+        tg_error("hf_step", "the curvature is a squared error's (curv.kind = "
+                 "TG_CURV_MSE), but the closure's loss looks like "
+                 "cross-entropy: its gradient dL/dz sums to zero over the "
+                 "last axis in every row, and is not the gradient of a "
+                 "squared error of value L = %.6g. Set curv.kind = "
+                 "TG_CURV_CROSS_ENTROPY", L);
+        return -1;
+    }
+    return 0;
+}
+
+/* The loss at the current parameters into *L; with grad: its gradient,
+ * flat, and the loss's kind checked against cfg.curv. 0, or -1 after an
+ * error was reported (by the closure's ops, by backward, or here). */
+static int hf_loss(tg_hf *h, const tg_closure *c, tg_real *grad, double *L)
 {
     tg_tape_reset();
     tg_params_zero_grad(h->ps);
+    unsigned long errors = tg_error_count();
     bool was = tg_set_grad_enabled(grad != NULL);
     tg_tensor *z = c->outputs(c->ud);
     tg_tensor *l = z ? c->loss(z, c->ud) : NULL;
     tg_set_grad_enabled(was);
-    if (!l)
-        return NAN;
-    double v = (double)l->data[0];
+    int rc = -1;
+    if (!l) {
+        if (tg_error_count() == errors)
+            tg_error("hf_step", "the closure's %s returned NULL without "
+                     "reporting an error", z ? "loss" : "outputs");
+        goto out;
+    }
+    if (l->numel != 1) {
+        char shape[96];
+        tg_error("hf_step", "the closure's loss has shape %s; it must be one "
+                 "number", tg_shape_str(l, shape, sizeof shape));
+        goto out;
+    }
+    *L = (double)l->data[0];
     if (grad) {
         h->gradients++;
-        if (tg_backward(l) < 0)
-            return NAN;
+        tg_retain_grad(z); /* dL/dz: which loss is it? */
+        if (tg_backward(l) < 0 || check_loss_kind(h, z, *L) < 0)
+            goto out;
         flat_grads(h->ps, grad);
-        tg_params_zero_grad(h->ps);
     } else {
         h->losses++;
     }
+    rc = 0;
+out:
+    tg_params_zero_grad(h->ps);
     tg_tape_reset();
-    return v;
+    return rc;
 }
 
 /* out = (G + mu lambda S + lambda I) v: G v as tg_gauss_newton_product,
@@ -313,8 +420,8 @@ int tg_hf_product(tg_hf *h, const tg_closure *c, const tg_real *v,
     h->products++;
     double ml = h->cfg.mu * h->lambda;
     bool structural = ml > 0 && c->hidden;
-    if (gn_product(c->outputs, structural ? c->hidden : NULL, ml, c->ud,
-                   h->cfg.curv, h->ps, v, out) < 0)
+    if (gn_product("hf_product", c->outputs, structural ? c->hidden : NULL,
+                   ml, c->ud, h->cfg.curv, h->ps, v, out) < 0)
         return -1;
     for (int64_t i = 0; i < h->n; i++)
         out[i] = (tg_real)((double)out[i] + h->lambda * (double)v[i]);
@@ -377,7 +484,9 @@ double tg_hf_step(tg_hf *h, const tg_closure *c)
     kept *keep = NULL; /* stb_ds array */
     double result = NAN;
     hf_params(h, theta, NULL);
-    double L0 = hf_loss(h, c, g);
+    double L0 = NAN;
+    if (hf_loss(h, c, g, &L0) < 0)
+        goto done; /* reported: nothing more to say */
     if (!isfinite(L0)) {
         tg_error("hf_step", "the loss is %g at the current parameters", L0);
         goto done;
@@ -438,10 +547,14 @@ double tg_hf_step(tg_hf *h, const tg_closure *c)
     /* backtracking: from the last iterate back while the loss falls */
     int64_t best = arrlen(keep) - 1;
     hf_set(h, theta, keep[best].d, 1.0);
-    double Lbest = hf_loss(h, c, NULL);
+    double Lbest = NAN;
+    if (hf_loss(h, c, NULL, &Lbest) < 0)
+        goto done;
     while (!h->cfg.no_backtrack && best > 0) {
         hf_set(h, theta, keep[best - 1].d, 1.0);
-        double L = hf_loss(h, c, NULL);
+        double L = NAN;
+        if (hf_loss(h, c, NULL, &L) < 0)
+            goto done;
         if (!(L < Lbest))
             break;
         Lbest = L;
@@ -465,7 +578,8 @@ double tg_hf_step(tg_hf *h, const tg_closure *c)
         alpha *= 0.8;
         tries++;
         hf_set(h, theta, dd, alpha);
-        L = hf_loss(h, c, NULL);
+        if (hf_loss(h, c, NULL, &L) < 0)
+            goto done;
     }
     if (!(L <= L0)) { /* no decrease (or NaN): not taken, theta exactly back */
         hf_params(h, NULL, theta);

@@ -102,7 +102,8 @@ double tg_hessian_top_eigenvalue(tg_model_fn f, tg_loss_fn loss_of, void *ud,
  * (recorded; called several times per step, so it must give the same z
  * for the same parameters until the caller changes the batch), the loss
  * of z, and optionally the hidden states recorded by the last outputs()
- * call (for structural damping; NULL otherwise). The same closure steps
+ * call (for structural damping; NULL otherwise: with mu > 0, a hidden()
+ * that returns NULL is an error that says so). The same closure steps
  * every optimizer (tg_optim_step_closure in nn/optim.h). */
 typedef struct tg_closure {
     tg_model_fn outputs;
@@ -111,6 +112,12 @@ typedef struct tg_closure {
     void *ud;
 } tg_closure;
 
+/* curv must describe closure.loss: G is built from it alone. Each step
+ * checks it against the loss's gradient dL/dz and refuses (an error) what
+ * cannot be: cross-entropy's curvature (the default) for a loss whose
+ * dL/dz does not sum to zero over the classes, a squared error's for one
+ * that does and is no squared error, or a squared error summed where
+ * curv says averaged (or the other way round). */
 typedef struct tg_hf_config {
     tg_curv_loss curv; /* the loss's kind and reduction, for G       */
     double lambda0;    /* initial damping (default 1)                */
@@ -139,7 +146,9 @@ typedef struct tg_hf {
 tg_hf *tg_hf_new(tg_params *ps, const tg_hf_config *cfg);
 void tg_hf_free(tg_hf *h);
 /* One step. Resets the tape. The loss before the step, or NAN after an
- * error (the parameters are then as before the step). */
+ * error (the parameters are then as before the step): the error that
+ * stopped it is the one reported - a failing op, loss or backward in the
+ * closure's evaluations, or a loss that is NaN or infinite. */
 double tg_hf_step(tg_hf *h, const tg_closure *c);
 /* The matrix CG works with, times v: out = (G + mu lambda S + lambda I) v
  * at the current parameters and lambda (for tests and for reading). */

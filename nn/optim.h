@@ -90,10 +90,17 @@ void tg_optim_zero_grad(tg_optim *o);
 
 /* Saves the state as tensors "<prefix><param name>.m" / ".v" plus
  * metadata-free scalars "<prefix>step" (I64) (HF: ".m" is the warm start,
- * and "<prefix>lambda" (F64) the damping); loads it back (strict:
- * the parameter list must match, every number must be finite, second
- * moments not negative, the step count in [0, TG_OPTIM_MAX_STEP]; a bad
- * file changes nothing). 0 or -1 with a message naming the file's tensor. */
+ * and "<prefix>lambda" (F64) the damping), and its kind as the metadata
+ * "<prefix>optimizer": sgd, sgd_momentum (SGD with momentum != 0, which
+ * alone keeps buffers), adam, adamw or hessian_free. Loads it back
+ * (strict: the kind must be the optimizer's - rates and other
+ * hyperparameters may differ - the parameter list must match, every
+ * number must be finite, second moments not negative, the step count in
+ * [0, TG_OPTIM_MAX_STEP]; a bad file changes nothing). A file saved
+ * before the kind was recorded is judged by its tensors (lambda, ".v",
+ * ".m", none): it still loads into the kind that saved it, Adam's and
+ * AdamW's into either. 0 or -1 with a message naming the file's tensor or
+ * both kinds. */
 #define TG_OPTIM_MAX_STEP ((int64_t)1 << 53)
 void tg_optim_save(const tg_optim *o, tg_st_writer *w, const char *prefix);
 int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,

@@ -49,10 +49,44 @@ static void save_buffer(tg_st_writer *w, const char *pre, const tg_param *p,
     free(zeros);
 }
 
+/* ---- what kind of state a file holds ----------------------------------
+ * The metadata "<prefix>optimizer" names the optimizer and whatever else
+ * shapes its state: SGD keeps a momentum buffer only when momentum != 0.
+ * The other hyperparameters (rates, betas, damping) may change between a
+ * save and a load, as in PyTorch; a different kind of state may not. */
+static const char *kind_id(const tg_optim *o)
+{
+    switch (o->kind) {
+    case TG_OPTIM_SGD:
+        return o->momentum != 0 ? "sgd_momentum" : "sgd";
+    case TG_OPTIM_ADAM:
+        return "adam";
+    case TG_OPTIM_ADAMW:
+        return "adamw";
+    case TG_OPTIM_HF:
+        return "hessian_free";
+    }
+    return "unknown";
+}
+
+static const char *kind_words(const char *id)
+{
+    static const char *const words[][2] = {
+        {"sgd", "SGD without momentum"}, {"sgd_momentum", "SGD with momentum"},
+        {"adam", "Adam"}, {"adamw", "AdamW"}, {"hessian_free", "Hessian-free"}};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (!strcmp(id, words[i][0]))
+            return words[i][1];
+    return "an unknown optimizer";
+}
+
 void tg_optim_save(const tg_optim *o, tg_st_writer *w, const char *prefix)
 {
     const char *pre = prefix ? prefix : "";
     int count = tg_params_count(o->params);
+    char *key = join(pre, "optimizer", "");
+    tg_st_set_meta(w, key, kind_id(o));
+    free(key);
     if (o->kind == TG_OPTIM_HF) { /* the warm start, per parameter */
         int64_t at = 0;
         for (int i = 0; i < count && at < o->hf->n; i++) {
@@ -143,6 +177,75 @@ static void load_buffer(const tg_st_tensor *s, const tg_tensor *like,
     TG_ASSERT(rc == 0); /* dtype and shape were checked by find_buffer */
 }
 
+/* The kind of state a file saved before "<prefix>optimizer" existed
+ * holds, told by its tensors (of the first parameter): Hessian-free's
+ * lambda, else Adam's (or AdamW's: the same state) second moments, else
+ * SGD's momentum buffers, else none. *found: the tensor that told. */
+static const char *kind_of_tensors(const tg_optim *o, const tg_st_file *f,
+                                   const char *pre, char **found)
+{
+    const char *p0 = tg_params_at(o->params, 0)->name;
+    char *names[3] = {join(pre, "lambda", ""), join(pre, p0, ".v"),
+                      join(pre, p0, ".m")};
+    static const char *const kinds[3] = {"hessian_free", "adam",
+                                         "sgd_momentum"};
+    const char *kind = "sgd";
+    *found = NULL;
+    for (int k = 0; k < 3; k++) {
+        if (!*found && tg_st_find(f, names[k])) {
+            kind = kinds[k];
+            *found = names[k];
+        } else {
+            free(names[k]);
+        }
+    }
+    return kind;
+}
+
+/* 0, or -1 with a message naming both kinds when f holds the state of
+ * another kind of optimizer than o. A file without the metadata (saved
+ * before it existed) is judged by its tensors instead, and Adam's state
+ * then passes for AdamW's and the other way round: they keep the same
+ * moments. */
+static int check_kind(const tg_optim *o, const tg_st_file *f, const char *pre,
+                      char *err, size_t errcap)
+{
+    const char *mine = kind_id(o);
+    char *key = join(pre, "optimizer", "");
+    const char *theirs = tg_st_meta(f, key);
+    int rc = 0;
+    if (theirs && strcmp(theirs, mine)) {
+        set_err(err, errcap, "the file holds the state of %s (metadata '%s' = "
+                "'%s'), but this optimizer is %s ('%s'): load it into the "
+                "kind of optimizer that saved it, or start this one afresh "
+                "without loading", kind_words(theirs), key, theirs,
+                kind_words(mine), mine);
+        rc = -1;
+    } else if (!theirs && o->n > 0) {
+        char *found;
+        const char *kind = kind_of_tensors(o, f, pre, &found);
+        bool adams = !strcmp(kind, "adam") && tg_optim_has_v_(o);
+        if (strcmp(kind, mine) && !adams) {
+            char what[300];
+            if (found)
+                snprintf(what, sizeof what, "it has '%s'", found);
+            else
+                snprintf(what, sizeof what, "it has no buffers, only '%sstep'",
+                         pre);
+            set_err(err, errcap, "the file holds the state of %s (%s; a file "
+                    "saved before the metadata '%s' existed), but this "
+                    "optimizer is %s ('%s'): load it into the kind of "
+                    "optimizer that saved it, or start this one afresh "
+                    "without loading", !strcmp(kind, "adam") ? "Adam or AdamW"
+                    : kind_words(kind), what, key, kind_words(mine), mine);
+            rc = -1;
+        }
+        free(found);
+    }
+    free(key);
+    return rc;
+}
+
 int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
                   char *err, size_t errcap)
 {
@@ -163,6 +266,8 @@ int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
         return -1;
     }
     free(name);
+    if (check_kind(o, f, pre, err, errcap) < 0)
+        return -1;
     double lambda = 0;
     if (o->kind == TG_OPTIM_HF) {
         name = join(pre, "lambda", "");

@@ -18,9 +18,36 @@ static char *dup_name(const char *a, const char *b)
     return s;
 }
 
+/* 0, or -1 after reporting (as op) that ps already has a parameter
+ * called prefix + name (or that name is NULL): a list holds one tensor per
+ * name, as a state dict and a checkpoint do - a second 'weight' would be
+ * saved over the first */
+static int check_new_name(const char *op, const tg_params *ps,
+                          const char *prefix, const char *name)
+{
+    if (!ps || !name) {
+        tg_error(op, "the %s is NULL", ps ? "name" : "parameter list");
+        return -1;
+    }
+    size_t np = strlen(prefix);
+    for (int64_t i = 0; i < arrlen(ps->items); i++) {
+        const char *have = ps->items[i].name;
+        if (!strncmp(have, prefix, np) && !strcmp(have + np, name)) {
+            tg_error(op, "the list already has a parameter called '%s': "
+                     "names must be unique (a checkpoint stores one tensor "
+                     "per name); give this one another name%s", have,
+                     np ? " or another prefix" : "");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 tg_tensor *tg_params_new(tg_params *ps, const char *name, int ndim,
                          const int64_t *shape)
 {
+    if (check_new_name("params_new", ps, "", name) < 0)
+        return NULL;
     tg_tensor *t = tg_tensor_new(ndim, shape);
     if (!t)
         return NULL;
@@ -31,19 +58,34 @@ tg_tensor *tg_params_new(tg_params *ps, const char *name, int ndim,
     return t;
 }
 
-void tg_params_add_from(tg_params *ps, const char *prefix, const tg_params *src)
+int tg_params_add_from(tg_params *ps, const char *prefix, const tg_params *src)
 {
+    if (!src) {
+        tg_error("params_add_from", "the list to add from is NULL");
+        return -1;
+    }
+    const char *pre = prefix ? prefix : "";
+    /* every name checked before any is added: all or nothing */
+    for (int64_t i = 0; i < arrlen(src->items); i++)
+        if (check_new_name("params_add_from", ps, pre, src->items[i].name) < 0)
+            return -1;
     for (int64_t i = 0; i < arrlen(src->items); i++) {
-        tg_param p = {dup_name(prefix, src->items[i].name),
-                      src->items[i].tensor, false};
+        tg_param p = {dup_name(pre, src->items[i].name), src->items[i].tensor,
+                      false};
         arrput(ps->items, p);
     }
+    return 0;
 }
 
-void tg_params_add_ref(tg_params *ps, const char *name, tg_tensor *t)
+int tg_params_add_ref(tg_params *ps, const char *name, tg_tensor *t)
 {
+    if (check_new_name("params_add_ref", ps, "", name) < 0)
+        return -1;
+    if (!t) /* (an earlier error) */
+        return -1;
     tg_param p = {dup_name("", name), t, false};
     arrput(ps->items, p);
+    return 0;
 }
 
 void tg_params_free(tg_params *ps)

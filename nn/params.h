@@ -44,15 +44,21 @@ typedef struct tg_params {
     int64_t block_n;
 } tg_params;
 
-/* A new zero-filled persistent parameter (requires grad) owned by ps. */
+/* Names are unique in a list (a checkpoint stores one tensor per name):
+ * adding a name the list has already is an error naming it, and adds
+ * nothing. */
+
+/* A new zero-filled persistent parameter (requires grad) owned by ps.
+ * NULL after an error (a name taken, a bad shape). */
 tg_tensor *tg_params_new(tg_params *ps, const char *name, int ndim,
                          const int64_t *shape);
 /* Adds every parameter of src to ps under prefix ("rnn." + "weight_ih_l0"),
- * borrowed: src still owns them. */
-void tg_params_add_from(tg_params *ps, const char *prefix,
-                        const tg_params *src);
-/* Adds t under name, borrowed (its owner frees it). */
-void tg_params_add_ref(tg_params *ps, const char *name, tg_tensor *t);
+ * borrowed: src still owns them. 0, or -1 after an error (then none is
+ * added). */
+int tg_params_add_from(tg_params *ps, const char *prefix,
+                       const tg_params *src);
+/* Adds t under name, borrowed (its owner frees it). 0 or -1. */
+int tg_params_add_ref(tg_params *ps, const char *name, tg_tensor *t);
 void tg_params_free(tg_params *ps);
 
 int tg_params_count(const tg_params *ps);

@@ -228,15 +228,22 @@ int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
                 return -1;
         }
         tg_tensor *st[TG_CELL_MAX_STATE], *next[TG_CELL_MAX_STATE];
-        for (int k = 0; k < ns; k++)
+        for (int k = 0; k < ns; k++) {
             st[k] = state0 ? tg_select(state0[k], 0, l)
                            : tg_zeros(TG_SHAPE(B, H));
+            if (!st[k]) /* anomaly mode: a NaN in the initial state */
+                return -1;
+        }
         tg_prog *begun = NULL;
         for (int64_t t = 0; t < T; t++) {
             tg_threads_checkpoint(); /* fewer threads on a busy machine */
             tg_tape_set_step(t);
             memset(next, 0, sizeof next);
             tg_tensor *in[1 + TG_CELL_MAX_STATE] = {tg_select(xp, 0, t)};
+            if (!in[0]) { /* anomaly mode: a NaN in x_t (gates == 0) */
+                tg_tape_set_step(-1);
+                return -1;
+            }
             memcpy(in + 1, st, (size_t)ns * sizeof *st);
             unsigned long errors = tg_error_count();
             run_step(c, in, ns, next, &begun, l, t);

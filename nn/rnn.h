@@ -52,8 +52,10 @@ tg_rnn *tg_rnn_new(const tg_cell_type *type, int input_size, int hidden_size,
 void tg_rnn_free(tg_rnn *r);
 
 /* x [T, B, I]; state0: NULL (zeros) or type->nstate tensors [L, B, H].
- * rng drives dropout (NULL: global). 0, or -1 after reporting an error
- * naming the wrong shape. */
+ * rng drives dropout (NULL: global). 0, or -1 after reporting one error:
+ * a wrong shape (named), a failing step (its own message: a misspelt
+ * parameter, an output left unset), or in anomaly mode the first NaN or
+ * infinity, in x, the initial state or a step (the op and time step). */
 int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
                    bool training, struct tg_rng *rng, tg_rnn_out *out);
 

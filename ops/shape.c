@@ -248,9 +248,23 @@ tg_tensor *tg_select(tg_tensor *x, int dim, int64_t index)
     return record_view(&select_op, x, out, index * cs[d], gs);
 }
 
+/* On any failure every out[k] is NULL, so that code using the outputs
+ * (an LSTM's gates) propagates the failure like any op given NULL. */
+static int split_failed(tg_tensor **out, int n)
+{
+    for (int k = 0; out && k < n; k++)
+        out[k] = NULL;
+    return -1;
+}
+
 int tg_split(tg_tensor *x, const int64_t *sizes, int n, int dim,
              tg_tensor **out)
 {
+    split_failed(out, n); /* also what a NULL x (an earlier error) leaves */
+    if (!out || (n > 0 && !sizes)) {
+        tg_error("split", "the %s array is NULL", out ? "sizes" : "output");
+        return -1;
+    }
     if (!x)
         return -1;
     int d = tg_norm_dim("split", dim, x->ndim);
@@ -274,7 +288,9 @@ int tg_split(tg_tensor *x, const int64_t *sizes, int n, int dim,
     int64_t at = 0;
     for (int k = 0; k < n; k++) {
         out[k] = tg_slice(x, d, at, at + sizes[k], 1);
-        if (out[k] && out[k]->entry >= 0)
+        if (!out[k]) /* (anomaly mode: x holds a NaN) */
+            return split_failed(out, n);
+        if (out[k]->entry >= 0)
             tg_tape_entry(out[k]->entry)->op = &split_op;
         at += sizes[k];
     }
@@ -283,6 +299,11 @@ int tg_split(tg_tensor *x, const int64_t *sizes, int n, int dim,
 
 int tg_chunk(tg_tensor *x, int chunks, int dim, tg_tensor **out)
 {
+    split_failed(out, chunks);
+    if (!out) {
+        tg_error("chunk", "the output array is NULL");
+        return -1;
+    }
     if (!x)
         return -1;
     int d = tg_norm_dim("chunk", dim, x->ndim);
@@ -303,7 +324,7 @@ int tg_chunk(tg_tensor *x, int chunks, int dim, tg_tensor **out)
         sizes[k] = x->shape[d] / chunks;
     int rc = tg_split(x, sizes, chunks, d, out);
     for (int k = 0; rc > 0 && k < chunks; k++)
-        if (out[k] && out[k]->entry >= 0)
+        if (out[k]->entry >= 0)
             tg_tape_entry(out[k]->entry)->op = &chunk_op;
     return rc;
 }

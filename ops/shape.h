@@ -48,10 +48,13 @@ tg_tensor *tg_concat(tg_tensor *const *xs, int n, int dim);
 /* Joins n tensors of equal shape along a new axis dim. */
 tg_tensor *tg_stack(tg_tensor *const *xs, int n, int dim);
 /* Splits x along dim into `chunks` equal views written to out[0..];
- * the size along dim must divide evenly. Returns chunks, or -1. */
+ * the size along dim must divide evenly. Returns chunks, or -1 with every
+ * out[0..chunks-1] set to NULL - after reporting an error, or quietly
+ * when x is NULL (an earlier op failed), as an op returns NULL - so the
+ * ops that use the outputs propagate the failure. */
 int tg_chunk(tg_tensor *x, int chunks, int dim, tg_tensor **out);
 /* Splits x along dim into n views of sizes[0..n-1] (summing to the size
- * along dim). Returns n, or -1. */
+ * along dim). Returns n, or -1 with out[0..n-1] NULL, as tg_chunk. */
 int tg_split(tg_tensor *x, const int64_t *sizes, int n, int dim,
              tg_tensor **out);
 

@@ -175,11 +175,21 @@ tg_tensor *tg_tensor_new(int ndim, const int64_t *shape)
     return t;
 }
 
+static tg_tangent_free_hook tangent_free_hook;
+
+void tg_set_tangent_free_hook(tg_tangent_free_hook fn)
+{
+    tangent_free_hook = fn;
+}
+
 void tg_tensor_free(tg_tensor *t)
 {
     if (!t)
         return;
     TG_ASSERT(t->flags & TG_PERSISTENT);
+    if (t->tangent && tangent_free_hook)
+        tangent_free_hook(t); /* off autograd's list of leaves */
+    free(t->tangent);
     if (!(t->flags & TG_IN_BLOCK)) {
         free(t->data);
         free(t->grad);

@@ -219,9 +219,19 @@ tg_tensor *tg_randn(int ndim, const int64_t *shape, struct tg_rng *rng,
 tg_tensor *tg_clone(const tg_tensor *t);
 
 /* Persistent tensors: zero-filled, on the heap, freed by tg_tensor_free.
- * Its .grad (when requires_grad is set) is also on the heap. */
+ * Its .grad (when requires_grad is set) is also on the heap, and so is a
+ * forward-mode direction given to it (tg_set_tangent): freed with it. */
 tg_tensor *tg_tensor_new(int ndim, const int64_t *shape);
 void tg_tensor_free(tg_tensor *t); /* NULL is fine */
+
+/* For autograd/ only: tg_tensor_free calls this hook with a tensor that
+ * holds a tangent, before freeing it, so that the forward-mode code,
+ * which keeps a list of the leaves it gave a tangent, drops it from the
+ * list (and frees the tangent) instead of touching freed memory at the
+ * next tg_clear_tangents. This layer knows nothing else of tangents:
+ * autograd/forward.c installs the hook (NULL: none). */
+typedef void (*tg_tangent_free_hook)(tg_tensor *t);
+void tg_set_tangent_free_hook(tg_tangent_free_hook fn);
 
 /* In-place fills (any tensor, contiguous or not). */
 void tg_fill_(tg_tensor *t, double value);

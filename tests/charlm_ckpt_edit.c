@@ -6,10 +6,12 @@
  * version), so that the tool's range and shape checks - not its checksum -
  * must catch the damage. Built by the test script; not part of the tool.
  *
- *   charlm_ckpt_edit IN OUT [KEY=VALUE]... [TENSOR[I]=NUMBER]...
+ *   charlm_ckpt_edit IN OUT [KEY=VALUE]... [-KEY]... [TENSOR[I]=NUMBER]...
  *
  *   pos=9223372036854775807      metadata "pos" set to that string
  *   format_version=1             an old-format file (tensor-only checksum)
+ *   -optim.optimizer             metadata "optim.optimizer" left out (a
+ *                                file written before it existed)
  *   rnn.weight_hh_l0[3]=nan      element 3 of that tensor (F32, F64 or I64)
  *
  * Exit status 0, or 1 with a message.
@@ -54,7 +56,7 @@ int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: charlm_ckpt_edit IN OUT [KEY=VALUE]... "
-                "[TENSOR[I]=NUMBER]...\n");
+                "[-KEY]... [TENSOR[I]=NUMBER]...\n");
         return 1;
     }
     char err[512];
@@ -87,12 +89,15 @@ int main(int argc, char **argv)
         const char *key, *value;
         tg_st_meta_at(f, i, &key, &value);
         size_t len = strlen(key);
-        for (int a = 3; a < argc; a++) /* KEY=VALUE replaces the value */
+        bool drop = false;
+        for (int a = 3; a < argc; a++) { /* KEY=VALUE replaces the value */
             if (!strncmp(argv[a], key, len) && argv[a][len] == '=')
                 value = argv[a] + len + 1;
+            drop |= argv[a][0] == '-' && !strcmp(argv[a] + 1, key);
+        }
         if (!strcmp(key, "format_version"))
             version = atoi(value);
-        if (strcmp(key, "checksum"))
+        if (strcmp(key, "checksum") && !drop)
             tg_st_set_meta(w, key, value);
     }
     tg_st_free(f);

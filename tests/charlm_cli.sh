@@ -366,6 +366,8 @@ craft nanv 'optim.rnn.weight_hh_l0.v[3]=nan'
 craft negv 'optim.rnn.weight_hh_l0.v[3]=-0.5'
 craft infm 'optim.decoder.bias.m[0]=-inf'
 craft huge hidden=2048 layers=8
+craft optkind optim.optimizer=hessian_free
+craft optold -optim.optimizer  # as saved before the kind was recorded
 expect_fail "'pos' = '9223372036854775807' is out of range" "$BIN" $R crafted.pos.st --steps 30
 expect_fail "'pos' = '9223372036854775807' is out of range" "$BIN" $R crafted.pos1.st --steps 30
 expect_fail "'pos' = '999999' is out of range" "$BIN" $R crafted.posbig.st --steps 30
@@ -385,6 +387,19 @@ expect_fail "'optim.rnn.weight_hh_l0.v' in the file holds a NaN" "$BIN" $R craft
 expect_fail "'optim.rnn.weight_hh_l0.v' in the file holds a NaN, infinite or negative" \
     "$BIN" $R crafted.negv.st --steps 30
 expect_fail "'optim.decoder.bias.m' in the file holds a NaN" "$BIN" $R crafted.infm.st --steps 30
+# the optimizer's state is of the kind that saved it (Adam here); a file
+# saved before the kind was recorded resumes as it did, and goes on as
+# the same file with the kind does
+expect_fail "holds the state of Hessian-free (metadata 'optim.optimizer' = 'hessian_free'), but this optimizer is Adam" \
+    "$BIN" $R crafted.optkind.st --steps 30
+cp good.st resumed.good.st # (a resumed run saves over its checkpoint)
+for st in resumed.good crafted.optold; do
+    "$BIN" $R $st.st --steps 22 --eval-every 1 --log $st.log \
+        >/dev/null 2>resume.err || fail "resuming $st.st: $(cat resume.err)"
+    losses $st.log > $st.losses
+done
+[ -s resumed.good.losses ] && cmp -s resumed.good.losses crafted.optold.losses &&
+    ok || fail "a checkpoint without 'optim.optimizer' resumes differently"
 # hidden 2048 x 8 layers in a small file: refused on the shapes, before
 # any allocation (under 300 MB of address space where no sanitizer
 # reserves its shadow memory)

@@ -823,6 +823,138 @@ START_TEST(hessian_free_resumes_exactly)
 }
 END_TEST
 
+/* ---- Hessian-free's failures: one message that says what happened -------- */
+
+/* the parameters, flat, to see that a failed step left them alone */
+static void params_of(model *m, tg_real *out)
+{
+    int64_t at = 0;
+    for (int i = 0; i < tg_params_count(&m->ps); i++) {
+        tg_tensor *w = tg_params_at(&m->ps, i)->tensor;
+        memcpy(out + at, w->data, (size_t)w->numel * sizeof(tg_real));
+        at += w->numel;
+    }
+}
+
+/* one HF step that must fail with exactly one error holding every
+ * fragment, and leave the parameters as they were */
+#define expect_hf_failure(m, cfg, c, ...)                                  \
+    do {                                                                   \
+        tg_real before_[64], after_[64];                                   \
+        ck_assert_int_le(tg_params_numel(&(m)->ps), 64);                   \
+        params_of(m, before_);                                             \
+        tg_hf *h_ = tg_hf_new(&(m)->ps, cfg);                              \
+        tgt_capture_errors();                                              \
+        ck_assert(isnan(tg_hf_step(h_, c)));                               \
+        tgt_expect_error(__VA_ARGS__);                                     \
+        params_of(m, after_);                                              \
+        ck_assert(!memcmp(before_, after_, (size_t)tg_params_numel(        \
+                                               &(m)->ps) * sizeof(tg_real))); \
+        tg_set_error_handler(NULL, NULL);                                  \
+        tg_hf_free(h_);                                                    \
+    } while (0)
+
+/* structural damping asked for (mu > 0) with a hidden() that returns
+ * NULL: the step used to give NaN with no message */
+START_TEST(hessian_free_hidden_returning_null)
+{
+    model m;
+    make(&m, true, 8, 3, 4); /* no sequence model: m.hidden stays NULL */
+    tg_hf_config cfg = {.curv = {TG_CURV_CROSS_ENTROPY, TG_MEAN},
+                        .max_cg = 5, .mu = 0.1};
+    tg_closure c = {outputs, ce_of, last_hidden, &m};
+    expect_hf_failure(&m, &cfg, &c, "hf_product", "closure.hidden returned "
+                      "NULL", "mu = 0");
+    /* mu = 0: hidden() is not needed, and not called */
+    cfg.mu = 0;
+    tg_hf *h = tg_hf_new(&m.ps, &cfg);
+    ck_assert(isfinite(tg_hf_step(h, &c)));
+    tg_hf_free(h);
+    destroy(&m);
+}
+END_TEST
+
+/* a loss whose backward fails (it changes a weight its ops read): the
+ * backward's error alone, not followed by "the loss is nan" */
+static tg_tensor *ce_then_change_W(tg_tensor *z, void *ud)
+{
+    model *m = ud;
+    tg_tensor *l = tg_cross_entropy(z, m->targets, TG_MEAN);
+    tg_bump_version(m->W);
+    return l;
+}
+
+START_TEST(hessian_free_backward_error_is_reported_alone)
+{
+    model m;
+    make(&m, true, 8, 3, 4);
+    tg_hf_config cfg = {.curv = {TG_CURV_CROSS_ENTROPY, TG_MEAN}, .max_cg = 5};
+    tg_closure c = {outputs, ce_then_change_W, NULL, &m};
+    expect_hf_failure(&m, &cfg, &c, "backward", "changed in place");
+    destroy(&m);
+}
+END_TEST
+
+/* The curvature's loss against the closure's: cross-entropy's curvature
+ * (the default) for a squared error used to go unnoticed, and so did the
+ * other way round and a squared error summed where a mean was said. */
+static tg_tensor *mse_mean_of(tg_tensor *z, void *ud)
+{
+    (void)ud;
+    return tg_mse(z, tg_full(z->ndim, z->shape, 0.25), TG_MEAN);
+}
+
+static tg_tensor *mse_sum_of(tg_tensor *z, void *ud)
+{
+    (void)ud;
+    return tg_mse(z, tg_full(z->ndim, z->shape, 0.25), TG_SUM);
+}
+
+/* a squared error plus a penalty on the parameters: still a squared error
+ * of z for the curvature, and not to be refused */
+static tg_tensor *mse_penalised_of(tg_tensor *z, void *ud)
+{
+    model *m = ud;
+    tg_tensor *pen = tg_mul_scalar(tg_sum(tg_mul(m->W, m->W)), 0.01);
+    return tg_add(mse_mean_of(z, ud), pen);
+}
+
+START_TEST(hessian_free_checks_the_loss_kind)
+{
+    model m;
+    make(&m, true, 8, 3, 4);
+    tg_hf_config ce = {.max_cg = 5}; /* curv: cross-entropy, mean */
+    tg_closure mse_c = {outputs, mse_mean_of, NULL, &m};
+    expect_hf_failure(&m, &ce, &mse_c, "hf_step", "TG_CURV_CROSS_ENTROPY",
+                      "not cross-entropy", "set curv.kind = TG_CURV_MSE");
+    tg_hf_config mse = {.curv = {TG_CURV_MSE, TG_MEAN}, .max_cg = 5};
+    tg_closure ce_c = {outputs, ce_of, NULL, &m};
+    expect_hf_failure(&m, &mse, &ce_c, "hf_step", "TG_CURV_MSE",
+                      "looks like cross-entropy",
+                      "Set curv.kind = TG_CURV_CROSS_ENTROPY");
+    tg_closure sum_c = {outputs, mse_sum_of, NULL, &m};
+    expect_hf_failure(&m, &mse, &sum_c, "hf_step", "summed", "TG_MEAN",
+                      "set curv.reduction = TG_SUM");
+    /* the right ones step */
+    tg_closure pen_c = {outputs, mse_penalised_of, NULL, &m};
+    const tg_closure *ok[] = {&mse_c, &pen_c, &sum_c};
+    tg_hf_config cfgs[] = {mse, mse, {.curv = {TG_CURV_MSE, TG_SUM},
+                                      .max_cg = 5}};
+    tgt_capture_errors();
+    for (int i = 0; i < 3; i++) {
+        tg_hf *h = tg_hf_new(&m.ps, &cfgs[i]);
+        ck_assert_msg(isfinite(tg_hf_step(h, ok[i])), "case %d: %s", i,
+                      tg_last_error());
+        tg_hf_free(h);
+    }
+    tg_hf *h = tg_hf_new(&m.ps, &ce);
+    ck_assert(isfinite(tg_hf_step(h, &ce_c)));
+    tg_hf_free(h);
+    ck_assert_int_eq(tgt_errors, 0);
+    destroy(&m);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("curvature");
@@ -842,6 +974,9 @@ static Suite *suite(void)
     tcase_add_test(tc, hessian_free_on_a_nonlinear_model);
     tcase_add_test(tc, hessian_free_structural_damping);
     tcase_add_test(tc, hessian_free_resumes_exactly);
+    tcase_add_test(tc, hessian_free_hidden_returning_null);
+    tcase_add_test(tc, hessian_free_backward_error_is_reported_alone);
+    tcase_add_test(tc, hessian_free_checks_the_loss_kind);
     suite_add_tcase(s, tc);
     return s;
 }

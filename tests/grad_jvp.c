@@ -494,6 +494,91 @@ START_TEST(jvp_constant_inputs_and_reset)
 }
 END_TEST
 
+/* Nothing on the path: where the answer is zero by definition (the
+ * outputs do not depend on the leaves given a direction) tg_jvp gives 0
+ * and NULL tangents (zero, as torch.func.jvp's zeros); where a zero would
+ * be wrong - no direction, nothing recorded, a direction on a leaf whose
+ * ops were not recorded - an error says why. tg_jvp used to return 0 with
+ * no tangent and no message in all of these. */
+START_TEST(jvp_with_nothing_on_the_path)
+{
+    tgt_capture_errors();
+    tg_tensor *x = LEAF(25, 3), *u = LEAF(26, 3);
+    tg_tensor *y = tg_tanh(x);
+    ck_assert_int_eq(tg_jvp(), -1); /* no direction at all */
+    tgt_expect_error("jvp", "no direction", "tg_set_tangent");
+    /* u moves, y does not depend on it: a defined zero */
+    tg_set_tangent(u, tg_ones(TG_SHAPE(3)));
+    ck_assert_int_eq(tg_jvp(), 0);
+    ck_assert_ptr_null(y->tangent);
+    ck_assert_int_eq(tgt_errors, 0);
+    tg_tape_reset();
+
+    /* recorded with grad disabled: the tape is empty */
+    x = LEAF(25, 3);
+    bool was = tg_set_grad_enabled(false);
+    y = tg_tanh(x);
+    tg_set_grad_enabled(was);
+    tg_set_tangent(x, tg_ones(TG_SHAPE(3)));
+    ck_assert_int_eq(tg_jvp(), -1);
+    tgt_expect_error("jvp", "tape is empty", "tg_set_grad_enabled");
+    tg_tape_reset();
+
+    /* a leaf that does not require grad: its tanh was not recorded (the
+     * tape holds another computation) */
+    tg_tensor *p = tg_set_name(tg_full(TG_SHAPE(2), 0.5), "p");
+    tg_tensor *w = LEAF(27, 2);
+    tg_tanh(p);
+    tg_tensor *q = tg_mul(w, w);
+    tg_set_tangent(p, tg_ones(TG_SHAPE(2)));
+    ck_assert_int_eq(tg_jvp(), -1);
+    tgt_expect_error("jvp", "'p'[2]", "does not require grad",
+                     "tg_requires_grad");
+    ck_assert_ptr_null(q->tangent);
+    /* read by a recorded op (w requires grad), it moves what it feeds */
+    tg_tensor *r = tg_mul(p, w);
+    ck_assert_int_eq(tg_jvp(), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert(r->tangent[i] == w->data[i]);
+    ck_assert_int_eq(tgt_errors, 0);
+}
+END_TEST
+
+/* A parameter freed while it still has a direction (tg_set_tangent): the
+ * list of leaves with tangents kept pointing at it. Under AddressSanitizer
+ * (make asan) the next tg_tape_reset - whose tg_clear_tangents wrote into
+ * the freed tensor - is a heap-use-after-free; in a plain build the
+ * allocator hands the freed header to the next tensor made, which the
+ * stale list took for a leaf that had a tangent already (and the direction
+ * was copied through NULL). */
+START_TEST(jvp_leaf_freed_with_its_tangent)
+{
+    tg_tensor *q = tg_requires_grad(tg_tensor_new(TG_SHAPE(3)));
+    ck_assert_int_eq(tg_set_tangent(q, tg_full(TG_SHAPE(3), 2)), 0);
+    for (int round = 0; round < 3; round++) {
+        tg_tensor *p = tg_requires_grad(tg_tensor_new(TG_SHAPE(3)));
+        ck_assert_int_eq(tg_set_tangent(p, tg_ones(TG_SHAPE(3))), 0);
+        tg_tensor_free(p);
+        tg_tensor *r = tg_requires_grad(tg_tensor_new(TG_SHAPE(3)));
+        ck_assert_int_eq(tg_set_tangent(r, tg_full(TG_SHAPE(3), 3)), 0);
+        tg_tensor *y = tg_mul(r, q);
+        ck_assert_int_eq(tg_jvp(), 0);
+        for (int i = 0; i < 3; i++) /* 3 q + r 2 */
+            ck_assert(y->tangent[i] == 3 * q->data[i] + 2 * r->data[i]);
+        if (round == 1)
+            tg_tensor_free(r); /* freed before the reset */
+        tg_tape_reset();
+        ck_assert_ptr_null(q->tangent); /* the others are still cleared */
+        if (round != 1) {
+            ck_assert_ptr_null(r->tangent);
+            tg_tensor_free(r);
+        }
+        ck_assert_int_eq(tg_set_tangent(q, tg_full(TG_SHAPE(3), 2)), 0);
+    }
+    tg_tensor_free(q); /* with its tangent: freed too (no leak) */
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("jvp");
@@ -514,6 +599,8 @@ static Suite *suite(void)
     tcase_add_test(tc, jvp_prepared_linear_into);
     tcase_add_test(tc, jvp_missing_rule_is_an_error);
     tcase_add_test(tc, jvp_constant_inputs_and_reset);
+    tcase_add_test(tc, jvp_leaf_freed_with_its_tangent);
+    tcase_add_test(tc, jvp_with_nothing_on_the_path);
     suite_add_tcase(s, tc);
     return s;
 }

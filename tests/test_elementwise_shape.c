@@ -115,6 +115,64 @@ START_TEST(shape_errors)
 }
 END_TEST
 
+/* chunk and split leave every output NULL when they fail - given NULL
+ * (an earlier op failed: quietly), or after an error - so a cell written
+ * as in the README (tg_chunk into g[4], then ops on g[k]) propagates the
+ * failure instead of reading what was in g before */
+static void expect_all_null(tg_tensor *const *out, int n)
+{
+    for (int k = 0; k < n; k++)
+        ck_assert_msg(out[k] == NULL, "out[%d] was left set", k);
+}
+
+START_TEST(failed_split_leaves_null_outputs)
+{
+    tgt_capture_errors();
+    tg_tensor *a = tg_zeros(TG_SHAPE(2, 4)), *junk = tg_ones(TG_SHAPE(1));
+    tg_tensor *g[4] = {junk, junk, junk, junk};
+    ck_assert_int_eq(tg_chunk(tg_add(NULL, a), 4, 1, g), -1);
+    ck_assert_int_eq(tgt_errors, 0); /* NULL in: quiet, as any op */
+    expect_all_null(g, 4);
+    /* the README's LSTM lines: NULL all the way, no crash */
+    tg_tensor *c = tg_add(tg_mul(tg_sigmoid(g[1]), a),
+                          tg_mul(tg_sigmoid(g[0]), tg_tanh(g[2])));
+    ck_assert_ptr_null(tg_mul(tg_sigmoid(g[3]), tg_tanh(c)));
+    ck_assert_int_eq(tgt_errors, 0);
+
+    for (int k = 0; k < 4; k++)
+        g[k] = junk;
+    ck_assert_int_eq(tg_chunk(a, 3, 1, g), -1);
+    tgt_expect_error("chunk", "[2, 4]", "3 equal chunks");
+    expect_all_null(g, 3);
+    for (int k = 0; k < 4; k++)
+        g[k] = junk;
+    ck_assert_int_eq(tg_split(NULL, (int64_t[]){2, 2}, 2, 1, g), -1);
+    ck_assert_int_eq(tgt_errors, 0);
+    expect_all_null(g, 2);
+    g[0] = g[1] = g[2] = junk;
+    ck_assert_int_eq(tg_split(a, (int64_t[]){1, 1, 1}, 3, 1, g), -1);
+    tgt_expect_error("split", "[2, 4]");
+    expect_all_null(g, 3);
+    g[0] = g[1] = junk;
+    ck_assert_int_eq(tg_split(a, (int64_t[]){1, 3}, 2, 5, g), -1);
+    tgt_expect_error("split", "out of range");
+    expect_all_null(g, 2);
+    ck_assert_int_eq(tg_chunk(a, 2, 1, NULL), -1);
+    tgt_expect_error("chunk", "output array is NULL");
+
+    /* anomaly mode: a NaN in x's second half fails the second slice; the
+     * first, made already, is not left set either */
+    tg_set_anomaly_mode(true);
+    tg_tensor *x = tg_requires_grad(tg_zeros(TG_SHAPE(4, 2)));
+    x->data[5] = NAN;
+    g[0] = g[1] = junk;
+    ck_assert_int_eq(tg_chunk(x, 2, 0, g), -1);
+    tgt_expect_error("anomaly", "NaN");
+    expect_all_null(g, 2);
+    tg_set_anomaly_mode(false);
+}
+END_TEST
+
 /* outputs and gradients of a broadcast expression: 1 thread vs 2 */
 static void run_expr(int threads, tg_real *out, tg_real *ga, tg_real *gb)
 {
@@ -160,6 +218,7 @@ static Suite *suite(void)
     tcase_add_test(tc, views_do_not_copy);
     tcase_add_test(tc, joins);
     tcase_add_test(tc, shape_errors);
+    tcase_add_test(tc, failed_split_leaves_null_outputs);
     tcase_add_test(tc, same_bits_any_thread_count);
     suite_add_tcase(s, tc);
     return s;

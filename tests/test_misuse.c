@@ -158,6 +158,119 @@ START_TEST(anomaly_in_an_rnn_names_the_time_step)
 }
 END_TEST
 
+/* A NaN met inside a step with an error handler installed: the op that
+ * meets it returns NULL, the cell's ops propagate it (LSTM and GRU chunk
+ * it), and the sequence layer returns -1 with the anomaly message alone -
+ * for every built-in cell, fused or not, whether the NaN is in the
+ * initial state (of the first or the second layer) or in a weight that
+ * only the step reads. (The LSTM's and GRU's steps used to read
+ * uninitialised gates and crash; the layer added "left its output
+ * unset" to the report.) */
+START_TEST(anomaly_inside_a_step_of_each_cell)
+{
+    tgt_capture_errors();
+    tg_set_anomaly_mode(true);
+    const tg_cell_type *types[] = {&tg_lstm_cell, &tg_gru_cell,
+                                   &tg_rnn_tanh_cell};
+    for (int ty = 0; ty < 3; ty++)
+        for (int fuse = 0; fuse < 2; fuse++)
+            for (int where = 0; where < 3; where++) {
+                tg_set_fusion(fuse);
+                tg_rnn *r = tg_rnn_new(types[ty], 3, 4, 2, 0.0, NULL);
+                tg_tensor *s0[2];
+                for (int k = 0; k < types[ty]->nstate; k++)
+                    s0[k] = tg_zeros(TG_SHAPE(2, 2, 4));
+                if (where < 2) /* h0 of layer `where` */
+                    s0[0]->data[where * 8 + 5] = NAN;
+                else
+                    r->layers[1]->weight_hh->data[3] = NAN;
+                tg_rnn_out out;
+                ck_assert_int_eq(tg_rnn_forward(r, input(5, 2, 3), s0, true,
+                                                 NULL, &out), -1);
+                tgt_expect_error("anomaly", "NaN", "(non-finite)");
+                ck_assert_int_eq(tg_tape_step(), -1);
+                tg_rnn_free(r);
+                tg_tape_reset();
+            }
+}
+END_TEST
+
+/* returns early when an op fails, writing nothing */
+static void early_return_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                              tg_tensor **next)
+{
+    tg_tensor *a = tg_linear(s[0], c->weight_hh, c->bias_hh);
+    if (!a)
+        return;
+    next[0] = tg_tanh(tg_add(xp, a));
+}
+
+/* one step by hand: the outputs of a failing step are NULL, whether the
+ * step propagates the failure (the LSTM) or returns early */
+START_TEST(anomaly_in_one_cell_step)
+{
+    tgt_capture_errors();
+    tg_set_anomaly_mode(true);
+    tg_cell *c = tg_cell_new(&tg_lstm_cell, 3, 4, NULL);
+    tg_tensor *h = tg_zeros(TG_SHAPE(2, 4)), *cs = tg_zeros(TG_SHAPE(2, 4));
+    h->data[1] = NAN;
+    tg_tensor *junk = tg_ones(TG_SHAPE(1)), *next[2] = {junk, junk};
+    tg_cell_step(c, input(1, 2, 3), (tg_tensor *[]){h, cs}, next);
+    tgt_expect_error("anomaly", "op 'linear'", "(non-finite)");
+    ck_assert_ptr_null(next[0]);
+    ck_assert_ptr_null(next[1]);
+    tg_cell_free(c);
+
+    static const tg_cell_type early = {
+        "early", .nstate = 1, .gates = 1, .step = early_return_step};
+    c = tg_cell_new(&early, 3, 4, NULL);
+    next[0] = junk;
+    tg_cell_step(c, input(1, 2, 3), &h, next);
+    tgt_expect_error("anomaly", "op 'linear'");
+    ck_assert_ptr_null(next[0]);
+    tg_cell_free(c);
+}
+END_TEST
+
+/* x_t of a cell without standard parameters is x's slice at t: a NaN
+ * there fails that slice, reported once */
+static int raw_init(tg_cell *c, tg_rng *rng)
+{
+    int64_t H = c->hidden_size, I = c->input_size;
+    return tg_cell_param_new(c, "W", TG_SHAPE(H, I), rng) &&
+                   tg_cell_param_new(c, "U", TG_SHAPE(H, H), rng)
+               ? 0
+               : -1;
+}
+
+static void raw_step(tg_cell *c, tg_tensor *x, tg_tensor *const *s,
+                     tg_tensor **next)
+{
+    tg_tensor *a = tg_linear(x, tg_cell_param(c, "W"), NULL);
+    next[0] = tg_tanh(tg_add(a, tg_linear(s[0], tg_cell_param(c, "U"), NULL)));
+}
+
+START_TEST(anomaly_in_x_of_a_cell_without_gates)
+{
+    tgt_capture_errors();
+    tg_set_anomaly_mode(true);
+    static const tg_cell_type raw = {
+        "raw", .nstate = 1, .gates = 0, .init = raw_init, .step = raw_step};
+    for (int fuse = 0; fuse < 2; fuse++) {
+        tg_set_fusion(fuse);
+        tg_rnn *r = tg_rnn_new(&raw, 3, 4, 1, 0.0, NULL);
+        tg_tensor *x = input(6, 2, 3);
+        x->data[3 * 2 * 3 + 1] = NAN; /* t = 3 */
+        tg_rnn_out out;
+        ck_assert_int_eq(tg_rnn_forward(r, x, NULL, true, NULL, &out), -1);
+        tgt_expect_error("anomaly", "time step 3", "(non-finite)");
+        ck_assert_int_eq(tg_tape_step(), -1);
+        tg_rnn_free(r);
+        tg_tape_reset();
+    }
+}
+END_TEST
+
 /* ---- in-place changes between forward and backward ------------------ */
 
 START_TEST(fill_on_a_weight_before_backward)
@@ -273,6 +386,9 @@ static Suite *suite(void)
     tcase_add_test(tc, step_that_leaves_an_output_unset);
     tcase_add_test(tc, anomaly_returns_null_and_reports_once);
     tcase_add_test(tc, anomaly_in_an_rnn_names_the_time_step);
+    tcase_add_test(tc, anomaly_inside_a_step_of_each_cell);
+    tcase_add_test(tc, anomaly_in_one_cell_step);
+    tcase_add_test(tc, anomaly_in_x_of_a_cell_without_gates);
     tcase_add_test(tc, fill_on_a_weight_before_backward);
     tcase_add_test(tc, optimizer_step_before_backward);
     tcase_add_test(tc, change_through_a_view_is_seen);

@@ -61,6 +61,129 @@ START_TEST(shape_errors)
 }
 END_TEST
 
+/* A NULL or incomplete cell type is refused with a message saying what
+ * it lacks, by tg_cell_type_register (which used to dereference it) as by
+ * tg_cell_new, and nothing is registered. */
+static void some_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                      tg_tensor **next)
+{
+    (void)c, (void)s;
+    next[0] = tg_tanh(xp);
+}
+
+START_TEST(incomplete_cell_types_are_refused)
+{
+    tgt_capture_errors();
+    char before[512], after[512];
+    tg_cell_type_names(before, sizeof before);
+    static const tg_cell_type no_name = {
+        .name = NULL, .nstate = 1, .gates = 1, .step = some_step};
+    static const tg_cell_type empty_name = {
+        "", .nstate = 1, .gates = 1, .step = some_step};
+    static const tg_cell_type no_step = {"no_step", .nstate = 1, .gates = 1};
+    static const tg_cell_type no_state = {
+        "no_state", .nstate = 0, .gates = 1, .step = some_step};
+    static const tg_cell_type big_state = {
+        "big_state", .nstate = TG_CELL_MAX_STATE + 1, .gates = 1, .step =
+        some_step};
+    static const tg_cell_type neg_gates = {
+        "neg_gates", .nstate = 1, .gates = -1, .step = some_step};
+    const struct {
+        const tg_cell_type *type;
+        const char *what[2];
+    } cases[] = {
+        {NULL, {"the cell type is NULL", "NULL"}},
+        {&no_name, {"no (NULL) name", ".name"}},
+        {&empty_name, {"an empty name", ".name"}},
+        {&no_step, {"'no_step'", "no step function"}},
+        {&no_state, {"'no_state'", "nstate = 0"}},
+        {&big_state, {"'big_state'", "1 to 4"}},
+        {&neg_gates, {"'neg_gates'", "gates = -1"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ck_assert_int_eq(tg_cell_type_register(cases[i].type), -1);
+        tgt_expect_error("cell_type_register", cases[i].what[0],
+                         cases[i].what[1]);
+        ck_assert_ptr_null(tg_cell_new(cases[i].type, 3, 4, NULL));
+        tgt_expect_error("cell_new", cases[i].what[0], cases[i].what[1]);
+    }
+    ck_assert_ptr_null(tg_rnn_new(NULL, 3, 4, 1, 0.0, NULL));
+    tgt_expect_error("cell_new", "the cell type is NULL");
+    ck_assert_str_eq(tg_cell_type_names(after, sizeof after), before);
+}
+END_TEST
+
+/* A second parameter under a name the list has already (a cell's extra
+ * 'weight_hh', or any name twice) is refused with a message naming the
+ * cell type and the parameter: accepted, it made a checkpoint with one
+ * tensor fewer than the model (the second overwrote the first). */
+static int shadow_init(tg_cell *c, tg_rng *rng)
+{
+    /* ignores the result: the error still fails tg_cell_new */
+    tg_cell_param_new(c, "weight_hh", TG_SHAPE(c->hidden_size), rng);
+    return 0;
+}
+
+static int twice_init(tg_cell *c, tg_rng *rng)
+{
+    if (!tg_cell_param_new(c, "w", TG_SHAPE(c->hidden_size), rng))
+        return -1;
+    return tg_cell_param_new(c, "w", TG_SHAPE(2), rng) ? 0 : -1;
+}
+
+START_TEST(duplicate_parameter_names_are_refused)
+{
+    tgt_capture_errors();
+    static const tg_cell_type shadow = {
+        "shadow", .nstate = 1, .gates = 1, .init = shadow_init, .step =
+        some_step};
+    ck_assert_ptr_null(tg_cell_new(&shadow, 3, 4, NULL));
+    tgt_expect_error("cell_param_new", "'shadow'", "'weight_hh'", "standard");
+    ck_assert_ptr_null(tg_rnn_new(&shadow, 3, 4, 2, 0.0, NULL));
+    tgt_expect_error("cell_param_new", "'shadow'", "'weight_hh'");
+    static const tg_cell_type twice = {
+        "twice", .nstate = 1, .gates = 0, .init = twice_init, .step =
+        some_step};
+    ck_assert_ptr_null(tg_cell_new(&twice, 4, 4, NULL));
+    tgt_expect_error("cell_param_new", "'twice'", "'w'");
+
+    /* the lists themselves: every way in */
+    tg_params ps = {0}, src = {0};
+    ck_assert_ptr_nonnull(tg_params_new(&ps, "a.w", TG_SHAPE(2)));
+    ck_assert_ptr_null(tg_params_new(&ps, "a.w", TG_SHAPE(3)));
+    tgt_expect_error("params_new", "'a.w'", "unique");
+    tg_tensor *t = tg_tensor_new(TG_SHAPE(2));
+    ck_assert_int_eq(tg_params_add_ref(&ps, "a.w", t), -1);
+    tgt_expect_error("params_add_ref", "'a.w'");
+    tg_params_new(&src, "b", TG_SHAPE(1));
+    tg_params_new(&src, "w", TG_SHAPE(1));
+    ck_assert_int_eq(tg_params_add_from(&ps, "a.", &src), -1);
+    tgt_expect_error("params_add_from", "'a.w'", "prefix");
+    ck_assert_int_eq(tg_params_count(&ps), 1); /* not even a.b */
+    ck_assert_int_eq(tg_params_add_from(&ps, "c.", &src), 0);
+    ck_assert_int_eq(tg_params_add_ref(&ps, "t", t), 0);
+    ck_assert_int_eq(tg_params_count(&ps), 4);
+    ck_assert_int_eq(tgt_errors, 0);
+
+    /* a checkpoint holds every parameter of the list */
+    char path[] = "/tmp/tg_dup_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    tg_st_writer *w = tg_st_writer_new();
+    tg_params_save(&ps, w, "");
+    ck_assert_int_eq(tg_st_save(w, path, NULL, 0), 0);
+    tg_st_writer_free(w);
+    tg_st_file *f = tg_st_load(path, NULL, 0);
+    ck_assert_int_eq(tg_st_count(f), tg_params_count(&ps));
+    tg_st_free(f);
+    unlink(path);
+    tg_params_free(&ps);
+    tg_params_free(&src);
+    tg_tensor_free(t);
+}
+END_TEST
+
 /* Truncated BPTT: state carried across batches in persistent tensors, so
  * each backward stays within its batch (no "already used" error), and the
  * carried numbers equal one long run's. */
@@ -306,6 +429,8 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, NULL, tgt_teardown);
     tcase_add_test(tc, pytorch_names_and_init);
     tcase_add_test(tc, shape_errors);
+    tcase_add_test(tc, incomplete_cell_types_are_refused);
+    tcase_add_test(tc, duplicate_parameter_names_are_refused);
     tcase_add_test(tc, truncated_bptt_carries_state);
     tcase_add_test(tc, dropout_between_layers_only_when_training);
     tcase_add_test(tc, forget_bias_and_cell_step);

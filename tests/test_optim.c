@@ -713,6 +713,136 @@ START_TEST(load_errors_change_nothing)
 }
 END_TEST
 
+/* ---- the kind of optimizer a file holds ------------------------------------ */
+
+static tg_optim *mk_hf(tg_params *ps) { return tg_hf_optim_new(ps, NULL); }
+/* SGD with momentum again, other hyperparameters: the same kind of state */
+static tg_optim *mk_sgd2(tg_params *ps) { return tg_sgd_new(ps, 0.5, 0.5, 0.0, 0.0, true); }
+
+/* o's state saved under "opt." and read back; old: without its metadata,
+ * as a file saved before the kind was recorded */
+static tg_st_file *saved_state(const tg_optim *o, bool old)
+{
+    char path[64];
+    temp_path(path, sizeof path);
+    tg_st_writer *w = tg_st_writer_new();
+    tg_optim_save(o, w, "opt.");
+    ck_assert_int_eq(tg_st_save(w, path, err, sizeof err), 0);
+    tg_st_writer_free(w);
+    tg_st_file *f = tg_st_load(path, err, sizeof err);
+    ck_assert_msg(f, "%s", err);
+    if (old) { /* the tensors alone */
+        ck_assert_int_eq(tg_st_meta_count(f), 1);
+        w = tg_st_writer_new();
+        for (int i = 0; i < tg_st_count(f); i++) {
+            const tg_st_tensor *t = tg_st_at(f, i);
+            tg_st_add_raw(w, t->name, t->dtype, t->ndim, t->shape, t->data);
+        }
+        tg_st_free(f);
+        ck_assert_int_eq(tg_st_save(w, path, err, sizeof err), 0);
+        tg_st_writer_free(w);
+        f = tg_st_load(path, err, sizeof err);
+        ck_assert_msg(f, "%s", err);
+    }
+    unlink(path);
+    return f;
+}
+
+/* Every file records its optimizer's kind ("opt.optimizer"), and loads
+ * only into that kind, with a message naming both; a Hessian-free state
+ * used to load into SGD with momentum (its warm start read as momentum
+ * buffers). */
+START_TEST(state_files_record_their_kind)
+{
+    make_fn mks[] = {mk_plain, mk_sgd, mk_adam, mk_adamw, mk_hf};
+    const char *ids[] = {"sgd", "sgd_momentum", "adam", "adamw", "hessian_free"};
+    const char *words[] = {"SGD without momentum", "SGD with momentum", "Adam",
+                           "AdamW", "Hessian-free"};
+    for (int a = 0; a < 5; a++) {
+        tg_params pa = {0};
+        rand_params(&pa, 3);
+        tg_optim *from = mks[a](&pa);
+        tg_st_file *f = saved_state(from, false);
+        ck_assert_str_eq(tg_st_meta(f, "opt.optimizer"), ids[a]);
+        for (int b = 0; b < 5; b++) {
+            tg_params pb = {0};
+            rand_params(&pb, 4);
+            tg_optim *to = mks[b](&pb);
+            err[0] = 0;
+            int rc = tg_optim_load(to, f, "opt.", err, sizeof err);
+            if (a == b) {
+                ck_assert_msg(rc == 0, "%s into %s: %s", ids[a], ids[b], err);
+            } else {
+                ck_assert_msg(rc == -1, "%s loaded into %s", ids[a], ids[b]);
+                ck_assert_msg(strstr(err, words[a]) && strstr(err, words[b]) &&
+                              strstr(err, "'opt.optimizer'"),
+                              "%s into %s: \"%s\"", ids[a], ids[b], err);
+            }
+            tg_optim_free(to);
+            tg_params_free(&pb);
+        }
+        tg_st_free(f);
+        tg_optim_free(from);
+        tg_params_free(&pa);
+    }
+    /* other hyperparameters, the same kind: loads */
+    tg_params p1 = {0}, p2 = {0};
+    rand_params(&p1, 5);
+    rand_params(&p2, 5);
+    tg_optim *o1 = mk_sgd(&p1), *o2 = mk_sgd2(&p2);
+    rand_grads(&p1, 0);
+    tg_optim_step(o1);
+    tg_st_file *f = saved_state(o1, false);
+    ck_assert_msg(tg_optim_load(o2, f, "opt.", err, sizeof err) == 0, "%s", err);
+    ck_assert(!memcmp(o2->m[0], o1->m[0], 35 * sizeof(tg_real)));
+    tg_st_free(f);
+    tg_optim_free(o1);
+    tg_optim_free(o2);
+    tg_params_free(&p1);
+    tg_params_free(&p2);
+}
+END_TEST
+
+/* A file saved before the kind was recorded still loads into the kind that
+ * saved it (charlm's older checkpoints resume); its tensors tell the
+ * kinds whose state differs apart, Adam's and AdamW's pass for each
+ * other (the same moments). */
+START_TEST(old_state_files_are_judged_by_their_tensors)
+{
+    make_fn mks[] = {mk_plain, mk_sgd, mk_adam, mk_adamw, mk_hf};
+    const char *words[] = {"SGD without momentum", "SGD with momentum",
+                           "Adam or AdamW", "Adam or AdamW", "Hessian-free"};
+    for (int a = 0; a < 5; a++) {
+        tg_params pa = {0};
+        rand_params(&pa, 3);
+        tg_optim *from = mks[a](&pa);
+        tg_st_file *f = saved_state(from, true);
+        ck_assert_ptr_null(tg_st_meta(f, "opt.optimizer"));
+        for (int b = 0; b < 5; b++) {
+            tg_params pb = {0};
+            rand_params(&pb, 4);
+            tg_optim *to = mks[b](&pb);
+            err[0] = 0;
+            int rc = tg_optim_load(to, f, "opt.", err, sizeof err);
+            bool same = a == b || (a >= 2 && a <= 3 && b >= 2 && b <= 3);
+            if (same) {
+                ck_assert_msg(rc == 0, "old %d into %d: %s", a, b, err);
+            } else {
+                ck_assert_msg(rc == -1, "old %d loaded into %d", a, b);
+                ck_assert_msg(strstr(err, words[a]) &&
+                              strstr(err, "before the metadata"),
+                              "old %d into %d: \"%s\"", a, b, err);
+            }
+            tg_optim_free(to);
+            tg_params_free(&pb);
+        }
+        tg_st_free(f);
+        tg_optim_free(from);
+        tg_params_free(&pa);
+    }
+}
+END_TEST
+
 /* ---- threads ---------------------------------------------------------------- */
 
 /* A model of 300,007 numbers; two steps with clipping; the results. */
@@ -824,6 +954,8 @@ static Suite *suite(void)
     tcase_add_test(tc, resume_is_bit_exact);
     tcase_add_test(tc, saved_names_and_types);
     tcase_add_test(tc, load_errors_change_nothing);
+    tcase_add_test(tc, state_files_record_their_kind);
+    tcase_add_test(tc, old_state_files_are_judged_by_their_tensors);
     tcase_add_test(tc, thread_determinism);
     tcase_add_test(tc, clip_grad_norm_large);
     suite_add_tcase(s, tc);

@@ -13,7 +13,9 @@
  * Metadata (strings):
  *   format "tapegrad-charlm", format_version "2", vocab (the characters,
  *   UTF-8), every hyperparameter under its flag name (cell, layers, ...;
- *   reals in the shortest form that reads back as the same double), step,
+ *   reals in the shortest form that reads back as the same double),
+ *   optim.optimizer (the optimizer's kind, nn/optim.h: a checkpoint
+ *   written before it existed resumes as before), step,
  *   pos, tokens, loss_count, elapsed_s, val_loss, grad_norm, corpus_chars,
  *   corpus_hash, checksum (of all the tensors and all the other metadata:
  *   ckpt_sum.c; version 1 files, whose checksum covers only the tensors,
