@@ -64,7 +64,12 @@ bool tg_dist_has_mpi(void);
 
 /* Starts MPI (with one thread calling it; OpenMP threads never do) unless
  * it is started already. 0, or -1 after reporting an error. Without MPI:
- * one rank, nothing to start. */
+ * one rank, nothing to start.
+ * With MPI it also replaces Open MPI's crash handler (SIGSEGV, SIGBUS,
+ * SIGFPE, SIGILL, SIGABRT), which allocates and can wait forever for
+ * malloc after a heap corruption, by one that only writes "tapegrad: rank
+ * R of N: SIGSEGV ..." and lets the signal end the rank (the handler there
+ * before, the default or a sanitizer's, takes it); mpirun ends the others. */
 int tg_dist_init(int *argc, char ***argv);
 /* Ends MPI if tg_dist_init started it. */
 void tg_dist_finalize(void);
