@@ -82,6 +82,37 @@ static int mpi_check(int rc, const char *what)
 }
 #endif
 
+/* A whole number of at least 0 in the environment variable name, or -1. */
+static int env_count(const char *name)
+{
+    const char *v = getenv(name);
+    char *end;
+    long n = v ? strtol(v, &end, 10) : -1;
+    return v && *v && !*end && n >= 0 && n <= (1L << 30) ? (int)n : -1;
+}
+
+int tg_dist_launched(int *rank)
+{
+    /* (Slurm's SLURM_NTASKS is left out: a batch script has it too, with
+     * no launcher in sight. srun --mpi=pmi2 sets PMI_SIZE.) */
+    static const char *const vars[][2] = {
+        {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"}, /* Open MPI */
+        {"PMI_SIZE", "PMI_RANK"},                /* MPICH, Intel MPI, srun */
+        {"MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK"}, /* MVAPICH2 */
+    };
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        int n = env_count(vars[i][0]), r = env_count(vars[i][1]);
+        if (n >= 1) {
+            if (rank)
+                *rank = r >= 0 && r < n ? r : 0;
+            return n;
+        }
+    }
+    if (rank)
+        *rank = 0;
+    return 0;
+}
+
 #ifdef TG_HAVE_MPI
 /* ---- a crash on one rank -------------------------------------------------
  * Open MPI's MPI_Init installs a handler for SIGSEGV, SIGBUS, SIGFPE and
@@ -168,6 +199,15 @@ int tg_dist_init(int *argc, char ***argv)
 #else
     (void)argc;
     (void)argv;
+    int rank, n = tg_dist_launched(&rank);
+    if (n > 1) {
+        tg_error("dist", "started by a launcher (mpirun) as process %d of %d, "
+                 "but this program was built without MPI: each process would "
+                 "run alone, and they would write the same files. Build it "
+                 "with make MPI=1 (into build/mpi/), or run it without "
+                 "mpirun", rank, n);
+        return -1;
+    }
     started_here = true;
 #endif
     return 0;

@@ -62,9 +62,18 @@ extern "C" {
 /* true when this build of tapegrad has MPI (make MPI=1) */
 bool tg_dist_has_mpi(void);
 
+/* The number of processes a launcher started together with this one, as
+ * its environment says (Open MPI's mpirun: OMPI_COMM_WORLD_SIZE; MPICH,
+ * Intel MPI and srun --mpi=pmi2: PMI_SIZE; MVAPICH2: MV2_COMM_WORLD_SIZE),
+ * and this one's place among them in *rank (if rank is not NULL); 0 when
+ * no launcher started it. Known before tg_dist_init, with or without MPI. */
+int tg_dist_launched(int *rank);
+
 /* Starts MPI (with one thread calling it; OpenMP threads never do) unless
  * it is started already. 0, or -1 after reporting an error. Without MPI:
- * one rank, nothing to start.
+ * one rank, nothing to start - but a process that a launcher started as
+ * one of several (tg_dist_launched) is refused (-1): it would run alone,
+ * and its copies would write the same files.
  * With MPI it also replaces Open MPI's crash handler (SIGSEGV, SIGBUS,
  * SIGFPE, SIGILL, SIGABRT), which allocates and can wait forever for
  * malloc after a heap corruption, by one that only writes "tapegrad: rank
