@@ -283,6 +283,23 @@ int tg_dist_broadcast(void *buf, size_t bytes, int root)
     return 0;
 }
 
+int tg_dist_gather(const void *mine, size_t bytes, void *all, int root)
+{
+    if (root < 0 || root >= tg_dist_size() || bytes > (1u << 30)) {
+        tg_error("dist_gather", "root %d of %d ranks, %zu bytes: the root "
+                 "must be a rank, and at most 1 GB", root, tg_dist_size(), bytes);
+        return -1;
+    }
+#ifdef TG_HAVE_MPI
+    if (mpi_on() && tg_dist_size() > 1)
+        return mpi_check(MPI_Gather(mine, (int)bytes, MPI_BYTE, all, (int)bytes,
+                                    MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Gather");
+#endif
+    if (bytes) /* one rank: root is 0 */
+        memcpy(all, mine, bytes);
+    return 0;
+}
+
 int tg_dist_broadcast_params(tg_params *ps, int root)
 {
     if (!ps)
