@@ -127,7 +127,6 @@ static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 #define N_FATAL (sizeof fatal_signals / sizeof *fatal_signals)
 static struct sigaction before_mpi[N_FATAL];
 static char fatal_prefix[64];
-static size_t fatal_prefix_len;
 
 static void say(const char *s)
 {
@@ -151,8 +150,7 @@ static void on_fatal(int sig, siginfo_t *info, void *ctx)
         "SIGSEGV (invalid memory access)", "SIGBUS (bus error)",
         "SIGFPE (arithmetic exception)", "SIGILL (illegal instruction)",
         "SIGABRT (aborted)"};
-    if (write(2, fatal_prefix, fatal_prefix_len) < 0)
-        return;
+    say(fatal_prefix); /* (if stderr is gone, the signal still ends us) */
     say(k < N_FATAL ? names[k] : "a fatal signal");
     say("; this rank ends, and mpirun ends the others\n");
     if (k < N_FATAL)
@@ -170,7 +168,6 @@ static void catch_crashes(void)
 {
     snprintf(fatal_prefix, sizeof fatal_prefix, "tapegrad: rank %d of %d: ",
              tg_dist_rank(), tg_dist_size());
-    fatal_prefix_len = strlen(fatal_prefix);
     struct sigaction sa = {0};
     sa.sa_sigaction = on_fatal;
     sa.sa_flags = SA_SIGINFO;
