@@ -313,6 +313,8 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	echo "== tests/hf_vs_sgd.sh"; sh tests/hf_vs_sgd.sh $(BUILD)/hf_vs_sgd || fail=1; \
 	echo "== tests/dist.sh"; sh tests/dist.sh $(BUILD) "$(MAKE) --no-print-directory \
 	    BUILD=$(BUILD)/mpi MPI=1 SANITIZE=$(SANITIZE) OPT=$(OPT) OPENMP=$(OPENMP)" || fail=1; \
+	echo "== tests/mpi_faults.sh"; sh tests/mpi_faults.sh $(BUILD) "$(MAKE) --no-print-directory \
+	    BUILD=$(BUILD)/mpi MPI=1 SANITIZE=$(SANITIZE) OPT=$(OPT) OPENMP=$(OPENMP)" || fail=1; \
 	echo "== torch_parity on tests/fixtures"; \
 	$(BUILD)/torch_parity tests/fixtures/*.safetensors > $(BUILD)/parity.log \
 	    && tail -n 1 $(BUILD)/parity.log \

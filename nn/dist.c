@@ -23,10 +23,12 @@
 
 #include "autograd/tape.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef TG_HAVE_MPI
 #include <mpi.h>
 #endif
@@ -80,11 +82,108 @@ static int mpi_check(int rc, const char *what)
 }
 #endif
 
+/* A whole number of at least 0 in the environment variable name, or -1. */
+static int env_count(const char *name)
+{
+    const char *v = getenv(name);
+    char *end;
+    long n = v ? strtol(v, &end, 10) : -1;
+    return v && *v && !*end && n >= 0 && n <= (1L << 30) ? (int)n : -1;
+}
+
+int tg_dist_launched(int *rank)
+{
+    /* (Slurm's SLURM_NTASKS is left out: a batch script has it too, with
+     * no launcher in sight. srun --mpi=pmi2 sets PMI_SIZE.) */
+    static const char *const vars[][2] = {
+        {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"}, /* Open MPI */
+        {"PMI_SIZE", "PMI_RANK"},                /* MPICH, Intel MPI, srun */
+        {"MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK"}, /* MVAPICH2 */
+    };
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        int n = env_count(vars[i][0]), r = env_count(vars[i][1]);
+        if (n >= 1) {
+            if (rank)
+                *rank = r >= 0 && r < n ? r : 0;
+            return n;
+        }
+    }
+    if (rank)
+        *rank = 0;
+    return 0;
+}
+
+#ifdef TG_HAVE_MPI
+/* ---- a crash on one rank -------------------------------------------------
+ * Open MPI's MPI_Init installs a handler for SIGSEGV, SIGBUS, SIGFPE and
+ * SIGABRT that prints a backtrace with functions that allocate: after a
+ * heap corruption ("double free or corruption", then abort) it waits
+ * forever for malloc's lock, the rank never dies, and the job hangs. Ours
+ * replaces it: one line written with write(2) from a buffer made at start
+ * (nothing else is safe in a signal handler), then the handler that was
+ * there before MPI_Init (the default, or a sanitizer's) takes the signal
+ * and the rank ends; mpirun then ends the others. */
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+#define N_FATAL (sizeof fatal_signals / sizeof *fatal_signals)
+static struct sigaction before_mpi[N_FATAL];
+static char fatal_prefix[64];
+
+static void say(const char *s)
+{
+    size_t n = strlen(s); /* async-signal-safe, as write is */
+    while (n > 0) {
+        ssize_t w = write(2, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void on_fatal(int sig, siginfo_t *info, void *ctx)
+{
+    (void)ctx;
+    size_t k = 0;
+    while (k < N_FATAL && fatal_signals[k] != sig)
+        k++;
+    static const char *const names[N_FATAL] = {
+        "SIGSEGV (invalid memory access)", "SIGBUS (bus error)",
+        "SIGFPE (arithmetic exception)", "SIGILL (illegal instruction)",
+        "SIGABRT (aborted)"};
+    say(fatal_prefix); /* (if stderr is gone, the signal still ends us) */
+    say(k < N_FATAL ? names[k] : "a fatal signal");
+    say("; this rank ends, and mpirun ends the others\n");
+    if (k < N_FATAL)
+        sigaction(sig, &before_mpi[k], NULL);
+    else
+        signal(sig, SIG_DFL);
+    /* A signal that was sent (kill, raise, abort) is sent again, and is
+     * delivered to the restored handler when this one returns; a fault
+     * happens again when the instruction is run again. */
+    if (info->si_code <= 0)
+        raise(sig);
+}
+
+static void catch_crashes(void)
+{
+    snprintf(fatal_prefix, sizeof fatal_prefix, "tapegrad: rank %d of %d: ",
+             tg_dist_rank(), tg_dist_size());
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_fatal;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    for (size_t k = 0; k < N_FATAL; k++)
+        sigaction(fatal_signals[k], &sa, NULL);
+}
+#endif
+
 int tg_dist_init(int *argc, char ***argv)
 {
 #ifdef TG_HAVE_MPI
     if (mpi_on())
         return 0;
+    for (size_t k = 0; k < N_FATAL; k++)
+        sigaction(fatal_signals[k], NULL, &before_mpi[k]);
     int provided = 0;
     if (mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided),
                   "MPI_Init_thread") < 0)
@@ -93,9 +192,19 @@ int tg_dist_init(int *argc, char ***argv)
     /* errors come back as codes, reported by mpi_check, instead of a
      * silent abort */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    catch_crashes();
 #else
     (void)argc;
     (void)argv;
+    int rank, n = tg_dist_launched(&rank);
+    if (n > 1) {
+        tg_error("dist", "started by a launcher (mpirun) as process %d of %d, "
+                 "but this program was built without MPI: each process would "
+                 "run alone, and they would write the same files. Build it "
+                 "with make MPI=1 (into build/mpi/), or run it without "
+                 "mpirun", rank, n);
+        return -1;
+    }
     started_here = true;
 #endif
     return 0;
@@ -168,6 +277,23 @@ int tg_dist_broadcast(void *buf, size_t bytes, int root)
     (void)buf;
     (void)bytes;
 #endif
+    return 0;
+}
+
+int tg_dist_gather(const void *mine, size_t bytes, void *all, int root)
+{
+    if (root < 0 || root >= tg_dist_size() || bytes > (1u << 30)) {
+        tg_error("dist_gather", "root %d of %d ranks, %zu bytes: the root "
+                 "must be a rank, and at most 1 GB", root, tg_dist_size(), bytes);
+        return -1;
+    }
+#ifdef TG_HAVE_MPI
+    if (mpi_on() && tg_dist_size() > 1)
+        return mpi_check(MPI_Gather(mine, (int)bytes, MPI_BYTE, all, (int)bytes,
+                                    MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Gather");
+#endif
+    if (bytes) /* one rank: root is 0 */
+        memcpy(all, mine, bytes);
     return 0;
 }
 

@@ -62,9 +62,23 @@ extern "C" {
 /* true when this build of tapegrad has MPI (make MPI=1) */
 bool tg_dist_has_mpi(void);
 
+/* The number of processes a launcher started together with this one, as
+ * its environment says (Open MPI's mpirun: OMPI_COMM_WORLD_SIZE; MPICH,
+ * Intel MPI and srun --mpi=pmi2: PMI_SIZE; MVAPICH2: MV2_COMM_WORLD_SIZE),
+ * and this one's place among them in *rank (if rank is not NULL); 0 when
+ * no launcher started it. Known before tg_dist_init, with or without MPI. */
+int tg_dist_launched(int *rank);
+
 /* Starts MPI (with one thread calling it; OpenMP threads never do) unless
  * it is started already. 0, or -1 after reporting an error. Without MPI:
- * one rank, nothing to start. */
+ * one rank, nothing to start - but a process that a launcher started as
+ * one of several (tg_dist_launched) is refused (-1): it would run alone,
+ * and its copies would write the same files.
+ * With MPI it also replaces Open MPI's crash handler (SIGSEGV, SIGBUS,
+ * SIGFPE, SIGILL, SIGABRT), which allocates and can wait forever for
+ * malloc after a heap corruption, by one that only writes "tapegrad: rank
+ * R of N: SIGSEGV ..." and lets the signal end the rank (the handler there
+ * before, the default or a sanitizer's, takes it); mpirun ends the others. */
 int tg_dist_init(int *argc, char ***argv);
 /* Ends MPI if tg_dist_init started it. */
 void tg_dist_finalize(void);
@@ -79,6 +93,10 @@ TG_NORETURN void tg_dist_abort(int code, const char *msg);
 int tg_dist_broadcast_params(tg_params *ps, int root);
 /* Copies bytes at buf from root to every rank. 0 or -1. */
 int tg_dist_broadcast(void *buf, size_t bytes, int root);
+/* Every rank gives the same number of bytes (at most 1 GB) at mine; root
+ * receives them all at all, rank after rank (size * bytes; the other
+ * ranks may pass NULL). 0 or -1. */
+int tg_dist_gather(const void *mine, size_t bytes, void *all, int root);
 /* Every rank gives its m numbers (the same m on all); returns on every
  * rank the sum of all of them in rank order, each rank's in its order,
  * times scale - the same bits on every rank and for any N. */
@@ -95,6 +113,60 @@ int tg_dist_allgather_rows(tg_real *buf, int64_t outer, int64_t chunk);
  * median round trip of reps ping-pongs (0 with fewer than 2 ranks; other
  * ranks wait). For the cost model of docs/scaling.md. */
 double tg_dist_pingpong(size_t bytes, int reps);
+
+/* ---- agreeing before the work ----------------------------------------- *
+ * Ranks started with other flags, data or builds would exchange messages
+ * of other sizes (and hang, or overrun a buffer), or train on inputs that
+ * differ in silence. So, before any other exchange, each rank describes
+ * what it is about to do in a digest - named fields of text: the build,
+ * the configuration, the sizes and hashes of its inputs - or says why it
+ * cannot start; rank 0 compares them all and every rank learns the
+ * outcome, in one line:
+ *
+ *     tg_dist_digest d = {0};
+ *     if (ready) {
+ *         tg_dist_digest_add(&d, "--hidden", "%d", H);
+ *         tg_dist_digest_add(&d, "data", "%lld bytes, hash %016llx", n, h);
+ *     } else
+ *         tg_dist_digest_fail(&d, "cannot read data.txt: no such file");
+ *     char why[TG_DIST_WHY];
+ *     if (tg_dist_agree(&d, why, sizeof why) != 0) {
+ *         if (tg_dist_rank() == 0) fprintf(stderr, "%s\n", why);
+ *         return 1;                          // every rank, together
+ *     }
+ *
+ * A rank that fails before it can describe itself must still call
+ * tg_dist_agree, with its error: the others are waiting for it. A digest
+ * has a fixed size, so that ranks that disagree still exchange it safely. */
+#define TG_DIST_FIELDS 64 /* fields in a digest */
+#define TG_DIST_NAME 32   /* bytes of a field's name, with its NUL */
+#define TG_DIST_VALUE 96  /* of its value */
+#define TG_DIST_WHY 1280  /* of an error, and of tg_dist_agree's why */
+typedef struct tg_dist_digest {
+    int n; /* fields in use */
+    struct {
+        char name[TG_DIST_NAME], value[TG_DIST_VALUE];
+    } field[TG_DIST_FIELDS];
+    char error[TG_DIST_WHY]; /* "": ready; else why this rank cannot start */
+} tg_dist_digest;
+
+/* Adds a field, its value printf-style. A longer value keeps its start
+ * and a hash of the whole, so that no difference is lost. More than
+ * TG_DIST_FIELDS fields, or a longer name, is a bug (TG_ASSERT). */
+void tg_dist_digest_add(tg_dist_digest *d, const char *name, const char *fmt,
+                        ...) __attribute__((format(printf, 3, 4)));
+/* This rank cannot start, for this reason (one line). */
+void tg_dist_digest_fail(tg_dist_digest *d, const char *msg);
+/* Every rank calls it at the same point of the program. 0 on every rank
+ * when every rank is ready and every field is the same on all; otherwise
+ * the same one-line explanation on every rank in why (cap bytes) and
+ *   -1: a rank could not start: "rank 1 of 4: <its error>" for the first
+ *       such rank (and how many more), or the error alone when every rank
+ *       gave the same one (with one rank, always: nothing else to say);
+ *   -2: the ranks differ: "ranks differ in --hidden: 32 on rank 1 of 4, 24
+ *       on rank 0", the first field of the first rank unlike rank 0.
+ * A failure of MPI itself ends the job (tg_dist_abort). */
+int tg_dist_agree(const tg_dist_digest *d, char *why, size_t cap);
 
 /* ---- summing gradients ------------------------------------------------ */
 typedef struct tg_dist_grads tg_dist_grads;

@@ -13,6 +13,8 @@
  *   ckpt_sum.c  their checksum (alone, so that tests can recompute it)
  *   prepare.c the model, the data and the checks before training starts
  *   train.c   the training loop, progress, the JSON log, Ctrl-C
+ *   ranks.c   under MPI, the ranks' command lines and runs compared
+ *             before they start
  *   eval.c    the validation loss, and `charlm eval`
  *   sample.c  generation (temperature, top-k, priming)
  *   cells.c   extra cell types known by name (--cell peephole); add yours
@@ -254,6 +256,7 @@ typedef struct cl_run {
     double elapsed_s, val_loss, grad_norm;
     int64_t corpus_chars;
     uint64_t corpus_hash;
+    uint64_t checksum;      /* of the checkpoint loaded (0: none) */
 } cl_run;
 
 /* prepare.c: builds run->model (and run->opt if with_optim) from
@@ -276,8 +279,20 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train);
 /* ckpt_sum.c: the checksum a checkpoint of format version 1 (tensors
  * only) or 2 (tensors and every metadata pair but "checksum") carries. */
 uint64_t cl_ckpt_checksum(const tg_st_file *f, int version);
+/* FNV-1a, 64 bits: h (1469598103934665603 to start) carried over n bytes */
+uint64_t cl_fnv(uint64_t h, const void *p, size_t n);
 /* Whether path holds a charlm checkpoint; its step in *step. */
 bool cl_ckpt_peek(const char *path, int64_t *step);
+
+/* ranks.c: under MPI, every rank takes part before anything else is
+ * exchanged, even one that has failed (error: its message; "" when
+ * ready), and 0 comes back on every rank when all are ready and agree,
+ * -1 on every rank otherwise with the one-line reason as cl_error() (its
+ * rank named), for rank 0 to print. First the command lines (what: the
+ * command, "train" or "train --help"), then, for training, the runs
+ * about to start: build, flags, vocabulary, data, checkpoint, weights. */
+int cl_ranks_agree_command(const char *what, const char *error);
+int cl_ranks_agree_run(const cl_run *r, const cl_config *c, const char *error);
 
 /* commands (train.c, sample.c, eval.c): process exit status */
 int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts);

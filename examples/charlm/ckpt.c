@@ -430,8 +430,8 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
     }
     const char *sum = tg_st_meta(f, "checksum");
     char mine[24];
-    snprintf(mine, sizeof mine, "%016" PRIx64,
-             cl_ckpt_checksum(f, ver[0] - '0'));
+    uint64_t checksum = cl_ckpt_checksum(f, ver[0] - '0');
+    snprintf(mine, sizeof mine, "%016" PRIx64, checksum);
     if (!sum || strcmp(sum, mine)) {
         cl_fail("checkpoint %s is corrupt: %s (weights edited on purpose are "
                 "started from with charlm train --init-from)", path,
@@ -488,6 +488,7 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
     }
     if (with_train && load_train(f, path, r) < 0)
         goto done;
+    r->checksum = checksum;
     rc = 0;
 done:
     tg_st_free(f);

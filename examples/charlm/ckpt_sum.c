@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
+uint64_t cl_fnv(uint64_t h, const void *p, size_t n)
 {
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++) {
@@ -53,10 +53,10 @@ uint64_t cl_ckpt_checksum(const tg_st_file *f, int version)
     for (int i = 0; i < n; i++) {
         const tg_st_tensor *t = ts[i];
         int32_t head[2] = {(int32_t)t->dtype, t->ndim};
-        h = fnv(h, t->name, strlen(t->name) + 1);
-        h = fnv(h, head, sizeof head);
-        h = fnv(h, t->shape, (size_t)t->ndim * sizeof *t->shape);
-        h = fnv(h, t->data, (size_t)t->numel * (t->dtype == TG_F32 ? 4 : 8));
+        h = cl_fnv(h, t->name, strlen(t->name) + 1);
+        h = cl_fnv(h, head, sizeof head);
+        h = cl_fnv(h, t->shape, (size_t)t->ndim * sizeof *t->shape);
+        h = cl_fnv(h, t->data, (size_t)t->numel * (t->dtype == TG_F32 ? 4 : 8));
     }
     free(ts);
     if (version < 2)
@@ -70,8 +70,8 @@ uint64_t cl_ckpt_checksum(const tg_st_file *f, int version)
     }
     qsort(ps, (size_t)k, sizeof *ps, by_key);
     for (int i = 0; i < k; i++) {
-        h = fnv(h, ps[i].key, strlen(ps[i].key) + 1);
-        h = fnv(h, ps[i].value, strlen(ps[i].value) + 1);
+        h = cl_fnv(h, ps[i].key, strlen(ps[i].key) + 1);
+        h = cl_fnv(h, ps[i].value, strlen(ps[i].value) + 1);
     }
     free(ps);
     return h;

@@ -83,13 +83,12 @@ const char *cl_strdup(const char *s)
     return owned[n_owned++];
 }
 
-/* a message on one line, whatever the library put in it */
+/* a message on one line, whatever the library put in it. Under MPI only
+ * rank 0 prints, and only what every rank reached together: the ranks'
+ * agreement (ranks.c) names a rank that failed alone. */
 static void print_error(const char *cmd, const char *msg)
 {
-    fprintf(stderr, "charlm%s%s", cmd ? " " : "", cmd ? cmd : "");
-    if (tg_dist_size() > 1)
-        fprintf(stderr, " (rank %d of %d)", tg_dist_rank(), tg_dist_size());
-    fputs(": ", stderr);
+    fprintf(stderr, "charlm%s%s: ", cmd ? " " : "", cmd ? cmd : "");
     for (const char *p = msg; *p; p++)
         fputc(*p == '\n' || *p == '\r' ? ' ' : *p, stderr);
     fputc('\n', stderr);
@@ -99,68 +98,92 @@ int main(int argc, char **argv)
 {
     tg_set_error_handler(record_lib_error, NULL);
     cl_register_cells();
-    if (argc < 2) {
-        cl_tool_help(stderr);
-        return 2;
-    }
-    const char *name = argv[1];
-    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
-        cl_tool_help(stdout);
-        return 0;
-    }
-    if (!strcmp(name, "--version")) {
-        cl_version(stdout);
-        return 0;
-    }
-    const cl_command *cmd = cl_command_find(name);
-    if (!cmd) {
-        cl_fail("unknown command '%s' (commands: train, sample, eval, export, "
-                "logits; see charlm --help)", name);
-        print_error(NULL, cl_error());
-        return 2;
-    }
-    cl_config c;
-    cl_config_defaults(&c);
-    if (!strcmp(cmd->name, "eval")) {
-        c.data = NULL;      /* the checkpoint's corpus */
-        c.val_frac = -1;    /* not given: the whole --data, or as trained */
-    }
-    bool given[CL_MAX_OPTS] = {false};
-    int rc = cl_parse_args(cmd, argc - 2, argv + 2, &c, given);
-    if (rc == 1)
-        return 0;
-    if (rc < 0) {
-        print_error(cmd->name, cl_error());
-        return 2;
-    }
-    tg_set_num_threads((int)c.threads);
-    /* started by mpirun (Open MPI or MPICH): one of several ranks */
-    if ((getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE")) &&
-        tg_dist_init(&argc, &argv) < 0) {
-        print_error(cmd->name, cl_lib_error());
+    const cl_command *cmd = argc >= 2 ? cl_command_find(argv[1]) : NULL;
+    /* started by mpirun (tg_dist_launched): MPI starts first, so that a
+     * rank whose command line is wrong still meets the others and they do
+     * not wait for it forever; a build without MPI refuses, once */
+    int launch_rank = 0;
+    if (tg_dist_launched(&launch_rank) > 0 && tg_dist_init(&argc, &argv) < 0) {
+        if (launch_rank == 0)
+            print_error(cmd ? cmd->name : NULL, cl_lib_error());
         return 1;
     }
-    int status;
-    if (tg_dist_size() > 1 && strcmp(cmd->name, "train") != 0) {
-        cl_fail("runs in one process; only train spreads over MPI ranks");
+    bool mpi = tg_dist_size() > 1, lead = tg_dist_rank() == 0;
+    int status = -1; /* -1: the command runs */
+    cl_config c;
+    cl_config_defaults(&c);
+    bool given[CL_MAX_OPTS] = {false};
+    const char *name = argc >= 2 ? argv[1] : "";
+    char what[64];
+    snprintf(what, sizeof what, "%s", cmd ? cmd->name : name);
+    if (argc < 2) {
+        if (lead)
+            cl_tool_help(stderr);
+        cl_fail("no command given (see charlm --help)");
         status = 2;
-        if (tg_dist_rank() == 0)
-            print_error(cmd->name, cl_error());
-    } else if (!strcmp(cmd->name, "train")) {
-        status = cl_train(&c, given, cmd->opts, cmd->nopts);
-    } else if (!strcmp(cmd->name, "sample")) {
-        status = cl_sample(&c);
-    } else if (!strcmp(cmd->name, "export")) {
-        status = cl_export(&c);
-    } else if (!strcmp(cmd->name, "logits")) {
-        status = cl_logits(&c);
+    } else if (!strcmp(name, "--help") || !strcmp(name, "-h") ||
+               !strcmp(name, "help")) {
+        if (lead)
+            cl_tool_help(stdout);
+        status = 0;
+    } else if (!strcmp(name, "--version")) {
+        if (lead)
+            cl_version(stdout);
+        status = 0;
+    } else if (!cmd) {
+        cl_fail("unknown command '%s' (commands: train, sample, eval, export, "
+                "logits; see charlm --help)", name);
+        status = 2;
     } else {
-        status = cl_eval(&c);
+        if (!strcmp(cmd->name, "eval")) {
+            c.data = NULL;      /* the checkpoint's corpus */
+            c.val_frac = -1;    /* not given: the whole --data, or as trained */
+        }
+        int rc = cl_parse_args(cmd, argc - 2, argv + 2, &c, given);
+        if (rc == 1) { /* --help or --version, printed */
+            snprintf(what, sizeof what, "%s --help", cmd->name);
+            status = 0;
+        } else if (rc < 0) {
+            status = 2;
+        }
     }
-    /* under MPI every rank meets the same errors (same flags, files and
-     * numbers): rank 0 tells; a failure of one rank alone ends the job
-     * through tg_dist_abort, which names its rank */
-    if (status == 1 && tg_dist_rank() == 0)
+    /* under MPI the ranks compare their command lines before anything else */
+    if (mpi && cl_ranks_agree_command(what, status > 0 ? cl_error() : "") < 0) {
+        if (lead)
+            print_error(cmd ? cmd->name : NULL, cl_error());
+        tg_dist_finalize();
+        return status > 0 ? status : 1;
+    }
+    if (mpi && status < 0 && strcmp(cmd->name, "train") != 0) {
+        if (lead) /* every rank: the same command */
+            print_error(cmd->name, "runs in one process; only train spreads "
+                        "over MPI ranks");
+        tg_dist_finalize();
+        return 2;
+    }
+    if (status > 0) { /* (without a command, the help said it all) */
+        if (argc >= 2)
+            print_error(cmd ? cmd->name : NULL, cl_error());
+        return status;
+    }
+    if (status == 0) {
+        tg_dist_finalize();
+        return 0;
+    }
+    tg_set_num_threads((int)c.threads);
+    if (!strcmp(cmd->name, "train"))
+        status = cl_train(&c, given, cmd->opts, cmd->nopts);
+    else if (!strcmp(cmd->name, "sample"))
+        status = cl_sample(&c);
+    else if (!strcmp(cmd->name, "export"))
+        status = cl_export(&c);
+    else if (!strcmp(cmd->name, "logits"))
+        status = cl_logits(&c);
+    else
+        status = cl_eval(&c);
+    /* under MPI every failure that returns here is one every rank reached
+     * together (the others end the job with tg_dist_abort): rank 0 tells */
+    if (status == 1 && lead)
         print_error(cmd->name, cl_error());
     tg_tape_free_all();
     tg_dist_finalize();

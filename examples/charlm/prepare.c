@@ -173,7 +173,8 @@ static int load_data(cl_run *r, const char *path, int64_t max_mb,
     int rc = cl_split(&ids, &r->cfg, train, val, what);
     if (rc == 0) {
         uint64_t hash = cl_ids_hash(&ids);
-        if (resumed && (hash != r->corpus_hash || ids.n != r->corpus_chars))
+        if (resumed && (hash != r->corpus_hash || ids.n != r->corpus_chars) &&
+            tg_dist_rank() == 0) /* every rank has the same: ranks.c */
             fprintf(stderr, "charlm train: note: %s is not the text the "
                     "checkpoint was trained on; continuing on it (not the "
                     "run an uninterrupted training would have made)\n", what);

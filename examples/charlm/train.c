@@ -445,6 +445,40 @@ static int evaluate(session *S, bool regular)
     return 0;
 }
 
+/* Everything before the ranks compare their runs, each rank on its own:
+ * the run prepared, buffers, the gradient sum, the log, --keep-best's
+ * file. -1 with a message. */
+static int setup(session *S, cl_config *c, const bool *given,
+                 const cl_opt *opts, int nopts)
+{
+    cl_run *r = S->r;
+    if (cl_prepare(r, c, given, opts, nopts, &S->train, &S->val) < 0)
+        return -1;
+    S->rows = tg_xmalloc((size_t)((r->cfg.seq + 1) * r->cfg.batch) *
+                         sizeof *S->rows);
+    S->block_rows = tg_xmalloc((size_t)((r->cfg.seq + 1) * r->cfg.batch /
+                                        r->cfg.blocks) * sizeof *S->rows);
+    cl_lib_clear();
+    if (!(S->dg = tg_dist_grads_new(&r->model->params, (int)r->cfg.blocks,
+                                    1.0 / (double)r->cfg.blocks, 0)))
+        return cl_fail("%s", cl_lib_error());
+    S->local = tg_dist_grads_local(S->dg);
+    S->block_loss = tg_xmalloc((size_t)S->local * sizeof *S->block_loss);
+    if (c->resume) { /* the last good checkpoint, until the next save */
+        S->saved_step = r->step;
+        S->saved_path = c->resume;
+    }
+    /* the readable lines go to stdout, unless --log - puts the JSON there */
+    S->out = stdout;
+    if (c->log && S->lead && !strcmp(c->log, "-")) {
+        S->log = stdout;
+        S->out = stderr;
+    } else if (c->log && S->lead && !(S->log = fopen(c->log, "a"))) {
+        return cl_fail("cannot open --log %s: %s", c->log, strerror(errno));
+    }
+    return best_start(S);
+}
+
 int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
 {
     cl_run run = {0};
@@ -453,38 +487,29 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
     S.lead = S.rank == 0;
     S.tty = S.lead && isatty(2);
     int status = 1;
-    if (cl_prepare(&run, c, given, opts, nopts, &S.train, &S.val) < 0)
+    /* Under MPI every rank takes part in the comparison, even one that has
+     * failed, before anything is exchanged: a rank that stopped alone
+     * would leave the others waiting forever in their first broadcast,
+     * and ranks with other flags or data would overrun its buffer or
+     * train on a different run. From here on, a rank that fails alone
+     * ends the job (rank_fail); every other failure is met by every rank
+     * at the same step. */
+    int ready = setup(&S, c, given, opts, nopts);
+    if (cl_ranks_agree_run(&run, c, ready < 0 ? cl_error() : "") < 0)
         goto done;
-    S.rows = tg_xmalloc((size_t)((run.cfg.seq + 1) * run.cfg.batch) *
-                        sizeof *S.rows);
-    S.block_rows = tg_xmalloc((size_t)((run.cfg.seq + 1) * run.cfg.batch /
-                                       run.cfg.blocks) * sizeof *S.rows);
     /* every rank starts from the same numbers: the same seed or checkpoint
-     * made them; the broadcast makes sure */
+     * made them, the comparison checked it, the broadcast makes sure; and
+     * rank 0, which writes --keep-best's file, knows the best so far */
     cl_lib_clear();
+    double best[2] = {S.best_val, (double)S.best_step};
     if (tg_dist_broadcast_params(&run.model->params, 0) < 0 ||
-        !(S.dg = tg_dist_grads_new(&run.model->params, (int)run.cfg.blocks,
-                                   1.0 / (double)run.cfg.blocks, 0))) {
+        tg_dist_broadcast(best, sizeof best, 0) < 0) {
         cl_fail("%s", cl_lib_error());
+        rank_fail(&S);
         goto done;
     }
-    S.local = tg_dist_grads_local(S.dg);
-    S.block_loss = tg_xmalloc((size_t)S.local * sizeof *S.block_loss);
-    if (c->resume) { /* the last good checkpoint, until the next save */
-        S.saved_step = run.step;
-        S.saved_path = c->resume;
-    }
-    /* the readable lines go to stdout, unless --log - puts the JSON there */
-    S.out = stdout;
-    if (c->log && S.lead && !strcmp(c->log, "-")) {
-        S.log = stdout;
-        S.out = stderr;
-    } else if (c->log && S.lead && !(S.log = fopen(c->log, "a"))) {
-        cl_fail("cannot open --log %s: %s", c->log, strerror(errno));
-        goto done;
-    }
-    if (best_start(&S) < 0)
-        goto done;
+    S.best_val = best[0];
+    S.best_step = (int64_t)best[1];
     struct sigaction sa = {0};
     if (S.nranks > 1) {
         int n = snprintf(signal_line, sizeof signal_line, "charlm train (rank %d "
