@@ -277,9 +277,10 @@ static const cl_command commands[] = {
      "(step, losses in nats and bits/char, tokens/s, time to go), and a\n"
      "live progress line on stderr when it is a terminal; --log FILE writes\n"
      "the same as JSON lines (--log - to stdout, instead of the readable\n"
-     "lines). Ctrl-C finishes the step, saves and\n"
-     "exits (status 130). On --resume the architecture and data flags come\n"
-     "from the checkpoint (giving a different value is an error); --data,\n"
+     "lines). Ctrl-C finishes the step (or the evaluation), saves and\n"
+     "exits (status 130; 143 for SIGTERM). On --resume the architecture\n"
+     "and data flags come from the checkpoint (giving a different value is\n"
+     "an error); --data,\n"
      "--steps, --minutes, --lr, --clip, --eval-every, --save, --log and\n"
      "--threads may change, and --save defaults to the checkpoint resumed.\n"
      "--steps and --minutes count from the start of the run.",

@@ -17,7 +17,8 @@
  * What is never lost: checkpoints are written atomically; a loss or
  * gradient that is not finite (or a loss that has diverged) stops
  * training before the bad numbers can reach a file; Ctrl-C (or SIGTERM) lets the current step finish, saves, and
- * exits with status 130 (143).
+ * exits with status 130 (143) - also when it comes during an evaluation
+ * or a save, the last ones included.
  */
 #define _XOPEN_SOURCE 700 /* SA_RESETHAND */
 #include "charlm.h"
@@ -526,20 +527,26 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
         if (step(&S) < 0)
             goto done;
         /* the ranks agree: rank 0's clock decides a --minutes budget, a
-         * signal to any rank stops all */
+         * signal to any rank stops all - one that came during the
+         * evaluation too, the last one included */
         bool last = tg_dist_max(S.lead && budget_spent(&S)) > 0;
-        int stop = (int)tg_dist_max((double)stop_signal);
         bool regular = r->step % r->cfg.eval_every == 0;
         if ((regular || last) && evaluate(&S, regular) < 0)
             goto done;
+        if (last) { /* from the check below on, a signal ends the process */
+            signal(SIGINT, SIG_DFL);
+            signal(SIGTERM, SIG_DFL);
+        }
+        int stop = (int)tg_dist_max((double)stop_signal);
         if (stop) {
             if (S.saved_step != r->step && save(&S) < 0)
                 goto done;
             clear_line(&S);
             if (S.lead)
                 fprintf(stderr, "charlm train: interrupted at step %lld; saved "
-                        "%s (continue with: charlm train --resume %s)\n",
-                        (long long)r->step, c->save, c->save);
+                        "%s (%s%s)\n", (long long)r->step, c->save, last ?
+                        "the last step of the run: nothing is left to train"
+                        : "continue with: charlm train --resume ", last ? "" : c->save);
             status = 128 + stop;
             goto done;
         }
