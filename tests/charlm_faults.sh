@@ -5,8 +5,8 @@
 #
 #   sh tests/charlm_faults.sh build/charlm
 #
-# Checks: a signal during the final evaluation; --log on a full disk and
-# to /dev/full; another run's checkpoint put at --save during a run;
+# Checks: a signal during the final evaluation; --log on a full disk, to
+# /dev/full and into a closed pipe; another run's checkpoint put at --save during a run;
 # --resume with a flag that changes the numbers; --init-from with another
 # vocabulary. Prints each failure and exits non-zero if there was any.
 set -u
@@ -58,6 +58,55 @@ for sig in INT:130 TERM:143; do
     "$BIN" eval --load sig.st > sig.eval 2>&1 && ok ||
         fail "SIG$sig: the checkpoint does not load: $(cat sig.eval)"
 done
+
+# ---- --log that cannot be written: one line, the checkpoint saved, status 1 --
+# A full disk, made with the file size limit (SIGXFSZ ignored, a write past
+# the limit fails with EFBIG): the log is filled to 100 bytes short of the
+# limit, so the first JSON line is written in part - and cut off again.
+(trap '' XFSZ; ulimit -f 512; head -c 10000000 /dev/zero > limit.probe) 2>/dev/null
+lim=$(wc -c < limit.probe)
+{ head -c $((lim - 101)) /dev/zero | tr '\0' x; echo; } > full.log
+(trap '' XFSZ; ulimit -f 512
+ exec "$BIN" train --data corpus.txt $M --steps 10 --eval-every 5 --save full.st \
+     --log full.log > full.out 2> full.err)
+rc=$?
+[ $rc = 1 ] && ok || fail "--log on a full disk: status $rc, not 1: $(cat full.err)"
+grep -q "^charlm train: cannot write --log full.log: File too large (the line of step 5 is not in it); stopped after saving full.st: once the log can be written, continue with: charlm train --resume full.st --log full.log$" full.err &&
+    ok || fail "--log on a full disk: not the one line wanted: $(cat full.err)"
+[ "$(wc -c < full.log)" = $((lim - 100)) ] && ok ||
+    fail "--log on a full disk: the partial line was not cut off ($(wc -c < full.log) bytes, not $((lim - 100)))"
+"$BIN" eval --load full.st > full.eval 2>&1 && grep -q "model at step 5)" full.eval && ok ||
+    fail "--log on a full disk: no checkpoint of step 5: $(cat full.eval)"
+# room again: the run goes on, and so does its log
+"$BIN" train --resume full.st --log full.log > /dev/null 2> full.err && ok ||
+    fail "--log: resuming after a full disk: $(cat full.err)"
+tail -n 1 full.log | grep -q '^{"impl": "tapegrad", "step": 10,' && ok ||
+    fail "--log: the resumed run did not log step 10: $(tail -c 300 full.log)"
+# /dev/full as the file, and as standard output for --log -
+for how in file stdout; do
+    if [ $how = file ]; then
+        "$BIN" train --data corpus.txt $M --steps 10 --eval-every 5 --save dev.st \
+            --overwrite --log /dev/full > dev.out 2> dev.err
+        rc=$? want="cannot write --log /dev/full: No space left on device"
+    else
+        "$BIN" train --data corpus.txt $M --steps 10 --eval-every 5 --save dev.st \
+            --overwrite --log - > /dev/full 2> dev.err
+        rc=$? want="cannot write --log - (standard output): No space left on device"
+    fi
+    [ $rc = 1 ] && ok || fail "--log to /dev/full ($how): status $rc, not 1: $(cat dev.err)"
+    grep -q "^charlm train: $want (the line of step 5 is not in it); stopped after saving dev.st" dev.err &&
+        ok || fail "--log to /dev/full ($how): not the line wanted: $(cat dev.err)"
+    [ "$(grep -c '^charlm train:' dev.err)" = 1 ] && ok || fail "--log to /dev/full ($how): more than one message: $(cat dev.err)"
+    "$BIN" eval --load dev.st > dev.eval 2>&1 && grep -q "model at step 5)" dev.eval && ok ||
+        fail "--log to /dev/full ($how): no checkpoint of step 5: $(cat dev.eval)"
+done
+# --log - into a pipe whose reader is gone: an error (EPIPE), not SIGPIPE
+# killing the run between two saves
+{ "$BIN" train --data corpus.txt $M --steps 100000 --eval-every 1 --save pipe.st \
+      --overwrite --log - 2> pipe.err; echo $? > pipe.rc; } | true
+[ "$(cat pipe.rc)" = 1 ] && ok || fail "--log - into a closed pipe: status $(cat pipe.rc), not 1: $(cat pipe.err)"
+grep -q "^charlm train: cannot write --log - (standard output): Broken pipe (the line of step [0-9]* is not in it); stopped after saving pipe.st" pipe.err &&
+    ok || fail "--log - into a closed pipe: not the line wanted: $(cat pipe.err)"
 
 echo "charlm_faults: $checks checks passed, $failures failed"
 [ $failures = 0 ]

@@ -114,7 +114,8 @@ static const cl_opt train_opts[] = {
      "PyTorch; the architecture comes from the flags)"},
     {"log", "FILE|-", CL_STR, OFF(log), 0, 0, CL_NO_DEFAULT,
      "append one JSON line per evaluation to FILE (-: to stdout, instead "
-     "of the readable lines)"},
+     "of the readable lines); if a line cannot be written (a full disk, a "
+     "closed pipe) the run stops after saving, naming the error (status 1)"},
     {"keep-best", NULL, CL_SWITCH, OFF(keep_best), 0, 0, CL_NO_DEFAULT,
      "also keep the checkpoint of the lowest validation loss, as CKPT with "
      ".best before its extension (model.best.safetensors)"},

@@ -78,7 +78,8 @@ typedef struct session {
     const cl_config *c; /* the command line: save, log, threads */
     cl_streams train, val;
     int64_t *rows;            /* [T + 1, B]: a step's input and targets */
-    FILE *log;                /* --log: a file, or stdout for "-" */
+    FILE *log;                /* --log: a file, or stdout for "-"; written
+                                 with write(2), unbuffered (log_line) */
     FILE *out;                /* the readable lines: stdout, or stderr
                                  when stdout has the JSON */
     bool tty;                 /* stderr is a terminal: a live line */
@@ -386,6 +387,36 @@ static int step(session *S)
     return 0;
 }
 
+/* One line of --log, written whole or not at all: a write that fails (a
+ * full disk, a closed pipe) is cut off again from a --log FILE, so that
+ * the log stays whole lines, and -1 with err set ("cannot write --log
+ * FILE: No space left on device"). */
+static int log_line(session *S, const char *line, char *err, size_t cap)
+{
+    int fd = fileno(S->log);
+    struct stat st;
+    bool cut = S->log != stdout && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    size_t n = strlen(line), done = 0;
+    fflush(S->log);
+    while (done < n) {
+        ssize_t w = write(fd, line + done, n - done);
+        if (w < 0 && errno == EINTR) /* a signal: it is looked at later */
+            continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : ENOSPC;
+            if (cut && done) { /* at worst the partial line stays */
+                int t = ftruncate(fd, st.st_size);
+                (void)t;
+            }
+            snprintf(err, cap, "cannot write --log %s%s: %s", S->c->log,
+                     S->log == stdout ? " (standard output)" : "", strerror(e));
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    return 0;
+}
+
 /* Validation, the JSON line, the checkpoint. A regular evaluation (every
  * --eval-every steps) starts a new train-loss average; the one at the end
  * of a run reports the average so far but leaves it running in the
@@ -409,15 +440,19 @@ static int evaluate(session *S, bool regular)
     cl_shortest(f[3], sizeof f[3], elapsed(S));
     cl_shortest(f[4], sizeof f[4], r->cfg.lr);
     cl_shortest(f[5], sizeof f[5], r->grad_norm);
-    char line[512];
-    snprintf(line, sizeof line, "{\"impl\": \"tapegrad\", \"step\": %lld, "
+    char line[513];
+    snprintf(line, sizeof line - 1, "{\"impl\": \"tapegrad\", \"step\": %lld, "
              "\"train_loss\": %s, \"val_loss\": %s, \"tokens_per_s\": %s, "
              "\"elapsed_s\": %s, \"lr\": %s, \"grad_norm\": %s}",
              (long long)r->step, f[0], f[1], f[2], f[3], f[4], f[5]);
+    /* a log that cannot be written stops the run, after the checkpoint:
+     * once there is room, --resume goes on logging what an uninterrupted
+     * run would, with one line missing, which the message names */
+    char log_err[600] = "";
     if (S->log) {
         clear_line(S);
-        fprintf(S->log, "%s\n", line);
-        fflush(S->log);
+        strcat(line, "\n");
+        log_line(S, line, log_err, sizeof log_err);
     }
     if (regular) {
         r->loss_sum = 0;
@@ -443,6 +478,12 @@ static int evaluate(session *S, bool regular)
                 saved);
         fflush(S->out);
     }
+    if (tg_dist_max(log_err[0] != 0) > 0)
+        return !S->lead ? cl_fail("rank 0 could not write --log")
+             : cl_fail("%s (the line of step %lld is not in it); stopped after "
+                       "saving %s: once the log can be written, continue with: "
+                       "charlm train --resume %s --log %s", log_err,
+                       (long long)r->step, S->c->save, S->c->save, S->c->log);
     return 0;
 }
 
@@ -499,6 +540,8 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
     sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C quits at once */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (S.log == stdout) /* a reader gone: EPIPE, a message and a save */
+        signal(SIGPIPE, SIG_IGN);
 
     cl_run *r = &run;
     char from[4200] = "";
@@ -575,8 +618,11 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
 done:
     if (status == 1)
         clear_line(&S);
-    if (S.log && S.log != stdout)
-        fclose(S.log);
+    if (S.log && S.log != stdout && fclose(S.log) != 0 && status != 1) {
+        cl_fail("cannot write --log %s: %s (when closing it)", c->log,
+                strerror(errno));
+        status = 1;
+    }
     free(S.best_path);
     free(S.rows);
     free(S.block_rows);
