@@ -108,5 +108,37 @@ done
 grep -q "^charlm train: cannot write --log - (standard output): Broken pipe (the line of step [0-9]* is not in it); stopped after saving pipe.st" pipe.err &&
     ok || fail "--log - into a closed pipe: not the line wanted: $(cat pipe.err)"
 
+# ---- another run's checkpoint put at --save during a run ----------------------
+# At start-up that is refused ("already holds a checkpoint"); during the run
+# the next save must not replace it either: the checkpoint goes to
+# PATH.<pid>, one line says so, status 1. cp writes into the same inode:
+# size, modification and change times tell it apart.
+"$BIN" train --data corpus.txt $M --steps 3 --save other.st > /dev/null 2>&1 ||
+    fail "taken --save: cannot make the other run's checkpoint"
+cp other.st other.keep
+"$BIN" train --data corpus.txt $M --steps 20000 --eval-every 2000 --save taken.st \
+    > taken.out 2> taken.err &
+pid=$!
+wait_for taken.out '^step 2000/' || fail "taken --save: no first save: $(cat taken.err)"
+cp other.st taken.st
+wait $pid
+rc=$?
+[ $rc = 1 ] && ok || fail "taken --save: status $rc, not 1: $(cat taken.err)"
+grep -q "^charlm train: taken.st was replaced during this run (by a checkpoint at step 3, of another run), and is not overwritten: step [0-9]* is saved to taken.st.$pid instead (continue with: charlm train --resume taken.st.$pid)$" taken.err &&
+    ok || fail "taken --save: not the line wanted: $(cat taken.err)"
+cmp -s taken.st other.keep && ok || fail "taken --save: the other run's checkpoint was overwritten"
+step=$(sed -n 's/.*: step \([0-9]*\) is saved to.*/\1/p' taken.err)
+"$BIN" eval --load "taken.st.$pid" > taken.eval 2>&1 && grep -q "model at step $step)" taken.eval &&
+    ok || fail "taken --save: taken.st.$pid is not the checkpoint of step $step: $(cat taken.eval)"
+# a checkpoint removed during the run is simply written again
+"$BIN" train --data corpus.txt $M --steps 4000 --eval-every 2000 --save gone.st \
+    > gone.out 2> gone.err &
+pid=$!
+wait_for gone.out '^step 2000/' || fail "removed --save: no first save: $(cat gone.err)"
+rm gone.st
+wait $pid && ok || fail "removed --save: status $?: $(cat gone.err)"
+"$BIN" eval --load gone.st 2>&1 | grep -q "model at step 4000)" && ok ||
+    fail "removed --save: no checkpoint of step 4000"
+
 echo "charlm_faults: $checks checks passed, $failures failed"
 [ $failures = 0 ]

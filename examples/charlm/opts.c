@@ -105,7 +105,9 @@ static const cl_opt train_opts[] = {
     {"eval-every", "N", CL_INT, OFF(eval_every), 1, BIG, CL_STORED,
      "evaluate, log and save every N steps (and at the end)"},
     {"save", "CKPT", CL_STR, OFF(save), 0, 0, 0,
-     "checkpoint to write at each evaluation, at the end and on Ctrl-C"},
+     "checkpoint to write at each evaluation, at the end and on Ctrl-C; "
+     "a file put there by another run meanwhile is not replaced: the "
+     "checkpoint then goes to CKPT.<pid>, and the run stops with status 1"},
     {"resume", "CKPT", CL_STR, OFF(resume), 0, 0, CL_NO_DEFAULT,
      "continue the run saved in CKPT exactly where it stopped"},
     {"init-from", "FILE", CL_STR, OFF(init_from), 0, 0, CL_NO_DEFAULT,

@@ -90,6 +90,8 @@ typedef struct session {
     int64_t step0, tokens;    /* at the start of this session; since */
     int64_t saved_step;       /* last step written to c->save, -1: none */
     const char *saved_path;   /* where the last good checkpoint is */
+    cl_path_id save_id, best_id; /* the files this run may replace at
+                                    --save and its .best (cl_ckpt_save) */
     /* blocks and ranks (nn/dist.h): this rank computes blocks
      * rank * local ... of cfg.blocks; only rank 0 (lead) prints, logs and
      * saves */
@@ -223,7 +225,7 @@ static int save(session *S)
                                                   Bl * r->cfg.hidden) < 0)
             tg_dist_abort(1, "cannot gather the carried states");
     double failed = 0;
-    if (S->lead && cl_ckpt_save(r, S->c->save) < 0)
+    if (S->lead && cl_ckpt_save(r, S->c->save, &S->save_id) < 0)
         failed = 1;
     if (tg_dist_max(failed) > 0)
         return S->lead ? -1 : cl_fail("rank 0 could not save %s", S->c->save);
@@ -238,7 +240,7 @@ static int save(session *S)
 static int save_best(session *S)
 {
     double failed = 0;
-    if (S->lead && cl_ckpt_save(S->r, S->best_path) < 0)
+    if (S->lead && cl_ckpt_save(S->r, S->best_path, &S->best_id) < 0)
         failed = 1;
     if (tg_dist_max(failed) > 0)
         return S->lead ? -1 : cl_fail("rank 0 could not save %s", S->best_path);
@@ -270,6 +272,7 @@ static int best_start(session *S)
     if (!c->keep_best)
         return 0;
     S->best_path = best_name(c->save);
+    cl_path_id_get(S->best_path, &S->best_id);
     struct stat st;
     if (stat(S->best_path, &st) != 0)
         return 0;
@@ -516,6 +519,7 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
         S.saved_step = run.step;
         S.saved_path = c->resume;
     }
+    cl_path_id_get(c->save, &S.save_id); /* checked and accepted at start */
     /* the readable lines go to stdout, unless --log - puts the JSON there */
     S.out = stdout;
     if (c->log && S.lead && !strcmp(c->log, "-")) {
