@@ -44,6 +44,7 @@ wait_for() {
 awk 'BEGIN { for (i = 0; i < 20000; i++) print "the quick brown fox jumps over the lazy dog" }' > long.txt
 for sig in INT:130 TERM:143; do
     want=${sig#*:} sig=${sig%:*}
+    rm -f sig.err # (wait_for must not see the last run's lines)
     "$BIN" train --data long.txt $M --val-frac 0.9 --steps 2 --eval-every 1000 \
         --save sig.st --overwrite > sig.out 2> sig.err &
     pid=$!
@@ -139,6 +140,43 @@ rm gone.st
 wait $pid && ok || fail "removed --save: status $?: $(cat gone.err)"
 "$BIN" eval --load gone.st 2>&1 | grep -q "model at step 4000)" && ok ||
     fail "removed --save: no checkpoint of step 4000"
+
+# ---- --resume with flags other than the checkpoint's ---------------------------
+# Stored flags that may change and make the run another one (--blocks,
+# --lr, --clip) say so in a note; the budget and --eval-every change
+# nothing of the numbers and say nothing; the fixed ones are refused. The
+# rule is in --help, made from the same table.
+header() { n=$(od -An -tu8 -N8 "$1" | tr -d ' '); tail -c +9 "$1" | head -c "$n"; }
+"$BIN" train --data corpus.txt $M --steps 10 --eval-every 5 --save res.st > /dev/null 2>&1 ||
+    fail "resume: the first run failed"
+cp res.st res.keep
+"$BIN" train --resume res.st --steps 12 --blocks 2 > /dev/null 2> res.err
+rc=$?
+[ $rc = 0 ] && ok || fail "--resume --blocks 2: status $rc: $(cat res.err)"
+grep -q "^charlm train: note: --blocks 2 replaces the checkpoint's 1 from step 10 on (not the run an uninterrupted training would have made: the blocks fix the order in which a batch's gradients are summed, and with --dropout the numbers drawn)$" res.err &&
+    ok || fail "--resume --blocks 2: no note saying what changes: $(cat res.err)"
+header res.st | grep -q '"blocks":"2"' && ok || fail "--resume --blocks 2: the checkpoint does not store 2"
+cp res.keep res.st
+"$BIN" train --resume res.st --steps 12 --lr 0.001 --clip 1 > /dev/null 2> res.err || fail "--resume --lr --clip: $(cat res.err)"
+grep -q "^charlm train: note: --lr 0.001 replaces the checkpoint's 0.002 from step 10 on (not the run an uninterrupted training would have made)$" res.err &&
+    grep -q "^charlm train: note: --clip 1 replaces the checkpoint's 5 from step 10 on" res.err &&
+    ok || fail "--resume --lr --clip: no notes: $(cat res.err)"
+cp res.keep res.st
+"$BIN" train --resume res.st --steps 12 --eval-every 3 --blocks 1 --lr 0.002 --threads 2 \
+    > /dev/null 2> res.err || fail "--resume with the same numbers: $(cat res.err)"
+grep -q "note" res.err && fail "--resume: a note for flags that change nothing: $(cat res.err)" || ok
+for f in "layers 3" "hidden 8" "embed 9" "seq 9" "batch 8" "cell gru" "optim sgd" \
+         "dropout 0.5" "seed 2" "val-frac 0.1"; do
+    cp res.keep res.st
+    "$BIN" train --resume res.st --steps 12 --${f% *} ${f#* } > /dev/null 2> res.err
+    rc=$?
+    [ $rc = 1 ] && grep -q "^charlm train: --$f conflicts with the checkpoint's ${f% *} " res.err &&
+        ok || fail "--resume --$f: not refused (status $rc): $(cat res.err)"
+done
+"$BIN" train --help | tr '\n' ' ' > help.txt
+grep -q -- "--cell, --layers, --hidden, --embed, --seq, --batch, --optim, --dropout, --seed and --val-frac cannot change" help.txt &&
+    grep -q -- "--data, --blocks, --lr and --clip may, with a note" help.txt && ok ||
+    fail "train --help does not say which flags --resume may change: $(cat help.txt)"
 
 echo "charlm_faults: $checks checks passed, $failures failed"
 [ $failures = 0 ]

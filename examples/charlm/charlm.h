@@ -88,7 +88,13 @@ enum {
     CL_LO_OPEN = 1u << 2, /* the range excludes lo */
     CL_HI_OPEN = 1u << 3, /* the range excludes hi */
     CL_NO_DEFAULT = 1u << 4, /* --help shows no default */
+    CL_NOTE = 1u << 5,    /* may change on --resume, with a note: the run is
+                             then not the one an uninterrupted training
+                             would have made (--lr, --blocks) */
 };
+/* On --resume a flag CL_STORED | CL_FIXED must keep the checkpoint's
+ * value, one CL_NOTE may take another with a note, and the others (the
+ * budget, --eval-every, those not stored) change nothing of the numbers. */
 typedef struct cl_opt {
     const char *name;    /* without "--" */
     const char *metavar; /* "N", "FILE"; NULL for a switch */
