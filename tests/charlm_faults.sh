@@ -6,9 +6,10 @@
 #   sh tests/charlm_faults.sh build/charlm
 #
 # Checks: a signal during the final evaluation; --log on a full disk, to
-# /dev/full and into a closed pipe; another run's checkpoint put at --save during a run;
-# --resume with a flag that changes the numbers; --init-from with another
-# vocabulary. Prints each failure and exits non-zero if there was any.
+# /dev/full and into a closed pipe; another run's checkpoint put at --save
+# during a run; --resume with flags that change the numbers, or may not
+# change; --init-from with another vocabulary (mapped by character).
+# Prints each failure and exits non-zero if there was any.
 set -u
 BIN=${1:-build/charlm}
 case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
@@ -177,6 +178,35 @@ done
 grep -q -- "--cell, --layers, --hidden, --embed, --seq, --batch, --optim, --dropout, --seed and --val-frac cannot change" help.txt &&
     grep -q -- "--data, --blocks, --lr and --clip may, with a note" help.txt && ok ||
     fail "train --help does not say which flags --resume may change: $(cat help.txt)"
+
+# ---- --init-from with another vocabulary: rows mapped by character ----------
+# export records the vocabulary; --data with 'e' instead of 'd' keeps the
+# rows of newline, a, b and c, starts 'e' afresh, leaves 'd' out, and says
+# so. The scores of the shared characters after "abc" are then the file's,
+# bit for bit. A file without 'vocab' metadata has its rows taken in order
+# (said too), and one of another V is refused.
+awk 'BEGIN { for (i = 0; i < 300; i++) print "abcd" }' > abcd.txt
+awk 'BEGIN { for (i = 0; i < 300; i++) print "abce" }' > abce.txt
+"$BIN" train --data abcd.txt $M --steps 20 --save va.st > /dev/null 2>&1 || fail "vocab: the first run failed"
+"$BIN" export --load va.st --out vw.st 2> /dev/null || fail "vocab: export failed"
+"$BIN" train --data abce.txt $M --steps 1 --lr 0 --init-from vw.st --save vb.st > /dev/null 2> vb.err
+rc=$?
+[ $rc = 0 ] && ok || fail "--init-from with another vocabulary: status $rc: $(cat vb.err)"
+grep -q "^starting from the weights of vw.st (11 tensors), its vocabulary of 5 characters mapped onto --data's 5 by character: 4 in both; 1 new ('e' (U+0065)) with fresh rows; 1 of the file's left out ('d' (U+0064))$" vb.err &&
+    ok || fail "--init-from with another vocabulary: no line saying how: $(cat vb.err)"
+"$BIN" logits --load va.st --prime abc > va.logits 2>&1 &&
+    "$BIN" logits --load vb.st --prime abc > vb.logits 2>&1 &&
+    [ "$(cut -d ' ' -f 1-4 va.logits)" = "$(cut -d ' ' -f 1-4 vb.logits)" ] &&
+    ! cmp -s va.logits vb.logits && ok ||
+    fail "--init-from with another vocabulary: the shared characters' scores differ: $(cat va.logits vb.logits)"
+sed 's/"vocab":/"vocax":/' vw.st > vn.st   # the same file without 'vocab'
+"$BIN" train --data abce.txt $M --steps 1 --lr 0 --init-from vn.st --save vn1.st > /dev/null 2> vn.err &&
+    grep -q "^starting from the weights of vn.st (11 tensors); it has no 'vocab' metadata, so its rows are taken as --data's characters in order, unchecked$" vn.err &&
+    ok || fail "--init-from without 'vocab': $(cat vn.err)"
+"$BIN" train --data corpus.txt $M --steps 1 --init-from vn.st --save vn2.st > /dev/null 2> vn.err
+rc=$?
+[ $rc = 1 ] && grep -q "size mismatch: embedding.weight is \[5, 8\] in the file, \[[0-9]*, 8\] in the model.*(the file has no 'vocab' metadata to map its rows by character: its V must be --data's)$" vn.err &&
+    ok || fail "--init-from without 'vocab', another V: status $rc: $(cat vn.err)"
 
 echo "charlm_faults: $checks checks passed, $failures failed"
 [ $failures = 0 ]

@@ -113,7 +113,10 @@ static const cl_opt train_opts[] = {
     {"init-from", "FILE", CL_STR, OFF(init_from), 0, 0, CL_NO_DEFAULT,
      "start a new run from the weights in FILE (any safetensors file with "
      "the model's PyTorch names and shapes, e.g. from charlm export or "
-     "PyTorch; the architecture comes from the flags)"},
+     "PyTorch; the architecture comes from the flags, the vocabulary from "
+     "--data: if FILE records its own, as export does, the rows are mapped "
+     "by character - new ones start afresh, missing ones are left out - "
+     "and a line says so; if not, its rows are taken in order)"},
     {"log", "FILE|-", CL_STR, OFF(log), 0, 0, CL_NO_DEFAULT,
      "append one JSON line per evaluation to FILE (-: to stdout, instead "
      "of the readable lines); if a line cannot be written (a full disk, a "
