@@ -114,7 +114,7 @@ grep -q "^charlm train: cannot write --log - (standard output): Broken pipe (the
 # At start-up that is refused ("already holds a checkpoint"); during the run
 # the next save must not replace it either: the checkpoint goes to
 # PATH.<pid>, one line says so, status 1. cp writes into the same inode:
-# size, modification and change times tell it apart.
+# the modification time (and size) tell it apart.
 "$BIN" train --data corpus.txt $M --steps 3 --save other.st > /dev/null 2>&1 ||
     fail "taken --save: cannot make the other run's checkpoint"
 cp other.st other.keep
@@ -126,7 +126,7 @@ cp other.st taken.st
 wait $pid
 rc=$?
 [ $rc = 1 ] && ok || fail "taken --save: status $rc, not 1: $(cat taken.err)"
-grep -q "^charlm train: taken.st was replaced during this run (by a checkpoint at step 3, of another run), and is not overwritten: step [0-9]* is saved to taken.st.$pid instead (continue with: charlm train --resume taken.st.$pid)$" taken.err &&
+grep -q "^charlm train: taken.st was replaced during this run (it now holds a checkpoint at step 3) and is not overwritten: step [0-9]* is saved to taken.st.$pid instead (continue with: charlm train --resume taken.st.$pid)$" taken.err &&
     ok || fail "taken --save: not the line wanted: $(cat taken.err)"
 cmp -s taken.st other.keep && ok || fail "taken --save: the other run's checkpoint was overwritten"
 step=$(sed -n 's/.*: step \([0-9]*\) is saved to.*/\1/p' taken.err)

@@ -273,13 +273,13 @@ void cl_run_free(cl_run *r);
  * with a message. */
 int cl_prepare(cl_run *r, cl_config *c, const bool *given, const cl_opt *opts,
                int nopts, cl_streams *train, cl_streams *val);
-/* What a checkpoint path holds: device, inode, size, modification and
- * change times (exists false: nothing). A file written over, replaced or
- * touched has another. */
+/* What a checkpoint path holds: device, inode, size and modification
+ * time (exists false: nothing). A file replaced or written over has
+ * another; one only read, linked or chmod-ed keeps it. */
 typedef struct cl_path_id {
     bool exists;
     uint64_t dev, ino;
-    int64_t size, mtime_ns, ctime_ns;
+    int64_t size, mtime_ns;
 } cl_path_id;
 void cl_path_id_get(const char *path, cl_path_id *id);
 /* Saves atomically: a crash or a full disk leaves the old file whole.

@@ -141,8 +141,7 @@ void cl_path_id_get(const char *path, cl_path_id *id)
     *id = (cl_path_id){
         .exists = true, .dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino,
         .size = (int64_t)st.st_size,
-        .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
-        .ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec};
+        .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec};
 }
 
 /* Where the checkpoint goes when path was taken: "<path>.<pid>", or
@@ -164,8 +163,7 @@ static char *side_name(const char *path)
 static bool same_id(const cl_path_id *a, const cl_path_id *b)
 {
     return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
-           a->size == b->size && a->mtime_ns == b->mtime_ns &&
-           a->ctime_ns == b->ctime_ns;
+           a->size == b->size && a->mtime_ns == b->mtime_ns;
 }
 
 /* rename(tmp, path), unless path no longer holds the file *mine says:
@@ -182,19 +180,19 @@ static int put_in_place(const cl_run *r, const char *tmp, const char *path,
         char was[160] = "another file";
         int64_t step;
         if (cl_ckpt_peek(path, &step))
-            snprintf(was, sizeof was, "a checkpoint at step %lld, of another "
-                     "run", (long long)step);
+            snprintf(was, sizeof was, "a checkpoint at step %lld",
+                     (long long)step);
         char *side = side_name(path);
         if (!side || rename(tmp, side) < 0) {
-            snprintf(err, cap, "%s was replaced during this run (by %s), and "
-                     "is not overwritten; saving to %s instead failed: %s",
+            snprintf(err, cap, "%s was replaced during this run (it now holds "
+                     "%s) and is not overwritten; saving to %s instead failed: %s",
                      path, was, side ? side : "PATH.<pid>",
                      side ? strerror(errno) : "all taken");
             free(side);
             return -1;
         }
-        snprintf(err, cap, "%s was replaced during this run (by %s), and is "
-                 "not overwritten: step %lld is saved to %s instead (continue "
+        snprintf(err, cap, "%s was replaced during this run (it now holds %s) "
+                 "and is not overwritten: step %lld is saved to %s instead (continue "
                  "with: charlm train --resume %s)", path, was,
                  (long long)r->step, side, side);
         free(side);
