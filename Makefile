@@ -301,6 +301,7 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	    $(BUILD)/tests/replay_$$t fuzz/regressions/$$t/* || fail=1; \
 	done; \
 	echo "== tests/charlm_cli.sh"; sh tests/charlm_cli.sh $(BUILD)/charlm || fail=1; \
+	echo "== tests/charlm_faults.sh"; sh tests/charlm_faults.sh $(BUILD)/charlm || fail=1; \
 	echo "== tests/torch_interop.sh"; sh tests/torch_interop.sh $(BUILD)/charlm || fail=1; \
 	echo "== tests/readme_snippets.sh"; sh tests/readme_snippets.sh $(BUILD) || fail=1; \
 	echo "== tests/install.sh"; sh tests/install.sh $(BUILD) "$(MAKE) --no-print-directory \

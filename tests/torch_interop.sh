@@ -99,8 +99,11 @@ expect_fail "rnn.weight_ih_l0 is \[48, 6\] in the file, \[36, 6\] in the model" 
     "$BIN" train $M --layers 2 --cell gru --steps 1 --init-from w.st --save x.st
 expect_fail "decoder.weight is \[[0-9]*, 12\] in the file, \[[0-9]*, 16\] in the model" \
     "$BIN" train $M --layers 2 --hidden 16 --steps 1 --init-from w.st --save x.st
+# (w.st records its vocabulary, which --init-from maps onto --data's -
+# tests/charlm_faults.sh; without it the rows cannot be mapped)
+sed 's/"vocab":/"vocax":/' w.st > w_novocab.st
 expect_fail "embedding.weight is \[[0-9]*, 6\] in the file, \[4, 6\] in the model" \
-    "$BIN" train $M --data abc.txt --layers 2 --steps 1 --init-from w.st --save x.st
+    "$BIN" train $M --data abc.txt --layers 2 --steps 1 --init-from w_novocab.st --save x.st
 expect_fail "--init-from: corpus.txt: header length" "$BIN" train $M --steps 1 --init-from corpus.txt --save x.st
 expect_fail "--init-from nothere.st" "$BIN" train $M --steps 1 --init-from nothere.st --save x.st
 expect_fail "give one of them" "$BIN" train --resume a.st --init-from w.st

@@ -90,7 +90,13 @@ enum {
     CL_LO_OPEN = 1u << 2, /* the range excludes lo */
     CL_HI_OPEN = 1u << 3, /* the range excludes hi */
     CL_NO_DEFAULT = 1u << 4, /* --help shows no default */
+    CL_NOTE = 1u << 5,    /* may change on --resume, with a note: the run is
+                             then not the one an uninterrupted training
+                             would have made (--lr, --blocks) */
 };
+/* On --resume a flag CL_STORED | CL_FIXED must keep the checkpoint's
+ * value, one CL_NOTE may take another with a note, and the others (the
+ * budget, --eval-every, those not stored) change nothing of the numbers. */
 typedef struct cl_opt {
     const char *name;    /* without "--" */
     const char *metavar; /* "N", "FILE"; NULL for a switch */
@@ -270,8 +276,22 @@ void cl_run_free(cl_run *r);
  * with a message. */
 int cl_prepare(cl_run *r, cl_config *c, const bool *given, const cl_opt *opts,
                int nopts, cl_streams *train, cl_streams *val);
-/* Saves atomically: a crash or a full disk leaves the old file whole. */
-int cl_ckpt_save(const cl_run *r, const char *path);
+/* What a checkpoint path holds: device, inode, size and modification
+ * time (exists false: nothing). A file replaced or written over has
+ * another; one only read, linked or chmod-ed keeps it. */
+typedef struct cl_path_id {
+    bool exists;
+    uint64_t dev, ino;
+    int64_t size, mtime_ns;
+} cl_path_id;
+void cl_path_id_get(const char *path, cl_path_id *id);
+/* Saves atomically: a crash or a full disk leaves the old file whole.
+ * mine (NULL: no check) is what this run expects at path - what was there
+ * when it started, then what it last wrote there - and becomes what it
+ * writes: if another file has taken its place meanwhile (another run
+ * saving to the same path), that file is not replaced; the checkpoint
+ * goes to "PATH.<pid>" instead, and -1 with a message naming both. */
+int cl_ckpt_save(const cl_run *r, const char *path, cl_path_id *mine);
 /* Loads a checkpoint into a fresh run: hyperparameters, vocabulary,
  * model; with_train also the optimizer, RNG states, carried state and
  * counters. -1 with a message naming the file and the problem. */

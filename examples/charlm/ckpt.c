@@ -32,6 +32,12 @@
  * Saving writes "<path>.partial.<pid>" and renames it over path. A save
  * killed on the way leaves that file (and tg_st_save's ".tmp.XXXXXX"
  * beside it); the next save to path removes those whose process is gone.
+ * A training run replaces only the file it expects at path (cl_path_id:
+ * the one there when it started, then its own): just before the rename it
+ * looks again, and a file another run put there stays; the checkpoint
+ * goes to "<path>.<pid>" instead. (POSIX has no rename that replaces only
+ * a given file: a file put there between that look and the rename, a few
+ * microseconds, is replaced.)
  */
 #include "charlm.h"
 
@@ -128,10 +134,86 @@ static void remove_stale(const char *path)
     free(dir);
 }
 
-int cl_ckpt_save(const cl_run *r, const char *path)
+void cl_path_id_get(const char *path, cl_path_id *id)
+{
+    struct stat st;
+    *id = (cl_path_id){0};
+    if (stat(path, &st) != 0)
+        return;
+    *id = (cl_path_id){
+        .exists = true, .dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino,
+        .size = (int64_t)st.st_size,
+        .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+/* Where the checkpoint goes when path was taken: "<path>.<pid>", or
+ * "<path>.<pid>.<k>" if that exists (a pid used again); NULL if all do. */
+static char *side_name(const char *path)
+{
+    size_t cap = strlen(path) + 48;
+    char *side = tg_xmalloc(cap);
+    struct stat st;
+    for (int k = 0; k < 100; k++) {
+        snprintf(side, cap, k ? "%s.%ld.%d" : "%s.%ld", path, (long)getpid(), k);
+        if (lstat(side, &st) != 0 && errno == ENOENT)
+            return side;
+    }
+    free(side);
+    return NULL;
+}
+
+static bool same_id(const cl_path_id *a, const cl_path_id *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
+           a->size == b->size && a->mtime_ns == b->mtime_ns;
+}
+
+/* rename(tmp, path), unless path no longer holds the file *mine says:
+ * then tmp goes to a side file, and -2 with err saying so. -1 with err set
+ * if the file could not be put anywhere; *mine becomes what path holds
+ * after a rename. */
+static int put_in_place(const cl_run *r, const char *tmp, const char *path,
+                        cl_path_id *mine, char *err, size_t cap)
+{
+    cl_path_id now;
+    if (mine)
+        cl_path_id_get(path, &now);
+    if (mine && now.exists && !same_id(&now, mine)) {
+        char was[160] = "another file";
+        int64_t step;
+        if (cl_ckpt_peek(path, &step))
+            snprintf(was, sizeof was, "a checkpoint at step %lld",
+                     (long long)step);
+        char *side = side_name(path);
+        if (!side || rename(tmp, side) < 0) {
+            snprintf(err, cap, "%s was replaced during this run (it now holds "
+                     "%s) and is not overwritten; saving to %s instead failed: %s",
+                     path, was, side ? side : "PATH.<pid>",
+                     side ? strerror(errno) : "all taken");
+            free(side);
+            return -1;
+        }
+        snprintf(err, cap, "%s was replaced during this run (it now holds %s) "
+                 "and is not overwritten: step %lld is saved to %s instead (continue "
+                 "with: charlm train --resume %s)", path, was,
+                 (long long)r->step, side, side);
+        free(side);
+        return -2;
+    }
+    if (rename(tmp, path) < 0) {
+        snprintf(err, cap, "%s: could not write: %s (the previous file, if "
+                 "any, is unchanged)", path, strerror(errno));
+        return -1;
+    }
+    if (mine)
+        cl_path_id_get(path, mine);
+    return 0;
+}
+
+int cl_ckpt_save(const cl_run *r, const char *path, cl_path_id *mine)
 {
     struct stat st; /* stat, not open: a FIFO must not block us */
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !mine) /* else: taken */
         return cl_fail("cannot save the checkpoint: %s is not a regular file "
                        "(a directory, FIFO or device), and charlm replaces "
                        "only files", path);
@@ -180,7 +262,7 @@ int cl_ckpt_save(const cl_run *r, const char *path)
      * copy read back (which also proves the copy readable); the copy is
      * then written again with it, whole, and renamed over path: at every
      * moment path holds either the old checkpoint or the new one. */
-    char err[512] = "";
+    char err[2048] = "";
     size_t cap = strlen(path) + 32;
     char *tmp = tg_xmalloc(cap);
     snprintf(tmp, cap, "%s.partial.%ld", path, (long)getpid());
@@ -193,17 +275,16 @@ int cl_ckpt_save(const cl_run *r, const char *path)
         tg_st_free(back);
         tg_st_set_meta(w, "checksum", sum);
         rc = tg_st_save(w, tmp, err, sizeof err);
-        if (rc == 0 && rename(tmp, path) < 0) {
-            snprintf(err, sizeof err, "%s: could not write: %s (the previous "
-                     "file, if any, is unchanged)", path, strerror(errno));
-            rc = -1;
-        }
+        if (rc == 0)
+            rc = put_in_place(r, tmp, path, mine, err, sizeof err);
     } else
         rc = -1;
-    if (rc < 0)
+    if (rc < 0 && rc != -2)
         unlink(tmp);
     free(tmp);
     tg_st_writer_free(w);
+    if (rc == -2) /* saved, elsewhere */
+        return cl_fail("%s", err);
     return rc < 0 ? cl_fail("cannot save the checkpoint: %s", err) : 0;
 }
 

@@ -20,6 +20,14 @@
  * optimizer), after checking names and shapes the way PyTorch's strict
  * load_state_dict does - every missing, unexpected and misshapen tensor
  * named in one message, nothing loaded unless all fit.
+ *
+ * The vocabulary is --data's. A file that records its own (metadata
+ * "vocab": export writes it, and so can PyTorch's save_file) has its rows
+ * of embedding.weight, decoder.weight and decoder.bias mapped by
+ * character: a character of both keeps its rows, one new in --data keeps
+ * its fresh initialisation, one absent from --data is left out - and a
+ * line says which. A file without it has its rows taken in order, as
+ * --data's characters (its V must be theirs), which the line also says.
  */
 #include "charlm.h"
 #include "nn/dist.h"
@@ -47,6 +55,86 @@ static bool is_param(const tg_params *ps, const char *name)
     return tg_params_get(ps, name) != NULL;
 }
 
+/* the parameters with one row (or element) per character */
+static bool per_char(const char *name)
+{
+    return !strcmp(name, "embedding.weight") || !strcmp(name, "decoder.weight") ||
+           !strcmp(name, "decoder.bias");
+}
+
+static bool same_vocab(const cl_vocab *a, const cl_vocab *b)
+{
+    return a->n == b->n && !memcmp(a->chars, b->chars, (size_t)a->n * sizeof *a->chars);
+}
+
+/* "[44, 8]" */
+static void shape_text(char *buf, size_t cap, int ndim, const int64_t *shape)
+{
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < ndim && k < cap; d++)
+        k += (size_t)snprintf(buf + k, cap - k, d ? ", %lld" : "%lld",
+                              (long long)shape[d]);
+    if (k < cap)
+        snprintf(buf + k, cap - k, "]");
+}
+
+/* the characters of a that are not in b: how many, and the first few
+ * named in list */
+static int64_t chars_not_in(const cl_vocab *a, const cl_vocab *b, char *list,
+                            size_t cap)
+{
+    int64_t n = 0;
+    size_t k = 0;
+    list[0] = 0;
+    for (int64_t i = 0; i < a->n; i++) {
+        if (cl_vocab_id(b, a->chars[i]) >= 0)
+            continue;
+        char name[32];
+        cl_char_name(a->chars[i], name, sizeof name);
+        if (n < 5 && k < cap)
+            k += (size_t)snprintf(list + k, cap - k, "%s%s", n ? ", " : "", name);
+        else if (n == 5 && k < cap)
+            k += (size_t)snprintf(list + k, cap - k, ", ...");
+        n++;
+    }
+    return n;
+}
+
+/* Copies the weights of f into r's model, the per-character rows moved
+ * from the file's vocabulary fv to the model's (shapes already checked).
+ * Every number is checked before anything is copied. */
+static int load_mapped(cl_run *r, const tg_st_file *f, const cl_vocab *fv,
+                       const char *path)
+{
+    const tg_params *ps = &r->model->params;
+    char err[512];
+    for (int i = 0; i < tg_params_count(ps); i++) {
+        const tg_param *p = tg_params_at(ps, i);
+        int64_t bad = tg_st_first_bad(tg_st_find(f, p->name), false);
+        if (bad >= 0)
+            return cl_fail("--init-from %s: tensor '%s' in the file holds a "
+                           "NaN or infinite number (element %lld): the file "
+                           "was saved from a run that had diverged, or is "
+                           "damaged", path, p->name, (long long)bad);
+    }
+    for (int i = 0; i < tg_params_count(ps); i++) {
+        const tg_param *p = tg_params_at(ps, i);
+        const tg_st_tensor *t = tg_st_find(f, p->name);
+        if (!per_char(p->name)) {
+            if (tg_st_copy_to(t, p->tensor, err, sizeof err) < 0)
+                return cl_fail("--init-from %s: %s", path, err);
+            continue;
+        }
+        int64_t cols = p->tensor->numel / r->vocab.n;
+        for (int64_t c = 0; c < r->vocab.n; c++) {
+            int64_t j = cl_vocab_id(fv, r->vocab.chars[c]);
+            for (int64_t k = 0; j >= 0 && k < cols; k++)
+                p->tensor->data[c * cols + k] = (tg_real)tg_st_value(t, j * cols + k);
+        }
+    }
+    return 0;
+}
+
 int cl_init_from(cl_run *r, const char *path)
 {
     tg_st_file *f = cl_st_read(path, "--init-from", "--init-from");
@@ -56,8 +144,18 @@ int cl_init_from(cl_run *r, const char *path)
     const char *fmt = tg_st_meta(f, "format");
     bool ckpt = fmt && !strcmp(fmt, "tapegrad-charlm");
     const tg_params *ps = &r->model->params;
+    /* the file's own vocabulary, if it has one: the rows are mapped */
+    const char *vmeta = tg_st_meta(f, "vocab");
+    cl_vocab fv = {0};
+    if (vmeta && cl_vocab_parse(vmeta, &fv) < 0) {
+        cl_fail("--init-from %s: metadata 'vocab': %s", path, cl_error());
+        tg_st_free(f);
+        return -1;
+    }
+    bool mapped = vmeta && !same_vocab(&fv, &r->vocab);
     char missing[600] = "", unexpected[600] = "", shapes[1200] = "";
     int n_missing = 0, n_unexpected = 0, n_shapes = 0;
+    bool rows = false; /* a per-character tensor of another size */
     for (int i = 0; i < tg_params_count(ps); i++) {
         const tg_param *p = tg_params_at(ps, i);
         const tg_st_tensor *t = tg_st_find(f, p->name);
@@ -65,16 +163,24 @@ int cl_init_from(cl_run *r, const char *path)
             list_add(missing, sizeof missing, &n_missing, p->name);
             continue;
         }
+        int64_t shape[TG_MAX_DIMS];
+        memcpy(shape, p->tensor->shape, sizeof shape);
+        if (mapped && per_char(p->name)) /* rows: the file's characters */
+            shape[0] = fv.n;
         bool same = t->dtype != TG_I64 && t->ndim == p->tensor->ndim;
         for (int d = 0; same && d < t->ndim; d++)
-            same = t->shape[d] == p->tensor->shape[d];
+            same = t->shape[d] == shape[d];
         if (same)
             continue;
+        rows |= per_char(p->name) && t->ndim == p->tensor->ndim &&
+                t->shape[0] != shape[0];
         char have[96], want[96], item[300];
         tg_st_shape_str(t, have, sizeof have);
-        tg_shape_str(p->tensor, want, sizeof want);
-        snprintf(item, sizeof item, "%s is %s%s in the file, %s in the model",
-                 p->name, t->dtype == TG_I64 ? "I64 " : "", have, want);
+        shape_text(want, sizeof want, p->tensor->ndim, shape);
+        snprintf(item, sizeof item, "%s is %s%s in the file, %s in the model%s",
+                 p->name, t->dtype == TG_I64 ? "I64 " : "", have, want,
+                 mapped && per_char(p->name) ? " (a row for each of the "
+                 "file's characters)" : "");
         size_t k = strlen(shapes);
         if (k + strlen(item) + 8 < sizeof shapes)
             snprintf(shapes + k, sizeof shapes - k, "%s%s", n_shapes ? "; " : "",
@@ -105,15 +211,34 @@ int cl_init_from(cl_run *r, const char *path)
         rc = cl_fail("--init-from %s does not fit the model of the flags (%s; "
                      "the vocabulary is that of --data):%s%s%s Give the "
                      "file's architecture with --cell, --layers, --hidden "
-                     "and --embed", path, arch, m, u, s);
+                     "and --embed%s", path, arch, m, u, s, rows && !vmeta ?
+                     " (the file has no 'vocab' metadata to map its rows by "
+                     "character: its V must be --data's)" : "");
+    } else if (mapped) {
+        rc = load_mapped(r, f, &fv, path);
+        char gained[200], lost[200];
+        int64_t n_gained = chars_not_in(&r->vocab, &fv, gained, sizeof gained);
+        int64_t n_lost = chars_not_in(&fv, &r->vocab, lost, sizeof lost);
+        if (rc == 0 && tg_dist_rank() == 0)
+            fprintf(stderr, "starting from the weights of %s (%d tensors), "
+                    "its vocabulary of %lld characters mapped onto --data's "
+                    "%lld by character: %lld in both; %lld new (%s) with fresh "
+                    "rows; %lld of the file's left out (%s)\n", path,
+                    tg_params_count(ps), (long long)fv.n, (long long)r->vocab.n,
+                    (long long)(r->vocab.n - n_gained), (long long)n_gained,
+                    n_gained ? gained : "none", (long long)n_lost,
+                    n_lost ? lost : "none");
     } else {
         char err[512];
         if (tg_params_load(&r->model->params, f, "", err, sizeof err) < 0)
             rc = cl_fail("--init-from %s: %s", path, err);
         else if (tg_dist_rank() == 0)
-            fprintf(stderr, "starting from the weights of %s (%d tensors)\n",
-                    path, tg_params_count(ps));
+            fprintf(stderr, "starting from the weights of %s (%d tensors)%s\n",
+                    path, tg_params_count(ps), vmeta ? "" : "; it has no "
+                    "'vocab' metadata, so its rows are taken as --data's "
+                    "characters in order, unchecked");
     }
+    cl_vocab_free(&fv);
     tg_st_free(f);
     return rc;
 }

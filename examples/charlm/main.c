@@ -9,8 +9,8 @@
  *   charlm logits --load CKPT --prime T  the scores after each character
  *
  * (The flags and --help are in opts.c.) Exit status: 0 done, 1 an error in the data, a file or training (the
- * message says which), 2 a bad command line, 130 stopped by Ctrl-C after
- * saving.
+ * message says which), 2 a bad command line, 130 (143) stopped by Ctrl-C
+ * (SIGTERM) after saving.
  */
 #include "charlm.h"
 #include "nn/dist.h"

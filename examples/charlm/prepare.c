@@ -78,7 +78,8 @@ void cl_run_free(cl_run *r)
 /* ---- a training run ---------------------------------------------------- */
 
 /* Flags given with --resume: fixed ones must agree with the checkpoint,
- * the others replace its values. */
+ * the others replace its values - with a note for those that make the run
+ * another one (CL_NOTE; --data is told by load_data, from its text). */
 static int merge_resume(cl_run *r, const cl_config *c, const bool *given,
                         const cl_opt *opts, int nopts)
 {
@@ -90,6 +91,8 @@ static int merge_resume(cl_run *r, const cl_config *c, const bool *given,
         char mine[4200], theirs[4200];
         cl_opt_format(o, c, mine, sizeof mine);
         cl_opt_format(o, &r->cfg, theirs, sizeof theirs);
+        if (!strcmp(o->name, "blocks") && c->blocks == 0) /* G = N */
+            snprintf(mine, sizeof mine, "%d", tg_dist_size());
         bool same = !strcmp(o->name, "cell")
                         ? tg_cell_type_find(c->cell) == tg_cell_type_find(r->cfg.cell)
                         : !strcmp(mine, theirs);
@@ -98,6 +101,15 @@ static int merge_resume(cl_run *r, const cl_config *c, const bool *given,
                            "architecture and the data split cannot change on "
                            "--resume (start a new run with another --save)",
                            o->name, mine, o->name, theirs);
+        if ((o->flags & CL_NOTE) && !same && strcmp(o->name, "data") &&
+            tg_dist_rank() == 0)
+            fprintf(stderr, "charlm train: note: --%s %s replaces the "
+                    "checkpoint's %s from step %lld on (not the run an "
+                    "uninterrupted training would have made%s)\n", o->name,
+                    mine, theirs, (long long)r->step, strcmp(o->name, "blocks")
+                    ? "" : ": the blocks fix the order in which a batch's "
+                    "gradients are summed, and with --dropout the numbers "
+                    "drawn");
         if (!strcmp(o->name, "steps") || !strcmp(o->name, "minutes"))
             budget = true;
         else

@@ -17,7 +17,8 @@
  * What is never lost: checkpoints are written atomically; a loss or
  * gradient that is not finite (or a loss that has diverged) stops
  * training before the bad numbers can reach a file; Ctrl-C (or SIGTERM) lets the current step finish, saves, and
- * exits with status 130 (143).
+ * exits with status 130 (143) - also when it comes during an evaluation
+ * or a save, the last ones included.
  */
 #define _XOPEN_SOURCE 700 /* SA_RESETHAND */
 #include "charlm.h"
@@ -77,7 +78,8 @@ typedef struct session {
     const cl_config *c; /* the command line: save, log, threads */
     cl_streams train, val;
     int64_t *rows;            /* [T + 1, B]: a step's input and targets */
-    FILE *log;                /* --log: a file, or stdout for "-" */
+    FILE *log;                /* --log: a file, or stdout for "-"; written
+                                 with write(2), unbuffered (log_line) */
     FILE *out;                /* the readable lines: stdout, or stderr
                                  when stdout has the JSON */
     bool tty;                 /* stderr is a terminal: a live line */
@@ -88,6 +90,8 @@ typedef struct session {
     int64_t step0, tokens;    /* at the start of this session; since */
     int64_t saved_step;       /* last step written to c->save, -1: none */
     const char *saved_path;   /* where the last good checkpoint is */
+    cl_path_id save_id, best_id; /* the files this run may replace at
+                                    --save and its .best (cl_ckpt_save) */
     /* blocks and ranks (nn/dist.h): this rank computes blocks
      * rank * local ... of cfg.blocks; only rank 0 (lead) prints, logs and
      * saves */
@@ -221,7 +225,7 @@ static int save(session *S)
                                                   Bl * r->cfg.hidden) < 0)
             tg_dist_abort(1, "cannot gather the carried states");
     double failed = 0;
-    if (S->lead && cl_ckpt_save(r, S->c->save) < 0)
+    if (S->lead && cl_ckpt_save(r, S->c->save, &S->save_id) < 0)
         failed = 1;
     if (tg_dist_max(failed) > 0)
         return S->lead ? -1 : cl_fail("rank 0 could not save %s", S->c->save);
@@ -236,7 +240,7 @@ static int save(session *S)
 static int save_best(session *S)
 {
     double failed = 0;
-    if (S->lead && cl_ckpt_save(S->r, S->best_path) < 0)
+    if (S->lead && cl_ckpt_save(S->r, S->best_path, &S->best_id) < 0)
         failed = 1;
     if (tg_dist_max(failed) > 0)
         return S->lead ? -1 : cl_fail("rank 0 could not save %s", S->best_path);
@@ -268,6 +272,7 @@ static int best_start(session *S)
     if (!c->keep_best)
         return 0;
     S->best_path = best_name(c->save);
+    cl_path_id_get(S->best_path, &S->best_id);
     struct stat st;
     if (stat(S->best_path, &st) != 0)
         return 0;
@@ -385,6 +390,36 @@ static int step(session *S)
     return 0;
 }
 
+/* One line of --log, written whole or not at all: a write that fails (a
+ * full disk, a closed pipe) is cut off again from a --log FILE, so that
+ * the log stays whole lines, and -1 with err set ("cannot write --log
+ * FILE: No space left on device"). */
+static int log_line(session *S, const char *line, char *err, size_t cap)
+{
+    int fd = fileno(S->log);
+    struct stat st;
+    bool cut = S->log != stdout && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    size_t n = strlen(line), done = 0;
+    fflush(S->log);
+    while (done < n) {
+        ssize_t w = write(fd, line + done, n - done);
+        if (w < 0 && errno == EINTR) /* a signal: it is looked at later */
+            continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : ENOSPC;
+            if (cut && done) { /* at worst the partial line stays */
+                int t = ftruncate(fd, st.st_size);
+                (void)t;
+            }
+            snprintf(err, cap, "cannot write --log %s%s: %s", S->c->log,
+                     S->log == stdout ? " (standard output)" : "", strerror(e));
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    return 0;
+}
+
 /* Validation, the JSON line, the checkpoint. A regular evaluation (every
  * --eval-every steps) starts a new train-loss average; the one at the end
  * of a run reports the average so far but leaves it running in the
@@ -408,15 +443,19 @@ static int evaluate(session *S, bool regular)
     cl_shortest(f[3], sizeof f[3], elapsed(S));
     cl_shortest(f[4], sizeof f[4], r->cfg.lr);
     cl_shortest(f[5], sizeof f[5], r->grad_norm);
-    char line[512];
-    snprintf(line, sizeof line, "{\"impl\": \"tapegrad\", \"step\": %lld, "
+    char line[513];
+    snprintf(line, sizeof line - 1, "{\"impl\": \"tapegrad\", \"step\": %lld, "
              "\"train_loss\": %s, \"val_loss\": %s, \"tokens_per_s\": %s, "
              "\"elapsed_s\": %s, \"lr\": %s, \"grad_norm\": %s}",
              (long long)r->step, f[0], f[1], f[2], f[3], f[4], f[5]);
+    /* a log that cannot be written stops the run, after the checkpoint:
+     * once there is room, --resume goes on logging what an uninterrupted
+     * run would, with one line missing, which the message names */
+    char log_err[600] = "";
     if (S->log) {
         clear_line(S);
-        fprintf(S->log, "%s\n", line);
-        fflush(S->log);
+        strcat(line, "\n");
+        log_line(S, line, log_err, sizeof log_err);
     }
     if (regular) {
         r->loss_sum = 0;
@@ -442,6 +481,12 @@ static int evaluate(session *S, bool regular)
                 saved);
         fflush(S->out);
     }
+    if (tg_dist_max(log_err[0] != 0) > 0)
+        return !S->lead ? cl_fail("rank 0 could not write --log")
+             : cl_fail("%s (the line of step %lld is not in it); stopped after "
+                       "saving %s: once the log can be written, continue with: "
+                       "charlm train --resume %s --log %s", log_err,
+                       (long long)r->step, S->c->save, S->c->save, S->c->log);
     return 0;
 }
 
@@ -468,6 +513,7 @@ static int setup(session *S, cl_config *c, const bool *given,
         S->saved_step = r->step;
         S->saved_path = c->resume;
     }
+    cl_path_id_get(c->save, &S->save_id); /* checked and accepted at start */
     /* the readable lines go to stdout, unless --log - puts the JSON there */
     S->out = stdout;
     if (c->log && S->lead && !strcmp(c->log, "-")) {
@@ -523,6 +569,8 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
     sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C quits at once */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (S.log == stdout) /* a reader gone: EPIPE, a message and a save */
+        signal(SIGPIPE, SIG_IGN);
 
     cl_run *r = &run;
     char from[4200] = "";
@@ -551,20 +599,26 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
         if (step(&S) < 0)
             goto done;
         /* the ranks agree: rank 0's clock decides a --minutes budget, a
-         * signal to any rank stops all */
+         * signal to any rank stops all - one that came during the
+         * evaluation too, the last one included */
         bool last = tg_dist_max(S.lead && budget_spent(&S)) > 0;
-        int stop = (int)tg_dist_max((double)stop_signal);
         bool regular = r->step % r->cfg.eval_every == 0;
         if ((regular || last) && evaluate(&S, regular) < 0)
             goto done;
+        if (last) { /* from the check below on, a signal ends the process */
+            signal(SIGINT, SIG_DFL);
+            signal(SIGTERM, SIG_DFL);
+        }
+        int stop = (int)tg_dist_max((double)stop_signal);
         if (stop) {
             if (S.saved_step != r->step && save(&S) < 0)
                 goto done;
             clear_line(&S);
             if (S.lead)
                 fprintf(stderr, "charlm train: interrupted at step %lld; saved "
-                        "%s (continue with: charlm train --resume %s)\n",
-                        (long long)r->step, c->save, c->save);
+                        "%s (%s%s)\n", (long long)r->step, c->save, last ?
+                        "the last step of the run: nothing is left to train"
+                        : "continue with: charlm train --resume ", last ? "" : c->save);
             status = 128 + stop;
             goto done;
         }
@@ -593,8 +647,11 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
 done:
     if (status == 1)
         clear_line(&S);
-    if (S.log && S.log != stdout)
-        fclose(S.log);
+    if (S.log && S.log != stdout && fclose(S.log) != 0 && status != 1) {
+        cl_fail("cannot write --log %s: %s (when closing it)", c->log,
+                strerror(errno));
+        status = 1;
+    }
     free(S.best_path);
     free(S.rows);
     free(S.block_rows);
