@@ -282,6 +282,8 @@ int tg_prog_begin(tg_prog *p)
 
 int tg_prog_run(tg_prog *p, tg_tensor *const *in, tg_tensor **out)
 {
+    for (int k = 0; k < p->nout; k++)
+        out[k] = NULL; /* what a failed step leaves: never garbage */
     hold(p);
     /* a captured tensor written in place during the sequence: what was
      * computed from it once per sequence is computed again */
