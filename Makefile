@@ -11,6 +11,12 @@
 #
 # Build outputs go to $(BUILD) (build/ by default), never into the sources.
 
+# `make` alone builds (all) and runs nothing. Without this line the first
+# rule in the file would be the default, whatever it is (it was once
+# run-tests', from the kernel levels' section); tests/make_default.sh
+# checks it.
+.DEFAULT_GOAL := all
+
 BUILD    ?= build
 MPI      ?= 0
 OPENMP   ?= 1
@@ -300,6 +306,7 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	    echo "== fuzz/regressions/$$t"; \
 	    $(BUILD)/tests/replay_$$t fuzz/regressions/$$t/* || fail=1; \
 	done; \
+	echo "== tests/make_default.sh"; sh tests/make_default.sh "$(MAKE)" || fail=1; \
 	echo "== tests/charlm_cli.sh"; sh tests/charlm_cli.sh $(BUILD)/charlm || fail=1; \
 	echo "== tests/torch_interop.sh"; sh tests/torch_interop.sh $(BUILD)/charlm || fail=1; \
 	echo "== tests/readme_snippets.sh"; sh tests/readme_snippets.sh $(BUILD) || fail=1; \
