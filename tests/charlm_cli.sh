@@ -69,15 +69,17 @@ ${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -I"$SRCDIR/.." \
 # the log lines without the timing fields
 losses() { sed 's/"tokens_per_s": [^,]*, "elapsed_s": [^,]*, //' "$1"; }
 
+# (the resumed run on THREADS2 threads, the others on charlm's default; the
+# governor is off, or a busy machine would run them all on one thread)
 resume_case() { # NAME STOP EXTRA...: 20 steps vs STOP + (20 - STOP)
     name=$1 stop=$2; shift 2
-    "$BIN" train --data "$DATA" $M "$@" --steps 20 --eval-every 5 \
+    TG_GOVERNOR=0 "$BIN" train --data "$DATA" $M "$@" --steps 20 --eval-every 5 \
         --save "$name-full.st" --log "$name-full.log" >/dev/null 2>"$name.err" ||
         { fail "resume $name: the 20-step run failed: $(cat "$name.err")"; return; }
-    "$BIN" train --data "$DATA" $M "$@" --steps "$stop" --eval-every 5 \
+    TG_GOVERNOR=0 "$BIN" train --data "$DATA" $M "$@" --steps "$stop" --eval-every 5 \
         --save "$name-half.st" --log "$name-half.log" >/dev/null 2>"$name.err" ||
         { fail "resume $name: the $stop-step run failed: $(cat "$name.err")"; return; }
-    "$BIN" train --resume "$name-half.st" --steps 20 --threads "$THREADS2" \
+    TG_GOVERNOR=0 "$BIN" train --resume "$name-half.st" --steps 20 --threads "$THREADS2" \
         --log "$name-half.log" >/dev/null 2>"$name.err" ||
         { fail "resume $name: the resumed run failed: $(cat "$name.err")"; return; }
     losses "$name-full.log" > "$name.a"

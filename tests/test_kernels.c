@@ -2,7 +2,7 @@
  * tests/test_kernels.c - the kernel levels (ops/kernels.h): the list,
  * TG_KERNELS, tg_kernels_set and its refusals, and at every level this CPU
  * runs: the gemm's paths against a product in double precision, the same
- * bits for 1 and 2 threads, and elementwise instructions (every code of
+ * bits for 1, 2 and 3 threads, and elementwise instructions (every code of
  * the vector machine) that give the same bits as the generic level.
  * (`make run-tests` also runs every test binary once per level, with
  * TG_KERNELS set.)
@@ -97,7 +97,7 @@ static void check_product(int64_t M, int64_t N, int64_t K, int ta, int tb,
         B[i] = (tg_real)tg_rng_normal(&rng);
     int64_t rsa = ta ? 1 : K, csa = ta ? M : 1;
     int64_t rsb = tb ? 1 : N, csb = tb ? K : 1;
-    tg_set_num_threads(threads);
+    tgt_threads(threads);
     tg_real *Bp = NULL;
     if (prepacked) {
         Bp = malloc(sizeof(tg_real) * (size_t)tg_gemm_packed_size(K, N));
@@ -128,7 +128,7 @@ static void check_product(int64_t M, int64_t N, int64_t K, int ta, int tb,
     free(Bp);
 }
 
-/* one product's bits for 1 and 2 threads */
+/* one product's bits for 1, 2 and 3 threads */
 static void same_bits(int64_t M, int64_t N, int64_t K)
 {
     tg_real *A = malloc(sizeof(tg_real) * (size_t)(M * K));
@@ -141,12 +141,15 @@ static void same_bits(int64_t M, int64_t N, int64_t K)
         A[i] = (tg_real)tg_rng_normal(&rng);
     for (int64_t i = 0; i < K * N; i++)
         B[i] = (tg_real)tg_rng_normal(&rng);
-    tg_set_num_threads(1);
+    tgt_threads(1);
     tg_gemm(M, N, K, A, K, 1, B, N, 1, C1, N, 0);
-    tg_set_num_threads(2);
-    tg_gemm(M, N, K, A, K, 1, B, N, 1, C2, N, 0);
-    ck_assert_msg(memcmp(C1, C2, sizeof(tg_real) * (size_t)(M * N)) == 0,
-                  "%s: 1 and 2 threads differ", tg_kernels_level());
+    for (int threads = 2; threads <= 3; threads++) {
+        tgt_threads(threads);
+        tg_gemm(M, N, K, A, K, 1, B, N, 1, C2, N, 0);
+        ck_assert_msg(memcmp(C1, C2, sizeof(tg_real) * (size_t)(M * N)) == 0,
+                      "%s: 1 and %d threads differ", tg_kernels_level(),
+                      threads);
+    }
     free(A);
     free(B);
     free(C1);
