@@ -11,6 +11,12 @@
 #
 # Build outputs go to $(BUILD) (build/ by default), never into the sources.
 
+# `make` alone builds (all) and runs nothing. Without this line the first
+# rule in the file would be the default, whatever it is (it was once
+# run-tests', from the kernel levels' section); tests/make_default.sh
+# checks it.
+.DEFAULT_GOAL := all
+
 BUILD    ?= build
 MPI      ?= 0
 OPENMP   ?= 1
@@ -100,18 +106,29 @@ $(BUILD)/f64/%.avx2.o: %.c Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(KFLAGS_avx2) -DTG_KLEVEL=avx2 -DTG_DOUBLE -c $< -o $@
 
-# make run-tests runs the test binaries and torch_parity once more at each
-# level this CPU supports besides the one chosen by default (TG_KERNELS
-# set; tests/kernel_levels lists the levels and checks the forced one ran)
+# make run-tests runs the test binaries, torch_parity and the test scripts
+# of LEVEL_SCRIPTS once more at each level this CPU supports besides the
+# one chosen by default (TG_KERNELS set; tests/kernel_levels lists the
+# levels and checks the forced one ran). LEVEL_SCRIPTS: those whose results
+# depend on the kernels' numbers (training, sampling, evaluation, printed
+# figures, N ranks against one process), each with its arguments; about
+# 30 s a level.
 run-tests: $(BUILD)/tests/kernel_levels
 $(BUILD)/tests/kernel_levels: tests/kernel_levels.c $(BUILD)/libtapegrad.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libtapegrad.a $(LDLIBS)
+DIST_MAKE = $(MAKE) --no-print-directory BUILD=$(BUILD)/mpi MPI=1 \
+	SANITIZE=$(SANITIZE) OPT=$(OPT) OPENMP=$(OPENMP)
+LEVEL_SCRIPTS = 'charlm_cli $(BUILD)/charlm' 'torch_interop $(BUILD)/charlm' \
+	'custom_cells $(BUILD)/custom_cells' 'walkthrough_docs $(BUILD)/walkthrough' \
+	'gradflow $(BUILD)/gradflow' 'memory_tasks $(BUILD)/memory_tasks' \
+	'optimise_vs_gates $(BUILD)/optimise_vs_gates' 'hf_vs_sgd $(BUILD)/hf_vs_sgd' \
+	'dist $(BUILD) "$(DIST_MAKE)"'
 KERNEL_TESTS = \
 	kl=$(BUILD)/tests/kernel_levels; dflt=$$($$kl --active); \
 	for lv in $$($$kl); do \
 	    [ $$lv = "$$dflt" ] && continue; \
-	    echo "== kernel level $$lv: every test binary, torch_parity"; \
+	    echo "== kernel level $$lv: every test binary, torch_parity, the scripts"; \
 	    [ "$$(TG_KERNELS=$$lv $$kl --active)" = $$lv ] || \
 	        { echo "TG_KERNELS=$$lv did not select $$lv"; fail=1; }; \
 	    for t in $(TEST_BIN) $(GRAD_BIN); do \
@@ -121,6 +138,11 @@ KERNEL_TESTS = \
 	    TG_KERNELS=$$lv $(BUILD)/torch_parity tests/fixtures/*.safetensors \
 	        > $(BUILD)/parity_$$lv.log && tail -n 1 $(BUILD)/parity_$$lv.log \
 	        || { cat $(BUILD)/parity_$$lv.log; fail=1; }; \
+	    for s in $(LEVEL_SCRIPTS); do \
+	        eval "set -- $$s"; n=$$1; shift; echo "== tests/$$n.sh at $$lv"; \
+	        TG_KERNELS=$$lv sh tests/$$n.sh "$$@" || \
+	            { echo "tests/$$n.sh FAILED at $$lv"; fail=1; }; \
+	    done; \
 	done;
 # ---- end of kernel levels: objects ---------------------------------------
 
@@ -300,22 +322,16 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
 	    echo "== fuzz/regressions/$$t"; \
 	    $(BUILD)/tests/replay_$$t fuzz/regressions/$$t/* || fail=1; \
 	done; \
-	echo "== tests/charlm_cli.sh"; sh tests/charlm_cli.sh $(BUILD)/charlm || fail=1; \
-	echo "== tests/charlm_faults.sh"; sh tests/charlm_faults.sh $(BUILD)/charlm || fail=1; \
-	echo "== tests/torch_interop.sh"; sh tests/torch_interop.sh $(BUILD)/charlm || fail=1; \
+	echo "== tests/make_default.sh"; sh tests/make_default.sh "$(MAKE)" || fail=1; \
+	for s in $(LEVEL_SCRIPTS); do \
+	    eval "set -- $$s"; n=$$1; shift; echo "== tests/$$n.sh"; \
+	    sh tests/$$n.sh "$$@" || fail=1; \
+	done; \
 	echo "== tests/readme_snippets.sh"; sh tests/readme_snippets.sh $(BUILD) || fail=1; \
 	echo "== tests/install.sh"; sh tests/install.sh $(BUILD) "$(MAKE) --no-print-directory \
 	    BUILD=$(BUILD) SANITIZE=$(SANITIZE) OPT=$(OPT) OPENMP=$(OPENMP)" || fail=1; \
-	echo "== tests/custom_cells.sh"; sh tests/custom_cells.sh $(BUILD)/custom_cells || fail=1; \
-	echo "== tests/walkthrough_docs.sh"; sh tests/walkthrough_docs.sh $(BUILD)/walkthrough || fail=1; \
-	echo "== tests/gradflow.sh"; sh tests/gradflow.sh $(BUILD)/gradflow || fail=1; \
-	echo "== tests/memory_tasks.sh"; sh tests/memory_tasks.sh $(BUILD)/memory_tasks || fail=1; \
-	echo "== tests/optimise_vs_gates.sh"; sh tests/optimise_vs_gates.sh $(BUILD)/optimise_vs_gates || fail=1; \
-	echo "== tests/hf_vs_sgd.sh"; sh tests/hf_vs_sgd.sh $(BUILD)/hf_vs_sgd || fail=1; \
-	echo "== tests/dist.sh"; sh tests/dist.sh $(BUILD) "$(MAKE) --no-print-directory \
-	    BUILD=$(BUILD)/mpi MPI=1 SANITIZE=$(SANITIZE) OPT=$(OPT) OPENMP=$(OPENMP)" || fail=1; \
-	echo "== tests/mpi_faults.sh"; sh tests/mpi_faults.sh $(BUILD) "$(MAKE) --no-print-directory \
-	    BUILD=$(BUILD)/mpi MPI=1 SANITIZE=$(SANITIZE) OPT=$(OPT) OPENMP=$(OPENMP)" || fail=1; \
+	echo "== tests/charlm_faults.sh"; sh tests/charlm_faults.sh $(BUILD)/charlm || fail=1; \
+	echo "== tests/mpi_faults.sh"; sh tests/mpi_faults.sh $(BUILD) "$(DIST_MAKE)" || fail=1; \
 	echo "== torch_parity on tests/fixtures"; \
 	$(BUILD)/torch_parity tests/fixtures/*.safetensors > $(BUILD)/parity.log \
 	    && tail -n 1 $(BUILD)/parity.log \

@@ -121,6 +121,7 @@ else
     echo "dist: kill -9 of one rank: the job ended within $took s, the other rank said why in one line, the last checkpoint loads"
 fi
 # Ctrl-C (SIGINT to mpirun): every rank stops at the same step after a save
+# (this build's mpirun only: other checkouts may be running this test too)
 rm -f i.st
 timeout 120 mpirun --oversubscribe -np 2 "$charlmN" train $F --steps 100000000 \
     --eval-every 5 --save i.st >i.out 2>i.err &
@@ -129,7 +130,7 @@ waited=0 # until both ranks have trained together (their handlers are set)
 while ! grep -q "^step 5/" i.out 2>/dev/null && [ $waited -lt 600 ]; do
     sleep 0.1; waited=$((waited + 1))
 done
-pkill -INT -f "^mpirun .*--save i.st" || kill -INT $job
+pkill -INT -f "^mpirun .* $charlmN train .*--save i.st" || kill -INT $job
 wait $job
 if grep -q "interrupted at step" i.err && "$charlm1" eval --load i.st >/dev/null 2>&1; then
     echo "dist: Ctrl-C: $(grep -o 'interrupted at step [0-9]*' i.err), saved, and the checkpoint loads"

@@ -1,7 +1,8 @@
 /*
  * tests/harness.h - what every test file shares: a main() that runs one
  * Check suite and exits non-zero on any failure, an error handler that
- * records tapegrad errors instead of aborting, and comparison helpers.
+ * records tapegrad errors instead of aborting, comparison helpers, and
+ * a fixed thread count for the tests that compare thread counts.
  *
  * Each tests/test_*.c (float library) or tests/grad_*.c (double library)
  * file builds one Suite and ends with TG_TEST_MAIN(its_suite_function).
@@ -115,6 +116,21 @@ static inline tg_tensor *tgt_leaf(int ndim, const int64_t *shape,
                       (long long)r_.worst_index, r_.analytic, r_.numeric); \
         ck_assert_int_gt(r_.checked, 0);                                   \
     } while (0)
+
+/* --- thread counts ------------------------------------------------ */
+/* Exactly n threads from here on, for the tests that compare the results
+ * of several thread counts (which must be the same bits). The governor
+ * (tensor/threads.c) starts a busy machine - a CI runner, `make -j` -
+ * on fewer threads than asked, and a comparison of 1 thread with 2 would
+ * compare 1 with 1: it is turned off. */
+static inline void tgt_threads(int n)
+{
+    tg_set_thread_governor(false);
+    tg_set_num_threads(n);
+#ifdef _OPENMP
+    ck_assert_int_eq(tg_threads_in_use(), n);
+#endif
+}
 
 /* Frees the tape after every test (checked teardown runs in the child). */
 static inline void tgt_teardown(void) { tg_tape_free_all(); }

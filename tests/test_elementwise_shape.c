@@ -176,7 +176,7 @@ END_TEST
 /* outputs and gradients of a broadcast expression: 1 thread vs 2 */
 static void run_expr(int threads, tg_real *out, tg_real *ga, tg_real *gb)
 {
-    tg_set_num_threads(threads);
+    tgt_threads(threads);
     tg_rng r;
     tg_rng_seed(&r, 5);
     tg_tensor *a = tg_requires_grad(tg_randn(TG_SHAPE(300, 500), &r, 0, 1));

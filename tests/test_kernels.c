@@ -2,9 +2,10 @@
  * tests/test_kernels.c - the kernel levels (ops/kernels.h): the list,
  * TG_KERNELS, tg_kernels_set and its refusals, and at every level this CPU
  * runs: the gemm's paths against a product in double precision, the same
- * bits for 1 and 2 threads, and elementwise instructions that give the
- * same bits as the generic level. (`make run-tests` also runs every test
- * binary once per level, with TG_KERNELS set.)
+ * bits for 1, 2 and 3 threads, and elementwise instructions (every code of
+ * the vector machine) that give the same bits as the generic level.
+ * (`make run-tests` also runs every test binary once per level, with
+ * TG_KERNELS set.)
  */
 #include "harness.h"
 #include "ops/gemm.h"
@@ -96,7 +97,7 @@ static void check_product(int64_t M, int64_t N, int64_t K, int ta, int tb,
         B[i] = (tg_real)tg_rng_normal(&rng);
     int64_t rsa = ta ? 1 : K, csa = ta ? M : 1;
     int64_t rsb = tb ? 1 : N, csb = tb ? K : 1;
-    tg_set_num_threads(threads);
+    tgt_threads(threads);
     tg_real *Bp = NULL;
     if (prepacked) {
         Bp = malloc(sizeof(tg_real) * (size_t)tg_gemm_packed_size(K, N));
@@ -127,7 +128,7 @@ static void check_product(int64_t M, int64_t N, int64_t K, int ta, int tb,
     free(Bp);
 }
 
-/* one product's bits for 1 and 2 threads */
+/* one product's bits for 1, 2 and 3 threads */
 static void same_bits(int64_t M, int64_t N, int64_t K)
 {
     tg_real *A = malloc(sizeof(tg_real) * (size_t)(M * K));
@@ -140,12 +141,15 @@ static void same_bits(int64_t M, int64_t N, int64_t K)
         A[i] = (tg_real)tg_rng_normal(&rng);
     for (int64_t i = 0; i < K * N; i++)
         B[i] = (tg_real)tg_rng_normal(&rng);
-    tg_set_num_threads(1);
+    tgt_threads(1);
     tg_gemm(M, N, K, A, K, 1, B, N, 1, C1, N, 0);
-    tg_set_num_threads(2);
-    tg_gemm(M, N, K, A, K, 1, B, N, 1, C2, N, 0);
-    ck_assert_msg(memcmp(C1, C2, sizeof(tg_real) * (size_t)(M * N)) == 0,
-                  "%s: 1 and 2 threads differ", tg_kernels_level());
+    for (int threads = 2; threads <= 3; threads++) {
+        tgt_threads(threads);
+        tg_gemm(M, N, K, A, K, 1, B, N, 1, C2, N, 0);
+        ck_assert_msg(memcmp(C1, C2, sizeof(tg_real) * (size_t)(M * N)) == 0,
+                      "%s: 1 and %d threads differ", tg_kernels_level(),
+                      threads);
+    }
     free(A);
     free(B);
     free(C1);
@@ -172,32 +176,45 @@ START_TEST(gemm_at_every_level)
 }
 END_TEST
 
-/* the elementwise instructions: the same bits at every level */
+/* the elementwise instructions, every code, assigned and accumulated
+ * (d = expr, d += expr): the same bits at every level as at generic */
 START_TEST(elementwise_same_bits)
 {
     enum { n = 1000 };
-    static const int codes[] = {TG_VM_EXP, TG_VM_TANH, TG_VM_SIGMOID,
-                                TG_VM_DTANH, TG_VM_DSIGMOID, TG_VM_DIV,
-                                TG_VM_SQRT, TG_VM_LOG};
-    tg_real a[n], b[n], ref[n], d[n];
+    tg_real a[n], b[n], c[n], d0[n], ref[n], d[n];
     for (int i = 0; i < n; i++) {
-        a[i] = (tg_real)((i - n / 2) * 0.037);
-        b[i] = (tg_real)(0.3 + i * 0.011);
+        a[i] = (tg_real)((i - n / 2) * 0.037);       /* -18.5 .. 18.5 */
+        b[i] = (tg_real)(0.3 + i * 0.011);            /* 0.3 .. 11.3 */
+        /* some zeros: the c == 0 cases of the powers' derivatives */
+        c[i] = i % 7 == 0 ? 0 : (tg_real)(0.05 + (i % 13) * 0.21);
+        d0[i] = (tg_real)(0.5 - i * 0.0013);
     }
-    for (size_t c = 0; c < sizeof codes / sizeof *codes; c++) {
-        ck_assert_int_eq(tg_kernels_set("generic"), 0);
-        const tg_real *x = codes[c] == TG_VM_SQRT || codes[c] == TG_VM_LOG
-                               ? b : a;
-        tg_vm_eval(codes[c], n, ref, x, b, NULL, 0, false);
-        for (const char *const *l = tg_kernels_levels(); *l; l++) {
-            if (!tg_kernels_supported(*l))
-                continue;
-            ck_assert_int_eq(tg_kernels_set(*l), 0);
-            tg_vm_eval(codes[c], n, d, x, b, NULL, 0, false);
-            ck_assert_msg(memcmp(d, ref, sizeof d) == 0,
-                          "code %d: %s differs from generic", codes[c], *l);
+    int checked = 0;
+    for (int code = 0; code < TG_VM_NCODES; code++)
+        for (int acc = 0; acc < 2; acc++) {
+            /* roots, logarithms and powers of positive numbers */
+            const tg_real *x = code == TG_VM_SQRT || code == TG_VM_LOG ||
+                                       code == TG_VM_POW ||
+                                       code == TG_VM_POWK
+                                   ? b
+                                   : a;
+            const tg_real k = (tg_real)1.7;
+            ck_assert_int_eq(tg_kernels_set("generic"), 0);
+            memcpy(ref, d0, sizeof ref);
+            tg_vm_eval(code, n, ref, x, b, c, k, acc);
+            for (const char *const *l = tg_kernels_levels(); *l; l++) {
+                if (!tg_kernels_supported(*l))
+                    continue;
+                ck_assert_int_eq(tg_kernels_set(*l), 0);
+                memcpy(d, d0, sizeof d);
+                tg_vm_eval(code, n, d, x, b, c, k, acc);
+                ck_assert_msg(memcmp(d, ref, sizeof d) == 0,
+                              "code %d%s: %s differs from generic", code,
+                              acc ? " (accumulated)" : "", *l);
+                checked++;
+            }
         }
-    }
+    ck_assert_int_ge(checked, 2 * TG_VM_NCODES);
 }
 END_TEST
 

@@ -418,7 +418,7 @@ typedef tg_tensor *(*det_fn)(tg_tensor *x, int which);
 static run_result det_run(int threads, det_fn fn, int which, int ndim,
                           const int64_t *shape)
 {
-    tg_set_num_threads(threads);
+    tgt_threads(threads);
     tg_tensor *x = tgt_leaf(ndim, shape, 77, -5, 5);
     tg_tensor *y = fn(x, which);
     ck_assert_ptr_nonnull(y);

@@ -317,7 +317,7 @@ static tg_real *dup(const tg_real *p, int64_t n)
  * 5 plain b with few rows [16, 300] @ [300, 1000] */
 static run_out run(int threads, int which)
 {
-    tg_set_num_threads(threads);
+    tgt_threads(threads);
     tg_tensor *a, *b, *c = NULL, *y;
     switch (which) {
     case 0:

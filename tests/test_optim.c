@@ -853,7 +853,7 @@ typedef struct big_run {
 
 static big_run run_big(make_fn mk, int threads)
 {
-    tg_set_num_threads(threads);
+    tgt_threads(threads);
     tg_params ps = {0};
     tg_tensor *W = tg_params_new(&ps, "W", TG_SHAPE(600, 500));
     tg_params_new(&ps, "b", TG_SHAPE(7));

@@ -151,7 +151,7 @@ START_TEST(step_ste_values)
 
     tg_real *g[2];
     for (int k = 0; k < 2; k++) {
-        tg_set_num_threads(k + 1);
+        tgt_threads(k + 1);
         tg_rng r;
         tg_rng_seed(&r, 5);
         tg_tensor *a = tg_requires_grad(tg_randn(TG_SHAPE(400, 300), &r, 0, 2));
@@ -479,7 +479,7 @@ static void keep(run_result *rr, int k, const tg_tensor *t)
  * exercised */
 static void run_all(int threads, run_result *rr)
 {
-    tg_set_num_threads(threads);
+    tgt_threads(threads);
     tg_rng r;
     tg_rng_seed(&r, 11);
     tg_tensor *x = tg_requires_grad(tg_randn(TG_SHAPE(300, 500), &r, 0, 1));
@@ -554,7 +554,7 @@ END_TEST
  * same numbers whatever the thread count, and no slow microcode paths. */
 static void sigmoid_tail(int threads, tg_real *out)
 {
-    tg_set_num_threads(threads);
+    tgt_threads(threads);
     tg_tensor *x = tg_full(TG_SHAPE(1 << 16), -89.0); /* exp(-89): subnormal */
     for (int64_t i = 0; i < x->numel; i += 2)
         x->data[i] = -50; /* exp(-50) = 1.9e-22: normal */
