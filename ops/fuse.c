@@ -18,6 +18,7 @@
  * descriptors) and the sequence layer that calls this (nn/rnn.c).
  */
 #include "ops/fuse_internal.h"
+#include "ops/fuse_stats.h"
 #include "tensor/ds.h"
 
 #include <stdlib.h>
@@ -56,6 +57,7 @@ tg_prog *tg_prog_trace(tg_step_fn step, void *ctx, int nin,
                        tg_tensor *const *in, int nout, tg_tensor **out,
                        unsigned donate)
 {
+    tg_fuse_count_trace();
     tg_prog *p = tg_xcalloc(1, sizeof *p);
     p->ok = true;
     p->donate = donate;
@@ -93,7 +95,7 @@ bool tg_prog_fits(const tg_prog *p, int nin, tg_tensor *const *in)
         return false;
     for (int k = 0; k < nin; k++) /* value k is input k */
         if (!in[k] || !tg_fuse_same_layout(&p->vals[k].layout, in[k]))
-            return false;
+            return tg_fuse_guard_failed(TG_GUARD_LAYOUT);
     return true;
 }
 
