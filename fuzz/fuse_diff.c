@@ -76,6 +76,7 @@ static void sched_gen(fd_bytes *b, const fd_prog *p, fd_sched *s)
      * no program the tape uses (bug a's switch off: B and the captured
      * state only change then) */
     bool clean = true, pending = false; /* a forward awaits backward */
+    bool bumped = false; /* a parameter changed since a recorded forward */
     for (int i = 0; i < n && s->n < FD_MAXEV - 2; i++) {
         fd_event e;
         memset(&e, 0, sizeof e);
@@ -111,8 +112,12 @@ static void sched_gen(fd_bytes *b, const fd_prog *p, fd_sched *s)
             pending |= e.grad;
             break;
         case EV_BWD: pending = false; break;
-        case EV_JVP: e.tan = 1 + (unsigned)fd_pick(b, 7); break;
-        case EV_RESET: clean = true, pending = false; break;
+        case EV_JVP:
+            e.tan = 1 + (unsigned)fd_pick(b, 7);
+            if (bumped && !bug(FD_BUG_L))
+                e.kind = EV_RESET, clean = true, pending = bumped = false;
+            break;
+        case EV_RESET: clean = true, pending = bumped = false; break;
         case EV_CAPT:
             e.capt = fd_pick(b, 3);
             e.val = fd_byte(b) / 255.0;
@@ -121,13 +126,15 @@ static void sched_gen(fd_bytes *b, const fd_prog *p, fd_sched *s)
                 memset(&r, 0, sizeof r);
                 r.kind = EV_RESET;
                 s->ev[s->n++] = r;
-                clean = true, pending = false;
+                clean = true, pending = bumped = false;
             }
             break;
         case EV_BUMP:
             e.which = fd_pick(b, 64);
             if (pending && !bug(FD_BUG_F))
                 e.kind = EV_BWD, pending = false; /* a backward instead */
+            else
+                bumped |= !clean;
             break;
         }
         s->ev[s->n++] = e;
@@ -249,6 +256,7 @@ typedef struct run {
     int nf, pending;          /* f[pending..] await a backward */
     bool backward_done;       /* since the last reset */
     bool compiled;            /* a step ran compiled */
+    bool bumped;              /* a parameter changed since a forward */
     tg_tensor *kept[FD_MAXEV + 1][TG_CELL_MAX_STATE]; /* final states */
     int nkept;
     tg_tensor *masks[FD_MAXEV + 1];
@@ -458,6 +466,8 @@ static int ev_jvp(run *R, const fd_event *e, int ei)
         }
     if (R->backward_done)
         scen(R, SC_JVP_AFTER_BWD);
+    if (R->bumped)
+        scen(R, SC_BUMP_JVP);
     if (tg_jvp() < 0)
         return -1;
     char what[48];
@@ -485,7 +495,7 @@ static int run_event(run *R, int ei)
     case EV_RESET:
         tg_tape_reset();
         R->nf = R->pending = 0;
-        R->backward_done = false;
+        R->backward_done = R->bumped = false;
         return 0;
     case EV_CAPT: {
         fd_user *u = R->r->layers[0]->user;
@@ -518,6 +528,7 @@ static int run_event(run *R, int ei)
             w->data[i] *= 0.5;
         tg_bump_version(w);
         scen(R, R->nf > R->pending ? SC_BUMP_PENDING : SC_BUMP);
+        R->bumped |= R->nf > 0;
         return 0;
     }
     }

@@ -86,9 +86,13 @@ bool fd_chance(fd_bytes *b, int percent);    /* byte % 100 < pct  */
  *      output: the group makes it contiguous): the no-op is not
  *      replayed, the step returns a strided state, and the next step
  *      traces again (with a backward pending: bug a's crash). While k is
- *      off the fuzzer copies such outputs with tg_add_scalar(v, 0) */
+ *      off the fuzzer copies such outputs with tg_add_scalar(v, 0)
+ *   l  a parameter changed in place after the forward, then tg_jvp: no
+ *      version check refuses it (backward would); unfused, the tangents
+ *      use the new numbers with the old activations, compiled a weight
+ *      packed before the change - two different answers, no error */
 enum { FD_BUG_A, FD_BUG_B, FD_BUG_C, FD_BUG_D, FD_BUG_E, FD_BUG_F, FD_BUG_G,
-       FD_BUG_H, FD_BUG_I, FD_BUG_J, FD_BUG_K, FD_NBUGS };
+       FD_BUG_H, FD_BUG_I, FD_BUG_J, FD_BUG_K, FD_BUG_L, FD_NBUGS };
 extern unsigned fd_bugs; /* bit k: switch k on */
 /* reads FUSE_DIFF_BUGS once; returns -1 after printing why if unreadable */
 int fd_bugs_from_env(void);
@@ -200,6 +204,7 @@ extern const char *fd_input_label;
     X(NAN, 0, "a NaN in the input")                                           \
     X(BUMP_PENDING, FD_BUG_F + 1, "a parameter changed between forward and backward") \
     X(BUMP, 0, "a parameter changed in place between calls")                \
+    X(BUMP_JVP, FD_BUG_L + 1, "... between forward and tg_jvp")               \
     X(SAME_ERROR, 0, "both paths stopped at the same error")                 \
     X(WRONG_SHAPE, 0, "a step output not [B, H]")                            \
     X(ROW1, FD_BUG_D + 1, "... a [1, H] or [H] one (broadcast)")             \

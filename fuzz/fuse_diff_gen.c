@@ -108,8 +108,8 @@ int fd_choose(gen *g, fd_pred ok, const fd_val *ref, int arg)
 bool fd_p_bcast(const fd_val *v, const fd_val *ref, int arg)
 {
     (void)arg;
-    fd_val o;
-    return fd_bcast(ref, v, &o);
+    fd_val o; /* (an outer broadcast of two big values: not too big) */
+    return fd_bcast(ref, v, &o) && numel(&o) <= NMAX;
 }
 bool fd_p_same(const fd_val *v, const fd_val *ref, int arg)
 {
@@ -345,13 +345,20 @@ static int constant_for(gen *g, const fd_val *v)
     return fd_put(g, OP_FULL, -1, -1, -1, NULL, k, fd_mkval(2, d, k, k, true));
 }
 
+/* a value that broadcasts with a into at most NMAX numbers, or a */
+static int partner(gen *g, int a)
+{
+    int b = fd_choose(g, fd_p_bcast, V(g, a), 0);
+    return b >= 0 ? b : a;
+}
+
 static void gen_binary(gen *g)
 {
     static const unsigned char ops[] = {OP_ADD, OP_MUL, OP_SUB, OP_DIV, OP_POW};
     int op = ops[fd_pick(g->b, 5)];
     int a = fd_choose(g, NULL, NULL, 0);
     int b = fd_chance(g->b, 15) ? constant_for(g, V(g, a))
-                                : fd_choose(g, fd_p_bcast, V(g, a), 0);
+                                : partner(g, a);
     if (op == OP_DIV) {
         b = fd_positive(g, b, 0.05, VMAX);
         if (fd_chance(g->b, 30))
@@ -389,7 +396,7 @@ static void gen_kink(gen *g)
     int a = fd_bounded(g, fd_choose(g, NULL, NULL, 0), 100);
     int c = fd_pick(g->b, 5);
     if (c <= 1) { /* max(a, b) = b + relu(a - b); min(a, b) = a - relu(a - b) */
-        int b = fd_bounded(g, fd_choose(g, fd_p_bcast, V(g, a), 0), 100);
+        int b = fd_bounded(g, partner(g, a), 100);
         int r = fd_un(g, OP_RELU, fd_bin(g, OP_SUB, a, b), 0);
         fd_bin(g, c == 0 ? OP_ADD : OP_SUB, c == 0 ? b : a, r);
     } else if (c == 2) { /* clamp(a, lo, hi) = lo + relu(a - lo) - relu(a - hi) */
@@ -402,7 +409,7 @@ static void gen_kink(gen *g)
         fd_bin(g, OP_ADD, fd_un(g, OP_RELU, a, 0),
             fd_un(g, OP_RELU, fd_un(g, OP_NEG, a, 0), 0));
     } else { /* a hard gate on b */
-        int b = fd_bounded(g, fd_choose(g, fd_p_bcast, V(g, a), 0), 100);
+        int b = fd_bounded(g, partner(g, a), 100);
         fd_bin(g, OP_MUL, fd_un(g, OP_STEP, a, 0), b);
     }
 }

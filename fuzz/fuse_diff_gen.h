@@ -22,6 +22,7 @@
 #define SMAX 4.0     /* |every state| */
 #define BMAX 5       /* the largest batch a schedule uses */
 #define MAXCHUNKS 16 /* (fuzz/fuse_diff_step.c keeps the chunks in o[16]) */
+#define NMAX (1 << 17) /* numbers in a value at most (a [260, 260] weight: 67600) */
 
 typedef struct gen {
     fd_bytes *b;
@@ -33,6 +34,13 @@ static inline bool bug(int k) { return fd_bugs >> k & 1u; }
 static inline const fd_val *V(const gen *g, int k) { return &g->p->v[k]; }
 static inline double mag(const fd_val *v) { return fmax(fabs(v->lo), fabs(v->hi)); }
 static inline int dsize(int d) { return d == FD_B ? BMAX : d; }
+static inline double numel(const fd_val *v)
+{
+    double n = 1;
+    for (int k = 0; k < v->nd; k++)
+        n *= dsize(v->d[k]);
+    return n;
+}
 
 static inline fd_val fd_mkval(int nd, const int *d, double lo, double hi,
                               bool contig)

@@ -311,7 +311,7 @@ void fd_gen_shape(gen *g)
                 o.nd++;
                 changed = true;
             }
-            if (!changed)
+            if (!changed || numel(&o) > NMAX)
                 return;
             o.contig = false;
             fd_put(g, OP_EXPAND, a, -1, -1, NULL, 0, o);
@@ -347,6 +347,8 @@ void fd_gen_shape(gen *g)
         o.lo = fmin(o.lo, V(g, b)->lo);
         o.hi = fmax(o.hi, V(g, b)->hi);
         o.contig = true;
+        if (numel(&o) > NMAX)
+            return;
         fd_put(g, OP_CONCAT, a, b, -1, (int[4]){dim}, 0, o);
         return;
     }
@@ -364,6 +366,8 @@ void fd_gen_shape(gen *g)
         o.lo = fmin(o.lo, fmin(V(g, b)->lo, V(g, cc)->lo));
         o.hi = fmax(o.hi, fmax(V(g, b)->hi, V(g, cc)->hi));
         o.contig = true;
+        if (numel(&o) > NMAX)
+            return;
         fd_put(g, OP_STACK, a, b, cnt == 3 ? cc : a, (int[4]){dim, cnt}, 0, o);
         return;
     }
@@ -475,15 +479,21 @@ void fd_gen_product(gen *g)
 {
     int c = fd_pick(g->b, 10), x;
     if (c < 5) { /* linear */
-        if ((x = fd_choose(g, fd_p_rows, NULL, 0)) >= 0)
-            fd_linear(g, x, out_width(g));
+        int m = out_width(g), n;
+        if ((x = fd_choose(g, fd_p_rows, NULL, 0)) >= 0 &&
+            (n = V(g, x)->d[V(g, x)->nd - 1], numel(V(g, x)) / n * m <= NMAX) &&
+            (double)(n + 2) * (m + 2) <= NMAX) /* the weight too */
+            fd_linear(g, x, m);
         return;
     }
     if (c < 8) { /* x @ a weight [K, N], or the transpose of one [N, K] */
-        if ((x = fd_choose(g, fd_p_rows, NULL, 0)) < 0)
+        int N = out_width(g);
+        if ((x = fd_choose(g, fd_p_rows, NULL, 0)) < 0 ||
+            numel(V(g, x)) / V(g, x)->d[V(g, x)->nd - 1] * N > NMAX ||
+            (double)(V(g, x)->d[V(g, x)->nd - 1] + 2) * (N + 2) > NMAX)
             return;
         x = fd_bounded(g, x, 10);
-        int K = V(g, x)->d[V(g, x)->nd - 1], N = out_width(g), w;
+        int K = V(g, x)->d[V(g, x)->nd - 1], w;
         if (fd_chance(g->b, 50)) {
             w = fd_make_weight(g, N, K, false);
             fd_val o = *V(g, w);
@@ -499,7 +509,10 @@ void fd_gen_product(gen *g)
     /* over the batch: x^T y [n, m], then z (x^T y) [B, m] */
     if ((x = fd_choose(g, fd_p_bn, NULL, 0)) < 0)
         return;
-    int y = fd_bounded(g, fd_choose(g, fd_p_bn, NULL, 0), 2);
+    int y = fd_choose(g, fd_p_bn, NULL, 0);
+    if ((double)V(g, x)->d[1] * V(g, y)->d[1] > NMAX)
+        return;
+    y = fd_bounded(g, y, 2);
     x = fd_bounded(g, x, 2);
     fd_val o = *V(g, x);
     o.d[0] = o.d[1], o.d[1] = FD_B;

@@ -9,6 +9,7 @@
  *
  *     build/tests/fuse_fuzz                     # the seeds of make test
  *     build/tests/fuse_fuzz --seed 1234         # one, to reproduce
+ *     build/tests/fuse_fuzz --verbose ...       # each seed named first
  *     FUSE_DIFF_BUGS=c build/tests/fuse_fuzz    # with a known bug's scenario
  *     build/tests/fuse_fuzz FILE...             # replay libFuzzer inputs
  *     build/tests/fuse_fuzz --write-seeds DIR   # the inputs, as fuzzer seeds
@@ -56,6 +57,7 @@ static int replay(const char *path)
 int main(int argc, char **argv)
 {
     long first = 1, count = 1500;
+    bool verbose = false;
     const char *seeds_dir = NULL;
     int nfiles = 0;
     if (fd_bugs_from_env() < 0)
@@ -68,11 +70,13 @@ int main(int argc, char **argv)
             count = atol(argv[++i]);
         } else if (!strcmp(argv[i], "--first") && i + 1 < argc) {
             first = atol(argv[++i]);
+        } else if (!strcmp(argv[i], "--verbose")) {
+            verbose = true;
         } else if (!strcmp(argv[i], "--write-seeds") && i + 1 < argc) {
             seeds_dir = argv[++i];
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "usage: fuse_fuzz [--inputs N] [--first S] "
-                    "[--seed S] [--write-seeds DIR] [FILE...]\n");
+                    "[--seed S] [--verbose] [--write-seeds DIR] [FILE...]\n");
             return 2;
         } else {
             if (replay(argv[i]) < 0)
@@ -103,6 +107,8 @@ int main(int argc, char **argv)
         snprintf(label, sizeof label, "seed %ld: build/tests/fuse_fuzz --seed %ld",
                  s, s);
         fd_input_label = label;
+        if (verbose) /* the seed of a crash or a hang */
+            fprintf(stderr, "seed %ld\n", s);
         LLVMFuzzerTestOneInput(buf, n);
     }
     if (seeds_dir)
