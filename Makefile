@@ -74,8 +74,8 @@ HEADERS  := $(wildcard tensor/*.h autograd/*.h ops/*.h nn/*.h)
 # The headers internal to the library (each says so at its top); the others
 # are public: installed, and checked as C++ too.
 INTERNAL_HEADERS := tensor/ds.h tensor/parallel.h autograd/anomaly.h \
-                    ops/internal.h ops/fuse_internal.h ops/gemm.h ops/vmath.h \
-                    nn/optim_internal.h
+                    ops/internal.h ops/fuse_internal.h ops/fuse_stats.h \
+                    ops/gemm.h ops/vmath.h nn/optim_internal.h
 PUBLIC_HEADERS := $(filter-out $(INTERNAL_HEADERS),$(HEADERS))
 
 # ---- kernel levels: objects ----------------------------------------------
@@ -106,13 +106,13 @@ $(BUILD)/f64/%.avx2.o: %.c Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(KFLAGS_avx2) -DTG_KLEVEL=avx2 -DTG_DOUBLE -c $< -o $@
 
-# make run-tests runs the test binaries, torch_parity and the test scripts
-# of LEVEL_SCRIPTS once more at each level this CPU supports besides the
-# one chosen by default (TG_KERNELS set; tests/kernel_levels lists the
-# levels and checks the forced one ran). LEVEL_SCRIPTS: those whose results
-# depend on the kernels' numbers (training, sampling, evaluation, printed
-# figures, N ranks against one process), each with its arguments; about
-# 30 s a level.
+# make run-tests runs the test binaries, the first 1000 inputs of
+# tests/fuse_fuzz, torch_parity and the test scripts of LEVEL_SCRIPTS once
+# more at each level this CPU supports besides the one chosen by default
+# (TG_KERNELS set; tests/kernel_levels lists the levels and checks the
+# forced one ran). LEVEL_SCRIPTS: those whose results depend on the
+# kernels' numbers (training, sampling, evaluation, printed figures, N
+# ranks against one process), each with its arguments; about 30 s a level.
 run-tests: $(BUILD)/tests/kernel_levels
 $(BUILD)/tests/kernel_levels: tests/kernel_levels.c $(BUILD)/libtapegrad.a
 	@mkdir -p $(@D)
@@ -135,6 +135,8 @@ KERNEL_TESTS = \
 	        TG_KERNELS=$$lv $$t > $(BUILD)/kernels.log 2>&1 || \
 	            { cat $(BUILD)/kernels.log; echo "$$t FAILED at $$lv"; fail=1; }; \
 	    done; \
+	    TG_KERNELS=$$lv $(BUILD)/tests/fuse_fuzz --inputs 1000 > $(BUILD)/kernels.log 2>&1 || \
+	        { cat $(BUILD)/kernels.log; echo "fuse_fuzz FAILED at $$lv"; fail=1; }; \
 	    TG_KERNELS=$$lv $(BUILD)/torch_parity tests/fixtures/*.safetensors \
 	        > $(BUILD)/parity_$$lv.log && tail -n 1 $(BUILD)/parity_$$lv.log \
 	        || { cat $(BUILD)/parity_$$lv.log; fail=1; }; \
@@ -278,6 +280,23 @@ $(BUILD)/tests/grad_%: tests/grad_%.c tests/harness.h $(BUILD)/libtapegrad_f64.a
 	$(CC) $(CFLAGS) -DTG_DOUBLE $(CHECK_CFLAGS) $< -o $@ $(LDFLAGS) \
 	    $(BUILD)/libtapegrad_f64.a $(CHECK_LIBS) $(LDLIBS)
 
+# The differential fuzzer of compiled steps (fuzz/fuse_diff*.c, also a
+# libFuzzer target: make fuzz) on fixed seeds, against the double library:
+# FUSE_FUZZ_INPUTS inputs (fewer under the sanitizers), then the coverage
+# it must reach. A library whose tg_cell_type has user_size (the fix of
+# bug b, fuzz/fuse_diff.h) lets its captured-state cells declare it.
+FUSE_DIFF_SRC    := fuzz/fuse_diff.c fuzz/fuse_diff_gen.c fuzz/fuse_diff_shapes.c \
+                    fuzz/fuse_diff_step.c fuzz/fuse_diff_cov.c
+FUSE_DIFF_DEPS   := $(FUSE_DIFF_SRC) fuzz/fuse_diff.h fuzz/fuse_diff_ops.h \
+                    fuzz/fuse_diff_gen.h
+FUSE_DIFF_FLAGS   = -DTG_DOUBLE \
+    $(if $(shell grep -s 'size_t user_size' nn/cell.h),-DFUSE_DIFF_USER_SIZE)
+FUSE_FUZZ_INPUTS ?= $(if $(filter 1,$(SANITIZE)),600,4000)
+$(BUILD)/tests/fuse_fuzz: tests/fuse_fuzz.c $(FUSE_DIFF_DEPS) $(BUILD)/libtapegrad_f64.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(FUSE_DIFF_FLAGS) $< $(FUSE_DIFF_SRC) -o $@ $(LDFLAGS) \
+	    $(BUILD)/libtapegrad_f64.a $(LDLIBS)
+
 # The library's fuzz targets with a plain main() (fuzz/replay.c): run-tests
 # replays fuzz/regressions/<target>/ through them, no clang needed.
 REPLAY_TARGETS := st_parse params_load
@@ -313,10 +332,15 @@ test:
 	@sh scripts/deps.sh
 	@$(MAKE) --no-print-directory run-tests
 
-run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN)
+run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN) \
+           $(BUILD)/tests/fuse_fuzz
 	@fail=0; for t in $(TEST_BIN) $(GRAD_BIN); do \
 	    echo "== $$t"; $$t || fail=1; \
 	done; \
+	echo "== $(BUILD)/tests/fuse_fuzz --inputs $(FUSE_FUZZ_INPUTS)"; \
+	$(BUILD)/tests/fuse_fuzz --inputs $(FUSE_FUZZ_INPUTS) > $(BUILD)/fuse_fuzz.log 2>&1 \
+	    && head -n 1 $(BUILD)/fuse_fuzz.log \
+	    || { cat $(BUILD)/fuse_fuzz.log; fail=1; }; \
 	for t in $(REPLAY_TARGETS); do \
 	    [ -d fuzz/regressions/$$t ] || continue; \
 	    echo "== fuzz/regressions/$$t"; \
@@ -351,7 +375,7 @@ noomp:
 	@$(MAKE) --no-print-directory BUILD=build/noomp OPENMP=0 run-tests
 
 # ---- fuzzing (fuzz/, fuzz/README.md) -------------------------------------
-# make fuzz [FUZZ_SECONDS=60]: four libFuzzer targets built with clang under
+# make fuzz [FUZZ_SECONDS=60]: five libFuzzer targets built with clang under
 # ASan + UBSan into $(FUZZ_BUILD), each run FUZZ_SECONDS seconds on seeds
 # made from tests/fixtures (and checkpoints charlm writes), after replaying
 # the inputs in fuzz/regressions/<target>/ (every past finding). Fails on a
@@ -360,7 +384,7 @@ noomp:
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   ?= build/fuzz
 FUZZ_CC      ?= clang
-FUZZ_TARGETS := st_parse params_load ckpt corpus
+FUZZ_TARGETS := st_parse params_load ckpt corpus fuse_diff
 FUZZ_SAN     = -fsanitize=address,undefined,float-cast-overflow \
                -fno-sanitize-recover=undefined,float-cast-overflow
 FUZZ_CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-omit-frame-pointer \
@@ -387,13 +411,32 @@ $(FUZZ_BUILD)/fuzz_ckpt $(FUZZ_BUILD)/fuzz_corpus: \
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARNINGS) -fsanitize=fuzzer $< $(FUZZ_CL_OBJ) \
 	    $(FUZZ_LIB_OBJ) -o $@ $(LDLIBS)
 
+# fuse_diff compares compiled steps with the unfused ones to 1e-10, in
+# double: the library once more with -DTG_DOUBLE (obj64/). The same check
+# runs on fixed seeds in make test (tests/fuse_fuzz, above).
+FUZZ_LIB64_OBJ  := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj64/%.o)
+# (no comparison tracing in the library: the input's bytes are compared in
+# fuzz/ only, and tracing the numeric loops' comparisons took 60% of the
+# time; edges are still counted)
+$(FUZZ_BUILD)/obj64/%.o: %.c Makefile
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fno-sanitize-coverage=trace-cmp -DTG_DOUBLE \
+	    -MMD -MP -c $< -o $@
+$(FUZZ_BUILD)/obj64/tensor/error.o: FUZZ_CFLAGS += -fno-sanitize=shift-base
+$(FUZZ_BUILD)/fuzz_fuse_diff: $(FUSE_DIFF_DEPS) $(FUZZ_LIB64_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUSE_DIFF_FLAGS) $(WARNINGS) -fsanitize=fuzzer \
+	    $(FUSE_DIFF_SRC) $(FUZZ_LIB64_OBJ) -o $@ $(LDLIBS)
+
 # Seeds: the fixtures; tiny checkpoints of each cell written by charlm
-# (built as usual, in $(BUILD)); text for the corpus reader.
+# (built as usual, in $(BUILD)); text for the corpus reader; for fuse_diff
+# the first inputs of its seeded runner (random bytes: every byte is a
+# choice, so there is no dictionary either).
 $(FUZZ_BUILD)/seeds.stamp: $(wildcard tests/fixtures/*.safetensors) \
-    $(wildcard fuzz/seeds/*/*) $(BUILD)/charlm
+    $(wildcard fuzz/seeds/*/*) $(BUILD)/charlm $(BUILD)/tests/fuse_fuzz
 	@rm -rf $(FUZZ_BUILD)/seeds && mkdir -p $(FUZZ_BUILD)/seeds/st_parse \
 	    $(FUZZ_BUILD)/seeds/params_load $(FUZZ_BUILD)/seeds/ckpt \
-	    $(FUZZ_BUILD)/seeds/corpus
+	    $(FUZZ_BUILD)/seeds/corpus $(FUZZ_BUILD)/seeds/fuse_diff
+	$(BUILD)/tests/fuse_fuzz --write-seeds $(FUZZ_BUILD)/seeds/fuse_diff --inputs 300
 	cp tests/fixtures/*.safetensors $(FUZZ_BUILD)/seeds/st_parse/
 	cp tests/fixtures/*charlm_*.safetensors $(FUZZ_BUILD)/seeds/params_load/
 	cp fuzz/seeds/corpus/* README.md $(FUZZ_BUILD)/seeds/corpus/
@@ -416,8 +459,9 @@ fuzz:
 
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%) $(FUZZ_BUILD)/seeds.stamp
 
-# -timeout: one input taking 10 s is a hang; the executions of each run
-# are added to $(FUZZ_BUILD)/executions.log.
+# -timeout: one input taking 10 s is a hang (30 s for fuse_diff, whose
+# inputs run two whole schedules); the executions of each run are added to
+# $(FUZZ_BUILD)/executions.log.
 fuzz-run: fuzz-build
 	@mkdir -p $(FUZZ_BUILD)/crashes
 	@for t in $(FUZZ_TARGETS); do \
@@ -429,8 +473,10 @@ fuzz-run: fuzz-build
 	    fi; \
 	    mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
 	    echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
-	    $$bin -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
-	        -dict=fuzz/tapegrad.dict \
+	    case $$t in fuse_diff) dict=; to=30;; \
+	        *) dict=-dict=fuzz/tapegrad.dict; to=10;; esac; \
+	    $$bin -max_total_time=$(FUZZ_SECONDS) -timeout=$$to -print_final_stats=1 \
+	        $$dict \
 	        -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t- \
 	        $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/seeds/$$t \
 	        > $(FUZZ_BUILD)/$$t.log 2>&1 \
@@ -525,4 +571,5 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(LIB64_OBJ:.o=.d)
--include $(wildcard $(FUZZ_BUILD)/obj/*/*.d $(FUZZ_BUILD)/obj/*/*/*.d)
+-include $(wildcard $(FUZZ_BUILD)/obj/*/*.d $(FUZZ_BUILD)/obj/*/*/*.d \
+                    $(FUZZ_BUILD)/obj64/*/*.d)

@@ -18,6 +18,7 @@
  * descriptors) and the sequence layer that calls this (nn/rnn.c).
  */
 #include "ops/fuse_internal.h"
+#include "ops/fuse_stats.h"
 #include "tensor/ds.h"
 
 #include <stdarg.h>
@@ -57,6 +58,7 @@ tg_prog *tg_prog_trace(tg_step_fn step, void *ctx, int nin,
                        tg_tensor *const *in, int nout, tg_tensor **out,
                        unsigned donate, const tg_prog_env *env)
 {
+    tg_fuse_count_trace();
     tg_prog *p = tg_xcalloc(1, sizeof *p);
     p->ok = true;
     p->refs = 1;
@@ -141,7 +143,7 @@ bool tg_prog_fits(const tg_prog *p, int nin, tg_tensor *const *in)
         return false;
     for (int k = 0; k < nin; k++) /* value k is input k */
         if (!in[k] || !tg_fuse_same_layout(&p->in_layout[k], in[k]))
-            return false;
+            return tg_fuse_guard_failed(TG_GUARD_LAYOUT);
     return true;
 }
 
@@ -158,10 +160,11 @@ static const char *layout_str(const tg_tensor *t, char *buf, size_t cap)
     return buf;
 }
 
-static const char *failed(tg_prog *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static const char *failed(tg_prog *p, const char *fmt, ...)
+static const char *failed(tg_prog *p, int kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static const char *failed(tg_prog *p, int kind, const char *fmt, ...)
 {
+    tg_fuse_guard_failed(kind);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(p->failed, sizeof p->failed, fmt, ap);
@@ -174,31 +177,31 @@ const char *tg_prog_check(tg_prog *p, int nin, tg_tensor *const *in,
 {
     char s1[96], s2[96];
     if (nin != p->nin)
-        return failed(p, "%d inputs; traced with %d", nin, p->nin);
+        return failed(p, TG_GUARD_LAYOUT, "%d inputs; traced with %d", nin, p->nin);
     for (int k = 0; k < nin; k++)
         if (!in[k] || !tg_fuse_same_layout(&p->in_layout[k], in[k]))
-            return failed(p, "input %d is %s, traced as %s", k,
+            return failed(p, TG_GUARD_LAYOUT, "input %d is %s, traced as %s", k,
                           in[k] ? layout_str(in[k], s1, sizeof s1) : "NULL",
                           layout_str(&p->in_layout[k], s2, sizeof s2));
     /* the state block before anything read through it */
     const void *at = env ? env->block : NULL;
     size_t size = env && env->block ? env->size : 0;
     if (at != p->block_at || size != p->block_size)
-        return failed(p, "the user block moved or changed size (%zu bytes "
+        return failed(p, TG_GUARD_USER, "the user block moved or changed size (%zu bytes "
                       "at %p, traced: %zu at %p)", size, at, p->block_size,
                       p->block_at);
     if (size && memcmp(at, p->block, size)) {
         size_t i = 0;
         while (((const unsigned char *)at)[i] == p->block[i])
             i++;
-        return failed(p, "the user block changed (byte %zu of %zu first)", i,
+        return failed(p, TG_GUARD_USER, "the user block changed (byte %zu of %zu first)", i,
                       size);
     }
     if (!p->ok)
         return NULL;
     for (int64_t i = 0; i < arrlen(p->caps); i++)
         if (p->caps[i].t->id != p->caps[i].id)
-            return failed(p, "captured tensor t%u is gone (another tensor, "
+            return failed(p, TG_GUARD_CAPTURED, "captured tensor t%u is gone (another tensor, "
                           "t%u, is at its address)", p->caps[i].id,
                           p->caps[i].t->id);
     return NULL;
@@ -291,6 +294,7 @@ int tg_prog_run(tg_prog *p, tg_tensor *const *in, tg_tensor **out)
         const pcapture *c = &p->caps[i];
         if (tg_version(c->t) == c->version)
             continue;
+        tg_fuse_guard_failed(TG_GUARD_VERSION);
         tg_prog_note(p, "captured tensor t%u changed in place (version %u, "
                      "was %u): step-invariant part run again", c->id,
                      tg_version(c->t), c->version);

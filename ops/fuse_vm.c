@@ -10,6 +10,7 @@
  * kept, and applies each member's derivative rule in reverse order.
  */
 #include "ops/fuse_internal.h"
+#include "ops/fuse_stats.h"
 #include "ops/kernel_table.h"
 #include "tensor/ds.h"
 
@@ -327,6 +328,7 @@ static void group_forward(const group *g, tg_tensor *const *ext,
 static void fused_bwd(tg_entry *e)
 {
     const group *g = e->saved;
+    tg_fuse_count_group(g, TG_FUSE_BWD);
     tg_tensor *const *ext = e->in;
     /* scratch gradients of the loads that need them (zeroed) */
     tg_real **scratch = tg_arena_alloc(sizeof(tg_real *) *
@@ -403,6 +405,7 @@ static void fused_jvp(tg_entry *e)
         return;
     }
     const group *g = e->saved;
+    tg_fuse_count_group(g, TG_FUSE_JVP);
     tg_tensor *const *ext = e->in;
     int nout = (int)arrlen(g->out_reg), nd = g->ndim;
     for (int k = 0; k < nout; k++) {
@@ -473,6 +476,7 @@ void tg_fuse_group_run(const group *g, tg_tensor *const *ext, tg_tensor **outs)
     for (int k = 0; k < nout; k++)
         outs[k] = tg_new_out(g->ndim, g->shape);
     group_forward(g, ext, outs);
+    tg_fuse_count_group(g, TG_FUSE_FWD);
     tg_entry *e = tg_record_multi(&fused_op, nout, outs, g->next, ext);
     if (e)
         e->saved = (void *)g;
