@@ -42,7 +42,7 @@ bool fd_chance(fd_bytes *b, int percent);    /* byte % 100 < pct  */
 
 /* ---- known bugs --------------------------------------------------------
  * Each has a scenario the fuzzer generates only when its switch is on
- * (FUSE_DIFF_BUGS=a,b,c,d or all in the environment; "none" by default),
+ * (FUSE_DIFF_BUGS=e,g or all in the environment adds to FD_FIXED, below),
  * so that it runs clean while the fix is being made:
  *   a  several batch sizes (or a re-trace) while the tape still uses a
  *      program: forwards at two B before one backward, a step whose
@@ -93,6 +93,12 @@ bool fd_chance(fd_bytes *b, int percent);    /* byte % 100 < pct  */
  *      packed before the change - two different answers, no error */
 enum { FD_BUG_A, FD_BUG_B, FD_BUG_C, FD_BUG_D, FD_BUG_E, FD_BUG_F, FD_BUG_G,
        FD_BUG_H, FD_BUG_I, FD_BUG_J, FD_BUG_K, FD_BUG_L, FD_NBUGS };
+/* Fixed, each with its regression test (tests/grad_fuse_guards.c, the
+ * versions of views and prepared weights): their scenarios always run.
+ * Open: e, g, h, j (fuzz/README.md). */
+#define FD_FIXED                                                           \
+    (1u << FD_BUG_A | 1u << FD_BUG_B | 1u << FD_BUG_C | 1u << FD_BUG_D |   \
+     1u << FD_BUG_F | 1u << FD_BUG_I | 1u << FD_BUG_K | 1u << FD_BUG_L)
 extern unsigned fd_bugs; /* bit k: switch k on */
 /* reads FUSE_DIFF_BUGS once; returns -1 after printing why if unreadable */
 int fd_bugs_from_env(void);
@@ -206,6 +212,7 @@ extern const char *fd_input_label;
     X(BUMP, 0, "a parameter changed in place between calls")                \
     X(BUMP_JVP, FD_BUG_L + 1, "... between forward and tg_jvp")               \
     X(SAME_ERROR, 0, "both paths stopped at the same error")                 \
+    X(STRICTER, -1, "an in-place change refused compiled only (recompute)")  \
     X(WRONG_SHAPE, 0, "a step output not [B, H]")                            \
     X(ROW1, FD_BUG_D + 1, "... a [1, H] or [H] one (broadcast)")             \
     X(COLSLICE, FD_BUG_C + 1, "a strided weight given to tg_linear")         \

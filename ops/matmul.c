@@ -312,6 +312,7 @@ tg_tensor *tg_prepare_weight(tg_tensor *W)
     P->data = W->data;
     P->stride[0] = W->stride[0];
     P->stride[1] = W->stride[1];
+    P->version = W->version; /* W's numbers: a change to W is P's too */
     P->prepared = p;
     tg_entry *e = tg_record(&tg_prepare_op, P, 1, &W);
     if (e)

@@ -370,6 +370,75 @@ START_TEST(in_place_change_during_a_sequence)
 }
 END_TEST
 
+/* A temporary held in the user block, and after tg_tape_reset another
+ * temporary at the same address: the block's bytes are the same, the
+ * identity guard (address and id) is what sees the change. */
+typedef struct mask_user {
+    tg_tensor *mask;
+} mask_user;
+
+static void mask_step(void *ctx, tg_tensor *const *in, tg_tensor **out)
+{
+    const mask_user *u = ctx;
+    out[0] = tg_tanh(tg_mul(in[0], u->mask));
+}
+
+START_TEST(captured_tensor_replaced_at_its_address)
+{
+    mask_user u;
+    tg_prog_env env = {&u, sizeof u};
+    tg_tensor *x = tg_tensor_new(TG_SHAPE(2, 3)); /* persistent */
+    tg_fill_(x, 0.5);
+    tg_tensor *out[1];
+    u.mask = tg_full(TG_SHAPE(3), 2.0); /* the first temporary made */
+    tg_prog *p = tg_prog_trace(mask_step, &u, 1, &x, 1, out, 0, &env);
+    ck_assert_msg(tg_prog_ok(p), "%s", tg_prog_why(p));
+    ck_assert_ptr_null(tg_prog_check(p, 1, &x, &env));
+    tg_tensor *first = u.mask;
+    tg_tape_reset();
+    u.mask = tg_full(TG_SHAPE(3), -1.0); /* the arena hands out the same */
+    ck_assert_ptr_eq(u.mask, first);
+    const char *why = tg_prog_check(p, 1, &x, &env);
+    ck_assert_msg(why && strstr(why, "is gone"), "%s", why ? why : "NULL");
+    tg_prog_free(p);
+    tg_tensor_free(x);
+}
+END_TEST
+
+/* A weight (a slice of a slice of weight_hh, prepared when compiled)
+ * changed in place between forward and backward: both paths refuse the
+ * backward, naming 'linear' - the replayed views and the prepared weight
+ * count the changes of the parameter's numbers, as views do. */
+static void sliced_w_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                          tg_tensor **next)
+{
+    (void)xp;
+    tg_tensor *w = tg_slice(tg_slice(c->weight_hh, 0, 1, 30, 1), 0, 5, 21, 1);
+    next[0] = tg_tanh(tg_linear(tg_relu(s[0]), w, NULL));
+}
+static const tg_cell_type sliced_w = {
+    "sliced_w", .nstate = 1, .gates = 2, .step = sliced_w_step};
+
+START_TEST(weight_changed_before_backward)
+{
+    tgt_capture_errors();
+    for (int f = 0; f < 2; f++) {
+        tg_set_fusion(f);
+        tg_rnn *r = tg_rnn_new(&sliced_w, 5, 16, 1, 0.0, NULL);
+        tg_tensor *x = tgt_leaf(TG_SHAPE(3, 2, 5), 1, -1, 1);
+        tg_tensor *s0 = tgt_leaf(TG_SHAPE(1, 2, 16), 2, -1, 1);
+        tg_rnn_out out;
+        ck_assert_int_eq(tg_rnn_forward(r, x, &s0, true, NULL, &out), 0);
+        tg_fill_(r->layers[0]->weight_hh, 0.5);
+        ck_assert_int_eq(tg_backward(tg_sum(out.y)), -1);
+        tgt_expect_error("backward", "op 'linear'", "changed in place");
+        tg_tape_reset();
+        tg_rnn_free(r);
+    }
+    tg_set_fusion(true);
+}
+END_TEST
+
 /* ---- 3. a Light GRU with one weight [2H, I + H] ------------------------ */
 /* z = sigmoid(x Wzx^T + h Wzh^T + bz); n = relu(x Wnx^T + h Wnh^T);
  * h' = z h + (1 - z) n, every W a block of W = [[Wzx Wzh]; [Wnx Wnh]]:
@@ -495,6 +564,8 @@ static Suite *suite(void)
     tcase_add_test(tc, undeclared_user_pointer_is_not_compiled);
     tcase_add_test(tc, outside_temporary_is_refused);
     tcase_add_test(tc, in_place_change_during_a_sequence);
+    tcase_add_test(tc, captured_tensor_replaced_at_its_address);
+    tcase_add_test(tc, weight_changed_before_backward);
     tcase_add_test(tc, column_slices_as_weights);
     tcase_add_test(tc, step_output_shape_is_checked);
     suite_add_tcase(s, tc);
