@@ -100,7 +100,6 @@ static int check_versions(int64_t index, const tg_entry *e)
         bool out = k >= e->nin;
         const tg_tensor *t = out ? e->outs[k - e->nin] : e->in[k];
         if (!t || !(out ? reads_out(e->op) : reads_in(e->op, k)) ||
-            e->versions[k] == TG_VERSION_UNREAD ||
             tg_version(t) == e->versions[k])
             continue;
         char what[160], when[64] = "";

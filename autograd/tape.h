@@ -108,10 +108,6 @@ typedef struct tg_op {
 #define TG_READS_IN(k) (1u << (k))
 #define TG_READS_OUT (1u << 8)
 #define TG_READS_NONE (1u << 9)
-/* An op whose needs differ per entry (a fused group reads only some of its
- * inputs) records with TG_READS_ALL, then writes this into
- * e->versions[k] for each input k its backward will not read. */
-#define TG_VERSION_UNREAD UINT32_MAX
 
 /* Number of small scalar arguments an entry can keep. */
 #define TG_ENTRY_ARGS 8

@@ -480,15 +480,6 @@ void tg_fuse_group_run(const group *g, tg_tensor *const *ext, tg_tensor **outs)
     tg_entry *e = tg_record_multi(&fused_op, nout, outs, g->next, ext);
     if (e)
         e->saved = (void *)g;
-    /* backward reads only the inputs its plan needs: a change to another
-     * (a bias) after forward is harmless, as for the member ops alone */
-    for (int k = 0; e && e->versions && k < g->next; k++) {
-        bool read = false;
-        for (int64_t l = 0; l < arrlen(g->loads); l++)
-            read |= g->loads[l].ext == k && g->loads[l].needed;
-        if (!read)
-            e->versions[k] = TG_VERSION_UNREAD;
-    }
 }
 
 void tg_fuse_group_free(group *g)
