@@ -37,7 +37,7 @@
 #define FD_MAXEV 24 /* events of a schedule, resets inserted included */
 #define FD_MAXREC 24
 
-/* ---- the schedule --------------------------------------------------------- */
+/* ---- the schedule ------------------------------------------------------- */
 enum { EV_FWD, EV_BWD, EV_JVP, EV_RESET, EV_CAPT, EV_ZERO, EV_BUMP };
 static const char *const ev_names[] = {"forward", "backward", "jvp", "reset",
                                        "capture", "zero_grad", "bump"};
@@ -128,6 +128,10 @@ static void sched_gen(fd_bytes *b, const fd_prog *p, fd_sched *s)
                 s->ev[s->n++] = r;
                 clean = true, pending = bumped = false;
             }
+            /* the mask's numbers changed in place: like a parameter's for
+             * a later tg_jvp (bug l) */
+            if (e.capt == 2)
+                bumped |= !clean;
             break;
         case EV_BUMP:
             e.which = fd_pick(b, 64);
@@ -154,11 +158,15 @@ static void sched_print(const fd_sched *s, FILE *f)
             fprintf(f, " T=%d B=%d%s%s%s state0=%s%s%s", e->T, e->B,
                     e->grad ? "" : " no-grad", e->fuse ? "" : " fusion-off",
                     e->train ? " training" : "",
-                    e->s0 == 0 ? "zeros" : e->s0 == 1 ? "leaves" : "kept",
-                    e->retain ? " retain-grad-h" : "", e->nan ? " nan-in-x" : "");
+                    e->s0 == 0   ? "zeros"
+                    : e->s0 == 1 ? "leaves"
+                                 : "kept",
+                    e->retain ? " retain-grad-h" : "",
+                    e->nan ? " nan-in-x" : "");
         if (e->kind == EV_JVP)
             fprintf(f, " tangents on%s%s%s", e->tan & 1 ? " inputs" : "",
-                    e->tan & 2 ? " states" : "", e->tan & 4 ? " parameters" : "");
+                    e->tan & 2 ? " states" : "",
+                    e->tan & 4 ? " parameters" : "");
         if (e->kind == EV_CAPT)
             fprintf(f, " %s", e->capt == 0 ? "scale" : e->capt == 1
                                   ? "a new mask" : "the mask in place");
@@ -166,7 +174,7 @@ static void sched_print(const fd_sched *s, FILE *f)
     }
 }
 
-/* ---- what a run records ----------------------------------------------------- */
+/* ---- what a run records ------------------------------------------------- */
 typedef struct rec {
     int ev;
     char what[48];
@@ -227,8 +235,10 @@ static void record_error(const char *op, const char *msg, void *ud)
     snprintf(raw, sizeof raw, "%s: %s", op, msg);
     size_t n = 0;
     for (const char *c = raw; *c && n < sizeof first_err - 2; c++) {
-        bool id = (*c == '#' || (*c == 't' && (c == raw || !isalnum((unsigned char)c[-1])))) &&
-                  isdigit((unsigned char)c[1]);
+        bool id =
+            (*c == '#' ||
+             (*c == 't' && (c == raw || !isalnum((unsigned char)c[-1])))) &&
+            isdigit((unsigned char)c[1]);
         first_err[n++] = *c;
         if (id) {
             first_err[n++] = 'N';
@@ -246,7 +256,7 @@ static void record_error(const char *op, const char *msg, void *ud)
                  "%s", op, inplace);
 }
 
-/* ---- one run of a schedule ------------------------------------------------ */
+/* ---- one run of a schedule ---------------------------------------------- */
 typedef struct fwd {
     tg_tensor *x, *s0[TG_CELL_MAX_STATE], *y, *st[TG_CELL_MAX_STATE];
     tg_tensor **h; /* the top layer's h[t], when they retain their grad */
@@ -429,7 +439,8 @@ static int ev_backward(run *R, int ei)
         log_numbers(&R->log, ei, what, f->x, true, f->x->grad);
         for (int k = 0; k < p->nstate; k++)
             if (f->s0[k]) {
-                snprintf(what, sizeof what, "grad state0[%d] of forward %d", k, i);
+                snprintf(what, sizeof what, "grad state0[%d] of forward %d",
+                         k, i);
                 log_numbers(&R->log, ei, what, f->s0[k], true, f->s0[k]->grad);
             }
         for (int t = 0; f->h && t < f->T; t++) {
@@ -597,7 +608,7 @@ static void run_schedule(run *R)
             tg_tensor_free(R->kept[i][k]);
 }
 
-/* ---- comparing ------------------------------------------------------------ */
+/* ---- comparing ---------------------------------------------------------- */
 /* max |a - b| / max(1, max |a|); identical non-finite numbers agree, and
  * with lax a NaN on either side agrees with anything: gradients after a
  * NaN input hold 0 * NaN where one path multiplies a zero gradient (a
@@ -695,11 +706,13 @@ static void compare(const fd_log *a, const fd_log *b, const fd_prog *p,
         return;
     }
     if (a->err_ev != b->err_ev || strcmp(a->err, b->err)) {
-        difference(p, s, "errors differ: unfused %s%s%s (event %d), compiled "
-                   "%s%s%s (event %d)", a->err_ev < 0 ? "none" : "\"",
-                   a->err, a->err_ev < 0 ? "" : "\"", a->err_ev,
-                   b->err_ev < 0 ? "none" : "\"", b->err, b->err_ev < 0 ? "" : "\"",
-                   b->err_ev);
+        difference(p, s,
+                   "errors differ: unfused %s%s%s (event %d), compiled "
+                   "%s%s%s (event %d)",
+                   a->err_ev < 0 ? "none" : "\"", a->err,
+                   a->err_ev < 0 ? "" : "\"", a->err_ev,
+                   b->err_ev < 0 ? "none" : "\"", b->err,
+                   b->err_ev < 0 ? "" : "\"", b->err_ev);
         return;
     }
     if (a->n != b->n)
@@ -708,7 +721,7 @@ static void compare(const fd_log *a, const fd_log *b, const fd_prog *p,
                    "%d)", a->n, a->err, a->err_ev, b->n, b->err, b->err_ev);
 }
 
-/* ---- one input ---------------------------------------------------------------- */
+/* ---- one input ---------------------------------------------------------- */
 const char *fd_input_label = "the input libFuzzer saves";
 
 static void print_coverage(void) { fd_cov_print(stderr); }

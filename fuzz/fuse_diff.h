@@ -1,12 +1,15 @@
 /*
- * fuzz/fuse_diff.h - what the differential fuzzer of the step compiler
- * shares between its two files and its seeded runner:
- *   fuzz/fuse_diff_gen.c  bytes -> a random cell (a program over the ops),
- *                         and the step that interprets it
- *   fuzz/fuse_diff.c      bytes -> a schedule; the schedule run as written
- *                         and compiled, compared; coverage
- *   tests/fuse_fuzz.c     the same check on inputs made from fixed seeds,
- *                         in `make test`
+ * fuzz/fuse_diff.h - what the files of the differential fuzzer of the
+ * step compiler (fuzz/README.md) and its seeded runner share:
+ *   fuzz/fuse_diff_gen.c,    bytes -> a random cell: the program of its
+ *   fuzz/fuse_diff_shapes.c  step (fuzz/fuse_diff_gen.h, fuse_diff_ops.h)
+ *   fuzz/fuse_diff_step.c    the byte reader, the switches, the step
+ *                            that runs a program, the program as C
+ *   fuzz/fuse_diff.c         bytes -> a schedule; the schedule run as
+ *                            written and compiled, compared
+ *   fuzz/fuse_diff_cov.c     what the runs reached
+ *   tests/fuse_fuzz.c        the same check on inputs made from fixed
+ *                            seeds, in `make test`
  * Built in double precision (-DTG_DOUBLE) only: the comparison is to
  * 1e-10, which float cannot resolve.
  */
@@ -38,7 +41,7 @@ typedef struct fd_bytes {
 unsigned fd_byte(fd_bytes *b);
 int fd_pick(fd_bytes *b, int n);             /* 0..n-1            */
 int fd_range(fd_bytes *b, int lo, int hi);   /* lo..hi            */
-bool fd_chance(fd_bytes *b, int percent);    /* byte % 100 < pct  */
+bool fd_chance(fd_bytes *b, int percent);    /* 0: always false   */
 
 /* ---- known bugs --------------------------------------------------------
  * Each has a scenario the fuzzer generates only when its switch is on
@@ -52,7 +55,8 @@ bool fd_chance(fd_bytes *b, int percent);    /* byte % 100 < pct  */
  *      has it: FUSE_DIFF_USER_SIZE), changed between calls
  *   c  strided weights (column slices, transposes, stepped rows of a
  *      parameter) given to tg_linear
- *   d  a step returning a [1, H] or [H] state (broadcast over the batch)
+ *   d  a step returning a [1, H] or [H] state (broadcast over the batch;
+ *      compiled, the next step traces again: bug a)
  * and those the fuzzer found (fuzz/README.md lists them all):
  *   e  a 0-d value computed in a fused group (an elementwise op on
  *      scalars, a select or squeeze down to 0-d of a group's value): the
@@ -100,7 +104,7 @@ enum { FD_BUG_A, FD_BUG_B, FD_BUG_C, FD_BUG_D, FD_BUG_E, FD_BUG_F, FD_BUG_G,
     (1u << FD_BUG_A | 1u << FD_BUG_B | 1u << FD_BUG_C | 1u << FD_BUG_D |   \
      1u << FD_BUG_F | 1u << FD_BUG_I | 1u << FD_BUG_K)
 extern unsigned fd_bugs; /* bit k: switch k on */
-/* reads FUSE_DIFF_BUGS once; returns -1 after printing why if unreadable */
+/* fd_bugs from FUSE_DIFF_BUGS; -1 after printing why if unreadable */
 int fd_bugs_from_env(void);
 
 /* ---- the program of a random cell --------------------------------------
@@ -182,42 +186,43 @@ extern const char *fd_input_label;
  * guards that the library counts (ops/fuse_stats.h). X(name, bug, text):
  * a scenario must be reached by the seeded runner unless bug is k + 1 and
  * known bug k's switch is off. */
-#define FD_SCENARIOS(X)                                                          \
-    X(COMPILED, 0, "a layer's step compiled and run")                        \
-    X(REFUSED, 0, "a step not compiled (run as written)")                    \
-    X(RETRACE, 0, "a compiled step traced again (its layout guard failed)")  \
-    X(MULTI_FWD, 0, "several forwards recorded before one backward")        \
-    X(MULTI_B, FD_BUG_A + 1, "... at several batch sizes")                   \
-    X(VIEW_OUT, FD_BUG_A + 1, "a step output that is a view")                \
-    X(NOGRAD_BETWEEN, 0, "a no-grad forward between forward and backward")  \
-    X(TOGGLE, 0, "fusion switched between forwards before a backward")     \
-    X(JVP_X, 0, "tg_jvp, tangents on inputs")                                \
-    X(JVP_S0, 0, "tg_jvp, tangents on initial states")                       \
-    X(JVP_PARAM, 0, "tg_jvp, tangents on parameters")                        \
-    X(JVP_AFTER_BWD, 0, "tg_jvp after a backward")                           \
-    X(T0, 0, "a sequence of length 0")                                       \
-    X(L2, 0, "two layers")                                                    \
-    X(DROPOUT, 0, "dropout between layers")                                  \
-    X(KEPT, 0, "a kept final state as the next initial state")              \
-    X(GATES0, 0, "a cell without standard parameters (gates 0)")             \
-    X(SLICED_W, 0, "weights sliced from parameters")                         \
-    X(BATCH_MIX, 0, "a reduction or product over the batch")                 \
-    X(PASSTHROUGH, 0, "a step input returned as a state")                    \
-    X(ZERO, 0, "gradients zeroed between backwards")                         \
-    X(RETAIN, 0, "dL/dh_t of retained h[t] compared")                         \
-    X(FLATTEN, 0, "parameters flattened into one block")                     \
-    X(ANOMALY, 0, "anomaly mode on")                                          \
-    X(NAN, 0, "a NaN in the input")                                           \
-    X(BUMP_PENDING, FD_BUG_F + 1, "a parameter changed between forward and backward") \
-    X(BUMP, 0, "a parameter changed in place between calls")                \
-    X(BUMP_JVP, FD_BUG_L + 1, "... between forward and tg_jvp")               \
-    X(SAME_ERROR, 0, "both paths stopped at the same error")                 \
-    X(STRICTER, -1, "an in-place change refused compiled only (recompute)")  \
-    X(WRONG_SHAPE, 0, "a step output not [B, H]")                            \
-    X(ROW1, FD_BUG_D + 1, "... a [1, H] or [H] one (broadcast)")             \
-    X(COLSLICE, FD_BUG_C + 1, "a strided weight given to tg_linear")         \
-    X(CAPT_SCALE, FD_BUG_B + 1, "captured state: the scale changed")         \
-    X(CAPT_REPLACE, FD_BUG_B + 1, "captured state: the mask replaced")       \
+#define FD_SCENARIOS(X)                                                        \
+    X(COMPILED, 0, "a layer's step compiled and run")                          \
+    X(REFUSED, 0, "a step not compiled (run as written)")                      \
+    X(RETRACE, 0, "a compiled step traced again (its layout guard failed)")    \
+    X(MULTI_FWD, 0, "several forwards recorded before one backward")           \
+    X(MULTI_B, FD_BUG_A + 1, "... at several batch sizes")                     \
+    X(VIEW_OUT, FD_BUG_A + 1, "a step output that is a view")                  \
+    X(NOGRAD_BETWEEN, 0, "a no-grad forward between forward and backward")     \
+    X(TOGGLE, 0, "fusion switched between forwards before a backward")         \
+    X(JVP_X, 0, "tg_jvp, tangents on inputs")                                  \
+    X(JVP_S0, 0, "tg_jvp, tangents on initial states")                         \
+    X(JVP_PARAM, 0, "tg_jvp, tangents on parameters")                          \
+    X(JVP_AFTER_BWD, 0, "tg_jvp after a backward")                             \
+    X(T0, 0, "a sequence of length 0")                                         \
+    X(L2, 0, "two layers")                                                     \
+    X(DROPOUT, 0, "dropout between layers")                                    \
+    X(KEPT, 0, "a kept final state as the next initial state")                 \
+    X(GATES0, 0, "a cell without standard parameters (gates 0)")               \
+    X(SLICED_W, 0, "weights sliced from parameters")                           \
+    X(BATCH_MIX, 0, "a reduction or product over the batch")                   \
+    X(PASSTHROUGH, 0, "a step input returned as a state")                      \
+    X(ZERO, 0, "gradients zeroed between backwards")                           \
+    X(RETAIN, 0, "dL/dh_t of retained h[t] compared")                          \
+    X(FLATTEN, 0, "parameters flattened into one block")                       \
+    X(ANOMALY, 0, "anomaly mode on")                                           \
+    X(NAN, 0, "a NaN in the input")                                            \
+    X(BUMP_PENDING, FD_BUG_F + 1,                                              \
+      "a parameter changed between forward and backward")                      \
+    X(BUMP, 0, "a parameter changed in place between calls")                   \
+    X(BUMP_JVP, FD_BUG_L + 1, "... between forward and tg_jvp")                \
+    X(SAME_ERROR, 0, "both paths stopped at the same error")                   \
+    X(STRICTER, -1, "an in-place change refused compiled only (recompute)")    \
+    X(WRONG_SHAPE, 0, "a step output not [B, H]")                              \
+    X(ROW1, FD_BUG_D + 1, "... a [1, H] or [H] one (broadcast)")               \
+    X(COLSLICE, FD_BUG_C + 1, "a strided weight given to tg_linear")           \
+    X(CAPT_SCALE, FD_BUG_B + 1, "captured state: the scale changed")           \
+    X(CAPT_REPLACE, FD_BUG_B + 1, "captured state: the mask replaced")         \
     X(CAPT_INPLACE, FD_BUG_B + 1, "captured state: the mask changed in place") \
     X(UNDECLARED, FD_BUG_B + 1, "c->user set, no user_size declared")
 

@@ -40,7 +40,8 @@ void fd_cov_refused(const char *why)
         }
     if (cov.nrefused == 16)
         return;
-    snprintf(cov.refused[cov.nrefused].why, sizeof cov.refused[0].why, "%s", why);
+    snprintf(cov.refused[cov.nrefused].why, sizeof cov.refused[0].why, "%s",
+             why);
     cov.refused[cov.nrefused++].n = 1;
 }
 
@@ -74,7 +75,8 @@ void fd_cov_print(FILE *f)
     fprintf(f, "  vector machine codes run (group runs: forward %llu, "
             "backward %llu, jvp %llu):\n", (unsigned long long)st.groups[0],
             (unsigned long long)st.groups[1], (unsigned long long)st.groups[2]);
-    fprintf(f, "    %-9s %10s %10s %10s\n", "code", "forward", "backward", "jvp");
+    fprintf(f, "    %-9s %10s %10s %10s\n", "code", "forward", "backward",
+            "jvp");
     for (int c = 0; c < TG_VM_NCODES; c++)
         fprintf(f, "    %-9s %10llu %10llu %10llu\n", tg_vm_code_name(c),
                 (unsigned long long)st.code[TG_FUSE_FWD][c],
@@ -95,18 +97,25 @@ void fd_cov_print(FILE *f)
         fprintf(f, "    %8ld  %s\n", cov.refused[i].n, cov.refused[i].why);
 }
 
+static int missing(FILE *f, const char *what, const char *name)
+{
+    fprintf(f, "not reached: %s%s\n", what, name);
+    return 1;
+}
+
 int fd_cov_check(FILE *f)
 {
     tg_fuse_stats st;
     tg_fuse_stats_get(&st);
-    int missing = 0;
+    int n = 0;
     for (int c = 0; c < TG_VM_NCODES; c++) {
+        const char *name = tg_vm_code_name(c);
         if (fwd_code(c) && !st.code[TG_FUSE_FWD][c])
-            missing++, fprintf(f, "not reached: code %s forward\n", tg_vm_code_name(c));
+            n += missing(f, "forward, code ", name);
         if (drv_code(c) && !st.code[TG_FUSE_BWD][c])
-            missing++, fprintf(f, "not reached: code %s backward\n", tg_vm_code_name(c));
+            n += missing(f, "backward, code ", name);
         if (drv_code(c) && !st.code[TG_FUSE_JVP][c])
-            missing++, fprintf(f, "not reached: code %s in tg_jvp\n", tg_vm_code_name(c));
+            n += missing(f, "tg_jvp, code ", name);
     }
     for (int k = 0; k < TG_GUARD_NKINDS; k++) {
         /* a sequence layer's run reaches the layout and user-block guards;
@@ -118,12 +127,12 @@ int fd_cov_check(FILE *f)
         want |= k == TG_GUARD_USER && bug(FD_BUG_B);
 #endif
         if (want && !st.guard[k])
-            missing++, fprintf(f, "not reached: guard %s\n", tg_fuse_guard_name(k));
+            n += missing(f, "guard ", tg_fuse_guard_name(k));
     }
     for (int s = 0; s < SC_N; s++) {
         int b = sc_infos[s].bug; /* -1: seen or not, no requirement */
         if (b >= 0 && (!b || bug(b - 1)) && !cov.sc[s])
-            missing++, fprintf(f, "not reached: %s\n", sc_infos[s].text);
+            n += missing(f, "", sc_infos[s].text);
     }
-    return missing ? -1 : 0;
+    return n ? -1 : 0;
 }

@@ -23,7 +23,7 @@
 
 #include <stdlib.h>
 
-/* ---- emitting ------------------------------------------------------------ */
+/* ---- emitting ----------------------------------------------------------- */
 static double sig(double x) { return 1 / (1 + exp(-x)); }
 
 int fd_put(gen *g, int op, int a, int b, int c, const int *i, double k,
@@ -85,7 +85,7 @@ bool fd_has_b(const fd_val *v)
     return false;
 }
 
-/* ---- picking values ---------------------------------------------------- */
+/* ---- picking values ----------------------------------------------------- */
 
 /* A value satisfying ok (NULL: any): recent ones half the time, so that
  * programs grow deep rather than wide. -1 if there is none. */
@@ -339,9 +339,11 @@ static int constant_for(gen *g, const fd_val *v)
     double k = ks[fd_pick(g->b, 6)];
     int d[2] = {1, v->nd ? v->d[v->nd - 1] : 1}, c = fd_pick(g->b, 3);
     if (d[1] == FD_B || c == 0)
-        return fd_put(g, OP_FULL, -1, -1, -1, NULL, k, fd_mkval(0, d, k, k, true));
+        return fd_put(g, OP_FULL, -1, -1, -1, NULL, k,
+                      fd_mkval(0, d, k, k, true));
     if (c == 1)
-        return fd_put(g, OP_FULL, -1, -1, -1, NULL, k, fd_mkval(1, d + 1, k, k, true));
+        return fd_put(g, OP_FULL, -1, -1, -1, NULL, k,
+                      fd_mkval(1, d + 1, k, k, true));
     return fd_put(g, OP_FULL, -1, -1, -1, NULL, k, fd_mkval(2, d, k, k, true));
 }
 
@@ -399,7 +401,8 @@ static void gen_kink(gen *g)
         int b = fd_bounded(g, partner(g, a), 100);
         int r = fd_un(g, OP_RELU, fd_bin(g, OP_SUB, a, b), 0);
         fd_bin(g, c == 0 ? OP_ADD : OP_SUB, c == 0 ? b : a, r);
-    } else if (c == 2) { /* clamp(a, lo, hi) = lo + relu(a - lo) - relu(a - hi) */
+    } else if (c == 2) {
+        /* clamp(a, lo, hi) = lo + relu(a - lo) - relu(a - hi) */
         static const double los[] = {-1, -0.5, 0}, ws[] = {0.5, 1, 2};
         double lo = los[fd_pick(g->b, 3)], hi = lo + ws[fd_pick(g->b, 3)];
         int r1 = fd_un(g, OP_RELU, fd_un(g, OP_ADDK, a, -lo), 0);
@@ -414,7 +417,7 @@ static void gen_kink(gen *g)
     }
 }
 
-/* ---- the outputs --------------------------------------------------------- */
+/* ---- the outputs -------------------------------------------------------- */
 static int make_state(gen *g)
 {
     fd_prog *p = g->p;
@@ -444,8 +447,8 @@ static int make_state(gen *g)
         if (bug(FD_BUG_A))
             p->features |= FD_F_VIEW_OUT;
         else if (bug(FD_BUG_K))
-            v = fd_put(g, OP_CONTIG, v, -1, -1, NULL, 0, fd_like(V(g, v), V(g, v)->lo,
-                                                       V(g, v)->hi));
+            v = fd_put(g, OP_CONTIG, v, -1, -1, NULL, 0,
+                       fd_like(V(g, v), V(g, v)->lo, V(g, v)->hi));
         else /* a copy, whatever the layout when the program runs */
             v = fd_un(g, OP_ADDK, v, 0);
     }
@@ -462,15 +465,18 @@ static void wrong_shape(gen *g)
     c = fd_pick(g->b, bug(FD_BUG_D) ? 6 : 4);
     if (c == 0) { /* [B, 2H] */
         d[0] = FD_B, d[1] = 2 * H;
-        v = fd_put(g, OP_CONCAT, v, v, -1, (int[4]){1}, 0, fd_mkval(2, d, x->lo, x->hi, true));
+        v = fd_put(g, OP_CONCAT, v, v, -1, (int[4]){1}, 0,
+                   fd_mkval(2, d, x->lo, x->hi, true));
     } else if (c == 1 && H > 1) { /* [B, H - 1] */
         v = fd_slice(g, v, 1, 0, H - 1, 1);
     } else if (c <= 2) { /* [1, B, H] */
         d[0] = 1, d[1] = FD_B, d[2] = H;
-        v = fd_put(g, OP_UNSQUEEZE, v, -1, -1, (int[4]){0}, 0, fd_mkval(3, d, x->lo, x->hi, true));
+        v = fd_put(g, OP_UNSQUEEZE, v, -1, -1, (int[4]){0}, 0,
+                   fd_mkval(3, d, x->lo, x->hi, true));
     } else if (c == 3) { /* [H, B] */
         d[0] = H, d[1] = FD_B;
-        v = fd_put(g, OP_TRANSPOSE, v, -1, -1, (int[4]){0, 1}, 0, fd_mkval(2, d, x->lo, x->hi, false));
+        v = fd_put(g, OP_TRANSPOSE, v, -1, -1, (int[4]){0, 1}, 0,
+                   fd_mkval(2, d, x->lo, x->hi, false));
     } else { /* a mean over the batch: [1, H] or [H], broadcast (bug d) */
         d[0] = 1, d[1] = H;
         bool keep = c == 4;
@@ -482,7 +488,7 @@ static void wrong_shape(gen *g)
     p->features |= FD_F_WRONG_SHAPE;
 }
 
-/* ---- a program --------------------------------------------------------- */
+/* ---- a program ---------------------------------------------------------- */
 void fd_gen(fd_bytes *b, fd_prog *p)
 {
     static const int Hs[] = {1, 2, 3, 4, 5, 6, 8, 2, 3, 4, 16, 33, 260};
@@ -520,12 +526,14 @@ void fd_gen(fd_bytes *b, fd_prog *p)
         p->v[k].vary = true;
     /* most gated cells start as the built-in ones do: xp + h W_hh^T + b */
     if (G > 0 && fd_chance(b, 60)) {
-        int w = fd_param_val(&g, -1), bh = fd_chance(b, 80) ? fd_param_val(&g, -2) : -1;
+        int w = fd_param_val(&g, -1),
+            bh = fd_chance(b, 80) ? fd_param_val(&g, -2) : -1;
         fd_val o = *V(&g, 0);
         o.hi = H * SMAX * g.pk + (bh >= 0 ? g.pk : 0);
         o.lo = -o.hi;
         int lin = fd_put(&g, OP_LINEAR, 1, w, bh, NULL, 0, o);
-        int pre = fd_chance(b, 50) ? fd_bin(&g, OP_ADD, 0, lin) : fd_bin(&g, OP_ADD, lin, 0);
+        int pre = fd_chance(b, 50) ? fd_bin(&g, OP_ADD, 0, lin)
+                                   : fd_bin(&g, OP_ADD, lin, 0);
         if (G > 1 && fd_chance(b, 70))
             for (int k = 0; k < G; k++)
                 fd_chunk(&g, pre, 1, G, k);
@@ -577,8 +585,9 @@ void fd_gen(fd_bytes *b, fd_prog *p)
     for (int j = 0; j < p->nins; j++) {
         const fd_ins *in = &p->ins[j];
         bool link = in->op == OP_CONTIG && alias[p->nstate + 1 + j];
-        if (!link && ((in->a >= 0 && alias[in->a]) ||
-                      (in->b >= 0 && alias[in->b]) || (in->c >= 0 && alias[in->c])))
+        if (!link &&
+            ((in->a >= 0 && alias[in->a]) || (in->b >= 0 && alias[in->b]) ||
+             (in->c >= 0 && alias[in->c])))
             p->features |= FD_F_H_READ;
     }
     for (int v = 0; v < p->nv; v++)

@@ -22,7 +22,8 @@
 #define SMAX 4.0     /* |every state| */
 #define BMAX 5       /* the largest batch a schedule uses */
 #define MAXCHUNKS 16 /* (fuzz/fuse_diff_step.c keeps the chunks in o[16]) */
-#define NMAX (1 << 17) /* numbers in a value at most (a [260, 260] weight: 67600) */
+/* numbers in a value at most (a [260, 260] weight has 67600) */
+#define NMAX (1 << 17)
 
 typedef struct gen {
     fd_bytes *b;
@@ -32,7 +33,10 @@ typedef struct gen {
 
 static inline bool bug(int k) { return fd_bugs >> k & 1u; }
 static inline const fd_val *V(const gen *g, int k) { return &g->p->v[k]; }
-static inline double mag(const fd_val *v) { return fmax(fabs(v->lo), fabs(v->hi)); }
+static inline double mag(const fd_val *v)
+{
+    return fmax(fabs(v->lo), fabs(v->hi));
+}
 static inline int dsize(int d) { return d == FD_B ? BMAX : d; }
 static inline double numel(const fd_val *v)
 {
@@ -62,7 +66,7 @@ static inline fd_val fd_like(const fd_val *a, double lo, double hi)
     return fd_mkval(a->nd, a->d, lo, hi, true);
 }
 
-/* ---- fuzz/fuse_diff_gen.c ------------------------------------------------ */
+/* ---- fuzz/fuse_diff_gen.c ----------------------------------------------- */
 /* appends instruction op (operands a, b, c or -1; integer arguments i or
  * NULL; k) making value out */
 int fd_put(gen *g, int op, int a, int b, int c, const int *i, double k,
@@ -71,18 +75,23 @@ bool fd_same_shape(const fd_val *a, const fd_val *b);
 bool fd_bcast(const fd_val *a, const fd_val *b, fd_val *out);
 bool fd_has_b(const fd_val *v);
 
-/* a value satisfying ok (NULL: any), or -1 */
+/* a value satisfying ok (NULL: any), or -1. The predicates: v broadcasts
+ * with ref (into at most NMAX numbers), has ref's shape, is [.., n] with a
+ * size n last, is [B, arg] (any size when arg <= 0), ends with size arg,
+ * has at least / at most arg axes, has a size >= arg, can be joined with
+ * ref along axis arg */
 typedef bool (*fd_pred)(const fd_val *v, const fd_val *ref, int arg);
 int fd_choose(gen *g, fd_pred ok, const fd_val *ref, int arg);
-bool fd_p_bcast(const fd_val *v, const fd_val *ref, int arg);   /* with ref */
-bool fd_p_same(const fd_val *v, const fd_val *ref, int arg);    /* ref's shape */
-bool fd_p_rows(const fd_val *v, const fd_val *ref, int arg);    /* [.., n] */
-bool fd_p_bn(const fd_val *v, const fd_val *ref, int arg);      /* [B, arg] */
-bool fd_p_last(const fd_val *v, const fd_val *ref, int arg);    /* [.., arg] */
-bool fd_p_nd(const fd_val *v, const fd_val *ref, int arg);      /* >= arg dims */
-bool fd_p_ndmax(const fd_val *v, const fd_val *ref, int arg);   /* <= arg dims */
-bool fd_p_sized(const fd_val *v, const fd_val *ref, int arg);   /* a size >= arg */
-bool fd_p_catable(const fd_val *v, const fd_val *ref, int arg); /* cat on arg */
+bool fd_p_bcast(const fd_val *v, const fd_val *ref, int arg);
+bool fd_p_same(const fd_val *v, const fd_val *ref, int arg);
+bool fd_p_rows(const fd_val *v, const fd_val *ref, int arg);
+bool fd_p_bn(const fd_val *v, const fd_val *ref, int arg);
+bool fd_p_last(const fd_val *v, const fd_val *ref, int arg);
+bool fd_p_nd(const fd_val *v, const fd_val *ref, int arg);
+bool fd_p_ndmax(const fd_val *v, const fd_val *ref, int arg);
+bool fd_p_sized(const fd_val *v, const fd_val *ref, int arg);
+bool fd_p_catable(const fd_val *v, const fd_val *ref, int arg);
+/* a random axis of v with a size >= min, or -1 */
 int fd_sized_axis(gen *g, const fd_val *v, int min);
 
 int fd_un(gen *g, int op, int a, double k);   /* one input, its interval */
@@ -90,7 +99,7 @@ int fd_bin(gen *g, int op, int a, int b);     /* two, broadcast */
 int fd_bounded(gen *g, int a, double m);      /* |a| <= m, or tanh(a) */
 int fd_positive(gen *g, int a, double min, double top); /* in [min, top] */
 
-/* ---- fuzz/fuse_diff_shapes.c ------------------------------------------- */
+/* ---- fuzz/fuse_diff_shapes.c -------------------------------------------- */
 int fd_param_val(gen *g, int which); /* -1 weight_hh, -2 bias_hh, or an extra */
 int fd_slice(gen *g, int w, int dim, int start, int end, int step);
 int fd_chunk(gen *g, int w, int dim, int chunks, int at);

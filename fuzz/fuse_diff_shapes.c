@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 
-/* ---- parameters and weights -------------------------------------------- */
+/* ---- parameters and weights --------------------------------------------- */
 int fd_param_val(gen *g, int which)
 {
     const fd_prog *p = g->p;
@@ -61,7 +61,8 @@ int fd_slice(gen *g, int w, int dim, int start, int end, int step)
     o.d[dim] = step == 1 ? end - start : (end - start + step - 1) / step;
     if (!(dim == 0 && step == 1) && o.d[dim] != n)
         o.contig = false;
-    return fd_put(g, OP_SLICE, w, -1, -1, (int[4]){dim, start, end, step}, 0, o);
+    return fd_put(g, OP_SLICE, w, -1, -1, (int[4]){dim, start, end, step}, 0,
+                  o);
 }
 
 int fd_chunk(gen *g, int w, int dim, int chunks, int at)
@@ -299,8 +300,9 @@ void fd_gen_shape(gen *g)
             bool changed = false, b_used = fd_has_b(&o);
             for (int k = 0; k < o.nd; k++)
                 if (o.d[k] == 1 && fd_chance(g->b, 70)) {
-                    o.d[k] = !b_used && fd_chance(g->b, 50) ? FD_B
-                                                            : 2 + fd_pick(g->b, 3);
+                    o.d[k] = !b_used && fd_chance(g->b, 50)
+                                 ? FD_B
+                                 : 2 + fd_pick(g->b, 3);
                     b_used |= o.d[k] == FD_B;
                     changed = true;
                 }
@@ -355,7 +357,8 @@ void fd_gen_shape(gen *g)
     case 12: { /* stack two or three */
         if ((a = fd_choose(g, fd_p_ndmax, NULL, 2)) < 0)
             return;
-        int b = fd_choose(g, fd_p_same, V(g, a), 0), cc = fd_choose(g, fd_p_same, V(g, a), 0);
+        int b = fd_choose(g, fd_p_same, V(g, a), 0),
+            cc = fd_choose(g, fd_p_same, V(g, a), 0);
         int cnt = fd_chance(g->b, 40) ? 3 : 2;
         o = *V(g, a);
         dim = fd_pick(g->b, o.nd + 1);
@@ -383,7 +386,7 @@ void fd_gen_shape(gen *g)
     }
 }
 
-/* ---- reductions, products, constants, captured state ------------------ */
+/* ---- reductions, products, constants, captured state -------------------- */
 void fd_gen_reduce(gen *g)
 {
     int c = fd_pick(g->b, 5), a = fd_choose(g, fd_p_nd, NULL, 1);
@@ -547,14 +550,16 @@ void fd_gen_const(gen *g)
     int n = fd_chance(g->b, 50) ? g->p->H : 1 + fd_pick(g->b, 8);
     int shapes[5][3] = {{FD_B, n}, {1, n}, {n}, {FD_B, 1}, {0}};
     int nds[5] = {2, 2, 1, 2, 0}, c = fd_pick(g->b, 5);
-    fd_put(g, OP_FULL, -1, -1, -1, NULL, k, fd_mkval(nds[c], shapes[c], k, k, true));
+    fd_put(g, OP_FULL, -1, -1, -1, NULL, k,
+           fd_mkval(nds[c], shapes[c], k, k, true));
 }
 
 /* the cell reads a scale and a mask [H] through c->user (bug b) */
 void fd_gen_captured(gen *g)
 {
     int a;
-    if (fd_chance(g->b, 50) && (a = fd_choose(g, fd_p_last, NULL, g->p->H)) >= 0)
+    if (fd_chance(g->b, 50) &&
+        (a = fd_choose(g, fd_p_last, NULL, g->p->H)) >= 0)
         fd_un(g, OP_UMASK, a, 0);
     else
         fd_un(g, OP_USCALE, fd_choose(g, NULL, NULL, 0), 0);

@@ -18,8 +18,14 @@ tg_cell_type fd_type;
 
 /* ---- the byte reader ---------------------------------------------------- */
 unsigned fd_byte(fd_bytes *b) { return b->at < b->n ? b->p[b->at++] : 0; }
-int fd_pick(fd_bytes *b, int n) { return n <= 1 ? 0 : (int)(fd_byte(b) % (unsigned)n); }
-int fd_range(fd_bytes *b, int lo, int hi) { return lo + fd_pick(b, hi - lo + 1); }
+int fd_pick(fd_bytes *b, int n)
+{
+    return n <= 1 ? 0 : (int)(fd_byte(b) % (unsigned)n);
+}
+int fd_range(fd_bytes *b, int lo, int hi)
+{
+    return lo + fd_pick(b, hi - lo + 1);
+}
 /* 0 (an exhausted input) is always "no" */
 bool fd_chance(fd_bytes *b, int percent)
 {
@@ -50,7 +56,7 @@ int fd_bugs_from_env(void)
     return 0;
 }
 
-/* ---- the step ------------------------------------------------------------ */
+/* ---- the step ----------------------------------------------------------- */
 static tg_tensor *run_ins(tg_cell *c, const fd_prog *p, const fd_ins *in,
                           const fd_val *o, tg_tensor *const *v, int64_t B)
 {
@@ -167,7 +173,7 @@ void fd_type_set(const fd_prog *p)
 #endif
 }
 
-/* ---- the program as C ---------------------------------------------------- */
+/* ---- the program as C --------------------------------------------------- */
 static void print_dims(FILE *f, const fd_val *v)
 {
     fprintf(f, "[");

@@ -18,7 +18,6 @@
  * descriptors) and the sequence layer that calls this (nn/rnn.c).
  */
 #include "ops/fuse_internal.h"
-#include "ops/fuse_stats.h"
 #include "tensor/ds.h"
 
 #include <stdarg.h>

@@ -10,6 +10,7 @@
 #define TG_OPS_FUSE_INTERNAL_H
 
 #include "ops/fuse.h"
+#include "ops/fuse_stats.h"
 #include "ops/internal.h"
 
 /* numbers per register: a block of 256 floats is 1 KB, so the registers of

@@ -10,7 +10,6 @@
  * kept, and applies each member's derivative rule in reverse order.
  */
 #include "ops/fuse_internal.h"
-#include "ops/fuse_stats.h"
 #include "ops/kernel_table.h"
 #include "tensor/ds.h"
 

@@ -104,8 +104,8 @@ int main(int argc, char **argv)
             }
             continue;
         }
-        snprintf(label, sizeof label, "seed %ld: build/tests/fuse_fuzz --seed %ld",
-                 s, s);
+        snprintf(label, sizeof label,
+                 "seed %ld: build/tests/fuse_fuzz --seed %ld", s, s);
         fd_input_label = label;
         if (verbose) /* the seed of a crash or a hang */
             fprintf(stderr, "seed %ld\n", s);
