@@ -313,6 +313,12 @@ tg_tensor *tg_prepare_weight(tg_tensor *W)
     P->stride[0] = W->stride[0];
     P->stride[1] = W->stride[1];
     P->version = W->version; /* W's numbers: a change to W is P's too */
+    if (W->name) { /* messages name it after W ("weight_hh'") */
+        size_t n = strlen(W->name) + 2;
+        char *name = tg_arena_alloc(n);
+        snprintf(name, n, "%s'", W->name);
+        P->name = name;
+    }
     P->prepared = p;
     tg_entry *e = tg_record(&tg_prepare_op, P, 1, &W);
     if (e)
