@@ -177,7 +177,7 @@ static void sched_print(const fd_sched *s, FILE *f)
 /* ---- what a run records ------------------------------------------------- */
 typedef struct rec {
     int ev;
-    char what[48];
+    char what[80];
     int64_t n;
     double *v;
     bool nograd; /* the gradient of a tensor that requires none (bug g) */
@@ -385,7 +385,7 @@ static int ev_forward(run *R, const fd_event *e, int ei)
             tg_retain_grad(out.h[t]);
     log_numbers(&R->log, ei, "y", out.y, false, NULL);
     for (int k = 0; k < p->nstate; k++) {
-        char what[32];
+        char what[80];
         snprintf(what, sizeof what, "final state %d", k);
         log_numbers(&R->log, ei, what, out.state[k], false, NULL);
     }
@@ -432,7 +432,7 @@ static int ev_backward(run *R, int ei)
     if (tg_backward(loss) < 0)
         return -1;
     R->backward_done = true;
-    char what[48];
+    char what[80];
     for (int i = from; i < R->nf; i++) {
         fwd *f = &R->f[i];
         snprintf(what, sizeof what, "grad x of forward %d", i);
@@ -488,7 +488,7 @@ static int ev_jvp(run *R, const fd_event *e, int ei)
         scen(R, SC_BUMP_JVP);
     if (tg_jvp() < 0)
         return -1;
-    char what[48];
+    char what[80];
     for (int i = 0; i < R->nf; i++) {
         fwd *f = &R->f[i];
         snprintf(what, sizeof what, "tangent y of forward %d", i);
