@@ -139,6 +139,8 @@ void cl_opt_format(const cl_opt *o, const cl_config *c, char *buf,
 /* The shortest "%.Ng" of v that reads back as v (as Python prints
  * floats); "NaN", "Infinity", "-Infinity" otherwise. */
 void cl_shortest(char *buf, size_t cap, double v);
+/* a shape as text, "[44, 8]" (ckpt.c) */
+void cl_shape_text(char *buf, size_t cap, int ndim, const int64_t *shape);
 /* A copy of s that lives until exit. */
 const char *cl_strdup(const char *s);
 

@@ -352,7 +352,8 @@ static int meta_real_ge0(const tg_st_file *f, const char *path,
     return 0;
 }
 
-static void shape_text(char *buf, size_t cap, int ndim, const int64_t *shape)
+/* "[44, 8]" */
+void cl_shape_text(char *buf, size_t cap, int ndim, const int64_t *shape)
 {
     size_t k = (size_t)snprintf(buf, cap, "[");
     for (int d = 0; d < ndim && k < cap; d++)
@@ -403,10 +404,10 @@ static int check_shapes(const tg_st_file *f, const char *path, const cl_run *r,
         if (t) {
             snprintf(have, sizeof have, "%s ", t->dtype == TG_I64 ? "I64"
                      : "float");
-            shape_text(have + strlen(have), sizeof have - strlen(have),
+            cl_shape_text(have + strlen(have), sizeof have - strlen(have),
                        t->ndim, t->shape);
         }
-        shape_text(wants, sizeof wants, want[i].ndim, want[i].shape);
+        cl_shape_text(wants, sizeof wants, want[i].ndim, want[i].shape);
         return cl_fail("checkpoint %s does not fit its own hyperparameters "
                        "(%s %lld x %lld, embed %lld, vocabulary %lld): tensor "
                        "'%s' is %s in the file, but they make it %s", path,

@@ -67,17 +67,6 @@ static bool same_vocab(const cl_vocab *a, const cl_vocab *b)
     return a->n == b->n && !memcmp(a->chars, b->chars, (size_t)a->n * sizeof *a->chars);
 }
 
-/* "[44, 8]" */
-static void shape_text(char *buf, size_t cap, int ndim, const int64_t *shape)
-{
-    size_t k = (size_t)snprintf(buf, cap, "[");
-    for (int d = 0; d < ndim && k < cap; d++)
-        k += (size_t)snprintf(buf + k, cap - k, d ? ", %lld" : "%lld",
-                              (long long)shape[d]);
-    if (k < cap)
-        snprintf(buf + k, cap - k, "]");
-}
-
 /* the characters of a that are not in b: how many, and the first few
  * named in list */
 static int64_t chars_not_in(const cl_vocab *a, const cl_vocab *b, char *list,
@@ -176,7 +165,7 @@ int cl_init_from(cl_run *r, const char *path)
                 t->shape[0] != shape[0];
         char have[96], want[96], item[300];
         tg_st_shape_str(t, have, sizeof have);
-        shape_text(want, sizeof want, p->tensor->ndim, shape);
+        cl_shape_text(want, sizeof want, p->tensor->ndim, shape);
         snprintf(item, sizeof item, "%s is %s%s in the file, %s in the model%s",
                  p->name, t->dtype == TG_I64 ? "I64 " : "", have, want,
                  mapped && per_char(p->name) ? " (a row for each of the "
