@@ -18,9 +18,12 @@
 /* internal tensor flag: reached from the root in the current sweep */
 #define TG_REACHED (1u << 30)
 
-static tg_entry *tape;    /* stb_ds array */
-static bool grad_enabled = true;
-static int64_t cur_step = -1;
+/* Everything here is the calling thread's (README, "Threads"): its tape,
+ * its modes, its tracing, holds and grad-ready hook. A thread that ends
+ * has its tape freed like its arena (tensor/arena.c, thread_ends). */
+static _Thread_local tg_entry *tape; /* stb_ds array */
+static _Thread_local bool grad_enabled = true;
+static _Thread_local int64_t cur_step = -1;
 
 bool tg_set_grad_enabled(bool on)
 {
@@ -43,9 +46,10 @@ tg_entry *tg_tape_entry(int64_t i)
 
 /* Tracing: > 0 between tg_tape_trace_begin and _end. Entries recorded
  * only because of it are flagged in traced_only. */
-static int tracing;
-static bool *traced_only; /* stb_ds array: for each entry recorded since
-                             tg_tape_trace_begin, in order */
+static _Thread_local int tracing;
+static _Thread_local bool *traced_only; /* stb_ds array: for each entry
+                                           recorded since
+                                           tg_tape_trace_begin, in order */
 
 /* ---- in-place changes (tensor/tensor.h, tg_version) -------------------
  * An entry keeps the version counts of the inputs and outputs its backward
@@ -349,21 +353,24 @@ static int find_needed(tg_tensor *root, int64_t **needed)
             if (e->in[k]->flags & TG_REQUIRES_GRAD)
                 e->in[k]->flags |= TG_REACHED;
     }
-    /* clear the marks */
+    /* clear the marks - where there are some: an input without grad may
+     * be a tensor other threads read at the same time (README, "Threads"),
+     * and is never written */
     root->flags &= ~TG_REACHED;
     for (int64_t j = 0; j < arrlen(*needed); j++) {
         tg_entry *e = &tape[(*needed)[j]];
         for (int k = 0; k < e->nout; k++)
             e->outs[k]->flags &= ~TG_REACHED;
         for (int k = 0; k < e->nin; k++)
-            e->in[k]->flags &= ~TG_REACHED;
+            if (e->in[k]->flags & TG_REACHED)
+                e->in[k]->flags &= ~TG_REACHED;
     }
     return rc;
 }
 
 /* ---- the gradient-ready hook (for overlapping communication) ---------- */
-static tg_grad_ready_fn ready_fn;
-static void *ready_ud;
+static _Thread_local tg_grad_ready_fn ready_fn;
+static _Thread_local void *ready_ud;
 
 void tg_set_grad_ready_hook(tg_grad_ready_fn fn, void *ud)
 {
@@ -526,12 +533,13 @@ typedef struct hold {
     void (*release)(void *obj);
     void *obj;
 } hold;
-static hold *holds; /* stb_ds array */
+static _Thread_local hold *holds; /* stb_ds array */
 
 void tg_tape_hold(void (*release)(void *obj), void *obj)
 {
     hold h = {arrlen(tape), release, obj};
     arrput(holds, h);
+    tg_arena_thread_holds_memory_(); /* released when the thread ends */
 }
 
 static void release_holds(int64_t from)
@@ -568,4 +576,10 @@ void tg_tape_free_all(void)
     arrfree(tape);
     tape = NULL;
     tg_arena_release();
+}
+
+/* a thread that ends frees its tape before its arena goes */
+__attribute__((constructor)) static void install_thread_exit(void)
+{
+    tg_arena_set_thread_exit_hook_(tg_tape_free_all);
 }

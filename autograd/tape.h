@@ -26,6 +26,12 @@
  * gradients on the heap: those survive resets and *accumulate* over
  * backward calls until tg_zero_grad, as in PyTorch.
  *
+ * Threads. The tape, the arena, the modes below (grad, step tag,
+ * tracing), holds, tangents and the grad-ready hook are the calling
+ * thread's: independent models train in parallel threads, and a thread's
+ * tape is freed when it ends (README, "Threads"). Anomaly mode is
+ * process-wide.
+ *
  * Which tensors get gradients: a leaf gets one if marked with
  * tg_requires_grad; an op's output requires grad if any input does (and
  * recording is on). After backward, leaves keep their gradient in ->grad;

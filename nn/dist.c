@@ -42,6 +42,8 @@ static double now(void)
 
 /* ---- ranks -------------------------------------------------------------- */
 
+/* Process-wide, as MPI is: tg_dist_init and tg_dist_finalize belong to
+ * one thread (the main one), before and after any other uses tapegrad. */
 static bool started_here;
 
 bool tg_dist_has_mpi(void)

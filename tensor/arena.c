@@ -1,15 +1,18 @@
 /*
- * tensor/arena.c - bump allocation in chunks that never move.
+ * tensor/arena.c - bump allocation in chunks that never move, one arena
+ * per thread.
  *
  * The arena is a list of chunks, each filled from the front. An
  * allocation goes into the current chunk if it fits, else into the next
  * chunk that is large enough (chunks are kept across resets), else into a
  * new chunk of at least TG_CHUNK_MIN bytes. Reset and rewind only move the
- * fill marks back.
+ * fill marks back. A thread's chunks are returned to the system when the
+ * thread ends (thread_ends, below) or at tg_arena_release.
  */
 #include "tensor/arena.h"
 #include "tensor/tensor.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,9 +26,46 @@ typedef struct chunk {
     size_t used;
 } chunk;
 
-static chunk *chunks; /* stb_ds array */
-static int64_t cur;   /* chunk being filled */
-static size_t used_total, peak_used;
+/* this thread's arena */
+static _Thread_local chunk *chunks; /* stb_ds array */
+static _Thread_local int64_t cur;   /* chunk being filled */
+static _Thread_local size_t used_total, peak_used;
+static _Thread_local bool exit_registered;
+
+/* ---- the end of a thread ------------------------------------------------
+ * A thread that made temporaries holds chunks of memory (and a tape, in
+ * autograd/) that only it can reach: when it ends, a key's destructor
+ * frees them, the layer above first (its hook, installed when the
+ * library loads). The main thread's go with the process. */
+static pthread_key_t exit_key;
+static bool exit_key_made; /* false: no key to be had, memory kept */
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static void (*exit_hook)(void);
+
+static void thread_ends(void *unused)
+{
+    (void)unused;
+    if (exit_hook)
+        exit_hook();
+    tg_arena_release();
+}
+
+static void make_exit_key(void)
+{
+    exit_key_made = pthread_key_create(&exit_key, thread_ends) == 0;
+}
+
+void tg_arena_set_thread_exit_hook_(void (*fn)(void)) { exit_hook = fn; }
+
+void tg_arena_thread_holds_memory_(void)
+{
+    if (exit_registered)
+        return;
+    pthread_once(&exit_once, make_exit_key);
+    if (exit_key_made)
+        pthread_setspecific(exit_key, &exit_registered); /* any non-NULL */
+    exit_registered = true;
+}
 
 /* Every program that makes a tensor links this file: the one place for
  * what must happen when the library loads, before any thread exists (the
@@ -68,6 +108,7 @@ void *tg_arena_alloc(size_t n)
         abort();
     }
     c.used = n;
+    tg_arena_thread_holds_memory_();
     arrput(chunks, c);
     cur = arrlen(chunks) - 1;
     used_total += n;

@@ -11,9 +11,12 @@
  *
  * A mark remembers how far the arena is filled; rewinding to it releases
  * everything allocated since (tg_tape_mark / tg_tape_rewind pair it with
- * the tape). There is one arena per program, used by the tensor
- * constructors; it is not thread-safe (ops allocate before their parallel
- * loops, never inside them).
+ * the tape). Every thread has an arena of its own, used by the tensor
+ * constructors it calls, and freed when the thread ends; the functions
+ * below act on the caller's (its stats too). OpenMP's workers never
+ * touch one: ops allocate before their parallel loops, never inside them
+ * (a worker would allocate from its own, empty arena, which no reset
+ * ever clears).
  */
 #ifndef TG_ARENA_H
 #define TG_ARENA_H
@@ -53,6 +56,15 @@ void tg_arena_reset(void);
  * checkers). */
 void tg_arena_release(void);
 tg_arena_stats tg_arena_get_stats(void);
+
+/* For autograd/ only (tensor/arena.c, "the end of a thread"): fn frees
+ * the calling thread's tape; it runs when a thread that holds arena
+ * memory ends, before its arena is freed. Installed when the library
+ * loads. tg_arena_thread_holds_memory_ marks the calling thread as one
+ * (done by the arena itself at its first chunk; by autograd/ for memory
+ * of its own). */
+void tg_arena_set_thread_exit_hook_(void (*fn)(void));
+void tg_arena_thread_holds_memory_(void);
 
 #ifdef __cplusplus
 }

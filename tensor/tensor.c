@@ -10,6 +10,7 @@
 #include "tensor/rng.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -19,7 +20,29 @@
 /* the precision marker programs of this tg_real link to (tensor.h) */
 const char TG_ABI_MARK = 1;
 
-static uint32_t next_id = 1;
+/* Ids: each thread numbers its headers from blocks it takes from one
+ * process-wide counter, so that ids are unique in the process and count
+ * up in every thread (tg_made_since) with no atomic operation per header. */
+#define ID_BLOCK 4096u
+static _Atomic uint32_t id_blocks = 1;
+static _Thread_local uint32_t next_id, id_end;
+
+uint32_t tg_next_id(void)
+{
+    if (next_id == id_end) {
+        next_id = atomic_fetch_add_explicit(&id_blocks, ID_BLOCK,
+                                            memory_order_relaxed);
+        id_end = next_id + ID_BLOCK;
+    }
+    return next_id;
+}
+
+static inline uint32_t take_id(void)
+{
+    uint32_t id = next_id != id_end ? next_id : tg_next_id();
+    next_id++;
+    return id;
+}
 
 int64_t tg_contiguous_strides(int ndim, const int64_t *shape,
                               int64_t *stride)
@@ -56,11 +79,9 @@ static void init_header(tg_tensor *t, int ndim, const int64_t *shape)
         t->shape[d] = shape[d];
     t->numel = tg_contiguous_strides(ndim, shape, t->stride);
     t->entry = -1;
-    t->id = next_id++;
+    t->id = take_id();
     t->version = &t->version_own;
 }
-
-uint32_t tg_next_id(void) { return next_id; }
 
 void tg_bump_version(tg_tensor *t)
 {
@@ -175,6 +196,7 @@ tg_tensor *tg_tensor_new(int ndim, const int64_t *shape)
     return t;
 }
 
+/* process-wide: installed when the library loads (autograd/forward.c) */
 static tg_tangent_free_hook tangent_free_hook;
 
 void tg_set_tangent_free_hook(tg_tangent_free_hook fn)
@@ -436,7 +458,7 @@ static tg_tensor *view_of(const tg_tensor *t)
     v->entry = -1;
     v->name = NULL;
     v->prepared = NULL;
-    v->id = next_id++;
+    v->id = take_id();
     return v;
 }
 
