@@ -58,7 +58,7 @@ __attribute__((constructor)) static void install_hook(void)
 
 int tg_set_tangent(tg_tensor *t, const tg_tensor *v)
 {
-    if (!t || !v)
+    if (!tg_check_live("set_tangent", 2, (const tg_tensor *[]){t, v}))
         return -1;
     if (!tg_same_shape(t, v)) {
         char a[96], b[96];

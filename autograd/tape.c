@@ -222,7 +222,7 @@ void tg_tape_trace_end(int64_t first, bool drop)
 
 tg_tensor *tg_requires_grad(tg_tensor *t)
 {
-    if (!t)
+    if (!tg_check_live("requires_grad", 1, (const tg_tensor *[]){t}))
         return NULL;
     if (t->entry >= 0) {
         tg_error("requires_grad", "tensor #%u is the output of an op (%s): "
@@ -245,17 +245,19 @@ tg_tensor *tg_requires_grad(tg_tensor *t)
 
 tg_tensor *tg_retain_grad(tg_tensor *t)
 {
-    if (t)
-        t->flags |= TG_RETAIN_GRAD;
+    if (!tg_check_live("retain_grad", 1, (const tg_tensor *[]){t}))
+        return NULL;
+    t->flags |= TG_RETAIN_GRAD;
     return t;
 }
 
 tg_tensor *tg_detach(tg_tensor *t)
 {
-    if (!t)
+    if (!tg_check_live("detach", 1, (const tg_tensor *[]){t}))
         return NULL;
-    tg_tensor *d = tg_arena_alloc(sizeof *d);
+    tg_tensor *d = tg_arena_alloc_header(sizeof *d);
     *d = *t;
+    d->gen = tg_arena_generation(); /* a temporary, even of a parameter */
     d->grad = NULL;
     d->tangent = NULL;
     d->flags = TG_IS_VIEW;
@@ -490,6 +492,8 @@ int tg_backward(tg_tensor *loss)
         tg_error("backward", "the loss is NULL (an earlier op failed)");
         return -1;
     }
+    if (!tg_check_live("backward", 1, (const tg_tensor *[]){loss}))
+        return -1;
     if (loss->numel != 1) {
         char s[96];
         tg_error("backward", "the loss has shape %s; backward without a seed "
@@ -507,6 +511,8 @@ int tg_backward_seed(tg_tensor *y, const tg_tensor *seed)
         tg_error("backward", "the output or the seed is NULL");
         return -1;
     }
+    if (!tg_check_live("backward", 2, (const tg_tensor *[]){y, seed}))
+        return -1;
     if (!tg_same_shape(y, seed)) {
         char a[96], b[96];
         tg_error("backward", "the seed gradient has shape %s but the output "
@@ -519,8 +525,7 @@ int tg_backward_seed(tg_tensor *y, const tg_tensor *seed)
 
 tg_tape_mark tg_tape_mark_get(void)
 {
-    tg_arena_mark a = tg_arena_get_mark();
-    tg_tape_mark m = {arrlen(tape), a.chunk, a.used};
+    tg_tape_mark m = {arrlen(tape), tg_arena_get_mark()};
     return m;
 }
 
@@ -552,11 +557,18 @@ static void release_holds(int64_t from)
 
 void tg_tape_rewind(tg_tape_mark m)
 {
+    if (m.arena.gen != tg_arena_generation()) {
+        tg_error("tape_rewind", "the mark was taken in tape generation %u "
+                 "and the tape is at generation %u: a tg_tape_reset since "
+                 "has freed what it marked. Take marks and rewind to them "
+                 "within one step", (unsigned)m.arena.gen,
+                 (unsigned)tg_arena_generation());
+        return;
+    }
     TG_ASSERT(m.entries <= arrlen(tape));
     release_holds(m.entries);
     arrsetlen(tape, m.entries);
-    tg_arena_mark a = {m.arena_chunk, m.arena_used};
-    tg_arena_rewind(a);
+    tg_arena_rewind(m.arena);
 }
 
 void tg_tape_reset(void)

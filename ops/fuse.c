@@ -292,6 +292,8 @@ int tg_prog_begin(tg_prog *p)
 
 int tg_prog_run(tg_prog *p, tg_tensor *const *in, tg_tensor **out)
 {
+    if (!tg_check_live("prog_run", p->nin, (const tg_tensor *const *)in))
+        return -1;
     hold(p);
     /* a captured tensor written in place during the sequence: what was
      * computed from it once per sequence is computed again */

@@ -91,9 +91,15 @@ void tg_bump_version(tg_tensor *t)
 
 tg_tensor *tg_tensor_header(int ndim, const int64_t *shape)
 {
-    tg_tensor *t = tg_arena_alloc(sizeof *t);
+    tg_tensor *t = tg_arena_alloc_header(sizeof *t);
     init_header(t, ndim, shape);
+    t->gen = tg_arena_generation();
     return t;
+}
+
+static bool live(const char *op, const tg_tensor *t)
+{
+    return tg_check_live(op, 1, &t);
 }
 
 tg_tensor *tg_empty(int ndim, const int64_t *shape)
@@ -178,7 +184,7 @@ tg_tensor *tg_randn(int ndim, const int64_t *shape, struct tg_rng *rng,
 
 tg_tensor *tg_clone(const tg_tensor *t)
 {
-    if (!t)
+    if (!live("clone", t))
         return NULL;
     tg_tensor *c = tg_empty(t->ndim, t->shape);
     tg_to_buffer(t, c->data);
@@ -260,7 +266,7 @@ void tg_set(tg_tensor *t, const int64_t *idx, double value)
 
 double tg_item(const tg_tensor *t)
 {
-    if (!t)
+    if (!live("item", t))
         return NAN;
     if (t->numel != 1) {
         char s[96];
@@ -381,7 +387,7 @@ void tg_to_buffer(const tg_tensor *t, tg_real *out)
 
 int tg_copy_(tg_tensor *dst, const tg_tensor *src)
 {
-    if (!dst || !src)
+    if (!tg_check_live("copy_", 2, (const tg_tensor *[]){dst, src}))
         return -1;
     if (!tg_same_shape(dst, src)) {
         char a[96], b[96];
@@ -399,7 +405,7 @@ int tg_copy_(tg_tensor *dst, const tg_tensor *src)
 
 void tg_fill_(tg_tensor *t, double value)
 {
-    if (!t)
+    if (!live("fill_", t))
         return;
     tg_bump_version(t);
     tg_real v = (tg_real)value;
@@ -416,7 +422,7 @@ void tg_fill_(tg_tensor *t, double value)
  * the same whatever the thread count or the strides. */
 void tg_fill_uniform_(tg_tensor *t, struct tg_rng *rng, double lo, double hi)
 {
-    if (!t)
+    if (!live("fill_uniform_", t))
         return;
     tg_bump_version(t);
     for (int64_t i = 0; i < t->numel; i++)
@@ -427,7 +433,7 @@ void tg_fill_uniform_(tg_tensor *t, struct tg_rng *rng, double lo, double hi)
 void tg_fill_normal_(tg_tensor *t, struct tg_rng *rng, double mean,
                      double std)
 {
-    if (!t)
+    if (!live("fill_normal_", t))
         return;
     tg_bump_version(t);
     for (int64_t i = 0; i < t->numel; i++)
@@ -448,10 +454,13 @@ int tg_norm_dim(const char *op, int dim, int ndim)
     return d;
 }
 
+/* A new header over t's numbers: a temporary of this generation, whatever
+ * t is (t is checked by the caller, which names the op) */
 static tg_tensor *view_of(const tg_tensor *t)
 {
-    tg_tensor *v = tg_arena_alloc(sizeof *v);
+    tg_tensor *v = tg_arena_alloc_header(sizeof *v);
     *v = *t;
+    v->gen = tg_arena_generation();
     v->grad = NULL;
     v->tangent = NULL;
     v->flags = TG_IS_VIEW;
@@ -464,7 +473,7 @@ static tg_tensor *view_of(const tg_tensor *t)
 
 tg_tensor *tg_view_reshape(const tg_tensor *t, int ndim, const int64_t *shape)
 {
-    if (!t)
+    if (!live("reshape", t))
         return NULL;
     char a[96];
     if (ndim < 0 || ndim > TG_MAX_DIMS) {
@@ -521,7 +530,7 @@ tg_tensor *tg_view_reshape(const tg_tensor *t, int ndim, const int64_t *shape)
 
 tg_tensor *tg_view_permute(const tg_tensor *t, const int *perm)
 {
-    if (!t)
+    if (!live("permute", t))
         return NULL;
     bool seen[TG_MAX_DIMS] = {false};
     for (int d = 0; d < t->ndim; d++) {
@@ -569,7 +578,7 @@ void tg_slice_bounds(int64_t n, int64_t *start, int64_t *end)
 tg_tensor *tg_view_slice(const tg_tensor *t, int dim, int64_t start,
                          int64_t end, int64_t step)
 {
-    if (!t)
+    if (!live("slice", t))
         return NULL;
     int d = tg_norm_dim("slice", dim, t->ndim);
     if (d < 0)
@@ -594,7 +603,7 @@ tg_tensor *tg_view_slice(const tg_tensor *t, int dim, int64_t start,
 
 tg_tensor *tg_view_expand(const tg_tensor *t, int ndim, const int64_t *shape)
 {
-    if (!t)
+    if (!live("expand", t))
         return NULL;
     char a[96], b[160];
     const char *why = "only size-1 dimensions can grow";

@@ -18,7 +18,9 @@
  *   - temporary tensors (tg_zeros, tg_randn, every op's output, every view)
  *     live in the arena (tensor/arena.h). They, their gradients and every
  *     pointer into them stay valid until tg_tape_reset() (or a rewind to an
- *     earlier mark); then they are all gone at once.
+ *     earlier mark); then they are all gone at once. Each carries the
+ *     generation of the arena it was made in, and an op given one of an
+ *     ended generation refuses it (tg_check_live, below).
  *   - persistent tensors (tg_tensor_new) live on the heap until the caller
  *     passes them to tg_tensor_free(). Model parameters are persistent; so
  *     is anything that must survive a tape reset (a carried hidden state).
@@ -138,6 +140,8 @@ typedef struct tg_tensor {
                        points at version_own, or for a view at its base's
                        counter (read with tg_version)                    */
     uint32_t version_own;
+    uint32_t gen;   /* a temporary's generation (tensor/arena.h): the
+                       tape reset it dies at; 0 for persistent tensors  */
 } tg_tensor;
 
 /* ---- in-place changes -------------------------------------------------
@@ -188,6 +192,17 @@ const char *tg_last_error(void);
 void tg_clear_error(void);
 /* Count of errors reported in this thread since it started. */
 unsigned long tg_error_count(void);
+
+/* ---- lifetimes --------------------------------------------------------
+ * The check every op makes of its inputs first (ops/internal.h,
+ * TG_OP_INPUTS), and backward, views, copies, fills and tg_item of theirs:
+ * true when each of the n tensors is persistent or a temporary of this
+ * thread's current generation (tensor/arena.h). false quietly when one is
+ * NULL (an earlier error was reported), and false after an error from op
+ * naming the tensor (id, shape, its generation and the current one) when
+ * one is a temporary that tg_tape_reset has freed - or another thread's.
+ * What is caught and what is not: tensor/arena.h, "generations". */
+bool tg_check_live(const char *op, int n, const tg_tensor *const *ts);
 
 /* A never-compiled-out check for tapegrad's own invariants: prints
  * file:line and aborts. Not for user errors (those use tg_error). */

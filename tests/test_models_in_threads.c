@@ -284,6 +284,43 @@ START_TEST(grad_mode_and_tape_are_per_thread)
 }
 END_TEST
 
+/* a temporary belongs to the thread that made it: another thread's is
+ * refused like one freed by a reset (while its maker still runs) */
+typedef struct maker {
+    pthread_barrier_t *made, *used;
+    tg_tensor *t;
+} maker;
+
+static void *make_one(void *arg)
+{
+    maker *m = arg;
+    m->t = tg_full(TG_SHAPE(2, 3), 1.0);
+    pthread_barrier_wait(m->made);
+    pthread_barrier_wait(m->used); /* alive until the other has tried */
+    return NULL;
+}
+
+START_TEST(another_threads_temporary_is_refused)
+{
+    tgt_capture_errors();
+    pthread_barrier_t made, used;
+    pthread_barrier_init(&made, NULL, 2);
+    pthread_barrier_init(&used, NULL, 2);
+    maker m = {&made, &used, NULL};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, make_one, &m), 0);
+    pthread_barrier_wait(&made);
+    tg_tensor *y = tg_sum(m.t);
+    pthread_barrier_wait(&used);
+    pthread_join(th, NULL);
+    ck_assert_ptr_null(y);
+    tgt_expect_error("sum: tensor t", "[2, 3] is a temporary of tape generation",
+                     "or another thread made it");
+    pthread_barrier_destroy(&made);
+    pthread_barrier_destroy(&used);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("models_in_threads");
@@ -294,6 +331,7 @@ static Suite *suite(void)
     tcase_add_test(tc, two_threads_one_of_them_large);
     tcase_add_test(tc, one_model_twice_at_once);
     tcase_add_test(tc, grad_mode_and_tape_are_per_thread);
+    tcase_add_test(tc, another_threads_temporary_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }
