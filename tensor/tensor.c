@@ -215,13 +215,24 @@ void tg_tensor_free(tg_tensor *t)
     if (!t)
         return;
     TG_ASSERT(t->flags & TG_PERSISTENT);
+    if (t->flags & TG_IN_BLOCK) {
+        /* its numbers are a list's, which still holds it (nn/params.h) */
+        char shape[96];
+        tg_error("tensor_free", "tensor %s%s%st%u %s lives in a flattened "
+                 "parameter block (tg_params_flatten) and the list that "
+                 "holds the block still points at it: free that list first "
+                 "(tg_params_free gives the tensors it does not own their "
+                 "own memory back), then the tensor. Nothing was freed",
+                 t->name ? "'" : "", t->name ? t->name : "",
+                 t->name ? "' " : "", (unsigned)t->id,
+                 tg_shape_str(t, shape, sizeof shape));
+        return;
+    }
     if (t->tangent && tangent_free_hook)
         tangent_free_hook(t); /* off autograd's list of leaves */
     free(t->tangent);
-    if (!(t->flags & TG_IN_BLOCK)) {
-        free(t->data);
-        free(t->grad);
-    }
+    free(t->data);
+    free(t->grad);
     free(t);
 }
 

@@ -111,7 +111,9 @@ enum {
                                    op that made it returned NULL         */
     TG_IN_BLOCK = 1u << 5,      /* a persistent tensor whose data and grad
                                    live in a parameter block (nn/params.h,
-                                   tg_params_flatten): not freed with it */
+                                   tg_params_flatten): tg_tensor_free
+                                   refuses it until the list holding the
+                                   block is freed                      */
 };
 
 typedef struct tg_tensor {
@@ -250,7 +252,9 @@ tg_tensor *tg_clone(const tg_tensor *t);
 
 /* Persistent tensors: zero-filled, on the heap, freed by tg_tensor_free.
  * Its .grad (when requires_grad is set) is also on the heap, and so is a
- * forward-mode direction given to it (tg_set_tangent): freed with it. */
+ * forward-mode direction given to it (tg_set_tangent): freed with it. A
+ * tensor moved into a flattened parameter block (TG_IN_BLOCK) is refused
+ * with an error until the list that holds the block is freed. */
 tg_tensor *tg_tensor_new(int ndim, const int64_t *shape);
 void tg_tensor_free(tg_tensor *t); /* NULL is fine */
 

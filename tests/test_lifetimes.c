@@ -1,14 +1,22 @@
 /*
  * tests/test_lifetimes.c - lifetime mistakes the C API can see are
  * errors, not crashes or silently wrong numbers: a temporary used after
- * the tg_tape_reset that freed it (tensor/arena.h, "generations").
+ * the tg_tape_reset that freed it (tensor/arena.h, "generations"), and
+ * the tensors of a flattened parameter block freed in the wrong order
+ * (nn/params.h, "Order of freeing").
  *
  * Before generations, each case here read memory the next step had
  * reused: the sum of a tensor kept across a reset was the sum of another
  * tensor, and a matrix product of one whose header had been overwritten
- * by numbers crashed in the gemm's packing.
+ * by numbers crashed in the gemm's packing. Before blocks knew their
+ * tensors, freeing a parameter still in one left the block's list
+ * pointing at freed memory, and freeing the list first left the tensors
+ * training in a freed block.
  */
 #include "harness.h"
+#include "nn/charlm.h"
+#include "nn/dist.h"
+#include "nn/optim.h"
 #include "nn/rnn.h"
 #include "ops/ops.h"
 
@@ -162,6 +170,151 @@ START_TEST(rewind_to_a_mark_of_another_step)
 }
 END_TEST
 
+/* ---- flattened parameter blocks ---------------------------------------- */
+
+/* a module's list owns W and b; a model's list borrows and flattens them */
+typedef struct two_lists {
+    tg_params own, all;
+    tg_tensor *W, *b;
+} two_lists;
+
+static void make_two_lists(two_lists *l)
+{
+    memset(l, 0, sizeof *l);
+    l->W = tg_params_new(&l->own, "weight", TG_SHAPE(3, 2));
+    l->b = tg_params_new(&l->own, "bias", TG_SHAPE(3));
+    tg_fill_(l->W, 0.5);
+    tg_fill_(l->b, -1.0);
+    ck_assert_int_eq(tg_params_add_from(&l->all, "layer.", &l->own), 0);
+    ck_assert_int_eq(tg_params_flatten(&l->all), 0);
+    ck_assert(l->W->flags & TG_IN_BLOCK);
+}
+
+START_TEST(freeing_a_parameter_in_a_block_is_refused)
+{
+    tgt_capture_errors();
+    two_lists l;
+    make_two_lists(&l);
+    tg_tensor_free(l.W);
+    tgt_expect_error("tensor_free: tensor 'weight' t", " [3, 2] lives in a "
+                     "flattened parameter block", "free that list first",
+                     "Nothing was freed");
+    tg_params_free(&l.own); /* the module before the model: refused too */
+    tgt_expect_error("params_free: parameter 'weight' lives in the flattened "
+                     "block of another list", "Nothing was freed");
+    ck_assert_int_eq(tg_params_count(&l.own), 2);
+    tg_params_zero_grad(&l.all); /* both lists whole: the block's loop */
+    tgt_close(tg_params_get(&l.all, "layer.weight")->data[5], 0.5, 0);
+    /* the right order */
+    tg_params_free(&l.all);
+    ck_assert(!(l.W->flags & TG_IN_BLOCK));
+    tgt_close(l.W->data[5], 0.5, 0);
+    tgt_close(l.b->data[2], -1.0, 0);
+    tg_params_free(&l.own);
+    ck_assert_int_eq(tgt_errors, 0);
+}
+END_TEST
+
+/* the model's list freed first: its modules train on, on memory of their
+ * own, exactly as a model that was never flattened */
+static void train_modules(tg_charlm *m, tg_real *out, size_t n)
+{
+    tg_params ps = {0};
+    tg_params_add_from(&ps, "embedding.", &m->embedding->params);
+    tg_params_add_from(&ps, "rnn.", &m->rnn->params);
+    tg_params_add_from(&ps, "decoder.", &m->decoder->params);
+    tg_optim *opt = tg_adam_new(&ps, 0.01, 0.9, 0.999, 1e-8, 0);
+    int64_t tok[12], tgt[12];
+    for (int i = 0; i < 12; i++) {
+        tok[i] = (i * 5 + 2) % 9;
+        tgt[i] = (i * 7 + 1) % 9;
+    }
+    for (int s = 0; s < 3; s++) {
+        tg_optim_zero_grad(opt);
+        tg_rnn_out o;
+        tg_tensor *loss = tg_cross_entropy(
+            tg_charlm_forward(m, tok, 4, 3, NULL, true, NULL, &o), tgt, TG_MEAN);
+        ck_assert_int_eq(tg_backward(loss), 0);
+        tg_optim_step(opt);
+        tg_tape_reset();
+    }
+    memcpy(out, m->decoder->weight->data, n * sizeof(tg_real));
+    tg_optim_free(opt);
+    tg_params_free(&ps);
+}
+
+START_TEST(freeing_the_list_first_leaves_its_tensors_whole)
+{
+    tgt_capture_errors();
+    tg_manual_seed(4);
+    tg_charlm *a = tg_charlm_new(&tg_gru_cell, 9, 4, 5, 1, 0.0, NULL);
+    tg_manual_seed(4);
+    tg_charlm *b = tg_charlm_new(&tg_gru_cell, 9, 4, 5, 1, 0.0, NULL);
+    ck_assert_int_eq(tg_params_flatten(&b->params), 0);
+    size_t bytes = (size_t)b->params.block_n * sizeof(tg_real);
+    tg_params_free(&b->params);
+    /* what takes the freed block's place next must not reach b */
+    for (int k = 0; k < 4; k++) {
+        tg_real *junk = malloc(bytes);
+        for (size_t i = 0; i < bytes / sizeof(tg_real); i++)
+            junk[i] = (tg_real)1e30;
+        free(junk);
+    }
+    tg_real wa[9 * 5], wb[9 * 5];
+    train_modules(a, wa, 9 * 5);
+    train_modules(b, wb, 9 * 5);
+    ck_assert(!memcmp(wa, wb, sizeof wa));
+    ck_assert_int_eq(tgt_errors, 0);
+    tg_charlm_free(a);
+    tg_charlm_free(b); /* its list is empty now: the modules go as usual */
+}
+END_TEST
+
+/* an optimizer whose list was freed under it: an error, then freed
+ * without touching the list */
+START_TEST(optimizer_of_a_freed_list)
+{
+    tgt_capture_errors();
+    two_lists l;
+    make_two_lists(&l);
+    tg_optim *opt = tg_adam_new(&l.all, 0.1, 0.9, 0.999, 1e-8, 0);
+    tg_fill_(tg_params_get(&l.all, "layer.bias"), 1.0);
+    l.b->grad[0] = 1;
+    tg_optim_step(opt); /* one loop over the block: its moments are one too */
+    ck_assert_ptr_nonnull(opt->m_block);
+    tg_params_free(&l.all);
+    tg_real before = l.b->data[0];
+    tg_optim_step(opt);
+    tgt_expect_error("optim_step: the parameter list has 0 parameters, "
+                     "fewer than the 2", "Free the optimizer first");
+    ck_assert(l.b->data[0] == before);
+    tg_optim_free(opt);
+    tg_params_free(&l.own);
+    ck_assert_int_eq(tgt_errors, 0);
+}
+END_TEST
+
+/* the same for data-parallel gradient sums (one rank: no MPI needed) */
+START_TEST(dist_sums_of_a_freed_list)
+{
+    tgt_capture_errors();
+    two_lists l;
+    make_two_lists(&l);
+    tg_dist_grads *g = tg_dist_grads_new(&l.all, 1, 1.0, 0);
+    ck_assert_ptr_nonnull(g);
+    tg_params_free(&l.all);
+    tg_dist_grads_begin(g, 0);
+    tgt_expect_error("dist_grads_begin: the parameter list's flattened block "
+                     "(32 numbers) is gone", "Free them (tg_dist_grads_free) "
+                     "first");
+    ck_assert_int_eq(tg_dist_grads_end(g), -1);
+    tgt_expect_error("dist_grads_end: the parameter list's flattened block");
+    tg_dist_grads_free(g);
+    tg_params_free(&l.own);
+    ck_assert_int_eq(tgt_errors, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("lifetimes");
@@ -174,6 +327,13 @@ static Suite *suite(void)
     tcase_add_test(tc, live_tensors_pass);
     tcase_add_test(tc, rewind_to_a_mark_of_another_step);
     suite_add_tcase(s, tc);
+    TCase *bl = tcase_create("blocks");
+    tcase_add_checked_fixture(bl, NULL, tgt_teardown);
+    tcase_add_test(bl, freeing_a_parameter_in_a_block_is_refused);
+    tcase_add_test(bl, freeing_the_list_first_leaves_its_tensors_whole);
+    tcase_add_test(bl, optimizer_of_a_freed_list);
+    tcase_add_test(bl, dist_sums_of_a_freed_list);
+    suite_add_tcase(s, bl);
     return s;
 }
 
