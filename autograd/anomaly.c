@@ -20,22 +20,29 @@
  * step, so a blow-up is traced to the op that caused it. Off by default
  * (it reads every number twice); TG_ANOMALY=1 in the environment turns it
  * on without recompiling. */
-int tg_anomaly_state_ = -1; /* -1: not read from the environment yet */
-#define anomaly tg_anomaly_state_
+_Atomic int tg_anomaly_state_ = -1; /* -1: not read from the environment
+                                        yet */
 
 bool tg_anomaly_mode(void)
 {
-    if (anomaly < 0) {
+    int on = atomic_load_explicit(&tg_anomaly_state_, memory_order_relaxed);
+    if (on < 0) {
         const char *v = getenv("TG_ANOMALY");
-        anomaly = v && *v && strcmp(v, "0") != 0;
+        int from_env = v && *v && strcmp(v, "0") != 0;
+        /* (a switch made meanwhile by another thread wins) */
+        atomic_compare_exchange_strong_explicit(&tg_anomaly_state_, &on,
+                                                from_env,
+                                                memory_order_relaxed,
+                                                memory_order_relaxed);
+        on = atomic_load_explicit(&tg_anomaly_state_, memory_order_relaxed);
     }
-    return anomaly;
+    return on;
 }
 
 bool tg_set_anomaly_mode(bool on)
 {
     bool old = tg_anomaly_mode();
-    anomaly = on;
+    atomic_store_explicit(&tg_anomaly_state_, on, memory_order_relaxed);
     return old;
 }
 

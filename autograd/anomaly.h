@@ -8,13 +8,20 @@
 
 #include "autograd/tape.h"
 
-extern int tg_anomaly_state_; /* -1 unread, 0 off, 1 on */
+#include <stdatomic.h>
+
+/* -1 unread, 0 off, 1 on. Process-wide and read-mostly (README,
+ * "Threads"): atomic, so that threads reading TG_ANOMALY the first time
+ * together, or a switch while others run, are no data race. */
+extern _Atomic int tg_anomaly_state_;
 
 /* true when anomaly mode is on (cheap: one load once the environment has
  * been read) */
 static inline bool tg_anomaly_mode_on(void)
 {
-    return tg_anomaly_state_ == 0 ? false : tg_anomaly_mode();
+    return atomic_load_explicit(&tg_anomaly_state_, memory_order_relaxed) == 0
+               ? false
+               : tg_anomaly_mode();
 }
 
 /* Reports (tg_error) the first non-finite number of out, made by op as

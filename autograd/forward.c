@@ -19,9 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static tg_tensor **leaves; /* stb_ds array: tensors given a tangent */
-static bool swept;         /* tg_jvp ran since the last clear */
-static bool records;       /* tg_jvp_create_graph is running */
+/* per thread, like the tape the tangents belong to */
+static _Thread_local tg_tensor **leaves; /* stb_ds array: tensors given a
+                                            tangent */
+static _Thread_local bool swept;   /* tg_jvp ran since the last clear */
+static _Thread_local bool records; /* tg_jvp_create_graph is running */
 
 bool tg_jvp_records(void)
 {
@@ -47,9 +49,16 @@ static void forget_leaf(tg_tensor *t)
     t->tangent = NULL;
 }
 
+/* installed once, when the library loads: before any thread could race
+ * on it */
+__attribute__((constructor)) static void install_hook(void)
+{
+    tg_set_tangent_free_hook(forget_leaf);
+}
+
 int tg_set_tangent(tg_tensor *t, const tg_tensor *v)
 {
-    if (!t || !v)
+    if (!tg_check_live("set_tangent", 2, (const tg_tensor *[]){t, v}))
         return -1;
     if (!tg_same_shape(t, v)) {
         char a[96], b[96];
@@ -72,7 +81,7 @@ int tg_set_tangent(tg_tensor *t, const tg_tensor *v)
         t->tangent = tg_xmalloc((size_t)(t->numel ? t->numel : 1) *
                                 sizeof(tg_real));
         arrput(leaves, t);
-        tg_set_tangent_free_hook(forget_leaf);
+        tg_arena_thread_holds_memory_(); /* the list, freed at its end */
     }
     int64_t cs[TG_MAX_DIMS];
     tg_contiguous_strides(t->ndim, t->shape, cs);

@@ -18,9 +18,12 @@
 /* internal tensor flag: reached from the root in the current sweep */
 #define TG_REACHED (1u << 30)
 
-static tg_entry *tape;    /* stb_ds array */
-static bool grad_enabled = true;
-static int64_t cur_step = -1;
+/* Everything here is the calling thread's (README, "Threads"): its tape,
+ * its modes, its tracing, holds and grad-ready hook. A thread that ends
+ * has its tape freed like its arena (tensor/arena.c, thread_ends). */
+static _Thread_local tg_entry *tape; /* stb_ds array */
+static _Thread_local bool grad_enabled = true;
+static _Thread_local int64_t cur_step = -1;
 
 bool tg_set_grad_enabled(bool on)
 {
@@ -43,9 +46,10 @@ tg_entry *tg_tape_entry(int64_t i)
 
 /* Tracing: > 0 between tg_tape_trace_begin and _end. Entries recorded
  * only because of it are flagged in traced_only. */
-static int tracing;
-static bool *traced_only; /* stb_ds array: for each entry recorded since
-                             tg_tape_trace_begin, in order */
+static _Thread_local int tracing;
+static _Thread_local bool *traced_only; /* stb_ds array: for each entry
+                                           recorded since
+                                           tg_tape_trace_begin, in order */
 
 /* ---- in-place changes (tensor/tensor.h, tg_version) -------------------
  * An entry keeps the version counts of the inputs and outputs its backward
@@ -218,7 +222,7 @@ void tg_tape_trace_end(int64_t first, bool drop)
 
 tg_tensor *tg_requires_grad(tg_tensor *t)
 {
-    if (!t)
+    if (!tg_check_live("requires_grad", 1, (const tg_tensor *[]){t}))
         return NULL;
     if (t->entry >= 0) {
         tg_error("requires_grad", "tensor #%u is the output of an op (%s): "
@@ -241,17 +245,19 @@ tg_tensor *tg_requires_grad(tg_tensor *t)
 
 tg_tensor *tg_retain_grad(tg_tensor *t)
 {
-    if (t)
-        t->flags |= TG_RETAIN_GRAD;
+    if (!tg_check_live("retain_grad", 1, (const tg_tensor *[]){t}))
+        return NULL;
+    t->flags |= TG_RETAIN_GRAD;
     return t;
 }
 
 tg_tensor *tg_detach(tg_tensor *t)
 {
-    if (!t)
+    if (!tg_check_live("detach", 1, (const tg_tensor *[]){t}))
         return NULL;
-    tg_tensor *d = tg_arena_alloc(sizeof *d);
+    tg_tensor *d = tg_arena_alloc_header(sizeof *d);
     *d = *t;
+    d->gen = tg_arena_generation(); /* a temporary, even of a parameter */
     d->grad = NULL;
     d->tangent = NULL;
     d->flags = TG_IS_VIEW;
@@ -349,21 +355,24 @@ static int find_needed(tg_tensor *root, int64_t **needed)
             if (e->in[k]->flags & TG_REQUIRES_GRAD)
                 e->in[k]->flags |= TG_REACHED;
     }
-    /* clear the marks */
+    /* clear the marks - where there are some: an input without grad may
+     * be a tensor other threads read at the same time (README, "Threads"),
+     * and is never written */
     root->flags &= ~TG_REACHED;
     for (int64_t j = 0; j < arrlen(*needed); j++) {
         tg_entry *e = &tape[(*needed)[j]];
         for (int k = 0; k < e->nout; k++)
             e->outs[k]->flags &= ~TG_REACHED;
         for (int k = 0; k < e->nin; k++)
-            e->in[k]->flags &= ~TG_REACHED;
+            if (e->in[k]->flags & TG_REACHED)
+                e->in[k]->flags &= ~TG_REACHED;
     }
     return rc;
 }
 
 /* ---- the gradient-ready hook (for overlapping communication) ---------- */
-static tg_grad_ready_fn ready_fn;
-static void *ready_ud;
+static _Thread_local tg_grad_ready_fn ready_fn;
+static _Thread_local void *ready_ud;
 
 void tg_set_grad_ready_hook(tg_grad_ready_fn fn, void *ud)
 {
@@ -483,6 +492,8 @@ int tg_backward(tg_tensor *loss)
         tg_error("backward", "the loss is NULL (an earlier op failed)");
         return -1;
     }
+    if (!tg_check_live("backward", 1, (const tg_tensor *[]){loss}))
+        return -1;
     if (loss->numel != 1) {
         char s[96];
         tg_error("backward", "the loss has shape %s; backward without a seed "
@@ -500,6 +511,8 @@ int tg_backward_seed(tg_tensor *y, const tg_tensor *seed)
         tg_error("backward", "the output or the seed is NULL");
         return -1;
     }
+    if (!tg_check_live("backward", 2, (const tg_tensor *[]){y, seed}))
+        return -1;
     if (!tg_same_shape(y, seed)) {
         char a[96], b[96];
         tg_error("backward", "the seed gradient has shape %s but the output "
@@ -512,8 +525,7 @@ int tg_backward_seed(tg_tensor *y, const tg_tensor *seed)
 
 tg_tape_mark tg_tape_mark_get(void)
 {
-    tg_arena_mark a = tg_arena_get_mark();
-    tg_tape_mark m = {arrlen(tape), a.chunk, a.used};
+    tg_tape_mark m = {arrlen(tape), tg_arena_get_mark()};
     return m;
 }
 
@@ -526,12 +538,13 @@ typedef struct hold {
     void (*release)(void *obj);
     void *obj;
 } hold;
-static hold *holds; /* stb_ds array */
+static _Thread_local hold *holds; /* stb_ds array */
 
 void tg_tape_hold(void (*release)(void *obj), void *obj)
 {
     hold h = {arrlen(tape), release, obj};
     arrput(holds, h);
+    tg_arena_thread_holds_memory_(); /* released when the thread ends */
 }
 
 static void release_holds(int64_t from)
@@ -544,11 +557,18 @@ static void release_holds(int64_t from)
 
 void tg_tape_rewind(tg_tape_mark m)
 {
+    if (m.arena.gen != tg_arena_generation()) {
+        tg_error("tape_rewind", "the mark was taken in tape generation %u "
+                 "and the tape is at generation %u: a tg_tape_reset since "
+                 "has freed what it marked. Take marks and rewind to them "
+                 "within one step", (unsigned)m.arena.gen,
+                 (unsigned)tg_arena_generation());
+        return;
+    }
     TG_ASSERT(m.entries <= arrlen(tape));
     release_holds(m.entries);
     arrsetlen(tape, m.entries);
-    tg_arena_mark a = {m.arena_chunk, m.arena_used};
-    tg_arena_rewind(a);
+    tg_arena_rewind(m.arena);
 }
 
 void tg_tape_reset(void)
@@ -568,4 +588,10 @@ void tg_tape_free_all(void)
     arrfree(tape);
     tape = NULL;
     tg_arena_release();
+}
+
+/* a thread that ends frees its tape before its arena goes */
+__attribute__((constructor)) static void install_thread_exit(void)
+{
+    tg_arena_set_thread_exit_hook_(tg_tape_free_all);
 }

@@ -26,6 +26,12 @@
  * gradients on the heap: those survive resets and *accumulate* over
  * backward calls until tg_zero_grad, as in PyTorch.
  *
+ * Threads. The tape, the arena, the modes below (grad, step tag,
+ * tracing), holds, tangents and the grad-ready hook are the calling
+ * thread's: independent models train in parallel threads, and a thread's
+ * tape is freed when it ends (README, "Threads"). Anomaly mode is
+ * process-wide.
+ *
  * Which tensors get gradients: a leaf gets one if marked with
  * tg_requires_grad; an op's output requires grad if any input does (and
  * recording is on). After backward, leaves keep their gradient in ->grad;
@@ -44,6 +50,7 @@
 #ifndef TG_TAPE_H
 #define TG_TAPE_H
 
+#include "tensor/arena.h"
 #include "tensor/tensor.h"
 
 #include <stdbool.h>
@@ -251,8 +258,7 @@ void tg_clear_tangents(void);
 /* ---- the tape as a whole ------------------------------------------ */
 typedef struct tg_tape_mark {
     int64_t entries;
-    int64_t arena_chunk;
-    size_t arena_used;
+    tg_arena_mark arena;
 } tg_tape_mark;
 
 /* Holds: an object that entries point into (a compiled step's program,
@@ -265,7 +271,10 @@ void tg_tape_hold(void (*release)(void *obj), void *obj);
 /* Forgets every entry and frees every temporary tensor (arena reset). */
 void tg_tape_reset(void);
 /* Remember the tape's length and the arena's fill; rewinding forgets the
- * entries and frees the temporaries made since. */
+ * entries and frees the temporaries made since. A mark is good until the
+ * next tg_tape_reset: rewinding to an older one is an error. Tensors
+ * freed by a rewind are not caught by tg_check_live (their generation
+ * goes on): do not use them. */
 tg_tape_mark tg_tape_mark_get(void);
 void tg_tape_rewind(tg_tape_mark m);
 /* Frees the tape and the arena's memory (end of program; leak checkers). */

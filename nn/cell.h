@@ -126,7 +126,9 @@ extern const tg_cell_type tg_rnn_tanh_cell, tg_rnn_relu_cell, tg_lstm_cell,
 /* Makes a type known by name (built-ins are known from the start; "rnn"
  * names rnn_tanh). 0, or -1 after an error: the name is taken by another
  * type, or the type is NULL or incomplete (no name, no step, nstate not
- * in 1..TG_CELL_MAX_STATE, gates < 0: tg_cell_new refuses those too). */
+ * in 1..TG_CELL_MAX_STATE, gates < 0: tg_cell_new refuses those too).
+ * The registry is the process's, under a lock: any thread may register
+ * and look up. */
 int tg_cell_type_register(const tg_cell_type *type);
 const tg_cell_type *tg_cell_type_find(const char *name);
 /* Known names separated by ", " into buf (for help and error texts). */

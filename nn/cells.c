@@ -9,6 +9,7 @@
 #include "tensor/ds.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 /* ---- the built-in cells ------------------------------------------------ */
@@ -229,15 +230,17 @@ void tg_cell_set_forget_bias(tg_cell *c, double value)
 
 /* ---- the registry of cell types, by name ------------------------------ */
 
+/* Process-wide: any thread may register or look up a type, under the
+ * lock (registering is rare, looking up happens when a model is made). */
 static const tg_cell_type **registry; /* stb_ds array of user types */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const tg_cell_type *const builtins[] = {
     &tg_lstm_cell, &tg_gru_cell, &tg_rnn_tanh_cell, &tg_rnn_relu_cell};
 
-const tg_cell_type *tg_cell_type_find(const char *name)
+/* (the caller holds the lock) */
+static const tg_cell_type *find_locked(const char *name)
 {
-    if (!name)
-        return NULL;
     if (!strcmp(name, "rnn"))
         return &tg_rnn_tanh_cell;
     for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
@@ -249,19 +252,30 @@ const tg_cell_type *tg_cell_type_find(const char *name)
     return NULL;
 }
 
+const tg_cell_type *tg_cell_type_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    pthread_mutex_lock(&registry_lock);
+    const tg_cell_type *t = find_locked(name);
+    pthread_mutex_unlock(&registry_lock);
+    return t;
+}
+
 int tg_cell_type_register(const tg_cell_type *type)
 {
     if (check_type("cell_type_register", type) < 0)
         return -1;
-    const tg_cell_type *old = tg_cell_type_find(type->name);
-    if (old == type)
-        return 0;
-    if (old) {
+    pthread_mutex_lock(&registry_lock);
+    const tg_cell_type *old = find_locked(type->name);
+    if (!old)
+        arrput(registry, type);
+    pthread_mutex_unlock(&registry_lock);
+    if (old && old != type) {
         tg_error("cell_type_register", "a different cell type is already "
                  "called '%s'", type->name);
         return -1;
     }
-    arrput(registry, type);
     return 0;
 }
 
@@ -272,7 +286,9 @@ const char *tg_cell_type_names(char *buf, size_t cap)
     for (size_t i = 0; i < sizeof builtins / sizeof *builtins && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "",
                               builtins[i]->name);
+    pthread_mutex_lock(&registry_lock);
     for (int64_t i = 0; i < arrlen(registry) && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, ", %s", registry[i]->name);
+    pthread_mutex_unlock(&registry_lock);
     return buf;
 }

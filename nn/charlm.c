@@ -36,10 +36,12 @@ void tg_charlm_free(tg_charlm *m)
 {
     if (!m)
         return;
+    /* the model's list first: flattened (data-parallel training), it
+     * holds the modules' tensors in its block (nn/params.h) */
+    tg_params_free(&m->params);
     tg_embedding_free(m->embedding);
     tg_rnn_free(m->rnn);
     tg_linear_free(m->decoder);
-    tg_params_free(&m->params);
     free(m);
 }
 

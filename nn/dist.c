@@ -42,6 +42,8 @@ static double now(void)
 
 /* ---- ranks -------------------------------------------------------------- */
 
+/* Process-wide, as MPI is: tg_dist_init and tg_dist_finalize belong to
+ * one thread (the main one), before and after any other uses tapegrad. */
 static bool started_here;
 
 bool tg_dist_has_mpi(void)
@@ -652,11 +654,29 @@ void tg_dist_grads_free(tg_dist_grads *g)
 
 int tg_dist_grads_local(const tg_dist_grads *g) { return g ? g->local : 0; }
 
+/* false after an error: the list's block, which the sums read and write,
+ * is not the one they were made for (the list was freed) */
+static bool block_alive(const char *op, const tg_dist_grads *g)
+{
+    if (g->ps->block_grad && g->ps->block_n == g->n)
+        return true;
+    tg_error(op, "the parameter list's flattened block (%lld numbers) is "
+             "gone: the list was freed (tg_params_free) while these "
+             "gradient sums used it. Free them (tg_dist_grads_free) first",
+             (long long)g->n);
+    return false;
+}
+
 void tg_dist_grads_begin(tg_dist_grads *g, int k)
 {
     if (!g)
         return;
     TG_ASSERT(k >= 0 && k < g->local);
+    if (!block_alive("dist_grads_begin", g)) {
+        g->failed = true;
+        g->k = k; /* (end says it again) */
+        return;
+    }
     g->k = k;
     tg_params_zero_grad(g->ps);
     if (k < g->local - 1)
@@ -678,6 +698,10 @@ int tg_dist_grads_end(tg_dist_grads *g)
 {
     if (!g || g->k < 0) {
         tg_error("dist_grads", "end without begin");
+        return -1;
+    }
+    if (!block_alive("dist_grads_end", g)) {
+        g->k = -1;
         return -1;
     }
     int k = g->k;

@@ -137,10 +137,11 @@ tg_optim *tg_hf_optim_new(tg_params *ps, const tg_hf_config *cfg)
     return o;
 }
 
-/* a buffer of the blocks (not freed alone) */
+/* a buffer of the blocks (not freed alone). The blocks' size is the
+ * optimizer's own: the list may be gone (freed first, by mistake) */
 static bool in_blocks(const tg_optim *o, const tg_real *b)
 {
-    int64_t n = o->params->block_n;
+    int64_t n = o->block_n;
     return b && ((o->m_block && b >= o->m_block && b < o->m_block + n) ||
                  (o->v_block && b >= o->v_block && b < o->v_block + n));
 }
@@ -170,18 +171,25 @@ void tg_optim_free(tg_optim *o)
 }
 
 /* Parameters added to the list after the optimizer was made get empty
- * state slots (the list only ever grows). */
-void tg_optim_sync_count_(tg_optim *o)
+ * state slots (the list only ever grows - unless it was freed). */
+int tg_optim_sync_count_(const char *op, tg_optim *o)
 {
     int count = tg_params_count(o->params);
-    TG_ASSERT(count >= o->n); /* a parameter list never shrinks */
+    if (count < o->n) {
+        tg_error(op, "the parameter list has %d parameters, fewer than the "
+                 "%d this optimizer updates: it was freed (tg_params_free) "
+                 "while the optimizer used it. Free the optimizer first; "
+                 "nothing was updated", count, o->n);
+        return -1;
+    }
     if (count == o->n)
-        return;
+        return 0;
     o->m = tg_xrealloc(o->m, (size_t)count * sizeof *o->m);
     o->v = tg_xrealloc(o->v, (size_t)count * sizeof *o->v);
     for (int i = o->n; i < count; i++)
         o->m[i] = o->v[i] = NULL;
     o->n = count;
+    return 0;
 }
 
 /* ---- the update kernels ----------------------------------------------- */
@@ -247,9 +255,11 @@ static void adam_kernel(const tg_optim *o, int64_t n, tg_real *p,
 static tg_real *to_block(tg_optim *o, tg_real *blk, tg_real **buf)
 {
     const tg_params *ps = o->params;
-    if (!blk)
+    if (!blk) {
         blk = tg_xcalloc_aligned((size_t)(ps->block_n ? ps->block_n : 1) *
                                  sizeof(tg_real));
+        o->block_n = ps->block_n;
+    }
     for (int i = 0; i < o->n; i++) {
         const tg_tensor *t = tg_params_at(ps, i)->tensor;
         tg_real *at = blk + (t->data - ps->block_data);
@@ -317,7 +327,8 @@ void tg_optim_step(tg_optim *o)
                  "step it with tg_optim_step_closure");
         return;
     }
-    tg_optim_sync_count_(o);
+    if (tg_optim_sync_count_("optim_step", o) < 0)
+        return;
     o->step++;
     if (step_block(o))
         return;
@@ -362,6 +373,8 @@ double tg_optim_step_closure(tg_optim *o, const tg_closure *c)
                  "with outputs and loss");
         return NAN;
     }
+    if (tg_optim_sync_count_("optim_step_closure", o) < 0)
+        return NAN;
     if (o->kind == TG_OPTIM_HF) {
         double L = tg_hf_step(o->hf, c);
         o->step = o->hf->steps;

@@ -51,7 +51,9 @@ typedef enum tg_optim_kind {
 
 typedef struct tg_optim {
     tg_optim_kind kind;
-    tg_params *params; /* borrowed: must outlive the optimizer */
+    tg_params *params; /* borrowed: must outlive the optimizer (a step
+                          on a list freed since is an error; freeing the
+                          optimizer after it is safe) */
     double lr, weight_decay;
     double momentum, dampening; /* SGD */
     bool nesterov;              /* SGD */
@@ -63,8 +65,10 @@ typedef struct tg_optim {
     int n;
     /* for a flattened parameter list (tg_params_flatten): the buffers as
      * blocks laid out like it, m[i] and v[i] pointing into them, so that a
-     * step is one loop over the whole model (NULL until then) */
+     * step is one loop over the whole model (NULL until then), of block_n
+     * numbers each */
     tg_real *m_block, *v_block;
+    int64_t block_n;
     tg_hf *hf; /* HF: its state (damping, warm start, counts) */
 } tg_optim;
 

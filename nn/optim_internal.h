@@ -28,8 +28,9 @@ static inline tg_real *tg_optim_new_buffer_(int64_t numel)
 }
 
 /* Parameters added to the list after the optimizer was made get empty
- * state slots (the list only ever grows). */
-void tg_optim_sync_count_(tg_optim *o);
+ * state slots (the list only ever grows). 0, or -1 after an error from op
+ * when the list has fewer parameters than the optimizer: it was freed. */
+int tg_optim_sync_count_(const char *op, tg_optim *o);
 /* parameter i's buffers are gone: its next step starts afresh */
 void tg_optim_drop_state_(tg_optim *o, int i);
 

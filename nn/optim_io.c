@@ -250,7 +250,10 @@ int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
                   char *err, size_t errcap)
 {
     const char *pre = prefix ? prefix : "";
-    tg_optim_sync_count_(o);
+    if (tg_optim_sync_count_("optim_load", o) < 0) {
+        snprintf(err, errcap, "%s", tg_last_error());
+        return -1;
+    }
 
     /* check everything first, so that a bad file changes nothing */
     char *name = join(pre, "step", "");

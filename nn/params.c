@@ -88,11 +88,65 @@ int tg_params_add_ref(tg_params *ps, const char *name, tg_tensor *t)
     return 0;
 }
 
+/* numbers per 64 bytes: every tensor of a block starts on a cache line */
+#define BLOCK_ALIGN ((int64_t)(64 / sizeof(tg_real)))
+
+/* t's numbers are in ps's block */
+static bool in_own_block(const tg_params *ps, const tg_tensor *t)
+{
+    return ps->block_data && t->data >= ps->block_data &&
+           t->data < ps->block_data + ps->block_n;
+}
+
+/* t leaves the block it is in for numbers and a gradient of its own,
+ * with the same values: it goes on working without the block */
+static void give_back(tg_tensor *t)
+{
+    size_t bytes = (size_t)t->numel * sizeof(tg_real);
+    tg_real *d = tg_xcalloc_aligned(bytes), *g = tg_xcalloc_aligned(bytes);
+    memcpy(d, t->data, bytes);
+    if (t->grad)
+        memcpy(g, t->grad, bytes);
+    t->data = d;
+    t->grad = g;
+    t->flags &= ~TG_IN_BLOCK;
+}
+
 void tg_params_free(tg_params *ps)
 {
+    if (!ps)
+        return;
+    /* all or nothing: a tensor owned here but sitting in another list's
+     * block cannot go before that list (tg_tensor_free would refuse it) */
     for (int64_t i = 0; i < arrlen(ps->items); i++) {
-        if (ps->items[i].owned)
-            tg_tensor_free(ps->items[i].tensor);
+        const tg_param *p = &ps->items[i];
+        if (p->owned && (p->tensor->flags & TG_IN_BLOCK) &&
+            !in_own_block(ps, p->tensor)) {
+            tg_error("params_free", "parameter '%s' lives in the flattened "
+                     "block of another list (tg_params_flatten), which "
+                     "still points at it: free that list first (a model's "
+                     "list before its modules'). Nothing was freed",
+                     p->name);
+            return;
+        }
+    }
+    /* the block's tensors: those of other owners get their own memory
+     * back, so that freeing the list first leaves them whole; those owned
+     * here go with the block */
+    for (int64_t i = 0; i < arrlen(ps->items); i++) {
+        tg_tensor *t = ps->items[i].tensor;
+        if (!ps->items[i].owned && in_own_block(ps, t))
+            give_back(t);
+    }
+    for (int64_t i = 0; i < arrlen(ps->items); i++) {
+        tg_tensor *t = ps->items[i].tensor;
+        if (ps->items[i].owned) {
+            if (in_own_block(ps, t)) {
+                t->flags &= ~TG_IN_BLOCK; /* numbers freed with the block */
+                t->data = t->grad = NULL;
+            }
+            tg_tensor_free(t);
+        }
         free(ps->items[i].name);
     }
     arrfree(ps->items);
@@ -102,9 +156,6 @@ void tg_params_free(tg_params *ps)
     ps->block_data = ps->block_grad = NULL;
     ps->block_n = 0;
 }
-
-/* numbers per 64 bytes: every tensor of a block starts on a cache line */
-#define BLOCK_ALIGN ((int64_t)(64 / sizeof(tg_real)))
 
 int tg_params_count(const tg_params *ps) { return (int)arrlen(ps->items); }
 
@@ -127,13 +178,6 @@ int64_t tg_params_numel(const tg_params *ps)
     for (int64_t i = 0; i < arrlen(ps->items); i++)
         n += ps->items[i].tensor->numel;
     return n;
-}
-
-/* t's numbers are in ps's block */
-static bool in_own_block(const tg_params *ps, const tg_tensor *t)
-{
-    return ps->block_data && t->data >= ps->block_data &&
-           t->data < ps->block_data + ps->block_n;
 }
 
 bool tg_params_in_block(const tg_params *ps)

@@ -7,11 +7,24 @@
  * `model.load_state_dict(safetensors.torch.load_file(path))`, and the
  * other way round.
  *
- * A list either owns its tensors (tg_params_new: the module that created
- * them frees them with the list) or borrows them (tg_params_add_from: a
- * model gathering its layers' parameters under a prefix). Parameters are
- * persistent tensors that require grad; their gradients live on the heap
- * and accumulate until tg_params_zero_grad.
+ * Who owns what. A list either owns its tensors (tg_params_new: the
+ * module that created them frees them with the list) or borrows them
+ * (tg_params_add_from, tg_params_add_ref: a model gathering its layers'
+ * parameters under a prefix; the owner frees them). The list owns its
+ * names (t->name of a tensor it made points at its copy) and, once
+ * flattened, the block that holds the numbers and gradients of every
+ * tensor in it - borrowed ones too. Parameters are persistent tensors
+ * that require grad; their gradients live on the heap (or in the block)
+ * and accumulate until tg_params_zero_grad. An optimizer borrows a list
+ * (nn/optim.h): free it before the list.
+ *
+ * Order of freeing: a flattened list before the lists that own its
+ * tensors (a model's list before its modules', as tg_charlm_free does).
+ * tg_params_free gives every borrowed tensor of its block numbers and a
+ * gradient of its own again (same values: the tensor goes on working,
+ * and its owner frees it as usual); tg_tensor_free of a tensor still in
+ * a block is an error (nothing freed), and so is tg_params_free of a list
+ * owning a tensor that sits in another list's block.
  *
  *     tg_params ps = {0};
  *     tg_tensor *W = tg_params_new(&ps, "weight", TG_SHAPE(4, 3));
@@ -59,6 +72,10 @@ int tg_params_add_from(tg_params *ps, const char *prefix,
                        const tg_params *src);
 /* Adds t under name, borrowed (its owner frees it). 0 or -1. */
 int tg_params_add_ref(tg_params *ps, const char *name, tg_tensor *t);
+/* Frees the names, the tensors owned here and the block; borrowed tensors
+ * of the block get their own memory back first (above, "Order of
+ * freeing"). Leaves an empty list. If a tensor owned here sits in
+ * another list's block, an error, and nothing is freed. */
 void tg_params_free(tg_params *ps);
 
 int tg_params_count(const tg_params *ps);
@@ -84,10 +101,11 @@ int tg_params_load(tg_params *ps, const tg_st_file *f, const char *prefix,
  * on a 64-byte boundary, the gaps zero. The tensors keep their values and
  * stay usable as before (views, optimizers, checkpoints), and zeroing,
  * clipping and summing gradients over processes become single loops or
- * single messages. Borrowed tensors move too (their owner frees only the
- * headers then); a tensor listed twice, or already in a block, is placed
- * once. Call it once the list is complete; free the list after every
- * module that owns its tensors. 0, or -1 after an error. */
+ * single messages. Borrowed tensors move too (TG_IN_BLOCK marks them:
+ * tg_tensor_free refuses them until this list is freed); a tensor listed
+ * twice, or already in a block, is placed once. Call it once the list is
+ * complete; free the list before every module that owns its tensors.
+ * 0, or -1 after an error. */
 int tg_params_flatten(tg_params *ps);
 /* true when ps is flattened and every one of its tensors lives in its own
  * block: then a loop over block_data / block_grad visits every parameter

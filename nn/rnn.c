@@ -188,9 +188,9 @@ int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
                    bool training, struct tg_rng *rng, tg_rnn_out *out)
 {
     memset(out, 0, sizeof *out);
-    if (!x)
-        return -1;
     const char *name = r->type->name;
+    if (!tg_check_live(name, 1, (const tg_tensor *[]){x}))
+        return -1;
     char s[96];
     if (x->ndim != 3 || x->shape[2] != r->input_size) {
         tg_error(name, "input has shape %s; expected [T, B, %d] (time, batch, "
@@ -199,7 +199,11 @@ int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
     }
     int64_t T = x->shape[0], B = x->shape[1], H = r->hidden_size;
     int L = r->num_layers, ns = r->type->nstate;
-    for (int k = 0; state0 && k < ns; k++)
+    for (int k = 0; state0 && k < ns; k++) {
+        /* a state carried from the last step without tg_rnn_keep_state */
+        const tg_tensor *s0 = state0[k];
+        if (s0 && !tg_check_live(name, 1, &s0))
+            return -1;
         if (!state0[k] || !has_shape(state0[k], L, B, H)) {
             tg_error(name, "initial state %d has shape %s; expected [%d, %lld, "
                      "%lld] (layers, batch, hidden)", k,
@@ -207,6 +211,7 @@ int tg_rnn_forward(tg_rnn *r, tg_tensor *x, tg_tensor *const *state0,
                      L, (long long)B, (long long)H);
             return -1;
         }
+    }
     tg_tensor **hs = tg_arena_alloc((size_t)(T ? T : 1) * sizeof *hs);
     tg_tensor *finals[TG_CELL_MAX_STATE][64];
     if (L > 64) {

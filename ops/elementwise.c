@@ -55,7 +55,7 @@
 static tg_tensor *binary_forward(const tg_op *op, tg_tensor *a, tg_tensor *b,
                                  tg_ew_inner fwd)
 {
-    TG_PROPAGATE_NULL(a, b);
+    TG_OP_INPUTS(op->name, a, b);
     int nd;
     int64_t shape[TG_MAX_DIMS], sa[TG_MAX_DIMS], sb[TG_MAX_DIMS];
     if (tg_broadcast_shape(op->name, a, b, &nd, shape) < 0)
@@ -252,7 +252,7 @@ tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b)
 static tg_tensor *scalar_forward(const tg_op *op, tg_tensor *a, double c,
                                  tg_ew_inner fwd)
 {
-    TG_PROPAGATE_NULL(a);
+    TG_OP_INPUTS(op->name, a);
     tg_tensor *out = tg_new_out(a->ndim, a->shape);
     tg_real *base[] = {out->data, a->data};
     const int64_t *st[] = {out->stride, a->stride};

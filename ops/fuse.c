@@ -21,24 +21,34 @@
 #include "tensor/ds.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int fusion = -1; /* -1: TG_FUSE not read yet */
+/* -1: TG_FUSE not read yet. Process-wide and read-mostly (README,
+ * "Threads"): atomic, so that threads reading it the first time together
+ * are no data race. */
+static _Atomic int fusion = -1;
 
 bool tg_fusion_enabled(void)
 {
-    if (fusion < 0) {
+    int on = atomic_load_explicit(&fusion, memory_order_relaxed);
+    if (on < 0) {
         const char *v = getenv("TG_FUSE");
-        fusion = !(v && !strcmp(v, "0"));
+        int from_env = !(v && !strcmp(v, "0"));
+        /* (a switch made meanwhile by another thread wins) */
+        atomic_compare_exchange_strong_explicit(&fusion, &on, from_env,
+                                                memory_order_relaxed,
+                                                memory_order_relaxed);
+        on = atomic_load_explicit(&fusion, memory_order_relaxed);
     }
-    return fusion;
+    return on;
 }
 
 bool tg_set_fusion(bool on)
 {
     bool old = tg_fusion_enabled();
-    fusion = on;
+    atomic_store_explicit(&fusion, on, memory_order_relaxed);
     return old;
 }
 
@@ -286,6 +296,8 @@ int tg_prog_run(tg_prog *p, tg_tensor *const *in, tg_tensor **out)
 {
     for (int k = 0; k < p->nout; k++)
         out[k] = NULL; /* what a failed step leaves: never garbage */
+    if (!tg_check_live("prog_run", p->nin, (const tg_tensor *const *)in))
+        return -1;
     hold(p);
     /* a captured tensor written in place during the sequence: what was
      * computed from it once per sequence is computed again */

@@ -89,7 +89,8 @@ extern "C" {
 typedef struct tg_prog tg_prog;
 
 /* Fusion on or off (on by default; TG_FUSE=0 in the environment turns it
- * off). Returns the previous state. */
+ * off), for the whole process: set it before threads start. Returns the
+ * previous state. */
 bool tg_set_fusion(bool on);
 bool tg_fusion_enabled(void);
 

@@ -843,8 +843,9 @@ static void gemm_run(int64_t nb, int64_t M, int64_t N, int64_t K,
     int64_t tiles = p.tm * p.tn, tasks = nb * tiles;
     if (tasks < 2)
         nthr = 1;
-    /* per-thread packing buffers, from the arena (not thread-safe, so
-     * allocated here, before the threads start; released on return) */
+    /* per-thread packing buffers, from the calling thread's arena (the
+     * workers' own arenas are never used: allocated here, before the
+     * threads start; released on return) */
     tg_arena_mark mark = tg_arena_get_mark();
     tg_real *scratch = p.scratch ? tg_arena_alloc((size_t)(nthr * p.scratch) *
                                                   sizeof(tg_real))

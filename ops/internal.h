@@ -30,13 +30,17 @@
 #define rlog1p log1pf
 #endif
 
-/* Ops return NULL when given NULL (an earlier op failed and reported). */
-#define TG_PROPAGATE_NULL(...)                                            \
+/* The first line of every op, and the one place its inputs are checked
+ * before anything reads them: the op returns NULL when given NULL (an
+ * earlier op failed and reported), and after an error naming the op and
+ * the tensor when given a temporary that tg_tape_reset has freed or
+ * another thread made (tg_check_live, tensor/tensor.h). An optional
+ * input (linear's bias) is checked with tg_check_live where present. */
+#define TG_OP_INPUTS(op, ...)                                             \
     do {                                                                  \
         const tg_tensor *in_[] = {__VA_ARGS__};                           \
-        for (size_t k_ = 0; k_ < sizeof in_ / sizeof in_[0]; k_++)        \
-            if (!in_[k_])                                                 \
-                return NULL;                                              \
+        if (!tg_check_live((op), (int)(sizeof in_ / sizeof in_[0]), in_)) \
+            return NULL;                                                  \
     } while (0)
 
 /* What an op returns after tg_record: its output, or NULL when anomaly

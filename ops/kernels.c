@@ -120,9 +120,18 @@ const tg_kernel_table *tg_kt(void)
     return expected;
 }
 
+/* the names of levels[], NULL-terminated: filled when the library loads,
+ * read-only after (threads may ask for them together) */
+static const char *names[NLEVELS + 1];
+
 /* chosen when the program starts, so that a warning about TG_KERNELS
  * comes first and once */
-__attribute__((constructor)) static void kernels_start(void) { tg_kt(); }
+__attribute__((constructor)) static void kernels_start(void)
+{
+    for (int i = 0; i < NLEVELS; i++)
+        names[i] = levels[i].name;
+    tg_kt();
+}
 
 const char *tg_kernels_level(void) { return tg_kt()->name; }
 
@@ -134,14 +143,7 @@ bool tg_kernels_supported(const char *level)
     return i >= 0 && levels[i].cpu_ok();
 }
 
-const char *const *tg_kernels_levels(void)
-{
-    static const char *names[NLEVELS + 1];
-    for (int i = 0; i < NLEVELS; i++)
-        names[i] = levels[i].name;
-    names[NLEVELS] = NULL;
-    return names;
-}
+const char *const *tg_kernels_levels(void) { return names; }
 
 int tg_kernels_set(const char *level)
 {

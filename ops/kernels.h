@@ -52,7 +52,8 @@ const char *const *tg_kernels_levels(void);
  * 0, or -1 through tg_error (nothing changed) when level is unknown or
  * unsupported, or when the tape holds entries: weights packed for one
  * level's gemm cannot be read by another's, so switch between steps,
- * after tg_tape_reset. Not while another thread runs tapegrad code. */
+ * after tg_tape_reset. The level is process-wide (README, "Threads"):
+ * not while another thread runs tapegrad code. */
 int tg_kernels_set(const char *level);
 
 #endif

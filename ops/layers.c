@@ -101,7 +101,7 @@ tg_tensor *tg_embedding(tg_tensor *weight, const int64_t *ids, int ndim,
                         const int64_t *shape)
 {
     const char *op = "embedding";
-    TG_PROPAGATE_NULL(weight);
+    TG_OP_INPUTS(op, weight);
     if (weight->ndim != 2) {
         tg_error(op, "weight has shape %s; expected [V, E] (one row of E "
                  "numbers per id)", SHP(weight));
@@ -212,7 +212,7 @@ tg_tensor *tg_dropout(tg_tensor *x, double p, bool training,
                       struct tg_rng *rng)
 {
     const char *op = "dropout";
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS(op, x);
     if (!(p >= 0 && p < 1)) {
         tg_error(op, "p = %g is the probability of zeroing an element; it "
                  "must be in [0, 1)", p);

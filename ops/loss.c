@@ -232,7 +232,7 @@ static tg_tensor *softmax_op(const tg_op *desc, tg_tensor *x, int dim,
                              bool logp)
 {
     const char *op = desc->name;
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS(op, x);
     int d = 0;
     if (x->ndim == 0) {
         /* a 0-d tensor: dim 0 or -1, as in PyTorch */
@@ -419,7 +419,7 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, const int64_t *targets,
                             tg_reduction reduction)
 {
     const char *op = "cross_entropy";
-    TG_PROPAGATE_NULL(logits);
+    TG_OP_INPUTS(op, logits);
     tg_tensor *x = logits;
     if (x->ndim < 1 || x->shape[x->ndim - 1] < 1) {
         tg_error(op, "logits have shape %s; expected [..., C] with the C >= 1 "
@@ -556,7 +556,7 @@ static const tg_op mse_desc = {"mse", mse_backward, .replay = NULL,
 tg_tensor *tg_mse(tg_tensor *pred, tg_tensor *target, tg_reduction reduction)
 {
     const char *op = "mse";
-    TG_PROPAGATE_NULL(pred, target);
+    TG_OP_INPUTS(op, pred, target);
     if (!tg_same_shape(pred, target)) {
         tg_error(op, "prediction %s and target %s differ in shape; they must "
                  "be equal (mse does not broadcast: reshape or expand the "

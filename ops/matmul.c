@@ -97,7 +97,7 @@ static const tg_op matmul_op = {"matmul", matmul_bwd, .replay = matmul_replay,
 
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b)
 {
-    TG_PROPAGATE_NULL(a, b);
+    TG_OP_INPUTS("matmul", a, b);
     if (a->ndim < 2 || a->ndim > 3 || b->ndim < 2 || b->ndim > a->ndim) {
         tg_error("matmul", "a %s and b %s: expected a [M, K] @ b [K, N], "
                  "a [Bt, M, K] @ b [Bt, K, N] or a [Bt, M, K] @ b [K, N]%s",
@@ -298,7 +298,7 @@ const tg_op tg_prepare_op = {"prepare", prepare_bwd, .replay = prepare_replay,
 
 tg_tensor *tg_prepare_weight(tg_tensor *W)
 {
-    TG_PROPAGATE_NULL(W);
+    TG_OP_INPUTS("prepare_weight", W);
     if (W->ndim != 2) {
         tg_error("prepare_weight", "W %s: expected a matrix [out, in]",
                  SHP(W));
@@ -428,6 +428,8 @@ static bool linear_shapes(const char *op, const tg_tensor *x,
                           const tg_tensor *W, const tg_tensor *b,
                           int64_t *shape, int64_t *R)
 {
+    if (b && !tg_check_live(op, 1, &b)) /* (optional: not in TG_OP_INPUTS) */
+        return false;
     if (W->ndim != 2 || x->ndim < 1 ||
         x->shape[x->ndim - 1] != (W->ndim == 2 ? W->shape[1] : -1)) {
         tg_error(op, "x %s and W %s: expected x [..., in] and W "
@@ -507,7 +509,7 @@ static tg_entry *linear_kernel(const tg_op *op, tg_tensor *y, bool add,
 
 tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b)
 {
-    TG_PROPAGATE_NULL(x, W);
+    TG_OP_INPUTS("linear", x, W);
     int64_t shape[TG_MAX_DIMS], R;
     if (!linear_shapes("linear", x, W, b, shape, &R))
         return NULL;
@@ -559,7 +561,7 @@ static const tg_op linear_into_op = {"linear_into", linear_into_bwd,
 tg_tensor *tg_linear_into(tg_tensor *acc, tg_tensor *x, tg_tensor *W,
                           tg_tensor *b)
 {
-    TG_PROPAGATE_NULL(acc, x, W);
+    TG_OP_INPUTS("linear_into", acc, x, W);
     int64_t shape[TG_MAX_DIMS], R;
     if (!linear_shapes("linear_into", x, W, b, shape, &R))
         return NULL;

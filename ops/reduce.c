@@ -266,7 +266,7 @@ static const tg_op mean_op = {"mean", sum_all_bwd, .replay = sum_all_replay,
 
 static tg_tensor *sum_all(const tg_op *op, tg_tensor *x, bool mean)
 {
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS(op->name, x);
     tg_arena_mark m = tg_arena_get_mark();
     double s = sum_all_kernel(contiguous_data(x), x->numel);
     tg_arena_rewind(m); /* the gathered copy and the block sums */
@@ -354,7 +354,7 @@ static const tg_op mean_dim_op = {"mean_dim", sum_dim_bwd,
 static tg_tensor *sum_dim(const tg_op *op, tg_tensor *x, int dim, bool keepdim,
                           bool mean)
 {
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS(op->name, x);
     axis_split g;
     if (split_axis(op->name, x, dim, keepdim, &g) < 0)
         return NULL;
@@ -446,7 +446,7 @@ static const tg_op max_dim_op = {"max_dim", max_dim_bwd,
 
 tg_tensor *tg_max_dim(tg_tensor *x, int dim, bool keepdim)
 {
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS("max_dim", x);
     axis_split g;
     if (split_axis("max_dim", x, dim, keepdim, &g) < 0)
         return NULL;

@@ -116,7 +116,7 @@ RESHAPE_OP(unsqueeze_op, "unsqueeze");
 static tg_tensor *reshape_as(const tg_op *op, tg_tensor *x, int ndim,
                              const int64_t *shape)
 {
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS(op->name, x);
     tg_tensor *src = x;
     if (!tg_is_contiguous(x))
         src = tg_clone(x); /* data copy, not recorded: x stays the input */
@@ -135,7 +135,7 @@ tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape)
 
 tg_tensor *tg_unsqueeze(tg_tensor *x, int dim)
 {
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS("unsqueeze", x);
     int d = tg_norm_dim("unsqueeze", dim, x->ndim + 1);
     if (d < 0)
         return NULL;
@@ -152,7 +152,7 @@ tg_tensor *tg_unsqueeze(tg_tensor *x, int dim)
 
 tg_tensor *tg_squeeze(tg_tensor *x, int dim)
 {
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS("squeeze", x);
     int d = tg_norm_dim("squeeze", dim, x->ndim);
     if (d < 0)
         return NULL;
@@ -172,7 +172,7 @@ tg_tensor *tg_squeeze(tg_tensor *x, int dim)
 
 tg_tensor *tg_permute(tg_tensor *x, const int *perm)
 {
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS("permute", x);
     tg_tensor *out = tg_view_permute(x, perm);
     if (!out)
         return NULL;
@@ -185,7 +185,7 @@ tg_tensor *tg_permute(tg_tensor *x, const int *perm)
 
 tg_tensor *tg_transpose(tg_tensor *x, int d0, int d1)
 {
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS("transpose", x);
     int a = tg_norm_dim("transpose", d0, x->ndim);
     int b = a < 0 ? -1 : tg_norm_dim("transpose", d1, x->ndim);
     if (b < 0)
@@ -206,7 +206,7 @@ tg_tensor *tg_transpose(tg_tensor *x, int d0, int d1)
 tg_tensor *tg_slice(tg_tensor *x, int dim, int64_t start, int64_t end,
                     int64_t step)
 {
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS("slice", x);
     tg_tensor *out = tg_view_slice(x, dim, start, end, step);
     if (!out)
         return NULL;
@@ -222,7 +222,7 @@ tg_tensor *tg_slice(tg_tensor *x, int dim, int64_t start, int64_t end,
 
 tg_tensor *tg_select(tg_tensor *x, int dim, int64_t index)
 {
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS("select", x);
     int d = tg_norm_dim("select", dim, x->ndim);
     if (d < 0)
         return NULL;
@@ -266,7 +266,7 @@ int tg_split(tg_tensor *x, const int64_t *sizes, int n, int dim,
         tg_error("split", "the %s array is NULL", out ? "sizes" : "output");
         return -1;
     }
-    if (!x)
+    if (!tg_check_live("split", 1, (const tg_tensor *[]){x}))
         return -1;
     int d = tg_norm_dim("split", dim, x->ndim);
     if (d < 0)
@@ -305,7 +305,7 @@ int tg_chunk(tg_tensor *x, int chunks, int dim, tg_tensor **out)
         tg_error("chunk", "the output array is NULL");
         return -1;
     }
-    if (!x)
+    if (!tg_check_live("chunk", 1, (const tg_tensor *[]){x}))
         return -1;
     int d = tg_norm_dim("chunk", dim, x->ndim);
     if (d < 0)
@@ -334,7 +334,7 @@ int tg_chunk(tg_tensor *x, int chunks, int dim, tg_tensor **out)
 
 tg_tensor *tg_expand(tg_tensor *x, int ndim, const int64_t *shape)
 {
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS("expand", x);
     tg_tensor *out = tg_view_expand(x, ndim, shape);
     if (!out)
         return NULL;
@@ -359,7 +359,7 @@ static const tg_op contiguous_op = {"contiguous", view_bwd,
 
 tg_tensor *tg_contiguous(tg_tensor *x)
 {
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS("contiguous", x);
     if (tg_is_contiguous(x))
         return x;
     tg_tensor *out = tg_clone(x);
@@ -410,9 +410,8 @@ static tg_tensor *join(const tg_op *desc, tg_tensor *const *xs, int n, int dim,
         tg_error(op, "needs at least one tensor (got %d)", n);
         return NULL;
     }
-    for (int k = 0; k < n; k++)
-        if (!xs[k])
-            return NULL;
+    if (!tg_check_live(op, n, (const tg_tensor *const *)xs))
+        return NULL;
     const tg_tensor *x0 = xs[0];
     int ndim = x0->ndim + (stack ? 1 : 0);
     if (ndim > TG_MAX_DIMS) {

@@ -74,7 +74,7 @@
 
 static tg_tensor *unary_forward(const tg_op *op, tg_tensor *x, tg_ew_inner fwd)
 {
-    TG_PROPAGATE_NULL(x);
+    TG_OP_INPUTS(op->name, x);
     tg_tensor *out = tg_new_out(x->ndim, x->shape);
     if (!out)
         return NULL;

@@ -21,9 +21,19 @@
 #define stbds_hmget_key tg_stbds_hmget_key
 #define stbds_hmget_key_ts tg_stbds_hmget_key_ts
 #define stbds_hmput_default tg_stbds_hmput_default
-#define stbds_hmput_key tg_stbds_hmput_key
 #define stbds_hmdel_key tg_stbds_hmdel_key
+/* stb_ds keeps one global, the seed of the next new hash table, which
+ * every function that makes a table reads and advances: the library's
+ * calls of those two go through tensor/error.c's wrappers, which hold a
+ * lock (threads build tables at once: two backward sweeps, two compiled
+ * steps). */
+#ifdef TG_DS_IMPLEMENTATION
+#define stbds_hmput_key tg_stbds_hmput_key
 #define stbds_shmode_func tg_stbds_shmode_func
+#else
+#define stbds_hmput_key tg_stbds_hmput_key_locked
+#define stbds_shmode_func tg_stbds_shmode_func_locked
+#endif
 #define stbds_hash_string tg_stbds_hash_string
 #define stbds_hash_bytes tg_stbds_hash_bytes
 #define stbds_rand_seed tg_stbds_rand_seed
@@ -35,5 +45,10 @@
 #define typeof __typeof__
 #endif
 #include <stb/stb_ds.h>
+
+#include <stddef.h>
+void *tg_stbds_hmput_key_locked(void *a, size_t elemsize, void *key,
+                                size_t keysize, int mode);
+void *tg_stbds_shmode_func_locked(size_t elemsize, int mode);
 
 #endif

@@ -2,7 +2,8 @@
  * tensor/error.c - error reporting (tg_error and its handler), the
  * never-compiled-out assertion, checked allocation, and the one
  * definition of stb_ds (its allocations go through tg_xrealloc, so running
- * out of memory is reported instead of dereferencing NULL).
+ * out of memory is reported instead of dereferencing NULL; the functions
+ * that advance its global seed, under a lock).
  */
 #include "tensor/tensor.h"
 
@@ -12,14 +13,41 @@
 #include <string.h>
 
 #define STB_DS_IMPLEMENTATION
+#define TG_DS_IMPLEMENTATION
 #define STBDS_REALLOC(ctx, p, n) ((void)(ctx), tg_xrealloc((p), (n)))
 #define STBDS_FREE(ctx, p) ((void)(ctx), free(p))
 #include "tensor/ds.h"
 
-static tg_error_handler handler;
-static void *handler_ud;
-static char last_msg[1024];
-static unsigned long n_errors;
+#include <pthread.h>
+
+/* stb_ds's seed of new hash tables, a global it advances (tensor/ds.h):
+ * what touches it runs under this lock */
+static pthread_mutex_t stbds_seed_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void *tg_stbds_hmput_key_locked(void *a, size_t elemsize, void *key,
+                                size_t keysize, int mode)
+{
+    pthread_mutex_lock(&stbds_seed_lock);
+    void *r = tg_stbds_hmput_key(a, elemsize, key, keysize, mode);
+    pthread_mutex_unlock(&stbds_seed_lock);
+    return r;
+}
+
+void *tg_stbds_shmode_func_locked(size_t elemsize, int mode)
+{
+    pthread_mutex_lock(&stbds_seed_lock);
+    void *r = tg_stbds_shmode_func(elemsize, mode);
+    pthread_mutex_unlock(&stbds_seed_lock);
+    return r;
+}
+
+/* Per thread (README, "Threads"): a thread's errors go to the handler it
+ * installed, and its last message and count are its own - nn/ compares
+ * counts around a call to learn whether that call failed. */
+static _Thread_local tg_error_handler handler;
+static _Thread_local void *handler_ud;
+static _Thread_local char last_msg[1024];
+static _Thread_local unsigned long n_errors;
 
 tg_error_handler tg_set_error_handler(tg_error_handler fn, void *ud)
 {

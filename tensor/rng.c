@@ -22,8 +22,10 @@ void tg_rng_seed(tg_rng *rng, uint64_t seed)
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-static tg_rng global_rng;
-static int global_seeded;
+/* one per thread: threads draw from their own streams, each the same
+ * as a program running alone on that thread would draw */
+static _Thread_local tg_rng global_rng;
+static _Thread_local int global_seeded;
 
 tg_rng *tg_rng_global(void)
 {

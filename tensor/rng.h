@@ -39,7 +39,9 @@ double tg_rng_normal(tg_rng *rng);
 /* Uniform integer in [0, n), n >= 1, without modulo bias. */
 uint64_t tg_rng_below(tg_rng *rng, uint64_t n);
 
-/* The generator used when NULL is passed (seed 0 until tg_manual_seed). */
+/* The generator used when NULL is passed (seed 0 until tg_manual_seed):
+ * the calling thread's. Each thread has its own, seeded 0 when it
+ * starts; tg_manual_seed seeds the caller's only. */
 tg_rng *tg_rng_global(void);
 void tg_manual_seed(uint64_t seed);
 

@@ -10,6 +10,7 @@
 #include "tensor/rng.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -19,7 +20,29 @@
 /* the precision marker programs of this tg_real link to (tensor.h) */
 const char TG_ABI_MARK = 1;
 
-static uint32_t next_id = 1;
+/* Ids: each thread numbers its headers from blocks it takes from one
+ * process-wide counter, so that ids are unique in the process and count
+ * up in every thread (tg_made_since) with no atomic operation per header. */
+#define ID_BLOCK 4096u
+static _Atomic uint32_t id_blocks = 1;
+static _Thread_local uint32_t next_id, id_end;
+
+uint32_t tg_next_id(void)
+{
+    if (next_id == id_end) {
+        next_id = atomic_fetch_add_explicit(&id_blocks, ID_BLOCK,
+                                            memory_order_relaxed);
+        id_end = next_id + ID_BLOCK;
+    }
+    return next_id;
+}
+
+static inline uint32_t take_id(void)
+{
+    uint32_t id = next_id != id_end ? next_id : tg_next_id();
+    next_id++;
+    return id;
+}
 
 int64_t tg_contiguous_strides(int ndim, const int64_t *shape,
                               int64_t *stride)
@@ -56,11 +79,9 @@ static void init_header(tg_tensor *t, int ndim, const int64_t *shape)
         t->shape[d] = shape[d];
     t->numel = tg_contiguous_strides(ndim, shape, t->stride);
     t->entry = -1;
-    t->id = next_id++;
+    t->id = take_id();
     t->version = &t->version_own;
 }
-
-uint32_t tg_next_id(void) { return next_id; }
 
 void tg_bump_version(tg_tensor *t)
 {
@@ -70,9 +91,15 @@ void tg_bump_version(tg_tensor *t)
 
 tg_tensor *tg_tensor_header(int ndim, const int64_t *shape)
 {
-    tg_tensor *t = tg_arena_alloc(sizeof *t);
+    tg_tensor *t = tg_arena_alloc_header(sizeof *t);
     init_header(t, ndim, shape);
+    t->gen = tg_arena_generation();
     return t;
+}
+
+static bool live(const char *op, const tg_tensor *t)
+{
+    return tg_check_live(op, 1, &t);
 }
 
 tg_tensor *tg_empty(int ndim, const int64_t *shape)
@@ -157,7 +184,7 @@ tg_tensor *tg_randn(int ndim, const int64_t *shape, struct tg_rng *rng,
 
 tg_tensor *tg_clone(const tg_tensor *t)
 {
-    if (!t)
+    if (!live("clone", t))
         return NULL;
     tg_tensor *c = tg_empty(t->ndim, t->shape);
     tg_to_buffer(t, c->data);
@@ -175,6 +202,7 @@ tg_tensor *tg_tensor_new(int ndim, const int64_t *shape)
     return t;
 }
 
+/* process-wide: installed when the library loads (autograd/forward.c) */
 static tg_tangent_free_hook tangent_free_hook;
 
 void tg_set_tangent_free_hook(tg_tangent_free_hook fn)
@@ -187,13 +215,24 @@ void tg_tensor_free(tg_tensor *t)
     if (!t)
         return;
     TG_ASSERT(t->flags & TG_PERSISTENT);
+    if (t->flags & TG_IN_BLOCK) {
+        /* its numbers are a list's, which still holds it (nn/params.h) */
+        char shape[96];
+        tg_error("tensor_free", "tensor %s%s%st%u %s lives in a flattened "
+                 "parameter block (tg_params_flatten) and the list that "
+                 "holds the block still points at it: free that list first "
+                 "(tg_params_free gives the tensors it does not own their "
+                 "own memory back), then the tensor. Nothing was freed",
+                 t->name ? "'" : "", t->name ? t->name : "",
+                 t->name ? "' " : "", (unsigned)t->id,
+                 tg_shape_str(t, shape, sizeof shape));
+        return;
+    }
     if (t->tangent && tangent_free_hook)
         tangent_free_hook(t); /* off autograd's list of leaves */
     free(t->tangent);
-    if (!(t->flags & TG_IN_BLOCK)) {
-        free(t->data);
-        free(t->grad);
-    }
+    free(t->data);
+    free(t->grad);
     free(t);
 }
 
@@ -238,7 +277,7 @@ void tg_set(tg_tensor *t, const int64_t *idx, double value)
 
 double tg_item(const tg_tensor *t)
 {
-    if (!t)
+    if (!live("item", t))
         return NAN;
     if (t->numel != 1) {
         char s[96];
@@ -359,7 +398,7 @@ void tg_to_buffer(const tg_tensor *t, tg_real *out)
 
 int tg_copy_(tg_tensor *dst, const tg_tensor *src)
 {
-    if (!dst || !src)
+    if (!tg_check_live("copy_", 2, (const tg_tensor *[]){dst, src}))
         return -1;
     if (!tg_same_shape(dst, src)) {
         char a[96], b[96];
@@ -377,7 +416,7 @@ int tg_copy_(tg_tensor *dst, const tg_tensor *src)
 
 void tg_fill_(tg_tensor *t, double value)
 {
-    if (!t)
+    if (!live("fill_", t))
         return;
     tg_bump_version(t);
     tg_real v = (tg_real)value;
@@ -394,7 +433,7 @@ void tg_fill_(tg_tensor *t, double value)
  * the same whatever the thread count or the strides. */
 void tg_fill_uniform_(tg_tensor *t, struct tg_rng *rng, double lo, double hi)
 {
-    if (!t)
+    if (!live("fill_uniform_", t))
         return;
     tg_bump_version(t);
     for (int64_t i = 0; i < t->numel; i++)
@@ -405,7 +444,7 @@ void tg_fill_uniform_(tg_tensor *t, struct tg_rng *rng, double lo, double hi)
 void tg_fill_normal_(tg_tensor *t, struct tg_rng *rng, double mean,
                      double std)
 {
-    if (!t)
+    if (!live("fill_normal_", t))
         return;
     tg_bump_version(t);
     for (int64_t i = 0; i < t->numel; i++)
@@ -426,23 +465,26 @@ int tg_norm_dim(const char *op, int dim, int ndim)
     return d;
 }
 
+/* A new header over t's numbers: a temporary of this generation, whatever
+ * t is (t is checked by the caller, which names the op) */
 static tg_tensor *view_of(const tg_tensor *t)
 {
-    tg_tensor *v = tg_arena_alloc(sizeof *v);
+    tg_tensor *v = tg_arena_alloc_header(sizeof *v);
     *v = *t;
+    v->gen = tg_arena_generation();
     v->grad = NULL;
     v->tangent = NULL;
     v->flags = TG_IS_VIEW;
     v->entry = -1;
     v->name = NULL;
     v->prepared = NULL;
-    v->id = next_id++;
+    v->id = take_id();
     return v;
 }
 
 tg_tensor *tg_view_reshape(const tg_tensor *t, int ndim, const int64_t *shape)
 {
-    if (!t)
+    if (!live("reshape", t))
         return NULL;
     char a[96];
     if (ndim < 0 || ndim > TG_MAX_DIMS) {
@@ -499,7 +541,7 @@ tg_tensor *tg_view_reshape(const tg_tensor *t, int ndim, const int64_t *shape)
 
 tg_tensor *tg_view_permute(const tg_tensor *t, const int *perm)
 {
-    if (!t)
+    if (!live("permute", t))
         return NULL;
     bool seen[TG_MAX_DIMS] = {false};
     for (int d = 0; d < t->ndim; d++) {
@@ -547,7 +589,7 @@ void tg_slice_bounds(int64_t n, int64_t *start, int64_t *end)
 tg_tensor *tg_view_slice(const tg_tensor *t, int dim, int64_t start,
                          int64_t end, int64_t step)
 {
-    if (!t)
+    if (!live("slice", t))
         return NULL;
     int d = tg_norm_dim("slice", dim, t->ndim);
     if (d < 0)
@@ -572,7 +614,7 @@ tg_tensor *tg_view_slice(const tg_tensor *t, int dim, int64_t start,
 
 tg_tensor *tg_view_expand(const tg_tensor *t, int ndim, const int64_t *shape)
 {
-    if (!t)
+    if (!live("expand", t))
         return NULL;
     char a[96], b[160];
     const char *why = "only size-1 dimensions can grow";

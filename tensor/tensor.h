@@ -18,13 +18,25 @@
  *   - temporary tensors (tg_zeros, tg_randn, every op's output, every view)
  *     live in the arena (tensor/arena.h). They, their gradients and every
  *     pointer into them stay valid until tg_tape_reset() (or a rewind to an
- *     earlier mark); then they are all gone at once.
+ *     earlier mark); then they are all gone at once. Each carries the
+ *     generation of the arena it was made in, and an op given one of an
+ *     ended generation refuses it (tg_check_live, below).
  *   - persistent tensors (tg_tensor_new) live on the heap until the caller
  *     passes them to tg_tensor_free(). Model parameters are persistent; so
  *     is anything that must survive a tape reset (a carried hidden state).
  *
  * The scalar type is tg_real: float, or double when the library is built
  * with -DTG_DOUBLE (the tests build such a copy for gradient checks).
+ *
+ * Threads. Each thread has its own arena, tape, modes (grad, step tag,
+ * tracing), random generator (tensor/rng.h), error handler and thread
+ * governor, so independent models train in parallel threads. Temporaries
+ * belong to the thread that made them; persistent tensors may be shared
+ * between threads as long as no thread changes them (parameters read by
+ * several models), and a module or parameter list is used by one thread
+ * at a time. Process-wide, read-mostly switches (kernel level, fusion,
+ * anomaly mode, flushing of subnormals for new threads) are set before
+ * threads start. README, "Threads", has the whole rule.
  *
  * Example:
  *
@@ -99,7 +111,9 @@ enum {
                                    op that made it returned NULL         */
     TG_IN_BLOCK = 1u << 5,      /* a persistent tensor whose data and grad
                                    live in a parameter block (nn/params.h,
-                                   tg_params_flatten): not freed with it */
+                                   tg_params_flatten): tg_tensor_free
+                                   refuses it until the list holding the
+                                   block is freed                      */
 };
 
 typedef struct tg_tensor {
@@ -128,6 +142,8 @@ typedef struct tg_tensor {
                        points at version_own, or for a view at its base's
                        counter (read with tg_version)                    */
     uint32_t version_own;
+    uint32_t gen;   /* a temporary's generation (tensor/arena.h): the
+                       tape reset it dies at; 0 for persistent tensors  */
 } tg_tensor;
 
 /* ---- in-place changes -------------------------------------------------
@@ -144,9 +160,11 @@ static inline uint32_t tg_version(const tg_tensor *t)
     return t && t->version ? *t->version : 0;
 }
 void tg_bump_version(tg_tensor *t);
-/* The id the next tensor header will get. A tensor t was made after the
- * call that returned `since` iff tg_made_since(t, since) (ids count up
- * and wrap after 2^32 headers; the test holds across one wrap). */
+/* The id the next tensor header made by this thread will get. A tensor t
+ * of this thread was made after the call that returned `since` iff
+ * tg_made_since(t, since) (ids are unique in the process, count up in
+ * each thread and wrap after 2^32 headers; the test holds across one
+ * wrap). */
 uint32_t tg_next_id(void);
 static inline bool tg_made_since(const tg_tensor *t, uint32_t since)
 {
@@ -159,9 +177,12 @@ static inline bool tg_made_since(const tg_tensor *t, uint32_t since)
  * program that wants to carry on (a REPL, the tests) installs a handler;
  * if the handler returns, the failing function returns NULL (or -1), and
  * every op given a NULL input quietly returns NULL too, so one check at the
- * end of a computation is enough. */
+ * end of a computation is enough. The handler, the last message and the
+ * count are the calling thread's: a new thread starts with the default
+ * handler and installs its own if it wants to carry on. */
 typedef void (*tg_error_handler)(const char *op, const char *msg, void *ud);
-/* Installs fn (NULL: the default, abort). Returns the previous handler. */
+/* Installs fn (NULL: the default, abort) for the calling thread. Returns
+ * the previous handler. */
 tg_error_handler tg_set_error_handler(tg_error_handler fn, void *ud);
 /* Reports an error from op (printf-style). Returns only if a handler is
  * installed. */
@@ -171,8 +192,19 @@ void tg_error(const char *op, const char *fmt, ...)
  * next error. tg_clear_error() empties it. */
 const char *tg_last_error(void);
 void tg_clear_error(void);
-/* Count of errors reported since the start of the program. */
+/* Count of errors reported in this thread since it started. */
 unsigned long tg_error_count(void);
+
+/* ---- lifetimes --------------------------------------------------------
+ * The check every op makes of its inputs first (ops/internal.h,
+ * TG_OP_INPUTS), and backward, views, copies, fills and tg_item of theirs:
+ * true when each of the n tensors is persistent or a temporary of this
+ * thread's current generation (tensor/arena.h). false quietly when one is
+ * NULL (an earlier error was reported), and false after an error from op
+ * naming the tensor (id, shape, its generation and the current one) when
+ * one is a temporary that tg_tape_reset has freed - or another thread's.
+ * What is caught and what is not: tensor/arena.h, "generations". */
+bool tg_check_live(const char *op, int n, const tg_tensor *const *ts);
 
 /* A never-compiled-out check for tapegrad's own invariants: prints
  * file:line and aborts. Not for user errors (those use tg_error). */
@@ -220,7 +252,9 @@ tg_tensor *tg_clone(const tg_tensor *t);
 
 /* Persistent tensors: zero-filled, on the heap, freed by tg_tensor_free.
  * Its .grad (when requires_grad is set) is also on the heap, and so is a
- * forward-mode direction given to it (tg_set_tangent): freed with it. */
+ * forward-mode direction given to it (tg_set_tangent): freed with it. A
+ * tensor moved into a flattened parameter block (TG_IN_BLOCK) is refused
+ * with an error until the list that holds the block is freed. */
 tg_tensor *tg_tensor_new(int ndim, const int64_t *shape);
 void tg_tensor_free(tg_tensor *t); /* NULL is fine */
 
@@ -229,7 +263,8 @@ void tg_tensor_free(tg_tensor *t); /* NULL is fine */
  * which keeps a list of the leaves it gave a tangent, drops it from the
  * list (and frees the tangent) instead of touching freed memory at the
  * next tg_clear_tangents. This layer knows nothing else of tangents:
- * autograd/forward.c installs the hook (NULL: none). */
+ * autograd/forward.c installs the hook when the library loads (NULL:
+ * none), before any thread starts. */
 typedef void (*tg_tangent_free_hook)(tg_tensor *t);
 void tg_set_tangent_free_hook(tg_tangent_free_hook fn);
 
@@ -307,7 +342,10 @@ int tg_norm_dim(const char *op, int dim, int ndim);
 
 /* Threads used by parallel kernels (OpenMP); 1 without OpenMP
  * (tensor/threads.c). tg_get_num_threads is the number asked for; the
- * governor below may use fewer for a while. */
+ * governor below may use fewer for a while. Like OpenMP's own setting,
+ * the count and the governor are the calling thread's: two threads
+ * training two models each set theirs (and together should not ask for
+ * more than the cores). */
 void tg_set_num_threads(int n);
 int tg_get_num_threads(void);
 /* The thread governor. On a shared machine, a parallel region must wait
@@ -328,7 +366,9 @@ bool tg_set_thread_governor(bool on);
  * x86 arithmetic up to a hundred times slower. On by default (as if
  * tg_set_flush_denormals(true) ran when the library loaded); off with
  * TG_FLUSH_DENORMALS=0 or tg_set_flush_denormals(false), for IEEE
- * gradual underflow. Returns the previous state. */
+ * gradual underflow. The CPU's setting is per thread: a thread inherits
+ * its creator's, and tg_set_flush_denormals changes the calling thread
+ * and its OpenMP workers. Returns the previous state. */
 bool tg_set_flush_denormals(bool on);
 bool tg_flush_denormals(void);
 /* internal: run once when the library loads (tensor/arena.c) */

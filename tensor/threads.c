@@ -29,14 +29,17 @@
 #define BACKOFF_MIN_NS 1000000000LL
 #define BACKOFF_MAX_NS 8000000000LL
 
-static int asked = 0;          /* tg_set_num_threads; 0: OpenMP's default */
-static int in_use = 0;
-static int governor = -1;      /* -1: TG_GOVERNOR not read yet            */
-static long long last_ns, backoff = BACKOFF_MIN_NS;
-static bool probing, started;
+/* Per thread, as what they govern is: OpenMP's thread count
+ * (omp_set_num_threads sets the caller's) for the parallel regions this
+ * thread starts, and this thread's wait for a CPU. */
+static _Thread_local int asked = 0; /* tg_set_num_threads; 0: OpenMP's default */
+static _Thread_local int in_use = 0;
+static _Thread_local int governor = -1; /* -1: TG_GOVERNOR not read yet */
+static _Thread_local long long last_ns, backoff = BACKOFF_MIN_NS;
+static _Thread_local bool probing, started;
 
 #ifdef _OPENMP /* the governor's readings: nothing to govern without */
-static long long last_wait, probe_at;
+static _Thread_local long long last_wait, probe_at;
 
 static long long now_ns(void)
 {
@@ -196,8 +199,13 @@ void tg_threads_checkpoint(void)
  * steps. Flush-to-zero (results) and denormals-are-zero (inputs) make such
  * numbers 0. Set in the thread that loads the library, before any OpenMP
  * thread exists, so every worker inherits it; set again in every worker
- * when changed later. */
-static bool flushing;
+ * when changed later. The control register is per thread, and so is the
+ * setting: a thread created later inherits its creator's register
+ * (pthread_create copies the floating-point environment), and
+ * tg_set_flush_denormals changes the calling thread and its OpenMP
+ * workers only. */
+static bool flush_default;                 /* read when the library loads */
+static _Thread_local int flushing = -1;    /* -1: as inherited */
 
 static void set_flush_here(bool on)
 {
@@ -210,9 +218,20 @@ static void set_flush_here(bool on)
 #endif
 }
 
+bool tg_flush_denormals(void)
+{
+    if (flushing >= 0)
+        return flushing;
+#ifdef HAVE_MXCSR
+    return (_mm_getcsr() & 0x8040u) == 0x8040u;
+#else
+    return flush_default;
+#endif
+}
+
 bool tg_set_flush_denormals(bool on)
 {
-    bool old = flushing;
+    bool old = tg_flush_denormals();
     flushing = on;
     set_flush_here(on);
 #ifdef _OPENMP
@@ -223,11 +242,10 @@ bool tg_set_flush_denormals(bool on)
     return old;
 }
 
-bool tg_flush_denormals(void) { return flushing; }
-
 void tg_threads_init_(void)
 {
     const char *v = getenv("TG_FLUSH_DENORMALS");
-    flushing = !(v && !strcmp(v, "0"));
-    set_flush_here(flushing); /* before any thread: all inherit it */
+    flush_default = !(v && !strcmp(v, "0"));
+    flushing = flush_default;
+    set_flush_here(flush_default); /* before any thread: all inherit it */
 }
