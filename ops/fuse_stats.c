@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-static tg_fuse_stats stats;
+static _Thread_local tg_fuse_stats stats; /* per thread, like the tape */
 
 void tg_fuse_stats_get(tg_fuse_stats *out) { *out = stats; }
 void tg_fuse_stats_reset(void) { memset(&stats, 0, sizeof stats); }

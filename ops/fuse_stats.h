@@ -9,8 +9,8 @@
  * Always compiled, and cheap: a group counts its instructions once per
  * run (not per tile), outside any parallel region, so a count costs a few
  * additions per group and step against the group's whole pass over its
- * numbers. The counts are per process and not thread-safe: like the tape,
- * compiled steps run on one thread at a time.
+ * numbers. Like the tape, the counts belong to the thread that runs the
+ * steps: each thread reads and resets its own.
  *
  *     tg_fuse_stats_reset();
  *     ... forward and backward through compiled steps ...
