@@ -110,6 +110,18 @@ void tg_clear_tangents(void)
     }
 }
 
+void tg_forget_tangents_since(uint32_t since)
+{
+    for (int64_t i = arrlen(leaves) - 1; i >= 0; i--) {
+        tg_tensor *t = leaves[i];
+        if (t->gen == 0 || !tg_made_since(t, since))
+            continue; /* persistent, or older than the mark: stays */
+        free(t->tangent);
+        t->tangent = NULL;
+        arrdel(leaves, i);
+    }
+}
+
 /* "x[2, 3]" or "t7[2, 3]", for messages */
 static const char *leaf_str(const tg_tensor *t, char *buf, size_t cap)
 {

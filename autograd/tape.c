@@ -525,7 +525,7 @@ int tg_backward_seed(tg_tensor *y, const tg_tensor *seed)
 
 tg_tape_mark tg_tape_mark_get(void)
 {
-    tg_tape_mark m = {arrlen(tape), tg_arena_get_mark()};
+    tg_tape_mark m = {arrlen(tape), tg_arena_get_mark(), tg_next_id()};
     return m;
 }
 
@@ -567,6 +567,7 @@ void tg_tape_rewind(tg_tape_mark m)
     }
     TG_ASSERT(m.entries <= arrlen(tape));
     release_holds(m.entries);
+    tg_forget_tangents_since(m.id); /* before the tensors holding them go */
     arrsetlen(tape, m.entries);
     tg_arena_rewind(m.arena);
 }

@@ -254,11 +254,15 @@ bool tg_jvp_records(void);
 tg_tensor *tg_tangent(const tg_tensor *t);
 /* Forgets every tangent (those set on leaves included). */
 void tg_clear_tangents(void);
+/* Forgets the directions set on temporaries made since tg_next_id()
+ * returned `since` (tg_tape_rewind, before it frees them). */
+void tg_forget_tangents_since(uint32_t since);
 
 /* ---- the tape as a whole ------------------------------------------ */
 typedef struct tg_tape_mark {
     int64_t entries;
     tg_arena_mark arena;
+    uint32_t id; /* tg_next_id(): the first tensor made after the mark */
 } tg_tape_mark;
 
 /* Holds: an object that entries point into (a compiled step's program,
@@ -271,7 +275,8 @@ void tg_tape_hold(void (*release)(void *obj), void *obj);
 /* Forgets every entry and frees every temporary tensor (arena reset). */
 void tg_tape_reset(void);
 /* Remember the tape's length and the arena's fill; rewinding forgets the
- * entries and frees the temporaries made since. A mark is good until the
+ * entries and frees the temporaries made since (and the directions set
+ * on them, tg_set_tangent). A mark is good until the
  * next tg_tape_reset: rewinding to an older one is an error. Tensors
  * freed by a rewind are not caught by tg_check_live (their generation
  * goes on): do not use them. */
