@@ -96,11 +96,14 @@ static int env_count(const char *name)
 int tg_dist_launched(int *rank)
 {
     /* (Slurm's SLURM_NTASKS is left out: a batch script has it too, with
-     * no launcher in sight. srun --mpi=pmi2 sets PMI_SIZE.) */
+     * no launcher in sight; SLURM_STEP_NUM_TASKS is set in the tasks of
+     * an srun step, whatever its --mpi plugin. srun --mpi=pmi2 also sets
+     * PMI_SIZE; with pmix only the SLURM_ variables name the size.) */
     static const char *const vars[][2] = {
         {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"}, /* Open MPI */
         {"PMI_SIZE", "PMI_RANK"},                /* MPICH, Intel MPI, srun */
         {"MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK"}, /* MVAPICH2 */
+        {"SLURM_STEP_NUM_TASKS", "SLURM_PROCID"}, /* srun, any plugin */
     };
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
         int n = env_count(vars[i][0]), r = env_count(vars[i][1]);

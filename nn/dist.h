@@ -64,7 +64,8 @@ bool tg_dist_has_mpi(void);
 
 /* The number of processes a launcher started together with this one, as
  * its environment says (Open MPI's mpirun: OMPI_COMM_WORLD_SIZE; MPICH,
- * Intel MPI and srun --mpi=pmi2: PMI_SIZE; MVAPICH2: MV2_COMM_WORLD_SIZE),
+ * Intel MPI and srun --mpi=pmi2: PMI_SIZE; MVAPICH2: MV2_COMM_WORLD_SIZE;
+ * srun with any --mpi plugin, pmix included: SLURM_STEP_NUM_TASKS),
  * and this one's place among them in *rank (if rank is not NULL); 0 when
  * no launcher started it. Known before tg_dist_init, with or without MPI. */
 int tg_dist_launched(int *rank);

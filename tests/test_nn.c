@@ -7,6 +7,7 @@
  */
 #include "harness.h"
 #include "nn/charlm.h"
+#include "nn/dist.h"
 #include "nn/optim.h"
 
 #include <unistd.h>
@@ -422,6 +423,48 @@ START_TEST(flattened_parameters_train_the_same)
 }
 END_TEST
 
+/* the launchers' variables: size and rank, whichever launcher set them
+ * (srun with pmix sets only Slurm's); a batch script's SLURM_NTASKS alone
+ * is not a launch */
+START_TEST(launcher_from_environment)
+{
+    static const char *const vars[] = {
+        "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_SIZE",
+        "PMI_RANK", "MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK",
+        "SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_NTASKS"};
+    enum { NV = sizeof vars / sizeof *vars };
+    char *saved[NV];
+    for (int i = 0; i < NV; i++) {
+        const char *v = getenv(vars[i]);
+        saved[i] = v ? strdup(v) : NULL;
+        unsetenv(vars[i]);
+    }
+    int rank = -1;
+    ck_assert_int_eq(tg_dist_launched(&rank), 0);
+    ck_assert_int_eq(rank, 0);
+    setenv("SLURM_NTASKS", "4", 1);
+    setenv("SLURM_PROCID", "0", 1);
+    ck_assert_int_eq(tg_dist_launched(&rank), 0);
+    setenv("SLURM_STEP_NUM_TASKS", "4", 1);
+    setenv("SLURM_PROCID", "3", 1);
+    ck_assert_int_eq(tg_dist_launched(&rank), 4);
+    ck_assert_int_eq(rank, 3);
+    setenv("PMI_SIZE", "2", 1);
+    setenv("PMI_RANK", "1", 1);
+    ck_assert_int_eq(tg_dist_launched(&rank), 2);
+    ck_assert_int_eq(rank, 1);
+    setenv("OMPI_COMM_WORLD_SIZE", "x", 1); /* not a count: next one */
+    ck_assert_int_eq(tg_dist_launched(&rank), 2);
+    for (int i = 0; i < NV; i++) {
+        if (saved[i])
+            setenv(vars[i], saved[i], 1);
+        else
+            unsetenv(vars[i]);
+        free(saved[i]);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("nn");
@@ -438,6 +481,7 @@ static Suite *suite(void)
     tcase_add_test(tc, parameters_refuse_nan);
     tcase_add_test(tc, loads_pytorch_lstm_state_dict);
     tcase_add_test(tc, flattened_parameters_train_the_same);
+    tcase_add_test(tc, launcher_from_environment);
     suite_add_tcase(s, tc);
     return s;
 }
