@@ -82,12 +82,11 @@ static int set_direction(tg_params *ps, const tg_real *v)
 /* gv = G v, plus k S v when hidden is given (k > 0): S = J_h^T J_h for the
  * states hidden() returns after f, scaled by 1 / their rows for a mean loss
  * (Hessian-free's structural damping). Both seeds go into one backward. */
-static int gn_product(const char *op, tg_model_fn f,
-                      tg_tensor *(*hidden)(void *), double k, void *ud,
-                      tg_curv_loss loss, tg_params *ps, const tg_real *v,
-                      tg_real *gv)
+static int gn_product_recorded(const char *op, tg_model_fn f,
+                               tg_tensor *(*hidden)(void *), double k,
+                               void *ud, tg_curv_loss loss, tg_params *ps,
+                               const tg_real *v, tg_real *gv)
 {
-    tg_tape_reset();
     unsigned long errors = tg_error_count();
     tg_tensor *z = f(ud);
     if (!z) {
@@ -129,7 +128,30 @@ static int gn_product(const char *op, tg_model_fn f,
     }
     flat_grads(ps, gv);
     tg_params_zero_grad(ps);
-    tg_tape_reset(); /* also forgets the tangents */
+    return rc;
+}
+
+/* What a curvature routine records goes when it returns: the tape is
+ * rewound to where the caller left it (the caller's entries and
+ * temporaries stay), after forgetting the tangents - the directions set
+ * on the parameters, and those the sweep gave the caller's entries too
+ * (numbers in memory that the rewind frees). */
+static void forget_since(tg_tape_mark m)
+{
+    tg_clear_tangents();
+    tg_tape_rewind(m);
+}
+
+static int gn_product(const char *op, tg_model_fn f,
+                      tg_tensor *(*hidden)(void *), double k, void *ud,
+                      tg_curv_loss loss, tg_params *ps, const tg_real *v,
+                      tg_real *gv)
+{
+    tg_tape_mark m = tg_tape_mark_get();
+    int rc = gn_product_recorded(op, f, hidden, k, ud, loss, ps, v, gv);
+    if (rc < 0)
+        tg_params_zero_grad(ps); /* (scratch: zero, as on success) */
+    forget_since(m);
     return rc;
 }
 
@@ -224,7 +246,7 @@ int tg_hessian_vector_product(tg_model_fn f, tg_loss_fn loss_of, void *ud,
                               tg_params *ps, const tg_real *v, tg_real *hv)
 {
     bool fused = tg_set_fusion(false); /* compiled steps: no recorded rule */
-    tg_tape_reset();
+    tg_tape_mark m = tg_tape_mark_get();
     tg_tensor *z = f(ud);
     tg_tensor *L = z ? loss_of(z, ud) : NULL;
     int rc = -1;
@@ -249,7 +271,8 @@ int tg_hessian_vector_product(tg_model_fn f, tg_loss_fn loss_of, void *ud,
     flat_grads(ps, hv); /* (zeros when Lv is none) */
     tg_params_zero_grad(ps);
 out:
-    tg_tape_reset(); /* also forgets the tangents */
+    tg_params_zero_grad(ps);
+    forget_since(m);
     tg_set_fusion(fused);
     return rc;
 }
@@ -375,7 +398,7 @@ static int check_loss_kind(const tg_hf *h, const tg_tensor *z, double L)
  * error was reported (by the closure's ops, by backward, or here). */
 static int hf_loss(tg_hf *h, const tg_closure *c, tg_real *grad, double *L)
 {
-    tg_tape_reset();
+    tg_tape_mark m = tg_tape_mark_get();
     tg_params_zero_grad(h->ps);
     unsigned long errors = tg_error_count();
     bool was = tg_set_grad_enabled(grad != NULL);
@@ -408,7 +431,7 @@ static int hf_loss(tg_hf *h, const tg_closure *c, tg_real *grad, double *L)
     rc = 0;
 out:
     tg_params_zero_grad(h->ps);
-    tg_tape_reset();
+    tg_tape_rewind(m);
     return rc;
 }
 
@@ -608,6 +631,5 @@ done:
     free(Ad);
     free(theta);
     free(phi);
-    tg_tape_reset();
     return result;
 }

@@ -19,6 +19,11 @@
  *
  * Vectors over the parameters are flat: the parameters of the list one
  * after the other, in list order (tg_params_numel numbers).
+ *
+ * The tape: each routine records its passes after whatever the caller
+ * has recorded, and rewinds to there before it returns (tg_tape_rewind):
+ * the caller's entries and temporaries stay usable. Tangents do not: every
+ * direction set with tg_set_tangent is forgotten (tg_clear_tangents).
  */
 #ifndef TG_NN_CURVATURE_H
 #define TG_NN_CURVATURE_H
@@ -48,7 +53,7 @@ typedef tg_tensor *(*tg_loss_fn)(tg_tensor *z, void *ud);
 
 /* gv = G v for the parameters ps (requiring grad) of the model f. Uses
  * the parameters' gradients as scratch (they are zero afterwards) and
- * resets the tape. 0, or -1 after an error. */
+ * rewinds the tape (above). 0, or -1 after an error. */
 int tg_gauss_newton_product(tg_model_fn f, void *ud, tg_curv_loss loss,
                             tg_params *ps, const tg_real *v, tg_real *gv);
 
@@ -67,7 +72,7 @@ double tg_gauss_newton_top_eigenvalue(tg_model_fn f, void *ud,
  * recorded by tg_jvp_create_graph, then differentiated by reverse mode.
  * Unlike G, H need not be positive semi-definite. The model is recorded
  * with fusion off (compiled steps have no recorded forward rule). Uses
- * the gradients as scratch (zero afterwards), resets the tape. 0 or -1. */
+ * the gradients as scratch (zero afterwards), rewinds the tape. 0 or -1. */
 int tg_hessian_vector_product(tg_model_fn f, tg_loss_fn loss_of, void *ud,
                               tg_params *ps, const tg_real *v, tg_real *hv);
 /* The eigenvalue of H of largest magnitude (with its sign) by power
@@ -145,8 +150,8 @@ typedef struct tg_hf {
 
 tg_hf *tg_hf_new(tg_params *ps, const tg_hf_config *cfg);
 void tg_hf_free(tg_hf *h);
-/* One step. Resets the tape. The loss before the step, or NAN after an
- * error (the parameters are then as before the step): the error that
+/* One step. Rewinds the tape (above). The loss before the step, or NAN
+ * after an error (the parameters are then as before the step): the error that
  * stopped it is the one reported - a failing op, loss or backward in the
  * closure's evaluations, or a loss that is NaN or infinite. */
 double tg_hf_step(tg_hf *h, const tg_closure *c);

@@ -633,6 +633,42 @@ static tg_tensor *last_hidden(void *ud)
 /* softmax regression, convex: every point appears twice under two labels,
  * so the best the model can do is p = 1/2 for both - the loss tends to
  * ln 2, which HF must approach (and the gradient vanish) */
+/* The routines rewind to where the caller was, not reset: a temporary
+ * and a recorded loss made before them are still there afterwards, and
+ * the caller's backward gives the caller's gradient. */
+START_TEST(curvature_keeps_the_callers_tape)
+{
+    model m;
+    make(&m, false, 8, 3, 4);
+    int64_t n = tg_params_numel(&m.ps);
+    tg_real v[64], out[64];
+    randvec(v, n, 5);
+    const tg_curv_loss ce = {TG_CURV_CROSS_ENTROPY, TG_MEAN};
+    tg_tensor *kept = tg_full(TG_SHAPE(5), 3.0);
+    tg_tensor *mine = tg_sum(tg_mul(m.W, m.W)); /* the caller's own loss */
+    int64_t entries = tg_tape_size();
+    ck_assert_int_eq(tg_gauss_newton_product(outputs, &m, ce, &m.ps, v, out),
+                     0);
+    ck_assert_int_eq(tg_tape_size(), entries);
+    ck_assert_int_eq(tg_hessian_vector_product(outputs, ce_of, &m, &m.ps, v,
+                                               out), 0);
+    ck_assert_int_eq(tg_tape_size(), entries);
+    /* the caller's loss, whole: d sum(W*W) / dW = 2 W */
+    ck_assert_int_eq(tg_backward(mine), 0);
+    for (int64_t i = 0; i < m.W->numel; i++)
+        tgt_close(m.W->grad[i], 2 * m.W->data[i], 0);
+    tg_params_zero_grad(&m.ps);
+    tg_hf_config cfg = {.curv = ce, .max_cg = 5};
+    tg_optim *o = tg_hf_optim_new(&m.ps, &cfg);
+    tg_closure c = {outputs, ce_of, NULL, &m};
+    ck_assert(isfinite(tg_optim_step_closure(o, &c)));
+    ck_assert_int_eq(tg_tape_size(), entries);
+    ck_assert_double_eq(tg_item(tg_sum(kept)), 15.0);
+    tg_optim_free(o);
+    destroy(&m);
+}
+END_TEST
+
 START_TEST(hessian_free_converges_on_a_convex_problem)
 {
     model m;
@@ -970,6 +1006,7 @@ static Suite *suite(void)
     tcase_add_test(tc, hessian_of_small_models);
     tcase_add_test(tc, hessian_of_sequence_models);
     tcase_add_test(tc, hessian_top_eigenvalue);
+    tcase_add_test(tc, curvature_keeps_the_callers_tape);
     tcase_add_test(tc, hessian_free_converges_on_a_convex_problem);
     tcase_add_test(tc, hessian_free_on_a_nonlinear_model);
     tcase_add_test(tc, hessian_free_structural_damping);
