@@ -75,7 +75,8 @@ typedef void (*tg_backward_fn)(tg_entry *e);
  * function pointers: whatever it must know about an op is here.
  *  - backward: the reverse-mode rule.
  *  - jvp: the forward-mode rule (tangent of the output from the tangents of
- *    the inputs); NULL until forward mode exists - the slot is reserved.
+ *    the inputs, tg_jvp); NULL for an op without one, which tg_jvp
+ *    reports by name when it lies on the direction's path.
  *  - ew: for an elementwise op, its scalar forward and derivative rules as
  *    data (ops/fuse.h): what the fused cell programs run.
  *  - replay: runs the op again on new inputs laid out like the recorded

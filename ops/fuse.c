@@ -1,18 +1,16 @@
 /*
- * ops/fuse.c - tracing a recurrent step, compiling it into a program of
- * fused groups and replayed ops, and the vector machine that runs the
- * groups forward and backward. ops/fuse.h says what and why; this file
- * says how, in four parts:
+ * ops/fuse.c - a compiled step's life: the fusion switch, tracing a
+ * recurrent step into a program, the guards checked before each use
+ * (layouts, the user block, captured tensors), holding the program for
+ * the tape entries that point into it, running it step after step, and
+ * printing it. ops/fuse.h says what and why; the rest of the compiler is
+ * in three files:
  *
- *   1. the vector machine: one instruction = one elementwise code over a
- *      block of at most BLK numbers (the codes and the rules that use them
- *      are in ops/internal.h);
- *   2. a group: its instructions, how it runs forward over blocks, and its
- *      backward rule, which recomputes the block and walks the
- *      instructions in reverse applying each member's derivative rule;
- *   3. compiling: the trace becomes values and nodes, nodes become groups
- *      and replays, groups become instructions;
- *   4. running a program, step after step.
+ *   ops/fuse_plan.c   the trace becomes values and nodes, nodes become
+ *                     groups and replays, with run-time layouts;
+ *   ops/fuse_group.c  one group becomes vector machine instructions;
+ *   ops/fuse_vm.c     the vector machine, running a group forward,
+ *                     backward and in forward mode.
  *
  * Not here: the ops themselves (their rules are data in their
  * descriptors) and the sequence layer that calls this (nn/rnn.c).

@@ -150,12 +150,15 @@ typedef struct tg_ew_rule tg_ew_rule;
  * Backward: dacc += dy and linear's rules. */
 tg_tensor *tg_linear_into(tg_tensor *acc, tg_tensor *x, tg_tensor *W,
                           tg_tensor *b);
-/* ---- forward mode (ops/jvp.c) ----------------------------------------
+/* ---- the vector machine outside a program ----------------------------
  * d (+)= code(a, b, c; k) over n numbers: one instruction of the vector
- * machine (ops/fuse_vm.c), for rules evaluated outside a program. */
+ * machine (defined in ops/fuse_vm.c), for rules evaluated outside a
+ * compiled program - the unfused backward of ops/unary.c and the
+ * forward-mode rules of ops/jvp.c. */
 void tg_vm_eval(int code, int64_t n, tg_real *d, const tg_real *a,
                 const tg_real *b, const tg_real *c, tg_real k, bool acc);
-/* t's tangent as a tensor (zeros if it has none); y's tangent := r's */
+/* ---- forward mode (ops/jvp.c) ----------------------------------------
+ * t's tangent as a tensor (zeros if it has none); y's tangent := r's */
 tg_tensor *tg_tangent_of(const tg_tensor *t);
 void tg_set_out_tangent(tg_tensor *y, const tg_tensor *r);
 /* the shared rules: elementwise ops from their derivative rules, views,

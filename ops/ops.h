@@ -5,15 +5,19 @@
  * Each family lives in one ops/ file with its forward kernels, backward
  * rules and recording functions side by side:
  *   elementwise.h  add sub mul div pow (broadcasting), neg, scalar forms
- *   unary.h        exp log tanh sigmoid relu sqrt
- *   matmul.h       matmul (2-D, batched 3-D), linear, the gemm kernel
+ *   unary.h        exp log tanh sigmoid relu sqrt, step_ste (a hard step
+ *                  with the straight-through gradient)
+ *   matmul.h       matmul (2-D, batched 3-D), linear, prepare_weight (a
+ *                  weight packed once for many products), the gemm kernel
  *   reduce.h       sum mean (all / one axis), max over an axis
- *   shape.h        reshape transpose permute slice expand contiguous
- *                  concat stack chunk split squeeze unsqueeze
+ *   shape.h        reshape transpose permute slice select expand
+ *                  contiguous concat stack chunk split squeeze unsqueeze
  *   loss.h         softmax log_softmax cross_entropy mse
  *   layers.h       embedding dropout
  *   kernels.h      which machine code runs the kernels (AVX-512, AVX2,
  *                  generic), chosen at run time
+ *   fuse.h         compiled cell steps: a step traced once, then run as
+ *                  fused groups (the forward-mode rules are ops/jvp.c)
  *
  * A complete program (installed: cc prog.c $(pkg-config --cflags --libs
  * tapegrad); in the tree: -I. build/libtapegrad.a -fopenmp -lm, and

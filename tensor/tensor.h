@@ -1,8 +1,10 @@
 /*
  * tensor/tensor.h - n-dimensional tensors: storage, shape, strides, views.
  *
- * This is the bottom layer of tapegrad. It knows nothing about gradients
- * or the tape; it only describes blocks of numbers. Everything above it
+ * This is the bottom layer of tapegrad: it describes blocks of numbers.
+ * It computes no gradient and records nothing; the fields that the layers
+ * above need (grad, tangent, the tape entry that made a tensor) are
+ * carried here but filled in by autograd/. Everything above it
  * (autograd/, ops/, nn/) is built on the struct below.
  *
  * A tensor is a header (shape, strides, flags) pointing at numbers that
