@@ -473,7 +473,7 @@ void tg_fuse_group_run(const group *g, tg_tensor *const *ext, tg_tensor **outs)
 {
     int nout = (int)arrlen(g->out_reg);
     for (int k = 0; k < nout; k++)
-        outs[k] = tg_new_out(g->ndim, g->shape);
+        outs[k] = tg_new_out(g->out_ndim, g->shape);
     group_forward(g, ext, outs);
     tg_fuse_count_group(g, TG_FUSE_FWD);
     tg_entry *e = tg_record_multi(&fused_op, nout, outs, g->next, ext);

@@ -12,7 +12,8 @@
  *     of one parameter;
  *   - steps the compiler must refuse (an undeclared user pointer, a
  *     temporary read from outside the step), and a step whose output has
- *     the wrong shape: the same error on both paths.
+ *     the wrong shape: the same error on both paths;
+ *   - 0-d values a group computes and another group reads.
  */
 #include "harness.h"
 #include "nn/rnn.h"
@@ -555,6 +556,88 @@ START_TEST(step_output_shape_is_checked)
 }
 END_TEST
 
+/* ---- 5. 0-d values computed in fused groups ---------------------------- */
+/* A scalar computed by a group stays 0-d, as the member op makes it
+ * (those groups used to make it [1], and the next group reading it
+ * stopped: "an input of fused[...] is laid out unlike the traced one"):
+ * a constant's negation, once per sequence; the tanh of a sum, every step
+ * (a replayed sum reads it between two groups); a select of a parameter's
+ * tanh down to 0-d. */
+static void neg_const_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                           tg_tensor **next)
+{
+    (void)c;
+    tg_tensor *k = tg_neg(tg_full(0, NULL, 2));
+    next[0] = tg_tanh(tg_add(xp, tg_mul(s[0], k)));
+}
+static void tanh_sum_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                          tg_tensor **next)
+{
+    (void)c;
+    tg_tensor *k = tg_tanh(tg_mul_scalar(tg_sum(s[0]), 0.1));
+    (void)tg_sum(k);
+    next[0] = tg_tanh(tg_add(xp, tg_mul(s[0], k)));
+}
+static void select_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                        tg_tensor **next)
+{
+    tg_tensor *k = tg_select(tg_tanh(c->bias_hh), 0, 2);
+    next[0] = tg_tanh(tg_add(xp, tg_mul(s[0], k)));
+}
+static const tg_cell_type scalar_cells[] = {
+    {"neg_const", .nstate = 1, .gates = 1, .step = neg_const_step},
+    {"tanh_sum", .nstate = 1, .gates = 1, .step = tanh_sum_step},
+    {"select_0d", .nstate = 1, .gates = 1, .step = select_step},
+};
+
+START_TEST(scalars_stay_0d)
+{
+    tgt_capture_errors();
+    for (int i = 0; i < 3; i++) {
+        const tg_cell_type *type = &scalar_cells[i];
+        tg_tensor *y[2], *g[2], *gx[2], *gs[2];
+        for (int f = 0; f < 2; f++) {
+            tg_set_fusion(f);
+            tg_rng rng;
+            tg_rng_seed(&rng, 11);
+            tg_rnn *r = tg_rnn_new(type, 3, 4, 1, 0.0, &rng);
+            ck_assert_ptr_nonnull(r);
+            tg_tensor *x = tgt_leaf(TG_SHAPE(3, 2, 3), 5, -1, 1);
+            tg_tensor *s0 = tgt_leaf(TG_SHAPE(1, 2, 4), 6, -1, 1);
+            tg_rnn_out out;
+            ck_assert_msg(tg_rnn_forward(r, x, &s0, true, NULL, &out) == 0,
+                          "%s, fusion %d: %s", type->name, f, tg_last_error());
+            if (f)
+                ck_assert_msg(tg_prog_ok(r->layers[0]->prog[0]), "%s: %s",
+                              type->name, tg_prog_why(r->layers[0]->prog[0]));
+            ck_assert_int_eq(tg_backward(tg_sum(tg_mul(out.y, out.y))), 0);
+            y[f] = keep(out.y);
+            g[f] = param_grads(r);
+            gx[f] = tg_tensor_new(x->ndim, x->shape);
+            memcpy(gx[f]->data, x->grad, (size_t)x->numel * sizeof(tg_real));
+            gs[f] = tg_tensor_new(s0->ndim, s0->shape);
+            memcpy(gs[f]->data, s0->grad, (size_t)s0->numel * sizeof(tg_real));
+            tg_tape_reset();
+            tg_rnn_free(r);
+        }
+        tg_set_fusion(true);
+        double dy = max_rel_t(y[1], y[0]), dg = max_rel_t(g[1], g[0]);
+        double dx = fmax(max_rel_t(gx[1], gx[0]), max_rel_t(gs[1], gs[0]));
+        printf("%s (a 0-d value between groups): fused against unfused y "
+               "%.1e, parameter gradients %.1e, dx and dh0 %.1e\n", type->name,
+               dy, dg, dx);
+        ck_assert_msg(dy <= 1e-13 && dg <= 1e-12 && dx <= 1e-12, "%s: %g %g %g",
+                      type->name, dy, dg, dx);
+        for (int f = 0; f < 2; f++) {
+            tg_tensor_free(y[f]);
+            tg_tensor_free(g[f]);
+            tg_tensor_free(gx[f]);
+            tg_tensor_free(gs[f]);
+        }
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("grad_fuse_guards");
@@ -571,6 +654,7 @@ static Suite *suite(void)
     tcase_add_test(tc, weight_changed_before_backward);
     tcase_add_test(tc, column_slices_as_weights);
     tcase_add_test(tc, step_output_shape_is_checked);
+    tcase_add_test(tc, scalars_stay_0d);
     suite_add_tcase(s, tc);
     return s;
 }
