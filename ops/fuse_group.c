@@ -414,6 +414,7 @@ bool tg_fuse_codegen(tg_prog *p, int gid)
         if (!tg_same_shape(s, &p->vals[g->out_val[k]].layout))
             return false;
     g->ndim = s->ndim ? s->ndim : 1;
+    g->out_ndim = s->ndim;
     g->shape[0] = 1;
     memcpy(g->shape, s->shape, sizeof(int64_t) * (size_t)s->ndim);
     g->numel = 1;

@@ -54,6 +54,8 @@ typedef struct vm_ins {
 typedef struct group {
     int ndim;                  /* of S (at least 1: a scalar is [1])      */
     int64_t shape[TG_MAX_DIMS];
+    int out_ndim;              /* of the outputs: ndim, or 0 for scalars
+                                  (made 0-d, as the member ops make them) */
     int64_t numel, inner, nchunk, ntiles;
     int nreg;
     vm_load *loads;            /* stb_ds arrays */

@@ -467,18 +467,46 @@ static void fused_jvp(tg_entry *e)
 static const tg_op fused_op = {"fused", fused_bwd, .jvp = fused_jvp,
                                .label = fused_label};
 
+/* The entry marks every output as requiring grad once any input does; the
+ * member ops run one by one mark only those computed from such an input.
+ * So each output keeps the mark only if its register depends, through the
+ * instructions, on a load of an input that requires grad (as written, a
+ * backward from the others is refused; fused, it would run). The entry
+ * stays: its backward reads no gradient of an unmarked output (none is
+ * ever made), and passes nothing through it. */
+static void unmark_constant_outputs(const group *g, tg_tensor *const *ext,
+                                    tg_tensor **outs)
+{
+    bool *dep = tg_arena_alloc((size_t)(g->nreg ? g->nreg : 1));
+    memset(dep, 0, (size_t)g->nreg);
+    for (int64_t l = 0; l < arrlen(g->loads); l++)
+        if (ext[g->loads[l].ext]->flags & TG_REQUIRES_GRAD)
+            dep[g->loads[l].reg] = true;
+    for (int64_t i = 0; i < arrlen(g->ins); i++) { /* in trace order */
+        const vm_ins *in = &g->ins[i];
+        for (int a = 0; a < in->rule->nin; a++)
+            dep[in->dst] |= dep[in->src[a]];
+    }
+    for (int64_t k = 0; k < arrlen(g->out_reg); k++)
+        if (!dep[g->out_reg[k]])
+            outs[k]->flags &= ~TG_REQUIRES_GRAD;
+}
+
 /* Runs group g on ext; returns its outputs (arena), recorded as one entry
  * when any input requires grad. */
 void tg_fuse_group_run(const group *g, tg_tensor *const *ext, tg_tensor **outs)
 {
     int nout = (int)arrlen(g->out_reg);
     for (int k = 0; k < nout; k++)
-        outs[k] = tg_new_out(g->ndim, g->shape);
+        outs[k] = tg_new_out(g->out_ndim, g->shape);
     group_forward(g, ext, outs);
     tg_fuse_count_group(g, TG_FUSE_FWD);
     tg_entry *e = tg_record_multi(&fused_op, nout, outs, g->next, ext);
-    if (e)
-        e->saved = (void *)g;
+    if (!e)
+        return;
+    e->saved = (void *)g;
+    if (outs[0]->flags & TG_REQUIRES_GRAD)
+        unmark_constant_outputs(g, ext, outs);
 }
 
 void tg_fuse_group_free(group *g)

@@ -12,7 +12,9 @@
  *     of one parameter;
  *   - steps the compiler must refuse (an undeclared user pointer, a
  *     temporary read from outside the step), and a step whose output has
- *     the wrong shape: the same error on both paths.
+ *     the wrong shape: the same error on both paths;
+ *   - 0-d values a group computes and another group reads; a group whose
+ *     outputs do not all depend on an input that requires grad.
  */
 #include "harness.h"
 #include "nn/rnn.h"
@@ -555,6 +557,149 @@ START_TEST(step_output_shape_is_checked)
 }
 END_TEST
 
+/* ---- 5. 0-d values computed in fused groups ---------------------------- */
+/* A scalar computed by a group stays 0-d, as the member op makes it
+ * (those groups used to make it [1], and the next group reading it
+ * stopped: "an input of fused[...] is laid out unlike the traced one"):
+ * a constant's negation, once per sequence; the tanh of a sum, every step
+ * (a replayed sum reads it between two groups); a select of a parameter's
+ * tanh down to 0-d. */
+static void neg_const_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                           tg_tensor **next)
+{
+    (void)c;
+    tg_tensor *k = tg_neg(tg_full(0, NULL, 2));
+    next[0] = tg_tanh(tg_add(xp, tg_mul(s[0], k)));
+}
+static void tanh_sum_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                          tg_tensor **next)
+{
+    (void)c;
+    tg_tensor *k = tg_tanh(tg_mul_scalar(tg_sum(s[0]), 0.1));
+    (void)tg_sum(k);
+    next[0] = tg_tanh(tg_add(xp, tg_mul(s[0], k)));
+}
+static void select_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                        tg_tensor **next)
+{
+    tg_tensor *k = tg_select(tg_tanh(c->bias_hh), 0, 2);
+    next[0] = tg_tanh(tg_add(xp, tg_mul(s[0], k)));
+}
+static const tg_cell_type scalar_cells[] = {
+    {"neg_const", .nstate = 1, .gates = 1, .step = neg_const_step},
+    {"tanh_sum", .nstate = 1, .gates = 1, .step = tanh_sum_step},
+    {"select_0d", .nstate = 1, .gates = 1, .step = select_step},
+};
+
+START_TEST(scalars_stay_0d)
+{
+    tgt_capture_errors();
+    for (int i = 0; i < 3; i++) {
+        const tg_cell_type *type = &scalar_cells[i];
+        tg_tensor *y[2], *g[2], *gx[2], *gs[2];
+        for (int f = 0; f < 2; f++) {
+            tg_set_fusion(f);
+            tg_rng rng;
+            tg_rng_seed(&rng, 11);
+            tg_rnn *r = tg_rnn_new(type, 3, 4, 1, 0.0, &rng);
+            ck_assert_ptr_nonnull(r);
+            tg_tensor *x = tgt_leaf(TG_SHAPE(3, 2, 3), 5, -1, 1);
+            tg_tensor *s0 = tgt_leaf(TG_SHAPE(1, 2, 4), 6, -1, 1);
+            tg_rnn_out out;
+            ck_assert_msg(tg_rnn_forward(r, x, &s0, true, NULL, &out) == 0,
+                          "%s, fusion %d: %s", type->name, f, tg_last_error());
+            if (f)
+                ck_assert_msg(tg_prog_ok(r->layers[0]->prog[0]), "%s: %s",
+                              type->name, tg_prog_why(r->layers[0]->prog[0]));
+            ck_assert_int_eq(tg_backward(tg_sum(tg_mul(out.y, out.y))), 0);
+            y[f] = keep(out.y);
+            g[f] = param_grads(r);
+            gx[f] = tg_tensor_new(x->ndim, x->shape);
+            memcpy(gx[f]->data, x->grad, (size_t)x->numel * sizeof(tg_real));
+            gs[f] = tg_tensor_new(s0->ndim, s0->shape);
+            memcpy(gs[f]->data, s0->grad, (size_t)s0->numel * sizeof(tg_real));
+            tg_tape_reset();
+            tg_rnn_free(r);
+        }
+        tg_set_fusion(true);
+        double dy = max_rel_t(y[1], y[0]), dg = max_rel_t(g[1], g[0]);
+        double dx = fmax(max_rel_t(gx[1], gx[0]), max_rel_t(gs[1], gs[0]));
+        printf("%s (a 0-d value between groups): fused against unfused y "
+               "%.1e, parameter gradients %.1e, dx and dh0 %.1e\n", type->name,
+               dy, dg, dx);
+        ck_assert_msg(dy <= 1e-13 && dg <= 1e-12 && dx <= 1e-12, "%s: %g %g %g",
+                      type->name, dy, dg, dx);
+        for (int f = 0; f < 2; f++) {
+            tg_tensor_free(y[f]);
+            tg_tensor_free(g[f]);
+            tg_tensor_free(gx[f]);
+            tg_tensor_free(gs[f]);
+        }
+    }
+}
+END_TEST
+
+/* ---- 6. which outputs of a group require grad -------------------------- */
+/* One group, three outputs: a (a sum reads it) and next[1] depend on xp,
+ * which requires grad; next[0] only on s[0], which does not. Each output
+ * requires grad as its own op would (fused, all three used to: a backward
+ * from y then ran compiled and was refused as written). */
+static void mixed_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                       tg_tensor **next)
+{
+    (void)c;
+    tg_tensor *a = tg_sigmoid(xp);
+    (void)tg_sum(a);
+    next[0] = tg_tanh(s[0]);
+    next[1] = tg_mul(a, s[1]);
+}
+static const tg_cell_type mixed = {
+    "mixed_grad", .nstate = 2, .gates = 1, .step = mixed_step};
+
+START_TEST(outputs_require_grad_as_unfused)
+{
+    enum { T = 3, B = 2, I = 3, H = 4 };
+    tgt_capture_errors();
+    tg_tensor *gx[2];
+    for (int f = 0; f < 2; f++) {
+        tg_set_fusion(f);
+        tg_rng rng;
+        tg_rng_seed(&rng, 12);
+        tg_rnn *r = tg_rnn_new(&mixed, I, H, 1, 0.0, &rng);
+        ck_assert_ptr_nonnull(r);
+        tg_tensor *x = tgt_leaf(TG_SHAPE(T, B, I), 7, -1, 1);
+        tg_tensor *s0[2] = {tg_rand(TG_SHAPE(1, B, H), &rng, -1, 1),
+                            tg_rand(TG_SHAPE(1, B, H), &rng, -1, 1)};
+        tg_rnn_out out;
+        ck_assert_int_eq(tg_rnn_forward(r, x, s0, true, NULL, &out), 0);
+        if (f)
+            ck_assert_msg(tg_prog_ok(r->layers[0]->prog[0]), "%s",
+                          tg_prog_why(r->layers[0]->prog[0]));
+        /* as written: h_t = tanh(h_{t-1}) never requires grad, c_t does */
+        for (int t = 0; t < T; t++)
+            ck_assert_msg(!(out.h[t]->flags & TG_REQUIRES_GRAD),
+                          "fusion %d: h[%d] requires grad", f, t);
+        ck_assert(!(out.y->flags & TG_REQUIRES_GRAD));
+        ck_assert(!(out.state[0]->flags & TG_REQUIRES_GRAD));
+        ck_assert(out.state[1]->flags & TG_REQUIRES_GRAD);
+        ck_assert_int_eq(tg_backward(tg_sum(out.y)), -1);
+        tgt_expect_error("backward", "does not require grad");
+        ck_assert_int_eq(tg_backward(tg_sum(out.state[1])), 0);
+        gx[f] = tg_tensor_new(x->ndim, x->shape);
+        memcpy(gx[f]->data, x->grad, (size_t)x->numel * sizeof(tg_real));
+        tg_tape_reset();
+        tg_rnn_free(r);
+    }
+    tg_set_fusion(true);
+    double dx = max_rel_t(gx[1], gx[0]);
+    printf("mixed_grad (outputs of one group with and without grad): fused "
+           "against unfused dx %.1e\n", dx);
+    ck_assert(dx <= 1e-12);
+    tg_tensor_free(gx[0]);
+    tg_tensor_free(gx[1]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("grad_fuse_guards");
@@ -571,6 +716,8 @@ static Suite *suite(void)
     tcase_add_test(tc, weight_changed_before_backward);
     tcase_add_test(tc, column_slices_as_weights);
     tcase_add_test(tc, step_output_shape_is_checked);
+    tcase_add_test(tc, scalars_stay_0d);
+    tcase_add_test(tc, outputs_require_grad_as_unfused);
     suite_add_tcase(s, tc);
     return s;
 }
