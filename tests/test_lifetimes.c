@@ -304,6 +304,22 @@ START_TEST(freeing_the_list_first_leaves_its_tensors_whole)
 }
 END_TEST
 
+/* a flattened sequence model frees without an error, whatever the cell
+ * (its list's block holds the cells' tensors: the list goes first) */
+START_TEST(a_flattened_rnn_frees_whole)
+{
+    tgt_capture_errors();
+    const tg_cell_type *types[] = {&tg_rnn_tanh_cell, &tg_lstm_cell,
+                                   &tg_gru_cell};
+    for (int i = 0; i < 3; i++) {
+        tg_rnn *r = tg_rnn_new(types[i], 3, 4, 2, 0.0, NULL);
+        ck_assert_int_eq(tg_params_flatten(&r->params), 0);
+        tg_rnn_free(r);
+    }
+    ck_assert_int_eq(tgt_errors, 0);
+}
+END_TEST
+
 /* an optimizer whose list was freed under it: an error, then freed
  * without touching the list */
 START_TEST(optimizer_of_a_freed_list)
@@ -366,6 +382,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(bl, NULL, tgt_teardown);
     tcase_add_test(bl, freeing_a_parameter_in_a_block_is_refused);
     tcase_add_test(bl, freeing_the_list_first_leaves_its_tensors_whole);
+    tcase_add_test(bl, a_flattened_rnn_frees_whole);
     tcase_add_test(bl, optimizer_of_a_freed_list);
     tcase_add_test(bl, dist_sums_of_a_freed_list);
     suite_add_tcase(s, bl);
