@@ -328,6 +328,10 @@ check-headers:
 	            { echo "header $$h does not compile as C++11 ($$real)"; exit 1; }; \
 	    done; \
 	done; echo "headers: the $(words $(PUBLIC_HEADERS)) public ones compile as C++11"
+	@vars=$$(grep -ho 'getenv("[A-Z_]*")' $(LIB_SRC) | sed 's/getenv("\(.*\)")/\1/' | sort -u); \
+	for v in $$vars; do grep -q "$$v" nn/state.h || \
+	    { echo "nn/state.h does not list $$v, which the library reads"; exit 1; }; \
+	done; echo "headers: nn/state.h lists the" $$(echo $$vars | wc -w) "variables the library reads"
 
 deps:
 	@sh scripts/deps.sh

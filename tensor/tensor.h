@@ -363,6 +363,7 @@ int tg_get_num_threads(void);
  * tg_set_thread_governor(false) or TG_GOVERNOR=0 turns it off. Returns
  * the previous state. tg_threads_in_use: the count used now. */
 bool tg_set_thread_governor(bool on);
+bool tg_thread_governor(void);
 /* Subnormal floats (below 1.2e-38) are flushed to zero by the CPU (x86:
  * FTZ and DAZ), in every thread: vanishing gradients would otherwise make
  * x86 arithmetic up to a hundred times slower. On by default (as if

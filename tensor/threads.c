@@ -143,6 +143,12 @@ bool tg_set_thread_governor(bool on)
     return old;
 }
 
+bool tg_thread_governor(void)
+{
+    read_env();
+    return governor;
+}
+
 void tg_threads_checkpoint(void)
 {
 #ifdef _OPENMP

@@ -6,8 +6,10 @@
  * goes down to one thread (a quiet machine cannot be promised, so the
  * other direction is not tested). Linux only: where schedstat is missing
  * the governor turns itself off, and the busy test checks just that.
+ * Also tg_state_print (nn/state.h), which shows these with the others.
  */
 #include "harness.h"
+#include "nn/state.h"
 #include "ops/ops.h"
 
 #include <signal.h>
@@ -93,6 +95,49 @@ START_TEST(busy_machine_gets_one_thread)
 }
 END_TEST
 
+/* tg_state_print shows each setting as it is now, for this thread */
+static char *state_text(void)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    ck_assert_ptr_nonnull(f);
+    tg_state_print(f);
+    fclose(f);
+    return buf;
+}
+
+START_TEST(state_print_shows_the_settings)
+{
+    bool fused = tg_set_fusion(false);
+    bool rec = tg_set_grad_enabled(false);
+    bool gov = tg_set_thread_governor(false);
+    tg_tape_set_step(7);
+    char *text = state_text();
+    const char *want[] = {"kernel level   ", "fusion         off",
+                          "anomaly mode   off", "recording      off",
+                          "step tag       7", "governor       off",
+                          "subnormals     ", "tape           0 entries"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        ck_assert_msg(strstr(text, want[i]), "no '%s' in:\n%s", want[i],
+                      text);
+    ck_assert(strstr(text, tg_kernels_level()));
+    free(text);
+    tg_tape_set_step(-1);
+    tg_set_fusion(true);
+    tg_set_grad_enabled(true);
+    tg_set_thread_governor(true);
+    text = state_text();
+    ck_assert(strstr(text, "fusion         on"));
+    ck_assert(strstr(text, "recording      on"));
+    ck_assert(strstr(text, "governor       on"));
+    free(text);
+    tg_set_fusion(fused);
+    tg_set_grad_enabled(rec);
+    tg_set_thread_governor(gov);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("threads");
@@ -101,6 +146,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, switches);
     tcase_add_test(tc, busy_machine_gets_one_thread);
+    tcase_add_test(tc, state_print_shows_the_settings);
     suite_add_tcase(s, tc);
     return s;
 }
