@@ -17,9 +17,11 @@ PyTorch is given its best, as a user's machine would have it
 (scripts/bench_torch_rnn.py says why): OpenBLAS on its AVX-512 kernels, `--threads 1` for one core and
 `--threads 1 --blas-threads 2` for two. Debian 12's OpenBLAS (0.3.21) does
 not recognise some newer CPUs (this VM's among them) and falls back to its
-SSE3 "Prescott" kernels at half the speed, so the kernels are named:
-OPENBLAS_CORETYPE=SkylakeX (--torch-blas-core to change; "auto" leaves
-OpenBLAS to choose), OPENBLAS_L2_SIZE unset, for that command only. Needs
+SSE3 "Prescott" kernels at half the speed, so the kernels are named from
+the CPU's flags (/proc/cpuinfo): SkylakeX with AVX-512, Haswell with AVX2
+and FMA, else OpenBLAS's own choice (--torch-blas-core NAME to force one;
+"auto" leaves OpenBLAS to choose), OPENBLAS_L2_SIZE unset, for that
+command only. Needs
 Debian's python3-torch with libopenblas0-pthread (/usr/bin/python3). Raw
 lines of both programs go to FILE.raw as well.
 """
@@ -27,6 +29,22 @@ import argparse
 import os
 import subprocess
 import sys
+
+def blas_core_from_cpu():
+    """The best OpenBLAS core this CPU runs: a core it cannot run dies
+    with SIGILL (SkylakeX on an AVX2-only EPYC)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((l.split(":", 1)[1].split() for l in f
+                          if l.startswith("flags")), [])
+    except OSError:
+        return "auto"
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= set(flags):
+        return "SkylakeX"
+    if {"avx2", "fma"} <= set(flags):
+        return "Haswell"
+    return "auto"
+
 
 SIZES = {  # E=H, L, T, B, timed steps
     "tiny": (64, 1, 32, 1, 50),
@@ -69,7 +87,9 @@ def main():
         os.path.dirname(os.path.abspath(__file__)), "bench_torch_rnn.py"))
     ap.add_argument("--bench", default="build/bench")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--torch-blas-core", default="SkylakeX")
+    ap.add_argument("--torch-blas-core", default=None,
+                    help="OpenBLAS core for PyTorch (default: from the "
+                         "CPU's flags; auto: OpenBLAS's choice)")
     ap.add_argument("--baseline", default=None,
                     help="another build/bench (an older tapegrad) run in the same "
                          "session, alternating with the other two: adds its time "
@@ -82,8 +102,10 @@ def main():
     torch_env = dict(os.environ)
     for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         torch_env.pop(k, None)
-    if a.torch_blas_core != "auto":
-        torch_env["OPENBLAS_CORETYPE"] = a.torch_blas_core
+    core = a.torch_blas_core or blas_core_from_cpu()
+    if core != "auto":
+        torch_env["OPENBLAS_CORETYPE"] = core
+    print(f"PyTorch's OpenBLAS kernels: {core}", file=sys.stderr)
     rows, raw = [], []
     for size in a.sizes.split(","):
         E, L, T, B, steps = SIZES[size]
