@@ -80,6 +80,7 @@ HEADERS  := $(wildcard tensor/*.h autograd/*.h ops/*.h nn/*.h)
 # The headers internal to the library (each says so at its top); the others
 # are public: installed, and checked as C++ too.
 INTERNAL_HEADERS := tensor/ds.h tensor/parallel.h autograd/anomaly.h \
+                    autograd/inspect_internal.h \
                     ops/internal.h ops/fuse_internal.h ops/fuse_stats.h \
                     ops/gemm.h ops/vmath.h nn/optim_internal.h
 PUBLIC_HEADERS := $(filter-out $(INTERNAL_HEADERS),$(HEADERS))
@@ -173,6 +174,20 @@ $(BUILD)/f32/%.o: %.c Makefile
 $(BUILD)/f64/%.o: %.c Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DTG_DOUBLE -c $< -o $@
+
+# The explorer's page (autograd/explore.h) is autograd/explorer.html, kept
+# as HTML to read and edit; it becomes the C string explorer_page here
+# (backslashes, quotes and question marks escaped: no trigraph can form).
+%/gen/explorer_page.h: autograd/explorer.html
+	@mkdir -p $(@D)
+	{ echo '/* made from autograd/explorer.html by the Makefile */'; \
+	  echo 'static const char explorer_page[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' \
+	      -e 's/^/"/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
+$(BUILD)/f32/autograd/explore.o $(BUILD)/f64/autograd/explore.o: \
+    $(BUILD)/gen/explorer_page.h
+$(BUILD)/f32/autograd/explore.o $(BUILD)/f64/autograd/explore.o: \
+    CFLAGS += -I$(BUILD)/gen
 
 # stb_ds's hash shifts bytes into the sign bit of an int (stb_ds.h, the
 # 8-byte hash), which UBSan reports at random, depending on addresses; the
@@ -420,6 +435,10 @@ $(FUZZ_BUILD)/obj/%.o: %.c Makefile
 # stb_ds's hash (see above); charlm's main() renamed (libFuzzer has one),
 # and its cl_strdup (fuzz/charlm_glue.h says why)
 $(FUZZ_BUILD)/obj/tensor/error.o: FUZZ_CFLAGS += -fno-sanitize=shift-base
+$(FUZZ_BUILD)/obj/autograd/explore.o $(FUZZ_BUILD)/obj64/autograd/explore.o: \
+    $(FUZZ_BUILD)/gen/explorer_page.h
+$(FUZZ_BUILD)/obj/autograd/explore.o $(FUZZ_BUILD)/obj64/autograd/explore.o: \
+    FUZZ_CFLAGS += -I$(FUZZ_BUILD)/gen
 $(FUZZ_BUILD)/obj/examples/charlm/main.o: \
     FUZZ_CFLAGS += -Dmain=cl_tool_main -Dcl_strdup=cl_tool_strdup
 
