@@ -261,6 +261,28 @@ walkthrough: $(BUILD)/walkthrough
 	    dot -Grankdir=TB -Tsvg $(BUILD)/walkthrough_lstm.dot -o $(BUILD)/walkthrough_lstm.svg \
 	    && echo "graph drawn in $(BUILD)/walkthrough_lstm.svg"; fi
 
+# make explore: the explorer's pages (autograd/explore.h) in docs/explorer/:
+# the walkthrough's expression, two LSTM steps compiled and as written, a
+# plain RNN against an LSTM over 50 steps; and, where Chromium is
+# installed, the screenshot the README shows. Pages of a large tape (a
+# 2-layer LSTM of 128 over 64 steps) go to $(BUILD)/explorer/, with their
+# sizes and, with Chromium, their time to first paint.
+.PHONY: explore
+explore: $(BUILD)/explore
+	@mkdir -p docs/explorer $(BUILD)/explorer
+	$(BUILD)/explore docs/explorer
+	$(BUILD)/explore --large $(BUILD)/explorer/large_compiled.html
+	$(BUILD)/explore --large $(BUILD)/explorer/large_written.html --written
+	@if command -v chromium >/dev/null 2>&1 && \
+	    /usr/bin/python3 -c 'import websocket' 2>/dev/null; then \
+	    /usr/bin/python3 tests/explorer_browser.py shot \
+	        docs/explorer/rnn_vs_lstm.html 2005 docs/explorer/rnn_vs_lstm.png && \
+	    echo "screenshot in docs/explorer/rnn_vs_lstm.png" && \
+	    for p in large_compiled large_written; do \
+	        /usr/bin/python3 tests/explorer_browser.py measure \
+	            $(BUILD)/explorer/$$p.html || exit 1; done; \
+	else ls -l $(BUILD)/explorer/; fi
+
 # make gradflow: ||dL/dh_t|| against the distance from the loss for RNN,
 # LSTM and GRU, at init and trained, and an exploding RNN (docs/gradflow.md);
 # the .dat files go to $(BUILD)/gradflow_data/, drawn by gnuplot if installed.
