@@ -394,6 +394,7 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN) \
 	    eval "set -- $$s"; n=$$1; shift; echo "== tests/$$n.sh"; \
 	    sh tests/$$n.sh "$$@" || fail=1; \
 	done; \
+	echo "== tests/explorer.sh"; sh tests/explorer.sh $(BUILD)/explore || fail=1; \
 	echo "== tests/readme_snippets.sh"; sh tests/readme_snippets.sh $(BUILD) || fail=1; \
 	echo "== tests/install.sh"; sh tests/install.sh $(BUILD) "$(MAKE) --no-print-directory \
 	    BUILD=$(BUILD) SANITIZE=$(SANITIZE) OPT=$(OPT) OPENMP=$(OPENMP)" || fail=1; \
