@@ -54,7 +54,8 @@ extern "C" {
  * into each input with the input's gradient after it. Begin it before
  * tg_backward (it records every sweep of the calling thread until
  * tg_sweep_record_end; it uses the sweep hook, tg_set_sweep_hook, which
- * it restores); free it with tg_sweep_record_free. It belongs to the tape
+ * tg_sweep_record_end turns off again); free it with
+ * tg_sweep_record_free. It belongs to the tape
  * it was recorded on: tg_tape_html refuses it after a tg_tape_reset. */
 typedef struct tg_sweep_rec tg_sweep_rec;
 tg_sweep_rec *tg_sweep_record_begin(void);

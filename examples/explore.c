@@ -122,6 +122,10 @@ static void expect_steps(const tg_tensor *root, const tg_html_strip *strips,
             for (int64_t i = 0; i < y->numel; i++)
                 v[i] = (tg_real)tg_flat_get(y, i);
             print_nums(phase ? y->grad : v, y->numel);
+            if (!phase && y->tangent) { /* where tg_jvp ran */
+                fputs(",\"tangent:out0\":", expect);
+                print_nums(y->tangent, y->numel);
+            }
             /* an input that is a leaf: its gradient is final after the
              * last entry that reads it, which is the first in tape order */
             for (int k = 0; phase && k < e->nin; k++) {

@@ -263,6 +263,23 @@ def check(dirname, expect_file):
             if any(c is not None for s in b.eval(READ)["strips"].values() for c in s):
                 fail("%s: cells filled before the reverse sweep" % page["file"])
 
+        # a fused group is one node that opens to its member ops
+        b.open("file://" + os.path.abspath(os.path.join(dirname, "lstm_compiled.html")))
+        opened = b.eval(r"""(() => {
+          const g = document.querySelector('#svg .node.fused');
+          if (!g) return null;
+          const title = g.querySelector('title').textContent;
+          g.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+          const again = [...document.querySelectorAll('#svg .node.fused')]
+            .find(n => n.querySelector('title').textContent === title);
+          return {title, texts: [...again.querySelectorAll('text')].map(t => t.textContent)};
+        })()""")
+        members = opened and opened["title"].split("fused[")[-1].split("]")[0].split()
+        if not opened or not members or opened["texts"][1:] != members:
+            fail("lstm_compiled.html: a fused node did not open to its members: %s" % opened)
+        else:
+            print("ok  lstm_compiled.html: a fused node opens to its %d member ops" % len(members))
+
         # the lesson of rnn_vs_lstm: the RNN's gradient vanishes, the
         # LSTM's survives - as the page shows it, and as C says
         rv = [p for p in expect if p["file"] == "rnn_vs_lstm.html"][0]
