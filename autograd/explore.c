@@ -99,9 +99,10 @@ static void on_sweep(const tg_entry *e, int64_t index, bool after, void *ud)
     if (!after) {
         rec_entry re = {.index = index, .nout = e->nout, .nin = e->nin};
         re.grad = tg_xcalloc((size_t)e->nout, sizeof *re.grad);
-        for (int k = 0; k < e->nout; k++)
-            re.grad[k] = e->outs[k]->grad ? vsum_of(e->outs[k], e->outs[k]->grad)
-                                          : vsum_none;
+        for (int k = 0; k < e->nout; k++) {
+            const tg_tensor *y = e->outs[k];
+            re.grad[k] = y->grad ? vsum_of(y, y->grad) : vsum_none;
+        }
         arrput(r->entries, re);
         arrsetlen(r->before, e->nin);
         for (int k = 0; k < e->nin; k++) {
@@ -226,9 +227,10 @@ static void json_vsum(FILE *f, const vsum *s)
             fputc(',', f);
         if (full)
             json_num(f, (double)s->v[i], 9);
-        else /* a colour: the mean in hundredths of the largest magnitude */
-            fprintf(f, "%d", scale > 0 && isfinite(scale)
-                                 ? (int)lrint(100 * (double)s->v[i] / scale) : 0);
+        else if (scale > 0 && isfinite(scale)) /* a colour: hundredths */
+            fprintf(f, "%d", (int)lrint(100 * (double)s->v[i] / scale));
+        else
+            fputs("0", f);
     }
     fputs("]}", f);
 }

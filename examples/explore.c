@@ -113,7 +113,8 @@ static void expect_steps(const tg_tensor *root, const tg_html_strip *strips,
         const char *op = tg_entry_label(e, label, sizeof label);
         for (int phase = 0; phase < 2; phase++) {
             fprintf(expect, "%s\n {\"step\":%lld,\"phase\":\"%s\",\"entry\":"
-                    "\"#%lld\",\"op\":\"%s\",\"nums\":{\"%s\":", first ? "" : ",",
+                    "\"#%lld\",\"op\":\"%s\",\"nums\":{\"%s\":",
+                    first ? "" : ",",
                     (long long)(phase ? 2 * n - 1 - q : q),
                     phase ? "reverse" : "forward", (long long)path[q], op,
                     phase ? "grad:out0" : "value:out0");
@@ -315,9 +316,10 @@ int main(int argc, char **argv)
     /* one thread: the pages are the same on every run */
     tg_set_thread_governor(false);
     tg_set_num_threads(1);
-    if (argc >= 3 && !strcmp(argv[1], "--large"))
-        return page_large(argv[2], !(argc == 4 && !strcmp(argv[3], "--written")))
-                   ? 1 : 0;
+    if (argc >= 3 && !strcmp(argv[1], "--large")) {
+        bool written = argc == 4 && !strcmp(argv[3], "--written");
+        return page_large(argv[2], !written) ? 1 : 0;
+    }
     if (argc != 2 && !(argc == 4 && !strcmp(argv[2], "--expect"))) {
         fprintf(stderr, "usage: explore DIR [--expect FILE]\n"
                         "       explore --large FILE [--written]\n");

@@ -17,7 +17,8 @@ set -u
 BIN=${1:-build/explore}
 case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
 cd "$(dirname "$0")/.." || exit 1
-[ -x "$BIN" ] || { echo "explorer: no executable $BIN (build it with make)"; exit 1; }
+[ -x "$BIN" ] ||
+    { echo "explorer: no executable $BIN (build it with make)"; exit 1; }
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/explorer.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
 "$BIN" "$TMP" --expect "$TMP/expect.json" > "$TMP/log" 2>&1 \
@@ -34,12 +35,15 @@ done
 CHROMIUM=${CHROMIUM:-chromium}
 export CHROMIUM
 if ! command -v "$CHROMIUM" >/dev/null 2>&1; then
-    echo "explorer: SKIPPED the browser checks: no $CHROMIUM (sh scripts/deps.sh chromium)"
+    echo "explorer: SKIPPED the browser checks: no $CHROMIUM" \
+         "(sh scripts/deps.sh chromium)"
     exit $fail
 fi
 if ! /usr/bin/python3 -c 'import websocket' 2>/dev/null; then
-    echo "explorer: SKIPPED the browser checks: no python3-websocket (sh scripts/deps.sh chromium)"
+    echo "explorer: SKIPPED the browser checks: no python3-websocket" \
+         "(sh scripts/deps.sh chromium)"
     exit $fail
 fi
-/usr/bin/python3 tests/explorer_browser.py check "$TMP" "$TMP/expect.json" || fail=1
+/usr/bin/python3 tests/explorer_browser.py check "$TMP" "$TMP/expect.json" ||
+    fail=1
 exit $fail

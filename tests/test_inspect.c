@@ -125,7 +125,8 @@ START_TEST(html_page)
     /* loss = sum(a * a + exp(b)): a feeds mul twice, its gradient 2a */
     tg_tensor *a = tg_set_name(tg_requires_grad(tg_full(TG_SHAPE(2), 3)),
                                "a</script>\"");
-    tg_tensor *b = tg_set_name(tg_requires_grad(tg_full(TG_SHAPE(2), 0.5)), "b");
+    tg_tensor *b = tg_set_name(tg_requires_grad(tg_full(TG_SHAPE(2), 0.5)),
+                               "b");
     tg_tensor *aa = tg_retain_grad(tg_mul(a, a));
     tg_tensor *eb = tg_retain_grad(tg_exp(b));
     tg_tensor *loss = tg_set_name(tg_sum(tg_add(aa, eb)), "loss");
@@ -178,7 +179,8 @@ START_TEST(html_page)
     for (int j = 0; j < 4; j++)
         ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(S, j), "i")
                              ->valueint, 3 - j);
-    const cJSON *smul = cJSON_GetArrayItem(S, 3), *sexp = cJSON_GetArrayItem(S, 2);
+    const cJSON *smul = cJSON_GetArrayItem(S, 3);
+    const cJSON *sexp = cJSON_GetArrayItem(S, 2);
     nums_equal(item(smul, "grad", 0), aa->grad, 2);
     nums_equal(item(sexp, "grad", 0), eb->grad, 2);
     nums_equal(item(smul, "share", 0), a->grad, 2);
@@ -240,7 +242,8 @@ START_TEST(html_large_and_strips)
     /* the gradient that arrived at tanh of step 3 (entry #5), summarised */
     const cJSON *S = cJSON_GetObjectItem(d, "sweep");
     const cJSON *g = item(cJSON_GetArrayItem(S, 1), "grad", 0);
-    ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(S, 1), "i")->valueint, 5);
+    ck_assert_int_eq(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(S, 1), "i")->valueint, 5);
     ck_assert_ptr_null(cJSON_GetObjectItem(g, "v"));
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(g, "heat")),
                      cJSON_GetObjectItem(g, "rows")->valueint *
