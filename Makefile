@@ -80,6 +80,7 @@ HEADERS  := $(wildcard tensor/*.h autograd/*.h ops/*.h nn/*.h)
 # The headers internal to the library (each says so at its top); the others
 # are public: installed, and checked as C++ too.
 INTERNAL_HEADERS := tensor/ds.h tensor/parallel.h autograd/anomaly.h \
+                    autograd/inspect_internal.h \
                     ops/internal.h ops/fuse_internal.h ops/fuse_stats.h \
                     ops/gemm.h ops/vmath.h nn/optim_internal.h
 PUBLIC_HEADERS := $(filter-out $(INTERNAL_HEADERS),$(HEADERS))
@@ -174,6 +175,20 @@ $(BUILD)/f64/%.o: %.c Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DTG_DOUBLE -c $< -o $@
 
+# The explorer's page (autograd/explore.h) is autograd/explorer.html, kept
+# as HTML to read and edit; it becomes the C string explorer_page here
+# (backslashes, quotes and question marks escaped: no trigraph can form).
+%/gen/explorer_page.h: autograd/explorer.html
+	@mkdir -p $(@D)
+	{ echo '/* made from autograd/explorer.html by the Makefile */'; \
+	  echo 'static const char explorer_page[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' \
+	      -e 's/^/"/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
+$(BUILD)/f32/autograd/explore.o $(BUILD)/f64/autograd/explore.o: \
+    $(BUILD)/gen/explorer_page.h
+$(BUILD)/f32/autograd/explore.o $(BUILD)/f64/autograd/explore.o: \
+    CFLAGS += -I$(BUILD)/gen
+
 # stb_ds's hash shifts bytes into the sign bit of an int (stb_ds.h, the
 # 8-byte hash), which UBSan reports at random, depending on addresses; the
 # file that holds stb_ds's implementation is spared that one check.
@@ -245,6 +260,28 @@ walkthrough: $(BUILD)/walkthrough
 	@if command -v dot >/dev/null 2>&1; then \
 	    dot -Grankdir=TB -Tsvg $(BUILD)/walkthrough_lstm.dot -o $(BUILD)/walkthrough_lstm.svg \
 	    && echo "graph drawn in $(BUILD)/walkthrough_lstm.svg"; fi
+
+# make explore: the explorer's pages (autograd/explore.h) in docs/explorer/:
+# the walkthrough's expression, two LSTM steps compiled and as written, a
+# plain RNN against an LSTM over 50 steps; and, where Chromium is
+# installed, the screenshot the README shows. Pages of a large tape (a
+# 2-layer LSTM of 128 over 64 steps) go to $(BUILD)/explorer/, with their
+# sizes and, with Chromium, their time to first paint.
+.PHONY: explore
+explore: $(BUILD)/explore
+	@mkdir -p docs/explorer $(BUILD)/explorer
+	$(BUILD)/explore docs/explorer
+	$(BUILD)/explore --large $(BUILD)/explorer/large_compiled.html
+	$(BUILD)/explore --large $(BUILD)/explorer/large_written.html --written
+	@if command -v chromium >/dev/null 2>&1 && \
+	    /usr/bin/python3 -c 'import websocket' 2>/dev/null; then \
+	    /usr/bin/python3 tests/explorer_browser.py shot \
+	        docs/explorer/rnn_vs_lstm.html 2005 docs/explorer/rnn_vs_lstm.png && \
+	    echo "screenshot in docs/explorer/rnn_vs_lstm.png" && \
+	    for p in large_compiled large_written; do \
+	        /usr/bin/python3 tests/explorer_browser.py measure \
+	            $(BUILD)/explorer/$$p.html || exit 1; done; \
+	else ls -l $(BUILD)/explorer/; fi
 
 # make gradflow: ||dL/dh_t|| against the distance from the loss for RNN,
 # LSTM and GRU, at init and trained, and an exploding RNN (docs/gradflow.md);
@@ -361,6 +398,7 @@ run-tests: all check-headers $(TEST_BIN) $(GRAD_BIN) $(REPLAY_BIN) \
 	    eval "set -- $$s"; n=$$1; shift; echo "== tests/$$n.sh"; \
 	    sh tests/$$n.sh "$$@" || fail=1; \
 	done; \
+	echo "== tests/explorer.sh"; sh tests/explorer.sh $(BUILD)/explore || fail=1; \
 	echo "== tests/readme_snippets.sh"; sh tests/readme_snippets.sh $(BUILD) || fail=1; \
 	echo "== tests/install.sh"; sh tests/install.sh $(BUILD) "$(MAKE) --no-print-directory \
 	    BUILD=$(BUILD) SANITIZE=$(SANITIZE) OPT=$(OPT) OPENMP=$(OPENMP)" || fail=1; \
@@ -424,6 +462,10 @@ $(FUZZ_BUILD)/obj/%.o: %.c Makefile
 # stb_ds's hash (see above); charlm's main() renamed (libFuzzer has one),
 # and its cl_strdup (fuzz/charlm_glue.h says why)
 $(FUZZ_BUILD)/obj/tensor/error.o: FUZZ_CFLAGS += -fno-sanitize=shift-base
+$(FUZZ_BUILD)/obj/autograd/explore.o $(FUZZ_BUILD)/obj64/autograd/explore.o: \
+    $(FUZZ_BUILD)/gen/explorer_page.h
+$(FUZZ_BUILD)/obj/autograd/explore.o $(FUZZ_BUILD)/obj64/autograd/explore.o: \
+    FUZZ_CFLAGS += -I$(FUZZ_BUILD)/gen
 $(FUZZ_BUILD)/obj/examples/charlm/main.o: \
     FUZZ_CFLAGS += -Dmain=cl_tool_main -Dcl_strdup=cl_tool_strdup
 

@@ -1,11 +1,13 @@
 /*
  * autograd/inspect.c - seeing the tape: a one-line-per-entry listing and
  * a Graphviz picture of the graph. For learning and for debugging; nothing
- * here changes the tape.
+ * here changes the tape. (The interactive page: autograd/explore.c.)
  */
 #include "autograd/tape.h"
+#include "autograd/inspect_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tensor/ds.h"
@@ -116,28 +118,42 @@ static void dot_tensor(FILE *f, const tg_tensor *t, tensor_set **seen)
             (unsigned)t->id, ref, val, grad[0] ? "\\n" : "", grad, style);
 }
 
-void tg_tape_dot(FILE *f, const tg_tensor *root)
+bool *tg_inspect_path_(const tg_tensor *root)
 {
     int64_t n = tg_tape_size();
-    int64_t last = root ? root->entry : n - 1;
-    /* Tensors are named by their serial number (t->id), so the same
-     * program writes the same file every run. */
-    /* which entries lead to root: walk back marking reached tensors */
-    tensor_set *reached = NULL, *seen = NULL;
+    bool *on = tg_xcalloc((size_t)(n ? n : 1), sizeof *on);
+    tensor_set *reached = NULL;
     if (root)
         hmput(reached, KEY(root), 1);
-    fprintf(f, "digraph tape {\n  rankdir=LR;\n  node [fontname=\"monospace\", "
-            "fontsize=10];\n");
-    char label[512];
-    for (int64_t i = last; i >= 0; i--) {
+    for (int64_t i = root ? root->entry : n - 1; i >= 0; i--) {
         const tg_entry *e = tg_tape_entry(i);
         bool hit = !root;
         for (int k = 0; k < e->nout; k++)
             hit |= hmgeti(reached, KEY(e->outs[k])) >= 0;
         if (!hit)
             continue;
+        on[i] = true;
         for (int k = 0; k < e->nin; k++)
             hmput(reached, KEY(e->in[k]), 1);
+    }
+    hmfree(reached);
+    return on;
+}
+
+void tg_tape_dot(FILE *f, const tg_tensor *root)
+{
+    int64_t n = tg_tape_size();
+    /* Tensors are named by their serial number (t->id), so the same
+     * program writes the same file every run. */
+    bool *on = tg_inspect_path_(root); /* which entries lead to root */
+    tensor_set *seen = NULL;
+    fprintf(f, "digraph tape {\n  rankdir=LR;\n  node [fontname=\"monospace\", "
+            "fontsize=10];\n");
+    char label[512];
+    for (int64_t i = n - 1; i >= 0; i--) {
+        const tg_entry *e = tg_tape_entry(i);
+        if (!on[i])
+            continue;
         fprintf(f, "  \"e%lld\" [shape=box, style=filled, fillcolor=\"#dddddd\", "
                 "label=\"#%lld %s\"];\n", (long long)i, (long long)i,
                 tg_entry_label(e, label, sizeof label));
@@ -153,6 +169,6 @@ void tg_tape_dot(FILE *f, const tg_tensor *root)
         }
     }
     fprintf(f, "}\n");
-    hmfree(reached);
+    free(on);
     hmfree(seen);
 }

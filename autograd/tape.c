@@ -380,6 +380,16 @@ void tg_set_grad_ready_hook(tg_grad_ready_fn fn, void *ud)
     ready_ud = ud;
 }
 
+/* ---- the sweep hook (for seeing the sweep: autograd/explore.c) ------- */
+static _Thread_local tg_sweep_fn sweep_fn;
+static _Thread_local void *sweep_ud;
+
+void tg_set_sweep_hook(tg_sweep_fn fn, void *ud)
+{
+    sweep_fn = fn;
+    sweep_ud = ud;
+}
+
 typedef struct last_use {
     int64_t j;      /* position in needed[] of the last entry adding into */
     tg_tensor *leaf;
@@ -456,8 +466,12 @@ static int sweep(tg_tensor *root, const tg_tensor *seed)
         for (int k = 0; k < e->nin; k++)
             if (e->in[k]->flags & TG_REQUIRES_GRAD)
                 ensure_grad(e->in[k], &pool);
+        if (sweep_fn)
+            sweep_fn(e, needed[j], false, sweep_ud);
         e->op->backward(e);
         e->consumed = true;
+        if (sweep_fn)
+            sweep_fn(e, needed[j], true, sweep_ud);
         if (tg_anomaly_mode_on() &&
             tg_anomaly_check_grads(needed[j], e) < 0) {
             free_pool(&pool);

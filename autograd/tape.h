@@ -87,7 +87,9 @@ typedef void (*tg_backward_fn)(tg_entry *e);
  *    tensor's numbers (linear: compiled steps accumulate h W^T + b into
  *    their slice of the input projection).
  *  - label: optional; writes the name shown by tg_tape_print and the DOT
- *    export (a fused group lists its member ops). */
+ *    export (a fused group lists its member ops).
+ *  - member: optional; the member ops of an entry that stands for
+ *    several (a fused group), one by one. */
 typedef struct tg_op {
     const char *name;
     tg_backward_fn backward;
@@ -98,6 +100,10 @@ typedef struct tg_op {
     tg_tensor *(*replay_into)(const tg_entry *e, tg_tensor *const *in,
                               tg_tensor *acc);
     void (*label)(const tg_entry *e, char *buf, size_t cap);
+    /* optional: for an entry that stands for several ops (a fused group),
+     * the name of its i-th member op in the order they ran, NULL past the
+     * last (the explorer draws the group as one node that opens to them) */
+    const char *(*member)(const tg_entry *e, int i);
     unsigned flags;
     unsigned reads; /* TG_READS_*, below */
 } tg_op;
@@ -208,6 +214,18 @@ int tg_backward_seed(tg_tensor *y, const tg_tensor *seed);
  * does not reach are not reported. NULL (the default) turns it off. */
 typedef void (*tg_grad_ready_fn)(tg_tensor *leaf, void *ud);
 void tg_set_grad_ready_hook(tg_grad_ready_fn fn, void *ud);
+
+/* Called during backward around each entry's backward rule: with after
+ * false just before the rule runs, when every output's gradient is
+ * complete (NULL for an output no consumer reached) and every input that
+ * requires grad has its buffer, holding the shares added so far; with
+ * after true just after, when the rule has added its shares. index is
+ * the entry's place on the tape. What it may do: read. The explorer
+ * (autograd/explore.h) records the sweep this way. NULL (the default)
+ * turns it off; the calling thread's, like the tape. */
+typedef void (*tg_sweep_fn)(const tg_entry *e, int64_t index, bool after,
+                            void *ud);
+void tg_set_sweep_hook(tg_sweep_fn fn, void *ud);
 
 /* ---- forward mode -----------------------------------------------------
  * Reverse mode (tg_backward) gives the gradient of one output with

@@ -472,6 +472,8 @@ bool tg_fuse_codegen(tg_prog *p, int gid)
         len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s",
                                 i ? " " : "", n->e.op->name);
     }
+    for (int64_t i = 0; i < arrlen(g->members); i++)
+        arrput(g->member_op, p->nodes[g->members[i]].e.op->name);
     if (len < sizeof buf)
         snprintf(buf + len, sizeof buf - len, "]");
     g->label = strdup(buf);

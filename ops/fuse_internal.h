@@ -66,6 +66,8 @@ typedef struct group {
     int *ext_val, *out_val;    /* program values (part 3)                */
     int *members;              /* member nodes, in trace order           */
     char *label;               /* "fused[add sigmoid ...]"               */
+    const char **member_op;    /* the members' op names (static strings),
+                                  stb_ds array                            */
     int next;                  /* number of external inputs              */
 } group;
 

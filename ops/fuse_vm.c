@@ -464,8 +464,15 @@ static void fused_jvp(tg_entry *e)
     }
 }
 
+/* the ops the group runs, for the explorer (autograd/explore.h) */
+static const char *fused_member(const tg_entry *e, int i)
+{
+    const group *g = e->saved;
+    return i >= 0 && i < arrlen(g->member_op) ? g->member_op[i] : NULL;
+}
+
 static const tg_op fused_op = {"fused", fused_bwd, .jvp = fused_jvp,
-                               .label = fused_label};
+                               .label = fused_label, .member = fused_member};
 
 /* The entry marks every output as requiring grad once any input does; the
  * member ops run one by one mark only those computed from such an input.
@@ -520,6 +527,7 @@ void tg_fuse_group_free(group *g)
     arrfree(g->ext_val);
     arrfree(g->out_val);
     arrfree(g->members);
+    arrfree(g->member_op);
     free(g->label);
     free(g);
 }
