@@ -367,16 +367,25 @@ def same(page_a, page_b):
                       text, re.S)
         parts.append((text[:m.start(2)], json.loads(m.group(2)), text[m.end(2):]))
 
-    def near(a, b, path):
+    def num(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    def near(a, b, path, scale=0.0):
         if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
             return all(near(a[k], b[k], path + "." + k) for k in a)
         if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            return all(near(x, y, "%s[%d]" % (path, i)) for i, (x, y) in enumerate(zip(a, b)))
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            # a tensor's numbers: relative to the tensor's largest, since
+            # an element that cancels (a sum of terms of both signs) keeps
+            # fewer correct digits than the tensor
+            if all(num(x) for x in a + b):
+                scale = max([abs(x) for x in a + b] + [0.0])
+            return all(near(x, y, "%s[%d]" % (path, i), scale)
+                       for i, (x, y) in enumerate(zip(a, b)))
+        if num(a) and num(b):
             if "heat" in path:  # colours, in hundredths
                 ok = abs(a - b) <= 1
             else:
-                ok = abs(a - b) <= 1e-4 * max(abs(a), abs(b)) + 1e-30
+                ok = abs(a - b) <= 1e-4 * max(abs(a), abs(b), scale) + 1e-30
         else:
             ok = a == b
         if not ok:
