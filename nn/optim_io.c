@@ -177,7 +177,8 @@ static const tg_st_tensor *find_buffer(const tg_st_file *f, const char *pre,
                 set_err(err, cap, "optimizer state '%s' in the file holds a "
                         "%s number (element %lld)%s: the file was saved from "
                         "a run that had diverged, or is damaged", name,
-                        nonneg ? "NaN, infinite or negative" : "NaN or infinite",
+                        nonneg ? "NaN, infinite or negative"
+                        : "NaN or infinite",
                         (long long)bad, nonneg ? ", and a second moment is a "
                         "mean of squares" : "");
                 s = NULL;

@@ -33,13 +33,13 @@ static void sgd_update(const tg_optim *o, int64_t n, tg_real *p,
     /* each iteration reads and writes p[i] and buf[i] alone */
     TG_OMP_FOR(n * 6)
     for (int64_t i = 0; i < n; i++) {
-        double d = (double)g[i];             /* g = grad + wd * p */
+        double d = (double)g[i]; /* g = grad + wd * p */
         if (wd != 0)
             d += wd * (double)p[i];
-        if (buf) {                           /* buf = g | mom buf + (1-damp) g */
+        if (buf) {               /* buf = g | mom buf + (1 - damp) g */
             double b = first ? d : mom * (double)buf[i] + keep * d;
             buf[i] = (tg_real)b;
-            d = nesterov ? d + mom * b : b;  /* g = g + mom buf | buf */
+            d = nesterov ? d + mom * b : b; /* g = g + mom buf | buf */
         }
         p[i] = (tg_real)((double)p[i] - lr * d);
     }
