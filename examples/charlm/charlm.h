@@ -115,6 +115,13 @@ typedef struct cl_command {
 } cl_command;
 
 const cl_command *cl_command_find(const char *name);
+/* The optimizers --optim names, with the hyperparameters charlm gives
+ * them besides --lr: a new one is one line of the list (opts.c). */
+typedef struct cl_optim {
+    const char *name, *note; /* note: for --help, "" or " (...)" */
+    tg_optim *(*make)(tg_params *ps, double lr);
+} cl_optim;
+const cl_optim *cl_optim_find(const char *name); /* NULL: unknown */
 void cl_tool_help(FILE *f);
 void cl_version(FILE *f);
 /* The default of --threads: OMP_NUM_THREADS if set, else the CPUs this

@@ -84,7 +84,7 @@ static const cl_opt train_opts[] = {
     {"minutes", "M", CL_REAL, OFF(minutes), 0, 1e7, CL_STORED | CL_NO_DEFAULT,
      "train until M minutes have passed in total (alone: no step limit)"},
     {"optim", "NAME", CL_STR, OFF(optim), 0, 0, CL_STORED | CL_FIXED,
-     "optimizer: adam, adamw (weight decay 0.01) or sgd"},
+     "optimizer (the list is made from optims[], below)"},
     {"lr", "X", CL_REAL, OFF(lr), 0, 1e300, CL_STORED | CL_NOTE, "learning rate"},
     {"clip", "X", CL_REAL, OFF(clip), -1e300, 1e300, CL_STORED | CL_NOTE,
      "clip the global gradient norm to X (0 or less: no clipping)"},
@@ -181,7 +181,51 @@ static const cl_opt logits_opts[] = {
     {"threads", "N", CL_INT, OFF(threads), 1, 1024, 0, "threads"},
 };
 
+/* ---- the optimizers ------------------------------------------------------ */
+static tg_optim *make_adam(tg_params *ps, double lr)
+{
+    return tg_adam_new(ps, lr, 0.9, 0.999, 1e-8, 0);
+}
+
+static tg_optim *make_adamw(tg_params *ps, double lr)
+{
+    /* torch.optim.AdamW's defaults */
+    return tg_adamw_new(ps, lr, 0.9, 0.999, 1e-8, 0.01);
+}
+
+static tg_optim *make_sgd(tg_params *ps, double lr)
+{
+    return tg_sgd_new(ps, lr, 0, 0, 0, false);
+}
+
+static const cl_optim optims[] = {
+    {"adam", "", make_adam},
+    {"adamw", " (weight decay 0.01)", make_adamw},
+    {"sgd", "", make_sgd},
+};
+
 #define COUNT(a) (int)(sizeof(a) / sizeof *(a))
+
+const cl_optim *cl_optim_find(const char *name)
+{
+    for (int i = 0; i < COUNT(optims); i++)
+        if (!strcmp(optims[i].name, name))
+            return &optims[i];
+    return NULL;
+}
+
+/* "adam, adamw or sgd", with their notes if asked */
+static const char *optim_names(char *buf, size_t cap, bool notes)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < COUNT(optims) && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%s%s", i == 0 ? ""
+                              : i == COUNT(optims) - 1 ? " or " : ", ",
+                              optims[i].name, notes ? optims[i].note : "");
+    return buf;
+}
+
 _Static_assert(COUNT(train_opts) <= CL_MAX_OPTS, "raise CL_MAX_OPTS");
 
 const cl_opt *cl_train_opts(int *n)
@@ -338,6 +382,9 @@ static void command_help(const cl_command *cmd, FILE *f)
             snprintf(text, sizeof text, "recurrent cell: %s; rnn means "
                      "rnn_tanh (default %s)",
                      tg_cell_type_names(names, sizeof names), v);
+        else if (!strcmp(o->name, "optim"))
+            snprintf(text, sizeof text, "optimizer: %s (default %s)",
+                     optim_names(names, sizeof names, true), v);
         else if (o->flags & CL_NO_DEFAULT)
             snprintf(text, sizeof text, "%s", o->help);
         else
@@ -398,10 +445,9 @@ static int check_config(const cl_command *cmd, cl_config *c, const bool *given)
         if (!tg_cell_type_find(c->cell))
             return cl_fail("--cell: unknown cell type '%s' (known: %s)", c->cell,
                            tg_cell_type_names(names, sizeof names));
-        if (strcmp(c->optim, "adam") && strcmp(c->optim, "adamw") &&
-            strcmp(c->optim, "sgd"))
-            return cl_fail("--optim: unknown optimizer '%s' (adam, adamw or sgd)",
-                           c->optim);
+        if (!cl_optim_find(c->optim))
+            return cl_fail("--optim: unknown optimizer '%s' (%s)", c->optim,
+                           optim_names(names, sizeof names, false));
         /* a budget given alone replaces the other */
         bool steps = false, minutes = false;
         for (int i = 0; i < cmd->nopts; i++) {
