@@ -213,10 +213,12 @@ $(BUILD)/%: examples/%.c $(EXAMPLE_COMMON) $(wildcard examples/common/*.h) \
 # The charlm tool: several files in examples/charlm/, one program.
 CHARLM_SRC := $(wildcard examples/charlm/*.c)
 all: $(BUILD)/charlm
-$(BUILD)/charlm: $(CHARLM_SRC) examples/charlm/charlm.h examples/common/cells.c \
-                 examples/common/cells.h $(BUILD)/libtapegrad.a
+CHARLM_COMMON := examples/common/cells.c examples/common/cli.c
+$(BUILD)/charlm: $(CHARLM_SRC) examples/charlm/charlm.h $(CHARLM_COMMON) \
+                 examples/common/cells.h examples/common/cli.h \
+                 $(BUILD)/libtapegrad.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(CHARLM_SRC) examples/common/cells.c -o $@ $(LDFLAGS) \
+	$(CC) $(CFLAGS) $(CHARLM_SRC) $(CHARLM_COMMON) -o $@ $(LDFLAGS) \
 	    $(BUILD)/libtapegrad.a $(LDLIBS)
 
 # make demo: an LSTM (one layer of 256, Adam 5e-3) trained for two minutes
@@ -454,7 +456,8 @@ FUZZ_CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-omit-frame-pointer
                -fsanitize=fuzzer-no-link -I. $(PKG_CFLAGS)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_CL_OBJ  := $(CHARLM_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) \
-                $(FUZZ_BUILD)/obj/examples/common/cells.o
+                $(FUZZ_BUILD)/obj/examples/common/cells.o \
+                $(FUZZ_BUILD)/obj/examples/common/cli.o
 
 $(FUZZ_BUILD)/obj/%.o: %.c Makefile
 	@mkdir -p $(@D)

@@ -33,6 +33,7 @@
  * cell in user code costs against the built-in one.
  */
 #include "examples/common/cells.h"
+#include "examples/common/cli.h"
 #include "nn/charlm.h"
 #include "nn/optim.h"
 #include "ops/kernels.h"
@@ -50,9 +51,10 @@
 #endif
 
 typedef struct config {
-    char cells[64], modes[64], opts[64];
+    const char *cells, *modes, *opts; /* lists: "lstm,gru" */
     int E, H, L, T, B, V, threads, steps, warmup;
-    uint64_t seed;
+    int64_t seed;
+    const char *ignored; /* the reference's --blas-threads and --tag */
 } config;
 
 static double now(void)
@@ -353,20 +355,40 @@ static void run_all(const config *c)
     }
 }
 
-static int parse_int(const char *flag, const char *v)
-{
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || x < 1 || x > 1 << 24) {
-        fprintf(stderr, "bench: %s needs a positive integer, not '%s'\n", flag, v);
-        exit(2);
-    }
-    return (int)x;
-}
+#define OFF(f) offsetof(config, f)
+#define MAX_SIZE (1 << 24)
+static const cli_flag flags[] = {
+    {"cell", "LIST", CLI_STR, OFF(cells), 0, 0, 0, NULL},
+    {"mode", "LIST", CLI_STR, OFF(modes), 0, 0, 0, NULL},
+    {"opt", "LIST", CLI_STR, OFF(opts), 0, 0, 0, NULL},
+    {"E", "n", CLI_INT, OFF(E), 1, MAX_SIZE, 0, NULL},
+    {"H", "n", CLI_INT, OFF(H), 1, MAX_SIZE, 0, NULL},
+    {"L", "n", CLI_INT, OFF(L), 1, MAX_SIZE, 0, NULL},
+    {"T", "n", CLI_INT, OFF(T), 1, MAX_SIZE, 0, NULL},
+    {"B", "n", CLI_INT, OFF(B), 1, MAX_SIZE, 0, NULL},
+    {"V", "n", CLI_INT, OFF(V), 1, MAX_SIZE, 0, NULL},
+    {"threads", "n", CLI_INT, OFF(threads), 1, MAX_SIZE, 0, NULL},
+    {"steps", "n", CLI_INT, OFF(steps), 1, MAX_SIZE, 0, NULL},
+    /* a negative --warmup is none, as it always was */
+    {"warmup", "n", CLI_INT, OFF(warmup), -MAX_SIZE, MAX_SIZE, 0, NULL},
+    {"seed", "n", CLI_I64, OFF(seed), 0, 9e18, 0, NULL},
+    {"blas-threads", "n", CLI_STR, OFF(ignored), 0, 0, 0, NULL},
+    {"tag", "TEXT", CLI_STR, OFF(ignored), 0, 0, 0, NULL},
+};
+static const cli_spec spec = {
+    "bench",
+    "usage: bench [--cell lstm,gru,rnn,peephole,peephole_sliced] "
+    "[--mode train,forward,sample] "
+    "[--opt sgd,adam] [--E n] [--H n] [--L n] [--T n] [--B n] [--V n]\n"
+    "             [--threads n] [--steps n] [--warmup n] [--seed n]\n"
+    "Without flags: the whole table (tiny, small, medium, large; "
+    "every cell and mode; 1 and 2 threads).\n",
+    flags, CLI_COUNT(flags), CLI_WANTS, NULL, NULL};
 
 int main(int argc, char **argv)
 {
-    config c = {"lstm", "train", "sgd", 128, 128, 1, 64, 16, 65, 1, 50, 5, 0};
+    config c = {"lstm", "train", "sgd", 128, 128, 1, 64, 16, 65, 1, 50, 5, 0,
+                NULL};
     ex_register_cells(); /* peephole, peephole_sliced: user code */
     if (argc == 1) {
         /* the README's table: four sizes, three cells, all modes, 1 and 2
@@ -376,9 +398,9 @@ int main(int argc, char **argv)
         for (int s = 0; s < 4; s++)
             for (int th = 1; th <= 2; th++) {
                 config t = c;
-                snprintf(t.cells, sizeof t.cells, "lstm,gru,rnn");
-                snprintf(t.modes, sizeof t.modes, "train,forward,sample");
-                snprintf(t.opts, sizeof t.opts, "sgd,adam");
+                t.cells = "lstm,gru,rnn";
+                t.modes = "train,forward,sample";
+                t.opts = "sgd,adam";
                 t.E = t.H = sizes[s][0];
                 t.L = sizes[s][1];
                 t.T = sizes[s][2];
@@ -390,55 +412,7 @@ int main(int argc, char **argv)
             }
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            printf("usage: bench [--cell lstm,gru,rnn,peephole,peephole_sliced] "
-                   "[--mode train,forward,sample] "
-                   "[--opt sgd,adam] [--E n] [--H n] [--L n] [--T n] [--B n] [--V n]\n"
-                   "             [--threads n] [--steps n] [--warmup n] [--seed n]\n"
-                   "Without flags: the whole table (tiny, small, medium, large; "
-                   "every cell and mode; 1 and 2 threads).\n");
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench: %s needs a value (see --help)\n", f);
-            return 2;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(f, "--cell"))
-            snprintf(c.cells, sizeof c.cells, "%s", v);
-        else if (!strcmp(f, "--mode"))
-            snprintf(c.modes, sizeof c.modes, "%s", v);
-        else if (!strcmp(f, "--opt"))
-            snprintf(c.opts, sizeof c.opts, "%s", v);
-        else if (!strcmp(f, "--E"))
-            c.E = parse_int(f, v);
-        else if (!strcmp(f, "--H"))
-            c.H = parse_int(f, v);
-        else if (!strcmp(f, "--L"))
-            c.L = parse_int(f, v);
-        else if (!strcmp(f, "--T"))
-            c.T = parse_int(f, v);
-        else if (!strcmp(f, "--B"))
-            c.B = parse_int(f, v);
-        else if (!strcmp(f, "--V"))
-            c.V = parse_int(f, v);
-        else if (!strcmp(f, "--threads"))
-            c.threads = parse_int(f, v);
-        else if (!strcmp(f, "--steps"))
-            c.steps = parse_int(f, v);
-        else if (!strcmp(f, "--warmup"))
-            c.warmup = atoi(v) < 0 ? 0 : atoi(v);
-        else if (!strcmp(f, "--seed"))
-            c.seed = (uint64_t)strtoull(v, NULL, 10);
-        else if (!strcmp(f, "--blas-threads") || !strcmp(f, "--tag"))
-            ; /* the reference's; nothing to set here */
-        else {
-            fprintf(stderr, "bench: unknown flag %s (see --help)\n", f);
-            return 2;
-        }
-    }
+    cli_parse_or_exit(&spec, argc, argv, &c);
     run_all(&c);
     return 0;
 }

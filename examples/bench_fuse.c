@@ -13,6 +13,7 @@
  *
  *   build/bench_fuse [--B 32] [--H 256] [--T 64] [--reps 21]
  */
+#include "examples/common/cli.h"
 #include "nn/rnn.h"
 #include "ops/vmath.h" /* the same sigmoid and tanh the ops use */
 
@@ -77,28 +78,26 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
+typedef struct opts {
+    int B, H, T, reps;
+} opts;
+
+#define OFF(f) offsetof(opts, f)
+static const cli_flag flags[] = {
+    {"B", "n", CLI_INT, OFF(B), 1, 1 << 24, 0, NULL},
+    {"H", "n", CLI_INT, OFF(H), 1, 1 << 24, 0, NULL},
+    {"T", "n", CLI_INT, OFF(T), 1, 1 << 24, 0, NULL},
+    {"reps", "n", CLI_INT, OFF(reps), 1, 1 << 24, 0, NULL},
+};
+#define USAGE "usage: bench_fuse [--B n] [--H n] [--T n] [--reps n]"
+static const cli_spec spec = {"bench_fuse", USAGE "\n", flags,
+                              CLI_COUNT(flags), CLI_WANTS, USAGE, NULL};
+
 int main(int argc, char **argv)
 {
-    int B = 32, H = 256, T = 64, reps = 21;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        int v = atoi(argv[i + 1]);
-        if (v < 1) {
-            fprintf(stderr, "bench_fuse: %s needs a positive number\n", argv[i]);
-            return 2;
-        }
-        if (!strcmp(argv[i], "--B"))
-            B = v;
-        else if (!strcmp(argv[i], "--H"))
-            H = v;
-        else if (!strcmp(argv[i], "--T"))
-            T = v;
-        else if (!strcmp(argv[i], "--reps"))
-            reps = v;
-        else {
-            fprintf(stderr, "usage: bench_fuse [--B n] [--H n] [--T n] [--reps n]\n");
-            return 2;
-        }
-    }
+    opts o = {32, 256, 64, 21};
+    cli_parse_or_exit(&spec, argc, argv, &o);
+    int B = o.B, H = o.H, T = o.T, reps = o.reps;
     tg_set_num_threads(1);
     tg_set_grad_enabled(false);
     tg_rng rng;

@@ -151,6 +151,25 @@ static void train_charlm(const config *cfg, const corpus *c,
     tg_charlm_free(m);
 }
 
+static char usage_line[600], help[sizeof usage_line + 1];
+
+static int set_quick(void *c, const char *v)
+{
+    (void)v;
+    config *cfg = c;
+    cfg->T = 20, cfg->steps = 60, cfg->checkpoints = 3, cfg->test_B = 200,
+    cfg->lm_steps = 20;
+    return 0;
+}
+
+static int set_text(void *c, const char *v)
+{
+    if (!v)
+        return cli_fail("%s", usage_line);
+    ((config *)c)->text = v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     config cfg = {.T = 50, .B = 32, .H = 32, .steps = 1500, .checkpoints = 6,
@@ -158,17 +177,18 @@ int main(int argc, char **argv)
                   .lm_steps = 300, .lm_T = 32, .lm_B = 16, .lm_H = 64,
                   .lm_E = 16, .lm_bytes = 200 * 1024,
                   .text = "/usr/share/games/fortunes/fortunes"};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick"))
-            cfg.T = 20, cfg.steps = 60, cfg.checkpoints = 3, cfg.test_B = 200,
-            cfg.lm_steps = 20;
-        else if (!strcmp(argv[i], "--text") && i + 1 < argc)
-            cfg.text = argv[++i];
-        else {
-            fprintf(stderr, "usage: %s [--quick] [--text FILE]\n", argv[0]);
-            return 2;
-        }
-    }
+    /* a bad argument prints the usage line (and so does --help) */
+    snprintf(usage_line, sizeof usage_line, "usage: %s [--quick] [--text FILE]",
+             argv[0]);
+    snprintf(help, sizeof help, "%s\n", usage_line);
+    static const cli_flag flags[] = {
+        {"quick", NULL, CLI_SET, 0, 0, 0, 0, NULL},
+        {"text", "FILE", CLI_SET, 1, 0, 0, 0, NULL},
+    };
+    static const cli_set_fn sets[] = {set_quick, set_text};
+    const cli_spec spec = {"custom_cells", help, flags, CLI_COUNT(flags),
+                           CLI_WANTS, usage_line, sets};
+    cli_parse_or_exit(&spec, argc, argv, &cfg);
     /* Batches of 32 x 32 are too small to gain from threads (forking them
      * costs more than the work; results are the same bits either way). */
     tg_set_num_threads(1);

@@ -212,70 +212,66 @@ static void print_table(const opts *o, const char *title, int ncurves,
 
 /* ---- command line ------------------------------------------------------- */
 
-static void usage(FILE *f)
+static const char help[] =
+    "usage: gradflow [options]\n\n"
+    "Measures ||dL/dh_t|| against the distance from the loss for a plain\n"
+    "RNN, an LSTM and a GRU (at initialisation and after training on\n"
+    "\"remember x_0\"), and a plain RNN with large weights (exploding\n"
+    "gradients, clipping). Writes one .dat file per curve to --out.\n\n"
+    "options:\n"
+    "  --T N        sequence length (default 100)\n"
+    "  --H N        hidden size (default 64)\n"
+    "  --B N        batch size (default 16)\n"
+    "  --steps N    Adam steps per cell (default 300)\n"
+    "  --lr X       Adam learning rate (default 0.01)\n"
+    "  --noise X    std of the inputs x_1.. (x_0 ~ N(0, 1); default 0.1)\n"
+    "  --gate-bias X  initial bias of the LSTM forget gate and the GRU\n"
+    "               update gate z (tg_cell_set_forget_bias; default 3;\n"
+    "               0 is PyTorch's initialisation)\n"
+    "  --seed N     seed of parameters and data (default 1)\n"
+    "  --out DIR    where the .dat files go (default build/gradflow_data)\n"
+    "  --quick      tiny sizes: --T 20 --H 8 --B 4 --steps 20\n"
+    "  --help       this text\n";
+
+static int set_quick(void *cfg, const char *v)
 {
-    fprintf(f,
-        "usage: gradflow [options]\n\n"
-        "Measures ||dL/dh_t|| against the distance from the loss for a plain\n"
-        "RNN, an LSTM and a GRU (at initialisation and after training on\n"
-        "\"remember x_0\"), and a plain RNN with large weights (exploding\n"
-        "gradients, clipping). Writes one .dat file per curve to --out.\n\n"
-        "options:\n"
-        "  --T N        sequence length (default 100)\n"
-        "  --H N        hidden size (default 64)\n"
-        "  --B N        batch size (default 16)\n"
-        "  --steps N    Adam steps per cell (default 300)\n"
-        "  --lr X       Adam learning rate (default 0.01)\n"
-        "  --noise X    std of the inputs x_1.. (x_0 ~ N(0, 1); default 0.1)\n"
-        "  --gate-bias X  initial bias of the LSTM forget gate and the GRU\n"
-        "               update gate z (tg_cell_set_forget_bias; default 3;\n"
-        "               0 is PyTorch's initialisation)\n"
-        "  --seed N     seed of parameters and data (default 1)\n"
-        "  --out DIR    where the .dat files go (default build/gradflow_data)\n"
-        "  --quick      tiny sizes: --T 20 --H 8 --B 4 --steps 20\n"
-        "  --help       this text\n");
+    (void)v;
+    opts *o = cfg;
+    o->T = 20, o->H = 8, o->B = 4, o->steps = 20;
+    return 0;
 }
+
+static int set_out(void *cfg, const char *v)
+{
+    if (!v)
+        return cli_fail("--out wants a directory");
+    ((opts *)cfg)->out = v;
+    return 0;
+}
+
+#define OFF(f) offsetof(opts, f)
+static const cli_flag flags[] = {
+    {"T", "N", CLI_INT, OFF(T), 2, 100000, 0, NULL},
+    {"H", "N", CLI_INT, OFF(H), 1, 100000, 0, NULL},
+    {"B", "N", CLI_INT, OFF(B), 1, 100000, 0, NULL},
+    {"steps", "N", CLI_INT, OFF(steps), 0, 100000000, 0, NULL},
+    {"seed", "N", CLI_LONG, OFF(seed), 0, 2147483647, 0, NULL},
+    {"lr", "X", CLI_REAL, OFF(lr), 1e-12, 0, 0, NULL},
+    {"noise", "X", CLI_REAL, OFF(noise), 0, 0, 0, NULL},
+    {"gate-bias", "X", CLI_REAL, OFF(gate_bias), -1e9, 0, 0, NULL},
+    {"out", "DIR", CLI_SET, 1, 0, 0, 0, NULL},
+    {"quick", NULL, CLI_SET, 0, 0, 0, 0, NULL},
+};
+static const cli_set_fn sets[] = {set_quick, set_out};
+static const cli_spec spec = {"gradflow", help, flags, CLI_COUNT(flags),
+                              CLI_WANTS, NULL, sets};
 
 static void parse(int argc, char **argv, opts *o)
 {
     *o = (opts){.T = 100, .H = 64, .B = 16, .steps = 300, .seed = 1,
                 .gate_bias = 3.0, .noise = 0.1, .lr = 1e-2, .explode_gain = 3.0, .clip = 1.0,
                 .out = "build/gradflow_data"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        } else if (!strcmp(a, "--quick")) {
-            o->T = 20, o->H = 8, o->B = 4, o->steps = 20;
-            continue;
-        } else if (!strcmp(a, "--T"))
-            o->T = (int)cli_int("gradflow", a, v, 2, 100000);
-        else if (!strcmp(a, "--H"))
-            o->H = (int)cli_int("gradflow", a, v, 1, 100000);
-        else if (!strcmp(a, "--B"))
-            o->B = (int)cli_int("gradflow", a, v, 1, 100000);
-        else if (!strcmp(a, "--steps"))
-            o->steps = (int)cli_int("gradflow", a, v, 0, 100000000);
-        else if (!strcmp(a, "--seed"))
-            o->seed = (unsigned long)cli_int("gradflow", a, v, 0, 2147483647);
-        else if (!strcmp(a, "--lr"))
-            o->lr = cli_real("gradflow", a, v, 1e-12);
-        else if (!strcmp(a, "--noise"))
-            o->noise = cli_real("gradflow", a, v, 0);
-        else if (!strcmp(a, "--gate-bias"))
-            o->gate_bias = cli_real("gradflow", a, v, -1e9); else if (!strcmp(a, "--out")) {
-            if (!v) {
-                fprintf(stderr, "gradflow: --out wants a directory\n");
-                exit(2);
-            }
-            o->out = v;
-        } else {
-            fprintf(stderr, "gradflow: unknown option '%s' (see --help)\n", a);
-            exit(2);
-        }
-        i++; /* the flag's value */
-    }
+    cli_parse_or_exit(&spec, argc, argv, o);
 }
 
 int main(int argc, char **argv)

@@ -258,28 +258,56 @@ static curve run(kind k, double lr, const text *t, const opts *o)
 
 /* ---- command line and report ------------------------------------------------------ */
 
-static void usage(FILE *f)
+static const char help[] =
+    "usage: " PROG " [options]\n\n"
+    "Trains charlm's model (LSTM) with SGD (three learning rates), Adam\n"
+    "and Hessian-free to the same cost in gradient evaluations, and\n"
+    "prints the validation loss along the way.\n\n"
+    "options:\n"
+    "  --data FILE|DIR text, or a directory's files (default\n"
+    "                  /usr/share/games/fortunes)\n"
+    "  --chars N       characters of it to use (default 300000)\n"
+    "  --budget N      gradient evaluations per run (default 4000)\n"
+    "  --points N      validations along the budget (default 9)\n"
+    "  --T N --B N     window length and windows per step (32, 32)\n"
+    "  --hf-B N        Hessian-free's windows per step (default 128)\n"
+    "  --hf-cg N       its CG iterations per step at most (default 50)\n"
+    "  --hidden N      LSTM size (default 128); --embed N (default 32)\n"
+    "  --threads N     OpenMP threads (default 2)\n"
+    "  --hf-only       run Hessian-free alone (to try its settings)\n"
+    "  --doc FILE      also write the table as markdown to FILE\n"
+    "  --quick         a seconds-long run (for the tests)\n";
+
+static int set_quick(void *cfg, const char *v)
 {
-    fprintf(f,
-        "usage: " PROG " [options]\n\n"
-        "Trains charlm's model (LSTM) with SGD (three learning rates), Adam\n"
-        "and Hessian-free to the same cost in gradient evaluations, and\n"
-        "prints the validation loss along the way.\n\n"
-        "options:\n"
-        "  --data FILE|DIR text, or a directory's files (default\n"
-        "                  /usr/share/games/fortunes)\n"
-        "  --chars N       characters of it to use (default 300000)\n"
-        "  --budget N      gradient evaluations per run (default 4000)\n"
-        "  --points N      validations along the budget (default 9)\n"
-        "  --T N --B N     window length and windows per step (32, 32)\n"
-        "  --hf-B N        Hessian-free's windows per step (default 128)\n"
-        "  --hf-cg N       its CG iterations per step at most (default 50)\n"
-        "  --hidden N      LSTM size (default 128); --embed N (default 32)\n"
-        "  --threads N     OpenMP threads (default 2)\n"
-        "  --hf-only       run Hessian-free alone (to try its settings)\n"
-        "  --doc FILE      also write the table as markdown to FILE\n"
-        "  --quick         a seconds-long run (for the tests)\n");
+    (void)v;
+    opts *o = cfg;
+    o->quick = true, o->chars = 20000, o->budget = 120, o->points = 3;
+    o->hidden = 16, o->embed = 8, o->T = 16, o->B = 8, o->hf_B = 16;
+    o->hf_cg = 10;
+    return 0;
 }
+
+#define OFF(f) offsetof(opts, f)
+static const cli_flag flags[] = {
+    {"quick", NULL, CLI_SET, 0, 0, 0, 0, NULL},
+    {"hf-only", NULL, CLI_SWITCH, OFF(hf_only), 0, 0, 0, NULL},
+    {"data", "FILE|DIR", CLI_STR, OFF(data), 0, 0, 0, NULL},
+    {"doc", "FILE", CLI_STR, OFF(doc), 0, 0, 0, NULL},
+    {"chars", "N", CLI_LONG, OFF(chars), 1000, 1000000000L, 0, NULL},
+    {"budget", "N", CLI_LONG, OFF(budget), 1, 100000000L, 0, NULL},
+    {"points", "N", CLI_INT, OFF(points), 2, MAX_POINTS, 0, NULL},
+    {"T", "N", CLI_INT, OFF(T), 2, 10000, 0, NULL},
+    {"B", "N", CLI_INT, OFF(B), 1, 10000, 0, NULL},
+    {"hf-B", "N", CLI_INT, OFF(hf_B), 1, 100000, 0, NULL},
+    {"hf-cg", "N", CLI_INT, OFF(hf_cg), 1, 10000, 0, NULL},
+    {"hidden", "N", CLI_INT, OFF(hidden), 1, 8192, 0, NULL},
+    {"embed", "N", CLI_INT, OFF(embed), 1, 8192, 0, NULL},
+    {"threads", "N", CLI_INT, OFF(threads), 1, 1024, 0, NULL},
+};
+static const cli_set_fn sets[] = {set_quick};
+static const cli_spec spec = {PROG, help, flags, CLI_COUNT(flags), CLI_WANTS,
+                              NULL, sets};
 
 static void parse(int argc, char **argv, opts *o)
 {
@@ -287,53 +315,7 @@ static void parse(int argc, char **argv, opts *o)
                 .budget = 4000, .T = 32, .B = 32, .hf_B = 128, .hf_cg = 50,
                 .hidden = 128, .embed = 32, .points = 9, .threads = 2,
                 .sgd_lrs = {0.3, 1.0, 3.0}, .adam_lr = 2e-3, .clip = 5};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        } else if (!strcmp(a, "--quick")) {
-            o->quick = true, o->chars = 20000, o->budget = 120, o->points = 3;
-            o->hidden = 16, o->embed = 8, o->T = 16, o->B = 8, o->hf_B = 16;
-            o->hf_cg = 10;
-            continue;
-        } else if (!strcmp(a, "--hf-only")) {
-            o->hf_only = true;
-            continue;
-        } else if (!strcmp(a, "--data"))
-            o->data = v;
-        else if (!strcmp(a, "--doc"))
-            o->doc = v;
-        else if (!strcmp(a, "--chars"))
-            o->chars = cli_int(PROG, a, v, 1000, 1000000000L);
-        else if (!strcmp(a, "--budget"))
-            o->budget = cli_int(PROG, a, v, 1, 100000000L);
-        else if (!strcmp(a, "--points"))
-            o->points = (int)cli_int(PROG, a, v, 2, MAX_POINTS);
-        else if (!strcmp(a, "--T"))
-            o->T = (int)cli_int(PROG, a, v, 2, 10000);
-        else if (!strcmp(a, "--B"))
-            o->B = (int)cli_int(PROG, a, v, 1, 10000);
-        else if (!strcmp(a, "--hf-B"))
-            o->hf_B = (int)cli_int(PROG, a, v, 1, 100000);
-        else if (!strcmp(a, "--hf-cg"))
-            o->hf_cg = (int)cli_int(PROG, a, v, 1, 10000);
-        else if (!strcmp(a, "--hidden"))
-            o->hidden = (int)cli_int(PROG, a, v, 1, 8192);
-        else if (!strcmp(a, "--embed"))
-            o->embed = (int)cli_int(PROG, a, v, 1, 8192);
-        else if (!strcmp(a, "--threads"))
-            o->threads = (int)cli_int(PROG, a, v, 1, 1024);
-        else {
-            fprintf(stderr, PROG ": unknown option '%s' (see --help)\n", a);
-            exit(2);
-        }
-        if (!v) {
-            fprintf(stderr, PROG ": %s wants a value\n", a);
-            exit(2);
-        }
-        i++;
-    }
+    cli_parse_or_exit(&spec, argc, argv, o);
 }
 
 int main(int argc, char **argv)

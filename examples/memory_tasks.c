@@ -93,34 +93,97 @@ static run_result run(task k, const tg_cell_type *type, int T, int seed,
 
 /* ---- command line ------------------------------------------------------- */
 
-static void usage(FILE *f)
+static const char help[] =
+    "usage: memory_tasks [options]\n\n"
+    "Trains a plain tanh RNN, an LSTM and a GRU on the adding problem and\n"
+    "the copy task at several sequence lengths and prints, per task, a\n"
+    "table of how many seeds solved each length and in how many steps.\n\n"
+    "options:\n"
+    "  --lengths L,..  lengths T of both tasks (adding: T steps; copy: delay\n"
+    "                  T, T + 10 steps) (default: adding 10,50,100,200)\n"
+    "  --copy-lengths L,..  the copy task's alone, after --lengths (default\n"
+    "                  10,50,100: at 1500 steps no cell solves 50, and 200\n"
+    "                  takes minutes)\n"
+    "  --budget N      training steps per run at most (default 1500)\n"
+    "  --seeds N       seeds per cell and length: 1..N (default 2)\n"
+    "  --eval-every N  validation every N steps (default 50)\n"
+    "  --task T        adding, copy or both (default both)\n"
+    "  --H N           hidden size (default 64)\n"
+    "  --B N           batch size (default 32)\n"
+    "  --val-B N       validation batch size (default 256)\n"
+    "  --lr X          Adam learning rate (default 0.01)\n"
+    "  --clip X        global gradient norm clip (default 1)\n"
+    "  --forget-bias X LSTM forget-gate bias (default 1)\n"
+    "  --threads N     OpenMP threads (default 2)\n"
+    "  --times         also print seconds per run (output then varies)\n"
+    "  --quick         tiny: --lengths 5,10 --budget 200 --seeds 1\n"
+    "  --help          this text\n";
+
+static int set_quick(void *cfg, const char *v)
 {
-    fprintf(f,
-        "usage: memory_tasks [options]\n\n"
-        "Trains a plain tanh RNN, an LSTM and a GRU on the adding problem and\n"
-        "the copy task at several sequence lengths and prints, per task, a\n"
-        "table of how many seeds solved each length and in how many steps.\n\n"
-        "options:\n"
-        "  --lengths L,..  lengths T of both tasks (adding: T steps; copy: delay\n"
-        "                  T, T + 10 steps) (default: adding 10,50,100,200)\n"
-        "  --copy-lengths L,..  the copy task's alone, after --lengths (default\n"
-        "                  10,50,100: at 1500 steps no cell solves 50, and 200\n"
-        "                  takes minutes)\n"
-        "  --budget N      training steps per run at most (default 1500)\n"
-        "  --seeds N       seeds per cell and length: 1..N (default 2)\n"
-        "  --eval-every N  validation every N steps (default 50)\n"
-        "  --task T        adding, copy or both (default both)\n"
-        "  --H N           hidden size (default 64)\n"
-        "  --B N           batch size (default 32)\n"
-        "  --val-B N       validation batch size (default 256)\n"
-        "  --lr X          Adam learning rate (default 0.01)\n"
-        "  --clip X        global gradient norm clip (default 1)\n"
-        "  --forget-bias X LSTM forget-gate bias (default 1)\n"
-        "  --threads N     OpenMP threads (default 2)\n"
-        "  --times         also print seconds per run (output then varies)\n"
-        "  --quick         tiny: --lengths 5,10 --budget 200 --seeds 1\n"
-        "  --help          this text\n");
+    (void)v;
+    opts *o = cfg;
+    o->lengths[0] = 5, o->lengths[1] = 10, o->nlengths = 2;
+    o->copy_lengths[0] = 5, o->copy_lengths[1] = 10, o->ncopy_lengths = 2;
+    o->budget = 200, o->seeds = 1;
+    return 0;
 }
+
+static int set_lengths(void *cfg, const char *v) /* both tasks */
+{
+    opts *o = cfg;
+    cli_lengths("memory_tasks", "--lengths", v, o->lengths, &o->nlengths,
+                MAX_LENGTHS);
+    cli_lengths("memory_tasks", "--lengths", v, o->copy_lengths,
+                &o->ncopy_lengths, MAX_LENGTHS);
+    return 0;
+}
+
+static int set_copy_lengths(void *cfg, const char *v)
+{
+    opts *o = cfg;
+    cli_lengths("memory_tasks", "--copy-lengths", v, o->copy_lengths,
+                &o->ncopy_lengths, MAX_LENGTHS);
+    return 0;
+}
+
+static int set_task(void *cfg, const char *v)
+{
+    opts *o = cfg;
+    if (v && !strcmp(v, "adding"))
+        o->adding = true, o->copy = false;
+    else if (v && !strcmp(v, "copy"))
+        o->adding = false, o->copy = true;
+    else if (v && !strcmp(v, "both"))
+        o->adding = o->copy = true;
+    else
+        return cli_fail("--task wants adding, copy or both, got '%s'",
+                        v ? v : "");
+    return 0;
+}
+
+#define OFF(f) offsetof(opts, f)
+static const cli_flag flags[] = {
+    {"quick", NULL, CLI_SET, 0, 0, 0, 0, NULL},
+    {"times", NULL, CLI_SWITCH, OFF(times), 0, 0, 0, NULL},
+    {"lengths", "L,..", CLI_SET, 1, 0, 0, 0, NULL},
+    {"copy-lengths", "L,..", CLI_SET, 2, 0, 0, 0, NULL},
+    {"budget", "N", CLI_INT, OFF(budget), 1, 100000000, 0, NULL},
+    {"seeds", "N", CLI_INT, OFF(seeds), 1, 1000, 0, NULL},
+    {"eval-every", "N", CLI_INT, OFF(eval_every), 1, 100000000, 0, NULL},
+    {"H", "N", CLI_INT, OFF(H), 1, 100000, 0, NULL},
+    {"B", "N", CLI_INT, OFF(B), 1, 100000, 0, NULL},
+    {"val-B", "N", CLI_INT, OFF(val_B), 1, 1000000, 0, NULL},
+    {"threads", "N", CLI_INT, OFF(threads), 1, 1024, 0, NULL},
+    {"lr", "X", CLI_REAL, OFF(lr), 1e-12, 0, 0, NULL},
+    {"clip", "X", CLI_REAL, OFF(clip), 1e-12, 0, 0, NULL},
+    {"forget-bias", "X", CLI_REAL, OFF(forget_bias), -1e9, 0, 0, NULL},
+    {"task", "T", CLI_SET, 3, 0, 0, 0, NULL},
+};
+static const cli_set_fn sets[] = {set_quick, set_lengths, set_copy_lengths,
+                                  set_task};
+static const cli_spec spec = {"memory_tasks", help, flags, CLI_COUNT(flags),
+                              CLI_WANTS, NULL, sets};
 
 static void parse(int argc, char **argv, opts *o)
 {
@@ -129,64 +192,7 @@ static void parse(int argc, char **argv, opts *o)
                 .seeds = 2, .eval_every = 50, .H = 64, .B = 32, .val_B = 256,
                 .threads = 2, .lr = 1e-2, .clip = 1.0, .forget_bias = 1.0,
                 .adding = true, .copy = true};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        } else if (!strcmp(a, "--quick")) {
-            o->lengths[0] = 5, o->lengths[1] = 10, o->nlengths = 2;
-            o->copy_lengths[0] = 5, o->copy_lengths[1] = 10, o->ncopy_lengths = 2;
-            o->budget = 200, o->seeds = 1;
-            continue;
-        } else if (!strcmp(a, "--times")) {
-            o->times = true;
-            continue;
-        } else if (!strcmp(a, "--lengths")) { /* both tasks */
-            cli_lengths("memory_tasks", a, v, o->lengths, &o->nlengths, MAX_LENGTHS);
-            cli_lengths("memory_tasks", a, v, o->copy_lengths, &o->ncopy_lengths,
-                        MAX_LENGTHS);
-        } else if (!strcmp(a, "--copy-lengths"))
-            cli_lengths("memory_tasks", a, v, o->copy_lengths, &o->ncopy_lengths,
-                        MAX_LENGTHS);
-        else if (!strcmp(a, "--budget"))
-            o->budget = (int)cli_int("memory_tasks", a, v, 1, 100000000);
-        else if (!strcmp(a, "--seeds"))
-            o->seeds = (int)cli_int("memory_tasks", a, v, 1, 1000);
-        else if (!strcmp(a, "--eval-every"))
-            o->eval_every = (int)cli_int("memory_tasks", a, v, 1, 100000000);
-        else if (!strcmp(a, "--H"))
-            o->H = (int)cli_int("memory_tasks", a, v, 1, 100000);
-        else if (!strcmp(a, "--B"))
-            o->B = (int)cli_int("memory_tasks", a, v, 1, 100000);
-        else if (!strcmp(a, "--val-B"))
-            o->val_B = (int)cli_int("memory_tasks", a, v, 1, 1000000);
-        else if (!strcmp(a, "--threads"))
-            o->threads = (int)cli_int("memory_tasks", a, v, 1, 1024);
-        else if (!strcmp(a, "--lr"))
-            o->lr = cli_real("memory_tasks", a, v, 1e-12);
-        else if (!strcmp(a, "--clip"))
-            o->clip = cli_real("memory_tasks", a, v, 1e-12);
-        else if (!strcmp(a, "--forget-bias"))
-            o->forget_bias = cli_real("memory_tasks", a, v, -1e9);
-        else if (!strcmp(a, "--task")) {
-            if (v && !strcmp(v, "adding"))
-                o->adding = true, o->copy = false;
-            else if (v && !strcmp(v, "copy"))
-                o->adding = false, o->copy = true;
-            else if (v && !strcmp(v, "both"))
-                o->adding = o->copy = true;
-            else {
-                fprintf(stderr, "memory_tasks: --task wants adding, copy or both, "
-                                "got '%s'\n", v ? v : "");
-                exit(2);
-            }
-        } else {
-            fprintf(stderr, "memory_tasks: unknown option '%s' (see --help)\n", a);
-            exit(2);
-        }
-        i++; /* the flag's value */
-    }
+    cli_parse_or_exit(&spec, argc, argv, o);
 }
 
 /* ---- main ----------------------------------------------------------------- */

@@ -537,41 +537,138 @@ static int report(const opts *o)
 
 /* ---- command line -------------------------------------------------------------- */
 
-static void usage(FILE *f)
+static const char help[] =
+    "usage: " PROG " [options]\n"
+    "       " PROG " --report FILE... [--doc FILE] [--data-dir DIR]\n\n"
+    "Trains plain and gated RNNs on the adding problem at several lengths\n"
+    "with several optimisers, one line per run; with --curvature, also\n"
+    "measures the Hessian's top eigenvalue during training.\n\n"
+    "options:\n"
+    "  --lengths L,..   sequence lengths (default 10,50,100,150,200)\n"
+    "  --rows R,..      of tanh, irnn, orth, hf, lstm, gru (default all)\n"
+    "  --seeds N        seeds per row and length (default 3)\n"
+    "  --seconds S      training-time budget per run (default 40)\n"
+    "  --max-steps N    optimiser steps per run at most (default: no limit)\n"
+    "  --H N            hidden size (default 64)\n"
+    "  --B N            Adam batch (default 32)\n"
+    "  --hf-B N         HF batch (default 256)\n"
+    "  --hf-cg N        HF conjugate-gradient iterations per step (default 50)\n"
+    "  --mu X           HF structural damping (default 1/30)\n"
+    "  --lr X           Adam learning rate (default 0.01)\n"
+    "  --irnn-lr X      the IRNN's Adam learning rate (default 0.001)\n"
+    "  --clip X         gradient norm clip for Adam (default 1)\n"
+    "  --eval-every N   Adam steps between validations (default 50)\n"
+    "  --val-B N        validation batch (default 256)\n"
+    "  --shard I/N      run only runs I, I+N, I+2N, ... (0 <= I < N)\n"
+    "  --curvature      also measure curvature (tanh and lstm, shard 0)\n"
+    "  --no-runs        only the curvature\n"
+    "  --curv-T T       its length (default 50)\n"
+    "  --curv-steps N   its Adam steps (default 1000)\n"
+    "  --threads N      OpenMP threads (default 1)\n"
+    "  --quick          T=10, one seed, 300 steps: seconds, same output\n"
+    "                   on every run\n"
+    "  --report FILE..  read run lines, write the tables (stdout or --doc)\n"
+    "                   and DIR/solved.dat, DIR/curvature.dat\n";
+
+static int set_quick(void *cfg, const char *v)
 {
-    fprintf(f,
-        "usage: " PROG " [options]\n"
-        "       " PROG " --report FILE... [--doc FILE] [--data-dir DIR]\n\n"
-        "Trains plain and gated RNNs on the adding problem at several lengths\n"
-        "with several optimisers, one line per run; with --curvature, also\n"
-        "measures the Hessian's top eigenvalue during training.\n\n"
-        "options:\n"
-        "  --lengths L,..   sequence lengths (default 10,50,100,150,200)\n"
-        "  --rows R,..      of tanh, irnn, orth, hf, lstm, gru (default all)\n"
-        "  --seeds N        seeds per row and length (default 3)\n"
-        "  --seconds S      training-time budget per run (default 40)\n"
-        "  --max-steps N    optimiser steps per run at most (default: no limit)\n"
-        "  --H N            hidden size (default 64)\n"
-        "  --B N            Adam batch (default 32)\n"
-        "  --hf-B N         HF batch (default 256)\n"
-        "  --hf-cg N        HF conjugate-gradient iterations per step (default 50)\n"
-        "  --mu X           HF structural damping (default 1/30)\n"
-        "  --lr X           Adam learning rate (default 0.01)\n"
-        "  --irnn-lr X      the IRNN's Adam learning rate (default 0.001)\n"
-        "  --clip X         gradient norm clip for Adam (default 1)\n"
-        "  --eval-every N   Adam steps between validations (default 50)\n"
-        "  --val-B N        validation batch (default 256)\n"
-        "  --shard I/N      run only runs I, I+N, I+2N, ... (0 <= I < N)\n"
-        "  --curvature      also measure curvature (tanh and lstm, shard 0)\n"
-        "  --no-runs        only the curvature\n"
-        "  --curv-T T       its length (default 50)\n"
-        "  --curv-steps N   its Adam steps (default 1000)\n"
-        "  --threads N      OpenMP threads (default 1)\n"
-        "  --quick          T=10, one seed, 300 steps: seconds, same output\n"
-        "                   on every run\n"
-        "  --report FILE..  read run lines, write the tables (stdout or --doc)\n"
-        "                   and DIR/solved.dat, DIR/curvature.dat\n");
+    (void)v;
+    opts *o = cfg;
+    o->lengths[0] = 10, o->nlengths = 1, o->seeds = 1;
+    o->max_steps = 300, o->seconds = 1e9, o->hf_B = 64, o->hf_cg = 20;
+    o->curv_T = 10, o->curv_steps = 30, o->H = 16;
+    return 0;
 }
+
+static int set_no_runs(void *cfg, const char *v)
+{
+    (void)v;
+    ((opts *)cfg)->runs = false;
+    return 0;
+}
+
+/* one file of --report FILE... (NULL: none was given); 1: no room */
+static int set_report(void *cfg, const char *v)
+{
+    opts *o = cfg;
+    if (!v)
+        return cli_fail("--report wants files");
+    if (o->nreport == MAX_FILES)
+        return 1;
+    o->report[o->nreport++] = v;
+    return 0;
+}
+
+static int set_lengths(void *cfg, const char *v)
+{
+    opts *o = cfg;
+    cli_lengths(PROG, "--lengths", v, o->lengths, &o->nlengths, MAX_LENGTHS);
+    return 0;
+}
+
+static int set_rows(void *cfg, const char *v)
+{
+    opts *o = cfg;
+    for (int r = 0; r < NROWS; r++)
+        o->rows[r] = false;
+    const char *p = v ? v : "";
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        int r = 0;
+        while (r < NROWS && (strlen(row_names[r]) != n ||
+                             strncmp(row_names[r], p, n)))
+            r++;
+        if (r == NROWS)
+            return cli_fail("--rows: unknown row '%.*s' (rows: tanh, irnn, "
+                            "orth, hf, lstm, gru)", (int)n, p);
+        o->rows[r] = true;
+        p += n + (p[n] == ',');
+    }
+    return v ? 0 : cli_fail("--rows wants a value");
+}
+
+static int set_shard(void *cfg, const char *v)
+{
+    opts *o = cfg;
+    if (!v || sscanf(v, "%d/%d", &o->shard, &o->nshards) != 2 ||
+        o->nshards < 1 || o->shard < 0 || o->shard >= o->nshards)
+        return cli_fail("--shard wants I/N with 0 <= I < N, got '%s'",
+                        v ? v : "");
+    return 0;
+}
+
+#define OFF(f) offsetof(opts, f)
+static const cli_flag flags[] = {
+    {"quick", NULL, CLI_SET, 0, 0, 0, 0, NULL},
+    {"curvature", NULL, CLI_SWITCH, OFF(curvature), 0, 0, 0, NULL},
+    {"no-runs", NULL, CLI_SET, 1, 0, 0, 0, NULL},
+    {"report", "FILE..", CLI_SET, 2, 0, 0, CLI_MANY, NULL},
+    {"lengths", "L,..", CLI_SET, 3, 0, 0, 0, NULL},
+    {"rows", "R,..", CLI_SET, 4, 0, 0, 0, NULL},
+    {"seeds", "N", CLI_INT, OFF(seeds), 1, 64, 0, NULL},
+    {"seconds", "S", CLI_REAL, OFF(seconds), 1e-3, 0, 0, NULL},
+    {"max-steps", "N", CLI_LONG, OFF(max_steps), 1, 1000000000L, 0, NULL},
+    {"H", "N", CLI_INT, OFF(H), 1, 4096, 0, NULL},
+    {"B", "N", CLI_INT, OFF(B), 1, 100000, 0, NULL},
+    {"hf-B", "N", CLI_INT, OFF(hf_B), 1, 100000, 0, NULL},
+    {"hf-cg", "N", CLI_INT, OFF(hf_cg), 1, 100000, 0, NULL},
+    {"mu", "X", CLI_REAL, OFF(mu), 0, 0, 0, NULL},
+    {"lr", "X", CLI_REAL, OFF(lr), 1e-12, 0, 0, NULL},
+    {"irnn-lr", "X", CLI_REAL, OFF(irnn_lr), 1e-12, 0, 0, NULL},
+    {"clip", "X", CLI_REAL, OFF(clip), 1e-12, 0, 0, NULL},
+    {"eval-every", "N", CLI_INT, OFF(eval_every), 1, 100000000, 0, NULL},
+    {"val-B", "N", CLI_INT, OFF(val_B), 1, 1000000, 0, NULL},
+    {"curv-T", "T", CLI_INT, OFF(curv_T), 2, 100000, 0, NULL},
+    {"curv-steps", "N", CLI_LONG, OFF(curv_steps), 0, 100000000, 0, NULL},
+    {"threads", "N", CLI_INT, OFF(threads), 1, 1024, 0, NULL},
+    {"doc", "FILE", CLI_STR, OFF(doc), 0, 0, 0, NULL},
+    {"data-dir", "DIR", CLI_STR, OFF(datadir), 0, 0, 0, NULL},
+    {"shard", "I/N", CLI_SET, 5, 0, 0, 0, NULL},
+};
+static const cli_set_fn sets[] = {set_quick, set_no_runs, set_report,
+                                  set_lengths, set_rows, set_shard};
+static const cli_spec spec = {PROG, help, flags, CLI_COUNT(flags), CLI_WANTS,
+                              NULL, sets};
 
 static void parse(int argc, char **argv, opts *o)
 {
@@ -584,104 +681,7 @@ static void parse(int argc, char **argv, opts *o)
                 .datadir = "."};
     for (int r = 0; r < NROWS; r++)
         o->rows[r] = true;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        } else if (!strcmp(a, "--quick")) {
-            o->lengths[0] = 10, o->nlengths = 1, o->seeds = 1;
-            o->max_steps = 300, o->seconds = 1e9, o->hf_B = 64, o->hf_cg = 20;
-            o->curv_T = 10, o->curv_steps = 30, o->H = 16;
-            continue;
-        } else if (!strcmp(a, "--curvature")) {
-            o->curvature = true;
-            continue;
-        } else if (!strcmp(a, "--no-runs")) {
-            o->runs = false;
-            continue;
-        } else if (!strcmp(a, "--report")) {
-            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) &&
-                   o->nreport < MAX_FILES)
-                o->report[o->nreport++] = argv[++i];
-            if (!o->nreport) {
-                fprintf(stderr, PROG ": --report wants files\n");
-                exit(2);
-            }
-            continue;
-        } else if (!strcmp(a, "--lengths"))
-            cli_lengths(PROG, a, v, o->lengths, &o->nlengths, MAX_LENGTHS);
-        else if (!strcmp(a, "--rows")) {
-            for (int r = 0; r < NROWS; r++)
-                o->rows[r] = false;
-            const char *p = v ? v : "";
-            while (*p) {
-                size_t n = strcspn(p, ",");
-                int r = 0;
-                while (r < NROWS && (strlen(row_names[r]) != n ||
-                                     strncmp(row_names[r], p, n)))
-                    r++;
-                if (r == NROWS) {
-                    fprintf(stderr, PROG ": --rows: unknown row '%.*s' (rows: "
-                            "tanh, irnn, orth, hf, lstm, gru)\n", (int)n, p);
-                    exit(2);
-                }
-                o->rows[r] = true;
-                p += n + (p[n] == ',');
-            }
-        } else if (!strcmp(a, "--seeds"))
-            o->seeds = (int)cli_int(PROG, a, v, 1, 64);
-        else if (!strcmp(a, "--seconds"))
-            o->seconds = cli_real(PROG, a, v, 1e-3);
-        else if (!strcmp(a, "--max-steps"))
-            o->max_steps = cli_int(PROG, a, v, 1, 1000000000L);
-        else if (!strcmp(a, "--H"))
-            o->H = (int)cli_int(PROG, a, v, 1, 4096);
-        else if (!strcmp(a, "--B"))
-            o->B = (int)cli_int(PROG, a, v, 1, 100000);
-        else if (!strcmp(a, "--hf-B"))
-            o->hf_B = (int)cli_int(PROG, a, v, 1, 100000);
-        else if (!strcmp(a, "--hf-cg"))
-            o->hf_cg = (int)cli_int(PROG, a, v, 1, 100000);
-        else if (!strcmp(a, "--mu"))
-            o->mu = cli_real(PROG, a, v, 0);
-        else if (!strcmp(a, "--lr"))
-            o->lr = cli_real(PROG, a, v, 1e-12);
-        else if (!strcmp(a, "--irnn-lr"))
-            o->irnn_lr = cli_real(PROG, a, v, 1e-12);
-        else if (!strcmp(a, "--clip"))
-            o->clip = cli_real(PROG, a, v, 1e-12);
-        else if (!strcmp(a, "--eval-every"))
-            o->eval_every = (int)cli_int(PROG, a, v, 1, 100000000);
-        else if (!strcmp(a, "--val-B"))
-            o->val_B = (int)cli_int(PROG, a, v, 1, 1000000);
-        else if (!strcmp(a, "--curv-T"))
-            o->curv_T = (int)cli_int(PROG, a, v, 2, 100000);
-        else if (!strcmp(a, "--curv-steps"))
-            o->curv_steps = cli_int(PROG, a, v, 0, 100000000);
-        else if (!strcmp(a, "--threads"))
-            o->threads = (int)cli_int(PROG, a, v, 1, 1024);
-        else if (!strcmp(a, "--doc"))
-            o->doc = v;
-        else if (!strcmp(a, "--data-dir"))
-            o->datadir = v;
-        else if (!strcmp(a, "--shard")) {
-            if (!v || sscanf(v, "%d/%d", &o->shard, &o->nshards) != 2 ||
-                o->nshards < 1 || o->shard < 0 || o->shard >= o->nshards) {
-                fprintf(stderr, PROG ": --shard wants I/N with 0 <= I < N, "
-                        "got '%s'\n", v ? v : "");
-                exit(2);
-            }
-        } else {
-            fprintf(stderr, PROG ": unknown option '%s' (see --help)\n", a);
-            exit(2);
-        }
-        if (!v) {
-            fprintf(stderr, PROG ": %s wants a value\n", a);
-            exit(2);
-        }
-        i++;
-    }
+    cli_parse_or_exit(&spec, argc, argv, o);
 }
 
 int main(int argc, char **argv)

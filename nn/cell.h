@@ -37,6 +37,20 @@
  *
  * tg_cell_type_register(&mgu) also makes it known by name (for tools that
  * pick a cell from the command line).
+ *
+ * A type whose init allocates something (a table, a mask, a buffer at
+ * c->user) frees it in fini, which tg_cell_free calls (a c->user set by
+ * hand like this one keeps the step from being compiled: see user_size):
+ *
+ *     static int tab_init(tg_cell *c, struct tg_rng *rng)
+ *     {
+ *         (void)rng;
+ *         c->user = calloc((size_t)c->hidden_size, sizeof(double));
+ *         return c->user ? 0 : -1;
+ *     }
+ *     static void tab_fini(tg_cell *c) { free(c->user); }
+ *     static const tg_cell_type tab = {"tab", .nstate = 1, .gates = 2,
+ *         .init = tab_init, .step = tab_step, .fini = tab_fini};
  */
 #ifndef TG_NN_CELL_H
 #define TG_NN_CELL_H
@@ -76,6 +90,15 @@ typedef struct tg_cell_type {
      * cell whose c->user is set by hand with no user_size is run as
      * written, never compiled. */
     size_t user_size;
+    /* Optional: frees what init (or the program) allocated for the cell -
+     * a buffer at c->user, or one a pointer in the user block points to.
+     * Called once by tg_cell_free (so by tg_rnn_free for each layer)
+     * before the parameters and the user block are freed, so it may still
+     * read them; called too when init failed (tg_cell_new then frees the
+     * cell), so it must accept what init did not get to make: before
+     * init, c->user is NULL or (user_size) a zeroed block, and free(NULL)
+     * does nothing. */
+    void (*fini)(tg_cell *c);
 } tg_cell_type;
 
 struct tg_cell {

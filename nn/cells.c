@@ -177,6 +177,10 @@ void tg_cell_free(tg_cell *c)
 {
     if (!c)
         return;
+    /* first: what the type allocated may point into the user block or
+     * read the parameters */
+    if (c->type->fini)
+        c->type->fini(c);
     tg_params_free(&c->params);
     for (int k = 0; k < TG_CELL_PROGS; k++)
         tg_prog_free(c->prog[k]);

@@ -1,19 +1,21 @@
 /*
- * nn/optim.c - SGD, Adam and AdamW with torch.optim's (1.13) update rules,
- * and gradient clipping (see optim.h); their state in safetensors files is
- * nn/optim_io.c.
+ * nn/optim.c - what every kind of optimizer shares (see optim.h): making
+ * and freeing, the buffers per parameter (also as flattened blocks), the
+ * step and the closure step, and gradient clipping. The kinds' update
+ * rules are nn/optim_sgd.c, optim_adam.c and optim_hf.c; their state in
+ * safetensors files is nn/optim_io.c.
  *
  * An optimizer only *reads* gradients (->grad, filled by tg_backward) and
  * writes parameters and its own buffers: there is no backward code here,
  * and nothing is recorded on the tape.
  *
- * Each update is a loop over elements that reads p, grad and the state
- * at one index and writes them back at that index, so it is run in
- * parallel over elements, each element written by exactly one iteration:
- * the result is the same bit for bit for any thread count. The arithmetic
- * is done in double and stored as tg_real, which keeps a float build within
- * a rounding of PyTorch's float64 numbers (Adam's sqrt(v) + eps in float
- * loses digits when v is tiny).
+ * Each update (a kind's update function) is a loop over elements that
+ * reads p, grad and the state at one index and writes them back at that
+ * index, so it is run in parallel over elements, each element written by
+ * exactly one iteration: the result is the same bit for bit for any thread
+ * count. The arithmetic is done in double and stored as tg_real, which
+ * keeps a float build within a rounding of PyTorch's float64 numbers
+ * (Adam's sqrt(v) + eps in float loses digits when v is tiny).
  *
  * Known differences from torch.optim, kept on purpose:
  *   - the step count is one for the whole optimizer, where PyTorch keeps
@@ -41,99 +43,32 @@
 
 /* The checks are torch.optim's: its constructors raise ValueError on the
  * same arguments. `!(x >= 0)` also refuses NaN. */
-static tg_optim *optim_new(const char *op, tg_optim_kind kind, tg_params *ps,
-                           double lr, double weight_decay)
+tg_optim *tg_optim_new(const char *op, const tg_optim_type *type,
+                       tg_params *ps, double lr, double weight_decay,
+                       void *state)
 {
-    if (!ps) {
+    bool bad = true;
+    if (!ps)
         tg_error(op, "the parameter list is NULL");
-        return NULL;
-    }
-    if (!(lr >= 0)) {
+    else if (!(lr >= 0))
         tg_error(op, "invalid learning rate %g: it must be >= 0", lr);
-        return NULL;
-    }
-    if (!(weight_decay >= 0)) {
+    else if (!(weight_decay >= 0))
         tg_error(op, "invalid weight_decay %g: it must be >= 0", weight_decay);
+    else
+        bad = false;
+    tg_optim *o = tg_xcalloc(1, sizeof *o);
+    o->type = type;
+    o->state = state; /* freed with o, also here */
+    if (bad) {
+        tg_optim_free(o);
         return NULL;
     }
-    tg_optim *o = tg_xcalloc(1, sizeof *o);
-    o->kind = kind;
     o->params = ps;
     o->lr = lr;
     o->weight_decay = weight_decay;
     o->n = tg_params_count(ps);
     o->m = tg_xcalloc((size_t)(o->n ? o->n : 1), sizeof *o->m);
     o->v = tg_xcalloc((size_t)(o->n ? o->n : 1), sizeof *o->v);
-    return o;
-}
-
-tg_optim *tg_sgd_new(tg_params *ps, double lr, double momentum,
-                     double dampening, double weight_decay, bool nesterov)
-{
-    if (!(momentum >= 0)) {
-        tg_error("sgd", "invalid momentum %g: it must be >= 0", momentum);
-        return NULL;
-    }
-    /* Nesterov's look-ahead g + momentum * buf assumes buf is an undamped
-     * sum of gradients; PyTorch refuses the combination, and so do we. */
-    if (nesterov && (momentum <= 0 || dampening != 0)) {
-        tg_error("sgd", "nesterov momentum requires a momentum > 0 and zero "
-                 "dampening (got momentum %g, dampening %g)", momentum,
-                 dampening);
-        return NULL;
-    }
-    tg_optim *o = optim_new("sgd", TG_OPTIM_SGD, ps, lr, weight_decay);
-    if (o) {
-        o->momentum = momentum;
-        o->dampening = dampening;
-        o->nesterov = nesterov;
-    }
-    return o;
-}
-
-static tg_optim *adam_new(const char *op, tg_optim_kind kind, tg_params *ps,
-                          double lr, double beta1, double beta2, double eps,
-                          double weight_decay)
-{
-    if (!(eps >= 0)) {
-        tg_error(op, "invalid eps %g: it must be >= 0", eps);
-        return NULL;
-    }
-    if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
-        tg_error(op, "invalid betas (%g, %g): each must be in [0, 1)", beta1,
-                 beta2);
-        return NULL;
-    }
-    tg_optim *o = optim_new(op, kind, ps, lr, weight_decay);
-    if (o) {
-        o->beta1 = beta1;
-        o->beta2 = beta2;
-        o->eps = eps;
-    }
-    return o;
-}
-
-tg_optim *tg_adam_new(tg_params *ps, double lr, double beta1, double beta2,
-                      double eps, double weight_decay)
-{
-    return adam_new("adam", TG_OPTIM_ADAM, ps, lr, beta1, beta2, eps,
-                    weight_decay);
-}
-
-tg_optim *tg_adamw_new(tg_params *ps, double lr, double beta1, double beta2,
-                       double eps, double weight_decay)
-{
-    return adam_new("adamw", TG_OPTIM_ADAMW, ps, lr, beta1, beta2, eps,
-                    weight_decay);
-}
-
-tg_optim *tg_hf_optim_new(tg_params *ps, const tg_hf_config *cfg)
-{
-    tg_hf *h = tg_hf_new(ps, cfg);
-    if (!h)
-        return NULL;
-    tg_optim *o = optim_new("hf", TG_OPTIM_HF, ps, 0, 0);
-    o->hf = h;
     return o;
 }
 
@@ -166,7 +101,10 @@ void tg_optim_free(tg_optim *o)
     free(o->v_block);
     free(o->m);
     free(o->v);
-    tg_hf_free(o->hf);
+    if (o->type->fini)
+        o->type->fini(o);
+    else
+        free(o->state);
     free(o);
 }
 
@@ -192,62 +130,7 @@ int tg_optim_sync_count_(const char *op, tg_optim *o)
     return 0;
 }
 
-/* ---- the update kernels ----------------------------------------------- */
-
-/* SGD on one parameter. p, g (and buf unless momentum is 0) are n numbers
- * each; first: buf holds nothing yet (this parameter's first step). */
-static void sgd_kernel(const tg_optim *o, int64_t n, tg_real *p,
-                       const tg_real *g, tg_real *buf, bool first)
-{
-    const double lr = o->lr, wd = o->weight_decay, mom = o->momentum;
-    const double keep = 1 - o->dampening;
-    const bool nesterov = o->nesterov;
-    /* each iteration reads and writes p[i] and buf[i] alone */
-    TG_OMP_FOR(n * 6)
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)g[i];             /* g = grad + wd * p */
-        if (wd != 0)
-            d += wd * (double)p[i];
-        if (buf) {                           /* buf = g | mom buf + (1-damp) g */
-            double b = first ? d : mom * (double)buf[i] + keep * d;
-            buf[i] = (tg_real)b;
-            d = nesterov ? d + mom * b : b;  /* g = g + mom buf | buf */
-        }
-        p[i] = (tg_real)((double)p[i] - lr * d);
-    }
-}
-
-/* Adam / AdamW on one parameter: p, g, m, v are n numbers each. step_size
- * and bc2_sqrt fold the bias corrections of this step. */
-static void adam_kernel(const tg_optim *o, int64_t n, tg_real *p,
-                        const tg_real *g, tg_real *m, tg_real *v)
-{
-    const double b1 = o->beta1, b2 = o->beta2, eps = o->eps;
-    const double t = (double)o->step;
-    const double step_size = o->lr / (1 - pow(b1, t));
-    const double bc2_sqrt = sqrt(1 - pow(b2, t));
-    /* Adam adds the decay to the gradient (L2); AdamW shrinks p first */
-    const bool adamw = o->kind == TG_OPTIM_ADAMW;
-    const double wd = adamw ? 0 : o->weight_decay;
-    const double shrink = 1 - o->lr * o->weight_decay;
-    /* each iteration reads and writes p[i], m[i], v[i] alone */
-    TG_OMP_FOR(n * 16)
-    for (int64_t i = 0; i < n; i++) {
-        double pi = (double)p[i];
-        if (adamw)
-            pi *= shrink;                    /* p *= 1 - lr wd */
-        double gi = (double)g[i];
-        if (wd != 0)
-            gi += wd * pi;                   /* g = grad + wd p */
-        double mi = b1 * (double)m[i] + (1 - b1) * gi;
-        double vi = b2 * (double)v[i] + (1 - b2) * gi * gi;
-        /* p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
-        pi -= step_size * (mi / (sqrt(vi) / bc2_sqrt + eps));
-        m[i] = (tg_real)mi;
-        v[i] = (tg_real)vi;
-        p[i] = (tg_real)pi;
-    }
-}
+/* ---- the step ----------------------------------------------------------- */
 
 /* Buffers as a block laid out like the parameters' (zeroed, or holding
  * the per-parameter buffers made or loaded before), and buf[i] pointing
@@ -287,7 +170,7 @@ static bool step_block(tg_optim *o)
 {
     tg_params *ps = o->params;
     if (!tg_params_in_block(ps) || o->n == 0 ||
-        (o->kind != TG_OPTIM_SGD && !(o->eps > 0))) /* 0 / 0 in the gaps */
+        (o->type->gap_safe && !o->type->gap_safe(o))) /* 0 / 0 there? */
         return false;
     int made = 0;
     for (int i = 0; i < o->n; i++) {
@@ -307,12 +190,9 @@ static bool step_block(tg_optim *o)
         o->m_block = to_block(o, o->m_block, o->m);
     if (tg_optim_has_v_(o))
         o->v_block = to_block(o, o->v_block, o->v);
-    if (o->kind == TG_OPTIM_SGD)
-        sgd_kernel(o, ps->block_n, ps->block_data, ps->block_grad,
-                   tg_optim_has_m_(o) ? o->m_block : NULL, first);
-    else
-        adam_kernel(o, ps->block_n, ps->block_data, ps->block_grad,
-                    o->m_block, o->v_block);
+    o->type->update(o, ps->block_n, ps->block_data, ps->block_grad,
+                    tg_optim_has_m_(o) ? o->m_block : NULL,
+                    tg_optim_has_v_(o) ? o->v_block : NULL, first);
     for (int i = 0; i < o->n; i++)
         tg_bump_version(tg_params_at(ps, i)->tensor);
     return true;
@@ -322,9 +202,9 @@ void tg_optim_step(tg_optim *o)
 {
     if (!o)
         return;
-    if (o->kind == TG_OPTIM_HF) {
-        tg_error("optim_step", "Hessian-free evaluates the model itself: "
-                 "step it with tg_optim_step_closure");
+    if (!o->type->update) {
+        tg_error("optim_step", "%s evaluates the model itself: step it with "
+                 "tg_optim_step_closure", tg_optim_state_(o)->words);
         return;
     }
     if (tg_optim_sync_count_("optim_step", o) < 0)
@@ -352,10 +232,8 @@ void tg_optim_step(tg_optim *o)
             o->m[i] = tg_optim_new_buffer_(t->numel);
         if (tg_optim_has_v_(o) && !o->v[i])
             o->v[i] = tg_optim_new_buffer_(t->numel);
-        if (o->kind == TG_OPTIM_SGD)
-            sgd_kernel(o, t->numel, t->data, t->grad, o->m[i], first);
-        else
-            adam_kernel(o, t->numel, t->data, t->grad, o->m[i], o->v[i]);
+        o->type->update(o, t->numel, t->data, t->grad, o->m[i], o->v[i],
+                        first);
         tg_bump_version(t); /* a backward still to come would be wrong */
     }
 }
@@ -375,11 +253,8 @@ double tg_optim_step_closure(tg_optim *o, const tg_closure *c)
     }
     if (tg_optim_sync_count_("optim_step_closure", o) < 0)
         return NAN;
-    if (o->kind == TG_OPTIM_HF) {
-        double L = tg_hf_step(o->hf, c);
-        o->step = o->hf->steps;
-        return L;
-    }
+    if (o->type->step_closure)
+        return o->type->step_closure(o, c);
     tg_tape_reset();
     tg_optim_zero_grad(o);
     tg_tensor *z = c->outputs(c->ud);

@@ -42,25 +42,94 @@
 extern "C" {
 #endif
 
-typedef enum tg_optim_kind {
-    TG_OPTIM_SGD,
-    TG_OPTIM_ADAM,
-    TG_OPTIM_ADAMW,
-    TG_OPTIM_HF
-} tg_optim_kind;
+typedef struct tg_optim tg_optim;
+typedef struct tg_optim_io tg_optim_io;
 
-typedef struct tg_optim {
-    tg_optim_kind kind;
+/* ---- kinds of optimizer ------------------------------------------------
+ * Each kind is a descriptor, as an op is (tg_op) and a cell (tg_cell_type):
+ * its name, the state it keeps, its update and the save/load of whatever
+ * state is its own. The rest - parameters added to the list, flattened
+ * blocks, the step count, buffers per parameter in files, the checks of a
+ * loaded file - is done once for every kind, in nn/optim.c and
+ * nn/optim_io.c. A kind lives in one file (nn/optim_sgd.c, optim_adam.c,
+ * optim_hf.c); a new one is one more file, its constructor here, and one
+ * line in the list of kinds (tg_optim_types, nn/optim_io.c), which names
+ * the kind of a file's state in messages. A program may define a kind of
+ * its own and make it with tg_optim_new (tests/test_optim.c has one). */
+
+/* A kind of state, as files record it ("<prefix>optimizer"): a kind may
+ * keep one of two (SGD: a momentum buffer, or none). */
+typedef struct tg_optim_state {
+    const char *id;    /* the metadata's value: "sgd_momentum" */
+    const char *words; /* in messages: "SGD with momentum" */
+    int buffers;       /* per parameter: 0, 1 (m) or 2 (m and v) */
+    /* the state a file saved before the metadata existed is judged by its
+     * tensors (tg_optim_load): what this kind's is judged to be (NULL: no
+     * such file was ever saved) */
+    const char *legacy;
+} tg_optim_state;
+
+typedef struct tg_optim_type {
+    const char *name;             /* in messages: "sgd", "adam", "hf" */
+    tg_optim_state states[2];     /* states[state_of(o)] */
+    int (*state_of)(const tg_optim *o); /* NULL: states[0] always */
+    bool nonneg_v; /* v is a mean of squares: a file's negative is bad */
+    /* One update of n numbers, element by element: p from the gradient g,
+     * with m and v its buffers (NULL where not kept); first: m holds
+     * nothing yet (a parameter's first step). NULL: the kind evaluates the
+     * model itself, and is stepped only with a closure. */
+    void (*update)(const tg_optim *o, int64_t n, tg_real *p,
+                   const tg_real *g, tg_real *m, tg_real *v, bool first);
+    /* Whether update keeps p, m and v at zero where they and g are zero
+     * (NULL: it does), so that it may run over a flattened block's gaps. */
+    bool (*gap_safe)(const tg_optim *o);
+    /* Optional: a closure step of its own (tg_optim_step_closure). */
+    double (*step_closure)(tg_optim *o, const tg_closure *c);
+    /* Optional: the state it keeps besides the buffers per parameter, in
+     * a file (through io: the kind's file needs no file reading). load
+     * checks all, then changes o; -1 and a message changing nothing. */
+    void (*save)(const tg_optim *o, const tg_optim_io *io);
+    int (*load)(tg_optim *o, const tg_optim_io *io, int64_t step,
+                char *err, size_t errcap);
+    void (*fini)(tg_optim *o); /* frees o->state (NULL: free(o->state)) */
+} tg_optim_type;
+
+/* What a kind's save and load write and read its own state with (made
+ * by tg_optim_save and tg_optim_load). Names are the prefix + name; a
+ * buffer's, prefix + the parameter's name + suffix, of its shape. */
+struct tg_optim_io {
+    const char *prefix;
+    const void *file; /* the tg_st_writer or tg_st_file */
+    /* save: buf NULL is saved as zeros */
+    void (*save_buffer)(const tg_optim_io *io, const tg_param *p,
+                        const char *suffix, const tg_real *buf);
+    void (*save_f64)(const tg_optim_io *io, const char *name,
+                     const double *v);
+    /* load: 0, or -1 and a message (missing, not of p's shape, a NaN) */
+    int (*check_buffer)(const tg_optim_io *io, const tg_param *p,
+                        const char *suffix, char *err, size_t errcap);
+    /* copies a checked buffer into n numbers at into */
+    void (*load_buffer)(const tg_optim_io *io, const tg_param *p,
+                        const char *suffix, tg_real *into);
+    /* 1 and *v: one float number; 0: missing; -1: something else */
+    int (*read_f64)(const tg_optim_io *io, const char *name, double *v);
+};
+
+extern const tg_optim_type tg_sgd_type, tg_adam_type, tg_adamw_type,
+    tg_hf_type;
+/* every kind, NULL-terminated: the one list to add a new kind to */
+extern const tg_optim_type *const tg_optim_types[];
+
+struct tg_optim {
+    const tg_optim_type *type;
     tg_params *params; /* borrowed: must outlive the optimizer (a step
                           on a list freed since is an error; freeing the
                           optimizer after it is safe) */
     double lr, weight_decay;
-    double momentum, dampening; /* SGD */
-    bool nesterov;              /* SGD */
-    double beta1, beta2, eps;   /* Adam, AdamW */
-    int64_t step;               /* steps taken */
+    int64_t step;      /* steps taken */
     /* per parameter, same order as params (heap, numel each; NULL until
-     * needed): SGD momentum buffer in m; Adam first moment m, second v */
+     * needed): the buffers its state keeps (SGD's momentum in m, Adam's
+     * first moment in m, second in v) */
     tg_real **m, **v;
     int n;
     /* for a flattened parameter list (tg_params_flatten): the buffers as
@@ -69,8 +138,21 @@ typedef struct tg_optim {
      * numbers each */
     tg_real *m_block, *v_block;
     int64_t block_n;
-    tg_hf *hf; /* HF: its state (damping, warm start, counts) */
-} tg_optim;
+    /* the kind's own state: its other hyperparameters (SGD's momentum,
+     * Adam's betas), and for Hessian-free its tg_hf (damping, warm start,
+     * counts), also named hf */
+    union {
+        void *state;
+        tg_hf *hf;
+    };
+};
+
+/* An optimizer of a kind: lr and weight_decay checked (>= 0), state (the
+ * kind's own, taken over: freed with the optimizer, also when NULL is
+ * returned). Constructors of the kinds call it. */
+tg_optim *tg_optim_new(const char *op, const tg_optim_type *type,
+                       tg_params *ps, double lr, double weight_decay,
+                       void *state);
 
 tg_optim *tg_sgd_new(tg_params *ps, double lr, double momentum,
                      double dampening, double weight_decay, bool nesterov);

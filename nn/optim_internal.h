@@ -1,6 +1,6 @@
 /*
- * nn/optim_internal.h - what nn/optim.c (the update rules) and
- * nn/optim_io.c (the state in files) share (not a public header).
+ * nn/optim_internal.h - what nn/optim.c (the step), nn/optim_io.c (the
+ * state in files) and the kinds' files share (not a public header).
  */
 #ifndef TG_NN_OPTIM_INTERNAL_H
 #define TG_NN_OPTIM_INTERNAL_H
@@ -10,15 +10,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Which buffers a kind keeps: SGD's momentum buffer lives in m. */
+/* The kind of state o keeps, and so which buffers (SGD's momentum
+ * buffer lives in m). */
+static inline const tg_optim_state *tg_optim_state_(const tg_optim *o)
+{
+    return &o->type->states[o->type->state_of ? o->type->state_of(o) : 0];
+}
 static inline bool tg_optim_has_m_(const tg_optim *o)
 {
-    return o->kind == TG_OPTIM_ADAM || o->kind == TG_OPTIM_ADAMW ||
-           (o->kind == TG_OPTIM_SGD && o->momentum != 0);
+    return tg_optim_state_(o)->buffers >= 1;
 }
 static inline bool tg_optim_has_v_(const tg_optim *o)
 {
-    return o->kind == TG_OPTIM_ADAM || o->kind == TG_OPTIM_ADAMW;
+    return tg_optim_state_(o)->buffers >= 2;
 }
 
 /* a zeroed state buffer of numel numbers, on the heap */

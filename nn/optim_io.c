@@ -10,7 +10,6 @@
 #include "nn/optim.h"
 #include "nn/optim_internal.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,30 +53,59 @@ static void save_buffer(tg_st_writer *w, const char *pre, const tg_param *p,
  * shapes its state: SGD keeps a momentum buffer only when momentum != 0.
  * The other hyperparameters (rates, betas, damping) may change between a
  * save and a load, as in PyTorch; a different kind of state may not. */
+/* The kinds of optimizer the library has: a file's kind is named from
+ * their states in messages. A new kind adds its line here. */
+const tg_optim_type *const tg_optim_types[] = {
+    &tg_sgd_type, &tg_adam_type, &tg_adamw_type, &tg_hf_type, NULL};
+
 static const char *kind_id(const tg_optim *o)
 {
-    switch (o->kind) {
-    case TG_OPTIM_SGD:
-        return o->momentum != 0 ? "sgd_momentum" : "sgd";
-    case TG_OPTIM_ADAM:
-        return "adam";
-    case TG_OPTIM_ADAMW:
-        return "adamw";
-    case TG_OPTIM_HF:
-        return "hessian_free";
-    }
-    return "unknown";
+    return tg_optim_state_(o)->id;
 }
 
+/* "Adam" for a file's "adam", from the kinds' states */
 static const char *kind_words(const char *id)
 {
-    static const char *const words[][2] = {
-        {"sgd", "SGD without momentum"}, {"sgd_momentum", "SGD with momentum"},
-        {"adam", "Adam"}, {"adamw", "AdamW"}, {"hessian_free", "Hessian-free"}};
-    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
-        if (!strcmp(id, words[i][0]))
-            return words[i][1];
+    for (int k = 0; tg_optim_types[k]; k++)
+        for (int j = 0; j < 2; j++) {
+            const tg_optim_state *st = &tg_optim_types[k]->states[j];
+            if (st->id && !strcmp(id, st->id))
+                return st->words;
+        }
     return "an unknown optimizer";
+}
+
+/* "Adam or AdamW": the kinds of state that a file saved before the
+ * metadata existed, and judged to be legacy by its tensors, may hold */
+static void legacy_words(const char *legacy, char *buf, size_t cap)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int t = 0; tg_optim_types[t]; t++)
+        for (int j = 0; j < 2 && k < cap; j++) {
+            const tg_optim_state *st = &tg_optim_types[t]->states[j];
+            if (st->legacy && !strcmp(st->legacy, legacy))
+                k += (size_t)snprintf(buf + k, cap - k, "%s%s",
+                                      k ? " or " : "", st->words);
+        }
+    if (!k)
+        snprintf(buf, cap, "%s", kind_words(legacy));
+}
+
+/* ---- what a kind's save and load use (tg_optim_io) ------------------- */
+static void io_save_buffer(const tg_optim_io *io, const tg_param *p,
+                           const char *suffix, const tg_real *buf)
+{
+    save_buffer((tg_st_writer *)io->file, io->prefix, p, suffix,
+                (tg_real *)buf);
+}
+
+static void io_save_f64(const tg_optim_io *io, const char *name,
+                        const double *v)
+{
+    char *full = join(io->prefix, name, "");
+    tg_st_add_raw((tg_st_writer *)io->file, full, TG_F64, 0, NULL, v);
+    free(full);
 }
 
 void tg_optim_save(const tg_optim *o, tg_st_writer *w, const char *prefix)
@@ -87,16 +115,10 @@ void tg_optim_save(const tg_optim *o, tg_st_writer *w, const char *prefix)
     char *key = join(pre, "optimizer", "");
     tg_st_set_meta(w, key, kind_id(o));
     free(key);
-    if (o->kind == TG_OPTIM_HF) { /* the warm start, per parameter */
-        int64_t at = 0;
-        for (int i = 0; i < count && at < o->hf->n; i++) {
-            const tg_param *p = tg_params_at(o->params, i);
-            save_buffer(w, pre, p, ".m", o->hf->prev + at);
-            at += p->tensor->numel;
-        }
-        char *name = join(pre, "lambda", "");
-        tg_st_add_raw(w, name, TG_F64, 0, NULL, &o->hf->lambda);
-        free(name);
+    if (o->type->save) {
+        const tg_optim_io io = {pre, w, io_save_buffer, io_save_f64, NULL,
+                                NULL, NULL};
+        o->type->save(o, &io);
     }
     for (int i = 0; i < count; i++) {
         const tg_param *p = tg_params_at(o->params, i);
@@ -125,10 +147,11 @@ static void set_err(char *err, size_t cap, const char *fmt, ...)
 }
 
 /* The buffer named pre + param + suffix: present, floats, p's shape,
- * finite (and not negative for Adam's v). NULL and a message otherwise. */
+ * finite (and not negative if nonneg: Adam's v). NULL and a message
+ * otherwise. */
 static const tg_st_tensor *find_buffer(const tg_st_file *f, const char *pre,
                                        const tg_param *p, const char *suffix,
-                                       char *err, size_t cap)
+                                       bool nonneg, char *err, size_t cap)
 {
     char *name = join(pre, p->name, suffix);
     const tg_st_tensor *s = tg_st_find(f, name);
@@ -149,13 +172,13 @@ static const tg_st_tensor *find_buffer(const tg_st_file *f, const char *pre,
                     p->name, want);
             s = NULL;
         } else {
-            bool nonneg = !strcmp(suffix, ".v");
             int64_t bad = tg_st_first_bad(s, nonneg);
             if (bad >= 0) {
                 set_err(err, cap, "optimizer state '%s' in the file holds a "
                         "%s number (element %lld)%s: the file was saved from "
                         "a run that had diverged, or is damaged", name,
-                        nonneg ? "NaN, infinite or negative" : "NaN or infinite",
+                        nonneg ? "NaN, infinite or negative"
+                        : "NaN or infinite",
                         (long long)bad, nonneg ? ", and a second moment is a "
                         "mean of squares" : "");
                 s = NULL;
@@ -175,6 +198,33 @@ static void load_buffer(const tg_st_tensor *s, const tg_tensor *like,
     tg_tensor h = header_like(like, *buf);
     int rc = tg_st_copy_to(s, &h, NULL, 0);
     TG_ASSERT(rc == 0); /* dtype and shape were checked by find_buffer */
+}
+
+static int io_check_buffer(const tg_optim_io *io, const tg_param *p,
+                           const char *suffix, char *err, size_t errcap)
+{
+    return find_buffer(io->file, io->prefix, p, suffix, false, err, errcap)
+           ? 0 : -1;
+}
+
+static void io_load_buffer(const tg_optim_io *io, const tg_param *p,
+                           const char *suffix, tg_real *into)
+{
+    load_buffer(find_buffer(io->file, io->prefix, p, suffix, false, NULL, 0),
+                p->tensor, &into);
+}
+
+static int io_read_f64(const tg_optim_io *io, const char *name, double *v)
+{
+    char *full = join(io->prefix, name, "");
+    const tg_st_tensor *s = tg_st_find(io->file, full);
+    free(full);
+    if (!s)
+        return 0;
+    if (s->dtype == TG_I64 || s->numel != 1)
+        return -1;
+    *v = tg_st_value(s, 0);
+    return 1;
 }
 
 /* The kind of state a file saved before "<prefix>optimizer" existed
@@ -204,9 +254,10 @@ static const char *kind_of_tensors(const tg_optim *o, const tg_st_file *f,
 
 /* 0, or -1 with a message naming both kinds when f holds the state of
  * another kind of optimizer than o. A file without the metadata (saved
- * before it existed) is judged by its tensors instead, and Adam's state
- * then passes for AdamW's and the other way round: they keep the same
- * moments. */
+ * before it existed) is judged by its tensors instead, and passes when
+ * they tell the legacy id of o's state (tg_optim_state): Adam's and
+ * AdamW's are both "adam" - they keep the same moments - so either loads
+ * into the other. */
 static int check_kind(const tg_optim *o, const tg_st_file *f, const char *pre,
                       char *err, size_t errcap)
 {
@@ -219,25 +270,27 @@ static int check_kind(const tg_optim *o, const tg_st_file *f, const char *pre,
                 "'%s'), but this optimizer is %s ('%s'): load it into the "
                 "kind of optimizer that saved it, or start this one afresh "
                 "without loading", kind_words(theirs), key, theirs,
-                kind_words(mine), mine);
+                tg_optim_state_(o)->words, mine);
         rc = -1;
     } else if (!theirs && o->n > 0) {
         char *found;
         const char *kind = kind_of_tensors(o, f, pre, &found);
-        bool adams = !strcmp(kind, "adam") && tg_optim_has_v_(o);
-        if (strcmp(kind, mine) && !adams) {
+        const char *legacy = tg_optim_state_(o)->legacy;
+        if (!legacy || strcmp(kind, legacy)) {
             char what[300];
             if (found)
                 snprintf(what, sizeof what, "it has '%s'", found);
             else
                 snprintf(what, sizeof what, "it has no buffers, only '%sstep'",
                          pre);
+            char theirs_words[200];
+            legacy_words(kind, theirs_words, sizeof theirs_words);
             set_err(err, errcap, "the file holds the state of %s (%s; a file "
                     "saved before the metadata '%s' existed), but this "
                     "optimizer is %s ('%s'): load it into the kind of "
                     "optimizer that saved it, or start this one afresh "
-                    "without loading", !strcmp(kind, "adam") ? "Adam or AdamW"
-                    : kind_words(kind), what, key, kind_words(mine), mine);
+                    "without loading", theirs_words, what, key,
+                    tg_optim_state_(o)->words, mine);
             rc = -1;
         }
         free(found);
@@ -271,52 +324,33 @@ int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
     free(name);
     if (check_kind(o, f, pre, err, errcap) < 0)
         return -1;
-    double lambda = 0;
-    if (o->kind == TG_OPTIM_HF) {
-        name = join(pre, "lambda", "");
-        const tg_st_tensor *sl = tg_st_find(f, name);
-        if (!sl || sl->dtype == TG_I64 || sl->numel != 1 ||
-            !((lambda = tg_st_value(sl, 0)) > 0) || !isfinite(lambda)) {
-            set_err(err, errcap, "optimizer state '%s' is %s: it should be "
-                    "one positive finite number (Hessian-free's damping)",
-                    name, !sl ? "missing from the file" : "not valid");
-            free(name);
-            return -1;
-        }
-        free(name);
-    }
+    bool nonneg_v = o->type->nonneg_v;
     for (int i = 0; i < o->n; i++) {
         const tg_param *p = tg_params_at(o->params, i);
-        if (o->kind == TG_OPTIM_HF &&
-            !find_buffer(f, pre, p, ".m", err, errcap))
+        if (tg_optim_has_m_(o) &&
+            !find_buffer(f, pre, p, ".m", false, err, errcap))
             return -1;
-        if (tg_optim_has_m_(o) && !find_buffer(f, pre, p, ".m", err, errcap))
+        if (tg_optim_has_v_(o) &&
+            !find_buffer(f, pre, p, ".v", nonneg_v, err, errcap))
             return -1;
-        if (tg_optim_has_v_(o) && !find_buffer(f, pre, p, ".v", err, errcap))
+    }
+    /* the kind's own state: checked, then copied (or nothing changed) */
+    if (o->type->load) {
+        const tg_optim_io io = {pre, f, NULL, NULL, io_check_buffer,
+                                io_load_buffer, io_read_f64};
+        if (o->type->load(o, &io, step, err, errcap) < 0)
             return -1;
     }
 
     /* now copy: nothing below can fail */
-    if (o->kind == TG_OPTIM_HF) {
-        int64_t at = 0;
-        for (int i = 0; i < o->n && at < o->hf->n; i++) {
-            const tg_param *p = tg_params_at(o->params, i);
-            tg_real *into = o->hf->prev + at;
-            load_buffer(find_buffer(f, pre, p, ".m", NULL, 0), p->tensor,
-                        &into);
-            at += p->tensor->numel;
-        }
-        o->hf->lambda = lambda;
-        o->hf->steps = step;
-    }
     for (int i = 0; i < o->n; i++) {
         const tg_param *p = tg_params_at(o->params, i);
         if (tg_optim_has_m_(o))
-            load_buffer(find_buffer(f, pre, p, ".m", NULL, 0), p->tensor,
-                        &o->m[i]);
+            load_buffer(find_buffer(f, pre, p, ".m", false, NULL, 0),
+                        p->tensor, &o->m[i]);
         if (tg_optim_has_v_(o))
-            load_buffer(find_buffer(f, pre, p, ".v", NULL, 0), p->tensor,
-                        &o->v[i]);
+            load_buffer(find_buffer(f, pre, p, ".v", nonneg_v, NULL, 0),
+                        p->tensor, &o->v[i]);
         if (step == 0) /* a fresh optimizer: no buffer yet, as PyTorch */
             tg_optim_drop_state_(o, i);
     }

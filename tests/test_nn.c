@@ -114,6 +114,65 @@ START_TEST(incomplete_cell_types_are_refused)
 }
 END_TEST
 
+/* A cell type whose init allocates (a buffer at c->user, set by hand)
+ * frees it in fini: tg_cell_free calls fini once per cell - for every
+ * layer of a sequence layer, and for a cell whose init failed after
+ * allocating - and nothing leaks (the sanitizer build checks that). */
+static int fini_calls;
+
+static int table_init(tg_cell *c, struct tg_rng *rng)
+{
+    (void)rng;
+    double *t = malloc((size_t)c->hidden_size * sizeof *t);
+    for (int k = 0; k < c->hidden_size; k++)
+        t[k] = 0.5;
+    c->user = t;
+    return c->hidden_size == 13 ? -1 : 0; /* 13: a failing init */
+}
+
+static void table_fini(tg_cell *c)
+{
+    ck_assert_ptr_nonnull(c->user);
+    ck_assert_ptr_nonnull(c->weight_hh); /* the parameters are still there */
+    free(c->user);
+    c->user = NULL;
+    fini_calls++;
+}
+
+static void table_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                       tg_tensor **next)
+{
+    const double *t = c->user;
+    tg_tensor *g[2];
+    tg_chunk(tg_add(xp, tg_linear(s[0], c->weight_hh, c->bias_hh)), 2, 1, g);
+    next[0] = tg_mul_scalar(tg_add(tg_tanh(g[0]), tg_sigmoid(g[1])), t[0]);
+}
+
+START_TEST(cell_fini_frees_what_init_allocated)
+{
+    static const tg_cell_type table = {"table", .nstate = 1, .gates = 2,
+                                       .init = table_init, .step = table_step,
+                                       .fini = table_fini};
+    fini_calls = 0;
+    tg_rnn *r = tg_rnn_new(&table, 3, 4, 3, 0.0, NULL);
+    ck_assert_ptr_nonnull(r);
+    tg_rnn_out out;
+    ck_assert_int_eq(tg_rnn_forward(r, tg_ones(TG_SHAPE(5, 2, 3)), NULL, true,
+                                    NULL, &out), 0);
+    ck_assert_int_eq(tg_backward(tg_sum(out.y)), 0);
+    tg_tape_reset();
+    ck_assert_int_eq(fini_calls, 0);
+    tg_rnn_free(r);
+    ck_assert_int_eq(fini_calls, 3);
+    tg_cell *c = tg_cell_new(&table, 3, 4, NULL);
+    tg_cell_free(c);
+    ck_assert_int_eq(fini_calls, 4);
+    /* an init that fails has its cell freed, through fini */
+    ck_assert_ptr_null(tg_cell_new(&table, 3, 13, NULL));
+    ck_assert_int_eq(fini_calls, 5);
+}
+END_TEST
+
 /* A second parameter under a name the list has already (a cell's extra
  * 'weight_hh', or any name twice) is refused with a message naming the
  * cell type and the parameter: accepted, it made a checkpoint with one
@@ -473,6 +532,7 @@ static Suite *suite(void)
     tcase_add_test(tc, pytorch_names_and_init);
     tcase_add_test(tc, shape_errors);
     tcase_add_test(tc, incomplete_cell_types_are_refused);
+    tcase_add_test(tc, cell_fini_frees_what_init_allocated);
     tcase_add_test(tc, duplicate_parameter_names_are_refused);
     tcase_add_test(tc, truncated_bptt_carries_state);
     tcase_add_test(tc, dropout_between_layers_only_when_training);

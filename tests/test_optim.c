@@ -803,6 +803,96 @@ START_TEST(state_files_record_their_kind)
 }
 END_TEST
 
+/* A kind of optimizer defined by the program, outside the library: a
+ * descriptor with an update rule and the state it keeps (here Signum: a
+ * momentum buffer m = beta m + g, and p -= lr * sign(m)) is stepped,
+ * saved and loaded by the same code as the built-in kinds, flattened
+ * blocks included, and its files are refused by other kinds by name. */
+typedef struct signum {
+    double beta;
+} signum;
+
+static void signum_update(const tg_optim *o, int64_t n, tg_real *p,
+                          const tg_real *g, tg_real *m, tg_real *v,
+                          bool first)
+{
+    (void)v;
+    const double beta = ((const signum *)o->state)->beta;
+    for (int64_t i = 0; i < n; i++) {
+        double mi = (first ? 0 : beta * (double)m[i]) + (double)g[i];
+        m[i] = (tg_real)mi;
+        p[i] = (tg_real)((double)p[i] - o->lr * ((mi > 0) - (mi < 0)));
+    }
+}
+
+static const tg_optim_type signum_type = {
+    .name = "signum",
+    .states = {{"signum", "Signum", 1, NULL}},
+    .update = signum_update,
+};
+
+static tg_optim *mk_signum(tg_params *ps)
+{
+    signum *s = malloc(sizeof *s);
+    s->beta = 0.5;
+    return tg_optim_new("signum", &signum_type, ps, 0.125, 0, s);
+}
+
+START_TEST(a_kind_defined_outside_the_library)
+{
+    tg_params ps = {0};
+    fixture_params(&ps);
+    tg_optim *o = mk_signum(&ps);
+    double m[9] = {0}, want[9];
+    for (int i = 0; i < 9; i++)
+        want[i] = i < 6 ? A0[i] : b0[i - 6];
+    for (int s = 0; s < 3; s++) {
+        fixture_grads(&ps, s);
+        tg_optim_step(o);
+        for (int i = 0; i < 9; i++) {
+            m[i] = 0.5 * m[i] + (i < 6 ? GA[s][i] : Gb[s][i - 6]);
+            want[i] -= 0.125 * ((m[i] > 0) - (m[i] < 0));
+        }
+    }
+    expect_params(&ps, want, "signum");
+    /* its state in a file, under its own id; loaded back bit for bit */
+    tg_st_file *f = saved_state(o, false);
+    ck_assert_str_eq(tg_st_meta(f, "opt.optimizer"), "signum");
+    tg_params p2 = {0};
+    fixture_params(&p2);
+    tg_optim *o2 = mk_signum(&p2);
+    ck_assert_msg(tg_optim_load(o2, f, "opt.", err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(o2->step, 3);
+    ck_assert(!memcmp(o2->m[0], o->m[0], 6 * sizeof(tg_real)));
+    ck_assert(!memcmp(o2->m[1], o->m[1], 3 * sizeof(tg_real)));
+    /* into Adam: refused, naming the id (not a kind the library lists) */
+    tg_params p3 = {0};
+    fixture_params(&p3);
+    tg_optim *o3 = mk_adam(&p3);
+    ck_assert_int_eq(tg_optim_load(o3, f, "opt.", err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "'signum'") && strstr(err, "Adam"), "%s", err);
+    tg_st_free(f);
+    /* Adam's file into it: refused, naming both */
+    fixture_grads(&p3, 0);
+    tg_optim_step(o3);
+    f = saved_state(o3, false);
+    ck_assert_int_eq(tg_optim_load(o2, f, "opt.", err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "Adam") && strstr(err, "Signum"), "%s", err);
+    tg_st_free(f);
+    /* a file without the metadata: none was ever saved by this kind */
+    f = saved_state(o, true);
+    ck_assert_int_eq(tg_optim_load(o2, f, "opt.", err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "Signum"), "%s", err);
+    tg_st_free(f);
+    tg_optim_free(o);
+    tg_optim_free(o2);
+    tg_optim_free(o3);
+    tg_params_free(&ps);
+    tg_params_free(&p2);
+    tg_params_free(&p3);
+}
+END_TEST
+
 /* A file saved before the kind was recorded still loads into the kind that
  * saved it (charlm's older checkpoints resume); its tensors tell the
  * kinds whose state differs apart, Adam's and AdamW's pass for each
@@ -955,6 +1045,7 @@ static Suite *suite(void)
     tcase_add_test(tc, saved_names_and_types);
     tcase_add_test(tc, load_errors_change_nothing);
     tcase_add_test(tc, state_files_record_their_kind);
+    tcase_add_test(tc, a_kind_defined_outside_the_library);
     tcase_add_test(tc, old_state_files_are_judged_by_their_tensors);
     tcase_add_test(tc, thread_determinism);
     tcase_add_test(tc, clip_grad_norm_large);

@@ -4,7 +4,8 @@
  *
  *   main.c    the command line, errors as one line
  *   opts.c    commands and flags (one table per command: parsing, checking,
- *             --help and checkpoint metadata all come from it)
+ *             --help and checkpoint metadata all come from it; the parser
+ *             is examples/common/cli.c, which the other examples share)
  *   corpus.c  the corpus: files or stdin -> UTF-8 -> compact vocabulary ids
  *   data.c    UTF-8, the vocabulary, the train/validation split, B parallel
  *             streams
@@ -35,6 +36,7 @@
 #ifndef CHARLM_H
 #define CHARLM_H
 
+#include "examples/common/cli.h"
 #include "nn/charlm.h"
 #include "nn/optim.h"
 
@@ -82,30 +84,28 @@ typedef struct cl_config {
 /* Most flags a command has (main.c's given[] array). */
 #define CL_MAX_OPTS 64
 
-/* One flag. Its name is also its key in a checkpoint's metadata. */
-typedef enum cl_kind { CL_INT, CL_REAL, CL_STR, CL_SWITCH } cl_kind;
+/* One flag (examples/common/cli.h: the parser the examples share). Its
+ * name is also its key in a checkpoint's metadata; whole numbers are
+ * int64_t. */
+typedef cli_flag cl_opt;
+#define CL_INT CLI_I64
+#define CL_REAL CLI_REAL
+#define CL_STR CLI_STR
+#define CL_SWITCH CLI_SWITCH
 enum {
-    CL_STORED = 1u << 0,  /* a hyperparameter kept in checkpoints */
-    CL_FIXED = 1u << 1,   /* cannot change on --resume (architecture, data) */
-    CL_LO_OPEN = 1u << 2, /* the range excludes lo */
-    CL_HI_OPEN = 1u << 3, /* the range excludes hi */
-    CL_NO_DEFAULT = 1u << 4, /* --help shows no default */
-    CL_NOTE = 1u << 5,    /* may change on --resume, with a note: the run is
-                             then not the one an uninterrupted training
-                             would have made (--lr, --blocks) */
+    CL_LO_OPEN = CLI_LO_OPEN, /* the range excludes lo */
+    CL_HI_OPEN = CLI_HI_OPEN, /* the range excludes hi */
+    CL_NO_DEFAULT = CLI_NO_DEFAULT, /* --help shows no default */
+    CL_STORED = CLI_OWN << 0, /* a hyperparameter kept in checkpoints */
+    CL_FIXED = CLI_OWN << 1,  /* cannot change on --resume (architecture,
+                                 data) */
+    CL_NOTE = CLI_OWN << 2,   /* may change on --resume, with a note: the
+                                 run is then not the one an uninterrupted
+                                 training would have made (--lr, --blocks) */
 };
 /* On --resume a flag CL_STORED | CL_FIXED must keep the checkpoint's
  * value, one CL_NOTE may take another with a note, and the others (the
  * budget, --eval-every, those not stored) change nothing of the numbers. */
-typedef struct cl_opt {
-    const char *name;    /* without "--" */
-    const char *metavar; /* "N", "FILE"; NULL for a switch */
-    cl_kind kind;
-    size_t off;          /* offsetof(cl_config, field) */
-    double lo, hi;       /* allowed range of a number */
-    unsigned flags;
-    const char *help;
-} cl_opt;
 
 /* opts.c */
 typedef struct cl_command {
@@ -115,6 +115,13 @@ typedef struct cl_command {
 } cl_command;
 
 const cl_command *cl_command_find(const char *name);
+/* The optimizers --optim names, with the hyperparameters charlm gives
+ * them besides --lr: a new one is one line of the list (opts.c). */
+typedef struct cl_optim {
+    const char *name, *note; /* note: for --help, "" or " (...)" */
+    tg_optim *(*make)(tg_params *ps, double lr);
+} cl_optim;
+const cl_optim *cl_optim_find(const char *name); /* NULL: unknown */
 void cl_tool_help(FILE *f);
 void cl_version(FILE *f);
 /* The default of --threads: OMP_NUM_THREADS if set, else the CPUs this
@@ -136,9 +143,6 @@ int cl_opt_parse(const cl_opt *o, cl_config *c, const char *text,
 void cl_opt_format(const cl_opt *o, const cl_config *c, char *buf,
                    size_t cap);
 /* main.c */
-/* The shortest "%.Ng" of v that reads back as v (as Python prints
- * floats); "NaN", "Infinity", "-Infinity" otherwise. */
-void cl_shortest(char *buf, size_t cap, double v);
 /* a shape as text, "[44, 8]" (ckpt.c) */
 void cl_shape_text(char *buf, size_t cap, int ndim, const int64_t *shape);
 /* A copy of s that lives until exit. */

@@ -75,7 +75,7 @@ static void meta_i64(tg_st_writer *w, const char *key, int64_t v)
 static void meta_real(tg_st_writer *w, const char *key, double v)
 {
     char buf[40];
-    cl_shortest(buf, sizeof buf, v);
+    cli_shortest(buf, sizeof buf, v);
     tg_st_set_meta(w, key, buf);
 }
 

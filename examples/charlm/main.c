@@ -49,19 +49,6 @@ static void record_lib_error(const char *op, const char *msg, void *ud)
         snprintf(lib_buf, sizeof lib_buf, "%s: %s", op, msg);
 }
 
-void cl_shortest(char *buf, size_t cap, double v)
-{
-    if (!isfinite(v)) {
-        snprintf(buf, cap, "%s", isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
-        return;
-    }
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            return;
-    }
-}
-
 /* strings read from checkpoints live until exit */
 static char **owned;
 static size_t n_owned;

@@ -5,12 +5,12 @@
  * checks, the --help text and the checkpoint metadata are all made from
  * it, so a flag is added in one place. The training hyperparameters are
  * stored in checkpoints under their flag names ("hidden", "val-frac") and
- * read back with the same parser and the same checks (ckpt.c).
+ * read back with the same parser and the same checks (ckpt.c). The parser
+ * itself (the loop over the arguments, values by kind, their messages) is
+ * examples/common/cli.c, shared with the other examples.
  */
 #include "charlm.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +24,7 @@
 
 /* ---- the flags ---------------------------------------------------------- */
 #define OFF(f) offsetof(cl_config, f)
-#define BIG 1e12 /* "no limit" for counts */
+#define BIG CLI_BIG /* "no limit" for counts */
 
 void cl_config_defaults(cl_config *c)
 {
@@ -84,7 +84,7 @@ static const cl_opt train_opts[] = {
     {"minutes", "M", CL_REAL, OFF(minutes), 0, 1e7, CL_STORED | CL_NO_DEFAULT,
      "train until M minutes have passed in total (alone: no step limit)"},
     {"optim", "NAME", CL_STR, OFF(optim), 0, 0, CL_STORED | CL_FIXED,
-     "optimizer: adam, adamw (weight decay 0.01) or sgd"},
+     "optimizer (the list is made from optims[], below)"},
     {"lr", "X", CL_REAL, OFF(lr), 0, 1e300, CL_STORED | CL_NOTE, "learning rate"},
     {"clip", "X", CL_REAL, OFF(clip), -1e300, 1e300, CL_STORED | CL_NOTE,
      "clip the global gradient norm to X (0 or less: no clipping)"},
@@ -142,7 +142,7 @@ static const cl_opt sample_opts[] = {
     {"top-p", "P", CL_REAL, OFF(top_p), 0, 1, CL_LO_OPEN,
      "nucleus sampling: draw only among the likeliest characters whose "
      "probabilities sum to P (1: all)"},
-    {"prime", "TEXT", CL_STR, OFF(prime), 0, 0, CL_NO_DEFAULT,
+    {"prime", "TEXT", CL_STR, OFF(prime), 0, 0, CL_NO_DEFAULT | CLI_DASHES,
      "text to start from (printed first; characters the model does not "
      "know are skipped with a warning; default: a newline)"},
     {"seed", "S", CL_INT, OFF(seed), 0, 9e18, 0,
@@ -176,12 +176,56 @@ static const cl_opt export_opts[] = {
 static const cl_opt logits_opts[] = {
     {"load", "CKPT", CL_STR, OFF(load), 0, 0, CL_NO_DEFAULT,
      "checkpoint to run"},
-    {"prime", "TEXT", CL_STR, OFF(prime), 0, 0, CL_NO_DEFAULT,
+    {"prime", "TEXT", CL_STR, OFF(prime), 0, 0, CL_NO_DEFAULT | CLI_DASHES,
      "text to feed, from a zero state"},
     {"threads", "N", CL_INT, OFF(threads), 1, 1024, 0, "threads"},
 };
 
+/* ---- the optimizers ------------------------------------------------------ */
+static tg_optim *make_adam(tg_params *ps, double lr)
+{
+    return tg_adam_new(ps, lr, 0.9, 0.999, 1e-8, 0);
+}
+
+static tg_optim *make_adamw(tg_params *ps, double lr)
+{
+    /* torch.optim.AdamW's defaults */
+    return tg_adamw_new(ps, lr, 0.9, 0.999, 1e-8, 0.01);
+}
+
+static tg_optim *make_sgd(tg_params *ps, double lr)
+{
+    return tg_sgd_new(ps, lr, 0, 0, 0, false);
+}
+
+static const cl_optim optims[] = {
+    {"adam", "", make_adam},
+    {"adamw", " (weight decay 0.01)", make_adamw},
+    {"sgd", "", make_sgd},
+};
+
 #define COUNT(a) (int)(sizeof(a) / sizeof *(a))
+
+const cl_optim *cl_optim_find(const char *name)
+{
+    for (int i = 0; i < COUNT(optims); i++)
+        if (!strcmp(optims[i].name, name))
+            return &optims[i];
+    return NULL;
+}
+
+/* "adam, adamw or sgd", with their notes if asked */
+static const char *optim_names(char *buf, size_t cap, bool notes)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < COUNT(optims) && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%s%s", i == 0 ? ""
+                              : i == COUNT(optims) - 1 ? " or " : ", ",
+                              optims[i].name, notes ? optims[i].note : "");
+    return buf;
+}
+
 _Static_assert(COUNT(train_opts) <= CL_MAX_OPTS, "raise CL_MAX_OPTS");
 
 const cl_opt *cl_train_opts(int *n)
@@ -190,87 +234,28 @@ const cl_opt *cl_train_opts(int *n)
     return train_opts;
 }
 
-/* "[0, 1)", ">= 1", "> 0" */
-static void range_text(const cl_opt *o, char *buf, size_t cap)
+/* values are worded as charlm always did: "--hidden must be in [1, 8192]
+ * (got 0)"; the messages name the command (see charlm train --help) */
+static cli_spec spec_of(const cl_command *cmd)
 {
-    bool lo_open = o->flags & CL_LO_OPEN, hi_open = o->flags & CL_HI_OPEN;
-    char lo[32], hi[32];
-    cl_shortest(lo, sizeof lo, o->lo);
-    cl_shortest(hi, sizeof hi, o->hi);
-    if (o->lo <= -BIG)
-        snprintf(buf, cap, "a finite number");
-    else if (o->hi >= BIG)
-        snprintf(buf, cap, "%s %s", lo_open ? ">" : ">=", lo);
-    else
-        snprintf(buf, cap, "in %c%s, %s%c", lo_open ? '(' : '[', lo, hi,
-                 hi_open ? ')' : ']');
+    static char prog[32];
+    snprintf(prog, sizeof prog, "charlm %s", cmd ? cmd->name : "train");
+    return (cli_spec){prog, NULL, cmd ? cmd->opts : NULL,
+                      cmd ? cmd->nopts : 0, CLI_MUST, NULL, NULL};
 }
 
 int cl_opt_parse(const cl_opt *o, cl_config *c, const char *text,
                  const char *context)
 {
-    char *p = (char *)c + o->off, *end;
-    char range[96];
-    double v;
-    errno = 0;
-    switch (o->kind) {
-    case CL_INT: {
-        long long i = strtoll(text, &end, 10);
-        if (!*text || end == text || *end || text[0] == ' ')
-            return cl_fail("%s: '%s' is not a whole number", context, text);
-        v = (double)i;
-        if (errno == ERANGE || v < o->lo || v > o->hi) {
-            range_text(o, range, sizeof range);
-            return cl_fail("%s must be %s (got %s)", context, range, text);
-        }
-        *(int64_t *)(void *)p = i;
-        return 0;
-    }
-    case CL_REAL:
-        v = strtod(text, &end);
-        if (!*text || end == text || *end || text[0] == ' ')
-            return cl_fail("%s: '%s' is not a number", context, text);
-        if (!isfinite(v))
-            return cl_fail("%s: '%s' is not a finite number", context, text);
-        if (v < o->lo || v > o->hi ||
-            ((o->flags & CL_LO_OPEN) && v == o->lo) ||
-            ((o->flags & CL_HI_OPEN) && v == o->hi)) {
-            range_text(o, range, sizeof range);
-            return cl_fail("%s must be %s (got %s)", context, range, text);
-        }
-        *(double *)(void *)p = v;
-        return 0;
-    case CL_STR:
-        if (!*text)
-            return cl_fail("%s: the value is empty", context);
-        *(const char **)(void *)p = text;
-        return 0;
-    case CL_SWITCH:
-        *(bool *)(void *)p = true;
-        return 0;
-    }
-    return -1;
+    cli_spec spec = spec_of(NULL);
+    if (cli_value(&spec, o, c, text, context) < 0)
+        return cl_fail("%s", cli_error());
+    return 0;
 }
 
 void cl_opt_format(const cl_opt *o, const cl_config *c, char *buf, size_t cap)
 {
-    const char *p = (const char *)c + o->off;
-    switch (o->kind) {
-    case CL_INT:
-        snprintf(buf, cap, "%lld", (long long)*(const int64_t *)(const void *)p);
-        break;
-    case CL_REAL: /* reads back as the same double */
-        cl_shortest(buf, cap, *(const double *)(const void *)p);
-        break;
-    case CL_STR: {
-        const char *s = *(const char *const *)(const void *)p;
-        snprintf(buf, cap, "%s", s ? s : "");
-        break;
-    }
-    case CL_SWITCH:
-        snprintf(buf, cap, "%s", *(const bool *)(const void *)p ? "yes" : "no");
-        break;
-    }
+    cli_format(o, c, buf, cap);
 }
 
 /* ---- help --------------------------------------------------------------- */
@@ -313,29 +298,6 @@ static const cl_command commands[] = {
      "character: for comparing with another implementation.",
      logits_opts, COUNT(logits_opts)},
 };
-
-/* "  --flag ARG   text..." with the text wrapped at 79 columns */
-static void help_line(FILE *f, const char *flag, const char *text)
-{
-    enum { COL = 21, WIDTH = 79 };
-    int col = fprintf(f, "  %-*s", COL - 3, flag);
-    if (col > COL - 1) {
-        fprintf(f, "\n%*s", COL - 1, "");
-        col = COL - 1;
-    }
-    for (const char *p = text; *p;) {
-        while (*p == ' ')
-            p++;
-        int len = (int)strcspn(p, " ");
-        if (col + 1 + len > WIDTH && col > COL - 1) {
-            fprintf(f, "\n%*s", COL - 1, "");
-            col = COL - 1;
-        }
-        col += fprintf(f, " %.*s", len, p);
-        p += len;
-    }
-    fputc('\n', f);
-}
 
 /* text wrapped at 72 columns */
 static void wrap(FILE *f, const char *text)
@@ -420,14 +382,17 @@ static void command_help(const cl_command *cmd, FILE *f)
             snprintf(text, sizeof text, "recurrent cell: %s; rnn means "
                      "rnn_tanh (default %s)",
                      tg_cell_type_names(names, sizeof names), v);
+        else if (!strcmp(o->name, "optim"))
+            snprintf(text, sizeof text, "optimizer: %s (default %s)",
+                     optim_names(names, sizeof names, true), v);
         else if (o->flags & CL_NO_DEFAULT)
             snprintf(text, sizeof text, "%s", o->help);
         else
             snprintf(text, sizeof text, "%s (default %s)", o->help, v);
-        help_line(f, flag, text);
+        cli_help_line(f, flag, text);
     }
-    help_line(f, "--help", "this text");
-    help_line(f, "--version", "the version of charlm");
+    cli_help_line(f, "--help", "this text");
+    cli_help_line(f, "--version", "the version of charlm");
 }
 
 void cl_version(FILE *f)
@@ -480,10 +445,9 @@ static int check_config(const cl_command *cmd, cl_config *c, const bool *given)
         if (!tg_cell_type_find(c->cell))
             return cl_fail("--cell: unknown cell type '%s' (known: %s)", c->cell,
                            tg_cell_type_names(names, sizeof names));
-        if (strcmp(c->optim, "adam") && strcmp(c->optim, "adamw") &&
-            strcmp(c->optim, "sgd"))
-            return cl_fail("--optim: unknown optimizer '%s' (adam, adamw or sgd)",
-                           c->optim);
+        if (!cl_optim_find(c->optim))
+            return cl_fail("--optim: unknown optimizer '%s' (%s)", c->optim,
+                           optim_names(names, sizeof names, false));
         /* a budget given alone replaces the other */
         bool steps = false, minutes = false;
         for (int i = 0; i < cmd->nopts; i++) {
@@ -513,50 +477,14 @@ static int check_config(const cl_command *cmd, cl_config *c, const bool *given)
 int cl_parse_args(const cl_command *cmd, int argc, char **argv,
                   cl_config *c, bool *given)
 {
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            command_help(cmd, stdout);
-            return 1;
-        }
-        if (!strcmp(a, "--version")) {
-            cl_version(stdout);
-            return 1;
-        }
-        if (strncmp(a, "--", 2) || !a[2])
-            return cl_fail("unexpected argument '%s' (options start with --; "
-                           "see charlm %s --help)", a, cmd->name);
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        int k = -1;
-        for (int j = 0; j < cmd->nopts; j++)
-            if (strlen(cmd->opts[j].name) == len &&
-                !strncmp(cmd->opts[j].name, name, len))
-                k = j;
-        if (k < 0)
-            return cl_fail("unknown option '--%.*s' (see charlm %s --help)",
-                           (int)len, name, cmd->name);
-        const cl_opt *o = &cmd->opts[k];
-        char ctx[64];
-        snprintf(ctx, sizeof ctx, "--%s", o->name);
-        const char *val = "";
-        if (o->kind == CL_SWITCH) {
-            if (eq)
-                return cl_fail("--%s takes no value", o->name);
-        } else if (eq) {
-            val = eq + 1;
-        } else {
-            if (i + 1 >= argc)
-                return cl_fail("--%s needs a value (%s)", o->name, o->metavar);
-            val = argv[++i];
-            if (!strncmp(val, "--", 2) && strcmp(o->name, "prime"))
-                return cl_fail("--%s needs a value (%s), not the option '%s'",
-                               o->name, o->metavar, val);
-        }
-        if (cl_opt_parse(o, c, val, ctx) < 0)
-            return -1;
-        given[k] = true;
-    }
+    cli_spec spec = spec_of(cmd);
+    int rc = cli_parse(&spec, argc, argv, c, given);
+    if (rc == 1)
+        command_help(cmd, stdout);
+    else if (rc == 2)
+        cl_version(stdout);
+    if (rc != 0)
+        return rc < 0 ? cl_fail("%s", cli_error()) : 1;
     return check_config(cmd, c, given);
 }
 

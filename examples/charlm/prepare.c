@@ -52,13 +52,8 @@ int cl_run_build(cl_run *r, bool with_optim)
     if (!r->model)
         return cl_fail("cannot build the model: %s", cl_lib_error());
     if (with_optim) {
-        tg_params *ps = &r->model->params;
-        if (!strcmp(c->optim, "sgd"))
-            r->opt = tg_sgd_new(ps, c->lr, 0, 0, 0, false);
-        else if (!strcmp(c->optim, "adamw")) /* torch.optim.AdamW's defaults */
-            r->opt = tg_adamw_new(ps, c->lr, 0.9, 0.999, 1e-8, 0.01);
-        else
-            r->opt = tg_adam_new(ps, c->lr, 0.9, 0.999, 1e-8, 0);
+        const cl_optim *o = cl_optim_find(c->optim);
+        r->opt = o ? o->make(&r->model->params, c->lr) : NULL;
         if (!r->opt)
             return cl_fail("cannot make the optimizer: %s", cl_lib_error());
     }

@@ -437,12 +437,12 @@ static int evaluate(session *S, bool regular)
     r->val_loss = val;
     double train = r->loss_count ? r->loss_sum / (double)r->loss_count : (double)NAN;
     char f[6][40];
-    cl_shortest(f[0], sizeof f[0], train);
-    cl_shortest(f[1], sizeof f[1], val);
-    cl_shortest(f[2], sizeof f[2], tokens_per_s(S));
-    cl_shortest(f[3], sizeof f[3], elapsed(S));
-    cl_shortest(f[4], sizeof f[4], r->cfg.lr);
-    cl_shortest(f[5], sizeof f[5], r->grad_norm);
+    cli_shortest(f[0], sizeof f[0], train);
+    cli_shortest(f[1], sizeof f[1], val);
+    cli_shortest(f[2], sizeof f[2], tokens_per_s(S));
+    cli_shortest(f[3], sizeof f[3], elapsed(S));
+    cli_shortest(f[4], sizeof f[4], r->cfg.lr);
+    cli_shortest(f[5], sizeof f[5], r->grad_norm);
     char line[513];
     snprintf(line, sizeof line - 1, "{\"impl\": \"tapegrad\", \"step\": %lld, "
              "\"train_loss\": %s, \"val_loss\": %s, \"tokens_per_s\": %s, "
