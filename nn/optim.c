@@ -255,17 +255,19 @@ double tg_optim_step_closure(tg_optim *o, const tg_closure *c)
         return NAN;
     if (o->type->step_closure)
         return o->type->step_closure(o, c);
-    tg_tape_reset();
+    /* what the closure records goes at the end; what the caller recorded
+     * before stays (a rewind, not a reset) */
+    tg_tape_mark m = tg_tape_mark_get();
     tg_optim_zero_grad(o);
     tg_tensor *z = c->outputs(c->ud);
     tg_tensor *l = z ? c->loss(z, c->ud) : NULL;
     if (!l || tg_backward(l) < 0) {
-        tg_tape_reset();
+        tg_tape_rewind(m);
         return NAN;
     }
     double L = (double)l->data[0];
     tg_optim_step(o);
-    tg_tape_reset();
+    tg_tape_rewind(m);
     return L;
 }
 

@@ -170,7 +170,8 @@ void tg_optim_step(tg_optim *o);
 /* One update that evaluates the model itself: for SGD/Adam/AdamW, zero
  * the gradients, record c's outputs and loss, backward, step; for HF, a
  * Hessian-free step. Returns the loss before the step, NAN after an
- * error. Resets the tape. */
+ * error. What it records goes before it returns: the tape is rewound to
+ * where the caller left it (nn/curvature.h, "The tape"). */
 double tg_optim_step_closure(tg_optim *o, const tg_closure *c);
 void tg_optim_zero_grad(tg_optim *o);
 

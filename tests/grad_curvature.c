@@ -633,7 +633,8 @@ static tg_tensor *last_hidden(void *ud)
 /* softmax regression, convex: every point appears twice under two labels,
  * so the best the model can do is p = 1/2 for both - the loss tends to
  * ln 2, which HF must approach (and the gradient vanish) */
-/* The routines rewind to where the caller was, not reset: a temporary
+/* The routines (and the closure step of every optimizer) rewind to
+ * where the caller was, not reset: a temporary
  * and a recorded loss made before them are still there afterwards, and
  * the caller's backward gives the caller's gradient. */
 START_TEST(curvature_keeps_the_callers_tape)
@@ -663,6 +664,10 @@ START_TEST(curvature_keeps_the_callers_tape)
     tg_closure c = {outputs, ce_of, NULL, &m};
     ck_assert(isfinite(tg_optim_step_closure(o, &c)));
     ck_assert_int_eq(tg_tape_size(), entries);
+    tg_optim *sgd = tg_sgd_new(&m.ps, 0.1, 0, 0, 0, false);
+    ck_assert(isfinite(tg_optim_step_closure(sgd, &c))); /* the plain one */
+    ck_assert_int_eq(tg_tape_size(), entries);
+    tg_optim_free(sgd);
     ck_assert_double_eq(tg_item(tg_sum(kept)), 15.0);
     tg_optim_free(o);
     destroy(&m);
