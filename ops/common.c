@@ -195,3 +195,49 @@ void tg_ew_run(int nop, tg_real *const *base, const int64_t *const *strides,
     for (int64_t t = 0; t < ntiles; t++)
         ew_tile(&p, t, base, fn, args);
 }
+
+/* ---- the driver running a code (tg_ew_run_code) ------------------------ */
+enum { GATHER = 256 }; /* numbers gathered at a time: 8 KB of stack */
+
+static void code_inner(int64_t n, tg_real *const *p, const int64_t *s,
+                       const double *args)
+{
+    int code = (int)args[0];
+    tg_real k = (tg_real)args[1];
+    bool acc = args[2] != 0;
+    if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 1) {
+        tg_vm_eval(code, n, p[0], p[1], p[2], p[3], k, acc);
+        return;
+    }
+    tg_real buf[4][GATHER];
+    for (int64_t i0 = 0; i0 < n; i0 += GATHER) {
+        int64_t m = n - i0 < GATHER ? n - i0 : GATHER;
+        const tg_real *src[4];
+        for (int j = 0; j < 4; j++) {
+            if (s[j] == 1) {
+                src[j] = p[j] + i0;
+                continue;
+            }
+            if (j == 0 && !acc) {
+                src[0] = NULL; /* written only */
+                continue;
+            }
+            for (int64_t i = 0; i < m; i++)
+                buf[j][i] = p[j][(i0 + i) * s[j]];
+            src[j] = buf[j];
+        }
+        tg_real *d = s[0] == 1 ? p[0] + i0 : buf[0];
+        tg_vm_eval(code, m, d, src[1], src[2], src[3], k, acc);
+        if (s[0] != 1)
+            for (int64_t i = 0; i < m; i++)
+                p[0][(i0 + i) * s[0]] = buf[0][i];
+    }
+}
+
+void tg_ew_run_code(int code, double k, bool acc, tg_real *const *base,
+                    const int64_t *const *strides, int ndim,
+                    const int64_t *shape)
+{
+    const double args[3] = {code, k, acc};
+    tg_ew_run(4, base, strides, ndim, shape, code_inner, args);
+}

@@ -348,11 +348,14 @@ static void need_closure(const group *g, bool *need)
     free(made_by);
 }
 
+/* DEAR in ops/vm_codes.h */
 static bool expensive(int code)
 {
-    return code == TG_VM_EXP || code == TG_VM_LOG || code == TG_VM_TANH ||
-           code == TG_VM_SIGMOID || code == TG_VM_SQRT || code == TG_VM_POW ||
-           code == TG_VM_POWK;
+    enum { CHEAP, DEAR };
+#define COST(NAME, name, cost, value, recorded) [TG_VM_##NAME] = cost,
+    static const unsigned char dear[TG_VM_NCODES] = {TG_VM_CODES(COST)};
+#undef COST
+    return code >= 0 && code < TG_VM_NCODES && dear[code];
 }
 
 /* What backward recomputes, and what it finds in memory. A group's

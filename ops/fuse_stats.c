@@ -35,26 +35,10 @@ bool tg_fuse_guard_failed(int kind)
     return false;
 }
 
-/* indexed by code: a code appended to ops/internal.h without a name here
- * makes the array one short (the assertion below fails to compile); one
- * inserted without a name is shown as "?" */
-static const char *const code_names[] = {
-    [TG_VM_COPY] = "copy",         [TG_VM_ADD] = "add",
-    [TG_VM_SUB] = "sub",           [TG_VM_MUL] = "mul",
-    [TG_VM_DIV] = "div",           [TG_VM_POW] = "pow",
-    [TG_VM_NEG] = "neg",           [TG_VM_ADDK] = "addk",
-    [TG_VM_MULK] = "mulk",         [TG_VM_POWK] = "powk",
-    [TG_VM_EXP] = "exp",           [TG_VM_LOG] = "log",
-    [TG_VM_TANH] = "tanh",         [TG_VM_SIGMOID] = "sigmoid",
-    [TG_VM_RELU] = "relu",         [TG_VM_SQRT] = "sqrt",
-    [TG_VM_STEP] = "step",         [TG_VM_DTANH] = "dtanh",
-    [TG_VM_DSIGMOID] = "dsigmoid", [TG_VM_DRELU] = "drelu",
-    [TG_VM_DSQRT] = "dsqrt",       [TG_VM_DSTEP] = "dstep",
-    [TG_VM_DDIVB] = "ddivb",       [TG_VM_DPOWA] = "dpowa",
-    [TG_VM_DPOWB] = "dpowb",       [TG_VM_DPOWK] = "dpowk",
-};
-_Static_assert(sizeof code_names / sizeof *code_names == TG_VM_NCODES,
-               "every vector machine code needs a name");
+/* indexed by code, from ops/vm_codes.h */
+#define NAME_OF(NAME, name, cost, value, recorded) [TG_VM_##NAME] = name,
+static const char *const code_names[TG_VM_NCODES] = {TG_VM_CODES(NAME_OF)};
+#undef NAME_OF
 
 static const char *const guard_names[] = {
     [TG_GUARD_LAYOUT] = "layout", [TG_GUARD_USER] = "user",

@@ -7,6 +7,7 @@
 #define TG_OPS_INTERNAL_H
 
 #include "autograd/tape.h"
+#include "ops/vm_codes.h"
 #include "tensor/arena.h"
 #include "tensor/parallel.h"
 #include "tensor/tensor.h"
@@ -90,45 +91,29 @@ typedef void (*tg_ew_inner)(int64_t n, tg_real *const *p, const int64_t *s,
 void tg_ew_run(int nop, tg_real *const *base, const int64_t *const *strides,
                int ndim, const int64_t *shape, tg_ew_inner fn,
                const double *args);
+/* The same driver running one code of the vector machine (ops/
+ * vm_codes.h): operand 0 (+)= code(operands 1..3; k), with acc adding.
+ * Contiguous operands go to the machine as they are; strided ones are
+ * gathered (and a strided operand 0 scattered) a few hundred numbers at
+ * a time. Same bits as the code's own loop: it is that loop. */
+void tg_ew_run_code(int code, double k, bool acc, tg_real *const *base,
+                    const int64_t *const *strides, int ndim,
+                    const int64_t *shape);
 
 /* ---- elementwise rules as data ----------------------------------------
- * Every elementwise op describes itself to the fused programs (ops/fuse_vm.c)
- * as one instruction of their small vector machine for its forward, and
+ * Every elementwise op describes itself as codes of the vector machine
+ * (ops/vm_codes.h, where each code is one line): one for its forward,
  * one per input for its derivative. An instruction names a code and up to
  * three sources; in a derivative the sources are the op's own values:
  * its inputs a and b, its output y, the gradient g = dL/dy it receives,
- * and the op's constant k (farg[0] of scalar ops). Read them side by side
- * with the op's hand-written backward kernel: they say the same thing. */
-enum tg_vm_code {
-    TG_VM_COPY,     /* a                      */
-    TG_VM_ADD,      /* a + b                  */
-    TG_VM_SUB,      /* a - b                  */
-    TG_VM_MUL,      /* a * b                  */
-    TG_VM_DIV,      /* a / b                  */
-    TG_VM_POW,      /* a ** b                 */
-    TG_VM_NEG,      /* -a                     */
-    TG_VM_ADDK,     /* a + k                  */
-    TG_VM_MULK,     /* a * k                  */
-    TG_VM_POWK,     /* a ** k                 */
-    TG_VM_EXP,
-    TG_VM_LOG,
-    TG_VM_TANH,
-    TG_VM_SIGMOID,
-    TG_VM_RELU,
-    TG_VM_SQRT,
-    TG_VM_STEP,     /* [a > 0] (NaN passes)   */
-    /* derivative shapes that are not one of the above */
-    TG_VM_DTANH,    /* a * (1 - b*b)          (g, y) */
-    TG_VM_DSIGMOID, /* a * b * (1 - b)        (g, y) */
-    TG_VM_DRELU,    /* b > 0 ? a : 0          (g, y) */
-    TG_VM_DSQRT,    /* a * 0.5 / b            (g, y) */
-    TG_VM_DSTEP,    /* a * s * (1 - s), s = sigmoid(b)  (g, x) */
-    TG_VM_DDIVB,    /* -a * b / c             (g, y, b) */
-    TG_VM_DPOWA,    /* c == 0 ? 0 : a * c * b ** (c - 1)  (g, a, b) */
-    TG_VM_DPOWB,    /* c == 0 ? 0 : a * b * log(c)        (g, y, a) */
-    TG_VM_DPOWK,    /* k == 0 ? 0 : a * k * b ** (k - 1)  (g, a) */
-    TG_VM_NCODES
-};
+ * and the op's constant k (farg[0] of scalar ops). The fused programs
+ * (ops/fuse_vm.c), forward mode (ops/jvp.c) and the unary ops' own
+ * kernels (ops/unary.c) all run these; the two-input ops' broadcasting
+ * kernels (ops/elementwise.c) are checked against them (tests/
+ * test_vm_rules.c). */
+#define TG_VM_ENUM(NAME, name, cost, value, recorded) TG_VM_##NAME,
+enum tg_vm_code { TG_VM_CODES(TG_VM_ENUM) TG_VM_NCODES };
+#undef TG_VM_ENUM
 /* where a derivative's sources come from */
 enum { TG_R_G, TG_R_A, TG_R_B, TG_R_Y };
 

@@ -83,55 +83,71 @@ static tg_tensor *mask_of(const tg_tensor *x, bool nonzero)
     return m;
 }
 
-/* One derivative rule of the vector machine as recorded ops: g is the
- * direction, a and b the rule's other sources (primal tensors, recorded, so
- * that second derivatives flow through them). */
-static tg_tensor *ew_rule_ops(int code, tg_tensor *g, tg_tensor *a,
-                              tg_tensor *b, double k)
+/* The recorded forms of ops/vm_codes.h that are more than one line.
+ * A step's value as a constant of x's shape: 1 where x > 0 (nonzero:
+ * where x != 0), else 0 - its derivative is zero, so it is not recorded. */
+static tg_tensor *tg_vm_rec_mask(const tg_tensor *x, bool nonzero)
 {
-    switch (code) {
-    case TG_VM_COPY:
-        return g;
-    case TG_VM_NEG:
-        return tg_neg(g);
-    case TG_VM_MUL:
-        return tg_mul(g, a);
-    case TG_VM_DIV:
-        return tg_div(g, a);
-    case TG_VM_MULK:
-        return tg_mul_scalar(g, k);
-    case TG_VM_DTANH: /* g (1 - y^2) */
-        return tg_mul(g, tg_add_scalar(tg_neg(tg_mul(a, a)), 1));
-    case TG_VM_DSIGMOID: /* g y (1 - y) */
-        return tg_mul(g, tg_mul(a, tg_add_scalar(tg_neg(a), 1)));
-    case TG_VM_DRELU: /* g [y > 0] */
-        return tg_mul(g, mask_of(a, false));
-    case TG_VM_DSQRT: /* g 0.5 / y */
-        return tg_div(tg_mul_scalar(g, 0.5), a);
-    case TG_VM_DSTEP: { /* g s (1 - s), s = sigmoid(x) */
-        tg_tensor *s = tg_sigmoid(a);
-        return tg_mul(g, tg_mul(s, tg_add_scalar(tg_neg(s), 1)));
+    return mask_of(x, nonzero);
+}
+
+/* g s (1 - s), s = sigmoid(x) */
+static tg_tensor *tg_vm_rec_dstep(tg_tensor *g, tg_tensor *x)
+{
+    tg_tensor *s = tg_sigmoid(x);
+    return tg_mul(g, tg_mul(s, tg_add_scalar(tg_neg(s), 1)));
+}
+
+/* g b a^(b-1), 0 where b = 0 (a^-1 kept finite there) */
+static tg_tensor *tg_vm_rec_dpowa(tg_tensor *g, tg_tensor *a, tg_tensor *b)
+{
+    tg_tensor *m = mask_of(b, true);
+    tg_tensor *e = tg_add(tg_add_scalar(b, -1), tg_add_scalar(tg_neg(m), 1));
+    return tg_mul(tg_mul(g, tg_mul(b, tg_pow(a, e))), m);
+}
+
+/* g y log a, 0 where a = 0 */
+static tg_tensor *tg_vm_rec_dpowb(tg_tensor *g, tg_tensor *y, tg_tensor *a)
+{
+    tg_tensor *m = mask_of(a, true);
+    tg_tensor *la = tg_log(tg_add(a, tg_add_scalar(tg_neg(m), 1)));
+    return tg_mul(tg_mul(g, tg_mul(y, la)), m);
+}
+
+/* g k a^(k-1), 0 where k = 0 */
+static tg_tensor *tg_vm_rec_dpowk(tg_tensor *g, tg_tensor *a, double k)
+{
+    if (k == 0)
+        return tg_mul_scalar(g, 0);
+    return tg_mul_scalar(tg_mul(g, tg_pow_scalar(a, k - 1)), k);
+}
+
+/* One instruction of the vector machine as recorded ops, from its line in
+ * ops/vm_codes.h: ta, tb, tc are its sources (in a derivative: the
+ * direction, then primal tensors, recorded, so that second derivatives
+ * flow through them). */
+static tg_tensor *ew_rule_ops(int code, tg_tensor *ta, tg_tensor *tb,
+                              tg_tensor *tc, double k)
+{
+#define TA ta
+#define TB tb
+#define TC tc
+#define K k
+#define REC_CASE(NAME, name, cost, value, recorded)                        \
+    case TG_VM_##NAME:                                                     \
+        return recorded;
+    switch ((enum tg_vm_code)code) {
+        TG_VM_CODES(REC_CASE)
+    case TG_VM_NCODES:
+        break;
     }
-    case TG_VM_DDIVB: /* -g y / b */
-        return tg_neg(tg_div(tg_mul(g, a), b));
-    case TG_VM_DPOWA: { /* g b a^(b-1), 0 where b = 0 (a^-1 kept finite) */
-        tg_tensor *m = mask_of(b, true);
-        tg_tensor *e = tg_add(tg_add_scalar(b, -1), tg_add_scalar(tg_neg(m), 1));
-        return tg_mul(tg_mul(g, tg_mul(b, tg_pow(a, e))), m);
-    }
-    case TG_VM_DPOWB: { /* g y log a, 0 where a = 0 */
-        tg_tensor *m = mask_of(b, true);
-        tg_tensor *la = tg_log(tg_add(b, tg_add_scalar(tg_neg(m), 1)));
-        return tg_mul(tg_mul(g, tg_mul(a, la)), m);
-    }
-    case TG_VM_DPOWK: /* g k a^(k-1) */
-        if (k == 0)
-            return tg_mul_scalar(g, 0);
-        return tg_mul_scalar(tg_mul(g, tg_pow_scalar(a, k - 1)), k);
-    default:
-        tg_error("jvp", "derivative code %d has no recorded form", code);
-        return NULL;
-    }
+#undef REC_CASE
+#undef TA
+#undef TB
+#undef TC
+#undef K
+    tg_error("jvp", "vector machine code %d is not one", code);
+    return NULL;
 }
 
 /* the recorded form of tg_jvp_elementwise */
