@@ -21,7 +21,9 @@
  *     applies each member op's derivative rule in reverse order - the
  *     same scalar rules the ops declare in their descriptors
  *     (ops/internal.h). There is no hand-written LSTM or GRU backward: a
- *     user's cell is fused exactly like the built-in ones;
+ *     user's cell is fused exactly like the built-in ones. An output
+ *     whose gradient is retained (tg_retain_grad(out.h[t])) gets all of
+ *     it, what members of its own group that read it give included;
  *   - what a group's backward needs is planned: expensive values (the
  *     gates) are stored over given-away inputs it no longer needs, the
  *     cheap ones are recomputed block by block;
