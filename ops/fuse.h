@@ -10,7 +10,9 @@
  *   - ops whose inputs are all parameters (a chunk of weight_hh) move out
  *     of the loop: they run once per sequence (the "preamble"), and every
  *     weight a step multiplies by is prepared there (tg_prepare_weight:
- *     packed once, its gradient over all steps one product);
+ *     packed once, its gradient over all steps one product). A step
+ *     output among them (a state that depends on no step input) is still
+ *     a tensor of its own at every step, as unfused: a recorded copy;
  *   - add(xp, linear(h, W, b)), where xp is an input the caller gave away
  *     (the layer's slice of its own input projection), becomes linear_into:
  *     the product is added into xp's numbers, no new buffer;

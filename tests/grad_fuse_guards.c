@@ -13,8 +13,9 @@
  *   - steps the compiler must refuse (an undeclared user pointer, a
  *     temporary read from outside the step), and a step whose output has
  *     the wrong shape: the same error on both paths;
- *   - retained gradients of h_t read again inside its own fused group
- *     (at its own map and at others), or a view.
+ *   - retained gradients of h_t: read again inside its own fused group
+ *     (at its own map and at others), a view, or computed once per
+ *     sequence (one tensor and one gradient per step all the same).
  */
 #include "harness.h"
 #include "nn/rnn.h"
@@ -560,7 +561,8 @@ END_TEST
 /* ---- 5. retained gradients of h_t --------------------------------------
  * tg_retain_grad(out.h[t]) must give this step's whole dL/dh_t on both
  * paths: also what flows back through reads of h_t inside its own fused
- * group. */
+ * group, and for an h_t that depends on no step input (computed once per
+ * sequence when compiled), one tensor and one gradient per step. */
 
 /* a = tanh(xp + h W^T + b); h' = a, c' = exp(a): the group that makes h'
  * reads it again */
@@ -597,6 +599,41 @@ static void view_out_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
 }
 static const tg_cell_type view_out = {
     "view_out", .nstate = 2, .gates = 1, .step = view_out_step};
+
+/* h' = tanh(ones W^T): no step input in it */
+static void fixed_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                       tg_tensor **next)
+{
+    (void)xp;
+    int64_t B = s[0]->shape[0], H = c->hidden_size;
+    next[0] = tg_tanh(tg_linear(tg_full(TG_SHAPE(B, H), 1), c->weight_hh,
+                                NULL));
+}
+static const tg_cell_type fixed = {
+    "fixed", .nstate = 1, .gates = 1, .step = fixed_step};
+
+/* ... and c' = h' W^T + c: the step reads its fixed h' again */
+static void fixed_read_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                            tg_tensor **next)
+{
+    (void)xp;
+    int64_t B = s[0]->shape[0], H = c->hidden_size;
+    next[0] = tg_linear(tg_full(TG_SHAPE(B, H), 0.5), c->weight_hh, c->bias_hh);
+    next[1] = tg_add(tg_linear(next[0], c->weight_hh, NULL), s[1]);
+}
+static const tg_cell_type fixed_read = {
+    "fixed_read", .nstate = 2, .gates = 1, .step = fixed_read_step};
+
+/* h' = bias_hh seen at [B, H] (a view), c' = h' * c + tanh(xp) */
+static void fixed_view_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                            tg_tensor **next)
+{
+    int64_t B = s[0]->shape[0], H = c->hidden_size;
+    next[0] = tg_expand(c->bias_hh, TG_SHAPE(B, H));
+    next[1] = tg_add(tg_mul(next[0], s[1]), tg_tanh(xp));
+}
+static const tg_cell_type fixed_view = {
+    "fixed_view", .nstate = 2, .gates = 1, .step = fixed_view_step};
 
 enum { RT = 4 };
 typedef struct retained {
@@ -678,6 +715,14 @@ START_TEST(retained_h_read_in_its_group)
 }
 END_TEST
 
+START_TEST(retained_h_computed_once)
+{
+    retain_compare(&fixed, 3, 5);
+    retain_compare(&fixed_read, 3, 5);
+    retain_compare(&fixed_view, 3, 5);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("grad_fuse_guards");
@@ -695,6 +740,7 @@ static Suite *suite(void)
     tcase_add_test(tc, column_slices_as_weights);
     tcase_add_test(tc, step_output_shape_is_checked);
     tcase_add_test(tc, retained_h_read_in_its_group);
+    tcase_add_test(tc, retained_h_computed_once);
     suite_add_tcase(s, tc);
     return s;
 }
