@@ -10,7 +10,9 @@
  *   - ops whose inputs are all parameters (a chunk of weight_hh) move out
  *     of the loop: they run once per sequence (the "preamble"), and every
  *     weight a step multiplies by is prepared there (tg_prepare_weight:
- *     packed once, its gradient over all steps one product);
+ *     packed once, its gradient over all steps one product). A step
+ *     output among them (a state that depends on no step input) is still
+ *     a tensor of its own at every step, as unfused: a recorded copy;
  *   - add(xp, linear(h, W, b)), where xp is an input the caller gave away
  *     (the layer's slice of its own input projection), becomes linear_into:
  *     the product is added into xp's numbers, no new buffer;
@@ -21,7 +23,9 @@
  *     applies each member op's derivative rule in reverse order - the
  *     same scalar rules the ops declare in their descriptors
  *     (ops/internal.h). There is no hand-written LSTM or GRU backward: a
- *     user's cell is fused exactly like the built-in ones;
+ *     user's cell is fused exactly like the built-in ones. An output
+ *     whose gradient is retained (tg_retain_grad(out.h[t])) gets all of
+ *     it, what members of its own group that read it give included;
  *   - what a group's backward needs is planned: expensive values (the
  *     gates) are stored over given-away inputs it no longer needs, the
  *     cheap ones are recomputed block by block;

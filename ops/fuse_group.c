@@ -164,6 +164,27 @@ static bool view_map(const group *g, const pnode *n, const tg_tensor *u,
 
 static int inst(cg *c, int v, const vmap *m);
 
+/* A view that leaves its group is a copy of its input's register, so
+ * that the gradient the group gathers for it is its own: the view's
+ * consumers' (outside and in the group), without what other readers of
+ * its input give that input - what a retained gradient of the view must
+ * be (fused_bwd). Only groups with such an output pay the copy. */
+static const tg_ew_rule copy_rule = {TG_VM_COPY, 1,
+                                     {{TG_VM_COPY, {TG_R_G, 0, 0}}}};
+
+static int emit_copy(cg *c, int src)
+{
+    vm_ins in;
+    memset(&in, 0, sizeof in);
+    in.code = TG_VM_COPY;
+    in.src[0] = src;
+    in.rule = &copy_rule;
+    in.kept = -1;
+    in.dst = new_reg(c);
+    arrput(c->g->ins, in);
+    return in.dst;
+}
+
 /* view node n's value at map m: its input at the composed map */
 static int through_view(cg *c, const pnode *n, const vmap *m)
 {
@@ -246,6 +267,8 @@ static int inst(cg *c, int v, const vmap *m_in)
             reg = through_view(c, n, m);
             if (c->failed)
                 return 0;
+            if (pv->is_output) /* in a register of its own (a copy) */
+                reg = emit_copy(c, reg);
         }
     }
     memo me = {v, *m, reg};
@@ -437,9 +460,30 @@ bool tg_fuse_codegen(tg_prog *p, int gid)
         int r = inst(&c, g->out_val[k], &id);
         arrput(g->out_reg, r);
     }
-    arrfree(c.memo);
-    if (c.failed)
+    if (c.failed) {
+        arrfree(c.memo);
         return false;
+    }
+    /* the registers that hold an output at another map than its own */
+    for (int64_t i = 0; i < arrlen(c.memo); i++)
+        for (int64_t k = 0; k < nout; k++) {
+            const memo *me = &c.memo[i];
+            bool seen = me->val != g->out_val[k] || me->reg == g->out_reg[k];
+            for (int64_t j = 0; !seen && j < arrlen(g->taps); j++)
+                seen = g->taps[j].out == k && g->taps[j].reg == me->reg;
+            if (seen)
+                continue;
+            vm_tap tap = {(int)k, me->reg, 0, {0}};
+            int64_t cs[TG_MAX_DIMS];
+            tg_contiguous_strides(s->ndim, s->shape, cs);
+            for (int d = 0; d < s->ndim; d++) {
+                tap.goff += me->m.o[d] * cs[d];
+                for (int j = 0; j < g->ndim; j++)
+                    tap.gst[j] += me->m.A[d][j] * cs[d];
+            }
+            arrput(g->taps, tap);
+        }
+    arrfree(c.memo);
     /* an output register that an instruction computes, and no earlier
      * output uses, is computed straight into the output's numbers */
     for (int64_t k = 0; k < nout; k++) {

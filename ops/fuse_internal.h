@@ -51,6 +51,15 @@ typedef struct vm_ins {
     bool recompute;         /* backward recomputes it (see plan_backward) */
 } vm_ins;
 
+/* An output read by members of its own group at a map other than its
+ * own (a transpose of it, a broadcast): that read's gradient stays in
+ * register reg. Only a retained gradient of the output needs it (see
+ * fused_bwd): added through goff, gst into the output's gradient. */
+typedef struct vm_tap {
+    int out, reg;
+    int64_t goff, gst[TG_MAX_DIMS];
+} vm_tap;
+
 typedef struct group {
     int ndim;                  /* of S (at least 1: a scalar is [1])      */
     int64_t shape[TG_MAX_DIMS];
@@ -65,6 +74,7 @@ typedef struct group {
                                   output's numbers (not copied there)    */
     int *ext_val, *out_val;    /* program values (part 3)                */
     int *members;              /* member nodes, in trace order           */
+    vm_tap *taps;              /* stb_ds array                           */
     char *label;               /* "fused[add sigmoid ...]"               */
     const char **member_op;    /* the members' op names (static strings),
                                   stb_ds array                            */

@@ -170,9 +170,10 @@ static void replay_layouts(tg_prog *p, const pins *code)
             continue;
         pnode *n = &p->nodes[code[i].index];
         tg_tensor *y = &p->vals[n->out].layout;
-        if (n->e.op == &tg_prepare_op) {
+        if (n->e.op == &tg_prepare_op || n->e.op == &tg_alias_op) {
             /* a prepared weight shares its input's numbers and layout (a
-             * column slice of a parameter stays strided) */
+             * column slice of a parameter stays strided); an alias keeps
+             * its input's layout */
             memcpy(y->stride, p->vals[n->in[0]].layout.stride,
                    sizeof y->stride);
             continue;
@@ -294,6 +295,59 @@ static void prepare_weights(tg_prog *p)
         n->in[1] = prep;
     }
     free(made);
+}
+
+/* A step output that depends on no step input (computed once per
+ * sequence, or a constant of the program) is still a tensor of its own at
+ * every step, as unfused: an alias node (tg_alias_op: a copy, or a view
+ * of a strided one, recorded) runs every step, and the step's readers of
+ * the value read it instead - so that its gradient, when retained
+ * (tg_retain_grad(out.h[t])), is this step's whole dL/dh_t: neither the
+ * sum over the steps nor without what the step's other states took from
+ * it. Whatever those readers compute is then run every step too. Inserted
+ * after the value's node (a constant: first), so that the nodes stay in
+ * an order that computes every value before its readers. */
+static void alias_invariant_outputs(tg_prog *p)
+{
+    for (int k = 0; k < p->nout; k++) {
+        int v = p->out_val[k];
+        const pval *pv = &p->vals[v];
+        if (!pv->invariant || (pv->kind != PV_NODE && !pv->own_leaf))
+            continue;
+        int at = pv->kind == PV_NODE ? pv->index + 1 : 0;
+        for (int64_t i = 0; i < arrlen(p->vals); i++)
+            if (p->vals[i].kind == PV_NODE && p->vals[i].index >= at)
+                p->vals[i].index++;
+        pnode q;
+        memset(&q, 0, sizeof q);
+        q.e.op = &tg_alias_op;
+        q.e.nin = 1;
+        q.e.in = tg_xcalloc(1, sizeof *q.e.in);
+        q.e.in[0] = tg_xmalloc(sizeof *q.e.in[0]);
+        *q.e.in[0] = p->vals[v].layout;
+        q.e.out = tg_xmalloc(sizeof *q.e.out);
+        *q.e.out = p->vals[v].layout;
+        q.e.step = -1;
+        q.acc = -1;
+        q.out = new_val(p, PV_NODE, at, &p->vals[v].layout);
+        for (int64_t i = 0; i < arrlen(p->nodes); i++)
+            for (int64_t j = 0; j < arrlen(p->nodes[i].in); j++)
+                if (p->nodes[i].in[j] == v)
+                    p->nodes[i].in[j] = q.out;
+        for (int j = 0; j < p->nout; j++)
+            if (p->out_val[j] == v)
+                p->out_val[j] = q.out;
+        arrput(q.in, v);
+        arrins(p->nodes, at, q);
+    }
+    /* what reads an alias, directly or not, depends on the step now */
+    for (int64_t i = 0; i < arrlen(p->nodes); i++) {
+        const pnode *n = &p->nodes[i];
+        bool invariant = n->e.op != &tg_alias_op;
+        for (int64_t j = 0; j < arrlen(n->in); j++)
+            invariant &= p->vals[n->in[j]].invariant;
+        p->vals[n->out].invariant = invariant;
+    }
 }
 
 /* add(u, linear(x, W, b)) where u is an input whose numbers the caller
@@ -450,6 +504,7 @@ bool tg_fuse_build(tg_prog *p, int64_t first, tg_tensor *const *in,
     hmfree(map);
     if (!p->ok)
         return false;
+    alias_invariant_outputs(p);
     prepare_weights(p);
     accumulate_into(p);
     /* preamble: the invariant nodes; body: the rest */

@@ -207,10 +207,12 @@ static void add_grad(vm_mem *m, int r, tg_real *src, int n)
 }
 
 /* Backward of one tile: recompute, then every member's derivative rule in
- * reverse order, then add the inputs' gradients where they belong. */
+ * reverse order, then add the inputs' gradients where they belong.
+ * scratch: of the loads, then of the taps; retain: some output's gradient
+ * is retained (see fused_bwd). */
 static void tile_backward(const group *g, tg_tensor *const *ext,
                           tg_tensor *const *outs, int64_t t, vm_mem *m,
-                          tg_real *const *scratch)
+                          tg_real *const *scratch, bool retain)
 {
     int64_t idx[TG_MAX_DIMS];
     int n;
@@ -272,6 +274,27 @@ static void tile_backward(const group *g, tg_tensor *const *ext,
         for (int i = 0; i < n; i++)
             p[i * s] += gr[i];
     }
+    if (!retain)
+        return;
+    /* a retained output's register now holds its gradient: what its
+     * consumers outside the group gave plus what the members that read it
+     * here added (written last: every rule above may read its buffer);
+     * reads at other maps go through the taps' scratch */
+    for (int64_t k = 0; k < arrlen(g->out_reg); k++) {
+        tg_tensor *y = outs[k];
+        int r = g->out_reg[k];
+        if ((y->flags & TG_RETAIN_GRAD) && y->grad && !m->zero[r] &&
+            m->G[r] != y->grad + o)
+            memcpy(y->grad + o, m->G[r], (size_t)n * sizeof(tg_real));
+    }
+    for (int64_t j = 0; j < arrlen(g->taps); j++) {
+        tg_real *sc = scratch[arrlen(g->loads) + j];
+        int r = g->taps[j].reg;
+        if (!sc || m->zero[r])
+            continue;
+        for (int i = 0; i < n; i++)
+            sc[o + i] += m->G[r][i];
+    }
 }
 
 /* Tiles in parallel when the group is large; each tile writes only its own
@@ -323,26 +346,97 @@ static void group_forward(const group *g, tg_tensor *const *ext,
 #endif
 }
 
+/* src, a full-size buffer over the group's iteration space, added into
+ * dx at goff + idx . gst, row by row in index order (one thread: a fixed
+ * order, and several rows may add into the same numbers - a bias
+ * broadcast over the batch) */
+static void add_rows(const group *g, tg_real *dx, int64_t goff,
+                     const int64_t *gst, const tg_real *src)
+{
+    int nd = g->ndim;
+    int64_t idx[TG_MAX_DIMS] = {0}, s = gst[nd - 1];
+    for (int64_t row = 0; row < g->numel / g->inner; row++) {
+        tg_real *d = dx + goff + dot(idx, gst, nd - 1);
+        const tg_real *sr = src + row * g->inner;
+        if (s == 1)
+            for (int64_t i = 0; i < g->inner; i++)
+                d[i] += sr[i];
+        else
+            for (int64_t i = 0; i < g->inner; i++)
+                d[i * s] += sr[i];
+        for (int d2 = nd - 2; d2 >= 0; d2--) {
+            if (++idx[d2] < g->shape[d2])
+                break;
+            idx[d2] = 0;
+        }
+    }
+}
+
+/* tg_retain_grad on an output of a group (rare: to read dL/dh_t) asks
+ * for its whole gradient, as unfused: what consumers outside the group
+ * give - in outs[k]->grad when this entry runs - and what members of the
+ * group that read the output add, which exists only in the tiles'
+ * registers: tile_backward writes it back, and adds reads at other maps
+ * (the taps) into scratch[nloads + j]. An output only members read has no
+ * gradient buffer yet: it gets one if a gradient reaches it (unfused, the
+ * member's backward would make it). true if any output is retained; the
+ * common case costs one look at each output's flags. */
+static bool retained_outputs(const group *g, tg_tensor *const *outs,
+                             tg_real **scratch)
+{
+    int64_t nout = arrlen(g->out_reg), nl = arrlen(g->loads);
+    bool any = false;
+    for (int64_t k = 0; k < nout; k++)
+        any |= (outs[k]->flags & TG_RETAIN_GRAD) != 0;
+    if (!any)
+        return false;
+    /* reach[r]: some output's gradient flows back into register r */
+    bool *reach = tg_arena_calloc((size_t)(g->nreg ? g->nreg : 1));
+    for (int64_t k = 0; k < nout; k++)
+        reach[g->out_reg[k]] |= outs[k]->grad != NULL;
+    for (int64_t i = arrlen(g->ins) - 1; i >= 0; i--)
+        for (int a = 0; reach[g->ins[i].dst] && a < g->ins[i].rule->nin; a++)
+            reach[g->ins[i].src[a]] = true;
+    for (int64_t k = 0; k < nout; k++) {
+        tg_tensor *y = outs[k];
+        bool reached = reach[g->out_reg[k]];
+        for (int64_t j = 0; j < arrlen(g->taps); j++)
+            reached |= g->taps[j].out == k && reach[g->taps[j].reg];
+        if ((y->flags & TG_RETAIN_GRAD) && !y->grad && reached)
+            y->grad = tg_arena_calloc((size_t)(y->numel ? y->numel : 1) *
+                                      sizeof(tg_real));
+    }
+    for (int64_t j = 0; j < arrlen(g->taps); j++) {
+        const tg_tensor *y = outs[g->taps[j].out];
+        if ((y->flags & TG_RETAIN_GRAD) && y->grad)
+            scratch[nl + j] = tg_scratch_zero(g->numel);
+    }
+    return true;
+}
+
 /* The backward rule of every fused group. */
 static void fused_bwd(tg_entry *e)
 {
     const group *g = e->saved;
     tg_fuse_count_group(g, TG_FUSE_BWD);
     tg_tensor *const *ext = e->in;
-    /* scratch gradients of the loads that need them (zeroed) */
-    tg_real **scratch = tg_arena_alloc(sizeof(tg_real *) *
-                                       (size_t)(arrlen(g->loads) + 1));
-    for (int64_t l = 0; l < arrlen(g->loads); l++)
+    /* scratch gradients of the loads that need them (zeroed), then of
+     * the taps of retained outputs */
+    int64_t nl = arrlen(g->loads), ntap = arrlen(g->taps);
+    tg_real **scratch = tg_arena_calloc(sizeof(tg_real *) *
+                                        (size_t)(nl + ntap + 1));
+    for (int64_t l = 0; l < nl; l++)
         scratch[l] = g->loads[l].scratch && ext[g->loads[l].ext]->grad
                          ? tg_scratch_zero(g->numel)
                          : NULL;
+    bool retain = retained_outputs(g, e->outs, scratch);
     int nth = nthreads_for(g);
     size_t per = (vm_mem_size(g) + 63) & ~(size_t)63;
     char *mem = thread_mem(g, nth);
     if (nth == 1) {
         vm_mem m = vm_mem_at(g, mem);
         for (int64_t t = 0; t < g->ntiles; t++)
-            tile_backward(g, ext, e->outs, t, &m, scratch);
+            tile_backward(g, ext, e->outs, t, &m, scratch, retain);
     } else {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nth)
@@ -350,38 +444,21 @@ static void fused_bwd(tg_entry *e)
             vm_mem m = vm_mem_at(g, mem + per * (size_t)omp_get_thread_num());
 #pragma omp for schedule(static)
             for (int64_t t = 0; t < g->ntiles; t++) /* tile t's gradients */
-                tile_backward(g, ext, e->outs, t, &m, scratch);
+                tile_backward(g, ext, e->outs, t, &m, scratch, retain);
         }
 #else
         (void)per;
 #endif
     }
-    /* scratch gradients summed into their inputs, row by row in index
-     * order (one thread: a fixed order, and several rows may add into
-     * the same numbers - a bias broadcast over the batch) */
-    int nd = g->ndim;
-    for (int64_t l = 0; l < arrlen(g->loads); l++) {
-        if (!scratch[l])
-            continue;
-        const vm_load *ld = &g->loads[l];
-        tg_real *dx = ext[ld->ext]->grad;
-        int64_t idx[TG_MAX_DIMS] = {0}, s = ld->gst[nd - 1];
-        for (int64_t row = 0; row < g->numel / g->inner; row++) {
-            tg_real *d = dx + ld->goff + dot(idx, ld->gst, nd - 1);
-            const tg_real *src = scratch[l] + row * g->inner;
-            if (s == 1)
-                for (int64_t i = 0; i < g->inner; i++)
-                    d[i] += src[i];
-            else
-                for (int64_t i = 0; i < g->inner; i++)
-                    d[i * s] += src[i];
-            for (int d2 = nd - 2; d2 >= 0; d2--) {
-                if (++idx[d2] < g->shape[d2])
-                    break;
-                idx[d2] = 0;
-            }
-        }
-    }
+    /* scratch gradients summed into their inputs (and retained outputs) */
+    for (int64_t l = 0; l < nl; l++)
+        if (scratch[l])
+            add_rows(g, ext[g->loads[l].ext]->grad, g->loads[l].goff,
+                     g->loads[l].gst, scratch[l]);
+    for (int64_t j = 0; j < ntap; j++)
+        if (scratch[nl + j])
+            add_rows(g, e->outs[g->taps[j].out]->grad, g->taps[j].goff,
+                     g->taps[j].gst, scratch[nl + j]);
 }
 
 static void fused_label(const tg_entry *e, char *buf, size_t cap)
@@ -528,6 +605,7 @@ void tg_fuse_group_free(group *g)
     arrfree(g->out_val);
     arrfree(g->members);
     arrfree(g->member_op);
+    arrfree(g->taps);
     free(g->label);
     free(g);
 }

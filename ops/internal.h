@@ -155,4 +155,11 @@ void tg_jvp_linear_op(tg_entry *e);
 /* the descriptor of tg_prepare_weight, for compiled steps to insert */
 extern const tg_op tg_prepare_op;
 
+/* "alias": x again as a tensor of its own, recorded (backward: dx +=
+ * dy) - a contiguous x copied, a strided one viewed with its layout kept
+ * (ops/shape.c). Only replayed: a compiled step inserts it so that an
+ * output that depends on no step input is each step's own tensor, as
+ * unfused (ops/fuse_plan.c). */
+extern const tg_op tg_alias_op;
+
 #endif

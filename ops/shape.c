@@ -368,6 +368,28 @@ tg_tensor *tg_contiguous(tg_tensor *x)
     return record_view(&contiguous_op, x, out, 0, gs);
 }
 
+/* ---- alias: a tensor of its own (ops/internal.h, tg_alias_op) ---------
+ * x again, recorded with the identity gradient view: backward adds dy
+ * into dx. A contiguous x is copied, so that the result has numbers of
+ * its own as a freshly computed tensor would; a strided one (a view of a
+ * parameter) gets a new header over the same numbers, its layout kept.
+ * Only replayed: compiled steps insert it (ops/fuse_plan.c). */
+static tg_tensor *alias_replay(const tg_entry *e, tg_tensor *const *in)
+{
+    tg_tensor *x = in[0];
+    int64_t gs[TG_MAX_DIMS];
+    tg_contiguous_strides(x->ndim, x->shape, gs);
+    if (tg_is_contiguous(x))
+        return record_view(e->op, x, tg_clone(x), 0, gs);
+    tg_tensor *out = tg_tensor_header(x->ndim, x->shape);
+    out->data = x->data;
+    memcpy(out->stride, x->stride, sizeof out->stride);
+    out->version = x->version; /* its numbers: one count of changes */
+    return record_view(e->op, x, out, 0, gs);
+}
+const tg_op tg_alias_op = {"alias", view_bwd, .replay = alias_replay,
+                           .jvp = tg_jvp_view, .reads = TG_READS_NONE};
+
 /* ---- concat, stack ----------------------------------------------------
  * Input k fills the slab [at_k, at_k + len_k) of the output along dim (for
  * stack: index k of the new axis, len 1). Backward adds the same slab of

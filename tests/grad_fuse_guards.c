@@ -14,7 +14,10 @@
  *     temporary read from outside the step), and a step whose output has
  *     the wrong shape: the same error on both paths;
  *   - 0-d values a group computes and another group reads; a group whose
- *     outputs do not all depend on an input that requires grad.
+ *     outputs do not all depend on an input that requires grad;
+ *   - retained gradients of h_t: read again inside its own fused group
+ *     (at its own map and at others), a view, or computed once per
+ *     sequence (one tensor and one gradient per step all the same).
  */
 #include "harness.h"
 #include "nn/rnn.h"
@@ -700,6 +703,171 @@ START_TEST(outputs_require_grad_as_unfused)
 }
 END_TEST
 
+/* ---- 7. retained gradients of h_t --------------------------------------
+ * tg_retain_grad(out.h[t]) must give this step's whole dL/dh_t on both
+ * paths: also what flows back through reads of h_t inside its own fused
+ * group, and for an h_t that depends on no step input (computed once per
+ * sequence when compiled), one tensor and one gradient per step. */
+
+/* a = tanh(xp + h W^T + b); h' = a, c' = exp(a): the group that makes h'
+ * reads it again */
+static void reread_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                        tg_tensor **next)
+{
+    next[0] = tg_tanh(tg_add(xp, tg_linear(s[0], c->weight_hh, c->bias_hh)));
+    next[1] = tg_exp(next[0]);
+}
+static const tg_cell_type reread = {
+    "reread", .nstate = 2, .gates = 1, .step = reread_step};
+
+/* ... read again at other maps (B == H): transposed, and row 0 broadcast
+ * over the batch */
+static void reread_maps_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                             tg_tensor **next)
+{
+    tg_tensor *a =
+        tg_tanh(tg_add(xp, tg_linear(s[0], c->weight_hh, c->bias_hh)));
+    next[0] = a;
+    next[1] = tg_mul(tg_exp(tg_transpose(a, 0, 1)), tg_select(a, 0, 0));
+}
+static const tg_cell_type reread_maps = {
+    "reread_maps", .nstate = 2, .gates = 1, .step = reread_maps_step};
+
+/* h' a view of a group's value that the group reads (not h' itself) */
+static void view_out_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                          tg_tensor **next)
+{
+    tg_tensor *a =
+        tg_tanh(tg_add(xp, tg_linear(s[0], c->weight_hh, c->bias_hh)));
+    next[0] = tg_transpose(tg_transpose(a, 0, 1), 0, 1);
+    next[1] = tg_exp(a);
+}
+static const tg_cell_type view_out = {
+    "view_out", .nstate = 2, .gates = 1, .step = view_out_step};
+
+/* h' = tanh(ones W^T): no step input in it */
+static void fixed_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                       tg_tensor **next)
+{
+    (void)xp;
+    int64_t B = s[0]->shape[0], H = c->hidden_size;
+    next[0] = tg_tanh(tg_linear(tg_full(TG_SHAPE(B, H), 1), c->weight_hh,
+                                NULL));
+}
+static const tg_cell_type fixed = {
+    "fixed", .nstate = 1, .gates = 1, .step = fixed_step};
+
+/* ... and c' = h' W^T + c: the step reads its fixed h' again */
+static void fixed_read_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                            tg_tensor **next)
+{
+    (void)xp;
+    int64_t B = s[0]->shape[0], H = c->hidden_size;
+    next[0] = tg_linear(tg_full(TG_SHAPE(B, H), 0.5), c->weight_hh, c->bias_hh);
+    next[1] = tg_add(tg_linear(next[0], c->weight_hh, NULL), s[1]);
+}
+static const tg_cell_type fixed_read = {
+    "fixed_read", .nstate = 2, .gates = 1, .step = fixed_read_step};
+
+/* h' = bias_hh seen at [B, H] (a view), c' = h' * c + tanh(xp) */
+static void fixed_view_step(tg_cell *c, tg_tensor *xp, tg_tensor *const *s,
+                            tg_tensor **next)
+{
+    int64_t B = s[0]->shape[0], H = c->hidden_size;
+    next[0] = tg_expand(c->bias_hh, TG_SHAPE(B, H));
+    next[1] = tg_add(tg_mul(next[0], s[1]), tg_tanh(xp));
+}
+static const tg_cell_type fixed_view = {
+    "fixed_view", .nstate = 2, .gates = 1, .step = fixed_view_step};
+
+enum { RT = 4 };
+typedef struct retained {
+    tg_tensor *dh, *g, *y; /* dL/dh_t of every t, parameter grads, y */
+    bool distinct;         /* out.h[t] are RT different tensors */
+} retained;
+
+/* One forward at B, every h[t] retained, backward of
+ * sum(y * R) + sum over k of sum(state[k] * R_k) */
+static void retain_run(const tg_cell_type *type, int64_t B, int64_t H,
+                       bool fuse, retained *o)
+{
+    tg_set_fusion(fuse);
+    tg_rng rng;
+    tg_rng_seed(&rng, 11);
+    tg_rnn *r = tg_rnn_new(type, 3, (int)H, 1, 0.0, &rng);
+    ck_assert_ptr_nonnull(r);
+    zero_param_grads(r);
+    tg_tensor *x = tgt_leaf(TG_SHAPE(RT, B, 3), 60, -1, 1);
+    tg_rnn_out out;
+    ck_assert_int_eq(tg_rnn_forward(r, x, NULL, true, NULL, &out), 0);
+    if (fuse)
+        ck_assert_msg(tg_prog_ok(r->layers[0]->prog[0]), "%s: %s", type->name,
+                      tg_prog_why(r->layers[0]->prog[0]));
+    for (int t = 0; t < RT; t++)
+        tg_retain_grad(out.h[t]);
+    tg_tensor *loss = tg_sum(tg_mul(out.y, tgt_leaf(TG_SHAPE(RT, B, H), 61,
+                                                    -1, 1)));
+    for (int k = 0; k < type->nstate; k++)
+        loss = tg_add(loss, tg_sum(tg_mul(out.state[k],
+                                          tgt_leaf(TG_SHAPE(1, B, H),
+                                                   62 + (uint64_t)k, -1, 1))));
+    ck_assert_int_eq(tg_backward(loss), 0);
+    o->dh = tg_tensor_new(TG_SHAPE(RT, B, H));
+    o->distinct = true;
+    for (int t = 0; t < RT; t++) {
+        ck_assert_msg(out.h[t]->grad, "%s: h[%d] has no gradient", type->name,
+                      t);
+        memcpy(o->dh->data + t * B * H, out.h[t]->grad,
+               (size_t)(B * H) * sizeof(tg_real));
+        for (int u = 0; u < t; u++)
+            o->distinct &= out.h[u] != out.h[t];
+    }
+    o->g = param_grads(r);
+    o->y = keep(out.y);
+    tg_tape_reset();
+    tg_rnn_free(r);
+    tg_set_fusion(true);
+}
+
+static void retain_compare(const tg_cell_type *type, int64_t B, int64_t H)
+{
+    retained ref, fused;
+    retain_run(type, B, H, false, &ref);
+    retain_run(type, B, H, true, &fused);
+    double dh = max_rel_t(fused.dh, ref.dh), dg = max_rel_t(fused.g, ref.g);
+    double dy = max_rel_t(fused.y, ref.y);
+    printf("%s, B = %lld, H = %lld, every h[t] retained: fused against "
+           "unfused y %.1e, dL/dh_t %.1e, gradients %.1e\n", type->name,
+           (long long)B, (long long)H, dy, dh, dg);
+    ck_assert(ref.distinct);
+    ck_assert_msg(fused.distinct, "%s: one tensor for several h[t]",
+                  type->name);
+    ck_assert_msg(dy <= 1e-13 && dh <= 1e-12 && dg <= 1e-12,
+                  "%s: y %g, dL/dh_t %g, gradients %g", type->name, dy, dh,
+                  dg);
+    tg_tensor *all[] = {ref.dh, ref.g, ref.y, fused.dh, fused.g, fused.y};
+    for (int i = 0; i < 6; i++)
+        tg_tensor_free(all[i]);
+}
+
+START_TEST(retained_h_read_in_its_group)
+{
+    retain_compare(&reread, 3, 5);
+    retain_compare(&reread, 2, 300); /* two blocks per row */
+    retain_compare(&reread_maps, 4, 4);
+    retain_compare(&reread_maps, 260, 260); /* in threads */
+    retain_compare(&view_out, 3, 5);
+}
+END_TEST
+
+START_TEST(retained_h_computed_once)
+{
+    retain_compare(&fixed, 3, 5);
+    retain_compare(&fixed_read, 3, 5);
+    retain_compare(&fixed_view, 3, 5);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("grad_fuse_guards");
@@ -718,6 +886,8 @@ static Suite *suite(void)
     tcase_add_test(tc, step_output_shape_is_checked);
     tcase_add_test(tc, scalars_stay_0d);
     tcase_add_test(tc, outputs_require_grad_as_unfused);
+    tcase_add_test(tc, retained_h_read_in_its_group);
+    tcase_add_test(tc, retained_h_computed_once);
     suite_add_tcase(s, tc);
     return s;
 }
