@@ -95,9 +95,11 @@ fi
 
 # ---- the source links ----------------------------------------------------
 # the line where function name is defined in file (a line at column 0
-# that declares name( and does not end with ';')
+# that declares name( and does not end with ';', or #define name( for a
+# macro)
 def_line() {
-    grep -n "^[A-Za-z].*[ *]$1(" "$2" 2>/dev/null | grep -v ';$' | head -n 1 | cut -d: -f1
+    grep -n -e "^[A-Za-z].*[ *]$1(" -e "^#define $1(" "$2" 2>/dev/null |
+        grep -v ';$' | head -n 1 | cut -d: -f1
 }
 grep -o '\[`[A-Za-z_][A-Za-z_0-9]*`\](\.\./[^)#]*#L[0-9]*)' "$DOC" | sort -u > "$TMP/links"
 while IFS= read -r link; do
