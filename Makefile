@@ -27,12 +27,12 @@ OPT      ?= -O3
 # ---- kernel levels: flags ------------------------------------------------
 # The library is compiled for the target's baseline, so one build runs on
 # any CPU of the family (x86-64: SSE2). The kernel files (KERNEL_SRC) are
-# compiled again per x86-64 level, and ops/kernels.c picks the level the
+# compiled again per x86-64 level, and ops/kernels/kernels.c picks the level the
 # CPU runs when the library starts (TG_KERNELS=avx512|avx2|generic forces
 # one). -march=native is gone: a built binary runs anywhere at the speed
 # of its CPU. (PORTABLE=1, which removed it, is now what every build is.)
 # -fno-trapping-math (kernel files only): without it GCC will not turn the
-# selects of ops/vmath.h's tanh and sigmoid into vector blends unless
+# selects of ops/kernels/vmath.h's tanh and sigmoid into vector blends unless
 # AVX-512's masks can hide a lane's division, and those loops stay scalar
 # at avx2 and generic (3-4x slower). It changes no value: only whether a
 # floating-point exception flag may be raised by a lane that is dropped.
@@ -73,32 +73,35 @@ CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) -g -fno-math-errno $(ARCH_FL
 LDFLAGS = $(OMP_FLAGS) $(SAN_FLAGS) -pthread $(EXTRA_LDFLAGS)
 LDLIBS  = $(PKG_LIBS) -lm
 
-LIB_SRC  := $(wildcard tensor/*.c autograd/*.c ops/*.c nn/*.c)
+LIB_SRC  := $(wildcard tensor/*.c autograd/*.c ops/*.c ops/*/*.c nn/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/f32/%.o)
 LIB64_OBJ := $(LIB_SRC:%.c=$(BUILD)/f64/%.o)
-HEADERS  := $(wildcard tensor/*.h autograd/*.h ops/*.h nn/*.h)
+HEADERS  := $(wildcard tensor/*.h autograd/*.h ops/*.h ops/*/*.h nn/*.h)
 # The headers internal to the library (each says so at its top); the others
 # are public: installed, and checked as C++ too.
 INTERNAL_HEADERS := tensor/ds.h tensor/parallel.h autograd/anomaly.h \
                     autograd/inspect_internal.h \
-                    ops/internal.h ops/fuse_internal.h ops/fuse_stats.h \
-                    ops/gemm.h ops/vmath.h nn/optim_internal.h
+                    ops/internal.h ops/fuse/fuse_internal.h \
+                    ops/fuse/fuse_stats.h ops/kernels/gemm.h \
+                    ops/kernels/kernel_table.h ops/kernels/vmath.h \
+                    ops/kernels/vm_codes.h nn/optim_internal.h
 PUBLIC_HEADERS := $(filter-out $(INTERNAL_HEADERS),$(HEADERS))
 
 # ---- kernel levels: objects ----------------------------------------------
-# ops/gemm.c and ops/vm.c (ops/kernel_table.h): their plain objects are the
-# generic level; on x86-64 also gemm.avx512.o, gemm.avx2.o, ... with each
-# level's flags and suffix, and ops/kernels.c is told that they are there.
-# Another CPU family (aarch64) builds the generic level only, and so does
-# `make KERNEL_LEVELS=` here.
-KERNEL_SRC    := ops/gemm.c ops/vm.c
+# ops/kernels/gemm.c and ops/kernels/vm.c (ops/kernels/kernel_table.h): their
+# plain objects are the generic level; on x86-64 also gemm.avx512.o,
+# gemm.avx2.o, ... with each level's flags and suffix, and ops/kernels/kernels.c
+# is told that they are there. Another CPU family (aarch64) builds the generic
+# level only, and so does `make KERNEL_LEVELS=` here.
+KERNEL_SRC    := ops/kernels/gemm.c ops/kernels/vm.c
 KERNEL_LEVELS := $(if $(findstring x86_64,$(shell $(CC) -dumpmachine)),avx512 avx2)
 $(KERNEL_SRC:%.c=$(BUILD)/f32/%.o) $(KERNEL_SRC:%.c=$(BUILD)/f64/%.o): \
     CFLAGS += $(KFLAGS_generic)
 ifneq ($(KERNEL_LEVELS),)
 LIB_OBJ   += $(foreach l,$(KERNEL_LEVELS),$(KERNEL_SRC:%.c=$(BUILD)/f32/%.$(l).o))
 LIB64_OBJ += $(foreach l,$(KERNEL_LEVELS),$(KERNEL_SRC:%.c=$(BUILD)/f64/%.$(l).o))
-$(BUILD)/f32/ops/kernels.o $(BUILD)/f64/ops/kernels.o: CFLAGS += -DTG_KERNELS_X86
+$(BUILD)/f32/ops/kernels/kernels.o $(BUILD)/f64/ops/kernels/kernels.o: \
+    CFLAGS += -DTG_KERNELS_X86
 endif
 $(BUILD)/f32/%.avx512.o: %.c Makefile
 	@mkdir -p $(@D)

@@ -155,7 +155,7 @@ tg_entry *tg_record_multi(const tg_op *op, int nout, tg_tensor *const *outs,
 /* The name an entry is shown under (op->label, or op->name). */
 const char *tg_entry_label(const tg_entry *e, char *buf, size_t cap);
 
-/* Tracing (used by ops/fuse.c to compile a recurrent step): between
+/* Tracing (used by ops/fuse/fuse.c to compile a recurrent step): between
  * tg_tape_trace_begin and tg_tape_trace_end every op is recorded, even
  * with grad disabled or no input requiring grad, so that the tape holds
  * the whole step with its arguments. An entry recorded only because of

@@ -5,7 +5,7 @@
  *
  *   ops      one op at a time (TG_FUSE=0): 10 passes over memory a step;
  *   vm       the step compiled into one fused group, run by the blocked
- *            vector machine of ops/fuse.c (what tapegrad does);
+ *            vector machine of ops/fuse/fuse.c (what tapegrad does);
  *   loop     the same arithmetic as one hand-written C loop, the code a
  *            generator specialised for this cell would emit,
  *
@@ -15,7 +15,7 @@
  */
 #include "examples/common/cli.h"
 #include "nn/rnn.h"
-#include "ops/vmath.h" /* the same sigmoid and tanh the ops use */
+#include "ops/kernels/vmath.h" /* the same sigmoid and tanh the ops use */
 
 #include <stdlib.h>
 #include <string.h>

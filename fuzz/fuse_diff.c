@@ -25,7 +25,7 @@
  * value or a misplaced slice is far above it, reassociation far below.
  */
 #include "fuzz/fuse_diff.h"
-#include "ops/fuse_stats.h"
+#include "ops/fuse/fuse_stats.h"
 
 #include <ctype.h>
 #include <math.h>

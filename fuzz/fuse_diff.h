@@ -79,7 +79,7 @@ bool fd_chance(fd_bytes *b, int percent);    /* 0: always false   */
  *   i  anomaly mode, an error handler and a NaN in x: the sequence
  *      layer's select of x_t reports and returns NULL, the step is traced
  *      with that NULL input and the compiler dereferences it (SIGSEGV in
- *      ops/fuse_plan.c new_val); unfused, tg_rnn_forward returns 0
+ *      ops/fuse/fuse_plan.c new_val); unfused, tg_rnn_forward returns 0
  *   j  a state computed from parameters and constants only is computed
  *      once per sequence: out.h[t] is one tensor for every t, and the
  *      gradient it retains is the sum over the steps (the fuzzer retains
@@ -184,7 +184,7 @@ extern const char *fd_input_label;
 
 /* ---- coverage (fuzz/fuse_diff_cov.c) --------------------------------------
  * What the compiled runs reached, besides the vector machine codes and
- * guards that the library counts (ops/fuse_stats.h). X(name, bug, text):
+ * guards that the library counts (ops/fuse/fuse_stats.h). X(name, bug, text):
  * a scenario must be reached by the seeded runner unless bug is k + 1 and
  * known bug k's switch is off. */
 #define FD_SCENARIOS(X)                                                        \

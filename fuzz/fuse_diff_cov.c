@@ -1,11 +1,11 @@
 /*
  * fuzz/fuse_diff_cov.c - what the differential fuzzer reached: the vector
  * machine codes run forward, backward and in forward mode and the guards
- * that failed (counted by the library, ops/fuse_stats.h), the scenarios
+ * that failed (counted by the library, ops/fuse/fuse_stats.h), the scenarios
  * of fuzz/fuse_diff.h, and why steps were not compiled.
  */
 #include "fuzz/fuse_diff.h"
-#include "ops/fuse_stats.h"
+#include "ops/fuse/fuse_stats.h"
 
 #include <stdio.h>
 #include <string.h>

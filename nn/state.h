@@ -30,13 +30,13 @@
  *   governor       tg_set_thread_governor  TG_GOVERNOR=0     on
  *   subnormals     tg_set_flush_denormals  TG_FLUSH_DENORMALS=0  flushed
  *
- * Where they live: ops/kernels.c, ops/fuse.c, autograd/anomaly.c,
+ * Where they live: ops/kernels/kernels.c, ops/fuse/fuse.c, autograd/anomaly.c,
  * nn/cells.c (the registry, behind a lock), nn/dist.c (MPI: the main
  * thread's), autograd/tape.c (tape, recording, step tag), tensor/arena.c,
  * autograd/forward.c, tensor/rng.c, tensor/error.c, tensor/threads.c.
  *
  * (Also per thread, internal: tensor ids, the compiled steps' counters of
- * ops/fuse_stats.h. Objects carry their own state: a model, its
+ * ops/fuse/fuse_stats.h. Objects carry their own state: a model, its
  * parameter list, its optimizer and its compiled programs belong to the
  * thread that uses them.)
  *

@@ -7,7 +7,7 @@
 #define TG_OPS_INTERNAL_H
 
 #include "autograd/tape.h"
-#include "ops/vm_codes.h"
+#include "ops/kernels/vm_codes.h"
 #include "tensor/arena.h"
 #include "tensor/parallel.h"
 #include "tensor/tensor.h"
@@ -102,12 +102,12 @@ void tg_ew_run_code(int code, double k, bool acc, tg_real *const *base,
 
 /* ---- elementwise rules as data ----------------------------------------
  * Every elementwise op describes itself as codes of the vector machine
- * (ops/vm_codes.h, where each code is one line): one for its forward,
+ * (ops/kernels/vm_codes.h, where each code is one line): one for its forward,
  * one per input for its derivative. An instruction names a code and up to
  * three sources; in a derivative the sources are the op's own values:
  * its inputs a and b, its output y, the gradient g = dL/dy it receives,
  * and the op's constant k (farg[0] of scalar ops). The fused programs
- * (ops/fuse_vm.c), forward mode (ops/jvp.c) and the unary ops' own
+ * (ops/fuse/fuse_vm.c), forward mode (ops/jvp.c) and the unary ops' own
  * kernels (ops/unary.c) all run these; the two-input ops' broadcasting
  * kernels (ops/elementwise.c) are checked against them (tests/
  * test_vm_rules.c). */
@@ -131,13 +131,13 @@ typedef struct tg_ew_rule tg_ew_rule;
 /* acc + x W^T + b computed in acc's numbers (acc contiguous, of the
  * output's shape; otherwise an ordinary add of a linear). acc's old
  * numbers are gone: only for a tensor nothing else reads again (the
- * compiled steps of ops/fuse.c use it on a layer's own input projection).
+ * compiled steps of ops/fuse/fuse.c use it on a layer's own input projection).
  * Backward: dacc += dy and linear's rules. */
 tg_tensor *tg_linear_into(tg_tensor *acc, tg_tensor *x, tg_tensor *W,
                           tg_tensor *b);
 /* ---- the vector machine outside a program ----------------------------
  * d (+)= code(a, b, c; k) over n numbers: one instruction of the vector
- * machine (defined in ops/fuse_vm.c), for rules evaluated outside a
+ * machine (defined in ops/fuse/fuse_vm.c), for rules evaluated outside a
  * compiled program - the unfused backward of ops/unary.c and the
  * forward-mode rules of ops/jvp.c. */
 void tg_vm_eval(int code, int64_t n, tg_real *d, const tg_real *a,
@@ -159,7 +159,7 @@ extern const tg_op tg_prepare_op;
  * dy) - a contiguous x copied, a strided one viewed with its layout kept
  * (ops/shape.c). Only replayed: a compiled step inserts it so that an
  * output that depends on no step input is each step's own tensor, as
- * unfused (ops/fuse_plan.c). */
+ * unfused (ops/fuse/fuse_plan.c). */
 extern const tg_op tg_alias_op;
 
 #endif

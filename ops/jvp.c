@@ -83,7 +83,7 @@ static tg_tensor *mask_of(const tg_tensor *x, bool nonzero)
     return m;
 }
 
-/* The recorded forms of ops/vm_codes.h that are more than one line.
+/* The recorded forms of ops/kernels/vm_codes.h that are more than one line.
  * A step's value as a constant of x's shape: 1 where x > 0 (nonzero:
  * where x != 0), else 0 - its derivative is zero, so it is not recorded. */
 static tg_tensor *tg_vm_rec_mask(const tg_tensor *x, bool nonzero)
@@ -123,7 +123,7 @@ static tg_tensor *tg_vm_rec_dpowk(tg_tensor *g, tg_tensor *a, double k)
 }
 
 /* One instruction of the vector machine as recorded ops, from its line in
- * ops/vm_codes.h: ta, tb, tc are its sources (in a derivative: the
+ * ops/kernels/vm_codes.h: ta, tb, tc are its sources (in a derivative: the
  * direction, then primal tensors, recorded, so that second derivatives
  * flow through them). */
 static tg_tensor *ew_rule_ops(int code, tg_tensor *ta, tg_tensor *tb,

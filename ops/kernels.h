@@ -4,10 +4,10 @@
  *
  * The library is compiled for the plain instruction set of its target
  * (x86-64 with SSE2 on a PC), so one build runs on any CPU of that family.
- * The loops that dominate a training step - the gemm kernel (ops/gemm.c)
- * and the elementwise instructions of compiled steps and unary ops
- * (ops/vm.c) - are compiled once per level, and the best level this CPU
- * supports is picked when the library starts:
+ * The loops that dominate a training step - the gemm kernel
+ * (ops/kernels/gemm.c) and the elementwise instructions of compiled steps and
+ * unary ops (ops/kernels/vm.c) - are compiled once per level, and the best
+ * level this CPU supports is picked when the library starts:
  *
  *   "avx512"   x86-64-v4: AVX-512 F/VL/BW/DQ/CD, 16 floats a vector, FMA
  *   "avx2"     x86-64-v3: AVX2 and FMA, 8 floats a vector

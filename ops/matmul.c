@@ -2,14 +2,14 @@
  * ops/matmul.c - matrix products on the tape: tg_matmul (2-D, batched,
  * batched with a shared right operand) and tg_linear (y = x W^T + b).
  *
- * Both are thin layers over the gemm kernel (ops/gemm.c), which reads its
- * operands through any strides: a transposed or sliced input is never
+ * Both are thin layers over the gemm kernel (ops/kernels/gemm.c), which reads
+ * its operands through any strides: a transposed or sliced input is never
  * copied, and neither is anything in backward, where
  *     out = a @ b:   da += dout @ b^T,   db += a^T @ dout
  * are two more gemms with the strides of b (of a) swapped.
  */
 #include "ops/elementwise.h"
-#include "ops/gemm.h"
+#include "ops/kernels/gemm.h"
 #include "ops/internal.h"
 #include "ops/matmul.h"
 #include "tensor/ds.h"
@@ -520,7 +520,7 @@ tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b)
 }
 
 /* ---- linear_into: acc + x W^T + b, in acc's numbers --------------------
- * Used by compiled steps (ops/fuse.c) for add(acc, linear(x, W, b)) when
+ * Used by compiled steps (ops/fuse/fuse.c) for add(acc, linear(x, W, b)) when
  * the caller gave acc's numbers away (a layer's slice of its input
  * projection, which nothing reads again): no new buffer per step. */
 static void linear_into_bwd(tg_entry *e)

@@ -59,7 +59,7 @@ tg_tensor *tg_prepare_weight(tg_tensor *W);
  * leaves it alone when accumulating). The packing buffers come from the
  * arena and are given back before the return, so tg_gemm, like the
  * arena, must not be called from several threads at once. The kernel is
- * in ops/gemm.c, compiled per kernel level (ops/kernels.h: the level in
+ * in ops/kernels/gemm.c, compiled per kernel level (ops/kernels.h: the level in
  * use sets the rounding, the thread count never does); build/bench_matmul
  * measures it. */
 void tg_gemm(int64_t M, int64_t N, int64_t K, const tg_real *A, int64_t rsa,

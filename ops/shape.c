@@ -56,7 +56,7 @@ static tg_tensor *record_view(const tg_op *op, tg_tensor *x, tg_tensor *out,
     return tg_op_result(out);
 }
 
-/* Replaying a view (ops/fuse.c) on a new input: laid out like the
+/* Replaying a view (ops/fuse/fuse.c) on a new input: laid out like the
  * recorded one, the same header shifted to the new numbers; contiguous,
  * the gradient view itself (offset and strides into a contiguous copy of
  * the input are then offset and strides into the input). */
@@ -373,7 +373,7 @@ tg_tensor *tg_contiguous(tg_tensor *x)
  * into dx. A contiguous x is copied, so that the result has numbers of
  * its own as a freshly computed tensor would; a strided one (a view of a
  * parameter) gets a new header over the same numbers, its layout kept.
- * Only replayed: compiled steps insert it (ops/fuse_plan.c). */
+ * Only replayed: compiled steps insert it (ops/fuse/fuse_plan.c). */
 static tg_tensor *alias_replay(const tg_entry *e, tg_tensor *const *in)
 {
     tg_tensor *x = in[0];

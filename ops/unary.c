@@ -6,11 +6,11 @@
  *
  * Each op is its rule and its descriptor: the rule names the vector
  * machine's code for the forward and one for the derivative (each code
- * is one line of ops/vm_codes.h, its expression written once), and the
+ * is one line of ops/kernels/vm_codes.h, its expression written once), and the
  * same two shared functions run every op: forward out = code(x), backward
  * dx += dcode(sources). They go through tg_ew_run_code (ops/common.c),
  * which walks any shape and strides, so a transposed or sliced x needs no
- * copy; the fused programs (ops/fuse_vm.c) and forward mode (ops/jvp.c)
+ * copy; the fused programs (ops/fuse/fuse_vm.c) and forward mode (ops/jvp.c)
  * run the very same rules. Backward operands: dx and dy are contiguous
  * (gradients always are), x may be strided.
  *
@@ -94,7 +94,7 @@ tg_tensor *tg_log(tg_tensor *x)
 }
 
 /* ---- tanh ----
- * tg_vtanh (ops/vmath.h, vectorizable) saturates to exactly +-1 for
+ * tg_vtanh (ops/kernels/vmath.h, vectorizable) saturates to exactly +-1 for
  * |x| > ~9 and never overflows, so the derivative 1 - y^2 there is exactly
  * 0, not NaN. */
 /* y = tanh(x):  dx += dy * (1 - y^2) */

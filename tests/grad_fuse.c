@@ -2,17 +2,16 @@
  * tests/grad_fuse.c - compiled (fused) steps against the steps as written.
  *
  * For every built-in cell and for cells written here to reach every code
- * of the vector machine (ops/fuse_vm.c), one forward and backward through the
- * sequence layer with fusion off and on, from the same parameters and
+ * of the vector machine (ops/fuse/fuse_vm.c), one forward and backward through
+ * the sequence layer with fusion off and on, from the same parameters and
  * inputs. The bound, relative, in double: outputs within 1e-13 (a group
- * evaluates each member with the member's own expression), gradients
- * within 1e-12 (a group sums the contributions to one gradient in
- * another order than separate entries do; and a compiled step prepares
- * its recurrent weight, whose packed product adds in another order than
- * the unprepared product of a few rows). The fused path is also
- * gradient-checked on its own, including broadcast parameters, column
- * broadcasts from a reduction and overlapping reads of one input, which
- * take the scratch path of the group's backward.
+ * evaluates each member with the member's own expression), gradients within
+ * 1e-12 (a group sums the contributions to one gradient in another order than
+ * separate entries do; and a compiled step prepares its recurrent weight, whose
+ * packed product adds in another order than the unprepared product of a few
+ * rows). The fused path is also gradient-checked on its own, including
+ * broadcast parameters, column broadcasts from a reduction and overlapping
+ * reads of one input, which take the scratch path of the group's backward.
  */
 #include "cells.h"
 #include "harness.h"

@@ -8,7 +8,7 @@
  * TG_KERNELS set.)
  */
 #include "harness.h"
-#include "ops/gemm.h"
+#include "ops/kernels/gemm.h"
 #include "ops/internal.h"
 #include "ops/kernels.h"
 #include "ops/ops.h"

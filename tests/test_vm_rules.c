@@ -2,7 +2,7 @@
  * tests/test_vm_rules.c - every elementwise op against its own rule.
  *
  * An elementwise op says what it computes as codes of the vector machine
- * (its tg_ew_rule; each code is one line of ops/vm_codes.h). The unary
+ * (its tg_ew_rule; each code is one line of ops/kernels/vm_codes.h). The unary
  * ops run those codes on every path; the two-input and scalar ops keep
  * kernels of their own for broadcasting (ops/elementwise.c), and the
  * fused programs and forward mode run the rule instead. Here each op's
@@ -11,7 +11,7 @@
  * the kernels' own (no fused multiply-add anywhere).
  */
 #include "harness.h"
-#include "ops/fuse_stats.h"
+#include "ops/fuse/fuse_stats.h"
 #include "ops/internal.h"
 #include "ops/ops.h"
 

@@ -1,14 +1,14 @@
 /*
- * tests/test_vmath.c - ops/vmath.h (the vectorizable exp, tanh, sigmoid of
- * the float build) given NaN and infinities: NaN flows through as NaN,
- * exp(-inf) = 0, tanh(+-inf) = +-1, sigmoid(-inf) = 0, sigmoid(inf) = 1,
- * and no undefined behaviour on the way. Converting NaN to an integer is
- * undefined (tg_exp_nonpos did so); `make asan` builds with
+ * tests/test_vmath.c - ops/kernels/vmath.h (the vectorizable exp, tanh, sigmoid
+ * of the float build) given NaN and infinities: NaN flows through as NaN,
+ * exp(-inf) = 0, tanh(+-inf) = +-1, sigmoid(-inf) = 0, sigmoid(inf) = 1, and no
+ * undefined behaviour on the way. Converting NaN to an integer is undefined
+ * (tg_exp_nonpos did so); `make asan` builds with
  * -fsanitize=float-cast-overflow, which stops at such a conversion.
  */
 #include "harness.h"
 #include "ops/ops.h"
-#include "ops/vmath.h"
+#include "ops/kernels/vmath.h"
 
 #ifndef TG_DOUBLE
 

@@ -121,6 +121,28 @@ while IFS= read -r link; do
     fi
 done < "$TMP/links"
 
+# ---- the README's layout -------------------------------------------------
+# "How it is organised" has one row per directory of code: every directory
+# holding .c or .h files (at most two levels down) has its row, and every
+# row names a directory that exists.
+dirs=$(git ls-files 2>/dev/null | grep -E '\.(c|h)$' | grep -v '^fuzz/' |
+       sed -n 's|^\([^/]*/\([^/]*/\)\{0,1\}\)[^/]*$|\1|p' | sort -u)
+[ -n "$dirs" ] || dirs=$(find tensor autograd ops nn examples tests -name '*.[ch]' |
+       sed -n 's|^\([^/]*/\([^/]*/\)\{0,1\}\)[^/]*$|\1|p' | sort -u)
+for d in $dirs; do
+    case $d in tests/*/|examples/*/) continue ;; esac # (their parent's row)
+    if ! grep -q "^| \`$d\` |" README.md; then
+        echo "FAIL: README.md's layout table has no row for $d"
+        failures=$((failures + 1))
+    fi
+done
+for d in $(sed -n 's/^| `\([a-z_/]*\/\)` |.*/\1/p' README.md); do
+    if [ ! -d "$d" ]; then
+        echo "FAIL: README.md's layout table names $d, which does not exist"
+        failures=$((failures + 1))
+    fi
+done
+
 if [ $failures != 0 ]; then
     echo "walkthrough_docs: $failures mismatch(es); if the program's new output is right,"
     echo "    sh tests/walkthrough_docs.sh --update   rewrites $DOC (review it with git diff)"

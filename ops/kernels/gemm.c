@@ -1,7 +1,7 @@
 /*
- * ops/gemm.c - the matrix-product kernel: C (+)= A B for operands with ANY
- * strides, in float or double, fast, and with results that are the same
- * bit for bit whatever the number of threads. tg_matmul and tg_linear
+ * ops/kernels/gemm.c - the matrix-product kernel: C (+)= A B for operands with
+ * ANY strides, in float or double, fast, and with results that are the same bit
+ * for bit whatever the number of threads. tg_matmul and tg_linear
  * (ops/matmul.c) are thin layers over it.
  *
  * It is written in plain C with GCC vector extensions (one vector = one
@@ -42,7 +42,7 @@
  * the FMA peak a register-only loop reaches there (~176 GFLOP/s a core).
  */
 #include "ops/internal.h"
-#include "ops/kernel_table.h"
+#include "ops/kernels/kernel_table.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -871,10 +871,10 @@ static void gemm_run(int64_t nb, int64_t M, int64_t N, int64_t K,
 }
 
 /* ---- the entry points -----------------------------------------------
- * This is a kernel file (ops/kernel_table.h): compiled once per kernel
- * level, each copy exporting these under its level's names; ops/kernels.c
- * defines tg_gemm, tg_gemm_batched, ... (ops/gemm.h, ops/matmul.h) to call
- * the level in use. */
+ * This is a kernel file (ops/kernels/kernel_table.h): compiled once per kernel
+ * level, each copy exporting these under its level's names;
+ * ops/kernels/kernels.c defines tg_gemm, tg_gemm_batched, ...
+ * (ops/kernels/gemm.h, ops/matmul.h) to call the level in use. */
 void TG_KFN(tg_k_gemm_batched)(int64_t nb, int64_t M, int64_t N, int64_t K,
                                const tg_real *A, int64_t sa, int64_t rsa,
                                int64_t csa, const tg_real *B, int64_t sb,

@@ -1,11 +1,11 @@
 /*
- * ops/fuse_plan.c - compiling a traced step into a program: values and
+ * ops/fuse/fuse_plan.c - compiling a traced step into a program: values and
  * nodes from the tape, weights prepared and products accumulated into
  * donated inputs, nodes split into groups and replays, views read through
  * as accessors, run-time layouts. Each group is then compiled by
- * ops/fuse_group.c.
+ * ops/fuse/fuse_group.c.
  */
-#include "ops/fuse_internal.h"
+#include "ops/fuse/fuse_internal.h"
 #include "tensor/ds.h"
 
 #include <stdarg.h>

@@ -1,21 +1,21 @@
 /*
- * ops/fuse.c - a compiled step's life: the fusion switch, tracing a
+ * ops/fuse/fuse.c - a compiled step's life: the fusion switch, tracing a
  * recurrent step into a program, the guards checked before each use
  * (layouts, the user block, captured tensors), holding the program for
  * the tape entries that point into it, running it step after step, and
  * printing it. ops/fuse.h says what and why; the rest of the compiler is
  * in three files:
  *
- *   ops/fuse_plan.c   the trace becomes values and nodes, nodes become
+ *   ops/fuse/fuse_plan.c   the trace becomes values and nodes, nodes become
  *                     groups and replays, with run-time layouts;
- *   ops/fuse_group.c  one group becomes vector machine instructions;
- *   ops/fuse_vm.c     the vector machine, running a group forward,
+ *   ops/fuse/fuse_group.c  one group becomes vector machine instructions;
+ *   ops/fuse/fuse_vm.c     the vector machine, running a group forward,
  *                     backward and in forward mode.
  *
  * Not here: the ops themselves (their rules are data in their
  * descriptors) and the sequence layer that calls this (nn/rnn.c).
  */
-#include "ops/fuse_internal.h"
+#include "ops/fuse/fuse_internal.h"
 #include "tensor/ds.h"
 
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /*
- * ops/fuse_stats.h - counters of what compiled steps did (not a public
+ * ops/fuse/fuse_stats.h - counters of what compiled steps did (not a public
  * header; ops/fuse.h is the API): which vector machine codes ran forward,
  * backward and in forward mode, how many steps were traced, and which
  * guards failed. The differential fuzzer (fuzz/fuse_diff.c) and its

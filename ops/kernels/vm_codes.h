@@ -1,13 +1,14 @@
 /*
- * ops/vm_codes.h - the vector machine's codes, one line each. Everything
- * that is said about a code is said here, and the rest of ops/ is made
- * from this table:
+ * ops/kernels/vm_codes.h - the vector machine's codes, one line each (an
+ * internal header).
+ * Everything that is said about a code is said here, and the rest of ops/ is
+ * made from this table:
  *
- *   the enum tg_vm_code (ops/internal.h)      TG_VM_##NAME
- *   the machine's loop (ops/vm.c)             d[i] (+)= VALUE
- *   its name in listings (ops/fuse_stats.c)   "name"
- *   what backward keeps (ops/fuse_group.c)    COST
- *   the recorded form (ops/jvp.c)             RECORDED
+ *   the enum tg_vm_code (ops/internal.h)            TG_VM_##NAME
+ *   the machine's loop (ops/kernels/vm.c)           d[i] (+)= VALUE
+ *   its name in listings (ops/fuse/fuse_stats.c)    "name"
+ *   what backward keeps (ops/fuse/fuse_group.c)     COST
+ *   the recorded form (ops/jvp.c)                   RECORDED
  *
  * An elementwise op says what it computes as codes (its tg_ew_rule: one
  * code forward, one per input for the derivative; ops/internal.h), and

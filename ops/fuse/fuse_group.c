@@ -1,13 +1,13 @@
 /*
- * ops/fuse_group.c - compiling one group: its members' values become
+ * ops/fuse/fuse_group.c - compiling one group: its members' values become
  * vector machine instructions over the group's iteration space, external
  * values become loads through affine maps, and a liveness pass decides
  * what backward recomputes and what it keeps in memory.
  *
- * Not here: which ops form a group (ops/fuse_plan.c) and running it
- * (ops/fuse_vm.c).
+ * Not here: which ops form a group (ops/fuse/fuse_plan.c) and running it
+ * (ops/fuse/fuse_vm.c).
  */
-#include "ops/fuse_internal.h"
+#include "ops/fuse/fuse_internal.h"
 #include "tensor/ds.h"
 
 #include <stdlib.h>
@@ -371,7 +371,7 @@ static void need_closure(const group *g, bool *need)
     free(made_by);
 }
 
-/* DEAR in ops/vm_codes.h */
+/* DEAR in ops/kernels/vm_codes.h */
 static bool expensive(int code)
 {
     enum { CHEAP, DEAR };

@@ -1,15 +1,15 @@
 /*
- * ops/kernel_table.h - the functions each kernel level provides (an
+ * ops/kernels/kernel_table.h - the functions each kernel level provides (an
  * internal header; ops/kernels.h is the public side).
  *
- * ops/gemm.c and ops/vm.c are "kernel files": the Makefile compiles each
- * of them once per level, with that level's instruction-set flags and
- * -DTG_KLEVEL=<level>, and TG_KFN(name) gives every function they export
- * the level's suffix (tg_k_gemm_batched_avx2). Compiled without TG_KLEVEL
- * they are the generic level. ops/kernels.c gathers each level's functions
- * into a tg_kernel_table and picks one; the rest of the library calls
- * through tg_kt(). Adding a kernel: its prototype in TG_KERNEL_DECLS, a
- * field in the table, a line in ops/kernels.c's LEVEL().
+ * ops/kernels/gemm.c and ops/kernels/vm.c are "kernel files": the Makefile
+ * compiles each of them once per level, with that level's instruction-set flags
+ * and -DTG_KLEVEL=<level>, and TG_KFN(name) gives every function they export
+ * the level's suffix (tg_k_gemm_batched_avx2). Compiled without TG_KLEVEL they
+ * are the generic level. ops/kernels/kernels.c gathers each level's functions
+ * into a tg_kernel_table and picks one; the rest of the library calls through
+ * tg_kt(). Adding a kernel: its prototype in TG_KERNEL_DECLS, a field in the
+ * table, a line in ops/kernels/kernels.c's LEVEL().
  */
 #ifndef TG_OPS_KERNEL_TABLE_H
 #define TG_OPS_KERNEL_TABLE_H
@@ -27,10 +27,10 @@
 /* name with this file's level attached: TG_KFN(tg_k_vm) = tg_k_vm_avx2 */
 #define TG_KFN(name) TG_KCAT(name, TG_KLEVEL)
 
-/* Each level's functions: the prototypes of ops/gemm.h's and
+/* Each level's functions: the prototypes of ops/kernels/gemm.h's and
  * ops/internal.h's tg_gemm_batched, tg_gemm_packed_size, tg_gemm_pack_b,
  * tg_gemm_prepacked (there documented), and tg_k_vm, one vector-machine
- * instruction over n <= 2^20 numbers (ops/vm.c). */
+ * instruction over n <= 2^20 numbers (ops/kernels/vm.c). */
 #define TG_KERNEL_DECLS(lv)                                                \
     void tg_k_gemm_batched_##lv(                                           \
         int64_t nb, int64_t M, int64_t N, int64_t K, const tg_real *A,     \

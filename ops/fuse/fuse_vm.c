@@ -1,6 +1,6 @@
 /*
- * ops/fuse_vm.c - the vector machine that runs fused groups, forward and
- * backward (ops/fuse.h says what groups are; ops/fuse_group.c compiles
+ * ops/fuse/fuse_vm.c - the vector machine that runs fused groups, forward and
+ * backward (ops/fuse.h says what groups are; ops/fuse/fuse_group.c compiles
  * them).
  *
  * A register is a block of at most BLK numbers; an instruction applies one
@@ -9,8 +9,8 @@
  * iteration space; its backward recomputes what it must, reads what it
  * kept, and applies each member's derivative rule in reverse order.
  */
-#include "ops/fuse_internal.h"
-#include "ops/kernel_table.h"
+#include "ops/fuse/fuse_internal.h"
+#include "ops/kernels/kernel_table.h"
 #include "tensor/ds.h"
 
 #include <math.h>
@@ -26,7 +26,7 @@
  * a whole LSTM step (about 20) stay in L1 while they are used. */
 
 /* d (+)= code(a, b, c; k) over n numbers: one instruction, run by the
- * kernel level in use (ops/vm.c) */
+ * kernel level in use (ops/kernels/vm.c) */
 static void vm_eval(int code, int n, tg_real *d, const tg_real *a,
                     const tg_real *b, const tg_real *c, tg_real k, bool acc)
 {

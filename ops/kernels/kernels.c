@@ -1,19 +1,19 @@
 /*
- * ops/kernels.c - the kernel levels (ops/kernels.h): which levels this
+ * ops/kernels/kernels.c - the kernel levels (ops/kernels.h): which levels this
  * build has, which one this CPU runs, TG_KERNELS and tg_kernels_set, and
- * the gemm entry points of ops/gemm.h and ops/matmul.h, which call the
+ * the gemm entry points of ops/kernels/gemm.h and ops/matmul.h, which call the
  * level in use.
  *
- * The Makefile compiles the kernel files (ops/gemm.c, ops/vm.c) once per
- * level and defines TG_KERNELS_X86 here when it built the x86-64 levels
- * avx512 and avx2 beside generic. Without it (another CPU family, or a
- * build that compiles each file once) there is one level, generic. This
- * file itself is compiled for the baseline: it must run on any CPU, since
- * it is what decides.
+ * The Makefile compiles the kernel files (ops/kernels/gemm.c, ops/kernels/vm.c)
+ * once per level and defines TG_KERNELS_X86 here when it built the x86-64
+ * levels avx512 and avx2 beside generic. Without it (another CPU family, or a
+ * build that compiles each file once) there is one level, generic. This file
+ * itself is compiled for the baseline: it must run on any CPU, since it is what
+ * decides.
  */
-#include "ops/gemm.h"
+#include "ops/kernels/gemm.h"
 #include "ops/internal.h"
-#include "ops/kernel_table.h"
+#include "ops/kernels/kernel_table.h"
 #include "ops/kernels.h"
 #include "ops/matmul.h"
 
@@ -180,7 +180,7 @@ int tg_kernels_set(const char *level)
     return 0;
 }
 
-/* ---- the gemm entry points (ops/gemm.h, ops/matmul.h) ----------------- */
+/* ---- the gemm entry points (ops/kernels/gemm.h, ops/matmul.h) ------- */
 
 void tg_gemm_batched(int64_t nb, int64_t M, int64_t N, int64_t K,
                      const tg_real *A, int64_t sa, int64_t rsa, int64_t csa,

@@ -1,16 +1,16 @@
 /*
- * ops/fuse_internal.h - what the four files of the step compiler share
+ * ops/fuse/fuse_internal.h - what the four files of the step compiler share
  * (not a public header; the API is ops/fuse.h):
- *   ops/fuse.c        the switch, tracing, running a program, printing
- *   ops/fuse_plan.c   a traced step -> values, nodes, groups, replays
- *   ops/fuse_group.c  one group -> vector machine instructions
- *   ops/fuse_vm.c     the vector machine: a group forward and backward
+ *   ops/fuse/fuse.c        the switch, tracing, running a program, printing
+ *   ops/fuse/fuse_plan.c   a traced step -> values, nodes, groups, replays
+ *   ops/fuse/fuse_group.c  one group -> vector machine instructions
+ *   ops/fuse/fuse_vm.c     the vector machine: a group forward and backward
  */
 #ifndef TG_OPS_FUSE_INTERNAL_H
 #define TG_OPS_FUSE_INTERNAL_H
 
 #include "ops/fuse.h"
-#include "ops/fuse_stats.h"
+#include "ops/fuse/fuse_stats.h"
 #include "ops/internal.h"
 
 /* numbers per register: a block of 256 floats is 1 KB, so the registers of
@@ -147,23 +147,23 @@ struct tg_prog {
     tg_tensor **env;     /* current tensor of each value                   */
 };
 
-/* ops/fuse_vm.c: runs group g on its external inputs, making its outputs
+/* ops/fuse/fuse_vm.c: runs group g on its external inputs, making its outputs
  * (arena) and recording one entry when any input requires grad */
 void tg_fuse_group_run(const group *g, tg_tensor *const *ext, tg_tensor **outs);
 void tg_fuse_group_free(group *g);
-/* ops/fuse_group.c: instructions for group gid; false if its outputs
+/* ops/fuse/fuse_group.c: instructions for group gid; false if its outputs
  * differ in shape or a view cannot be followed (it then runs split) */
 bool tg_fuse_codegen(tg_prog *p, int gid);
 /* true if view node n can be read through (an accessor): its map holds
  * for every index of its output */
 bool tg_fuse_view_follows(const tg_prog *p, const pnode *n);
-/* ops/fuse_plan.c: the program from the traced entries first.. */
+/* ops/fuse/fuse_plan.c: the program from the traced entries first.. */
 bool tg_fuse_build(tg_prog *p, int64_t first, tg_tensor *const *in,
                    tg_tensor **out);
-/* ops/fuse_plan.c: marks p as not compiled, why (the first reason wins) */
+/* ops/fuse/fuse_plan.c: marks p as not compiled, why (the first reason wins) */
 void tg_fuse_fail(tg_prog *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* ops/fuse.c: same shapes, and same strides where a size exceeds 1 */
+/* ops/fuse/fuse.c: same shapes, and same strides where a size exceeds 1 */
 bool tg_fuse_same_layout(const tg_tensor *a, const tg_tensor *b);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * ops/vmath.h - exp, tanh and sigmoid written so that GCC vectorizes the
- * loops that call them (internal to ops/).
+ * ops/kernels/vmath.h - exp, tanh and sigmoid written so that GCC vectorizes
+ * the loops that call them (internal to ops/).
  *
  * glibc's expf and tanhf are scalar calls: in a recurrent network, where
  * every gate is a sigmoid or a tanh, they were a third of the run time.

@@ -1,5 +1,5 @@
 /*
- * ops/gemm.h - the gemm kernel's entry for many products at once (an
+ * ops/kernels/gemm.h - the gemm kernel's entry for many products at once (an
  * internal header of the op families, like ops/internal.h; the public
  * kernel is tg_gemm in ops/matmul.h).
  */

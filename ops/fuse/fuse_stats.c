@@ -1,9 +1,9 @@
 /*
- * ops/fuse_stats.c - the counters of ops/fuse_stats.h and the names of
- * the vector machine's codes and of the guards.
+ * ops/fuse/fuse_stats.c - the counters of ops/fuse/fuse_stats.h and the names
+ * of the vector machine's codes and of the guards.
  */
-#include "ops/fuse_stats.h"
-#include "ops/fuse_internal.h"
+#include "ops/fuse/fuse_stats.h"
+#include "ops/fuse/fuse_internal.h"
 #include "tensor/ds.h"
 
 #include <string.h>
@@ -35,7 +35,7 @@ bool tg_fuse_guard_failed(int kind)
     return false;
 }
 
-/* indexed by code, from ops/vm_codes.h */
+/* indexed by code, from ops/kernels/vm_codes.h */
 #define NAME_OF(NAME, name, cost, value, recorded) [TG_VM_##NAME] = name,
 static const char *const code_names[TG_VM_NCODES] = {TG_VM_CODES(NAME_OF)};
 #undef NAME_OF
