@@ -17,19 +17,9 @@
 # saving, and a diverging run stopping without touching the last good
 # checkpoint. Prints each failure and exits non-zero if there was any.
 set -u
-BIN=${1:-build/charlm}
-case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
 SRCDIR=$(cd "$(dirname "$0")" && pwd)
-[ -x "$BIN" ] || { echo "charlm_cli: no executable $BIN (build it with make)"; exit 1; }
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/charlm_cli.XXXXXX") || exit 1
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP" || exit 1
-export LC_ALL=C.UTF-8
-
-failures=0
-checks=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { checks=$((checks + 1)); }
+. "$SRCDIR/lib.sh"
+tg_test_start charlm_cli "${1:-build/charlm}"
 
 # ---- corpora ---------------------------------------------------------------
 awk 'BEGIN { for (i = 1; i <= 300; i++)

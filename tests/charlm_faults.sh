@@ -11,18 +11,9 @@
 # change; --init-from with another vocabulary (mapped by character).
 # Prints each failure and exits non-zero if there was any.
 set -u
-BIN=${1:-build/charlm}
-case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
-[ -x "$BIN" ] || { echo "charlm_faults: no executable $BIN (build it with make)"; exit 1; }
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/charlm_faults.XXXXXX") || exit 1
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP" || exit 1
-export LC_ALL=C.UTF-8
-
-failures=0
-checks=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { checks=$((checks + 1)); }
+SRCDIR=$(cd "$(dirname "$0")" && pwd)
+. "$SRCDIR/lib.sh"
+tg_test_start charlm_faults "${1:-build/charlm}"
 
 awk 'BEGIN { for (i = 1; i <= 300; i++)
     printf "%d: the quick brown fox jumps over the lazy dog - café, 5 €\n", i }' > corpus.txt

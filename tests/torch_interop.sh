@@ -20,20 +20,10 @@
 #     weights; scripts/gen_torch_fixtures.py writes cases torch_parity
 #     passes (and one changed number fails).
 set -u
-BIN=${1:-build/charlm}
-case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
 SRCDIR=$(cd "$(dirname "$0")" && pwd)
 SCRIPTS=$(cd "$SRCDIR/../scripts" && pwd)
-[ -x "$BIN" ] || { echo "torch_interop: no executable $BIN (build it with make)"; exit 1; }
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/torch_interop.XXXXXX") || exit 1
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP" || exit 1
-export LC_ALL=C.UTF-8
-
-failures=0
-checks=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { checks=$((checks + 1)); }
+. "$SRCDIR/lib.sh"
+tg_test_start torch_interop "${1:-build/charlm}"
 
 awk 'BEGIN { for (i = 1; i <= 200; i++)
     printf "%d: the quick brown fox jumps over the lazy dog - café, 5 €\n", i }' > corpus.txt

@@ -27,7 +27,7 @@
  * corpus reading, vocabulary, split, streams, truncated BPTT, loss,
  * clipping, optimizers and evaluation, so their numbers can be compared.
  *
- * Errors: functions that can fail return -1 (or NULL) after cl_fail()
+ * Errors: functions that can fail return -1 (or NULL) after cli_fail()
  * wrote a one-line message; main() prints it as "charlm CMD: message" and
  * exits with status 1 (2 for a bad command line). Library errors are
  * recorded by an error handler (never aborting on user input) and end up
@@ -149,7 +149,7 @@ void cl_shape_text(char *buf, size_t cap, int ndim, const int64_t *shape);
 const char *cl_strdup(const char *s);
 
 /* errors (main.c) */
-int cl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *cl_error(void);
 /* The last library error ("op: message"), "" if none since the last call
  * of cl_lib_clear. */
@@ -313,7 +313,7 @@ bool cl_ckpt_peek(const char *path, int64_t *step);
 /* ranks.c: under MPI, every rank takes part before anything else is
  * exchanged, even one that has failed (error: its message; "" when
  * ready), and 0 comes back on every rank when all are ready and agree,
- * -1 on every rank otherwise with the one-line reason as cl_error() (its
+ * -1 on every rank otherwise with the one-line reason as cli_error() (its
  * rank named), for rank 0 to print. First the command lines (what: the
  * command, "train" or "train --help"), then, for training, the runs
  * about to start: build, flags, vocabulary, data, checkpoint, weights. */

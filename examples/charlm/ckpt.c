@@ -214,7 +214,7 @@ int cl_ckpt_save(const cl_run *r, const char *path, cl_path_id *mine)
 {
     struct stat st; /* stat, not open: a FIFO must not block us */
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !mine) /* else: taken */
-        return cl_fail("cannot save the checkpoint: %s is not a regular file "
+        return cli_fail("cannot save the checkpoint: %s is not a regular file "
                        "(a directory, FIFO or device), and charlm replaces "
                        "only files", path);
     remove_stale(path);
@@ -284,8 +284,8 @@ int cl_ckpt_save(const cl_run *r, const char *path, cl_path_id *mine)
     free(tmp);
     tg_st_writer_free(w);
     if (rc == -2) /* saved, elsewhere */
-        return cl_fail("%s", err);
-    return rc < 0 ? cl_fail("cannot save the checkpoint: %s", err) : 0;
+        return cli_fail("%s", err);
+    return rc < 0 ? cli_fail("cannot save the checkpoint: %s", err) : 0;
 }
 
 /* ---- loading ------------------------------------------------------------ */
@@ -305,10 +305,10 @@ tg_st_file *cl_st_read(const char *path, const char *what, const char *failure)
     char err[512];
     tg_st_file *f = NULL;
     if (bad || got != (size_t)size)
-        cl_fail("cannot read %s %s: read %zu of %lld bytes", what, path, got,
+        cli_fail("cannot read %s %s: read %zu of %lld bytes", what, path, got,
                 (long long)size);
     else if (!(f = tg_st_parse(buf, got, path, err, sizeof err)))
-        cl_fail("%s: %s", failure, err);
+        cli_fail("%s: %s", failure, err);
     free(buf);
     return f;
 }
@@ -320,14 +320,14 @@ static int meta_count(const tg_st_file *f, const char *path, const char *key,
     const char *v = tg_st_meta(f, key);
     char *end;
     if (!v)
-        return cl_fail("checkpoint %s: metadata '%s' is missing", path, key);
+        return cli_fail("checkpoint %s: metadata '%s' is missing", path, key);
     errno = 0;
     long long i = strtoll(v, &end, 10);
     if (!*v || *end || *v == ' ' || *v == '+')
-        return cl_fail("checkpoint %s: metadata '%s' = '%s' is not a whole "
+        return cli_fail("checkpoint %s: metadata '%s' = '%s' is not a whole "
                        "number", path, key, v);
     if (errno == ERANGE || i < 0 || i > max)
-        return cl_fail("checkpoint %s: metadata '%s' = '%s' is out of range "
+        return cli_fail("checkpoint %s: metadata '%s' = '%s' is out of range "
                        "(0 to %lld)", path, key, v, (long long)max);
     *out = i;
     return 0;
@@ -340,13 +340,13 @@ static int meta_real_ge0(const tg_st_file *f, const char *path,
     const char *v = tg_st_meta(f, key);
     char *end;
     if (!v)
-        return cl_fail("checkpoint %s: metadata '%s' is missing", path, key);
+        return cli_fail("checkpoint %s: metadata '%s' is missing", path, key);
     *out = strtod(v, &end);
     if (!*v || *end)
-        return cl_fail("checkpoint %s: metadata '%s' = '%s' is not a number",
+        return cli_fail("checkpoint %s: metadata '%s' = '%s' is not a number",
                        path, key, v);
     if (isnan(*out) ? !nan_ok : !(*out >= 0 && *out < 1e300))
-        return cl_fail("checkpoint %s: metadata '%s' = '%s' is out of range "
+        return cli_fail("checkpoint %s: metadata '%s' = '%s' is out of range "
                        "(a finite number >= 0%s)", path, key, v,
                        nan_ok ? ", or NaN" : "");
     return 0;
@@ -408,7 +408,7 @@ static int check_shapes(const tg_st_file *f, const char *path, const cl_run *r,
                        t->ndim, t->shape);
         }
         cl_shape_text(wants, sizeof wants, want[i].ndim, want[i].shape);
-        return cl_fail("checkpoint %s does not fit its own hyperparameters "
+        return cli_fail("checkpoint %s does not fit its own hyperparameters "
                        "(%s %lld x %lld, embed %lld, vocabulary %lld): tensor "
                        "'%s' is %s in the file, but they make it %s", path,
                        c->cell, (long long)c->layers, (long long)H,
@@ -426,7 +426,7 @@ static tg_tensor *load_state(const tg_st_file *f, const char *path,
     int64_t want[3] = {c->layers, c->batch, c->hidden};
     if (!t || t->dtype == TG_I64 || t->ndim != 3 || t->shape[0] != want[0] ||
         t->shape[1] != want[1] || t->shape[2] != want[2]) {
-        cl_fail("checkpoint %s: tensor '%s' is %s (want [%lld, %lld, %lld] "
+        cli_fail("checkpoint %s: tensor '%s' is %s (want [%lld, %lld, %lld] "
                 "floats)", path, name, t ? "misshapen" : "missing",
                 (long long)want[0], (long long)want[1], (long long)want[2]);
         return NULL;
@@ -434,7 +434,7 @@ static tg_tensor *load_state(const tg_st_file *f, const char *path,
     tg_tensor *s = tg_st_new_tensor(t);
     for (int64_t i = 0; s && i < s->numel; i++)
         if (!isfinite(s->data[i])) {
-            cl_fail("checkpoint %s: tensor '%s' holds a NaN or infinite "
+            cli_fail("checkpoint %s: tensor '%s' holds a NaN or infinite "
                     "number (element %lld)", path, name, (long long)i);
             tg_tensor_free(s);
             return NULL;
@@ -446,9 +446,9 @@ static int load_train(const tg_st_file *f, const char *path, cl_run *r)
 {
     char err[512];
     if (tg_optim_load(r->opt, f, "optim.", err, sizeof err) < 0)
-        return cl_fail("checkpoint %s: %s", path, err);
+        return cli_fail("checkpoint %s: %s", path, err);
     if (r->opt->step != r->step)
-        return cl_fail("checkpoint %s: the optimizer's step count %lld is not "
+        return cli_fail("checkpoint %s: the optimizer's step count %lld is not "
                        "the run's step %lld", path, (long long)r->opt->step,
                        (long long)r->step);
     if (meta_count(f, path, "corpus_chars", MAX_COUNT, &r->corpus_chars) < 0 ||
@@ -461,24 +461,24 @@ static int load_train(const tg_st_file *f, const char *path, cl_run *r)
     const char *h = tg_st_meta(f, "corpus_hash");
     if (!h || strlen(h) != 16 || strspn(h, "0123456789abcdef") != 16 ||
         sscanf(h, "%" SCNx64, &r->corpus_hash) != 1)
-        return cl_fail("checkpoint %s: metadata 'corpus_hash' is missing or "
+        return cli_fail("checkpoint %s: metadata 'corpus_hash' is missing or "
                        "not 16 hexadecimal digits", path);
     const tg_st_tensor *rng = tg_st_find(f, "train.rng");
     int64_t words[4];
     if (!rng || rng->dtype != TG_I64 || rng->numel != 4 ||
         tg_st_read_i64(rng, words) < 0 ||
         !(words[0] | words[1] | words[2] | words[3]))
-        return cl_fail("checkpoint %s: tensor 'train.rng' is missing or not "
+        return cli_fail("checkpoint %s: tensor 'train.rng' is missing or not "
                        "4 I64 words (not all zero)", path);
     for (int k = 0; k < 4; k++)
         r->rng.s[k] = (uint64_t)words[k];
     const tg_st_tensor *ls = tg_st_find(f, "train.loss_sum");
     if (!ls || ls->dtype != TG_F64 || ls->numel != 1)
-        return cl_fail("checkpoint %s: tensor 'train.loss_sum' is missing or "
+        return cli_fail("checkpoint %s: tensor 'train.loss_sum' is missing or "
                        "not one F64 number", path);
     memcpy(&r->loss_sum, ls->data, sizeof r->loss_sum);
     if (!(r->loss_sum >= 0 && r->loss_sum < 1e300)) /* a sum of losses */
-        return cl_fail("checkpoint %s: tensor 'train.loss_sum' is %g, not a "
+        return cli_fail("checkpoint %s: tensor 'train.loss_sum' is %g, not a "
                        "finite number >= 0", path, r->loss_sum);
     r->has_state = tg_st_find(f, "train.state.0") != NULL;
     for (int k = 0; r->has_state && k < r->cell->nstate; k++) {
@@ -500,13 +500,13 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
     int rc = -1;
     const char *fmt = tg_st_meta(f, "format"), *ver = tg_st_meta(f, "format_version");
     if (!fmt || strcmp(fmt, FORMAT)) {
-        cl_fail("%s is not a charlm checkpoint (its metadata has no \"format\": "
+        cli_fail("%s is not a charlm checkpoint (its metadata has no \"format\": "
                 "\"" FORMAT "\"); a file of weights alone is a start for "
                 "charlm train --init-from", path);
         goto done;
     }
     if (!ver || (strcmp(ver, "1") && strcmp(ver, VERSION))) {
-        cl_fail("checkpoint %s has format version %s; this charlm reads "
+        cli_fail("checkpoint %s has format version %s; this charlm reads "
                 "versions 1 and " VERSION, path, ver ? ver : "(none)");
         goto done;
     }
@@ -515,7 +515,7 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
     uint64_t checksum = cl_ckpt_checksum(f, ver[0] - '0');
     snprintf(mine, sizeof mine, "%016" PRIx64, checksum);
     if (!sum || strcmp(sum, mine)) {
-        cl_fail("checkpoint %s is corrupt: %s (weights edited on purpose are "
+        cli_fail("checkpoint %s is corrupt: %s (weights edited on purpose are "
                 "started from with charlm train --init-from)", path,
                 sum ? "its tensors and metadata do not match the checksum saved "
                 "with them" : "it has no checksum");
@@ -537,7 +537,7 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
             continue;
         }
         if (!v) {
-            cl_fail("%s is missing", ctx);
+            cli_fail("%s is missing", ctx);
             goto done;
         }
         if (cl_opt_parse(&opts[i], &r->cfg, cl_strdup(v), ctx) < 0)
@@ -545,11 +545,11 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
     }
     const char *vocab = tg_st_meta(f, "vocab");
     if (!vocab) {
-        cl_fail("checkpoint %s: metadata 'vocab' is missing", path);
+        cli_fail("checkpoint %s: metadata 'vocab' is missing", path);
         goto done;
     }
     if (cl_vocab_parse(vocab, &r->vocab) < 0) {
-        cl_fail("checkpoint %s: %s", path, cl_error());
+        cli_fail("checkpoint %s: %s", path, cli_error());
         goto done;
     }
     if (meta_count(f, path, "step", MAX_STEP, &r->step) < 0 ||
@@ -559,11 +559,11 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
     if (cell && check_shapes(f, path, r, cell) < 0)
         goto done;
     if (cl_run_build(r, with_train) < 0) {
-        cl_fail("checkpoint %s: %s", path, cl_error());
+        cli_fail("checkpoint %s: %s", path, cli_error());
         goto done;
     }
     if (tg_params_load(&r->model->params, f, "", err, sizeof err) < 0) {
-        cl_fail("checkpoint %s (%s %lld x %lld, vocabulary %lld): %s", path,
+        cli_fail("checkpoint %s (%s %lld x %lld, vocabulary %lld): %s", path,
                 r->cfg.cell, (long long)r->cfg.layers, (long long)r->cfg.hidden,
                 (long long)r->vocab.n, err);
         goto done;
@@ -582,9 +582,9 @@ done:
 bool cl_ckpt_peek(const char *path, int64_t *step)
 {
     char keep[2048]; /* peeking leaves the last message alone */
-    snprintf(keep, sizeof keep, "%s", cl_error());
+    snprintf(keep, sizeof keep, "%s", cli_error());
     tg_st_file *f = cl_st_read(path, "checkpoint", "cannot load checkpoint");
-    cl_fail("%s", keep);
+    cli_fail("%s", keep);
     if (!f)
         return false;
     const char *fmt = tg_st_meta(f, "format"), *s = tg_st_meta(f, "step");

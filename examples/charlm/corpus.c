@@ -130,7 +130,7 @@ static int64_t decode(reader *R, const unsigned char *s, size_t n, bool eof,
             if (c != '\r') {
                 int k = cl_utf8_get(s + i, n - i, &c);
                 if (!k)
-                    return cl_fail("%s is not UTF-8 text (byte 0x%02X at offset "
+                    return cli_fail("%s is not UTF-8 text (byte 0x%02X at offset "
                                    "%lld starts no valid character): a binary "
                                    "file?", what, s[i], (long long)(off + (int64_t)i));
                 len = (size_t)k;
@@ -141,7 +141,7 @@ static int64_t decode(reader *R, const unsigned char *s, size_t n, bool eof,
                 c = '\n'; /* "\r" -> "\n" */
             }
         } else if (c == 0) {
-            return cl_fail("%s has a NUL byte at offset %lld: a binary file, not "
+            return cli_fail("%s has a NUL byte at offset %lld: a binary file, not "
                            "text", what, (long long)(off + (int64_t)i));
         }
         i += len;
@@ -157,7 +157,7 @@ static int64_t decode(reader *R, const unsigned char *s, size_t n, bool eof,
 
 static int over_budget(const reader *R)
 {
-    return cl_fail("%s is larger than the --max-data-mb limit of %lld MiB: "
+    return cli_fail("%s is larger than the --max-data-mb limit of %lld MiB: "
                    "give a larger --max-data-mb (charlm keeps 1 to 4 bytes per "
                    "character in memory) or less text", R->root,
                    (long long)(R->max_bytes >> 20));
@@ -173,7 +173,7 @@ static int read_stream(reader *R, FILE *f, const char *what)
     for (;;) {
         size_t got = fread(buf + have, 1, CHUNK, f);
         if (ferror(f)) {
-            rc = cl_fail("cannot read %s: %s", what, strerror(errno));
+            rc = cli_fail("cannot read %s: %s", what, strerror(errno));
             break;
         }
         bool eof = got < CHUNK;
@@ -232,7 +232,7 @@ static int read_dir(reader *R, const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d)
-        return cl_fail("cannot read directory %s: %s", dir, strerror(errno));
+        return cli_fail("cannot read directory %s: %s", dir, strerror(errno));
     char **paths = NULL;
     size_t n = 0;
     struct dirent *e;
@@ -262,7 +262,7 @@ static int read_dir(reader *R, const char *dir)
                 (double)R->total / 1e6);
     int rc = 0;
     if (!n)
-        rc = cl_fail("directory %s has no text files (charlm reads its regular "
+        rc = cli_fail("directory %s has no text files (charlm reads its regular "
                      "files, skipping *.dat, *.u8 and links)", dir);
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = read_path(R, paths[i]);
@@ -300,7 +300,7 @@ static int renumber(reader *R, cl_vocab *v)
         char name[32];
         cl_char_name(R->cp_of[missing], name, sizeof name);
         free(to);
-        return cl_fail("%s: character %s (character %lld) is not in the "
+        return cli_fail("%s: character %s (character %lld) is not in the "
                        "model's vocabulary of %lld characters", R->root, name,
                        (long long)R->first[missing], (long long)v->n);
     }
@@ -339,7 +339,7 @@ int cl_corpus_read(const char *path, int64_t max_mb, bool progress,
     bool in = !strcmp(path, "-");
     struct stat st;
     if (!in && stat(path, &st) < 0)
-        return cl_fail("cannot read %s: %s", path, strerror(errno));
+        return cli_fail("cannot read %s: %s", path, strerror(errno));
     bool dir = !in && S_ISDIR(st.st_mode);
     if (!in && !dir)
         R.total = (int64_t)st.st_size;
@@ -364,7 +364,7 @@ int cl_corpus_read(const char *path, int64_t max_mb, bool progress,
         }
     }
     if (rc == 0 && R.ids.n == 0)
-        rc = cl_fail("%s is empty: there is no text to learn from", R.root);
+        rc = cli_fail("%s is empty: there is no text to learn from", R.root);
     if (rc == 0)
         rc = renumber(&R, v);
     if (rc == 0 && R.ids.n < R.cap) /* give back what multi-byte characters

@@ -102,11 +102,11 @@ static int decode_append(const unsigned char *s, size_t n, cl_text *t,
         uint32_t c;
         int len = cl_utf8_get(s + i, n - i, &c);
         if (!len)
-            return cl_fail("%s is not UTF-8 text (byte 0x%02X at offset %zu "
+            return cli_fail("%s is not UTF-8 text (byte 0x%02X at offset %zu "
                            "starts no valid character): a binary file?", what,
                            s[i], i);
         if (c == 0)
-            return cl_fail("%s has a NUL byte at offset %zu: a binary file, "
+            return cli_fail("%s has a NUL byte at offset %zu: a binary file, "
                            "not text", what, i);
         i += (size_t)len;
         if (c == '\r') { /* "\r\n" -> "\n" (the \n comes next), "\r" -> "\n" */
@@ -141,34 +141,34 @@ FILE *cl_open_regular(const char *path, const char *what, int64_t *size)
     /* O_NONBLOCK: opening a FIFO for reading would wait for a writer */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        cl_fail("cannot read %s%s: %s", what, path, strerror(errno));
+        cli_fail("cannot read %s%s: %s", what, path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
-        cl_fail("cannot read %s%s: %s", what, path, strerror(errno));
+        cli_fail("cannot read %s%s: %s", what, path, strerror(errno));
         close(fd);
         return NULL;
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
         if (S_ISDIR(st.st_mode))
-            cl_fail("%s%s is a directory, not a file", what, path);
+            cli_fail("%s%s is a directory, not a file", what, path);
         else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) ||
                  S_ISBLK(st.st_mode) || S_ISSOCK(st.st_mode))
-            cl_fail("%s%s is not a regular file (a %s): charlm reads only "
+            cli_fail("%s%s is not a regular file (a %s): charlm reads only "
                     "regular files", what, path,
                     S_ISFIFO(st.st_mode) ? "FIFO" : S_ISSOCK(st.st_mode)
                     ? "socket" : "device");
         else
-            cl_fail("%s%s is not a regular file", what, path);
+            cli_fail("%s%s is not a regular file", what, path);
         return NULL;
     }
     int flags = fcntl(fd, F_GETFL);
     FILE *f = flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0
                   ? NULL : fdopen(fd, "rb");
     if (!f) {
-        cl_fail("cannot read %s%s: %s", what, path, strerror(errno));
+        cli_fail("cannot read %s%s: %s", what, path, strerror(errno));
         close(fd);
         return NULL;
     }
@@ -204,11 +204,11 @@ int cl_vocab_parse(const char *utf8, cl_vocab *v)
     for (int64_t i = 1; i < t.n; i++)
         if (t.cp[i] <= t.cp[i - 1]) {
             cl_text_free(&t);
-            return cl_fail("the vocabulary is not a sorted set of characters");
+            return cli_fail("the vocabulary is not a sorted set of characters");
         }
     if (t.n == 0) {
         cl_text_free(&t);
-        return cl_fail("the vocabulary is empty");
+        return cli_fail("the vocabulary is empty");
     }
     v->chars = t.cp;
     v->n = t.n;
@@ -310,20 +310,20 @@ int cl_split(const cl_ids *ids, const cl_config *c, cl_streams *train,
         n_val = T * B + 1;
     *train = *val = (cl_streams){0};
     if (n_val >= n)
-        return cl_fail("%s is too small: %lld characters, and validation alone "
+        return cli_fail("%s is too small: %lld characters, and validation alone "
                        "takes %lld (--seq x --batch + 1, or --val-frac of the "
                        "text); use more text or a smaller --seq or --batch",
                        what, (long long)n, (long long)n_val);
     int64_t n_train = n - n_val;
     if (n_train / B < T + 1)
-        return cl_fail("%s is too small for one training batch: the %lld "
+        return cli_fail("%s is too small for one training batch: the %lld "
                        "characters left for training make --batch %lld "
                        "streams of %lld, and a step needs --seq + 1 = %lld; "
                        "use more text or a smaller --seq or --batch", what,
                        (long long)n_train, (long long)B,
                        (long long)(n_train / B), (long long)(T + 1));
     if (n_val / B < 2)
-        return cl_fail("%s: the %lld held-out characters make --batch %lld "
+        return cli_fail("%s: the %lld held-out characters make --batch %lld "
                        "validation streams of %lld, too short to score; use a "
                        "larger --val-frac or --seq", what, (long long)n_val,
                        (long long)B, (long long)(n_val / B));
@@ -337,7 +337,7 @@ int cl_streams_whole(const cl_ids *ids, int64_t B, cl_streams *s,
 {
     *s = (cl_streams){0};
     if (ids->n / B < 2)
-        return cl_fail("%s is too short to score: %lld characters make the "
+        return cli_fail("%s is too short to score: %lld characters make the "
                        "model's %lld streams of %lld, and a stream needs 2",
                        what, (long long)ids->n, (long long)B,
                        (long long)(ids->n / B));

@@ -61,7 +61,7 @@ int cl_eval(const cl_config *c)
     const char *path = c->data ? c->data : r.cfg.data;
     bool whole = c->data && c->val_frac < 0;
     if (!c->data && !strcmp(path, "-")) {
-        cl_fail("checkpoint %s was trained on standard input: give --data "
+        cli_fail("checkpoint %s was trained on standard input: give --data "
                 "FILE (or --data - and the text)", c->load);
         cl_run_free(&r);
         return 1;
@@ -80,7 +80,7 @@ int cl_eval(const cl_config *c)
         goto done;
     double loss = cl_evaluate(&r, &val);
     if (!isfinite(loss)) {
-        cl_fail("the loss is not finite: %s", cl_lib_error());
+        cli_fail("the loss is not finite: %s", cl_lib_error());
         goto done;
     }
     /* each stream predicts all its characters but the first */

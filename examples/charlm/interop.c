@@ -101,7 +101,7 @@ static int load_mapped(cl_run *r, const tg_st_file *f, const cl_vocab *fv,
         const tg_param *p = tg_params_at(ps, i);
         int64_t bad = tg_st_first_bad(tg_st_find(f, p->name), false);
         if (bad >= 0)
-            return cl_fail("--init-from %s: tensor '%s' in the file holds a "
+            return cli_fail("--init-from %s: tensor '%s' in the file holds a "
                            "NaN or infinite number (element %lld): the file "
                            "was saved from a run that had diverged, or is "
                            "damaged", path, p->name, (long long)bad);
@@ -111,7 +111,7 @@ static int load_mapped(cl_run *r, const tg_st_file *f, const cl_vocab *fv,
         const tg_st_tensor *t = tg_st_find(f, p->name);
         if (!per_char(p->name)) {
             if (tg_st_copy_to(t, p->tensor, err, sizeof err) < 0)
-                return cl_fail("--init-from %s: %s", path, err);
+                return cli_fail("--init-from %s: %s", path, err);
             continue;
         }
         int64_t cols = p->tensor->numel / r->vocab.n;
@@ -137,7 +137,7 @@ int cl_init_from(cl_run *r, const char *path)
     const char *vmeta = tg_st_meta(f, "vocab");
     cl_vocab fv = {0};
     if (vmeta && cl_vocab_parse(vmeta, &fv) < 0) {
-        cl_fail("--init-from %s: metadata 'vocab': %s", path, cl_error());
+        cli_fail("--init-from %s: metadata 'vocab': %s", path, cli_error());
         tg_st_free(f);
         return -1;
     }
@@ -197,7 +197,7 @@ int cl_init_from(cl_run *r, const char *path)
             snprintf(u, sizeof u, " unexpected %d: %s.", n_unexpected, unexpected);
         if (n_shapes)
             snprintf(s, sizeof s, " size mismatch: %s.", shapes);
-        rc = cl_fail("--init-from %s does not fit the model of the flags (%s; "
+        rc = cli_fail("--init-from %s does not fit the model of the flags (%s; "
                      "the vocabulary is that of --data):%s%s%s Give the "
                      "file's architecture with --cell, --layers, --hidden "
                      "and --embed%s", path, arch, m, u, s, rows && !vmeta ?
@@ -220,7 +220,7 @@ int cl_init_from(cl_run *r, const char *path)
     } else {
         char err[512];
         if (tg_params_load(&r->model->params, f, "", err, sizeof err) < 0)
-            rc = cl_fail("--init-from %s: %s", path, err);
+            rc = cli_fail("--init-from %s: %s", path, err);
         else if (tg_dist_rank() == 0)
             fprintf(stderr, "starting from the weights of %s (%d tensors)%s\n",
                     path, tg_params_count(ps), vmeta ? "" : "; it has no "
@@ -239,18 +239,18 @@ int cl_export(const cl_config *c)
     struct stat st, ls;
     if (stat(c->out, &st) == 0) { /* stat: never blocks, even on a FIFO */
         if (!S_ISREG(st.st_mode)) {
-            cl_fail("--out %s is not a regular file (a directory, FIFO or "
+            cli_fail("--out %s is not a regular file (a directory, FIFO or "
                     "device): give a file name", c->out);
             return 1;
         }
         if (stat(c->load, &ls) == 0 && st.st_dev == ls.st_dev &&
             st.st_ino == ls.st_ino) {
-            cl_fail("--out %s is the checkpoint itself: exporting over it "
+            cli_fail("--out %s is the checkpoint itself: exporting over it "
                     "would lose its training state", c->out);
             return 1;
         }
         if (!c->overwrite) {
-            cl_fail("--out %s already exists: choose another --out (or pass "
+            cli_fail("--out %s already exists: choose another --out (or pass "
                     "--overwrite)", c->out);
             return 1;
         }
@@ -281,7 +281,7 @@ int cl_export(const cl_config *c)
     int rc = tg_st_save(w, c->out, err, sizeof err); /* temporary + rename */
     tg_st_writer_free(w);
     if (rc < 0)
-        cl_fail("cannot write --out: %s", err);
+        cli_fail("cannot write --out: %s", err);
     else
         fprintf(stderr, "exported %d tensors of %s (step %lld) to %s\n",
                 tg_params_count(ps), c->load, (long long)r.step, c->out);
@@ -302,7 +302,7 @@ int cl_logits(const cl_config *c)
     if (cl_utf8_decode(c->prime, &text, "--prime") < 0)
         goto done;
     if (text.n == 0) {
-        cl_fail("--prime is empty: give the text whose scores to print");
+        cli_fail("--prime is empty: give the text whose scores to print");
         goto done;
     }
     ids = tg_xmalloc((size_t)text.n * sizeof *ids);
@@ -311,7 +311,7 @@ int cl_logits(const cl_config *c)
         if (ids[i] < 0) {
             char name[32];
             cl_char_name(text.cp[i], name, sizeof name);
-            cl_fail("--prime: character %lld, %s, is not in the model's "
+            cli_fail("--prime: character %lld, %s, is not in the model's "
                     "vocabulary", (long long)i + 1, name);
             goto done;
         }
@@ -322,7 +322,7 @@ int cl_logits(const cl_config *c)
     tg_tensor *logits = tg_charlm_forward(r.model, ids, text.n, 1, NULL, false,
                                           NULL, &o);
     if (!logits) {
-        cl_fail("%s", cl_lib_error());
+        cli_fail("%s", cl_lib_error());
         goto done;
     }
     int64_t V = r.vocab.n;
@@ -331,7 +331,7 @@ int cl_logits(const cl_config *c)
             printf("%.9g%c", tg_flat_get(logits, t * V + i), i + 1 < V ? ' ' : '\n');
     tg_tape_reset();
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        cl_fail("cannot write to stdout");
+        cli_fail("cannot write to stdout");
         goto done;
     }
     status = 0;

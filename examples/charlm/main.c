@@ -25,20 +25,8 @@
  * The library reports misuse through tg_error; by default that aborts.
  * Here a handler records the message instead, the failing call returns
  * NULL or -1, and the caller turns the record into its one-line message. */
-static char err_buf[2048], lib_buf[1024];
+static char lib_buf[1024];
 
-int cl_fail(const char *fmt, ...)
-{
-    char buf[sizeof err_buf]; /* the arguments may include cl_error() */
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    memcpy(err_buf, buf, sizeof buf);
-    return -1;
-}
-
-const char *cl_error(void) { return err_buf; }
 const char *cl_lib_error(void) { return lib_buf[0] ? lib_buf : "unknown error"; }
 void cl_lib_clear(void) { lib_buf[0] = 0; }
 
@@ -106,7 +94,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         if (lead)
             cl_tool_help(stderr);
-        cl_fail("no command given (see charlm --help)");
+        cli_fail("no command given (see charlm --help)");
         status = 2;
     } else if (!strcmp(name, "--help") || !strcmp(name, "-h") ||
                !strcmp(name, "help")) {
@@ -118,7 +106,7 @@ int main(int argc, char **argv)
             cl_version(stdout);
         status = 0;
     } else if (!cmd) {
-        cl_fail("unknown command '%s' (commands: train, sample, eval, export, "
+        cli_fail("unknown command '%s' (commands: train, sample, eval, export, "
                 "logits; see charlm --help)", name);
         status = 2;
     } else {
@@ -135,9 +123,9 @@ int main(int argc, char **argv)
         }
     }
     /* under MPI the ranks compare their command lines before anything else */
-    if (mpi && cl_ranks_agree_command(what, status > 0 ? cl_error() : "") < 0) {
+    if (mpi && cl_ranks_agree_command(what, status > 0 ? cli_error() : "") < 0) {
         if (lead)
-            print_error(cmd ? cmd->name : NULL, cl_error());
+            print_error(cmd ? cmd->name : NULL, cli_error());
         tg_dist_finalize();
         return status > 0 ? status : 1;
     }
@@ -150,7 +138,7 @@ int main(int argc, char **argv)
     }
     if (status > 0) { /* (without a command, the help said it all) */
         if (argc >= 2)
-            print_error(cmd ? cmd->name : NULL, cl_error());
+            print_error(cmd ? cmd->name : NULL, cli_error());
         return status;
     }
     if (status == 0) {
@@ -171,7 +159,7 @@ int main(int argc, char **argv)
     /* under MPI every failure that returns here is one every rank reached
      * together (the others end the job with tg_dist_abort): rank 0 tells */
     if (status == 1 && lead)
-        print_error(cmd->name, cl_error());
+        print_error(cmd->name, cli_error());
     tg_tape_free_all();
     tg_dist_finalize();
     return status;

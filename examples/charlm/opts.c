@@ -249,7 +249,7 @@ int cl_opt_parse(const cl_opt *o, cl_config *c, const char *text,
 {
     cli_spec spec = spec_of(NULL);
     if (cli_value(&spec, o, c, text, context) < 0)
-        return cl_fail("%s", cli_error());
+        return -1; /* cli_error() says why */
     return 0;
 }
 
@@ -443,10 +443,10 @@ static int check_config(const cl_command *cmd, cl_config *c, const bool *given)
     if (!strcmp(cmd->name, "train")) {
         char names[200];
         if (!tg_cell_type_find(c->cell))
-            return cl_fail("--cell: unknown cell type '%s' (known: %s)", c->cell,
+            return cli_fail("--cell: unknown cell type '%s' (known: %s)", c->cell,
                            tg_cell_type_names(names, sizeof names));
         if (!cl_optim_find(c->optim))
-            return cl_fail("--optim: unknown optimizer '%s' (%s)", c->optim,
+            return cli_fail("--optim: unknown optimizer '%s' (%s)", c->optim,
                            optim_names(names, sizeof names, false));
         /* a budget given alone replaces the other */
         bool steps = false, minutes = false;
@@ -455,21 +455,21 @@ static int check_config(const cl_command *cmd, cl_config *c, const bool *given)
             minutes |= given[i] && !strcmp(cmd->opts[i].name, "minutes");
         }
         if (minutes && !(c->minutes > 0))
-            return cl_fail("--minutes must be more than 0 (got %g)", c->minutes);
+            return cli_fail("--minutes must be more than 0 (got %g)", c->minutes);
         if (minutes && !steps)
             c->steps = (int64_t)BIG;
         if (c->init_from && c->resume)
-            return cl_fail("--init-from starts a new run and --resume continues "
+            return cli_fail("--init-from starts a new run and --resume continues "
                            "one: give one of them");
     } else if (!c->load) {
-        return cl_fail("--load CKPT is required (the checkpoint to %s)",
+        return cli_fail("--load CKPT is required (the checkpoint to %s)",
                        !strcmp(cmd->name, "eval") ? "evaluate"
                        : !strcmp(cmd->name, "sample") ? "sample from"
                        : !strcmp(cmd->name, "export") ? "export" : "run");
     } else if (!strcmp(cmd->name, "export") && !c->out) {
-        return cl_fail("--out FILE is required (the weights file to write)");
+        return cli_fail("--out FILE is required (the weights file to write)");
     } else if (!strcmp(cmd->name, "logits") && !c->prime) {
-        return cl_fail("--prime TEXT is required (the text to feed)");
+        return cli_fail("--prime TEXT is required (the text to feed)");
     }
     return 0;
 }
@@ -484,7 +484,7 @@ int cl_parse_args(const cl_command *cmd, int argc, char **argv,
     else if (rc == 2)
         cl_version(stdout);
     if (rc != 0)
-        return rc < 0 ? cl_fail("%s", cli_error()) : 1;
+        return rc < 0 ? -1 : 1; /* cli_error() says why */
     return check_config(cmd, c, given);
 }
 

@@ -37,12 +37,12 @@ int cl_run_build(cl_run *r, bool with_optim)
     char names[200];
     r->cell = tg_cell_type_find(c->cell);
     if (!r->cell)
-        return cl_fail("unknown cell type '%s' (known: %s)", c->cell,
+        return cli_fail("unknown cell type '%s' (known: %s)", c->cell,
                        tg_cell_type_names(names, sizeof names));
     double need = train_bytes(c, r->cell, r->vocab.n);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if (have > 0 && need > 0.8 * have)
-        return cl_fail("this model needs about %.1f GB of memory and the "
+        return cli_fail("this model needs about %.1f GB of memory and the "
                        "machine has %.1f GB: use a smaller --hidden, --layers, "
                        "--embed, --seq or --batch", need / 1e9, have / 1e9);
     cl_lib_clear();
@@ -50,12 +50,12 @@ int cl_run_build(cl_run *r, bool with_optim)
     r->model = tg_charlm_new(r->cell, (int)r->vocab.n, (int)c->embed,
                              (int)c->hidden, (int)c->layers, c->dropout, &r->rng);
     if (!r->model)
-        return cl_fail("cannot build the model: %s", cl_lib_error());
+        return cli_fail("cannot build the model: %s", cl_lib_error());
     if (with_optim) {
         const cl_optim *o = cl_optim_find(c->optim);
         r->opt = o ? o->make(&r->model->params, c->lr) : NULL;
         if (!r->opt)
-            return cl_fail("cannot make the optimizer: %s", cl_lib_error());
+            return cli_fail("cannot make the optimizer: %s", cl_lib_error());
     }
     return 0;
 }
@@ -92,7 +92,7 @@ static int merge_resume(cl_run *r, const cl_config *c, const bool *given,
                         ? tg_cell_type_find(c->cell) == tg_cell_type_find(r->cfg.cell)
                         : !strcmp(mine, theirs);
         if ((o->flags & CL_FIXED) && !same)
-            return cl_fail("--%s %s conflicts with the checkpoint's %s %s: the "
+            return cli_fail("--%s %s conflicts with the checkpoint's %s %s: the "
                            "architecture and the data split cannot change on "
                            "--resume (start a new run with another --save)",
                            o->name, mine, o->name, theirs);
@@ -118,11 +118,11 @@ static int merge_resume(cl_run *r, const cl_config *c, const bool *given,
     }
     r->opt->lr = r->cfg.lr;
     if (r->step >= r->cfg.steps)
-        return cl_fail("checkpoint %s is already at step %lld of --steps %lld: "
+        return cli_fail("checkpoint %s is already at step %lld of --steps %lld: "
                        "nothing to do (give a larger --steps to train on)",
                        c->resume, (long long)r->step, (long long)r->cfg.steps);
     if (r->cfg.minutes > 0 && r->elapsed_s >= 60 * r->cfg.minutes)
-        return cl_fail("checkpoint %s has already trained %.1f of --minutes "
+        return cli_fail("checkpoint %s has already trained %.1f of --minutes "
                        "%g: nothing to do (give a larger --minutes, counted "
                        "from the start of the run)", c->resume,
                        r->elapsed_s / 60, r->cfg.minutes);
@@ -136,9 +136,9 @@ static int check_save(const cl_config *c)
     struct stat st, rs;
     if (stat(c->save, &st) == 0) { /* stat: never blocks, even on a FIFO */
         if (S_ISDIR(st.st_mode))
-            return cl_fail("--save %s is a directory; give a file name", c->save);
+            return cli_fail("--save %s is a directory; give a file name", c->save);
         if (!S_ISREG(st.st_mode)) /* not even with --overwrite */
-            return cl_fail("--save %s is not a regular file (a FIFO, device "
+            return cli_fail("--save %s is not a regular file (a FIFO, device "
                            "or socket), and charlm replaces only files: give "
                            "another --save", c->save);
         bool same = c->resume && stat(c->resume, &rs) == 0 &&
@@ -146,11 +146,11 @@ static int check_save(const cl_config *c)
         int64_t step;
         if (!same && !c->overwrite) {
             if (cl_ckpt_peek(c->save, &step))
-                return cl_fail("%s already holds a checkpoint (step %lld): "
+                return cli_fail("%s already holds a checkpoint (step %lld): "
                                "continue it with --resume %s, choose another "
                                "--save, or pass --overwrite to replace it",
                                c->save, (long long)step, c->save);
-            return cl_fail("%s already exists and is not a charlm checkpoint: "
+            return cli_fail("%s already exists and is not a charlm checkpoint: "
                            "choose another --save (or pass --overwrite)", c->save);
         }
     }
@@ -162,7 +162,7 @@ static int check_save(const cl_config *c)
     else
         snprintf(dir, sizeof dir, ".");
     if (access(dir, W_OK) != 0)
-        return cl_fail("cannot write --save %s: directory %s: %s", c->save, dir,
+        return cli_fail("cannot write --save %s: directory %s: %s", c->save, dir,
                        strerror(errno));
     return 0;
 }
@@ -212,13 +212,13 @@ int cl_prepare(cl_run *r, cl_config *c, const bool *given, const cl_opt *opts,
             merge_resume(r, c, given, opts, nopts) < 0)
             return -1;
         if (!data_given && !strcmp(r->cfg.data, "-"))
-            return cl_fail("checkpoint %s was trained on standard input: give "
+            return cli_fail("checkpoint %s was trained on standard input: give "
                            "--data FILE, or --data - with the same text",
                            c->resume);
         if (load_data(r, data_given ? c->data : r->cfg.data, c->max_data_mb,
                       true, train, val) < 0)
-            return data_given ? -1 : cl_fail("%s (the checkpoint's corpus; "
-                                             "--data gives another)", cl_error());
+            return data_given ? -1 : cli_fail("%s (the checkpoint's corpus; "
+                                             "--data gives another)", cli_error());
         if (check_save(c) < 0)
             return -1;
     } else {
@@ -235,11 +235,11 @@ int cl_prepare(cl_run *r, cl_config *c, const bool *given, const cl_opt *opts,
     if (r->cfg.blocks == 0)
         r->cfg.blocks = N;
     if (r->cfg.batch % r->cfg.blocks)
-        return cl_fail("--batch %lld cannot be cut into --blocks %lld equal "
+        return cli_fail("--batch %lld cannot be cut into --blocks %lld equal "
                        "blocks: choose G dividing B", (long long)r->cfg.batch,
                        (long long)r->cfg.blocks);
     if (r->cfg.blocks % N)
-        return cl_fail("%lld blocks cannot be spread evenly over %lld MPI "
+        return cli_fail("%lld blocks cannot be spread evenly over %lld MPI "
                        "ranks: run a number of ranks dividing %lld, or give "
                        "--blocks (a multiple of %lld; another G is another "
                        "computation)", (long long)r->cfg.blocks, (long long)N,

@@ -26,13 +26,13 @@ static int agree(const tg_dist_digest *d, const char *hint)
     int rc = tg_dist_agree(d, why, sizeof why);
     if (rc == 0)
         return 0;
-    return rc == -2 ? cl_fail("%s (%s)", why, hint) : cl_fail("%s", why);
+    return rc == -2 ? cli_fail("%s (%s)", why, hint) : cli_fail("%s", why);
 }
 
 int cl_ranks_agree_command(const char *what, const char *error)
 {
     if (tg_dist_size() == 1)
-        return error && *error ? cl_fail("%s", error) : 0;
+        return error && *error ? cli_fail("%s", error) : 0;
     tg_dist_digest d = {0};
     if (error && *error)
         tg_dist_digest_fail(&d, error);
@@ -98,7 +98,7 @@ static void describe(const cl_run *r, const cl_config *c, tg_dist_digest *d)
 int cl_ranks_agree_run(const cl_run *r, const cl_config *c, const char *error)
 {
     if (tg_dist_size() == 1)
-        return error && *error ? cl_fail("%s", error) : 0;
+        return error && *error ? cli_fail("%s", error) : 0;
     tg_dist_digest d = {0};
     if (error && *error)
         tg_dist_digest_fail(&d, error);

@@ -81,7 +81,7 @@ static int feed(cl_run *r, const int64_t *ids, int64_t n, tg_real *out)
                                           r->has_state ? r->state : NULL, false,
                                           NULL, &o);
     if (!logits)
-        return cl_fail("%s", cl_lib_error());
+        return cli_fail("%s", cl_lib_error());
     tg_rnn_keep_state(r->model->rnn, &o, r->state);
     r->has_state = true;
     int64_t V = r->vocab.n;
@@ -160,7 +160,7 @@ int cl_sample(const cl_config *c)
         int64_t id = draw(logits, V, c->temperature, c->top_k, c->top_p, &rng,
                           buf);
         if (id < 0) {
-            cl_fail("the model's scores are not finite after %lld characters",
+            cli_fail("the model's scores are not finite after %lld characters",
                     (long long)i);
             goto done;
         }
@@ -172,7 +172,7 @@ int cl_sample(const cl_config *c)
     if (any && last != '\n') /* text ends with a newline */
         putchar('\n');
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        cl_fail("cannot write the sample to stdout");
+        cli_fail("cannot write the sample to stdout");
         goto done;
     }
     status = 0;

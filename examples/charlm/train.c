@@ -204,7 +204,7 @@ static bool bad_loss(const session *S, int64_t step, const char *which,
         snprintf(what, sizeof what, "%.3g: training has diverged", loss);
     else
         snprintf(what, sizeof what, "%s", isnan(loss) ? "NaN" : "infinite");
-    cl_fail("step %lld: the %s loss is %s; %s", (long long)step, which, what,
+    cli_fail("step %lld: the %s loss is %s; %s", (long long)step, which, what,
             kept(S));
     return true;
 }
@@ -216,7 +216,7 @@ static int save(session *S)
 {
     cl_run *r = S->r;
     if (!params_finite(r))
-        return cl_fail("step %lld: the parameters are no longer finite; %s",
+        return cli_fail("step %lld: the parameters are no longer finite; %s",
                        (long long)r->step, kept(S));
     r->elapsed_s = elapsed(S);
     int64_t L = r->cfg.layers, Bl = r->cfg.batch / S->nranks;
@@ -228,7 +228,7 @@ static int save(session *S)
     if (S->lead && cl_ckpt_save(r, S->c->save, &S->save_id) < 0)
         failed = 1;
     if (tg_dist_max(failed) > 0)
-        return S->lead ? -1 : cl_fail("rank 0 could not save %s", S->c->save);
+        return S->lead ? -1 : cli_fail("rank 0 could not save %s", S->c->save);
     S->saved_step = r->step;
     S->saved_path = S->c->save;
     return 0;
@@ -243,7 +243,7 @@ static int save_best(session *S)
     if (S->lead && cl_ckpt_save(S->r, S->best_path, &S->best_id) < 0)
         failed = 1;
     if (tg_dist_max(failed) > 0)
-        return S->lead ? -1 : cl_fail("rank 0 could not save %s", S->best_path);
+        return S->lead ? -1 : cli_fail("rank 0 could not save %s", S->best_path);
     S->best_val = S->r->val_loss;
     S->best_step = S->r->step;
     return 0;
@@ -277,23 +277,23 @@ static int best_start(session *S)
     if (stat(S->best_path, &st) != 0)
         return 0;
     if (!S_ISREG(st.st_mode))
-        return cl_fail("--keep-best: %s is not a regular file, and charlm "
+        return cli_fail("--keep-best: %s is not a regular file, and charlm "
                        "replaces only files: give another --save",
                        S->best_path);
     int64_t step;
     bool ckpt = cl_ckpt_peek(S->best_path, &step);
     if (!c->resume && !c->overwrite)
-        return cl_fail("--keep-best: %s already exists%s: choose another "
+        return cli_fail("--keep-best: %s already exists%s: choose another "
                        "--save, or pass --overwrite to replace it",
                        S->best_path, ckpt ? " (a checkpoint of another run)" : "");
     if (!c->resume)
         return 0;
     if (!ckpt)
-        return cl_fail("--keep-best: %s exists and is not a charlm checkpoint: "
+        return cli_fail("--keep-best: %s exists and is not a charlm checkpoint: "
                        "move it away, or give another --save", S->best_path);
     cl_run b;
     if (cl_ckpt_load(S->best_path, &b, false) < 0)
-        return cl_fail("--keep-best: %s", cl_error());
+        return cli_fail("--keep-best: %s", cli_error());
     if (isfinite(b.val_loss)) {
         S->best_val = b.val_loss;
         S->best_step = b.step;
@@ -306,7 +306,7 @@ static int best_start(session *S)
 static int rank_fail(const session *S)
 {
     if (S->nranks > 1)
-        tg_dist_abort(1, cl_error());
+        tg_dist_abort(1, cli_error());
     return -1;
 }
 
@@ -362,7 +362,7 @@ static int step(session *S)
                                               rng, &out);
         tg_tensor *loss = tg_cross_entropy(logits, S->block_rows + Bb, TG_MEAN);
         if (!loss || tg_backward(loss) < 0 || tg_dist_grads_end(S->dg) < 0) {
-            cl_fail("step %lld: %s", (long long)n, cl_lib_error());
+            cli_fail("step %lld: %s", (long long)n, cl_lib_error());
             return rank_fail(S);
         }
         S->block_loss[k] = tg_item(loss);
@@ -377,7 +377,7 @@ static int step(session *S)
     double gn = tg_clip_grad_norm(&r->model->params,
                                   r->cfg.clip > 0 ? r->cfg.clip : (double)INFINITY);
     if (!isfinite(gn))
-        return cl_fail("step %lld: the gradient norm is %s; %s", (long long)n,
+        return cli_fail("step %lld: the gradient norm is %s; %s", (long long)n,
                        isnan(gn) ? "NaN" : "infinite", kept(S));
     tg_optim_step(r->opt);
     r->has_state = true;
@@ -482,8 +482,8 @@ static int evaluate(session *S, bool regular)
         fflush(S->out);
     }
     if (tg_dist_max(log_err[0] != 0) > 0)
-        return !S->lead ? cl_fail("rank 0 could not write --log")
-             : cl_fail("%s (the line of step %lld is not in it); stopped after "
+        return !S->lead ? cli_fail("rank 0 could not write --log")
+             : cli_fail("%s (the line of step %lld is not in it); stopped after "
                        "saving %s: once the log can be written, continue with: "
                        "charlm train --resume %s --log %s", log_err,
                        (long long)r->step, S->c->save, S->c->save, S->c->log);
@@ -506,7 +506,7 @@ static int setup(session *S, cl_config *c, const bool *given,
     cl_lib_clear();
     if (!(S->dg = tg_dist_grads_new(&r->model->params, (int)r->cfg.blocks,
                                     1.0 / (double)r->cfg.blocks, 0)))
-        return cl_fail("%s", cl_lib_error());
+        return cli_fail("%s", cl_lib_error());
     S->local = tg_dist_grads_local(S->dg);
     S->block_loss = tg_xmalloc((size_t)S->local * sizeof *S->block_loss);
     if (c->resume) { /* the last good checkpoint, until the next save */
@@ -520,7 +520,7 @@ static int setup(session *S, cl_config *c, const bool *given,
         S->log = stdout;
         S->out = stderr;
     } else if (c->log && S->lead && !(S->log = fopen(c->log, "a"))) {
-        return cl_fail("cannot open --log %s: %s", c->log, strerror(errno));
+        return cli_fail("cannot open --log %s: %s", c->log, strerror(errno));
     }
     return best_start(S);
 }
@@ -541,7 +541,7 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
      * ends the job (rank_fail); every other failure is met by every rank
      * at the same step. */
     int ready = setup(&S, c, given, opts, nopts);
-    if (cl_ranks_agree_run(&run, c, ready < 0 ? cl_error() : "") < 0)
+    if (cl_ranks_agree_run(&run, c, ready < 0 ? cli_error() : "") < 0)
         goto done;
     /* every rank starts from the same numbers: the same seed or checkpoint
      * made them, the comparison checked it, the broadcast makes sure; and
@@ -550,7 +550,7 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
     double best[2] = {S.best_val, (double)S.best_step};
     if (tg_dist_broadcast_params(&run.model->params, 0) < 0 ||
         tg_dist_broadcast(best, sizeof best, 0) < 0) {
-        cl_fail("%s", cl_lib_error());
+        cli_fail("%s", cl_lib_error());
         rank_fail(&S);
         goto done;
     }
@@ -648,7 +648,7 @@ done:
     if (status == 1)
         clear_line(&S);
     if (S.log && S.log != stdout && fclose(S.log) != 0 && status != 1) {
-        cl_fail("cannot write --log %s: %s (when closing it)", c->log,
+        cli_fail("cannot write --log %s: %s (when closing it)", c->log,
                 strerror(errno));
         status = 1;
     }

@@ -14,7 +14,7 @@
 #include <time.h>
 
 /* ---- errors ------------------------------------------------------------- */
-static char err_buf[1024];
+static char err_buf[2048];
 
 int cli_fail(const char *fmt, ...)
 {
