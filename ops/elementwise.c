@@ -2,58 +2,23 @@
  * ops/elementwise.c - add, sub, mul, div, pow with broadcasting; neg and
  * the scalar forms.
  *
- * Each op has three parts, in this order: the forward inner loop (plain
- * arrays), the backward inner loops (which *add* into a gradient), and the
- * recording function. Inner loops get n elements of each operand with a
- * stride (see tg_ew_run): forward p = {out, a, b}; backward
- * p = {dst, dy, a, b, y} where dst is dL/da or dL/db in the output's shape.
- * Where an input was broadcast, dst is a scratch buffer that
+ * Each op is its rule and its descriptor, as in ops/unary.c: the rule
+ * names the vector machine's code for the forward and one for each
+ * input's derivative (ops/kernels/vm_codes.h writes each code's
+ * expression once), and two shared functions run every op, forward
+ * out = code(a, b; k) and backward dL/d(input) += dcode(sources), through
+ * tg_ew_run_code (ops/common.c), which walks any shape and strides: a
+ * broadcast input is read with stride 0. Where an input was broadcast,
+ * its backward writes into a scratch buffer of the output's shape, which
  * tg_unbroadcast_add then sums into the input's gradient.
  */
 #include "ops/elementwise.h"
 #include "ops/internal.h"
 
-#include <math.h>
+/* ---- shared plumbing ---------------------------------------------------- */
 
-/* Inner loops are written once with strides; GCC versions them for unit
- * strides, which is the common case, and vectorizes that version. */
-#define EW_LOOP(expr)                                                      \
-    do {                                                                   \
-        tg_real *o_ = p[0];                                                \
-        const tg_real *A = p[1], *B = p[2];                               \
-        int64_t so = s[0], sa = s[1], sb = s[2];                           \
-        (void)B;                                                           \
-        (void)sb;                                                          \
-        (void)args;                                                        \
-        for (int64_t i = 0; i < n; i++) {                                  \
-            tg_real a = A[i * sa];                                         \
-            tg_real b = B ? B[i * sb] : 0;                                 \
-            (void)a;                                                       \
-            (void)b;                                                       \
-            o_[i * so] = (expr);                                           \
-        }                                                                  \
-    } while (0)
-
-/* backward: dst += expr(dy, a, b, y) */
-#define EW_GRAD(expr)                                                      \
-    do {                                                                   \
-        tg_real *g_ = p[0];                                                \
-        const tg_real *DY = p[1], *A = p[2], *B = p[3], *Y = p[4];        \
-        (void)args;                                                        \
-        for (int64_t i = 0; i < n; i++) {                                  \
-            tg_real dy = DY[i * s[1]], a = A[i * s[2]];                   \
-            tg_real b = B ? B[i * s[3]] : 0, y = Y[i * s[4]];             \
-            (void)a;                                                       \
-            (void)b;                                                       \
-            (void)y;                                                       \
-            g_[i * s[0]] += (expr);                                        \
-        }                                                                  \
-    } while (0)
-
-/* ---- shared plumbing for the two-input ops ---------------------------- */
-
-static tg_tensor *binary_forward(const tg_op *op, tg_tensor *a, tg_tensor *b,
-                                 tg_ew_inner fwd)
+/* out = code(a, b) with NumPy broadcasting */
+static tg_tensor *binary_forward(const tg_op *op, tg_tensor *a, tg_tensor *b)
 {
     TG_OP_INPUTS(op->name, a, b);
     int nd;
@@ -63,291 +28,172 @@ static tg_tensor *binary_forward(const tg_op *op, tg_tensor *a, tg_tensor *b,
     tg_tensor *out = tg_new_out(nd, shape);
     tg_broadcast_strides(a, nd, shape, sa);
     tg_broadcast_strides(b, nd, shape, sb);
-    tg_real *base[] = {out->data, a->data, b->data};
-    const int64_t *st[] = {out->stride, sa, sb};
-    tg_ew_run(3, base, st, nd, shape, fwd, NULL);
+    tg_real *base[] = {out->data, a->data, b->data, b->data};
+    const int64_t *st[] = {out->stride, sa, sb, sb};
+    tg_ew_run_code(op->ew->code, 0, false, base, st, nd, shape);
     tg_record(op, out, 2, (tg_tensor *[]){a, b});
     return tg_op_result(out);
 }
 
-/* dL/d(input k) += unbroadcast(inner(dy, a, b, y)). */
-static void binary_grad(tg_entry *e, int k, tg_ew_inner inner)
+/* out = code(a; k), the constant k kept in the entry's farg[0] */
+static tg_tensor *scalar_forward(const tg_op *op, tg_tensor *a, double k)
 {
-    tg_tensor *x = e->in[k], *a = e->in[0], *b = e->in[1], *y = e->out;
-    if (!x->grad)
-        return;
+    TG_OP_INPUTS(op->name, a);
+    tg_tensor *out = tg_new_out(a->ndim, a->shape);
+    tg_real *base[] = {out->data, a->data, a->data, a->data};
+    const int64_t *st[] = {out->stride, a->stride, a->stride, a->stride};
+    tg_ew_run_code(op->ew->code, k, false, base, st, a->ndim, a->shape);
+    tg_entry *e = tg_record(op, out, 1, &a);
+    if (e)
+        e->farg[0] = k;
+    return tg_op_result(out);
+}
+
+/* dL/d(each input) += unbroadcast(dcode(sources)), the sources taken
+ * from g = dL/dy, a, b, y as the rule names them, all read in y's shape */
+static void ew_bwd(tg_entry *e)
+{
+    const tg_ew_rule *r = e->op->ew;
+    tg_tensor *a = e->in[0], *b = r->nin > 1 ? e->in[1] : a, *y = e->out;
     int nd = y->ndim;
     int64_t sa[TG_MAX_DIMS], sb[TG_MAX_DIMS];
     tg_broadcast_strides(a, nd, y->shape, sa);
     tg_broadcast_strides(b, nd, y->shape, sb);
-    bool direct = tg_same_shape(x, y);
-    tg_real *dst = direct ? x->grad : tg_scratch_zero(y->numel);
-    tg_real *base[] = {dst, y->grad, a->data, b->data, y->data};
-    const int64_t *st[] = {y->stride, y->stride, sa, sb, y->stride};
-    tg_ew_run(5, base, st, nd, y->shape, inner, NULL);
-    if (!direct)
-        tg_unbroadcast_add(x->grad, x->ndim, x->shape, dst, nd, y->shape);
+    tg_real *src[4] = {[TG_R_G] = y->grad, [TG_R_A] = a->data,
+                       [TG_R_B] = b->data, [TG_R_Y] = y->data};
+    const int64_t *sst[4] = {[TG_R_G] = y->stride, [TG_R_A] = sa,
+                             [TG_R_B] = sb, [TG_R_Y] = y->stride};
+    for (int k = 0; k < r->nin; k++) {
+        tg_tensor *x = e->in[k];
+        if (!x->grad)
+            continue;
+        const tg_ew_deriv *d = &r->d[k];
+        bool direct = tg_same_shape(x, y);
+        tg_real *dst = direct ? x->grad : tg_scratch_zero(y->numel);
+        tg_real *base[4] = {dst};
+        const int64_t *st[4] = {y->stride};
+        for (int j = 0; j < 3; j++) {
+            base[1 + j] = src[d->src[j]];
+            st[1 + j] = sst[d->src[j]];
+        }
+        tg_ew_run_code(d->code, e->farg[0], true, base, st, nd, y->shape);
+        if (!direct)
+            tg_unbroadcast_add(x->grad, x->ndim, x->shape, dst, nd, y->shape);
+    }
 }
 
-/* The descriptor of a two-input op: name, backward, and its rule as data
- * (ops/internal.h): forward code, and the derivative for a and for b. */
+/* Each op: its rule (forward code; each input's derivative code and its
+ * sources, from g, a, b, y) and its descriptor. */
 
-/* ---- add ---- */
-static void add_fwd(int64_t n, tg_real *const *p, const int64_t *s,
-                    const double *args)
-{
-    EW_LOOP(a + b);
-}
-static void pass_grad(int64_t n, tg_real *const *p, const int64_t *s,
-                      const double *args)
-{
-    EW_GRAD(dy);
-}
-/* out = a + b:  da += dy,  db += dy */
-static void add_bwd(tg_entry *e)
-{
-    binary_grad(e, 0, pass_grad);
-    binary_grad(e, 1, pass_grad);
-}
+/* ---- add ---- out = a + b:  da += dy,  db += dy */
 static const tg_ew_rule add_op_rule = {
     TG_VM_ADD, 2, {{TG_VM_COPY, {TG_R_G, 0, 0}},
     {TG_VM_COPY, {TG_R_G, 0, 0}}}};
-static const tg_op add_op = {"add", add_bwd, .ew = &add_op_rule, .jvp = tg_jvp_elementwise,
+static const tg_op add_op = {"add", ew_bwd, .ew = &add_op_rule,
+                             .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_NONE};
 tg_tensor *tg_add(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward(&add_op, a, b, add_fwd);
+    return binary_forward(&add_op, a, b);
 }
 
-/* ---- sub ---- */
-static void sub_fwd(int64_t n, tg_real *const *p, const int64_t *s,
-                    const double *args)
-{
-    EW_LOOP(a - b);
-}
-static void negated_grad(int64_t n, tg_real *const *p, const int64_t *s,
-                         const double *args)
-{
-    EW_GRAD(-dy);
-}
-/* out = a - b:  da += dy,  db -= dy */
-static void sub_bwd(tg_entry *e)
-{
-    binary_grad(e, 0, pass_grad);
-    binary_grad(e, 1, negated_grad);
-}
+/* ---- sub ---- out = a - b:  da += dy,  db -= dy */
 static const tg_ew_rule sub_op_rule = {
     TG_VM_SUB, 2, {{TG_VM_COPY, {TG_R_G, 0, 0}},
     {TG_VM_NEG, {TG_R_G, 0, 0}}}};
-static const tg_op sub_op = {"sub", sub_bwd, .ew = &sub_op_rule, .jvp = tg_jvp_elementwise,
+static const tg_op sub_op = {"sub", ew_bwd, .ew = &sub_op_rule,
+                             .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_NONE};
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward(&sub_op, a, b, sub_fwd);
+    return binary_forward(&sub_op, a, b);
 }
 
-/* ---- mul ---- */
-static void mul_fwd(int64_t n, tg_real *const *p, const int64_t *s,
-                    const double *args)
-{
-    EW_LOOP(a * b);
-}
-static void mul_grad_a(int64_t n, tg_real *const *p, const int64_t *s,
-                       const double *args)
-{
-    EW_GRAD(dy * b);
-}
-static void mul_grad_b(int64_t n, tg_real *const *p, const int64_t *s,
-                       const double *args)
-{
-    EW_GRAD(dy * a);
-}
-/* out = a * b:  da += dy * b,  db += dy * a */
-static void mul_bwd(tg_entry *e)
-{
-    binary_grad(e, 0, mul_grad_a);
-    binary_grad(e, 1, mul_grad_b);
-}
+/* ---- mul ---- out = a * b:  da += dy * b,  db += dy * a */
 static const tg_ew_rule mul_op_rule = {
     TG_VM_MUL, 2, {{TG_VM_MUL, {TG_R_G, TG_R_B, 0}},
     {TG_VM_MUL, {TG_R_G, TG_R_A, 0}}}};
-static const tg_op mul_op = {"mul", mul_bwd, .ew = &mul_op_rule, .jvp = tg_jvp_elementwise,
+static const tg_op mul_op = {"mul", ew_bwd, .ew = &mul_op_rule,
+                             .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_IN(0) | TG_READS_IN(1)};
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward(&mul_op, a, b, mul_fwd);
+    return binary_forward(&mul_op, a, b);
 }
 
-/* ---- div ---- */
-static void div_fwd(int64_t n, tg_real *const *p, const int64_t *s,
-                    const double *args)
-{
-    EW_LOOP(a / b);
-}
-static void div_grad_a(int64_t n, tg_real *const *p, const int64_t *s,
-                       const double *args)
-{
-    EW_GRAD(dy / b);
-}
-static void div_grad_b(int64_t n, tg_real *const *p, const int64_t *s,
-                       const double *args)
-{
-    EW_GRAD(-dy * y / b); /* d(a/b)/db = -a/b^2 = -y/b */
-}
-/* out = a / b:  da += dy / b,  db += -dy * out / b */
-static void div_bwd(tg_entry *e)
-{
-    binary_grad(e, 0, div_grad_a);
-    binary_grad(e, 1, div_grad_b);
-}
+/* ---- div ----
+ * out = a / b:  da += dy / b,  db += -dy * out / b (d(a/b)/db = -a/b^2
+ * = -y/b) */
 static const tg_ew_rule div_op_rule = {
     TG_VM_DIV, 2, {{TG_VM_DIV, {TG_R_G, TG_R_B, 0}},
     {TG_VM_DDIVB, {TG_R_G, TG_R_Y, TG_R_B}}}};
-static const tg_op div_op = {"div", div_bwd, .ew = &div_op_rule, .jvp = tg_jvp_elementwise,
+static const tg_op div_op = {"div", ew_bwd, .ew = &div_op_rule,
+                             .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_IN(1) | TG_READS_OUT};
 tg_tensor *tg_div(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward(&div_op, a, b, div_fwd);
+    return binary_forward(&div_op, a, b);
 }
 
-/* ---- pow ---- */
-static void pow_fwd(int64_t n, tg_real *const *p, const int64_t *s,
-                    const double *args)
-{
-    EW_LOOP(rpow(a, b));
-}
-static void pow_grad_a(int64_t n, tg_real *const *p, const int64_t *s,
-                       const double *args)
-{
-    /* d(a^b)/da = b * a^(b-1); written with pow, not y/a, so a = 0 works */
-    EW_GRAD(b == 0 ? 0 : dy * b * rpow(a, b - 1));
-}
-static void pow_grad_b(int64_t n, tg_real *const *p, const int64_t *s,
-                       const double *args)
-{
-    /* d(a^b)/db = a^b * log(a); taken as 0 where a = 0, as PyTorch does
-     * for b >= 0 (0^0 = 1 would otherwise give 1 * log 0 = -inf; for
-     * b < 0 PyTorch's inf * log 0 is no gradient either) */
-    EW_GRAD(a == 0 ? 0 : dy * y * rlog(a));
-}
-/* out = a ** b:  da += dy * b * a^(b-1),  db += dy * out * log(a) */
-static void pow_bwd(tg_entry *e)
-{
-    binary_grad(e, 0, pow_grad_a);
-    binary_grad(e, 1, pow_grad_b);
-}
+/* ---- pow ----
+ * out = a ** b:  da += dy * b * a^(b-1),  db += dy * out * log(a).
+ * d(a^b)/da is written with pow, not y/a, so a = 0 works. d(a^b)/db is
+ * taken as 0 where a = 0, as PyTorch does for b >= 0 (0^0 = 1 would
+ * otherwise give 1 * log 0 = -inf; for b < 0 PyTorch's inf * log 0 is
+ * no gradient either). */
 static const tg_ew_rule pow_op_rule = {
     TG_VM_POW, 2, {{TG_VM_DPOWA, {TG_R_G, TG_R_A, TG_R_B}},
     {TG_VM_DPOWB, {TG_R_G, TG_R_Y, TG_R_A}}}};
-static const tg_op pow_op = {"pow", pow_bwd, .ew = &pow_op_rule, .jvp = tg_jvp_elementwise};
+static const tg_op pow_op = {"pow", ew_bwd, .ew = &pow_op_rule,
+                             .jvp = tg_jvp_elementwise};
 tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward(&pow_op, a, b, pow_fwd);
+    return binary_forward(&pow_op, a, b);
 }
 
-/* ---- one input and a constant: neg, add_scalar, mul_scalar, pow_scalar.
- * Operands: forward {out, a}, backward {dst, dy, a} (p[2] = a), with the
- * constant in args[0]. */
-
-static tg_tensor *scalar_forward(const tg_op *op, tg_tensor *a, double c,
-                                 tg_ew_inner fwd)
-{
-    TG_OP_INPUTS(op->name, a);
-    tg_tensor *out = tg_new_out(a->ndim, a->shape);
-    tg_real *base[] = {out->data, a->data};
-    const int64_t *st[] = {out->stride, a->stride};
-    double args[1] = {c};
-    tg_ew_run(2, base, st, a->ndim, a->shape, fwd, args);
-    tg_entry *e = tg_record(op, out, 1, &a);
-    if (e)
-        e->farg[0] = c;
-    return tg_op_result(out);
-}
-
-static void scalar_grad(tg_entry *e, tg_ew_inner inner)
-{
-    tg_tensor *a = e->in[0], *y = e->out;
-    tg_real *base[] = {a->grad, y->grad, a->data, y->data};
-    const int64_t *st[] = {y->stride, y->stride, a->stride, y->stride};
-    tg_ew_run(4, base, st, y->ndim, y->shape, inner, e->farg);
-}
-
-#define SCALAR_FWD(name, expr)                                             \
-    static void name(int64_t n, tg_real *const *p, const int64_t *s,       \
-                     const double *args)                                   \
-    {                                                                      \
-        tg_real c = (tg_real)args[0];                                      \
-        (void)c;                                                           \
-        for (int64_t i = 0; i < n; i++) {                                  \
-            tg_real a = p[1][i * s[1]];                                    \
-            p[0][i * s[0]] = (expr);                                       \
-        }                                                                  \
-    }
-/* backward operands: {da, dy, a, y}: da += expr(dy, a, y, c) */
-#define SCALAR_BWD(name, expr)                                             \
-    static void name(int64_t n, tg_real *const *p, const int64_t *s,       \
-                     const double *args)                                   \
-    {                                                                      \
-        tg_real c = (tg_real)args[0];                                      \
-        (void)c;                                                           \
-        for (int64_t i = 0; i < n; i++) {                                  \
-            tg_real dy = p[1][i * s[1]], a = p[2][i * s[2]];              \
-            tg_real y = p[3][i * s[3]];                                    \
-            (void)a;                                                       \
-            (void)y;                                                       \
-            p[0][i * s[0]] += (expr);                                      \
-        }                                                                  \
-    }
-
+/* ---- one input and a constant k: neg, add_scalar, mul_scalar,
+ * pow_scalar ---- */
 
 /* out = -a:  da -= dy */
-SCALAR_FWD(neg_fwd, -a)
-SCALAR_BWD(neg_grad, -dy)
-static void neg_bwd(tg_entry *e) { scalar_grad(e, neg_grad); }
 static const tg_ew_rule neg_op_rule = {
     TG_VM_NEG, 1, {{TG_VM_NEG, {TG_R_G, 0, 0}}}};
-static const tg_op neg_op = {"neg", neg_bwd, .ew = &neg_op_rule, .jvp = tg_jvp_elementwise,
+static const tg_op neg_op = {"neg", ew_bwd, .ew = &neg_op_rule,
+                             .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_NONE};
 tg_tensor *tg_neg(tg_tensor *a)
 {
-    return scalar_forward(&neg_op, a, 0, neg_fwd);
+    return scalar_forward(&neg_op, a, 0);
 }
 
-/* out = a + c:  da += dy */
-SCALAR_FWD(adds_fwd, a + c)
-SCALAR_BWD(adds_grad, dy)
-static void adds_bwd(tg_entry *e) { scalar_grad(e, adds_grad); }
+/* out = a + k:  da += dy */
 static const tg_ew_rule adds_op_rule = {
     TG_VM_ADDK, 1, {{TG_VM_COPY, {TG_R_G, 0, 0}}}};
-static const tg_op adds_op = {"add_scalar", adds_bwd, .ew = &adds_op_rule, .jvp = tg_jvp_elementwise,
+static const tg_op adds_op = {"add_scalar", ew_bwd, .ew = &adds_op_rule,
+                              .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_NONE};
 tg_tensor *tg_add_scalar(tg_tensor *a, double s)
 {
-    return scalar_forward(&adds_op, a, s, adds_fwd);
+    return scalar_forward(&adds_op, a, s);
 }
 
-/* out = a * c:  da += dy * c */
-SCALAR_FWD(muls_fwd, a * c)
-SCALAR_BWD(muls_grad, dy * c)
-static void muls_bwd(tg_entry *e) { scalar_grad(e, muls_grad); }
+/* out = a * k:  da += dy * k */
 static const tg_ew_rule muls_op_rule = {
     TG_VM_MULK, 1, {{TG_VM_MULK, {TG_R_G, 0, 0}}}};
-static const tg_op muls_op = {"mul_scalar", muls_bwd, .ew = &muls_op_rule, .jvp = tg_jvp_elementwise,
+static const tg_op muls_op = {"mul_scalar", ew_bwd, .ew = &muls_op_rule,
+                              .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_NONE};
 tg_tensor *tg_mul_scalar(tg_tensor *a, double s)
 {
-    return scalar_forward(&muls_op, a, s, muls_fwd);
+    return scalar_forward(&muls_op, a, s);
 }
 
-/* out = a ** c:  da += dy * c * a^(c-1) */
-SCALAR_FWD(pows_fwd, rpow(a, c))
-SCALAR_BWD(pows_grad, c == 0 ? 0 : dy * c * rpow(a, c - 1))
-static void pows_bwd(tg_entry *e) { scalar_grad(e, pows_grad); }
+/* out = a ** k:  da += dy * k * a^(k-1) */
 static const tg_ew_rule pows_op_rule = {
     TG_VM_POWK, 1, {{TG_VM_DPOWK, {TG_R_G, TG_R_A, 0}}}};
-static const tg_op pows_op = {"pow_scalar", pows_bwd, .ew = &pows_op_rule, .jvp = tg_jvp_elementwise,
+static const tg_op pows_op = {"pow_scalar", ew_bwd, .ew = &pows_op_rule,
+                              .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_IN(0)};
 tg_tensor *tg_pow_scalar(tg_tensor *a, double p)
 {
-    return scalar_forward(&pows_op, a, p, pows_fwd);
+    return scalar_forward(&pows_op, a, p);
 }

@@ -102,15 +102,14 @@ void tg_ew_run_code(int code, double k, bool acc, tg_real *const *base,
 
 /* ---- elementwise rules as data ----------------------------------------
  * Every elementwise op describes itself as codes of the vector machine
- * (ops/kernels/vm_codes.h, where each code is one line): one for its forward,
- * one per input for its derivative. An instruction names a code and up to
- * three sources; in a derivative the sources are the op's own values:
- * its inputs a and b, its output y, the gradient g = dL/dy it receives,
- * and the op's constant k (farg[0] of scalar ops). The fused programs
- * (ops/fuse/fuse_vm.c), forward mode (ops/jvp.c) and the unary ops' own
- * kernels (ops/unary.c) all run these; the two-input ops' broadcasting
- * kernels (ops/elementwise.c) are checked against them (tests/
- * test_vm_rules.c). */
+ * (ops/kernels/vm_codes.h, where each code is one line): one for its
+ * forward, one per input for its derivative. An instruction names a code
+ * and up to three sources; in a derivative the sources are the op's own
+ * values: its inputs a and b, its output y, the gradient g = dL/dy it
+ * receives, and the op's constant k (farg[0] of scalar ops). The ops' own
+ * kernels (ops/unary.c, ops/elementwise.c), the fused programs
+ * (ops/fuse/fuse_vm.c) and forward mode (ops/jvp.c) all run these
+ * (tests/test_vm_rules.c). */
 #define TG_VM_ENUM(NAME, name, cost, value, recorded) TG_VM_##NAME,
 enum tg_vm_code { TG_VM_CODES(TG_VM_ENUM) TG_VM_NCODES };
 #undef TG_VM_ENUM

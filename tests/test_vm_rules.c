@@ -2,13 +2,13 @@
  * tests/test_vm_rules.c - every elementwise op against its own rule.
  *
  * An elementwise op says what it computes as codes of the vector machine
- * (its tg_ew_rule; each code is one line of ops/kernels/vm_codes.h). The unary
- * ops run those codes on every path; the two-input and scalar ops keep
- * kernels of their own for broadcasting (ops/elementwise.c), and the
- * fused programs and forward mode run the rule instead. Here each op's
- * own forward and backward, on random numbers, must equal its rule
- * evaluated code by code - bit for bit, since the rule's expressions are
- * the kernels' own (no fused multiply-add anywhere).
+ * (its tg_ew_rule; each code is one line of ops/kernels/vm_codes.h), and
+ * every path runs those codes: the ops' own forward and backward (through
+ * the strided, broadcasting driver tg_ew_run_code), the fused programs
+ * and forward mode. Here each op's forward and backward, on random
+ * numbers, must equal its rule evaluated code by code on plain arrays -
+ * bit for bit: the rule's sources, constant and order, read back from
+ * the tape entry the op recorded.
  */
 #include "harness.h"
 #include "ops/fuse/fuse_stats.h"

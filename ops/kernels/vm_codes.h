@@ -12,9 +12,10 @@
  *
  * An elementwise op says what it computes as codes (its tg_ew_rule: one
  * code forward, one per input for the derivative; ops/internal.h), and
- * every path runs those codes: the unfused unary ops forward and
- * backward, the fused groups, and forward mode. A new elementwise op is
- * a line here (two with a derivative of its own) and its descriptor.
+ * every path runs those codes: the ops' own forward and backward
+ * (ops/unary.c, ops/elementwise.c), the fused groups, and forward mode.
+ * A new elementwise op is a line here (two with a derivative of its own)
+ * and its rule and descriptor in its family's file.
  *
  * The columns:
  *   NAME      the code
