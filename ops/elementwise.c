@@ -15,10 +15,10 @@
 #include "ops/elementwise.h"
 #include "ops/internal.h"
 
-/* ---- shared plumbing ---------------------------------------------------- */
+/* ---- every elementwise op's forward and backward (ops/internal.h) ----- */
 
 /* out = code(a, b) with NumPy broadcasting */
-static tg_tensor *binary_forward(const tg_op *op, tg_tensor *a, tg_tensor *b)
+tg_tensor *tg_ew_binary(const tg_op *op, tg_tensor *a, tg_tensor *b)
 {
     TG_OP_INPUTS(op->name, a, b);
     int nd;
@@ -36,7 +36,7 @@ static tg_tensor *binary_forward(const tg_op *op, tg_tensor *a, tg_tensor *b)
 }
 
 /* out = code(a; k), the constant k kept in the entry's farg[0] */
-static tg_tensor *scalar_forward(const tg_op *op, tg_tensor *a, double k)
+tg_tensor *tg_ew_unary(const tg_op *op, tg_tensor *a, double k)
 {
     TG_OP_INPUTS(op->name, a);
     tg_tensor *out = tg_new_out(a->ndim, a->shape);
@@ -51,7 +51,7 @@ static tg_tensor *scalar_forward(const tg_op *op, tg_tensor *a, double k)
 
 /* dL/d(each input) += unbroadcast(dcode(sources)), the sources taken
  * from g = dL/dy, a, b, y as the rule names them, all read in y's shape */
-static void ew_bwd(tg_entry *e)
+void tg_ew_backward(tg_entry *e)
 {
     const tg_ew_rule *r = e->op->ew;
     tg_tensor *a = e->in[0], *b = r->nin > 1 ? e->in[1] : a, *y = e->out;
@@ -89,36 +89,36 @@ static void ew_bwd(tg_entry *e)
 static const tg_ew_rule add_op_rule = {
     TG_VM_ADD, 2, {{TG_VM_COPY, {TG_R_G, 0, 0}},
     {TG_VM_COPY, {TG_R_G, 0, 0}}}};
-static const tg_op add_op = {"add", ew_bwd, .ew = &add_op_rule,
+static const tg_op add_op = {"add", tg_ew_backward, .ew = &add_op_rule,
                              .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_NONE};
 tg_tensor *tg_add(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward(&add_op, a, b);
+    return tg_ew_binary(&add_op, a, b);
 }
 
 /* ---- sub ---- out = a - b:  da += dy,  db -= dy */
 static const tg_ew_rule sub_op_rule = {
     TG_VM_SUB, 2, {{TG_VM_COPY, {TG_R_G, 0, 0}},
     {TG_VM_NEG, {TG_R_G, 0, 0}}}};
-static const tg_op sub_op = {"sub", ew_bwd, .ew = &sub_op_rule,
+static const tg_op sub_op = {"sub", tg_ew_backward, .ew = &sub_op_rule,
                              .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_NONE};
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward(&sub_op, a, b);
+    return tg_ew_binary(&sub_op, a, b);
 }
 
 /* ---- mul ---- out = a * b:  da += dy * b,  db += dy * a */
 static const tg_ew_rule mul_op_rule = {
     TG_VM_MUL, 2, {{TG_VM_MUL, {TG_R_G, TG_R_B, 0}},
     {TG_VM_MUL, {TG_R_G, TG_R_A, 0}}}};
-static const tg_op mul_op = {"mul", ew_bwd, .ew = &mul_op_rule,
+static const tg_op mul_op = {"mul", tg_ew_backward, .ew = &mul_op_rule,
                              .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_IN(0) | TG_READS_IN(1)};
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward(&mul_op, a, b);
+    return tg_ew_binary(&mul_op, a, b);
 }
 
 /* ---- div ----
@@ -127,12 +127,12 @@ tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b)
 static const tg_ew_rule div_op_rule = {
     TG_VM_DIV, 2, {{TG_VM_DIV, {TG_R_G, TG_R_B, 0}},
     {TG_VM_DDIVB, {TG_R_G, TG_R_Y, TG_R_B}}}};
-static const tg_op div_op = {"div", ew_bwd, .ew = &div_op_rule,
+static const tg_op div_op = {"div", tg_ew_backward, .ew = &div_op_rule,
                              .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_IN(1) | TG_READS_OUT};
 tg_tensor *tg_div(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward(&div_op, a, b);
+    return tg_ew_binary(&div_op, a, b);
 }
 
 /* ---- pow ----
@@ -144,11 +144,11 @@ tg_tensor *tg_div(tg_tensor *a, tg_tensor *b)
 static const tg_ew_rule pow_op_rule = {
     TG_VM_POW, 2, {{TG_VM_DPOWA, {TG_R_G, TG_R_A, TG_R_B}},
     {TG_VM_DPOWB, {TG_R_G, TG_R_Y, TG_R_A}}}};
-static const tg_op pow_op = {"pow", ew_bwd, .ew = &pow_op_rule,
+static const tg_op pow_op = {"pow", tg_ew_backward, .ew = &pow_op_rule,
                              .jvp = tg_jvp_elementwise};
 tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b)
 {
-    return binary_forward(&pow_op, a, b);
+    return tg_ew_binary(&pow_op, a, b);
 }
 
 /* ---- one input and a constant k: neg, add_scalar, mul_scalar,
@@ -157,43 +157,43 @@ tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b)
 /* out = -a:  da -= dy */
 static const tg_ew_rule neg_op_rule = {
     TG_VM_NEG, 1, {{TG_VM_NEG, {TG_R_G, 0, 0}}}};
-static const tg_op neg_op = {"neg", ew_bwd, .ew = &neg_op_rule,
+static const tg_op neg_op = {"neg", tg_ew_backward, .ew = &neg_op_rule,
                              .jvp = tg_jvp_elementwise,
                              .reads = TG_READS_NONE};
 tg_tensor *tg_neg(tg_tensor *a)
 {
-    return scalar_forward(&neg_op, a, 0);
+    return tg_ew_unary(&neg_op, a, 0);
 }
 
 /* out = a + k:  da += dy */
 static const tg_ew_rule adds_op_rule = {
     TG_VM_ADDK, 1, {{TG_VM_COPY, {TG_R_G, 0, 0}}}};
-static const tg_op adds_op = {"add_scalar", ew_bwd, .ew = &adds_op_rule,
+static const tg_op adds_op = {"add_scalar", tg_ew_backward, .ew = &adds_op_rule,
                               .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_NONE};
 tg_tensor *tg_add_scalar(tg_tensor *a, double s)
 {
-    return scalar_forward(&adds_op, a, s);
+    return tg_ew_unary(&adds_op, a, s);
 }
 
 /* out = a * k:  da += dy * k */
 static const tg_ew_rule muls_op_rule = {
     TG_VM_MULK, 1, {{TG_VM_MULK, {TG_R_G, 0, 0}}}};
-static const tg_op muls_op = {"mul_scalar", ew_bwd, .ew = &muls_op_rule,
+static const tg_op muls_op = {"mul_scalar", tg_ew_backward, .ew = &muls_op_rule,
                               .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_NONE};
 tg_tensor *tg_mul_scalar(tg_tensor *a, double s)
 {
-    return scalar_forward(&muls_op, a, s);
+    return tg_ew_unary(&muls_op, a, s);
 }
 
 /* out = a ** k:  da += dy * k * a^(k-1) */
 static const tg_ew_rule pows_op_rule = {
     TG_VM_POWK, 1, {{TG_VM_DPOWK, {TG_R_G, TG_R_A, 0}}}};
-static const tg_op pows_op = {"pow_scalar", ew_bwd, .ew = &pows_op_rule,
+static const tg_op pows_op = {"pow_scalar", tg_ew_backward, .ew = &pows_op_rule,
                               .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_IN(0)};
 tg_tensor *tg_pow_scalar(tg_tensor *a, double p)
 {
-    return scalar_forward(&pows_op, a, p);
+    return tg_ew_unary(&pows_op, a, p);
 }

@@ -99,6 +99,12 @@ void tg_ew_run(int nop, tg_real *const *base, const int64_t *const *strides,
 void tg_ew_run_code(int code, double k, bool acc, tg_real *const *base,
                     const int64_t *const *strides, int ndim,
                     const int64_t *shape);
+/* Every elementwise op, from its descriptor's rule (ops/elementwise.c):
+ * out = code(a, b) with broadcasting; out = code(a; k), k kept in the
+ * entry's farg[0]; and the backward of both, dL/d(input) += dcode. */
+tg_tensor *tg_ew_binary(const tg_op *op, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_ew_unary(const tg_op *op, tg_tensor *a, double k);
+void tg_ew_backward(tg_entry *e);
 
 /* ---- elementwise rules as data ----------------------------------------
  * Every elementwise op describes itself as codes of the vector machine

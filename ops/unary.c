@@ -6,13 +6,12 @@
  *
  * Each op is its rule and its descriptor: the rule names the vector
  * machine's code for the forward and one for the derivative (each code
- * is one line of ops/kernels/vm_codes.h, its expression written once), and the
- * same two shared functions run every op: forward out = code(x), backward
- * dx += dcode(sources). They go through tg_ew_run_code (ops/common.c),
- * which walks any shape and strides, so a transposed or sliced x needs no
- * copy; the fused programs (ops/fuse/fuse_vm.c) and forward mode (ops/jvp.c)
- * run the very same rules. Backward operands: dx and dy are contiguous
- * (gradients always are), x may be strided.
+ * is one line of ops/kernels/vm_codes.h, its expression written once),
+ * and the same two functions run every elementwise op (tg_ew_unary and
+ * tg_ew_backward, ops/elementwise.c), through tg_ew_run_code
+ * (ops/common.c), which walks any shape and strides, so a transposed or
+ * sliced x needs no copy. The fused programs (ops/fuse/fuse_vm.c) and
+ * forward mode (ops/jvp.c) run the very same rules.
  *
  * Backward rules reuse the output y where the derivative is a function of
  * it (exp' = y, tanh' = 1 - y^2, sigmoid' = y(1 - y), sqrt' = 1/(2y),
@@ -26,44 +25,6 @@
 #include "ops/unary.h"
 #include "ops/internal.h"
 
-/* ---- shared plumbing ---------------------------------------------------- */
-
-/* out = code(x), the rule's forward code */
-static tg_tensor *unary_forward(const tg_op *op, tg_tensor *x)
-{
-    TG_OP_INPUTS(op->name, x);
-    tg_tensor *out = tg_new_out(x->ndim, x->shape);
-    if (!out)
-        return NULL;
-    tg_real *base[] = {out->data, x->data, x->data, x->data};
-    const int64_t *st[] = {out->stride, x->stride, x->stride, x->stride};
-    tg_ew_run_code(op->ew->code, 0, false, base, st, x->ndim, x->shape);
-    tg_record(op, out, 1, &x);
-    return tg_op_result(out);
-}
-
-/* dL/dx += the rule's derivative code over its sources, each of g = dy,
- * x (TG_R_A) and y. dx, dy and y are contiguous in y's shape, which is
- * also y's data layout (outputs are contiguous). */
-static void unary_bwd(tg_entry *e)
-{
-    tg_tensor *x = e->in[0], *y = e->out;
-    if (!x->grad)
-        return;
-    const tg_ew_deriv *d = &e->op->ew->d[0];
-    tg_real *src[4] = {[TG_R_G] = y->grad, [TG_R_A] = x->data,
-                       [TG_R_B] = y->grad, [TG_R_Y] = y->data};
-    const int64_t *sst[4] = {[TG_R_G] = y->stride, [TG_R_A] = x->stride,
-                             [TG_R_B] = y->stride, [TG_R_Y] = y->stride};
-    tg_real *base[4] = {x->grad};
-    const int64_t *st[4] = {y->stride};
-    for (int j = 0; j < 3; j++) {
-        base[1 + j] = src[d->src[j]];
-        st[1 + j] = sst[d->src[j]];
-    }
-    tg_ew_run_code(d->code, 0, true, base, st, y->ndim, y->shape);
-}
-
 /* Each op: its rule (forward code; the derivative's code and sources,
  * from g, x (TG_R_A), y) and its descriptor. */
 
@@ -71,12 +32,12 @@ static void unary_bwd(tg_entry *e)
 /* y = exp(x):  dx += dy * y */
 static const tg_ew_rule exp_op_rule = {
     TG_VM_EXP, 1, {{TG_VM_MUL, {TG_R_G, TG_R_Y, 0}}}};
-static const tg_op exp_op = {"exp", unary_bwd, .ew = &exp_op_rule,
+static const tg_op exp_op = {"exp", tg_ew_backward, .ew = &exp_op_rule,
                               .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_OUT};
 tg_tensor *tg_exp(tg_tensor *x)
 {
-    return unary_forward(&exp_op, x);
+    return tg_ew_unary(&exp_op, x, 0);
 }
 
 /* ---- log ----
@@ -85,12 +46,12 @@ tg_tensor *tg_exp(tg_tensor *x)
 /* y = log(x):  dx += dy / x */
 static const tg_ew_rule log_op_rule = {
     TG_VM_LOG, 1, {{TG_VM_DIV, {TG_R_G, TG_R_A, 0}}}};
-static const tg_op log_op = {"log", unary_bwd, .ew = &log_op_rule,
+static const tg_op log_op = {"log", tg_ew_backward, .ew = &log_op_rule,
                               .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_IN(0)};
 tg_tensor *tg_log(tg_tensor *x)
 {
-    return unary_forward(&log_op, x);
+    return tg_ew_unary(&log_op, x, 0);
 }
 
 /* ---- tanh ----
@@ -100,12 +61,12 @@ tg_tensor *tg_log(tg_tensor *x)
 /* y = tanh(x):  dx += dy * (1 - y^2) */
 static const tg_ew_rule tanh_op_rule = {
     TG_VM_TANH, 1, {{TG_VM_DTANH, {TG_R_G, TG_R_Y, 0}}}};
-static const tg_op tanh_op = {"tanh", unary_bwd, .ew = &tanh_op_rule,
+static const tg_op tanh_op = {"tanh", tg_ew_backward, .ew = &tanh_op_rule,
                               .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_OUT};
 tg_tensor *tg_tanh(tg_tensor *x)
 {
-    return unary_forward(&tanh_op, x);
+    return tg_ew_unary(&tanh_op, x, 0);
 }
 
 /* ---- sigmoid ----
@@ -121,12 +82,12 @@ tg_tensor *tg_tanh(tg_tensor *x)
 /* y = sigmoid(x):  dx += dy * y * (1 - y) */
 static const tg_ew_rule sigmoid_op_rule = {
     TG_VM_SIGMOID, 1, {{TG_VM_DSIGMOID, {TG_R_G, TG_R_Y, 0}}}};
-static const tg_op sigmoid_op = {"sigmoid", unary_bwd, .ew = &sigmoid_op_rule,
+static const tg_op sigmoid_op = {"sigmoid", tg_ew_backward, .ew = &sigmoid_op_rule,
                               .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_OUT};
 tg_tensor *tg_sigmoid(tg_tensor *x)
 {
-    return unary_forward(&sigmoid_op, x);
+    return tg_ew_unary(&sigmoid_op, x, 0);
 }
 
 /* ---- relu ----
@@ -136,12 +97,12 @@ tg_tensor *tg_sigmoid(tg_tensor *x)
 /* y = relu(x):  dx += dy * [x > 0] */
 static const tg_ew_rule relu_op_rule = {
     TG_VM_RELU, 1, {{TG_VM_DRELU, {TG_R_G, TG_R_Y, 0}}}};
-static const tg_op relu_op = {"relu", unary_bwd, .ew = &relu_op_rule,
+static const tg_op relu_op = {"relu", tg_ew_backward, .ew = &relu_op_rule,
                               .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_OUT};
 tg_tensor *tg_relu(tg_tensor *x)
 {
-    return unary_forward(&relu_op, x);
+    return tg_ew_unary(&relu_op, x, 0);
 }
 
 /* ---- sqrt ----
@@ -150,12 +111,12 @@ tg_tensor *tg_relu(tg_tensor *x)
 /* y = sqrt(x):  dx += dy * 0.5 / y */
 static const tg_ew_rule sqrt_op_rule = {
     TG_VM_SQRT, 1, {{TG_VM_DSQRT, {TG_R_G, TG_R_Y, 0}}}};
-static const tg_op sqrt_op = {"sqrt", unary_bwd, .ew = &sqrt_op_rule,
+static const tg_op sqrt_op = {"sqrt", tg_ew_backward, .ew = &sqrt_op_rule,
                               .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_OUT};
 tg_tensor *tg_sqrt(tg_tensor *x)
 {
-    return unary_forward(&sqrt_op, x);
+    return tg_ew_unary(&sqrt_op, x, 0);
 }
 
 /* ---- step_ste: a hard gate with a straight-through gradient ----
@@ -176,10 +137,10 @@ tg_tensor *tg_sqrt(tg_tensor *x)
 /* y = [x > 0]:  dx += dy * s * (1 - s),  s = sigmoid(x)  (the surrogate) */
 static const tg_ew_rule step_op_rule = {
     TG_VM_STEP, 1, {{TG_VM_DSTEP, {TG_R_G, TG_R_A, 0}}}};
-static const tg_op step_op = {"step_ste", unary_bwd, .ew = &step_op_rule,
+static const tg_op step_op = {"step_ste", tg_ew_backward, .ew = &step_op_rule,
                               .jvp = tg_jvp_elementwise,
                               .reads = TG_READS_IN(0)};
 tg_tensor *tg_step_ste(tg_tensor *x)
 {
-    return unary_forward(&step_op, x);
+    return tg_ew_unary(&step_op, x, 0);
 }
