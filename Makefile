@@ -81,7 +81,8 @@ HEADERS  := $(wildcard tensor/*.h autograd/*.h ops/*.h nn/*.h)
 # are public: installed, and checked as C++ too.
 INTERNAL_HEADERS := tensor/ds.h tensor/parallel.h autograd/anomaly.h \
                     ops/internal.h ops/fuse_internal.h ops/fuse_stats.h \
-                    ops/gemm.h ops/vmath.h nn/optim_internal.h
+                    ops/gemm.h ops/vmath.h nn/optim_internal.h \
+                    nn/dist_internal.h
 PUBLIC_HEADERS := $(filter-out $(INTERNAL_HEADERS),$(HEADERS))
 
 # ---- kernel levels: objects ----------------------------------------------

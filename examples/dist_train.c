@@ -8,9 +8,10 @@
  * A character LSTM learns a short text. Each step's batch of B streams is
  * cut into G blocks (--blocks, default 4) of B/G streams; rank r of N
  * computes blocks r*G/N ... one after the other, and tg_dist_grads sums
- * the blocks' gradients in block order over the ranks. Every N dividing G
- * prints the same losses to the last bit, and the same final checksum of
- * the parameters: try -np 1, 2 and 4.
+ * the blocks' gradients over the ranks along a tree fixed by G (--reduce
+ * chain: in block order; ring: MPI_Allreduce). Every N dividing G (a power
+ * of two for the tree) prints the same losses to the last bit, and the
+ * same final checksum of the parameters: try -np 1, 2 and 4.
  */
 #include "nn/charlm.h"
 #include "nn/dist.h"
@@ -29,13 +30,17 @@ int main(int argc, char **argv)
     if (tg_dist_init(&argc, &argv) < 0)
         return 1;
     int G = 4, steps = 30, T = 16, B = 8, H = 32, bucket = 0;
+    tg_dist_reduce how = TG_DIST_TREE;
     for (int i = 1; i + 1 < argc; i += 2) {
         int v = atoi(argv[i + 1]);
-        if (!strcmp(argv[i], "--blocks")) G = v;
+        if (!strcmp(argv[i], "--reduce"))
+            how = !strcmp(argv[i + 1], "chain") ? TG_DIST_CHAIN
+                  : !strcmp(argv[i + 1], "ring") ? TG_DIST_RING : TG_DIST_TREE;
+        else if (!strcmp(argv[i], "--blocks")) G = v;
         else if (!strcmp(argv[i], "--steps")) steps = v;
         else if (!strcmp(argv[i], "--B")) B = v;
         else if (!strcmp(argv[i], "--bucket")) bucket = v; /* bytes per message */
-        else { fprintf(stderr, "usage: dist_train [--blocks G] [--steps S] [--B B] [--bucket BYTES]\n"); return 2; }
+        else { fprintf(stderr, "usage: dist_train [--blocks G] [--steps S] [--B B] [--bucket BYTES] [--reduce tree|chain|ring]\n"); return 2; }
     }
     int N = tg_dist_size(), r = tg_dist_rank();
     if (argc == 2 && !strcmp(argv[1], "--pingpong")) { /* alpha and beta */
@@ -58,7 +63,7 @@ int main(int argc, char **argv)
     tg_manual_seed(1);
     tg_charlm *model = tg_charlm_new(&tg_lstm_cell, (int)V, 16, H, 1, 0.0, NULL);
     tg_dist_broadcast_params(&model->params, 0); /* one starting point */
-    tg_dist_grads *dg = tg_dist_grads_new(&model->params, G, 1.0 / G, (size_t)bucket);
+    tg_dist_grads *dg = tg_dist_grads_new_reduce(&model->params, G, 1.0 / G, (size_t)bucket, how);
     tg_optim *opt = tg_adam_new(&model->params, 0.01, 0.9, 0.999, 1e-8, 0);
     int64_t *tok = malloc((size_t)(T * Bb) * sizeof *tok), *tgt = malloc((size_t)(T * Bb) * sizeof *tgt);
     for (int s = 0; s < steps; s++) {
@@ -92,8 +97,8 @@ int main(int argc, char **argv)
         h = (h ^ p[i]) * 1099511628211u;
     tg_dist_stats st = tg_dist_grads_stats(dg);
     if (r == 0)
-        printf("parameters %016llx\nranks %d, blocks %d: %.3f s waiting, %.0f bytes sent by rank 0\n",
-               (unsigned long long)h, N, G, st.wait_s, st.bytes_sent);
+        printf("parameters %016llx\nranks %d, blocks %d, %s: %.3f s waiting, %.0f bytes sent by rank 0\n",
+               (unsigned long long)h, N, G, tg_dist_reduce_name(tg_dist_grads_reduce(dg)), st.wait_s, st.bytes_sent);
     free(tok);
     free(tgt);
     tg_optim_free(opt);
