@@ -10,9 +10,12 @@
 # 3 ranks for G = 6, where the tree falls back to it). Then charlm train:
 # 2 and 4 ranks (the tree, over shared memory and over TCP: Open MPI's
 # tcp BTL) against one process, checkpoints compared byte for byte, and
-# runs resumed on other rank counts. Skipped, with a line saying so, where
-# MPI is not installed (scripts/deps.sh installs it).
+# runs resumed on other rank counts; and 2 ranks in two network namespaces
+# over a link shaped by tc (scripts/netns_bench.sh --check, skipped with a
+# line where namespaces cannot be made). Skipped, with a line saying so,
+# where MPI is not installed (scripts/deps.sh installs it).
 set -u
+root=$(pwd)
 build=$(cd "$1" && pwd)
 make_mpi=$2
 if ! command -v mpicc >/dev/null 2>&1 || ! command -v mpirun >/dev/null 2>&1; then
@@ -198,4 +201,8 @@ elif ! grep -q "loss is\|gradient norm is\|no longer finite" dv.err; then
 else
     echo "dist: a diverging run stops every rank: $(grep -o 'the [a-z]* loss is [^;]*\|gradient norm is [a-z]*\|no longer finite' dv.err | head -n 1)"
 fi
+# a real network path: two namespaces, TCP over a veth link at 200 Mbit/s
+NETNS_BUILD=$build sh "$root/scripts/netns_bench.sh" --check > "$tmp/netns" 2>&1 ||
+    { echo "dist: FAIL: over two network namespaces:"; fail=1; }
+grep -v "plm:rsh: Warning" "$tmp/netns" | sed 's/^netns_bench: /dist: /'
 exit $fail
