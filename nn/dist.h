@@ -31,9 +31,9 @@
  *   the ranks 0 -> 1 -> ... -> N-1 and back: the same bits for every N
  *   dividing G, but 2 (N - 1) hops per bucket - slow at many ranks.
  * - the ring: MPI_Allreduce of each rank's sum (along the tree), in
- *   whatever order the MPI library picks for N ranks: fastest at
- *   hundreds of ranks, and not the same bits for another N (nor
- *   necessarily for another MPI library).
+ *   whatever order the MPI library picks for N ranks: its own algorithm
+ *   for the network at hand (or the network's hardware), and not the
+ *   same bits for another N (nor necessarily another MPI library).
  *
  * The tree and the chain agree for G <= 3 (the same additions); from
  * G = 4 on they are two computations, so a checkpoint resumed with the

@@ -85,9 +85,9 @@ static const cl_opt train_opts[] = {
      "tree over the G blocks: the numbers of 1 process on 2, 4, 8 ... "
      "ranks; other numbers of ranks use the chain, with a note), chain (in "
      "block order: the same numbers on any number of ranks dividing G, "
-     "slower at many ranks) or ring (MPI_Allreduce: fastest at hundreds of "
-     "ranks, but its numbers depend on the ranks). tree and chain differ "
-     "from G = 4 on"},
+     "slower at many ranks) or ring (MPI_Allreduce, the MPI library's own "
+     "algorithm: its numbers depend on the number of ranks). tree and "
+     "chain differ from G = 4 on"},
     {"steps", "N", CL_INT, OFF(steps), 1, BIG, CL_STORED,
      "train until step N (counted from the start of the run, also after "
      "--resume)"},
