@@ -84,7 +84,8 @@ INTERNAL_HEADERS := tensor/ds.h tensor/parallel.h autograd/anomaly.h \
                     ops/internal.h ops/fuse/fuse_internal.h \
                     ops/fuse/fuse_stats.h ops/kernels/gemm.h \
                     ops/kernels/kernel_table.h ops/kernels/vmath.h \
-                    ops/kernels/vm_codes.h nn/optim_internal.h
+                    ops/kernels/vm_codes.h nn/optim_internal.h \
+                    nn/dist_internal.h
 PUBLIC_HEADERS := $(filter-out $(INTERNAL_HEADERS),$(HEADERS))
 
 # ---- kernel levels: objects ----------------------------------------------

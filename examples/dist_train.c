@@ -8,9 +8,10 @@
  * A character LSTM learns a short text. Each step's batch of B streams is
  * cut into G blocks (--blocks, default 4) of B/G streams; rank r of N
  * computes blocks r*G/N ... one after the other, and tg_dist_grads sums
- * the blocks' gradients in block order over the ranks. Every N dividing G
- * prints the same losses to the last bit, and the same final checksum of
- * the parameters: try -np 1, 2 and 4.
+ * the blocks' gradients over the ranks along a tree fixed by G (--reduce
+ * chain: in block order; ring: MPI_Allreduce). Every N dividing G (a power
+ * of two for the tree) prints the same losses to the last bit, and the
+ * same final checksum of the parameters: try -np 1, 2 and 4.
  */
 #include "examples/common/cli.h"
 #include "nn/charlm.h"
@@ -28,6 +29,7 @@ static const char text[] =
 typedef struct opts {
     int G, steps, B, bucket; /* bucket: bytes per message */
     bool pingpong;
+    const char *reduce;
 } opts;
 
 /* (--blocks 0 is refused below, with the rule it breaks) */
@@ -38,9 +40,10 @@ static const cli_flag flags[] = {
     {"B", "B", CLI_INT, OFF(B), 1, 1 << 20, 0, NULL},
     {"bucket", "BYTES", CLI_INT, OFF(bucket), 0, 1 << 30, 0, NULL},
     {"pingpong", NULL, CLI_SWITCH, OFF(pingpong), 0, 0, 0, NULL},
+    {"reduce", "HOW", CLI_STR, OFF(reduce), 0, 0, 0, NULL},
 };
 #define USAGE "usage: dist_train [--blocks G] [--steps S] [--B B] " \
-              "[--bucket BYTES]"
+              "[--bucket BYTES] [--reduce tree|chain|ring]"
 static const cli_spec spec = {"dist_train", USAGE "\n", flags,
                               CLI_COUNT(flags), CLI_WANTS, USAGE, NULL};
 
@@ -48,9 +51,18 @@ int main(int argc, char **argv)
 {
     if (tg_dist_init(&argc, &argv) < 0)
         return 1;
-    opts o = {.G = 4, .steps = 30, .B = 8, .bucket = 0};
+    opts o = {.G = 4, .steps = 30, .B = 8, .bucket = 0, .reduce = "tree"};
     cli_parse_or_exit(&spec, argc, argv, &o);
     int G = o.G, steps = o.steps, T = 16, B = o.B, H = 32, bucket = o.bucket;
+    tg_dist_reduce how = !strcmp(o.reduce, "tree")    ? TG_DIST_TREE
+                         : !strcmp(o.reduce, "chain") ? TG_DIST_CHAIN
+                         : !strcmp(o.reduce, "ring")  ? TG_DIST_RING
+                                                      : (tg_dist_reduce)-1;
+    if ((int)how < 0) {
+        fprintf(stderr, "dist_train: --reduce: '%s' is not tree, chain or "
+                "ring\n%s\n", o.reduce, USAGE);
+        return 2;
+    }
     int N = tg_dist_size(), r = tg_dist_rank();
     if (o.pingpong) { /* alpha and beta */
         for (size_t bytes = 8; bytes <= (64u << 20); bytes *= 8) {
@@ -72,7 +84,7 @@ int main(int argc, char **argv)
     tg_manual_seed(1);
     tg_charlm *model = tg_charlm_new(&tg_lstm_cell, (int)V, 16, H, 1, 0.0, NULL);
     tg_dist_broadcast_params(&model->params, 0); /* one starting point */
-    tg_dist_grads *dg = tg_dist_grads_new(&model->params, G, 1.0 / G, (size_t)bucket);
+    tg_dist_grads *dg = tg_dist_grads_new_reduce(&model->params, G, 1.0 / G, (size_t)bucket, how);
     tg_optim *opt = tg_adam_new(&model->params, 0.01, 0.9, 0.999, 1e-8, 0);
     int64_t *tok = malloc((size_t)(T * Bb) * sizeof *tok), *tgt = malloc((size_t)(T * Bb) * sizeof *tgt);
     for (int s = 0; s < steps; s++) {
@@ -106,8 +118,8 @@ int main(int argc, char **argv)
         h = (h ^ p[i]) * 1099511628211u;
     tg_dist_stats st = tg_dist_grads_stats(dg);
     if (r == 0)
-        printf("parameters %016llx\nranks %d, blocks %d: %.3f s waiting, %.0f bytes sent by rank 0\n",
-               (unsigned long long)h, N, G, st.wait_s, st.bytes_sent);
+        printf("parameters %016llx\nranks %d, blocks %d, %s: %.3f s waiting, %.0f bytes sent by rank 0\n",
+               (unsigned long long)h, N, G, tg_dist_reduce_name(tg_dist_grads_reduce(dg)), st.wait_s, st.bytes_sent);
     free(tok);
     free(tgt);
     tg_optim_free(opt);

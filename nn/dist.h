@@ -11,14 +11,33 @@
  * Same results for any number of ranks. A batch is cut into G blocks of
  * rows ("micro-batches"), G fixed by the run; rank r of N computes the
  * gradients of blocks r*G/N ... (r+1)*G/N - 1, one after the other, and
- * the gradient of the batch is summed in block order,
- * ((g0 + g1) + g2) + ..., whoever holds which block: the sum travels
- * along the ranks, 0 -> 1 -> ... -> N-1, each adding its own blocks in
- * order, and the total travels back. Each block is computed by the same
- * code on the same number of rows everywhere, so one process with G
- * blocks and N ranks with G/N blocks each produce the same bits, for
- * every N dividing G. (The usual ring all-reduce adds in an order that
- * depends on N; it is faster at hundreds of ranks, and not exact.)
+ * the gradient of the batch is summed in an order fixed by G alone,
+ * whoever holds which block. Each block is computed by the same code on
+ * the same number of rows everywhere, so one process with G blocks and N
+ * ranks with G/N blocks each produce the same bits. Three ways to sum
+ * (tg_dist_reduce):
+ *
+ * - the tree (the default): one balanced binary tree over the G blocks,
+ *   ((g0 + g1) + (g2 + g3)) + ... - the first ceil(n/2) blocks of a
+ *   subtree of n on the left. Each rank sums its run of G/N blocks along
+ *   it, and the ranks sum the levels above (recursive halving, then
+ *   recursive doubling: Rabenseifner's all-reduce): the same bits as one
+ *   process for every N that is a power of two dividing G, in 2 log2 N
+ *   messages and 2 (N-1)/N of the gradients' bytes sent per rank - the
+ *   bandwidth of a ring, the latency of a tree. Another N (3, 6 ...)
+ *   cannot cut the tree between ranks: the sum falls back to the chain
+ *   (tg_dist_grads_reduce says which is used).
+ * - the chain: in block order, ((g0 + g1) + g2) + ..., travelling along
+ *   the ranks 0 -> 1 -> ... -> N-1 and back: the same bits for every N
+ *   dividing G, but 2 (N - 1) hops per bucket - slow at many ranks.
+ * - the ring: MPI_Allreduce of each rank's sum (along the tree), in
+ *   whatever order the MPI library picks for N ranks: its own algorithm
+ *   for the network at hand (or the network's hardware), and not the
+ *   same bits for another N (nor necessarily another MPI library).
+ *
+ * The tree and the chain agree for G <= 3 (the same additions); from
+ * G = 4 on they are two computations, so a checkpoint resumed with the
+ * other one is not the run it would have been.
  *
  * The sum starts while backward still runs: the parameters live in one
  * block (tg_params_flatten) cut into buckets of about bucket_bytes, and a
@@ -172,16 +191,34 @@ int tg_dist_agree(const tg_dist_digest *d, char *why, size_t cap);
 /* ---- summing gradients ------------------------------------------------ */
 typedef struct tg_dist_grads tg_dist_grads;
 
+/* How the blocks' gradients are summed (see the top of this file). */
+typedef enum tg_dist_reduce {
+    TG_DIST_TREE,  /* fixed tree: bitwise for N a power of two dividing G */
+    TG_DIST_CHAIN, /* block order: bitwise for every N dividing G */
+    TG_DIST_RING   /* MPI_Allreduce: not bitwise across N */
+} tg_dist_reduce;
+/* "tree", "chain", "ring" */
+const char *tg_dist_reduce_name(tg_dist_reduce how);
+/* true when the tree can be cut between this many ranks (a power of 2) */
+bool tg_dist_tree_fits(int ranks);
+
 /* Sums the gradients of ps over `blocks` blocks spread evenly over the
- * ranks, in block order, then multiplies by scale (1.0 / blocks: the mean
+ * ranks, along the tree, then multiplies by scale (1.0 / blocks: the mean
  * of per-block mean losses). blocks must be a multiple of the number of
  * ranks. bucket_bytes: size of one message (0: 4 MB). Flattens ps. NULL
- * after reporting an error. */
+ * after reporting an error. tg_dist_grads_new_reduce sums another way;
+ * the tree on a number of ranks that is not a power of two, and the ring
+ * on one rank, fall back to the chain and the tree. */
 tg_dist_grads *tg_dist_grads_new(tg_params *ps, int blocks, double scale,
                                  size_t bucket_bytes);
+tg_dist_grads *tg_dist_grads_new_reduce(tg_params *ps, int blocks,
+                                        double scale, size_t bucket_bytes,
+                                        tg_dist_reduce how);
 void tg_dist_grads_free(tg_dist_grads *g);
 /* The number of blocks this rank computes per step (blocks / size). */
 int tg_dist_grads_local(const tg_dist_grads *g);
+/* The way the sums are made, after any fallback. */
+tg_dist_reduce tg_dist_grads_reduce(const tg_dist_grads *g);
 /* Before the backward of this rank's k-th block (k = 0 .. local-1): zeroes
  * the gradients; before the last, also starts sending buckets as backward
  * completes them. */
@@ -194,8 +231,9 @@ int tg_dist_grads_end(tg_dist_grads *g);
 
 /* What the last steps cost: seconds spent waiting for messages after
  * backward ended (communication that backward did not hide), seconds of
- * messages in flight while backward ran (hidden), and bytes sent. Reset
- * by reading. */
+ * messages in flight while backward ran (hidden), and bytes sent (the
+ * ring: those a ring all-reduce sends; MPI does not say). Reset by
+ * reading. */
 typedef struct tg_dist_stats {
     double wait_s, overlap_s;
     double bytes_sent;

@@ -29,6 +29,7 @@ Flags are charlm train's, with its defaults, except:
                   `charlm train --init-from FILE` starts from); default: none
   --resume        not available (the optimizer's state is not saved)
   --blocks        accepted and ignored (in charlm it only orders a sum)
+  --reduce        accepted and ignored (likewise)
   --threads N     N BLAS threads and one PyTorch thread, PyTorch's fastest
                   setting here (its own pool beside OpenBLAS's oversubscribes
                   the cores); --torch-threads K changes the latter
@@ -60,6 +61,7 @@ def parse_args(argv=None):
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--blocks", type=int, default=0)
+    ap.add_argument("--reduce", default="tree")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--minutes", type=float, default=0.0)
     ap.add_argument("--optim", default="adam", choices=["adam", "adamw", "sgd"])

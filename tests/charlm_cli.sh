@@ -393,6 +393,21 @@ for st in resumed.good crafted.optold; do
 done
 [ -s resumed.good.losses ] && cmp -s resumed.good.losses crafted.optold.losses &&
     ok || fail "a checkpoint without 'optim.optimizer' resumes differently"
+# a file saved before --reduce existed summed its blocks in block order: it
+# resumes with the chain, as it would have gone on (with 4 blocks the tree
+# is another computation, and is seen to be)
+"$BIN" train --data corpus.txt $M --blocks 4 --reduce chain --steps 3 \
+    --eval-every 3 --save g4.st >/dev/null 2>&1 || fail "the 4-block run failed"
+"$EDIT" g4.st g4old.st -reduce || fail "editing g4old.st"
+for st in g4 g4old; do
+    cp $st.st $st.tree.st
+    "$BIN" $R $st.st --steps 6 --log $st.log >/dev/null 2>&1 &&
+        losses $st.log > $st.losses || fail "resuming $st.st"
+done
+"$BIN" $R g4.tree.st --steps 6 --reduce tree --log g4.tree.log >/dev/null 2>&1 &&
+    losses g4.tree.log > g4.tree.losses || fail "resuming g4.st with the tree"
+[ -s g4.losses ] && cmp -s g4.losses g4old.losses && ! cmp -s g4.losses g4.tree.losses &&
+    ok || fail "a checkpoint without 'reduce' does not resume with the chain"
 # hidden 2048 x 8 layers in a small file: refused on the shapes, before
 # any allocation (under 300 MB of address space where no sanitizer
 # reserves its shadow memory)

@@ -135,7 +135,8 @@ wait $pid && ok || fail "removed --save: status $?: $(cat gone.err)"
 
 # ---- --resume with flags other than the checkpoint's ---------------------------
 # Stored flags that may change and make the run another one (--blocks,
-# --lr, --clip) say so in a note; the budget and --eval-every change
+# --reduce, --lr, --clip) say so in a note (--reduce tree and chain make
+# the same additions for G <= 3: no note); the budget and --eval-every change
 # nothing of the numbers and say nothing; the fixed ones are refused. The
 # rule is in --help, made from the same table.
 header() { n=$(od -An -tu8 -N8 "$1" | tr -d ' '); tail -c +9 "$1" | head -c "$n"; }
@@ -148,6 +149,16 @@ rc=$?
 grep -q "^charlm train: note: --blocks 2 replaces the checkpoint's 1 from step 10 on (not the run an uninterrupted training would have made: the blocks fix the order in which a batch's gradients are summed, and with --dropout the numbers drawn)$" res.err &&
     ok || fail "--resume --blocks 2: no note saying what changes: $(cat res.err)"
 header res.st | grep -q '"blocks":"2"' && ok || fail "--resume --blocks 2: the checkpoint does not store 2"
+cp res.keep res.st
+"$BIN" train --resume res.st --steps 12 --reduce ring > /dev/null 2> res.err || fail "--resume --reduce ring: $(cat res.err)"
+grep -q "^charlm train: note: --reduce ring replaces the checkpoint's tree from step 10 on (not the run an uninterrupted training would have made: it fixes the order in which a batch's gradients are summed)$" res.err &&
+    ok || fail "--resume --reduce ring: no note: $(cat res.err)"
+cp res.keep res.st
+"$BIN" train --resume res.st --steps 12 --reduce chain > /dev/null 2> res.err || fail "--resume --reduce chain: $(cat res.err)"
+grep -q "note" res.err && fail "--resume --reduce chain with 1 block: a note: $(cat res.err)" || ok
+"$BIN" train --data corpus.txt $M --steps 1 --reduce star --save star.st > /dev/null 2> res.err
+grep -q "^charlm train: --reduce: unknown way of summing 'star' (tree, chain or ring)$" res.err &&
+    ok || fail "--reduce star: $(cat res.err)"
 cp res.keep res.st
 "$BIN" train --resume res.st --steps 12 --lr 0.001 --clip 1 > /dev/null 2> res.err || fail "--resume --lr --clip: $(cat res.err)"
 grep -q "^charlm train: note: --lr 0.001 replaces the checkpoint's 0.002 from step 10 on (not the run an uninterrupted training would have made)$" res.err &&
@@ -167,7 +178,7 @@ for f in "layers 3" "hidden 8" "embed 9" "seq 9" "batch 8" "cell gru" "optim sgd
 done
 "$BIN" train --help | tr '\n' ' ' > help.txt
 grep -q -- "--cell, --layers, --hidden, --embed, --seq, --batch, --optim, --dropout, --seed and --val-frac cannot change" help.txt &&
-    grep -q -- "--data, --blocks, --lr and --clip may, with a note" help.txt && ok ||
+    grep -q -- "--data, --blocks, --reduce, --lr and --clip may, with a note" help.txt && ok ||
     fail "train --help does not say which flags --resume may change: $(cat help.txt)"
 
 # ---- --init-from with another vocabulary: rows mapped by character ----------

@@ -5,9 +5,17 @@
 # examples/dist_train with G = 4 blocks, built without MPI (BUILD/dist_train)
 # and with it (BUILD/mpi/dist_train, made by the given command), run as 1
 # process and as 1, 2 and 4 ranks (more ranks than cores: --oversubscribe),
-# must print identical losses and parameter checksums. Skipped, with a line
-# saying so, where MPI is not installed (scripts/deps.sh installs it).
+# must print identical losses and parameter checksums - with the tree (the
+# default; also 8 ranks for G = 8, and over TCP) and with the chain (also
+# 3 ranks for G = 6, where the tree falls back to it). Then charlm train:
+# 2 and 4 ranks (the tree, over shared memory and over TCP: Open MPI's
+# tcp BTL) against one process, checkpoints compared byte for byte, and
+# runs resumed on other rank counts; and 2 ranks in two network namespaces
+# over a link shaped by tc (scripts/netns_bench.sh --check, skipped with a
+# line where namespaces cannot be made). Skipped, with a line saying so,
+# where MPI is not installed (scripts/deps.sh installs it).
 set -u
+root=$(pwd)
 build=$(cd "$1" && pwd)
 make_mpi=$2
 if ! command -v mpicc >/dev/null 2>&1 || ! command -v mpirun >/dev/null 2>&1; then
@@ -41,6 +49,43 @@ for np in 1 2 4; do
         fail=1
     fi
 done
+# dist_train RESULT-NAME WHAT ARGS...: the same losses and parameters as
+# one process with the same ARGS (--reduce chain where the tree falls back)
+same() {
+    name=$1 what=$2; shift 2
+    "$build/dist_train" --steps 8 "$@" > "$tmp/$name.1" 2>&1
+    timeout 300 mpirun --oversubscribe $np_args "$build/mpi/dist_train" --steps 8 "$@" \
+        > "$tmp/$name.n" 2>&1 || { echo "dist: FAIL: $what: mpirun failed"; cat "$tmp/$name.n"; fail=1; return; }
+    if head -n 9 "$tmp/$name.1" | cmp -s - "$(head -n 9 "$tmp/$name.n" > "$tmp/$name.h"; echo "$tmp/$name.h")"; then
+        echo "dist: $what = 1 process, bit for bit ($(sed -n 10p "$tmp/$name.n" | sed 's/:.*//'))"
+    else
+        echo "dist: FAIL: $what differs from one process:"; diff "$tmp/$name.1" "$tmp/$name.n" | head -5; fail=1
+    fi
+}
+np_args="-np 8"; same t8 "8 ranks x 1 block, the tree" --blocks 8 --bucket 4096
+np_args="-np 4"; same c4 "4 ranks x 2 blocks, the chain" --blocks 8 --bucket 4096 --reduce chain
+np_args="-np 3"; same c3 "3 ranks x 2 blocks, --reduce chain" --blocks 6 --B 12 --reduce chain
+# the tree on 3 ranks: the chain instead (and it says so)
+"$build/dist_train" --steps 8 --blocks 6 --B 12 --reduce chain > "$tmp/f.1" 2>&1
+timeout 300 mpirun --oversubscribe -np 3 "$build/mpi/dist_train" --steps 8 --blocks 6 --B 12 > "$tmp/f.n" 2>&1
+if ! head -n 9 "$tmp/f.1" | cmp -s - "$(head -n 9 "$tmp/f.n" > "$tmp/f.h"; echo "$tmp/f.h")" ||
+        ! grep -q "ranks 3, blocks 6, chain" "$tmp/f.n"; then
+    echo "dist: FAIL: the tree on 3 ranks did not fall back to the chain:"; cat "$tmp/f.n"; fail=1
+else
+    echo "dist: the tree on 3 ranks falls back to the chain (= 1 process with the chain)"
+fi
+np_args="-np 4 --mca btl tcp,self"; same tcp4 "4 ranks over TCP, the tree" --blocks 4 --bucket 4096
+# the ring runs (MPI_Allreduce: its bits are not compared)
+timeout 300 mpirun --oversubscribe -np 2 "$build/mpi/dist_train" --steps 8 --reduce ring > "$tmp/ring" 2>&1 &&
+    grep -q "ranks 2, blocks 4, ring" "$tmp/ring" && echo "dist: 2 ranks with the ring (MPI_Allreduce) train" ||
+    { echo "dist: FAIL: the ring:"; cat "$tmp/ring"; fail=1; }
+# the tree and the chain are two computations from G = 4 on (and are seen
+# to be), and so are 2 blocks and 4
+"$build/dist_train" --steps 12 --reduce chain > "$tmp/chain" 2>&1
+if head -n 12 "$tmp/chain" | cmp -s - "$tmp/a"; then
+    echo "dist: FAIL: the chain gave the bits of the tree: the comparison proves nothing"
+    fail=1
+fi
 # the blocks matter: 2 blocks is another computation (and is seen to be)
 "$build/dist_train" --steps 12 --blocks 2 > "$tmp/g2" 2>&1
 if head -n 12 "$tmp/g2" | cmp -s - "$tmp/a"; then
@@ -75,15 +120,20 @@ body() {
 losses() { sed 's/"tokens_per_s"[^,]*,//; s/"elapsed_s"[^,]*,//' "$1"; }
 "$charlm1" train $F --steps 30 --save one.st --log one.jsonl >/dev/null 2>one.err ||
     { echo "dist: FAIL: charlm train (1 process)"; cat one.err; exit 1; }
-for np in 2 4; do
-    if ! timeout 300 mpirun --oversubscribe -np $np "$charlmN" train $F --steps 30 \
-            --save n$np.st --log n$np.jsonl >/dev/null 2>n$np.err; then
+# (shared memory, then TCP: Open MPI's tcp BTL, the path between machines,
+# here over loopback)
+for np in 2 4 4tcp; do
+    how="over shared memory" mca=
+    [ $np = 4tcp ] && how="over TCP" mca="--mca btl tcp,self"
+    # shellcheck disable=SC2086
+    if ! timeout 300 mpirun --oversubscribe $mca -np ${np%tcp} "$charlmN" train $F --reduce tree \
+            --steps 30 --save n$np.st --log n$np.jsonl >/dev/null 2>n$np.err; then
         echo "dist: FAIL: mpirun -np $np charlm train"; cat n$np.err; fail=1; continue
     fi
     losses n$np.jsonl > n$np.l
     losses one.jsonl > one.l
     if cmp -s one.l n$np.l && body one.st | cmp -s - "$(body n$np.st > n$np.body; echo n$np.body)"; then
-        echo "dist: charlm train, $np ranks = 1 process (G = 4): same losses, same checkpoint"
+        echo "dist: charlm train --reduce tree, ${np%tcp} ranks $how = 1 process (G = 4): same losses, same checkpoint"
     else
         echo "dist: FAIL: charlm train on $np ranks differs from 1 process"; diff one.l n$np.l | head -4; fail=1
     fi
@@ -99,6 +149,11 @@ timeout 300 mpirun --oversubscribe -np 2 "$charlmN" train $F --steps 20 --save r
     body s.st | cmp -s - one.body &&
     echo "dist: 1 process to step 20, then 4 ranks to 30 = 1 process to 30" ||
     { echo "dist: FAIL: a 1-process checkpoint resumed on 4 ranks differs"; fail=1; }
+timeout 300 mpirun --oversubscribe -np 4 "$charlmN" train $F --steps 20 --save q.st >/dev/null 2>&1 &&
+    timeout 300 mpirun --oversubscribe --mca btl tcp,self -np 2 "$charlmN" train --resume q.st --steps 30 >/dev/null 2>&1 &&
+    body q.st | cmp -s - one.body &&
+    echo "dist: 4 ranks to step 20, then 2 ranks over TCP to 30 = 1 process to 30" ||
+    { echo "dist: FAIL: a 4-rank checkpoint resumed on 2 ranks over TCP differs"; fail=1; }
 # one rank killed: the others end soon, and the last checkpoint is whole
 timeout 120 mpirun --oversubscribe -np 2 "$charlmN" train $F --steps 100000000 \
     --eval-every 20 --save k.st >/dev/null 2>k.err &
@@ -146,4 +201,8 @@ elif ! grep -q "loss is\|gradient norm is\|no longer finite" dv.err; then
 else
     echo "dist: a diverging run stops every rank: $(grep -o 'the [a-z]* loss is [^;]*\|gradient norm is [a-z]*\|no longer finite' dv.err | head -n 1)"
 fi
+# a real network path: two namespaces, TCP over a veth link at 200 Mbit/s
+NETNS_BUILD=$build sh "$root/scripts/netns_bench.sh" --check > "$tmp/netns" 2>&1 ||
+    { echo "dist: FAIL: over two network namespaces:"; fail=1; }
+grep -v "plm:rsh: Warning" "$tmp/netns" | sed 's/^netns_bench: /dist: /'
 exit $fail

@@ -6,7 +6,8 @@
 # crash or a silent difference: --data missing on one rank, another
 # --hidden, vocabulary, text, --blocks or --seq on one rank, another
 # --resume checkpoint, a bad flag or another command on one rank, the
-# build without MPI under mpirun, a crash of one rank while training.
+# build without MPI under mpirun, a crash of one rank while training, a
+# rank killed while the other waits for it in the tree reduction.
 # Each case runs under `timeout`, so that a hang fails it, and must name
 # the rank and what differs. Two ranks that agree still train (and
 # tests/dist.sh checks their numbers). Skipped, with a line saying so,
@@ -110,6 +111,53 @@ elif ! grep -q "^tapegrad: rank [01] of 2: SIGSEGV" k.err; then
     echo "mpi_faults: FAIL: a crash of one rank: no line from it:"; cat k.err; fail=1
 else
     echo "mpi_faults: a crash of one rank while training: status $rc after $took s: $(grep '^tapegrad' k.err)"
+fi
+
+# a rank killed during the tree reduction: rank 1 is stopped (SIGSTOP), so
+# that rank 0 finishes its backward and waits for rank 1's halves in
+# tg_dist_grads_end - checked in its stack where gdb is installed (else
+# likely: the rest of a step is compute), rank 1 let go and stopped
+# again until it is so - then rank 1 is killed. The job must end, and the
+# last checkpoint load.
+rank_pid() { # RANK: the pid of that rank of this build's charlm train
+    for p in $(pgrep -f "$charlmN train"); do
+        tr '\0' '\n' < /proc/$p/environ 2>/dev/null |
+            grep -q "^OMPI_COMM_WORLD_RANK=$1\$" && echo $p
+    done | head -n 1
+}
+timeout "$LIMIT" mpirun -q --oversubscribe -np 2 "$charlmN" train --data corpus.txt $F \
+    --reduce tree --steps 100000000 --eval-every 20 --save t.st >/dev/null 2>t.err &
+job=$!
+waited=0
+while [ ! -f t.st ] && [ $waited -lt 600 ]; do sleep 0.1; waited=$((waited + 1)); done
+sleep 0.5
+r0=$(rank_pid 0) r1=$(rank_pid 1) where="not checked (no gdb)"
+if [ -n "$r0" ] && [ -n "$r1" ]; then
+    kill -STOP "$r1"
+    if command -v gdb >/dev/null 2>&1; then
+        where="not reached in 10 tries"
+        for try in 1 2 3 4 5 6 7 8 9 10; do
+            sleep 0.3
+            if timeout 30 gdb -p "$r0" -batch -ex bt 2>/dev/null | grep -q "tg_dist_grads_end"; then
+                where="rank 0 was in tg_dist_grads_end (gdb, try $try)"; break
+            fi
+            kill -CONT "$r1"; sleep 0.$try; kill -STOP "$r1"
+        done
+    fi
+    kill -9 "$r1"
+fi
+t0=$(now)
+wait $job
+rc=$?
+took=$(echo "$(now) $t0" | awk '{ printf "%.1f", $1 - $2 }')
+if [ -z "$r1" ] || [ $rc = 124 ] || [ $rc = 0 ]; then
+    echo "mpi_faults: FAIL: a rank killed during the tree reduction: status $rc after $took s"; cat t.err; fail=1
+elif [ "${where#not reached}" != "$where" ]; then
+    echo "mpi_faults: FAIL: a rank killed during the tree reduction: $where"; fail=1
+elif ! "$charlm1" eval --load t.st >/dev/null 2>&1; then
+    echo "mpi_faults: FAIL: after a rank was killed during the tree reduction the checkpoint does not load"; fail=1
+else
+    echo "mpi_faults: a rank killed during the tree reduction ($where): status $rc after $took s, the last checkpoint loads"
 fi
 
 # the ranks agree: they train

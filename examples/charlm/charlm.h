@@ -55,8 +55,9 @@ typedef struct cl_config {
     /* data */
     const char *data;
     int64_t seq, batch;
-    int64_t blocks;   /* batch cut into blocks summed in order (nn/dist.h);
-                         0: the number of MPI ranks */
+    int64_t blocks;   /* batch cut into blocks summed in an order fixed by
+                         G (nn/dist.h); 0: the number of MPI ranks */
+    const char *reduce; /* how: "tree", "chain" or "ring" (nn/dist.h) */
     double val_frac;
     /* training */
     const char *optim;

@@ -536,6 +536,10 @@ int cl_ckpt_load(const char *path, cl_run *r, bool with_train)
             r->cfg.blocks = 1; /* written before blocks existed: one */
             continue;
         }
+        if (!v && !strcmp(opts[i].name, "reduce")) {
+            r->cfg.reduce = "chain"; /* written before the tree: in order */
+            continue;
+        }
         if (!v) {
             cli_fail("%s is missing", ctx);
             goto done;

@@ -32,7 +32,8 @@ void cl_config_defaults(cl_config *c)
     *c = (cl_config){
         .cell = "lstm", .layers = 2, .hidden = 128, .embed = 64,
         .dropout = 0, .data = "/usr/share/games/fortunes", .seq = 64,
-        .batch = 32, .val_frac = 0.05, .optim = "adam", .lr = 2e-3,
+        .batch = 32, .blocks = 0, .reduce = "tree", .val_frac = 0.05,
+        .optim = "adam", .lr = 2e-3,
         .clip = 5, .seed = 1, .steps = 500, .eval_every = 100,
         .threads = cl_default_threads(), .minutes = 0,
         .save = "charlm.safetensors", .length = 500, .top_k = 0,
@@ -76,8 +77,17 @@ static const cl_opt train_opts[] = {
      "parallel streams"},
     {"blocks", "G", CL_INT, OFF(blocks), 0, 100000, CL_STORED | CL_NOTE,
      "compute each batch as G blocks of B/G streams whose gradients are "
-     "summed in order: the same G gives the same numbers on any number of "
-     "MPI ranks dividing it (mpirun -np N charlm train; 0: G = N)"},
+     "summed in an order fixed by G: the same G gives the same numbers on "
+     "any number of MPI ranks dividing it (a power of two with --reduce "
+     "tree; mpirun -np N charlm train; 0: G = N)"},
+    {"reduce", "HOW", CL_STR, OFF(reduce), 0, 0, CL_STORED | CL_NOTE,
+     "how the blocks' gradients are summed over the ranks: tree (a fixed "
+     "tree over the G blocks: the numbers of 1 process on 2, 4, 8 ... "
+     "ranks; other numbers of ranks use the chain, with a note), chain (in "
+     "block order: the same numbers on any number of ranks dividing G, "
+     "slower at many ranks) or ring (MPI_Allreduce, the MPI library's own "
+     "algorithm: its numbers depend on the number of ranks). tree and "
+     "chain differ from G = 4 on"},
     {"steps", "N", CL_INT, OFF(steps), 1, BIG, CL_STORED,
      "train until step N (counted from the start of the run, also after "
      "--resume)"},
@@ -353,9 +363,9 @@ static void resume_help(FILE *f)
              "model, the split, the optimizer and the random draws: another "
              "value is an error). %s may, with a note saying that the run is "
              "then not the one an uninterrupted training would have made "
-             "(--data if its text differs; --blocks fixes the order in which "
-             "a batch's gradients are summed, so another G changes the "
-             "numbers too). %s, and %s, which are not stored, change nothing "
+             "(--data if its text differs; --blocks and --reduce fix the "
+             "order in which a batch's gradients are summed, so another G or "
+             "another way changes the numbers too). %s, and %s, which are not stored, change nothing "
              "of the numbers; --steps and --minutes count from the start of "
              "the run, and --save defaults to the checkpoint resumed.",
              fixed, noted, same, other);
@@ -448,6 +458,10 @@ static int check_config(const cl_command *cmd, cl_config *c, const bool *given)
         if (!cl_optim_find(c->optim))
             return cli_fail("--optim: unknown optimizer '%s' (%s)", c->optim,
                            optim_names(names, sizeof names, false));
+        if (strcmp(c->reduce, "tree") && strcmp(c->reduce, "chain") &&
+            strcmp(c->reduce, "ring"))
+            return cli_fail("--reduce: unknown way of summing '%s' (tree, "
+                            "chain or ring)", c->reduce);
         /* a budget given alone replaces the other */
         bool steps = false, minutes = false;
         for (int i = 0; i < cmd->nopts; i++) {

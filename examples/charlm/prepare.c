@@ -96,15 +96,23 @@ static int merge_resume(cl_run *r, const cl_config *c, const bool *given,
                            "architecture and the data split cannot change on "
                            "--resume (start a new run with another --save)",
                            o->name, mine, o->name, theirs);
-        if ((o->flags & CL_NOTE) && !same && strcmp(o->name, "data") &&
-            tg_dist_rank() == 0)
+        /* (the tree and the chain make the same additions for G <= 3) */
+        int64_t G = r->cfg.blocks ? r->cfg.blocks : tg_dist_size();
+        bool alike = !strcmp(o->name, "reduce") && G <= 3 &&
+                     strcmp(mine, "ring") && strcmp(theirs, "ring");
+        if ((o->flags & CL_NOTE) && !same && !alike &&
+            strcmp(o->name, "data") && tg_dist_rank() == 0)
             fprintf(stderr, "charlm train: note: --%s %s replaces the "
                     "checkpoint's %s from step %lld on (not the run an "
                     "uninterrupted training would have made%s)\n", o->name,
-                    mine, theirs, (long long)r->step, strcmp(o->name, "blocks")
-                    ? "" : ": the blocks fix the order in which a batch's "
-                    "gradients are summed, and with --dropout the numbers "
-                    "drawn");
+                    mine, theirs, (long long)r->step,
+                    !strcmp(o->name, "blocks")
+                    ? ": the blocks fix the order in which a batch's "
+                      "gradients are summed, and with --dropout the numbers "
+                      "drawn"
+                    : !strcmp(o->name, "reduce")
+                    ? ": it fixes the order in which a batch's gradients "
+                      "are summed" : "");
         if (!strcmp(o->name, "steps") || !strcmp(o->name, "minutes"))
             budget = true;
         else
@@ -244,6 +252,19 @@ int cl_prepare(cl_run *r, cl_config *c, const bool *given, const cl_opt *opts,
                        "--blocks (a multiple of %lld; another G is another "
                        "computation)", (long long)r->cfg.blocks, (long long)N,
                        (long long)r->cfg.blocks, (long long)N);
+    /* The tree is cut between ranks only for 1, 2, 4, 8 ... of them
+     * (nn/dist.h). Other numbers sum in block order, and the checkpoint
+     * records that, so that a resume goes on with the same sums. */
+    if (!strcmp(r->cfg.reduce, "tree") && !tg_dist_tree_fits((int)N)) {
+        if (r->cfg.blocks >= 4 && tg_dist_rank() == 0)
+            fprintf(stderr, "charlm train: note: --reduce tree needs 1, 2, 4, "
+                    "8 ... ranks (its tree over the %lld blocks is cut "
+                    "between them); %lld ranks sum in block order instead "
+                    "(--reduce chain, which the checkpoint records: one "
+                    "process gives these numbers with --reduce chain)\n",
+                    (long long)r->cfg.blocks, (long long)N);
+        r->cfg.reduce = "chain";
+    }
     return 0;
 }
 

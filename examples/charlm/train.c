@@ -504,8 +504,12 @@ static int setup(session *S, cl_config *c, const bool *given,
     S->block_rows = tg_xmalloc((size_t)((r->cfg.seq + 1) * r->cfg.batch /
                                         r->cfg.blocks) * sizeof *S->rows);
     cl_lib_clear();
-    if (!(S->dg = tg_dist_grads_new(&r->model->params, (int)r->cfg.blocks,
-                                    1.0 / (double)r->cfg.blocks, 0)))
+    tg_dist_reduce how = !strcmp(r->cfg.reduce, "chain") ? TG_DIST_CHAIN
+                         : !strcmp(r->cfg.reduce, "ring") ? TG_DIST_RING
+                                                          : TG_DIST_TREE;
+    if (!(S->dg = tg_dist_grads_new_reduce(
+              &r->model->params, (int)r->cfg.blocks,
+              1.0 / (double)r->cfg.blocks, 0, how)))
         return cli_fail("%s", cl_lib_error());
     S->local = tg_dist_grads_local(S->dg);
     S->block_loss = tg_xmalloc((size_t)S->local * sizeof *S->block_loss);
@@ -577,11 +581,13 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
     if (c->resume)
         snprintf(from, sizeof from, " at step %lld of %s:", (long long)r->step,
                  c->resume);
-    char ranks[96] = "";
+    char ranks[128] = "";
     if (S.nranks > 1 || r->cfg.blocks > 1)
         snprintf(ranks, sizeof ranks, "; %d MPI rank%s x %d block%s of %lld "
-                 "streams", S.nranks, S.nranks > 1 ? "s" : "", S.local,
-                 S.local > 1 ? "s" : "", (long long)(r->cfg.batch / r->cfg.blocks));
+                 "streams, summed along the %s", S.nranks,
+                 S.nranks > 1 ? "s" : "", S.local, S.local > 1 ? "s" : "",
+                 (long long)(r->cfg.batch / r->cfg.blocks),
+                 tg_dist_reduce_name(tg_dist_grads_reduce(S.dg)));
     if (S.lead)
         fprintf(stderr, "%s%s %s, %lld layers of %lld (%lld parameters, "
                 "vocabulary %lld), on %s: %lld characters, %lld held out; %d "
