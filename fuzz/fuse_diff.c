@@ -94,7 +94,10 @@ static void sched_gen(fd_bytes *b, const fd_prog *p, fd_sched *s)
             if ((p->features & FD_F_WRONG_SHAPE) && !bug(FD_BUG_A) &&
                 !((p->features & FD_F_ROW1) && bug(FD_BUG_D)) && e.T > 1)
                 e.T = 1;
-            e.B = 1 + fd_pick(b, 5);
+            /* 1..5, or 8: products of 8 rows use a prepared weight
+             * packed once per sequence (ops/matmul.c) */
+            e.B = fd_pick(b, 6) + 1;
+            e.B = e.B < 6 ? e.B : 8;
             if (p->H > 256) /* rows of two blocks: few, short (memory) */
                 e.T = e.T < 2 ? e.T : 2, e.B = e.B < 2 ? e.B : 2;
             e.grad = !fd_chance(b, 25);
@@ -703,6 +706,19 @@ static void compare(const fd_log *a, const fd_log *b, const fd_prog *p,
      * difference: compared up to the refusal. */
     if (a->err_ev < 0 && b->err_ev >= 0 && strstr(b->err, "changed in place")) {
         fd_cov_add(SC_STRICTER);
+        return;
+    }
+    /* The other way round: a value nothing uses is recorded unfused, and
+     * its op's tangent would be wrong after a change in place to what it
+     * read - compiled, the step never computes it. Only in a program
+     * with such a value (a dead read of a parameter or the mask), only
+     * by tg_jvp (backward reaches nothing dead), and compared up to the
+     * refusal. */
+    if (a->err_ev >= 0 && (b->err_ev < 0 || b->err_ev > a->err_ev) &&
+        a->err_ev < s->n && s->ev[a->err_ev].kind == EV_JVP &&
+        strstr(a->err, "changed in place") &&
+        (p->features & FD_F_DEAD_READ)) {
+        fd_cov_add(SC_DEAD_READ);
         return;
     }
     if (a->err_ev != b->err_ev || strcmp(a->err, b->err)) {
