@@ -599,6 +599,10 @@ static void run_schedule(run *R)
     tg_set_fusion(true);
     tg_set_grad_enabled(true);
     tg_set_anomaly_mode(false);
+    /* freeing everything is never an error (a flattened layer's cells
+     * were once refused, and leaked) */
+    first_err[0] = 0;
+    unsigned long before = tg_error_count();
     tg_tape_reset();
     tg_rnn_free(R->r);
     tg_tensor_free(R->anchor);
@@ -609,6 +613,12 @@ static void run_schedule(run *R)
     for (int i = 0; i < R->nkept; i++)
         for (int k = 0; k < TG_CELL_MAX_STATE; k++)
             tg_tensor_free(R->kept[i][k]);
+    if (tg_error_count() != before) {
+        fprintf(stderr, "\n==== fuse_diff: freeing the %s run's layer and "
+                "tensors failed (%s): %s\n", R->ref ? "unfused" : "compiled",
+                fd_input_label, first_err);
+        abort();
+    }
 }
 
 /* ---- comparing ---------------------------------------------------------- */

@@ -45,10 +45,13 @@ void tg_rnn_free(tg_rnn *r)
 {
     if (!r)
         return;
+    /* the layer's list first: flattened, it holds the cells' tensors in
+     * its block, and a cell's list would refuse to free them (and leak
+     * them) while it does (nn/params.h) */
+    tg_params_free(&r->params);
     for (int l = 0; l < r->num_layers; l++)
         tg_cell_free(r->layers[l]);
     free(r->layers);
-    tg_params_free(&r->params);
     free(r);
 }
 

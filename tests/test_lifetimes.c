@@ -270,6 +270,24 @@ START_TEST(freeing_the_list_first_leaves_its_tensors_whole)
 }
 END_TEST
 
+/* a sequence layer whose list was flattened: tg_rnn_free frees that
+ * list before the cells' (the other way round, each cell's list refused
+ * to free tensors in the block, said so, and leaked them) */
+START_TEST(flattened_rnn_is_freed_whole)
+{
+    tgt_capture_errors();
+    tg_rnn *r = tg_rnn_new(&tg_lstm_cell, 3, 4, 2, 0.0, NULL);
+    ck_assert_int_eq(tg_params_flatten(&r->params), 0);
+    tg_tensor *x = tgt_leaf(TG_SHAPE(2, 3, 3), 1, -1, 1);
+    tg_rnn_out out;
+    ck_assert_int_eq(tg_rnn_forward(r, x, NULL, true, NULL, &out), 0);
+    ck_assert_int_eq(tg_backward(tg_sum(out.y)), 0);
+    tg_tape_reset();
+    tg_rnn_free(r);
+    ck_assert_msg(tgt_errors == 0, "%s", tg_last_error());
+}
+END_TEST
+
 /* an optimizer whose list was freed under it: an error, then freed
  * without touching the list */
 START_TEST(optimizer_of_a_freed_list)
@@ -331,6 +349,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(bl, NULL, tgt_teardown);
     tcase_add_test(bl, freeing_a_parameter_in_a_block_is_refused);
     tcase_add_test(bl, freeing_the_list_first_leaves_its_tensors_whole);
+    tcase_add_test(bl, flattened_rnn_is_freed_whole);
     tcase_add_test(bl, optimizer_of_a_freed_list);
     tcase_add_test(bl, dist_sums_of_a_freed_list);
     suite_add_tcase(s, bl);
