@@ -177,6 +177,37 @@ static int check_reachable(int64_t n)
     return 0;
 }
 
+/* Before a sweep over the first n entries: 0, or -1 after reporting a
+ * tensor changed in place since an entry that the sweep would run read
+ * it (tg_entry_check_versions, as backward does) - the rule would
+ * combine the new numbers with what the entry kept from the old ones (an
+ * output, a packed weight, a fused group's recomputed values), so the
+ * two paths of a compiled step would even disagree. The entries the
+ * sweep runs are those with an input that moves: a leaf given a
+ * direction, or an output of such an entry (one earlier on the tape).
+ * Every entry a compiled step records is checked the same way: its
+ * prepared weights and replayed views count their input's changes
+ * (ops/matmul.c tg_prepare_weight, ops/shape.c), and a fused group keeps
+ * the versions of all its inputs, which its forward-mode rule reads. */
+static int check_unchanged(int64_t n)
+{
+    bool *moves = tg_xcalloc((size_t)(n ? n : 1), sizeof *moves);
+    int rc = 0;
+    for (int64_t i = 0; i < n && rc == 0; i++) {
+        const tg_entry *e = tg_tape_entry(i);
+        for (int k = 0; k < e->nin && !moves[i]; k++) {
+            const tg_tensor *t = e->in[k];
+            if (t)
+                moves[i] = t->entry >= 0 && t->entry < i ? moves[t->entry]
+                                                         : t->tangent != NULL;
+        }
+        if (moves[i] && tg_entry_check_versions(i, e, true) < 0)
+            rc = -1;
+    }
+    free(moves);
+    return rc;
+}
+
 static int sweep(bool create_graph)
 {
     int64_t n = tg_tape_size(); /* (a recording sweep appends entries) */
@@ -190,6 +221,8 @@ static int sweep(bool create_graph)
             e->outs[k]->tangent_rec = NULL;
         }
     }
+    if (check_unchanged(n) < 0)
+        return -1;
     /* the rules compute with ops: recorded only when asked */
     bool was = tg_set_grad_enabled(create_graph);
     records = create_graph;

@@ -94,10 +94,10 @@ static const char *tensor_str(const tg_tensor *t, char *buf, size_t cap)
     return buf;
 }
 
-/* 0, or -1 after reporting the first tensor entry e reads that was
- * changed in place after e ran */
-static int check_versions(int64_t index, const tg_entry *e)
+int tg_entry_check_versions(int64_t index, const tg_entry *e,
+                            bool forward_mode)
 {
+    bool fwd = forward_mode;
     if (!e->versions)
         return 0;
     for (int k = 0; k < e->nin + e->nout; k++) {
@@ -109,14 +109,17 @@ static int check_versions(int64_t index, const tg_entry *e)
         char what[160], when[64] = "";
         if (e->step >= 0)
             snprintf(when, sizeof when, ", time step %lld", (long long)e->step);
-        tg_error("backward", "op '%s' (tape entry #%lld%s) needs the numbers "
-                 "of its %s %d, %s, which were changed in place after it ran "
-                 "(version %u, recorded at %u): its gradient would be wrong. "
-                 "Change it after backward (an optimizer step belongs there) "
-                 "or change a copy (tg_clone)", e->op->name, (long long)index,
-                 when, out ? "output" : "input", out ? k - e->nin : k,
+        tg_error(fwd ? "jvp" : "backward", "op '%s' (tape entry #%lld%s) "
+                 "needs the numbers of its %s %d, %s, which were changed in "
+                 "place after it ran (version %u, recorded at %u): its %s "
+                 "would be wrong. Change it after %s or change a copy "
+                 "(tg_clone)",
+                 e->op->name, (long long)index, when,
+                 out ? "output" : "input", out ? k - e->nin : k,
                  tensor_str(t, what, sizeof what), tg_version(t),
-                 e->versions[k]);
+                 e->versions[k], fwd ? "tangent" : "gradient",
+                 fwd ? "tg_jvp" : "backward (an optimizer step belongs "
+                                  "there)");
         return -1;
     }
     return 0;
@@ -439,7 +442,8 @@ static int sweep(tg_tensor *root, const tg_tensor *seed)
     }
     /* before any gradient is touched: nothing it reads changed since */
     for (int64_t j = 0; j < arrlen(needed); j++)
-        if (check_versions(needed[j], &tape[needed[j]]) < 0) {
+        if (tg_entry_check_versions(needed[j], &tape[needed[j]], false) <
+            0) {
             arrfree(needed);
             return -1;
         }

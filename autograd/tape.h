@@ -112,12 +112,14 @@ typedef struct tg_op {
 #define TG_OP_VIEW 1u
 /* input 1 is a weight W used as x W^T: a tg_prepare_weight'ed W is faster */
 #define TG_OP_WEIGHT1 2u
-/* reads: which numbers the backward rule reads, so that backward can
- * refuse to run when one of them was changed in place since the op ran
- * (tensor/tensor.h, tg_version). TG_READS_ALL (0, the default): every
- * input and output; TG_READS_NONE: none (add, sum, concat - changing
- * their inputs afterwards is harmless; views need not say it); or a set
- * of TG_READS_IN(k) (k < 8) and TG_READS_OUT (the outputs). */
+/* reads: which numbers the backward rule reads - and the forward-mode
+ * rule, which applies the same derivatives to tangents - so that backward
+ * and tg_jvp can refuse to run when one of them was changed in place
+ * since the op ran (tensor/tensor.h, tg_version). TG_READS_ALL (0, the
+ * default): every input and output; TG_READS_NONE: none (add, sum,
+ * concat - changing their inputs afterwards is harmless; views need not
+ * say it); or a set of TG_READS_IN(k) (k < 8) and TG_READS_OUT (the
+ * outputs). */
 #define TG_READS_ALL 0u
 #define TG_READS_IN(k) (1u << (k))
 #define TG_READS_OUT (1u << 8)
@@ -154,6 +156,12 @@ tg_entry *tg_record_multi(const tg_op *op, int nout, tg_tensor *const *outs,
                           int nin, tg_tensor *const *in);
 /* The name an entry is shown under (op->label, or op->name). */
 const char *tg_entry_label(const tg_entry *e, char *buf, size_t cap);
+/* 0, or -1 after reporting the first tensor that entry #index reads
+ * (tg_op.reads) and that was changed in place since it ran: its version
+ * is no longer the one recorded. Backward and (forward_mode) tg_jvp call
+ * it on every entry they would run, before running any. */
+int tg_entry_check_versions(int64_t index, const tg_entry *e,
+                            bool forward_mode);
 
 /* Tracing (used by ops/fuse/fuse.c to compile a recurrent step): between
  * tg_tape_trace_begin and tg_tape_trace_end every op is recorded, even
@@ -249,7 +257,10 @@ void tg_set_sweep_hook(tg_sweep_fn fn, void *ud);
  * recorded: grad was disabled while computing); a leaf given a direction
  * that does not require grad and that no recorded op reads (the ops on it
  * were not recorded). An op without a jvp rule on the path is an error
- * that names it. Tangents of recorded tensors
+ * that names it, and so is a tensor changed in place since an op on the
+ * path read it (as backward refuses: the rule would mix new numbers with
+ * what the op kept from the old ones); nothing is computed then.
+ * Tangents of recorded tensors
  * live until the next tg_jvp or tg_tape_reset; those set on leaves until
  * tg_clear_tangents or tg_tape_reset, or until tg_tensor_free frees the
  * leaf (its direction goes with it; freeing it first is safe). */

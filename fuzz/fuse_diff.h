@@ -92,18 +92,21 @@ bool fd_chance(fd_bytes *b, int percent);    /* 0: always false   */
  *      traces again (with a backward pending: bug a's crash). While k is
  *      off the fuzzer copies such outputs with tg_add_scalar(v, 0)
  *   l  a parameter changed in place after the forward, then tg_jvp: no
- *      version check refuses it (backward would); unfused, the tangents
- *      use the new numbers with the old activations, compiled a weight
- *      packed before the change - two different answers, no error */
+ *      version check refused it (backward would); unfused, the tangents
+ *      used the new numbers with the old activations, compiled a weight
+ *      packed before the change (B = 8) - two different answers, no
+ *      error. Fixed: tg_jvp checks the versions of every entry it would
+ *      run, as backward does */
 enum { FD_BUG_A, FD_BUG_B, FD_BUG_C, FD_BUG_D, FD_BUG_E, FD_BUG_F, FD_BUG_G,
        FD_BUG_H, FD_BUG_I, FD_BUG_J, FD_BUG_K, FD_BUG_L, FD_NBUGS };
 /* Fixed, each with its regression test (tests/grad_fuse_guards.c, the
  * versions of views and prepared weights): their scenarios always run.
- * Open: l (fuzz/README.md). */
+ * All are fixed (fuzz/README.md); the switches stay, so that a scenario
+ * can be run alone. */
 #define FD_FIXED                                                           \
     (1u << FD_BUG_A | 1u << FD_BUG_B | 1u << FD_BUG_C | 1u << FD_BUG_D |   \
      1u << FD_BUG_E | 1u << FD_BUG_F | 1u << FD_BUG_G | 1u << FD_BUG_H |   \
-     1u << FD_BUG_I | 1u << FD_BUG_J | 1u << FD_BUG_K)
+     1u << FD_BUG_I | 1u << FD_BUG_J | 1u << FD_BUG_K | 1u << FD_BUG_L)
 extern unsigned fd_bugs; /* bit k: switch k on */
 /* fd_bugs from FUSE_DIFF_BUGS; -1 after printing why if unreadable */
 int fd_bugs_from_env(void);
@@ -148,6 +151,9 @@ enum {
     FD_F_BATCH_MIX = 1u << 8,       /* a reduction or product over B      */
     FD_F_H_READ = 1u << 9,          /* the output h_t is read in the step */
     FD_F_H_FIXED = 1u << 10,        /* h_t depends on no step input       */
+    FD_F_DEAD_READ = 1u << 11,      /* a value no output depends on reads
+                                       a parameter (or a view of one) or
+                                       the mask                          */
 };
 
 typedef struct fd_prog {
@@ -219,6 +225,7 @@ extern const char *fd_input_label;
     X(BUMP_JVP, FD_BUG_L + 1, "... between forward and tg_jvp")                \
     X(SAME_ERROR, 0, "both paths stopped at the same error")                   \
     X(STRICTER, -1, "an in-place change refused compiled only (recompute)")    \
+    X(DEAD_READ, -1, "... refused by tg_jvp unfused only (a dead value)")      \
     X(WRONG_SHAPE, 0, "a step output not [B, H]")                              \
     X(ROW1, FD_BUG_D + 1, "... a [1, H] or [H] one (broadcast)")               \
     X(COLSLICE, FD_BUG_C + 1, "a strided weight given to tg_linear")           \

@@ -593,6 +593,38 @@ void fd_gen(fd_bytes *b, fd_prog *p)
     for (int v = 0; v < p->nv; v++)
         if (alias[v] && !p->v[v].vary)
             p->features |= FD_F_H_FIXED; /* the same tensor at every step */
+    /* a value no output depends on is recorded unfused, not compiled:
+     * one that reads a parameter or the mask makes tg_jvp refuse a
+     * change in place to it unfused only (fuzz/fuse_diff.c, compare) */
+    bool live[FD_MAXV] = {false}, param[FD_MAXV] = {false};
+    for (int k = 0; k < p->nstate; k++)
+        live[p->out[k]] = true;
+    for (int j = p->nins - 1; j >= 0; j--) {
+        const fd_ins *in = &p->ins[j];
+        if (!live[p->nstate + 1 + j])
+            continue;
+        for (int o = 0; o < 3; o++) {
+            int v = o == 0 ? in->a : o == 1 ? in->b : in->c;
+            if (v >= 0)
+                live[v] = true;
+        }
+    }
+    for (int j = 0; j < p->nins; j++) {
+        const fd_ins *in = &p->ins[j];
+        int at = p->nstate + 1 + j;
+        bool view = in->op == OP_TRANSPOSE || in->op == OP_SLICE ||
+                    in->op == OP_CHUNK || in->op == OP_SPLIT ||
+                    in->op == OP_SELECT || in->op == OP_UNSQUEEZE ||
+                    in->op == OP_SQUEEZE || in->op == OP_RESHAPE ||
+                    in->op == OP_EXPAND || in->op == OP_PERMUTE ||
+                    in->op == OP_CONTIG;
+        param[at] = in->op == OP_PARAM || (view && param[in->a]);
+        if (live[at] || view || in->op == OP_PARAM)
+            continue;
+        if (in->op == OP_UMASK || (in->a >= 0 && param[in->a]) ||
+            (in->b >= 0 && param[in->b]) || (in->c >= 0 && param[in->c]))
+            p->features |= FD_F_DEAD_READ;
+    }
     if ((p->features & FD_F_CAPTURED) && fd_chance(b, 25))
         p->features |= FD_F_UNDECLARED;
 #ifndef FUSE_DIFF_USER_SIZE

@@ -293,8 +293,12 @@ static void prepare_jvp(tg_entry *e)
     tg_set_out_tangent(e->out, tg_tangent_of(e->in[0]));
 }
 
+/* reads none of W's numbers: its rules pass dP and W's tangent on, and
+ * the packed copies are read by the linear ops through P, which counts
+ * W's changes (below) - so a change to W is refused naming the op that
+ * reads it, as without the prepared weight */
 const tg_op tg_prepare_op = {"prepare", prepare_bwd, .replay = prepare_replay,
-                             .jvp = prepare_jvp};
+                             .jvp = prepare_jvp, .reads = TG_READS_NONE};
 
 tg_tensor *tg_prepare_weight(tg_tensor *W)
 {

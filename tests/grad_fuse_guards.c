@@ -447,6 +447,67 @@ START_TEST(weight_changed_before_backward)
 }
 END_TEST
 
+/* The same change before tg_jvp (forward mode reads the numbers backward
+ * would), in three cells: the plain tanh cell at B = 8 (compiled, the
+ * prepared weight_hh is packed for products of 8 rows: the tangent would
+ * use the numbers from before the change, unfused those from after),
+ * the slice of a slice, and a captured mask written in place. Tangents
+ * on x and h_0, or on weight_hh: both paths refuse, naming the op
+ * that reads the tensor and the tensor, before any tangent is computed. */
+static const struct {
+    const tg_cell_type *type;
+    int B;
+    const char *op, *what; /* fragments of the message */
+} jvp_cases[] = {
+    {&tg_rnn_tanh_cell, 8, "op 'linear", "weight_hh"},
+    {&sliced_w, 2, "op 'linear", "[16, 16]"}, /* a view: #N[16, 16] */
+    {&scaled, 3, "", "changed in place"},
+};
+
+START_TEST(weight_changed_before_jvp)
+{
+    tgt_capture_errors();
+    for (size_t i = 0; i < sizeof jvp_cases / sizeof *jvp_cases; i++)
+        for (int on = 0; on < 2; on++)
+            for (int f = 0; f < 2; f++) {
+                tg_set_fusion(f);
+                tg_rnn *r = tg_rnn_new(jvp_cases[i].type, 5, 16, 1, 0.0, NULL);
+                tg_cell *c = r->layers[0];
+                tg_tensor *m = keep(tg_full(TG_SHAPE(16), 0.5));
+                if (c->user)
+                    *(scaled_user *)c->user = (scaled_user){0.5, m};
+                int64_t B = jvp_cases[i].B;
+                tg_tensor *x = tgt_leaf(TG_SHAPE(3, B, 5), 1, -1, 1);
+                tg_tensor *s0 = tgt_leaf(TG_SHAPE(1, B, 16), 2, -1, 1);
+                tg_rnn_out out;
+                ck_assert_int_eq(tg_rnn_forward(r, x, &s0, true, NULL, &out),
+                                 0);
+                ck_assert(!f || tg_prog_ok(c->prog[0]));
+                if (c->user)
+                    tg_fill_(m, 0.25);
+                else
+                    tg_fill_(c->weight_hh, 0.5);
+                if (on) {
+                    tg_tensor *w = c->weight_hh;
+                    tg_set_tangent(w, tg_full(w->ndim, w->shape, 1));
+                } else { /* (sliced_w reads no x) */
+                    tg_set_tangent(x, tg_full(x->ndim, x->shape, 1));
+                    tg_set_tangent(s0, tg_full(s0->ndim, s0->shape, 1));
+                }
+                ck_assert_msg(tg_jvp() == -1, "case %zu, tangent on %s, "
+                              "fusion %d: tg_jvp did not refuse", i,
+                              on ? "weight_hh" : "x, h0", f);
+                tgt_expect_error("jvp", jvp_cases[i].op, jvp_cases[i].what,
+                                 "changed in place");
+                ck_assert_ptr_null(out.y->tangent);
+                tg_tape_reset();
+                tg_tensor_free(m);
+                tg_rnn_free(r);
+            }
+    tg_set_fusion(true);
+}
+END_TEST
+
 /* ---- 3. a Light GRU with one weight [2H, I + H] ------------------------ */
 /* z = sigmoid(x Wzx^T + h Wzh^T + bz); n = relu(x Wnx^T + h Wnh^T);
  * h' = z h + (1 - z) n, every W a block of W = [[Wzx Wzh]; [Wnx Wnh]]:
@@ -882,6 +943,7 @@ static Suite *suite(void)
     tcase_add_test(tc, in_place_change_during_a_sequence);
     tcase_add_test(tc, captured_tensor_replaced_at_its_address);
     tcase_add_test(tc, weight_changed_before_backward);
+    tcase_add_test(tc, weight_changed_before_jvp);
     tcase_add_test(tc, column_slices_as_weights);
     tcase_add_test(tc, step_output_shape_is_checked);
     tcase_add_test(tc, scalars_stay_0d);
