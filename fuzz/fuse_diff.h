@@ -45,7 +45,7 @@ bool fd_chance(fd_bytes *b, int percent);    /* 0: always false   */
 
 /* ---- known bugs --------------------------------------------------------
  * Each has a scenario the fuzzer generates only when its switch is on
- * (FUSE_DIFF_BUGS=e,g or all in the environment adds to FD_FIXED, below),
+ * (FUSE_DIFF_BUGS=l or all in the environment adds to FD_FIXED, below),
  * so that it runs clean while the fix is being made:
  *   a  several batch sizes (or a re-trace) while the tape still uses a
  *      program: forwards at two B before one backward, a step whose
