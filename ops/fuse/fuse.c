@@ -262,8 +262,8 @@ static int run_code(tg_prog *p, const pins *code)
         if (nout == 0)
             continue;
         tg_tensor *ext[64], *outs[64];
-        TG_ASSERT(g->next <= 64 && nout <= 64);
-        for (int k = 0; k < g->next; k++) {
+        TG_ASSERT(g->n_ext <= 64 && nout <= 64);
+        for (int k = 0; k < g->n_ext; k++) {
             ext[k] = p->env[g->ext_val[k]];
             const tg_tensor *want = &p->vals[g->ext_val[k]].layout;
             if (!ext[k] || !tg_fuse_same_layout(ext[k], want)) {

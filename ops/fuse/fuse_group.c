@@ -26,21 +26,22 @@ typedef struct memo {
     int reg;
 } memo;
 
-typedef struct cg {
+/* compiling one group: its program, the group, and what was made */
+typedef struct codegen {
     tg_prog *p;
     group *g;
     int gid;
     memo *memo;          /* stb_ds */
     bool failed;
-} cg;
+} codegen;
 
-static int ext_slot(cg *c, int v)
+static int ext_slot(codegen *c, int v)
 {
-    for (int k = 0; k < c->g->next; k++)
+    for (int k = 0; k < c->g->n_ext; k++)
         if (c->g->ext_val[k] == v)
             return k;
     arrput(c->g->ext_val, v);
-    return c->g->next++;
+    return c->g->n_ext++;
 }
 
 /* the index range a map covers along value axis d */
@@ -78,9 +79,9 @@ static bool map_one_to_one(const group *g, const vmap *m, int nd)
     return true;
 }
 
-static int new_reg(cg *c) { return c->g->nreg++; }
+static int new_reg(codegen *c) { return c->g->nreg++; }
 
-static int emit_load(cg *c, int v, const vmap *m)
+static int emit_load(codegen *c, int v, const vmap *m)
 {
     const pval *pv = &c->p->vals[v];
     const tg_tensor *t = &pv->layout;
@@ -162,7 +163,7 @@ static bool view_map(const group *g, const pnode *n, const tg_tensor *u,
     return true;
 }
 
-static int inst(cg *c, int v, const vmap *m);
+static int inst(codegen *c, int v, const vmap *m);
 
 /* A view that leaves its group is a copy of its input's register, so
  * that the gradient the group gathers for it is its own: the view's
@@ -172,7 +173,7 @@ static int inst(cg *c, int v, const vmap *m);
 static const tg_ew_rule copy_rule = {TG_VM_COPY, 1,
                                      {{TG_VM_COPY, {TG_R_G, 0, 0}}}};
 
-static int emit_copy(cg *c, int src)
+static int emit_copy(codegen *c, int src)
 {
     vm_ins in;
     memset(&in, 0, sizeof in);
@@ -186,7 +187,7 @@ static int emit_copy(cg *c, int src)
 }
 
 /* view node n's value at map m: its input at the composed map */
-static int through_view(cg *c, const pnode *n, const vmap *m)
+static int through_view(codegen *c, const pnode *n, const vmap *m)
 {
     vmap mu;
     if (!view_map(c->g, n, &c->p->vals[n->in[0]].layout, m, &mu)) {
@@ -218,7 +219,7 @@ bool tg_fuse_view_follows(const tg_prog *p, const pnode *n)
  * the group, an instruction for a member op, a re-indexing for a view.
  * (Maps are first made canonical on size-1 axes, where any coefficient
  * means the same index 0, so that one value is computed once.) */
-static int inst(cg *c, int v, const vmap *m_in)
+static int inst(codegen *c, int v, const vmap *m_in)
 {
     vmap canon = *m_in;
     const tg_tensor *vt = &c->p->vals[v].layout;
@@ -449,7 +450,7 @@ bool tg_fuse_codegen(tg_prog *p, int gid)
     g->inner = g->shape[g->ndim - 1];
     g->nchunk = g->inner ? (g->inner + BLK - 1) / BLK : 0;
     g->ntiles = g->inner ? g->numel / g->inner * g->nchunk : 0;
-    cg c = {p, g, gid, NULL, false};
+    codegen c = {p, g, gid, NULL, false};
     vmap id;
     memset(&id, 0, sizeof id);
     for (int d = 0; d < s->ndim; d++)

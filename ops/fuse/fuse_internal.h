@@ -78,7 +78,7 @@ typedef struct group {
     char *label;               /* "fused[add sigmoid ...]"               */
     const char **member_op;    /* the members' op names (static strings),
                                   stb_ds array                            */
-    int next;                  /* number of external inputs              */
+    int n_ext;                 /* number of external inputs              */
 } group;
 
 

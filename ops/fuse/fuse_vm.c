@@ -585,7 +585,7 @@ void tg_fuse_group_run(const group *g, tg_tensor *const *ext, tg_tensor **outs)
         outs[k] = tg_new_out(g->out_ndim, g->shape);
     group_forward(g, ext, outs);
     tg_fuse_count_group(g, TG_FUSE_FWD);
-    tg_entry *e = tg_record_multi(&fused_op, nout, outs, g->next, ext);
+    tg_entry *e = tg_record_multi(&fused_op, nout, outs, g->n_ext, ext);
     if (!e)
         return;
     e->saved = (void *)g;
