@@ -45,7 +45,7 @@ bool fd_chance(fd_bytes *b, int percent);    /* 0: always false   */
 
 /* ---- known bugs --------------------------------------------------------
  * Each has a scenario the fuzzer generates only when its switch is on
- * (FUSE_DIFF_BUGS=l or all in the environment adds to FD_FIXED, below),
+ * (FUSE_DIFF_BUGS=h or all in the environment adds to FD_FIXED, below),
  * so that it runs clean while the fix is being made:
  *   a  several batch sizes (or a re-trace) while the tape still uses a
  *      program: forwards at two B before one backward, a step whose
@@ -101,12 +101,12 @@ enum { FD_BUG_A, FD_BUG_B, FD_BUG_C, FD_BUG_D, FD_BUG_E, FD_BUG_F, FD_BUG_G,
        FD_BUG_H, FD_BUG_I, FD_BUG_J, FD_BUG_K, FD_BUG_L, FD_NBUGS };
 /* Fixed, each with its regression test (tests/grad_fuse_guards.c, the
  * versions of views and prepared weights): their scenarios always run.
- * All are fixed (fuzz/README.md); the switches stay, so that a scenario
- * can be run alone. */
+ * Open: h, whose first form is fixed but which still differs at seed 4954
+ * of FUSE_DIFF_BUGS=h (fuzz/README.md). */
 #define FD_FIXED                                                           \
     (1u << FD_BUG_A | 1u << FD_BUG_B | 1u << FD_BUG_C | 1u << FD_BUG_D |   \
-     1u << FD_BUG_E | 1u << FD_BUG_F | 1u << FD_BUG_G | 1u << FD_BUG_H |   \
-     1u << FD_BUG_I | 1u << FD_BUG_J | 1u << FD_BUG_K | 1u << FD_BUG_L)
+     1u << FD_BUG_E | 1u << FD_BUG_F | 1u << FD_BUG_G | 1u << FD_BUG_I |   \
+     1u << FD_BUG_J | 1u << FD_BUG_K | 1u << FD_BUG_L)
 extern unsigned fd_bugs; /* bit k: switch k on */
 /* fd_bugs from FUSE_DIFF_BUGS; -1 after printing why if unreadable */
 int fd_bugs_from_env(void);
