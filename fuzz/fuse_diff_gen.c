@@ -25,6 +25,7 @@
 
 /* ---- emitting ----------------------------------------------------------- */
 static double sig(double x) { return 1 / (1 + exp(-x)); }
+static double softplus(double x) { return fmax(x, 0) + log1p(exp(-fabs(x))); }
 
 int fd_put(gen *g, int op, int a, int b, int c, const int *i, double k,
                fd_val out)
@@ -226,6 +227,7 @@ int fd_un(gen *g, int op, int a, double k)
     case OP_EXP: lo = exp(lo); hi = exp(hi); break;
     case OP_LOG: lo = log(lo); hi = log(hi); break;
     case OP_SQRT: lo = sqrt(lo); hi = sqrt(hi); break;
+    case OP_SOFTPLUS: lo = softplus(lo); hi = softplus(hi); break;
     case OP_ADDK: lo += k; hi += k; break;
     case OP_MULK:
         t = lo * k;
@@ -274,6 +276,11 @@ static void gen_unary(gen *g)
     static const double powk[] = {2, 3, 0, 1, 0.5, 1.5, -1, -0.5, 2.5};
     int op = ops[fd_pick(g->b, (int)sizeof ops)];
     int a = fd_choose(g, NULL, NULL, 0);
+    /* softplus, the op added last, takes the place of relu on odd values:
+     * no byte more is read, so every input still makes the program it
+     * made before softplus, but for those */
+    if (op == OP_RELU && (a & 1))
+        op = OP_SOFTPLUS;
     double k = 0;
     switch (op) {
     case OP_EXP: a = fd_bounded(g, a, 5); break;

@@ -24,6 +24,7 @@
     X(EXP, "$V = tg_exp($A);")                                              \
     X(LOG, "$V = tg_log($A);")                                              \
     X(SQRT, "$V = tg_sqrt($A);")                                            \
+    X(SOFTPLUS, "$V = tg_softplus($A);")                                    \
     X(ADDK, "$V = tg_add_scalar($A, $K);")                                  \
     X(MULK, "$V = tg_mul_scalar($A, $K);")                                  \
     X(POWK, "$V = tg_pow_scalar($A, $K);")                                  \

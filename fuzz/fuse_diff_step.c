@@ -88,6 +88,7 @@ static tg_tensor *run_ins(tg_cell *c, const fd_prog *p, const fd_ins *in,
     case OP_EXP: return tg_exp(A);
     case OP_LOG: return tg_log(A);
     case OP_SQRT: return tg_sqrt(A);
+    case OP_SOFTPLUS: return tg_softplus(A);
     case OP_ADDK: return tg_add_scalar(A, in->k);
     case OP_MULK: return tg_mul_scalar(A, in->k);
     case OP_POWK: return tg_pow_scalar(A, in->k);

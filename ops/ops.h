@@ -5,7 +5,7 @@
  * Each family lives in one ops/ file with its forward kernels, backward
  * rules and recording functions side by side:
  *   elementwise.h  add sub mul div pow (broadcasting), neg, scalar forms
- *   unary.h        exp log tanh sigmoid relu sqrt, step_ste (a hard step
+ *   unary.h        exp log tanh sigmoid relu sqrt softplus, step_ste (a hard step
  *                  with the straight-through gradient)
  *   matmul.h       matmul (2-D, batched 3-D), linear, prepare_weight (a
  *                  weight packed once for many products), the gemm kernel

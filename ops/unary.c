@@ -119,6 +119,22 @@ tg_tensor *tg_sqrt(tg_tensor *x)
     return tg_ew_unary(&sqrt_op, x, 0);
 }
 
+/* ---- softplus ----
+ * log(1 + e^x), a smooth relu, computed as max(x, 0) + log1p(e^-|x|) so
+ * that e^x never overflows (softplus(100) is 100, softplus(-100) is
+ * e^-100); its derivative is sigmoid(x), from x. */
+/* y = softplus(x):  dx += dy * sigmoid(x) */
+static const tg_ew_rule softplus_op_rule = {
+    TG_VM_SOFTPLUS, 1, {{TG_VM_DSOFTPLUS, {TG_R_G, TG_R_A, 0}}}};
+static const tg_op softplus_op = {"softplus", tg_ew_backward,
+                                  .ew = &softplus_op_rule,
+                                  .jvp = tg_jvp_elementwise,
+                                  .reads = TG_READS_IN(0)};
+tg_tensor *tg_softplus(tg_tensor *x)
+{
+    return tg_ew_unary(&softplus_op, x, 0);
+}
+
 /* ---- step_ste: a hard gate with a straight-through gradient ----
  * Forward: y = [x > 0], so x = 0 (and -0) gives 0; a NaN passes through
  * (as in relu) rather than becoming a confident 0.

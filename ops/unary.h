@@ -43,6 +43,8 @@ tg_tensor *tg_tanh(tg_tensor *x);
 tg_tensor *tg_sigmoid(tg_tensor *x);
 tg_tensor *tg_relu(tg_tensor *x); /* gradient 0 at x = 0, as in PyTorch */
 tg_tensor *tg_sqrt(tg_tensor *x);
+/* log(1 + e^x), without overflow; its gradient is sigmoid(x) */
+tg_tensor *tg_softplus(tg_tensor *x);
 /* [x > 0] forward, sigmoid'(x) backward (straight-through, see above) */
 tg_tensor *tg_step_ste(tg_tensor *x);
 

@@ -49,7 +49,7 @@ static tg_tensor *op_zoo(model *m)
                           tg_add_scalar(tg_pow_scalar(b, 2), 1));
     tg_tensor *f = tg_log(tg_sqrt(tg_add_scalar(tg_mul(d, d), 0.5)));
     tg_tensor *g = tg_pow(tg_add_scalar(tg_sigmoid(a), 0.5), tg_tanh(b));
-    tg_tensor *fg[2] = {f, tg_sub(g, tg_neg(tg_relu(b)))};
+    tg_tensor *fg[2] = {f, tg_sub(g, tg_neg(tg_softplus(b)))};
     tg_tensor *h = tg_concat(fg, 2, 1); /* [3, 8] */
     tg_tensor *hm = tg_max_dim(tg_transpose(h, 0, 1), 1, false); /* [8] */
     tg_tensor *st[2] = {tg_softmax(h, 1), tg_log_softmax(h, 0)};

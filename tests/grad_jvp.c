@@ -130,12 +130,12 @@ static tg_tensor *unary_chain(tg_tensor *const *in, void *ud)
     tg_tensor *x = in[0], *p = in[1];
     tg_tensor *a = tg_add(tg_exp(tg_mul_scalar(x, 0.3)), tg_tanh(x));
     tg_tensor *b = tg_add(tg_sigmoid(x), tg_relu(tg_add_scalar(x, 0.05)));
-    tg_tensor *c = tg_add(tg_log(p), tg_sqrt(p));
+    tg_tensor *c = tg_add(tg_add(tg_log(p), tg_sqrt(p)), tg_softplus(x));
     return tg_add(tg_mul(a, b), tg_add(c, tg_neg(tg_pow_scalar(p, 1.5))));
 }
 START_TEST(jvp_unary)
 {
-    check_jvp("exp tanh sigmoid relu log sqrt", unary_chain, NULL, 2,
+    check_jvp("exp tanh sigmoid relu log sqrt softplus", unary_chain, NULL, 2,
               (tg_tensor *[]){LEAF(1, 3, 5), POS(2, 3, 5)});
 }
 END_TEST

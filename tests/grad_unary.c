@@ -20,6 +20,7 @@ static const op_case ops[] = {
     {"exp", tg_exp, -2, 2},        {"log", tg_log, 0.3, 3},
     {"tanh", tg_tanh, -2.5, 2.5},  {"sigmoid", tg_sigmoid, -5, 5},
     {"relu", tg_relu, 0, 0},       {"sqrt", tg_sqrt, 0.2, 3},
+    {"softplus", tg_softplus, -4, 4},
 };
 
 /* The input: uniform in [lo, hi), except for relu, whose values are

@@ -44,6 +44,7 @@ static const op_case cases[] = {
     {"sigmoid", .f1 = tg_sigmoid, .lo = -6, .hi = 6},
     {"relu", .f1 = tg_relu, .lo = -3, .hi = 3},
     {"sqrt", .f1 = tg_sqrt, .lo = 0.1, .hi = 3},
+    {"softplus", .f1 = tg_softplus, .lo = -30, .hi = 30},
     {"step_ste", .f1 = tg_step_ste, .lo = -3, .hi = 3},
 };
 

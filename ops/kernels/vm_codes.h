@@ -58,6 +58,9 @@
     /* max(a, 0), a NaN passing through */                                 \
     X(RELU, "relu", CHEAP, (A > 0 || A != A) ? A : 0, tg_relu(TA))         \
     X(SQRT, "sqrt", DEAR, rsqrt(A), tg_sqrt(TA))                           \
+    /* log(1 + e^a) as max(a, 0) + log1p(e^-|a|): no overflow */           \
+    X(SOFTPLUS, "softplus", DEAR,                                          \
+      (A > 0 ? A : 0) + rlog1p(rexp(-rfabs(A))), tg_softplus(TA))          \
     /* [a > 0], a NaN passing through; no derivative (a constant) */       \
     X(STEP, "step", CHEAP, A > 0 ? (tg_real)1 : (A != A ? A : 0),          \
       tg_vm_rec_mask(TA, false))                                           \
@@ -74,6 +77,9 @@
     X(DSTEP, "dstep", CHEAP,                                               \
       A * tg_vsigmoid(B) * ((tg_real)1 - tg_vsigmoid(B)),                  \
       tg_vm_rec_dstep(TA, TB))                                             \
+    /* g sigmoid(x), softplus' (g, x) */                                   \
+    X(DSOFTPLUS, "dsoftplus", CHEAP, A * tg_vsigmoid(B),                   \
+      tg_mul(TA, tg_sigmoid(TB)))                                          \
     /* -g y / b: (g, y, b) */                                              \
     X(DDIVB, "ddivb", CHEAP, -A * B / C, tg_neg(tg_div(tg_mul(TA, TB), TC))) \
     /* g b a^(b - 1), 0 where b = 0: (g, a, b) */                          \
