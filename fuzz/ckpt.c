@@ -72,12 +72,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * sample` does, which skips the optimizer and training state */
     cl_run r;
     for (int with_train = 1; with_train >= 0; with_train--) {
-        cl_fail("%s", ""); /* a refusal below must say why */
+        cli_fail("%s", ""); /* a refusal below must say why */
         if (cl_ckpt_load(path, &r, with_train) == 0) {
             cl_run_free(&r);
             break;
         }
-        if (!cl_error()[0])
+        if (!cli_error()[0])
             abort();
     }
     tg_tape_free_all();

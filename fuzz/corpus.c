@@ -21,13 +21,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(s, data, size);
     s[size] = 0;
     cl_vocab v;
-    cl_fail("%s", ""); /* a refusal below must say why */
+    cli_fail("%s", ""); /* a refusal below must say why */
     if (cl_vocab_parse(s, &v) == 0) {
         for (int64_t i = 1; i < v.n; i++)
             if (v.chars[i] <= v.chars[i - 1])
                 abort();
         cl_vocab_free(&v);
-    } else if (!cl_error()[0])
+    } else if (!cli_error()[0])
         abort();
     free(s);
     const char *path = fuzz_write_file("corpus", data, size);
@@ -35,9 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     cl_vocab voc = {0};
     cl_ids ids;
-    cl_fail("%s", "");
+    cli_fail("%s", "");
     if (cl_corpus_read(path, 1, false, &voc, &ids) < 0) {
-        if (!cl_error()[0])
+        if (!cli_error()[0])
             abort(); /* a refusal always says why */
         return 0;
     }

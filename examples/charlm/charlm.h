@@ -149,9 +149,8 @@ void cl_shape_text(char *buf, size_t cap, int ndim, const int64_t *shape);
 /* A copy of s that lives until exit. */
 const char *cl_strdup(const char *s);
 
-/* errors (main.c) */
-int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-const char *cl_error(void);
+/* errors: cli_fail and cli_error (examples/common/cli.h); the library's
+ * (main.c): */
 /* The last library error ("op: message"), "" if none since the last call
  * of cl_lib_clear. */
 const char *cl_lib_error(void);
