@@ -206,6 +206,15 @@ static void add_grad(vm_mem *m, int r, tg_real *src, int n)
         m->G[r][i] += src[i];
 }
 
+/* An output whose whole gradient tg_retain_grad asks for: one that
+ * requires grad. One that does not (it depends on no input that does:
+ * ops/fuse/fuse_vm.c, unmark_constant_outputs) gets none, as unfused,
+ * even where the group's registers carry numbers back through it. */
+static bool retained(const tg_tensor *y)
+{
+    return (y->flags & TG_RETAIN_GRAD) && (y->flags & TG_REQUIRES_GRAD);
+}
+
 /* Backward of one tile: recompute, then every member's derivative rule in
  * reverse order, then add the inputs' gradients where they belong.
  * scratch: of the loads, then of the taps; retain: some output's gradient
@@ -283,8 +292,7 @@ static void tile_backward(const group *g, tg_tensor *const *ext,
     for (int64_t k = 0; k < arrlen(g->out_reg); k++) {
         tg_tensor *y = outs[k];
         int r = g->out_reg[k];
-        if ((y->flags & TG_RETAIN_GRAD) && y->grad && !m->zero[r] &&
-            m->G[r] != y->grad + o)
+        if (retained(y) && y->grad && !m->zero[r] && m->G[r] != y->grad + o)
             memcpy(y->grad + o, m->G[r], (size_t)n * sizeof(tg_real));
     }
     for (int64_t j = 0; j < arrlen(g->taps); j++) {
@@ -387,7 +395,7 @@ static bool retained_outputs(const group *g, tg_tensor *const *outs,
     int64_t nout = arrlen(g->out_reg), nl = arrlen(g->loads);
     bool any = false;
     for (int64_t k = 0; k < nout; k++)
-        any |= (outs[k]->flags & TG_RETAIN_GRAD) != 0;
+        any |= retained(outs[k]);
     if (!any)
         return false;
     /* reach[r]: some output's gradient flows back into register r */
@@ -402,13 +410,13 @@ static bool retained_outputs(const group *g, tg_tensor *const *outs,
         bool reached = reach[g->out_reg[k]];
         for (int64_t j = 0; j < arrlen(g->taps); j++)
             reached |= g->taps[j].out == k && reach[g->taps[j].reg];
-        if ((y->flags & TG_RETAIN_GRAD) && !y->grad && reached)
+        if (retained(y) && !y->grad && reached)
             y->grad = tg_arena_calloc((size_t)(y->numel ? y->numel : 1) *
                                       sizeof(tg_real));
     }
     for (int64_t j = 0; j < arrlen(g->taps); j++) {
         const tg_tensor *y = outs[g->taps[j].out];
-        if ((y->flags & TG_RETAIN_GRAD) && y->grad)
+        if (retained(y) && y->grad)
             scratch[nl + j] = tg_scratch_zero(g->numel);
     }
     return true;
