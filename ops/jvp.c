@@ -70,9 +70,11 @@ static const tg_real *spread(const tg_tensor *x, const tg_tensor *y)
     return d;
 }
 
-/* A constant tensor of x's shape: 1 where keep(x) holds, else 0 (a step
- * function's derivative is zero: it is not recorded) */
-static tg_tensor *mask_of(const tg_tensor *x, bool nonzero)
+/* The recorded forms of ops/kernels/vm_codes.h that are more than one
+ * line. A step's value as a constant of x's shape: 1 where x > 0
+ * (nonzero: where x != 0), else 0 - a step function's derivative is
+ * zero, so it is not recorded. */
+static tg_tensor *tg_vm_rec_mask(const tg_tensor *x, bool nonzero)
 {
     bool was = tg_set_grad_enabled(false);
     tg_tensor *c = tg_contiguous((tg_tensor *)x);
@@ -81,14 +83,6 @@ static tg_tensor *mask_of(const tg_tensor *x, bool nonzero)
     for (int64_t i = 0; i < x->numel; i++)
         m->data[i] = nonzero ? (c->data[i] != 0) : (c->data[i] > 0);
     return m;
-}
-
-/* The recorded forms of ops/kernels/vm_codes.h that are more than one line.
- * A step's value as a constant of x's shape: 1 where x > 0 (nonzero:
- * where x != 0), else 0 - its derivative is zero, so it is not recorded. */
-static tg_tensor *tg_vm_rec_mask(const tg_tensor *x, bool nonzero)
-{
-    return mask_of(x, nonzero);
 }
 
 /* g s (1 - s), s = sigmoid(x) */
@@ -101,7 +95,7 @@ static tg_tensor *tg_vm_rec_dstep(tg_tensor *g, tg_tensor *x)
 /* g b a^(b-1), 0 where b = 0 (a^-1 kept finite there) */
 static tg_tensor *tg_vm_rec_dpowa(tg_tensor *g, tg_tensor *a, tg_tensor *b)
 {
-    tg_tensor *m = mask_of(b, true);
+    tg_tensor *m = tg_vm_rec_mask(b, true);
     tg_tensor *e = tg_add(tg_add_scalar(b, -1), tg_add_scalar(tg_neg(m), 1));
     return tg_mul(tg_mul(g, tg_mul(b, tg_pow(a, e))), m);
 }
@@ -109,7 +103,7 @@ static tg_tensor *tg_vm_rec_dpowa(tg_tensor *g, tg_tensor *a, tg_tensor *b)
 /* g y log a, 0 where a = 0 */
 static tg_tensor *tg_vm_rec_dpowb(tg_tensor *g, tg_tensor *y, tg_tensor *a)
 {
-    tg_tensor *m = mask_of(a, true);
+    tg_tensor *m = tg_vm_rec_mask(a, true);
     tg_tensor *la = tg_log(tg_add(a, tg_add_scalar(tg_neg(m), 1)));
     return tg_mul(tg_mul(g, tg_mul(y, la)), m);
 }

@@ -257,6 +257,25 @@ static void compile_code(tg_prog *p, pins **code)
     }
 }
 
+/* A node the compiler adds (not traced): op on value v, its entry laid
+ * out like v in and out; the caller gives it its output value. */
+static pnode inserted_node(const tg_op *op, const tg_prog *p, int v)
+{
+    pnode q;
+    memset(&q, 0, sizeof q);
+    q.e.op = op;
+    q.e.nin = 1;
+    q.e.in = tg_xcalloc(1, sizeof *q.e.in);
+    q.e.in[0] = tg_xmalloc(sizeof *q.e.in[0]);
+    *q.e.in[0] = p->vals[v].layout;
+    q.e.out = tg_xmalloc(sizeof *q.e.out);
+    *q.e.out = p->vals[v].layout;
+    q.e.step = -1;
+    q.acc = -1;
+    arrput(q.in, v);
+    return q;
+}
+
 /* A weight that stays the same over the steps (a parameter, a chunk of
  * one) is prepared once per sequence (tg_prepare_weight): the linear ops
  * of the step then use it packed, and its gradient is one product. */
@@ -273,18 +292,7 @@ static void prepare_weights(tg_prog *p)
             continue;
         int w = n->in[1], prep = made[w];
         if (prep < 0) {
-            pnode q;
-            memset(&q, 0, sizeof q);
-            q.e.op = &tg_prepare_op;
-            q.e.nin = 1;
-            q.e.in = tg_xcalloc(1, sizeof *q.e.in);
-            q.e.in[0] = tg_xmalloc(sizeof *q.e.in[0]);
-            *q.e.in[0] = p->vals[w].layout;
-            q.e.out = tg_xmalloc(sizeof *q.e.out);
-            *q.e.out = p->vals[w].layout;
-            q.e.step = -1;
-            q.acc = -1;
-            arrput(q.in, w);
+            pnode q = inserted_node(&tg_prepare_op, p, w);
             q.out = prep = new_val(p, PV_NODE, (int)arrlen(p->nodes),
                                    &p->vals[w].layout);
             p->vals[prep].invariant = true;
@@ -318,17 +326,7 @@ static void alias_invariant_outputs(tg_prog *p)
         for (int64_t i = 0; i < arrlen(p->vals); i++)
             if (p->vals[i].kind == PV_NODE && p->vals[i].index >= at)
                 p->vals[i].index++;
-        pnode q;
-        memset(&q, 0, sizeof q);
-        q.e.op = &tg_alias_op;
-        q.e.nin = 1;
-        q.e.in = tg_xcalloc(1, sizeof *q.e.in);
-        q.e.in[0] = tg_xmalloc(sizeof *q.e.in[0]);
-        *q.e.in[0] = p->vals[v].layout;
-        q.e.out = tg_xmalloc(sizeof *q.e.out);
-        *q.e.out = p->vals[v].layout;
-        q.e.step = -1;
-        q.acc = -1;
+        pnode q = inserted_node(&tg_alias_op, p, v);
         q.out = new_val(p, PV_NODE, at, &p->vals[v].layout);
         for (int64_t i = 0; i < arrlen(p->nodes); i++)
             for (int64_t j = 0; j < arrlen(p->nodes[i].in); j++)
@@ -337,7 +335,6 @@ static void alias_invariant_outputs(tg_prog *p)
         for (int j = 0; j < p->nout; j++)
             if (p->out_val[j] == v)
                 p->out_val[j] = q.out;
-        arrput(q.in, v);
         arrins(p->nodes, at, q);
     }
     /* what reads an alias, directly or not, depends on the step now */
