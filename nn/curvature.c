@@ -496,29 +496,40 @@ typedef struct kept {
     int iter;
 } kept;
 
-double tg_hf_step(tg_hf *h, const tg_closure *c)
+/* One step's buffers, n numbers each (phi: max_cg + 1), and the kept
+ * iterates (an stb_ds array). */
+typedef struct hf_work {
+    int64_t n;
+    size_t bytes;
+    tg_real *g, *d, *r, *p, *Ap, *Ad, *theta;
+    double *phi;
+    kept *keep;
+} hf_work;
+
+static void keep_iterate(hf_work *w, int iter)
 {
-    int64_t n = h->n;
-    size_t bytes = (size_t)(n ? n : 1) * sizeof(tg_real);
-    tg_real *g = malloc(bytes), *d = malloc(bytes), *r = malloc(bytes);
-    tg_real *p = malloc(bytes), *Ap = malloc(bytes), *Ad = malloc(bytes);
-    tg_real *theta = malloc(bytes);
-    double *phi = malloc((size_t)(h->cfg.max_cg + 1) * sizeof *phi);
-    kept *keep = NULL; /* stb_ds array */
-    double result = NAN;
-    hf_params(h, theta, NULL);
-    double L0 = NAN;
-    if (hf_loss(h, c, g, &L0) < 0)
-        goto done; /* reported: nothing more to say */
-    if (!isfinite(L0)) {
-        tg_error("hf_step", "the loss is %g at the current parameters", L0);
-        goto done;
-    }
-    /* CG on A d = -g from d = 0.95 * the last step's final iterate */
+    kept k = {malloc(w->bytes), malloc(w->bytes), iter};
+    memcpy(k.d, w->d, w->bytes);
+    memcpy(k.Ad, w->Ad, w->bytes);
+    arrput(w->keep, k);
+}
+
+/* CG on A d = -g from d = 0.95 * the last step's final iterate, keeping
+ * iterates 1, 2, 3, 4, 6, 8, 11, ... (gaps growing by 1.3) and the last
+ * for backtracking. Stops at max_cg, at a small residual, or when the
+ * quadratic model phi(d) = g.d + d.A d / 2 improves by less than
+ * 5e-4 per iteration over the last k = max(10, i / 10) (Martens 2010).
+ * 0, or -1 after an error was reported. */
+static int hf_cg(tg_hf *h, const tg_closure *c, hf_work *w)
+{
+    int64_t n = w->n;
+    tg_real *g = w->g, *d = w->d, *r = w->r, *p = w->p, *Ap = w->Ap;
+    tg_real *Ad = w->Ad;
+    double *phi = w->phi;
     for (int64_t i = 0; i < n; i++)
         d[i] = (tg_real)(0.95 * (double)h->prev[i]);
     if (tg_hf_product(h, c, d, Ad) < 0)
-        goto done;
+        return -1;
     for (int64_t i = 0; i < n; i++) {
         r[i] = (tg_real)(-(double)g[i] - (double)Ad[i]);
         p[i] = r[i];
@@ -528,7 +539,7 @@ double tg_hf_step(tg_hf *h, const tg_closure *c)
     double gap = 1;
     for (; it < h->cfg.max_cg && rr > 1e-24 * bb; it++) {
         if (tg_hf_product(h, c, p, Ap) < 0)
-            goto done;
+            return -1;
         double pAp = dotd(p, Ap, n);
         if (!(pAp > 0))
             break; /* A is positive definite: only rounding gets here */
@@ -545,10 +556,7 @@ double tg_hf_step(tg_hf *h, const tg_closure *c)
         int i1 = it + 1;
         phi[i1] = dotd(g, d, n) + 0.5 * dotd(d, Ad, n);
         if (i1 == next_keep && !h->cfg.no_backtrack) {
-            kept k = {malloc(bytes), malloc(bytes), i1};
-            memcpy(k.d, d, bytes);
-            memcpy(k.Ad, Ad, bytes);
-            arrput(keep, k);
+            keep_iterate(w, i1);
             while (next_keep <= i1) {
                 gap *= 1.3;
                 next_keep = (int)ceil(gap);
@@ -560,76 +568,116 @@ double tg_hf_step(tg_hf *h, const tg_closure *c)
             { it++; break; }
     }
     h->cg_iters = it;
-    memcpy(h->prev, d, bytes); /* the warm start: CG's final iterate */
-    if (arrlen(keep) == 0 || keep[arrlen(keep) - 1].iter != it) {
-        kept k = {malloc(bytes), malloc(bytes), it};
-        memcpy(k.d, d, bytes);
-        memcpy(k.Ad, Ad, bytes);
-        arrput(keep, k);
-    }
-    /* backtracking: from the last iterate back while the loss falls */
-    int64_t best = arrlen(keep) - 1;
-    hf_set(h, theta, keep[best].d, 1.0);
-    double Lbest = NAN;
-    if (hf_loss(h, c, NULL, &Lbest) < 0)
-        goto done;
+    memcpy(h->prev, d, w->bytes); /* the warm start: CG's final iterate */
+    if (arrlen(w->keep) == 0 || w->keep[arrlen(w->keep) - 1].iter != it)
+        keep_iterate(w, it);
+    return 0;
+}
+
+/* Backtracking: from the last kept iterate back while the loss falls.
+ * The index of the one chosen, its loss in *Lbest; -1 after an error. */
+static int64_t hf_backtrack(tg_hf *h, const tg_closure *c, hf_work *w,
+                            double *Lbest)
+{
+    int64_t best = arrlen(w->keep) - 1;
+    hf_set(h, w->theta, w->keep[best].d, 1.0);
+    if (hf_loss(h, c, NULL, Lbest) < 0)
+        return -1;
     while (!h->cfg.no_backtrack && best > 0) {
-        hf_set(h, theta, keep[best - 1].d, 1.0);
+        hf_set(h, w->theta, w->keep[best - 1].d, 1.0);
         double L = NAN;
         if (hf_loss(h, c, NULL, &L) < 0)
-            goto done;
-        if (!(L < Lbest))
+            return -1;
+        if (!(L < *Lbest))
             break;
-        Lbest = L;
+        *Lbest = L;
         best--;
     }
-    const tg_real *dd = keep[best].d, *Add = keep[best].Ad;
-    h->cg_taken = keep[best].iter;
-    /* rho from the model without the lambda I term */
-    double gd = dotd(g, dd, n);
-    double q = gd + 0.5 * (dotd(dd, Add, n) - h->lambda * dotd(dd, dd, n));
-    h->rho = q < 0 ? (Lbest - L0) / q : -1;
+    return best;
+}
+
+/* Levenberg-Marquardt: rho = the loss's decrease over the model's
+ * (without the lambda I term); lambda shrinks when the model was good,
+ * grows when it was poor. */
+static void hf_adjust_lambda(tg_hf *h, const kept *k, const tg_real *g,
+                             int64_t n, double L0, double L)
+{
+    double gd = dotd(g, k->d, n);
+    double q = gd + 0.5 * (dotd(k->d, k->Ad, n) -
+                           h->lambda * dotd(k->d, k->d, n));
+    h->rho = q < 0 ? (L - L0) / q : -1;
     if (h->rho > 0.75)
         h->lambda *= 2.0 / 3.0;
     else if (h->rho < 0.25)
         h->lambda *= 1.5;
-    /* line search on alpha */
-    double alpha = 1, L = Lbest;
+}
+
+/* Armijo line search on alpha from the backtracked step dd (loss L at
+ * alpha = 1); leaves theta at the step taken, or exactly back at theta0
+ * when no step decreases the loss. The alpha taken (0: none), or -1 after
+ * an error. */
+static double hf_line_search(tg_hf *h, const tg_closure *c, hf_work *w,
+                             const tg_real *dd, double L0, double L)
+{
+    double gd = dotd(w->g, dd, w->n), alpha = 1;
     int tries = 0;
     while (!(L <= L0 + 0.01 * alpha * gd) && !h->cfg.no_backtrack &&
            tries < 8) {
         alpha *= 0.8;
         tries++;
-        hf_set(h, theta, dd, alpha);
+        hf_set(h, w->theta, dd, alpha);
         if (hf_loss(h, c, NULL, &L) < 0)
-            goto done;
+            return -1;
     }
     if (!(L <= L0)) { /* no decrease (or NaN): not taken, theta exactly back */
-        hf_params(h, NULL, theta);
-        memset(h->prev, 0, bytes);
-        alpha = 0;
-    } else {
-        hf_set(h, theta, dd, alpha);
+        hf_params(h, NULL, w->theta);
+        memset(h->prev, 0, w->bytes);
+        return 0;
     }
+    hf_set(h, w->theta, dd, alpha);
+    return alpha;
+}
+
+double tg_hf_step(tg_hf *h, const tg_closure *c)
+{
+    hf_work w = {.n = h->n};
+    w.bytes = (size_t)(w.n ? w.n : 1) * sizeof(tg_real);
+    tg_real **bufs[] = {&w.g, &w.d, &w.r, &w.p, &w.Ap, &w.Ad, &w.theta};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        *bufs[i] = malloc(w.bytes);
+    w.phi = malloc((size_t)(h->cfg.max_cg + 1) * sizeof *w.phi);
+    double result = NAN, L0 = NAN, Lbest = NAN;
+    hf_params(h, w.theta, NULL);
+    if (hf_loss(h, c, w.g, &L0) < 0)
+        goto done; /* reported: nothing more to say */
+    if (!isfinite(L0)) {
+        tg_error("hf_step", "the loss is %g at the current parameters", L0);
+        goto done;
+    }
+    if (hf_cg(h, c, &w) < 0)
+        goto done;
+    int64_t best = hf_backtrack(h, c, &w, &Lbest);
+    if (best < 0)
+        goto done;
+    h->cg_taken = w.keep[best].iter;
+    hf_adjust_lambda(h, &w.keep[best], w.g, w.n, L0, Lbest);
+    double alpha = hf_line_search(h, c, &w, w.keep[best].d, L0, Lbest);
+    if (alpha < 0)
+        goto done;
     h->alpha = alpha;
     h->loss = L0;
     h->steps++;
     result = L0;
 done:
     if (isnan(result))
-        hf_params(h, NULL, theta);
-    for (int64_t i = 0; i < arrlen(keep); i++) {
-        free(keep[i].d);
-        free(keep[i].Ad);
+        hf_params(h, NULL, w.theta);
+    for (int64_t i = 0; i < arrlen(w.keep); i++) {
+        free(w.keep[i].d);
+        free(w.keep[i].Ad);
     }
-    arrfree(keep);
-    free(g);
-    free(d);
-    free(r);
-    free(p);
-    free(Ap);
-    free(Ad);
-    free(theta);
-    free(phi);
+    arrfree(w.keep);
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        free(*bufs[i]);
+    free(w.phi);
     return result;
 }
