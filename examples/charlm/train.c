@@ -529,6 +529,137 @@ static int setup(session *S, cl_config *c, const bool *given,
     return best_start(S);
 }
 
+/* Every rank starts from the same numbers: the same seed or checkpoint
+ * made them, the comparison checked it, the broadcast makes sure; and
+ * rank 0, which writes --keep-best's file, knows the best so far. */
+static int share_start(session *S)
+{
+    cl_lib_clear();
+    double best[2] = {S->best_val, (double)S->best_step};
+    if (tg_dist_broadcast_params(&S->r->model->params, 0) < 0 ||
+        tg_dist_broadcast(best, sizeof best, 0) < 0) {
+        cli_fail("%s", cl_lib_error());
+        rank_fail(S);
+        return -1;
+    }
+    S->best_val = best[0];
+    S->best_step = (int64_t)best[1];
+    return 0;
+}
+
+/* Ctrl-C and SIGTERM stop the run at the next step, after a save. */
+static void catch_signals(session *S)
+{
+    struct sigaction sa = {0};
+    if (S->nranks > 1) {
+        int n = snprintf(signal_line, sizeof signal_line, "charlm train (rank "
+                         "%d of %d): stopping on a signal (Ctrl-C, or mpirun "
+                         "ending the job because another rank failed)\n",
+                         S->rank, S->nranks);
+        signal_len = n > 0 && (size_t)n < sizeof signal_line ? (size_t)n : 0;
+    }
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C quits at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (S->log == stdout) /* a reader gone: EPIPE, a message and a save */
+        signal(SIGPIPE, SIG_IGN);
+}
+
+/* The first line: what trains, on what, how. */
+static void print_start(const session *S)
+{
+    const cl_run *r = S->r;
+    const cl_config *c = S->c;
+    char from[4200] = "";
+    if (c->resume)
+        snprintf(from, sizeof from, " at step %lld of %s:", (long long)r->step,
+                 c->resume);
+    char ranks[128] = "";
+    if (S->nranks > 1 || r->cfg.blocks > 1)
+        snprintf(ranks, sizeof ranks, "; %d MPI rank%s x %d block%s of %lld "
+                 "streams, summed along the %s", S->nranks,
+                 S->nranks > 1 ? "s" : "", S->local, S->local > 1 ? "s" : "",
+                 (long long)(r->cfg.batch / r->cfg.blocks),
+                 tg_dist_reduce_name(tg_dist_grads_reduce(S->dg)));
+    fprintf(stderr, "%s%s %s, %lld layers of %lld (%lld parameters, "
+            "vocabulary %lld), on %s: %lld characters, %lld held out; %d "
+            "thread%s%s\n", c->resume ? "resuming" : "training", from,
+            r->cell->name, (long long)r->cfg.layers, (long long)r->cfg.hidden,
+            (long long)tg_params_numel(&r->model->params), (long long)r->vocab.n,
+            r->cfg.data, (long long)r->corpus_chars,
+            (long long)(S->val.n * S->val.B), tg_get_num_threads(),
+            tg_get_num_threads() > 1 ? "s" : "", ranks);
+}
+
+/* Steps until the budget is spent (0) or a signal came (128 + it, after
+ * a save); 1 after a failure. */
+static int train_loop(session *S)
+{
+    cl_run *r = S->r;
+    S->t0 = now_s();
+    S->elapsed0 = r->elapsed_s;
+    S->step0 = r->step;
+    for (;;) {
+        if (step(S) < 0)
+            return 1;
+        /* the ranks agree: rank 0's clock decides a --minutes budget, a
+         * signal to any rank stops all - one that came during the
+         * evaluation too, the last one included */
+        bool last = tg_dist_max(S->lead && budget_spent(S)) > 0;
+        bool regular = r->step % r->cfg.eval_every == 0;
+        if ((regular || last) && evaluate(S, regular) < 0)
+            return 1;
+        if (last) { /* from the check below on, a signal ends the process */
+            signal(SIGINT, SIG_DFL);
+            signal(SIGTERM, SIG_DFL);
+        }
+        int stop = (int)tg_dist_max((double)stop_signal);
+        if (stop) {
+            if (S->saved_step != r->step && save(S) < 0)
+                return 1;
+            clear_line(S);
+            if (S->lead)
+                fprintf(stderr, "charlm train: interrupted at step %lld; saved "
+                        "%s (%s%s)\n", (long long)r->step, S->c->save, last ?
+                        "the last step of the run: nothing is left to train"
+                        : "continue with: charlm train --resume ",
+                        last ? "" : S->c->save);
+            return 128 + stop;
+        }
+        if (last)
+            return 0;
+        draw(S);
+    }
+}
+
+/* The last lines: communication, the loss, where the model is. */
+static void print_done(session *S)
+{
+    const cl_run *r = S->r;
+    const cl_config *c = S->c;
+    clear_line(S);
+    tg_dist_stats ds = tg_dist_grads_stats(S->dg);
+    if (!S->lead)
+        return;
+    if (S->nranks > 1 && ds.steps > 0)
+        fprintf(stderr, "communication: %.2f ms per step waiting after "
+                "backward, %.2f ms while backward ran; %.0f KB sent per step "
+                "by rank 0\n", 1e3 * ds.wait_s / ds.steps,
+                1e3 * ds.overlap_s / ds.steps, ds.bytes_sent / ds.steps / 1e3);
+    if (S->best_step >= 0)
+        fprintf(stderr, "done: step %lld, val loss %.4f nats = %.4f bits/char; "
+                "saved %s; the best, %.4f nats at step %lld, in %s (try: "
+                "charlm sample --load %s)\n", (long long)r->step, r->val_loss,
+                r->val_loss / log(2.0), c->save, S->best_val,
+                (long long)S->best_step, S->best_path, S->best_path);
+    else
+        fprintf(stderr, "done: step %lld, val loss %.4f nats = %.4f bits/char; "
+                "saved %s (try: charlm sample --load %s)\n", (long long)r->step,
+                r->val_loss, r->val_loss / log(2.0), c->save, c->save);
+}
+
 int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
 {
     cl_run run = {0};
@@ -545,111 +676,15 @@ int cl_train(cl_config *c, const bool *given, const cl_opt *opts, int nopts)
      * ends the job (rank_fail); every other failure is met by every rank
      * at the same step. */
     int ready = setup(&S, c, given, opts, nopts);
-    if (cl_ranks_agree_run(&run, c, ready < 0 ? cli_error() : "") < 0)
+    if (cl_ranks_agree_run(&run, c, ready < 0 ? cli_error() : "") < 0 ||
+        share_start(&S) < 0)
         goto done;
-    /* every rank starts from the same numbers: the same seed or checkpoint
-     * made them, the comparison checked it, the broadcast makes sure; and
-     * rank 0, which writes --keep-best's file, knows the best so far */
-    cl_lib_clear();
-    double best[2] = {S.best_val, (double)S.best_step};
-    if (tg_dist_broadcast_params(&run.model->params, 0) < 0 ||
-        tg_dist_broadcast(best, sizeof best, 0) < 0) {
-        cli_fail("%s", cl_lib_error());
-        rank_fail(&S);
-        goto done;
-    }
-    S.best_val = best[0];
-    S.best_step = (int64_t)best[1];
-    struct sigaction sa = {0};
-    if (S.nranks > 1) {
-        int n = snprintf(signal_line, sizeof signal_line, "charlm train (rank %d "
-                         "of %d): stopping on a signal (Ctrl-C, or mpirun ending "
-                         "the job because another rank failed)\n", S.rank,
-                         S.nranks);
-        signal_len = n > 0 && (size_t)n < sizeof signal_line ? (size_t)n : 0;
-    }
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C quits at once */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    if (S.log == stdout) /* a reader gone: EPIPE, a message and a save */
-        signal(SIGPIPE, SIG_IGN);
-
-    cl_run *r = &run;
-    char from[4200] = "";
-    if (c->resume)
-        snprintf(from, sizeof from, " at step %lld of %s:", (long long)r->step,
-                 c->resume);
-    char ranks[128] = "";
-    if (S.nranks > 1 || r->cfg.blocks > 1)
-        snprintf(ranks, sizeof ranks, "; %d MPI rank%s x %d block%s of %lld "
-                 "streams, summed along the %s", S.nranks,
-                 S.nranks > 1 ? "s" : "", S.local, S.local > 1 ? "s" : "",
-                 (long long)(r->cfg.batch / r->cfg.blocks),
-                 tg_dist_reduce_name(tg_dist_grads_reduce(S.dg)));
+    catch_signals(&S);
     if (S.lead)
-        fprintf(stderr, "%s%s %s, %lld layers of %lld (%lld parameters, "
-                "vocabulary %lld), on %s: %lld characters, %lld held out; %d "
-                "thread%s%s\n", c->resume ? "resuming" : "training", from,
-                r->cell->name, (long long)r->cfg.layers, (long long)r->cfg.hidden,
-                (long long)tg_params_numel(&r->model->params), (long long)r->vocab.n,
-                r->cfg.data, (long long)r->corpus_chars,
-                (long long)(S.val.n * S.val.B), tg_get_num_threads(),
-                tg_get_num_threads() > 1 ? "s" : "", ranks);
-
-    S.t0 = now_s();
-    S.elapsed0 = r->elapsed_s;
-    S.step0 = r->step;
-    for (;;) {
-        if (step(&S) < 0)
-            goto done;
-        /* the ranks agree: rank 0's clock decides a --minutes budget, a
-         * signal to any rank stops all - one that came during the
-         * evaluation too, the last one included */
-        bool last = tg_dist_max(S.lead && budget_spent(&S)) > 0;
-        bool regular = r->step % r->cfg.eval_every == 0;
-        if ((regular || last) && evaluate(&S, regular) < 0)
-            goto done;
-        if (last) { /* from the check below on, a signal ends the process */
-            signal(SIGINT, SIG_DFL);
-            signal(SIGTERM, SIG_DFL);
-        }
-        int stop = (int)tg_dist_max((double)stop_signal);
-        if (stop) {
-            if (S.saved_step != r->step && save(&S) < 0)
-                goto done;
-            clear_line(&S);
-            if (S.lead)
-                fprintf(stderr, "charlm train: interrupted at step %lld; saved "
-                        "%s (%s%s)\n", (long long)r->step, c->save, last ?
-                        "the last step of the run: nothing is left to train"
-                        : "continue with: charlm train --resume ", last ? "" : c->save);
-            status = 128 + stop;
-            goto done;
-        }
-        if (last)
-            break;
-        draw(&S);
-    }
-    clear_line(&S);
-    tg_dist_stats ds = tg_dist_grads_stats(S.dg);
-    if (S.lead && S.nranks > 1 && ds.steps > 0)
-        fprintf(stderr, "communication: %.2f ms per step waiting after "
-                "backward, %.2f ms while backward ran; %.0f KB sent per step "
-                "by rank 0\n", 1e3 * ds.wait_s / ds.steps,
-                1e3 * ds.overlap_s / ds.steps, ds.bytes_sent / ds.steps / 1e3);
-    if (S.lead && S.best_step >= 0)
-        fprintf(stderr, "done: step %lld, val loss %.4f nats = %.4f bits/char; "
-                "saved %s; the best, %.4f nats at step %lld, in %s (try: "
-                "charlm sample --load %s)\n", (long long)r->step, r->val_loss,
-                r->val_loss / log(2.0), c->save, S.best_val,
-                (long long)S.best_step, S.best_path, S.best_path);
-    else if (S.lead)
-        fprintf(stderr, "done: step %lld, val loss %.4f nats = %.4f bits/char; "
-                "saved %s (try: charlm sample --load %s)\n", (long long)r->step,
-                r->val_loss, r->val_loss / log(2.0), c->save, c->save);
-    status = 0;
+        print_start(&S);
+    status = train_loop(&S);
+    if (status == 0)
+        print_done(&S);
 done:
     if (status == 1)
         clear_line(&S);
