@@ -28,7 +28,8 @@
 
 /* ---- the one backward rule of every view ------------------------------ */
 
-/* iarg[0] = goff, iarg[1 + d] = gstride[d] (see the comment above) */
+/* iarg[TG_VIEW_OFF] = goff, iarg[TG_VIEW_STRIDE + d] = gstride[d] (see the
+ * comment above; ops/internal.h) */
 static void view_bwd(tg_entry *e)
 {
     /* forward: out = view of x (or a copy laid out like one) */
@@ -37,8 +38,8 @@ static void view_bwd(tg_entry *e)
         return;
     int64_t ys[TG_MAX_DIMS];
     tg_contiguous_strides(y->ndim, y->shape, ys);
-    tg_strided_copy(y->ndim, y->shape, x->grad + e->iarg[0], &e->iarg[1],
-                    y->grad, ys, true);
+    tg_strided_copy(y->ndim, y->shape, x->grad + e->iarg[TG_VIEW_OFF],
+                    &e->iarg[TG_VIEW_STRIDE], y->grad, ys, true);
 }
 
 /* Records out as a view of x with the given gradient view. */
@@ -50,8 +51,9 @@ static tg_tensor *record_view(const tg_op *op, tg_tensor *x, tg_tensor *out,
     out->flags &= ~TG_IS_VIEW; /* an op output, not a raw view */
     tg_entry *e = tg_record(op, out, 1, &x);
     if (e) {
-        e->iarg[0] = goff;
-        memcpy(&e->iarg[1], gstride, (size_t)out->ndim * sizeof(int64_t));
+        e->iarg[TG_VIEW_OFF] = goff;
+        memcpy(&e->iarg[TG_VIEW_STRIDE], gstride,
+               (size_t)out->ndim * sizeof(int64_t));
     }
     return tg_op_result(out);
 }
@@ -73,14 +75,16 @@ static tg_tensor *view_replay(const tg_entry *e, tg_tensor *const *in)
         out->data = in[0]->data + (y->data - x->data);
         memcpy(out->stride, y->stride, sizeof out->stride);
     } else if (tg_is_contiguous(in[0])) {
-        out->data = in[0]->data + e->iarg[0];
-        memcpy(out->stride, &e->iarg[1], (size_t)y->ndim * sizeof(int64_t));
+        out->data = in[0]->data + e->iarg[TG_VIEW_OFF];
+        memcpy(out->stride, &e->iarg[TG_VIEW_STRIDE],
+               (size_t)y->ndim * sizeof(int64_t));
     } else {
         tg_error(e->op->name, "cannot replay this view on an input laid out "
                  "unlike the recorded one");
         return NULL;
     }
-    return record_view(e->op, in[0], out, e->iarg[0], &e->iarg[1]);
+    return record_view(e->op, in[0], out, e->iarg[TG_VIEW_OFF],
+                       &e->iarg[TG_VIEW_STRIDE]);
 }
 
 #define VIEW_OP(var, name)                                                 \

@@ -82,7 +82,7 @@ START_TEST(each_op_is_its_rule)
         const tg_ew_rule *r = e->op->ew;
         ck_assert_msg(r, "%s has no rule", oc->name);
         ck_assert_int_eq(r->nin, b ? 2 : 1);
-        tg_real k = (tg_real)e->farg[0];
+        tg_real k = (tg_real)e->farg[TG_EW_K];
         /* forward: y = code(a, b; k) */
         tg_real want[N];
         tg_vm_eval(r->code, N, want, a->data, b ? b->data : a->data, NULL,
