@@ -26,6 +26,14 @@
 
 #include <string.h>
 
+/* What the ops keep in their tape entry's iarg (autograd/tape.h): a view
+ * its gradient view, at TG_VIEW_OFF and TG_VIEW_STRIDE (ops/internal.h);
+ * concat and stack these. */
+enum {
+    JOIN_DIM,  /* the joined dimension of the output */
+    JOIN_STACK /* stack, not concat (for replay) */
+};
+
 /* ---- the one backward rule of every view ------------------------------ */
 
 /* iarg[TG_VIEW_OFF] = goff, iarg[TG_VIEW_STRIDE + d] = gstride[d] (see the
@@ -397,14 +405,13 @@ const tg_op tg_alias_op = {"alias", view_bwd, .replay = alias_replay,
 /* ---- concat, stack ----------------------------------------------------
  * Input k fills the slab [at_k, at_k + len_k) of the output along dim (for
  * stack: index k of the new axis, len 1). Backward adds the same slab of
- * dy into each input's gradient. iarg[0] = dim of the output, saved is the
- * array of slab starts. */
+ * dy into each input's gradient. saved is the array of slab starts. */
 
 static void join_bwd(tg_entry *e)
 {
     /* forward: out[..., at_k : at_k + len_k, ...] = x_k */
     tg_tensor *y = e->out;
-    int d = (int)e->iarg[0];
+    int d = (int)e->iarg[JOIN_DIM];
     const int64_t *at = e->saved;
     int64_t ys[TG_MAX_DIMS], shape[TG_MAX_DIMS], xs[TG_MAX_DIMS];
     tg_contiguous_strides(y->ndim, y->shape, ys);
@@ -495,8 +502,8 @@ static tg_tensor *join(const tg_op *desc, tg_tensor *const *xs, int n, int dim,
     }
     tg_entry *e = tg_record(desc, out, n, xs);
     if (e) {
-        e->iarg[0] = d;
-        e->iarg[1] = stack; /* for replay */
+        e->iarg[JOIN_DIM] = d;
+        e->iarg[JOIN_STACK] = stack;
         e->saved = at;
     }
     return tg_op_result(out);
@@ -514,5 +521,6 @@ tg_tensor *tg_stack(tg_tensor *const *xs, int n, int dim)
 
 static tg_tensor *join_replay(const tg_entry *e, tg_tensor *const *in)
 {
-    return join(e->op, in, e->nin, (int)e->iarg[0], e->iarg[1] != 0);
+    return join(e->op, in, e->nin, (int)e->iarg[JOIN_DIM],
+                e->iarg[JOIN_STACK] != 0);
 }
