@@ -125,7 +125,10 @@ typedef struct tg_op {
 #define TG_READS_OUT (1u << 8)
 #define TG_READS_NONE (1u << 9)
 
-/* Number of small scalar arguments an entry can keep. */
+/* Number of small scalar arguments an entry can keep. The file that
+ * records an op names the slots it uses in an enum at its top (ops/
+ * reduce.c: iarg[RD_DIM] is the reduced dim); the slots of the views,
+ * read by several files, are named in ops/internal.h (TG_VIEW_OFF). */
 #define TG_ENTRY_ARGS 8
 
 struct tg_entry {

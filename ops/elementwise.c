@@ -35,7 +35,7 @@ tg_tensor *tg_ew_binary(const tg_op *op, tg_tensor *a, tg_tensor *b)
     return tg_op_result(out);
 }
 
-/* out = code(a; k), the constant k kept in the entry's farg[0] */
+/* out = code(a; k), the constant k kept in the entry's farg[TG_EW_K] */
 tg_tensor *tg_ew_unary(const tg_op *op, tg_tensor *a, double k)
 {
     TG_OP_INPUTS(op->name, a);
@@ -45,7 +45,7 @@ tg_tensor *tg_ew_unary(const tg_op *op, tg_tensor *a, double k)
     tg_ew_run_code(op->ew->code, k, false, base, st, a->ndim, a->shape);
     tg_entry *e = tg_record(op, out, 1, &a);
     if (e)
-        e->farg[0] = k;
+        e->farg[TG_EW_K] = k;
     return tg_op_result(out);
 }
 
@@ -76,7 +76,8 @@ void tg_ew_backward(tg_entry *e)
             base[1 + j] = src[d->src[j]];
             st[1 + j] = sst[d->src[j]];
         }
-        tg_ew_run_code(d->code, e->farg[0], true, base, st, nd, y->shape);
+        tg_ew_run_code(d->code, e->farg[TG_EW_K], true, base, st, nd,
+                       y->shape);
         if (!direct)
             tg_unbroadcast_add(x->grad, x->ndim, x->shape, dst, nd, y->shape);
     }

@@ -101,7 +101,7 @@ void tg_ew_run_code(int code, double k, bool acc, tg_real *const *base,
                     const int64_t *shape);
 /* Every elementwise op, from its descriptor's rule (ops/elementwise.c):
  * out = code(a, b) with broadcasting; out = code(a; k), k kept in the
- * entry's farg[0]; and the backward of both, dL/d(input) += dcode. */
+ * entry's farg[TG_EW_K]; and the backward of both, dL/d(input) += dcode. */
 tg_tensor *tg_ew_binary(const tg_op *op, tg_tensor *a, tg_tensor *b);
 tg_tensor *tg_ew_unary(const tg_op *op, tg_tensor *a, double k);
 void tg_ew_backward(tg_entry *e);
@@ -112,7 +112,7 @@ void tg_ew_backward(tg_entry *e);
  * forward, one per input for its derivative. An instruction names a code
  * and up to three sources; in a derivative the sources are the op's own
  * values: its inputs a and b, its output y, the gradient g = dL/dy it
- * receives, and the op's constant k (farg[0] of scalar ops). The ops' own
+ * receives, and the op's constant k (farg[TG_EW_K]). The ops' own
  * kernels (ops/unary.c, ops/elementwise.c), the fused programs
  * (ops/fuse/fuse_vm.c) and forward mode (ops/jvp.c) all run these
  * (tests/test_vm_rules.c). */
@@ -122,12 +122,17 @@ enum tg_vm_code { TG_VM_CODES(TG_VM_ENUM) TG_VM_NCODES };
 /* where a derivative's sources come from */
 enum { TG_R_G, TG_R_A, TG_R_B, TG_R_Y };
 
+/* where an elementwise op keeps its constant in its tape entry */
+enum {
+    TG_EW_K /* farg: the k of code(a; k) (0 for two-input ops) */
+};
+
 typedef struct tg_ew_deriv {
     unsigned char code, src[3];
 } tg_ew_deriv;
 
 struct tg_ew_rule {
-    unsigned char code;  /* forward: y = code(a, b) (k from farg[0])     */
+    unsigned char code;  /* forward: y = code(a, b) (k: farg[TG_EW_K])   */
     unsigned char nin;   /* 1 or 2                                       */
     tg_ew_deriv d[2];    /* dL/da, dL/db contributions                   */
 };
@@ -159,6 +164,16 @@ void tg_jvp_linear_op(tg_entry *e);
 
 /* the descriptor of tg_prepare_weight, for compiled steps to insert */
 extern const tg_op tg_prepare_op;
+
+/* ---- views (ops/shape.c) ---------------------------------------------
+ * Where a view op keeps its gradient view in its tape entry: the offset
+ * and the strides of its elements in a contiguous copy of its input (the
+ * comment atop ops/shape.c). Backward, forward mode (ops/jvp.c) and the
+ * compiled steps (ops/fuse/) read them. */
+enum {
+    TG_VIEW_OFF,   /* iarg: the offset */
+    TG_VIEW_STRIDE /* iarg[TG_VIEW_STRIDE + d]: the stride of dimension d */
+};
 
 /* "alias": x again as a tensor of its own, recorded (backward: dx +=
  * dy) - a contiguous x copied, a strided one viewed with its layout kept

@@ -150,7 +150,7 @@ static void ew_recorded(tg_entry *e)
     const tg_ew_rule *r = e->op->ew;
     tg_tensor *src[4] = {NULL, e->in[0], r->nin > 1 ? e->in[1] : NULL,
                          e->out};
-    double k = e->farg[0];
+    double k = e->farg[TG_EW_K];
     tg_tensor *dy = NULL;
     for (int i = 0; i < r->nin; i++) {
         if (!e->in[i]->tangent)
@@ -180,7 +180,7 @@ void tg_jvp_elementwise(tg_entry *e)
                              tg_is_contiguous(y) ? y->data : spread(y, y)};
     tg_real *dy = tg_arena_alloc((size_t)(n ? n : 1) * sizeof(tg_real));
     memset(dy, 0, (size_t)n * sizeof(tg_real));
-    tg_real k = (tg_real)e->farg[0];
+    tg_real k = (tg_real)e->farg[TG_EW_K];
     for (int i = 0; i < r->nin; i++) {
         if (!e->in[i]->tangent)
             continue;
@@ -204,9 +204,10 @@ void tg_jvp_view(tg_entry *e)
                                  sizeof(tg_real));
     int64_t cs[TG_MAX_DIMS];
     tg_contiguous_strides(y->ndim, y->shape, cs);
-    /* iarg: the offset and strides of y's elements in x's logical order */
-    tg_strided_copy(y->ndim, y->shape, dy, cs, x->tangent + e->iarg[0],
-                    &e->iarg[1], false);
+    /* the offset and strides of y's elements in x's logical order */
+    tg_strided_copy(y->ndim, y->shape, dy, cs,
+                    x->tangent + e->iarg[TG_VIEW_OFF],
+                    &e->iarg[TG_VIEW_STRIDE], false);
     y->tangent = dy;
 }
 

@@ -24,6 +24,15 @@
 #include <math.h>
 #include <string.h>
 
+/* What the ops keep in their tape entry (autograd/tape.h). */
+enum {     /* embedding, iarg */
+    EMB_N, /* the number of ids */
+    EMB_E  /* the row length of the weight */
+};
+enum {         /* dropout, farg */
+    DROP_SCALE /* 1 / (1 - p), what kept elements are multiplied by */
+};
+
 /* ---- embedding ---------------------------------------------------------- */
 
 /* Columns of dweight owned by one backward iteration (a 64-byte line of
@@ -65,20 +74,21 @@ static void embedding_bwd(tg_real *dw, const tg_real *dy, const int64_t *ids,
     }
 }
 
-/* saved: the ids (int64, arena); iarg[0] = number of ids, iarg[1] = E */
+/* saved: the ids (int64, arena) */
 static void embedding_backward(tg_entry *e)
 {
     tg_tensor *w = e->in[0];
     if (!w->grad)
         return;
-    embedding_bwd(w->grad, e->out->grad, e->saved, e->iarg[0], e->iarg[1]);
+    embedding_bwd(w->grad, e->out->grad, e->saved, e->iarg[EMB_N],
+                  e->iarg[EMB_E]);
 }
 /* forward mode: the rows of W's tangent the ids pick */
 static void embedding_jvp(tg_entry *e)
 {
     const tg_tensor *w = e->in[0];
     const int64_t *ids = e->saved;
-    int64_t n = e->iarg[0], E = e->iarg[1];
+    int64_t n = e->iarg[EMB_N], E = e->iarg[EMB_E];
     if (tg_jvp_records()) { /* the same rows of the tangent, recorded */
         tg_tensor *y = e->out;
         tg_set_out_tangent(y, tg_embedding(tg_tangent_of(w), ids,
@@ -145,8 +155,8 @@ tg_tensor *tg_embedding(tg_tensor *weight, const int64_t *ids, int ndim,
     embedding_fwd(out->data, weight, copy, n, E);
     tg_entry *e = tg_record(&embedding_desc, out, 1, &weight);
     if (e) {
-        e->iarg[0] = n;
-        e->iarg[1] = E;
+        e->iarg[EMB_N] = n;
+        e->iarg[EMB_E] = E;
         e->saved = copy;
     }
     return tg_op_result(out);
@@ -174,21 +184,21 @@ static void dropout_bwd(tg_real *dx, const tg_real *dy, const uint8_t *keep,
         dx[i] += keep[i] ? dy[i] * scale : 0;
 }
 
-/* saved: the mask (bytes); farg[0] = 1 / (1 - p) */
+/* saved: the mask (bytes) */
 static void dropout_backward(tg_entry *e)
 {
     tg_tensor *x = e->in[0];
     if (!x->grad)
         return;
     dropout_bwd(x->grad, e->out->grad, e->saved, x->numel,
-                (tg_real)e->farg[0]);
+                (tg_real)e->farg[DROP_SCALE]);
 }
 /* forward mode: the same mask and scale on the tangent */
 static void dropout_jvp(tg_entry *e)
 {
     const tg_tensor *x = e->in[0];
     const uint8_t *keep = e->saved;
-    tg_real scale = (tg_real)e->farg[0];
+    tg_real scale = (tg_real)e->farg[DROP_SCALE];
     int64_t n = x->numel;
     if (tg_jvp_records()) { /* times the same mask, as a constant */
         tg_tensor *m = tg_empty(x->ndim, x->shape);
@@ -238,7 +248,7 @@ tg_tensor *tg_dropout(tg_tensor *x, double p, bool training,
     dropout_fwd(out->data, src, keep, n, (tg_real)scale);
     tg_entry *e = tg_record(&dropout_desc, out, 1, &x);
     if (e) {
-        e->farg[0] = scale;
+        e->farg[DROP_SCALE] = scale;
         e->saved = keep;
     }
     return tg_op_result(out);

@@ -27,6 +27,23 @@
 #include <math.h>
 #include <string.h>
 
+/* What the ops keep in their tape entry's iarg (autograd/tape.h). */
+enum {            /* softmax, log_softmax: x seen as [outer, n, inner] */
+    SM_OUTER,     /* the product of the sizes before dim */
+    SM_N,         /* the size of dim */
+    SM_INNER,     /* the product of the sizes after dim */
+    SM_LOG,       /* log_softmax, not softmax */
+    SM_DIM        /* dim, made non-negative (for replay) */
+};
+enum {            /* cross_entropy: logits seen as [N, C] */
+    CE_N,         /* the number of rows */
+    CE_C,         /* the number of classes */
+    CE_REDUCTION  /* TG_MEAN or TG_SUM */
+};
+enum {            /* mse */
+    MSE_REDUCTION /* TG_MEAN or TG_SUM */
+};
+
 /* ---- softmax and log_softmax ------------------------------------------ */
 
 /* Columns (of `inner`) handled together by one softmax tile. */
@@ -188,15 +205,15 @@ static void softmax_bwd(tg_real *dx, const tg_real *dy, const tg_real *y,
     }
 }
 
-/* iarg: outer, n, inner, logp. Only the output is saved: both backward
- * formulas are written in terms of y. */
+/* Only the output is saved: both backward formulas are written in terms
+ * of y. */
 static void softmax_backward(tg_entry *e)
 {
     tg_tensor *x = e->in[0], *y = e->out;
     if (!x->grad)
         return;
-    softmax_bwd(x->grad, y->grad, y->data, e->iarg[0], e->iarg[1],
-                e->iarg[2], e->iarg[3] != 0);
+    softmax_bwd(x->grad, y->grad, y->data, e->iarg[SM_OUTER], e->iarg[SM_N],
+                e->iarg[SM_INNER], e->iarg[SM_LOG] != 0);
 }
 
 /* forward mode, with y seen as [outer, n, inner] (softmax over n):
@@ -205,13 +222,14 @@ static void softmax_backward(tg_entry *e)
 static void softmax_jvp(tg_entry *e)
 {
     tg_tensor *x = e->in[0], *y = e->out;
-    const int64_t s3[3] = {e->iarg[0], e->iarg[1], e->iarg[2]};
+    const int64_t s3[3] = {e->iarg[SM_OUTER], e->iarg[SM_N],
+                           e->iarg[SM_INNER]};
     /* (y itself: a recording sweep differentiates through it) */
     tg_tensor *Y = tg_jvp_records() ? tg_reshape(y, 3, s3)
                                     : tg_wrap_buffer(3, s3, y->data);
     tg_tensor *dX = tg_reshape(tg_tangent_of(x), 3, s3);
     tg_tensor *r;
-    if (e->iarg[3]) /* log */
+    if (e->iarg[SM_LOG])
         r = tg_sub(dX, tg_sum_dim(tg_mul(tg_exp(Y), dX), 1, true));
     else
         r = tg_mul(Y, tg_sub(dX, tg_sum_dim(tg_mul(Y, dX), 1, true)));
@@ -258,18 +276,19 @@ static tg_tensor *softmax_op(const tg_op *desc, tg_tensor *x, int dim,
         softmax_fwd(src, out->data, outer, n, inner, logp);
     tg_entry *e = tg_record(desc, out, 1, &x);
     if (e) {
-        e->iarg[0] = outer;
-        e->iarg[1] = n;
-        e->iarg[2] = inner;
-        e->iarg[3] = logp;
-        e->iarg[4] = d;
+        e->iarg[SM_OUTER] = outer;
+        e->iarg[SM_N] = n;
+        e->iarg[SM_INNER] = inner;
+        e->iarg[SM_LOG] = logp;
+        e->iarg[SM_DIM] = d;
     }
     return tg_op_result(out);
 }
 
 static tg_tensor *softmax_replay(const tg_entry *e, tg_tensor *const *in)
 {
-    return softmax_op(e->op, in[0], (int)e->iarg[4], e->iarg[3] != 0);
+    return softmax_op(e->op, in[0], (int)e->iarg[SM_DIM],
+                      e->iarg[SM_LOG] != 0);
 }
 
 tg_tensor *tg_softmax(tg_tensor *x, int dim)
@@ -348,16 +367,15 @@ typedef struct ce_saved {
     int64_t *tgt;   /* [N] copy of the targets */
 } ce_saved;
 
-/* iarg: N, C, reduction. */
 static void ce_backward(tg_entry *e)
 {
     tg_tensor *x = e->in[0];
     if (!x->grad)
         return;
     const ce_saved *sv = e->saved;
-    int64_t N = e->iarg[0], C = e->iarg[1];
+    int64_t N = e->iarg[CE_N], C = e->iarg[CE_C];
     double g = (double)e->out->grad[0];
-    if (e->iarg[2] == TG_MEAN)
+    if (e->iarg[CE_REDUCTION] == TG_MEAN)
         g /= (double)N;
     ce_bwd(x->grad, x, sv->tgt, sv->stats, N, C, (tg_real)g);
 }
@@ -366,7 +384,7 @@ static void ce_jvp(tg_entry *e)
 {
     tg_tensor *x = e->in[0];
     const ce_saved *sv = e->saved;
-    int64_t N = e->iarg[0], C = e->iarg[1];
+    int64_t N = e->iarg[CE_N], C = e->iarg[CE_C];
     tg_tensor *P = tg_softmax(tg_reshape(x, TG_SHAPE(N, C)), 1);
     tg_tensor *dX = tg_reshape(tg_tangent_of(x), TG_SHAPE(N, C));
     if (!P || !dX)
@@ -376,7 +394,7 @@ static void ce_jvp(tg_entry *e)
         for (int64_t r = 0; r < N; r++)
             oh->data[r * C + sv->tgt[r]] = 1;
         tg_tensor *d = tg_sum(tg_mul(tg_sub(P, oh), dX));
-        if (d && e->iarg[2] == TG_MEAN)
+        if (d && e->iarg[CE_REDUCTION] == TG_MEAN)
             d = tg_mul_scalar(d, 1.0 / (double)N);
         tg_set_out_tangent(e->out, d);
         return;
@@ -384,7 +402,7 @@ static void ce_jvp(tg_entry *e)
     double d = (double)tg_sum(tg_mul(P, dX))->data[0];
     for (int64_t r = 0; r < N; r++)
         d -= (double)dX->data[r * C + sv->tgt[r]];
-    if (e->iarg[2] == TG_MEAN)
+    if (e->iarg[CE_REDUCTION] == TG_MEAN)
         d /= (double)N;
     e->out->tangent = tg_arena_alloc(sizeof(tg_real));
     e->out->tangent[0] = (tg_real)d;
@@ -465,9 +483,9 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, const int64_t *targets,
     out->data[0] = (tg_real)total;
     tg_entry *e = tg_record(&ce_desc, out, 1, &x);
     if (e) {
-        e->iarg[0] = N;
-        e->iarg[1] = C;
-        e->iarg[2] = reduction;
+        e->iarg[CE_N] = N;
+        e->iarg[CE_C] = C;
+        e->iarg[CE_REDUCTION] = reduction;
         e->saved = sv;
     }
     return tg_op_result(out);
@@ -509,13 +527,12 @@ static void mse_grad(int64_t n, tg_real *const *p, const int64_t *s,
 }
 
 /* loss = scale * sum (p - t)^2:
- *     dp += 2 (p - t) dL scale,   dt -= 2 (p - t) dL scale
- * iarg[0]: reduction. */
+ *     dp += 2 (p - t) dL scale,   dt -= 2 (p - t) dL scale */
 static void mse_backward(tg_entry *e)
 {
     tg_tensor *p = e->in[0], *t = e->in[1];
     double c = 2 * (double)e->out->grad[0];
-    if (e->iarg[0] == TG_MEAN)
+    if (e->iarg[MSE_REDUCTION] == TG_MEAN)
         c /= (double)p->numel;
     int64_t cs[TG_MAX_DIMS];
     tg_contiguous_strides(p->ndim, p->shape, cs);
@@ -539,7 +556,8 @@ static void mse_jvp(tg_entry *e)
                                  tg_sub(tg_tangent_of(p), tg_tangent_of(t))));
     if (!d)
         return;
-    double scale = e->iarg[0] == TG_MEAN ? 2.0 / (double)p->numel : 2.0;
+    double scale = e->iarg[MSE_REDUCTION] == TG_MEAN ? 2.0 / (double)p->numel
+                                                     : 2.0;
     if (tg_jvp_records()) {
         tg_set_out_tangent(e->out, tg_mul_scalar(d, scale));
         return;
@@ -588,6 +606,6 @@ tg_tensor *tg_mse(tg_tensor *pred, tg_tensor *target, tg_reduction reduction)
     tg_entry *e = tg_record(&mse_desc, out, 2,
                             (tg_tensor *[]){pred, target});
     if (e)
-        e->iarg[0] = reduction;
+        e->iarg[MSE_REDUCTION] = reduction;
     return tg_op_result(out);
 }

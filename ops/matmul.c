@@ -20,6 +20,14 @@
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* What linear keeps in its tape entry's iarg (autograd/tape.h): x seen as
+ * a matrix X [rows, in] read through two strides (matmul keeps nothing). */
+enum {
+    LIN_ROWS,    /* the rows R */
+    LIN_RSTRIDE, /* the row stride of X */
+    LIN_CSTRIDE  /* the column stride of X */
+};
+
 /* ==== matmul =========================================================== */
 
 /* a [Bt, M, K] seen as one matrix [Bt * M, K]: its row stride, or -1 when
@@ -331,14 +339,13 @@ tg_tensor *tg_prepare_weight(tg_tensor *W)
 }
 
 /* ---- linear -------------------------------------------------------------
- * iarg: [0] rows R, [1] row stride of X, [2] column stride of X;
  * saved: X when it is a copy of x (else X is x->data). The rules of
  * y = x W^T + b, shared with linear_into (whose inputs start at 1). */
 static void linear_grads(tg_entry *e, int first)
 {
     tg_tensor *x = e->in[first], *W = e->in[first + 1], *y = e->out;
     tg_tensor *b = e->nin > first + 2 ? e->in[first + 2] : NULL;
-    int64_t R = e->iarg[0], O = W->shape[0], I = W->shape[1];
+    int64_t R = e->iarg[LIN_ROWS], O = W->shape[0], I = W->shape[1];
     const tg_real *dy = y->grad;
     const tg_real *X = e->saved ? e->saved : x->data;
     tg_prepared *p = prepared_of(W);
@@ -363,7 +370,8 @@ static void linear_grads(tg_entry *e, int first)
         return;
     if (p && R <= DEFER_MAX_ROWS) {
         wpart *w = tg_arena_alloc(sizeof *w);
-        *w = (wpart){dy, X, R, e->iarg[1], e->iarg[2], p->parts};
+        *w = (wpart){dy, X, R, e->iarg[LIN_RSTRIDE], e->iarg[LIN_CSTRIDE],
+                     p->parts};
         if (y->flags & TG_RETAIN_GRAD) { /* the caller keeps dy: copy it */
             tg_real *c = tg_scratch(R * O);
             memcpy(c, dy, (size_t)(R * O) * sizeof(tg_real));
@@ -375,7 +383,8 @@ static void linear_grads(tg_entry *e, int first)
         p->rows += R;
         return;
     }
-    tg_gemm(O, I, R, dy, 1, O, X, e->iarg[1], e->iarg[2], W->grad, I, 1);
+    tg_gemm(O, I, R, dy, 1, O, X, e->iarg[LIN_RSTRIDE], e->iarg[LIN_CSTRIDE],
+            W->grad, I, 1);
 }
 
 static void linear_bwd(tg_entry *e) { linear_grads(e, 0); }
@@ -503,9 +512,9 @@ static tg_entry *linear_kernel(const tg_op *op, tg_tensor *y, bool add,
                 y->data, O, add || b);
     tg_entry *e = tg_record(op, y, nin, in);
     if (e) {
-        e->iarg[0] = R;
-        e->iarg[1] = rs;
-        e->iarg[2] = cs;
+        e->iarg[LIN_ROWS] = R;
+        e->iarg[LIN_RSTRIDE] = rs;
+        e->iarg[LIN_CSTRIDE] = cs;
         e->saved = copy;
     }
     return e;

@@ -38,6 +38,21 @@
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* What the ops keep in their tape entry's iarg (autograd/tape.h). */
+enum {          /* sum, mean */
+    ALL_DIV,    /* what dy is divided by: 1 (sum) or numel (mean) */
+    ALL_MEAN    /* mean, not sum (for replay) */
+};
+enum {          /* sum_dim, mean_dim, max_dim */
+    RD_OUTER,   /* the product of the sizes before dim */
+    RD_N,       /* the size of dim */
+    RD_INNER,   /* the product of the sizes after dim */
+    RD_DIV,     /* sum_dim, mean_dim: what dy is divided by, 1 or n */
+    RD_DIM,     /* dim as the caller gave it (for replay) */
+    RD_KEEPDIM, /* keepdim (for replay) */
+    RD_MEAN     /* sum_dim, mean_dim: mean, not sum (for replay) */
+};
+
 /* x's numbers in row-major order: x->data itself when x is contiguous,
  * else a gathered arena copy. */
 static const tg_real *contiguous_data(const tg_tensor *x)
@@ -248,8 +263,8 @@ static void sum_all_bwd(tg_entry *e)
     tg_tensor *x = e->in[0];
     if (!x->grad)
         return;
-    /* iarg[0] is 1 or N; divided in double, as N may exceed 2^24 */
-    tg_real g = (tg_real)((double)e->out->grad[0] / (double)e->iarg[0]);
+    /* divided in double, as N may exceed 2^24 */
+    tg_real g = (tg_real)((double)e->out->grad[0] / (double)e->iarg[ALL_DIV]);
     tg_real *dx = x->grad;
     int64_t n = x->numel;
     /* iteration i writes dx[i] alone */
@@ -278,15 +293,15 @@ static tg_tensor *sum_all(const tg_op *op, tg_tensor *x, bool mean)
     out->data[0] = (tg_real)s;
     tg_entry *e = tg_record(op, out, 1, &x);
     if (e) {
-        e->iarg[0] = mean ? x->numel : 1;
-        e->iarg[1] = mean; /* for replay */
+        e->iarg[ALL_DIV] = mean ? x->numel : 1;
+        e->iarg[ALL_MEAN] = mean;
     }
     return tg_op_result(out);
 }
 
 static tg_tensor *sum_all_replay(const tg_entry *e, tg_tensor *const *in)
 {
-    return sum_all(e->op, in[0], e->iarg[1] != 0);
+    return sum_all(e->op, in[0], e->iarg[ALL_MEAN] != 0);
 }
 
 tg_tensor *tg_sum(tg_tensor *x) { return sum_all(&sum_op, x, false); }
@@ -337,8 +352,8 @@ static void sum_dim_bwd(tg_entry *e)
     tg_tensor *x = e->in[0];
     if (!x->grad)
         return;
-    spread_add(x->grad, e->out->grad, e->iarg[0], e->iarg[1], e->iarg[2],
-               (tg_real)e->iarg[3]);
+    spread_add(x->grad, e->out->grad, e->iarg[RD_OUTER], e->iarg[RD_N],
+               e->iarg[RD_INNER], (tg_real)e->iarg[RD_DIV]);
 }
 
 static tg_tensor *sum_dim_replay(const tg_entry *e, tg_tensor *const *in);
@@ -372,13 +387,13 @@ static tg_tensor *sum_dim(const tg_op *op, tg_tensor *x, int dim, bool keepdim,
     }
     tg_entry *e = tg_record(op, out, 1, &x);
     if (e) {
-        e->iarg[0] = g.outer;
-        e->iarg[1] = g.n;
-        e->iarg[2] = g.inner;
-        e->iarg[3] = mean ? g.n : 1; /* the divisor of dy */
-        e->iarg[4] = dim;            /* for replay */
-        e->iarg[5] = keepdim;
-        e->iarg[6] = mean;
+        e->iarg[RD_OUTER] = g.outer;
+        e->iarg[RD_N] = g.n;
+        e->iarg[RD_INNER] = g.inner;
+        e->iarg[RD_DIV] = mean ? g.n : 1;
+        e->iarg[RD_DIM] = dim;
+        e->iarg[RD_KEEPDIM] = keepdim;
+        e->iarg[RD_MEAN] = mean;
     }
     return tg_op_result(out);
 }
@@ -400,7 +415,7 @@ static void max_dim_bwd(tg_entry *e)
     if (!x->grad)
         return;
     const int64_t *arg = e->saved;
-    int64_t n = e->iarg[1], inner = e->iarg[2], m = e->out->numel;
+    int64_t n = e->iarg[RD_N], inner = e->iarg[RD_INNER], m = e->out->numel;
     const tg_real *dy = e->out->grad;
     tg_real *dx = x->grad;
     /* output i = (o, j) adds into the one element dx[o, arg[i], j], which
@@ -414,14 +429,14 @@ static void max_dim_bwd(tg_entry *e)
 
 static tg_tensor *max_dim_replay(const tg_entry *e, tg_tensor *const *in)
 {
-    return tg_max_dim(in[0], (int)e->iarg[4], e->iarg[5] != 0);
+    return tg_max_dim(in[0], (int)e->iarg[RD_DIM], e->iarg[RD_KEEPDIM] != 0);
 }
 /* forward mode: the tangent at the maximum's position */
 static void max_dim_jvp(tg_entry *e)
 {
     const tg_tensor *x = e->in[0];
     const int64_t *arg = e->saved;
-    int64_t n = e->iarg[1], inner = e->iarg[2], m = e->out->numel;
+    int64_t n = e->iarg[RD_N], inner = e->iarg[RD_INNER], m = e->out->numel;
     if (tg_jvp_records()) { /* sum over the axis of tangent x one-hot */
         tg_tensor *oh = tg_zeros(x->ndim, x->shape);
         for (int64_t i = 0; i < m; i++) {
@@ -429,7 +444,8 @@ static void max_dim_jvp(tg_entry *e)
             oh->data[(o * n + arg[i]) * inner + j] = 1;
         }
         tg_tensor *s = tg_sum_dim(tg_mul(tg_tangent_of(x), oh),
-                                  (int)e->iarg[4], e->iarg[5] != 0);
+                                  (int)e->iarg[RD_DIM],
+                                  e->iarg[RD_KEEPDIM] != 0);
         tg_set_out_tangent(e->out, s);
         return;
     }
@@ -466,11 +482,11 @@ tg_tensor *tg_max_dim(tg_tensor *x, int dim, bool keepdim)
     tg_arena_rewind(m); /* the gathered copy, if any */
     tg_entry *e = tg_record(&max_dim_op, out, 1, &x);
     if (e) {
-        e->iarg[0] = g.outer;
-        e->iarg[1] = g.n;
-        e->iarg[2] = g.inner;
-        e->iarg[4] = dim; /* for replay */
-        e->iarg[5] = keepdim;
+        e->iarg[RD_OUTER] = g.outer;
+        e->iarg[RD_N] = g.n;
+        e->iarg[RD_INNER] = g.inner;
+        e->iarg[RD_DIM] = dim;
+        e->iarg[RD_KEEPDIM] = keepdim;
         e->saved = arg;
     }
     return tg_op_result(out);
@@ -478,6 +494,6 @@ tg_tensor *tg_max_dim(tg_tensor *x, int dim, bool keepdim)
 
 static tg_tensor *sum_dim_replay(const tg_entry *e, tg_tensor *const *in)
 {
-    return sum_dim(e->op, in[0], (int)e->iarg[4], e->iarg[5] != 0,
-                   e->iarg[6] != 0);
+    return sum_dim(e->op, in[0], (int)e->iarg[RD_DIM],
+                   e->iarg[RD_KEEPDIM] != 0, e->iarg[RD_MEAN] != 0);
 }

@@ -26,9 +26,18 @@
 
 #include <string.h>
 
+/* What the ops keep in their tape entry's iarg (autograd/tape.h): a view
+ * its gradient view, at TG_VIEW_OFF and TG_VIEW_STRIDE (ops/internal.h);
+ * concat and stack these. */
+enum {
+    JOIN_DIM,  /* the joined dimension of the output */
+    JOIN_STACK /* stack, not concat (for replay) */
+};
+
 /* ---- the one backward rule of every view ------------------------------ */
 
-/* iarg[0] = goff, iarg[1 + d] = gstride[d] (see the comment above) */
+/* iarg[TG_VIEW_OFF] = goff, iarg[TG_VIEW_STRIDE + d] = gstride[d] (see the
+ * comment above; ops/internal.h) */
 static void view_bwd(tg_entry *e)
 {
     /* forward: out = view of x (or a copy laid out like one) */
@@ -37,8 +46,8 @@ static void view_bwd(tg_entry *e)
         return;
     int64_t ys[TG_MAX_DIMS];
     tg_contiguous_strides(y->ndim, y->shape, ys);
-    tg_strided_copy(y->ndim, y->shape, x->grad + e->iarg[0], &e->iarg[1],
-                    y->grad, ys, true);
+    tg_strided_copy(y->ndim, y->shape, x->grad + e->iarg[TG_VIEW_OFF],
+                    &e->iarg[TG_VIEW_STRIDE], y->grad, ys, true);
 }
 
 /* Records out as a view of x with the given gradient view. */
@@ -50,8 +59,9 @@ static tg_tensor *record_view(const tg_op *op, tg_tensor *x, tg_tensor *out,
     out->flags &= ~TG_IS_VIEW; /* an op output, not a raw view */
     tg_entry *e = tg_record(op, out, 1, &x);
     if (e) {
-        e->iarg[0] = goff;
-        memcpy(&e->iarg[1], gstride, (size_t)out->ndim * sizeof(int64_t));
+        e->iarg[TG_VIEW_OFF] = goff;
+        memcpy(&e->iarg[TG_VIEW_STRIDE], gstride,
+               (size_t)out->ndim * sizeof(int64_t));
     }
     return tg_op_result(out);
 }
@@ -73,14 +83,16 @@ static tg_tensor *view_replay(const tg_entry *e, tg_tensor *const *in)
         out->data = in[0]->data + (y->data - x->data);
         memcpy(out->stride, y->stride, sizeof out->stride);
     } else if (tg_is_contiguous(in[0])) {
-        out->data = in[0]->data + e->iarg[0];
-        memcpy(out->stride, &e->iarg[1], (size_t)y->ndim * sizeof(int64_t));
+        out->data = in[0]->data + e->iarg[TG_VIEW_OFF];
+        memcpy(out->stride, &e->iarg[TG_VIEW_STRIDE],
+               (size_t)y->ndim * sizeof(int64_t));
     } else {
         tg_error(e->op->name, "cannot replay this view on an input laid out "
                  "unlike the recorded one");
         return NULL;
     }
-    return record_view(e->op, in[0], out, e->iarg[0], &e->iarg[1]);
+    return record_view(e->op, in[0], out, e->iarg[TG_VIEW_OFF],
+                       &e->iarg[TG_VIEW_STRIDE]);
 }
 
 #define VIEW_OP(var, name)                                                 \
@@ -393,14 +405,13 @@ const tg_op tg_alias_op = {"alias", view_bwd, .replay = alias_replay,
 /* ---- concat, stack ----------------------------------------------------
  * Input k fills the slab [at_k, at_k + len_k) of the output along dim (for
  * stack: index k of the new axis, len 1). Backward adds the same slab of
- * dy into each input's gradient. iarg[0] = dim of the output, saved is the
- * array of slab starts. */
+ * dy into each input's gradient. saved is the array of slab starts. */
 
 static void join_bwd(tg_entry *e)
 {
     /* forward: out[..., at_k : at_k + len_k, ...] = x_k */
     tg_tensor *y = e->out;
-    int d = (int)e->iarg[0];
+    int d = (int)e->iarg[JOIN_DIM];
     const int64_t *at = e->saved;
     int64_t ys[TG_MAX_DIMS], shape[TG_MAX_DIMS], xs[TG_MAX_DIMS];
     tg_contiguous_strides(y->ndim, y->shape, ys);
@@ -491,8 +502,8 @@ static tg_tensor *join(const tg_op *desc, tg_tensor *const *xs, int n, int dim,
     }
     tg_entry *e = tg_record(desc, out, n, xs);
     if (e) {
-        e->iarg[0] = d;
-        e->iarg[1] = stack; /* for replay */
+        e->iarg[JOIN_DIM] = d;
+        e->iarg[JOIN_STACK] = stack;
         e->saved = at;
     }
     return tg_op_result(out);
@@ -510,5 +521,6 @@ tg_tensor *tg_stack(tg_tensor *const *xs, int n, int dim)
 
 static tg_tensor *join_replay(const tg_entry *e, tg_tensor *const *in)
 {
-    return join(e->op, in, e->nin, (int)e->iarg[0], e->iarg[1] != 0);
+    return join(e->op, in, e->nin, (int)e->iarg[JOIN_DIM],
+                e->iarg[JOIN_STACK] != 0);
 }

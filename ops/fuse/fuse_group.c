@@ -122,8 +122,8 @@ static vmap bcast_map(const vmap *m, const tg_tensor *to, const tg_tensor *u)
     return r;
 }
 
-/* The map into a view's input, from the view's gradient view (iarg: offset
- * and strides into a contiguous copy of the input; ops/shape.c). false if
+/* The map into a view's input, from the view's gradient view (offset and
+ * strides into a contiguous copy of the input; ops/shape.c). false if
  * those strides do not each fall on one axis of the input. */
 static bool view_map(const group *g, const pnode *n, const tg_tensor *u,
                      const vmap *m, vmap *r)
@@ -132,7 +132,7 @@ static bool view_map(const group *g, const pnode *n, const tg_tensor *u,
     const tg_tensor *w = n->e.out;
     int64_t cs[TG_MAX_DIMS];
     tg_contiguous_strides(u->ndim, u->shape, cs);
-    int64_t off = n->e.iarg[0];
+    int64_t off = n->e.iarg[TG_VIEW_OFF];
     for (int d = 0; d < u->ndim; d++) {
         r->o[d] = u->shape[d] > 1 ? off / cs[d] : 0;
         off -= r->o[d] * cs[d];
@@ -140,7 +140,7 @@ static bool view_map(const group *g, const pnode *n, const tg_tensor *u,
     if (off != 0)
         return false;
     for (int k = 0; k < w->ndim; k++) {
-        int64_t gs = n->e.iarg[1 + k];
+        int64_t gs = n->e.iarg[TG_VIEW_STRIDE + k];
         if (w->shape[k] == 1 || gs == 0)
             continue;
         int d = 0;
@@ -259,7 +259,7 @@ static int inst(codegen *c, int v, const vmap *m_in)
             memset(&in, 0, sizeof in);
             in.code = rule->code;
             memcpy(in.src, src, sizeof src);
-            in.k = (tg_real)n->e.farg[0];
+            in.k = (tg_real)n->e.farg[TG_EW_K];
             in.rule = rule;
             in.kept = -1;
             in.dst = reg = new_reg(c);

@@ -186,7 +186,8 @@ static void replay_layouts(tg_prog *p, const pins *code)
         if (tg_fuse_same_layout(x, n->e.in[0])) {
             memcpy(y->stride, n->e.out->stride, sizeof y->stride);
         } else if (is_contiguous_layout(x)) {
-            memcpy(y->stride, &n->e.iarg[1], sizeof(int64_t) * (size_t)y->ndim);
+            memcpy(y->stride, &n->e.iarg[TG_VIEW_STRIDE],
+                   sizeof(int64_t) * (size_t)y->ndim);
         } else {
             tg_fuse_fail(p, "a view ('%s') of a fused group's output cannot be "
                     "replayed", n->e.op->name);
