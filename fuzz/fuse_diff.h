@@ -100,13 +100,11 @@ bool fd_chance(fd_bytes *b, int percent);    /* 0: always false   */
 enum { FD_BUG_A, FD_BUG_B, FD_BUG_C, FD_BUG_D, FD_BUG_E, FD_BUG_F, FD_BUG_G,
        FD_BUG_H, FD_BUG_I, FD_BUG_J, FD_BUG_K, FD_BUG_L, FD_NBUGS };
 /* Fixed, each with its regression test (tests/grad_fuse_guards.c, the
- * versions of views and prepared weights): their scenarios always run.
- * Open again: l - libFuzzer found a change in place (bump) then tg_jvp
- * refused on one path only after the fix (fuzz/README.md). */
+ * versions of views and prepared weights): their scenarios always run. */
 #define FD_FIXED                                                           \
     (1u << FD_BUG_A | 1u << FD_BUG_B | 1u << FD_BUG_C | 1u << FD_BUG_D |   \
      1u << FD_BUG_E | 1u << FD_BUG_F | 1u << FD_BUG_G | 1u << FD_BUG_H |   \
-     1u << FD_BUG_I | 1u << FD_BUG_J | 1u << FD_BUG_K)
+     1u << FD_BUG_I | 1u << FD_BUG_J | 1u << FD_BUG_K | 1u << FD_BUG_L)
 extern unsigned fd_bugs; /* bit k: switch k on */
 /* fd_bugs from FUSE_DIFF_BUGS; -1 after printing why if unreadable */
 int fd_bugs_from_env(void);
