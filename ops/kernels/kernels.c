@@ -35,6 +35,7 @@ TG_KERNEL_DECLS(avx512)
  * wide registers (XCR0), not only that the CPU has the instructions.
  * x86-64-v4 and v3 are the feature sets the levels are compiled for
  * (-march=x86-64-v4 / -v3). */
+#ifndef __clang__
 static bool cpu_avx512(void)
 {
     __builtin_cpu_init();
@@ -45,6 +46,24 @@ static bool cpu_avx2(void)
     __builtin_cpu_init();
     return __builtin_cpu_supports("x86-64-v3");
 }
+#else /* clang 14 (Debian 12's) knows no level names: their features */
+static bool cpu_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+           __builtin_cpu_supports("popcnt") &&
+           __builtin_cpu_supports("sse4.2");
+}
+static bool cpu_avx512(void)
+{
+    return cpu_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512cd") &&
+           __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl");
+}
+#endif
 #endif
 static bool cpu_any(void) { return true; }
 
