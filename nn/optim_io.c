@@ -10,7 +10,6 @@
 #include "nn/optim.h"
 #include "nn/optim_internal.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,18 +133,6 @@ void tg_optim_save(const tg_optim *o, tg_st_writer *w, const char *prefix)
     free(name);
 }
 
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    if (!err || !cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
-
 /* The buffer named pre + param + suffix: present, floats, p's shape,
  * finite (and not negative if nonneg: Adam's v). NULL and a message
  * otherwise. */
@@ -156,8 +143,8 @@ static const tg_st_tensor *find_buffer(const tg_st_file *f, const char *pre,
     char *name = join(pre, p->name, suffix);
     const tg_st_tensor *s = tg_st_find(f, name);
     if (!s) {
-        set_err(err, cap, "optimizer state '%s' is missing from the file",
-                name);
+        tg_errbuf(err, cap, "optimizer state '%s' is missing from the file",
+                  name);
     } else {
         bool same = s->dtype != TG_I64 && s->ndim == p->tensor->ndim;
         for (int d = 0; same && d < s->ndim; d++)
@@ -166,21 +153,22 @@ static const tg_st_tensor *find_buffer(const tg_st_file *f, const char *pre,
             char have[96], want[96];
             tg_st_shape_str(s, have, sizeof have);
             tg_shape_str(p->tensor, want, sizeof want);
-            set_err(err, cap, "optimizer state '%s' is %s %s in the file, but "
-                    "parameter '%s' is %s (floats): was it saved from another "
-                    "model?", name, s->dtype == TG_I64 ? "I64" : "float", have,
-                    p->name, want);
+            tg_errbuf(err, cap, "optimizer state '%s' is %s %s in the file, "
+                      "but parameter '%s' is %s (floats): was it saved from "
+                      "another model?", name,
+                      s->dtype == TG_I64 ? "I64" : "float", have, p->name,
+                      want);
             s = NULL;
         } else {
             int64_t bad = tg_st_first_bad(s, nonneg);
             if (bad >= 0) {
-                set_err(err, cap, "optimizer state '%s' in the file holds a "
-                        "%s number (element %lld)%s: the file was saved from "
-                        "a run that had diverged, or is damaged", name,
-                        nonneg ? "NaN, infinite or negative"
-                        : "NaN or infinite",
-                        (long long)bad, nonneg ? ", and a second moment is a "
-                        "mean of squares" : "");
+                tg_errbuf(err, cap, "optimizer state '%s' in the file holds a "
+                          "%s number (element %lld)%s: the file was saved from "
+                          "a run that had diverged, or is damaged", name,
+                          nonneg ? "NaN, infinite or negative"
+                          : "NaN or infinite",
+                          (long long)bad, nonneg ? ", and a second moment is a "
+                          "mean of squares" : "");
                 s = NULL;
             }
         }
@@ -266,11 +254,11 @@ static int check_kind(const tg_optim *o, const tg_st_file *f, const char *pre,
     const char *theirs = tg_st_meta(f, key);
     int rc = 0;
     if (theirs && strcmp(theirs, mine)) {
-        set_err(err, errcap, "the file holds the state of %s (metadata '%s' = "
-                "'%s'), but this optimizer is %s ('%s'): load it into the "
-                "kind of optimizer that saved it, or start this one afresh "
-                "without loading", kind_words(theirs), key, theirs,
-                tg_optim_state_(o)->words, mine);
+        tg_errbuf(err, errcap, "the file holds the state of %s (metadata '%s' "
+                  "= '%s'), but this optimizer is %s ('%s'): load it into the "
+                  "kind of optimizer that saved it, or start this one afresh "
+                  "without loading", kind_words(theirs), key, theirs,
+                  tg_optim_state_(o)->words, mine);
         rc = -1;
     } else if (!theirs && o->n > 0) {
         char *found;
@@ -285,12 +273,12 @@ static int check_kind(const tg_optim *o, const tg_st_file *f, const char *pre,
                          pre);
             char theirs_words[200];
             legacy_words(kind, theirs_words, sizeof theirs_words);
-            set_err(err, errcap, "the file holds the state of %s (%s; a file "
-                    "saved before the metadata '%s' existed), but this "
-                    "optimizer is %s ('%s'): load it into the kind of "
-                    "optimizer that saved it, or start this one afresh "
-                    "without loading", theirs_words, what, key,
-                    tg_optim_state_(o)->words, mine);
+            tg_errbuf(err, errcap, "the file holds the state of %s (%s; a file "
+                      "saved before the metadata '%s' existed), but this "
+                      "optimizer is %s ('%s'): load it into the kind of "
+                      "optimizer that saved it, or start this one afresh "
+                      "without loading", theirs_words, what, key,
+                      tg_optim_state_(o)->words, mine);
             rc = -1;
         }
         free(found);
@@ -315,9 +303,9 @@ int tg_optim_load(tg_optim *o, const tg_st_file *f, const char *prefix,
     /* the bound keeps (double)step exact and step++ far from overflow */
     if (!st || st->dtype != TG_I64 || st->numel != 1 ||
         tg_st_read_i64(st, &step) < 0 || step < 0 || step > TG_OPTIM_MAX_STEP) {
-        set_err(err, errcap, "optimizer state '%s' is %s: it should be one "
-                "non-negative I64 number (the step count) of at most 2^53",
-                name, !st ? "missing from the file" : "not valid");
+        tg_errbuf(err, errcap, "optimizer state '%s' is %s: it should be one "
+                  "non-negative I64 number (the step count) of at most 2^53",
+                  name, !st ? "missing from the file" : "not valid");
         free(name);
         return -1;
     }

@@ -127,3 +127,13 @@ void *tg_xrealloc(void *p, size_t n)
         out_of_memory(n);
     return q;
 }
+
+void tg_errbuf(char *err, size_t cap, const char *fmt, ...)
+{
+    if (!err || !cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}

@@ -63,18 +63,6 @@ struct tg_st_file {
     name_index *meta_by_key; /* metadata key -> index in meta (the first) */
 };
 
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    if (!err || !cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
-
 static size_t dtype_size(tg_dtype d) { return d == TG_F32 ? 4 : 8; }
 static const char *dtype_name(tg_dtype d)
 {
@@ -136,16 +124,16 @@ static int parse_entry(const cJSON *item, uint64_t data_size, tg_st_tensor *t,
 {
     const char *name = item->string;
     if (!cJSON_IsObject(item)) {
-        set_err(err, cap, "%s: tensor '%s': header entry is not an object",
-                file, name);
+        tg_errbuf(err, cap, "%s: tensor '%s': header entry is not an object",
+                  file, name);
         return -1;
     }
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(item, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(item, "shape");
     const cJSON *of = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
     if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of)) {
-        set_err(err, cap, "%s: tensor '%s' lacks a string dtype, a shape "
-                "array or a data_offsets array", file, name);
+        tg_errbuf(err, cap, "%s: tensor '%s' lacks a string dtype, a shape "
+                  "array or a data_offsets array", file, name);
         return -1;
     }
     if (!strcmp(dt->valuestring, "F32"))
@@ -155,14 +143,14 @@ static int parse_entry(const cJSON *item, uint64_t data_size, tg_st_tensor *t,
     else if (!strcmp(dt->valuestring, "I64"))
         t->dtype = TG_I64;
     else {
-        set_err(err, cap, "%s: tensor '%s' has dtype %.16s; tapegrad reads "
-                "F32, F64 and I64", file, name, dt->valuestring);
+        tg_errbuf(err, cap, "%s: tensor '%s' has dtype %.16s; tapegrad reads "
+                  "F32, F64 and I64", file, name, dt->valuestring);
         return -1;
     }
     int nd = cJSON_GetArraySize(sh);
     if (nd > TG_MAX_DIMS) {
-        set_err(err, cap, "%s: tensor '%s' has %d dimensions; at most %d",
-                file, name, nd, TG_MAX_DIMS);
+        tg_errbuf(err, cap, "%s: tensor '%s' has %d dimensions; at most %d",
+                  file, name, nd, TG_MAX_DIMS);
         return -1;
     }
     t->ndim = nd;
@@ -170,13 +158,13 @@ static int parse_entry(const cJSON *item, uint64_t data_size, tg_st_tensor *t,
     for (int d = 0; d < nd; d++) {
         int64_t s;
         if (json_uint(cJSON_GetArrayItem(sh, d), &s) < 0) {
-            set_err(err, cap, "%s: tensor '%s': shape entry %d is not a "
-                    "non-negative integer", file, name, d);
+            tg_errbuf(err, cap, "%s: tensor '%s': shape entry %d is not a "
+                      "non-negative integer", file, name, d);
             return -1;
         }
         t->shape[d] = s;
         if (s && t->numel > INT64_MAX / 8 / s) {
-            set_err(err, cap, "%s: tensor '%s': shape too large", file, name);
+            tg_errbuf(err, cap, "%s: tensor '%s': shape too large", file, name);
             return -1;
         }
         t->numel *= s;
@@ -185,23 +173,23 @@ static int parse_entry(const cJSON *item, uint64_t data_size, tg_st_tensor *t,
     if (cJSON_GetArraySize(of) != 2 ||
         json_uint(cJSON_GetArrayItem(of, 0), &b) < 0 ||
         json_uint(cJSON_GetArrayItem(of, 1), &e) < 0 || e < b) {
-        set_err(err, cap, "%s: tensor '%s': data_offsets must be two "
-                "integers [begin, end] with begin <= end", file, name);
+        tg_errbuf(err, cap, "%s: tensor '%s': data_offsets must be two "
+                  "integers [begin, end] with begin <= end", file, name);
         return -1;
     }
     if ((uint64_t)e > data_size) {
-        set_err(err, cap, "%s: tensor '%s': bytes [%lld, %lld) lie beyond the "
-                "data (%llu bytes): the file is truncated or corrupt", file,
-                name, (long long)b, (long long)e,
-                (unsigned long long)data_size);
+        tg_errbuf(err, cap, "%s: tensor '%s': bytes [%lld, %lld) lie beyond "
+                  "the data (%llu bytes): the file is truncated or corrupt",
+                  file, name, (long long)b, (long long)e,
+                  (unsigned long long)data_size);
         return -1;
     }
     if ((uint64_t)(e - b) != (uint64_t)t->numel * dtype_size(t->dtype)) {
-        set_err(err, cap, "%s: tensor '%s': %s shape with %lld elements "
-                "needs %llu bytes but data_offsets give %lld", file, name,
-                dtype_name(t->dtype), (long long)t->numel,
-                (unsigned long long)t->numel * dtype_size(t->dtype),
-                (long long)(e - b));
+        tg_errbuf(err, cap, "%s: tensor '%s': %s shape with %lld elements "
+                  "needs %llu bytes but data_offsets give %lld", file, name,
+                  dtype_name(t->dtype), (long long)t->numel,
+                  (unsigned long long)t->numel * dtype_size(t->dtype),
+                  (long long)(e - b));
         return -1;
     }
     where[0] = b;
@@ -214,21 +202,21 @@ tg_st_file *tg_st_parse(const void *bytes, size_t n, const char *name,
 {
     const char *file = name ? name : "safetensors";
     if (!bytes && n) {
-        set_err(err, cap, "%s: no bytes given (NULL)", file);
+        tg_errbuf(err, cap, "%s: no bytes given (NULL)", file);
         return NULL;
     }
     if (n < 8) {
-        set_err(err, cap, "%s: %zu bytes is too short for a safetensors file",
-                file, n);
+        tg_errbuf(err, cap, "%s: %zu bytes is too short for a safetensors file",
+                  file, n);
         return NULL;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | ((const unsigned char *)bytes)[i];
     if (hlen > MAX_HEADER || hlen > n - 8) {
-        set_err(err, cap, "%s: header length %llu does not fit the file (%zu "
-                "bytes): not a safetensors file, or truncated", file,
-                (unsigned long long)hlen, n);
+        tg_errbuf(err, cap, "%s: header length %llu does not fit the file (%zu "
+                  "bytes): not a safetensors file, or truncated", file,
+                  (unsigned long long)hlen, n);
         return NULL;
     }
     tg_st_file *f = tg_xcalloc(1, sizeof *f);
@@ -242,15 +230,15 @@ tg_st_file *tg_st_parse(const void *bytes, size_t n, const char *name,
     cJSON *root = cJSON_ParseWithLengthOpts((const char *)f->bytes + 8,
                                             (size_t)hlen, &end, 0);
     if (!root || !cJSON_IsObject(root)) {
-        set_err(err, cap, "%s: the header is not a JSON object%s", file,
-                root ? "" : " (invalid JSON)");
+        tg_errbuf(err, cap, "%s: the header is not a JSON object%s", file,
+                  root ? "" : " (invalid JSON)");
         goto fail;
     }
     /* after the object only padding spaces may follow */
     for (const char *p = end; p && p < (const char *)f->bytes + 8 + hlen; p++)
         if (*p != ' ' && *p != '\0' && *p != '\n' && *p != '\t' && *p != '\r') {
-            set_err(err, cap, "%s: unexpected bytes after the JSON header",
-                    file);
+            tg_errbuf(err, cap, "%s: unexpected bytes after the JSON header",
+                      file);
             goto fail;
         }
     span *spans = NULL; /* stb_ds array */
@@ -259,15 +247,15 @@ tg_st_file *tg_st_parse(const void *bytes, size_t n, const char *name,
     {
         if (!strcmp(item->string, "__metadata__")) {
             if (!cJSON_IsObject(item)) {
-                set_err(err, cap, "%s: __metadata__ is not an object", file);
+                tg_errbuf(err, cap, "%s: __metadata__ is not an object", file);
                 goto fail_spans;
             }
             const cJSON *kv;
             cJSON_ArrayForEach(kv, item)
             {
                 if (!cJSON_IsString(kv)) {
-                    set_err(err, cap, "%s: metadata '%s' is not a string",
-                            file, kv->string);
+                    tg_errbuf(err, cap, "%s: metadata '%s' is not a string",
+                              file, kv->string);
                     goto fail_spans;
                 }
                 meta_kv m = {xstrdup(kv->string), xstrdup(kv->valuestring)};
@@ -278,8 +266,8 @@ tg_st_file *tg_st_parse(const void *bytes, size_t n, const char *name,
             continue;
         }
         if (lookup(f->by_name, item->string) >= 0) {
-            set_err(err, cap, "%s: tensor '%s' appears twice", file,
-                    item->string);
+            tg_errbuf(err, cap, "%s: tensor '%s' appears twice", file,
+                      item->string);
             goto fail_spans;
         }
         tg_st_tensor t;
@@ -301,8 +289,8 @@ tg_st_file *tg_st_parse(const void *bytes, size_t n, const char *name,
         qsort(spans, (size_t)arrlen(spans), sizeof *spans, cmp_by_offset);
     for (int64_t i = 1; i < arrlen(spans); i++)
         if (spans[i].begin < spans[i - 1].end) {
-            set_err(err, cap, "%s: two tensors overlap at byte %lld", file,
-                    (long long)spans[i].begin);
+            tg_errbuf(err, cap, "%s: two tensors overlap at byte %lld", file,
+                      (long long)spans[i].begin);
             goto fail_spans;
         }
     arrfree(spans);
@@ -319,17 +307,17 @@ fail:
 tg_st_file *tg_st_load(const char *path, char *err, size_t cap)
 {
     if (!path) {
-        set_err(err, cap, "no path given (NULL)");
+        tg_errbuf(err, cap, "no path given (NULL)");
         return NULL;
     }
     FILE *in = fopen(path, "rb");
     if (!in) {
-        set_err(err, cap, "%s: cannot open: %s", path, strerror(errno));
+        tg_errbuf(err, cap, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fileno(in), &st) < 0 || !S_ISREG(st.st_mode)) {
-        set_err(err, cap, "%s: not a regular file", path);
+        tg_errbuf(err, cap, "%s: not a regular file", path);
         fclose(in);
         return NULL;
     }
@@ -338,7 +326,7 @@ tg_st_file *tg_st_load(const char *path, char *err, size_t cap)
     size_t got = fread(buf, 1, n, in);
     fclose(in);
     if (got != n) {
-        set_err(err, cap, "%s: read %zu of %zu bytes", path, got, n);
+        tg_errbuf(err, cap, "%s: read %zu of %zu bytes", path, got, n);
         free(buf);
         return NULL;
     }
@@ -390,13 +378,7 @@ void tg_st_meta_at(const tg_st_file *f, int i, const char **key,
 
 const char *tg_st_shape_str(const tg_st_tensor *t, char *buf, size_t cap)
 {
-    size_t n = (size_t)snprintf(buf, cap, "[");
-    for (int d = 0; t && d < t->ndim && n < cap; d++)
-        n += (size_t)snprintf(buf + n, cap - n, d ? ", %lld" : "%lld",
-                              (long long)t->shape[d]);
-    if (n < cap)
-        snprintf(buf + n, cap - n, "]");
-    return buf;
+    return tg_dims_str(t ? t->ndim : 0, t ? t->shape : NULL, buf, cap);
 }
 
 double tg_st_value(const tg_st_tensor *t, int64_t i)
@@ -426,14 +408,14 @@ int tg_st_copy_to(const tg_st_tensor *t, tg_tensor *dst, char *err, size_t cap)
 {
     char a[96], b[96];
     if (!t || !dst) {
-        set_err(err, cap, "no %s given (NULL): a tensor tg_st_find did not "
-                "find, or a destination that failed to be made",
-                t ? "destination" : "tensor");
+        tg_errbuf(err, cap, "no %s given (NULL): a tensor tg_st_find did not "
+                  "find, or a destination that failed to be made",
+                  t ? "destination" : "tensor");
         return -1;
     }
     if (t->dtype == TG_I64) {
-        set_err(err, cap, "tensor '%s' holds integers (I64), not floats",
-                t->name);
+        tg_errbuf(err, cap, "tensor '%s' holds integers (I64), not floats",
+                  t->name);
         return -1;
     }
     bool same = dst->ndim == t->ndim;
@@ -441,8 +423,8 @@ int tg_st_copy_to(const tg_st_tensor *t, tg_tensor *dst, char *err, size_t cap)
         same = dst->shape[d] == t->shape[d];
     if (!same) {
         tg_st_shape_str(t, a, sizeof a);
-        set_err(err, cap, "tensor '%s' has shape %s in the file but %s is "
-                "expected", t->name, a, tg_shape_str(dst, b, sizeof b));
+        tg_errbuf(err, cap, "tensor '%s' has shape %s in the file but %s is "
+                  "expected", t->name, a, tg_shape_str(dst, b, sizeof b));
         return -1;
     }
     for (int64_t i = 0; i < t->numel; i++) {
@@ -655,13 +637,13 @@ static int write_all(int fd, const void *p, size_t n)
 int tg_st_save(const tg_st_writer *w, const char *path, char *err, size_t cap)
 {
     if (!w || !path) {
-        set_err(err, cap, "%s: not written: no %s given (NULL)",
-                path ? path : "safetensors", w ? "path" : "writer");
+        tg_errbuf(err, cap, "%s: not written: no %s given (NULL)",
+                  path ? path : "safetensors", w ? "path" : "writer");
         return -1;
     }
     if (w->problem[0]) {
-        set_err(err, cap, "%s: not written: %s (the previous file, if any, "
-                "is unchanged)", path, w->problem);
+        tg_errbuf(err, cap, "%s: not written: %s (the previous file, if any, "
+                  "is unchanged)", path, w->problem);
         return -1;
     }
     /* the header, tensors in the order added */
@@ -687,7 +669,7 @@ int tg_st_save(const tg_st_writer *w, const char *path, char *err, size_t cap)
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!json) {
-        set_err(err, cap, "%s: out of memory building the header", path);
+        tg_errbuf(err, cap, "%s: out of memory building the header", path);
         return -1;
     }
     size_t jlen = strlen(json), padded = (jlen + 7) / 8 * 8;
@@ -701,8 +683,8 @@ int tg_st_save(const tg_st_writer *w, const char *path, char *err, size_t cap)
     snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        set_err(err, cap, "%s: cannot create a temporary file: %s", path,
-                strerror(errno));
+        tg_errbuf(err, cap, "%s: cannot create a temporary file: %s", path,
+                  strerror(errno));
         free(tmp);
         free(json);
         return -1;
@@ -731,8 +713,8 @@ int tg_st_save(const tg_st_writer *w, const char *path, char *err, size_t cap)
         saved_errno = errno;
     }
     if (rc) {
-        set_err(err, cap, "%s: could not write: %s (the previous file, if "
-                "any, is unchanged)", path, strerror(saved_errno));
+        tg_errbuf(err, cap, "%s: could not write: %s (the previous file, if "
+                  "any, is unchanged)", path, strerror(saved_errno));
         unlink(tmp);
     }
     free(tmp);

@@ -310,16 +310,20 @@ bool tg_same_shape(const tg_tensor *a, const tg_tensor *b)
     return true;
 }
 
-char *tg_shape_str(const tg_tensor *t, char *buf, size_t cap)
+char *tg_dims_str(int ndim, const int64_t *shape, char *buf, size_t cap)
 {
-    size_t n = 0;
-    n += (size_t)snprintf(buf + n, cap - n, "[");
-    for (int d = 0; t && d < t->ndim && n < cap; d++)
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < ndim && n < cap; d++)
         n += (size_t)snprintf(buf + n, cap - n, d ? ", %lld" : "%lld",
-                              (long long)t->shape[d]);
+                              (long long)shape[d]);
     if (n < cap)
         snprintf(buf + n, cap - n, "]");
     return buf;
+}
+
+char *tg_shape_str(const tg_tensor *t, char *buf, size_t cap)
+{
+    return tg_dims_str(t ? t->ndim : 0, t ? t->shape : NULL, buf, cap);
 }
 
 tg_tensor *tg_set_name(tg_tensor *t, const char *name)

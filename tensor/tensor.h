@@ -193,6 +193,11 @@ void tg_error(const char *op, const char *fmt, ...)
 /* The last message reported ("op: message"), "" if none. Valid until the
  * next error. tg_clear_error() empties it. */
 const char *tg_last_error(void);
+/* For functions that report into a caller's buffer instead (a file's
+ * reader, a state loader: an err argument): printf into err[cap], nothing
+ * when err is NULL or cap is 0. */
+void tg_errbuf(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void tg_clear_error(void);
 /* Count of errors reported in this thread since it started. */
 unsigned long tg_error_count(void);
@@ -291,8 +296,10 @@ void tg_set(tg_tensor *t, const int64_t *idx, double value);
 double tg_item(const tg_tensor *t);
 /* Element i of the row-major order (follows strides). */
 double tg_flat_get(const tg_tensor *t, int64_t i);
-/* Writes "[2, 3]" into buf and returns buf. */
+/* Writes "[2, 3]" into buf and returns buf (tg_dims_str: for any list of
+ * sizes, a file's tensor's as well). */
 char *tg_shape_str(const tg_tensor *t, char *buf, size_t cap);
+char *tg_dims_str(int ndim, const int64_t *shape, char *buf, size_t cap);
 /* Names are for printing; the string is not copied. Returns t. */
 tg_tensor *tg_set_name(tg_tensor *t, const char *name);
 
