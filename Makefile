@@ -324,7 +324,7 @@ $(BUILD)/tests/test_%: tests/test_%.c tests/harness.h $(BUILD)/libtapegrad.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $< -o $@ $(LDFLAGS) \
 	    $(BUILD)/libtapegrad.a $(CHECK_LIBS) $(LDLIBS)
-$(BUILD)/tests/grad_%: tests/grad_%.c tests/harness.h $(BUILD)/libtapegrad_f64.a
+$(BUILD)/tests/grad_%: tests/grad_%.c tests/harness.h tests/rnn_check.h $(BUILD)/libtapegrad_f64.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DTG_DOUBLE $(CHECK_CFLAGS) $< -o $@ $(LDFLAGS) \
 	    $(BUILD)/libtapegrad_f64.a $(CHECK_LIBS) $(LDLIBS)

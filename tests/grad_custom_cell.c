@@ -8,6 +8,7 @@
 #include "harness.h"
 #include "nn/optim.h"
 #include "nn/rnn.h"
+#include "rnn_check.h"
 
 /* ---- a peephole LSTM (Gers & Schmidhuber 2000) ---------------------- */
 static int peephole_init(tg_cell *c, tg_rng *rng)
@@ -78,39 +79,15 @@ static const tg_cell_type elman = {
     "elman", .nstate = 1, .gates = 0, .init = elman_init, .step = elman_step};
 
 /* ---- checks ------------------------------------------------------------ */
-typedef struct seq_case {
-    tg_rnn *rnn;
-} seq_case;
-
-static tg_tensor *seq_fn(tg_tensor *const *in, void *ud)
-{
-    seq_case *c = ud;
-    tg_rnn_out out;
-    if (tg_rnn_forward(c->rnn, in[0], in + 1, false, NULL, &out) < 0)
-        return NULL;
-    tg_tensor *last = tg_reshape(out.state[c->rnn->type->nstate - 1], TG_SHAPE(-1));
-    return tg_concat((tg_tensor *[]){tg_reshape(out.y, TG_SHAPE(-1)), last}, 2, 0);
-}
-
 static void check_cell(const tg_cell_type *type)
 {
     enum { T = 5, B = 2, I = 3, H = 4, L = 2 };
     tg_rng rng;
     tg_rng_seed(&rng, 5);
-    seq_case c = {tg_rnn_new(type, I, H, L, 0.0, &rng)};
-    ck_assert_ptr_nonnull(c.rnn);
-    tg_tensor *in[32];
-    int n = 0;
-    in[n++] = tgt_leaf(TG_SHAPE(T, B, I), 1, -1, 1);
-    for (int k = 0; k < type->nstate; k++)
-        in[n++] = tgt_leaf(TG_SHAPE(L, B, H), 2 + k, -0.5, 0.5);
-    for (int i = 0; i < tg_params_count(&c.rnn->params); i++)
-        in[n++] = tg_params_at(&c.rnn->params, i)->tensor;
-    tg_gradcheck_result r;
-    int rc = tg_gradcheck(seq_fn, &c, n, in, TGT_EPS, TGT_TOL, &r);
-    tg_gradcheck_print(stdout, type->name, &r, TGT_TOL);
-    ck_assert_msg(rc == 0, "%s: max err %g", type->name, r.max_err);
-    tg_rnn_free(c.rnn);
+    tg_rnn *rnn = tg_rnn_new(type, I, H, L, 0.0, &rng);
+    ck_assert_ptr_nonnull(rnn);
+    tgt_gradcheck_rnn(rnn, T, B, type->name);
+    tg_rnn_free(rnn);
 }
 
 START_TEST(gradcheck_peephole) { check_cell(&peephole); }

@@ -16,6 +16,7 @@
 #include "cells.h"
 #include "harness.h"
 #include "nn/rnn.h"
+#include "rnn_check.h"
 
 /* ---- cells that exercise the compiler (zoo, sliced: tests/cells.h) --- */
 
@@ -173,42 +174,16 @@ START_TEST(custom_cells_match)
 END_TEST
 
 /* ---- gradient checks through compiled steps --------------------------- */
-typedef struct seq_case {
-    tg_rnn *rnn;
-} seq_case;
-
-static tg_tensor *seq_fn(tg_tensor *const *in, void *ud)
-{
-    seq_case *c = ud;
-    tg_rnn_out out;
-    if (tg_rnn_forward(c->rnn, in[0], in + 1, false, NULL, &out) < 0)
-        return NULL;
-    tg_tensor *last = tg_reshape(out.state[c->rnn->type->nstate - 1],
-                                 TG_SHAPE(-1));
-    return tg_concat((tg_tensor *[]){tg_reshape(out.y, TG_SHAPE(-1)), last},
-                     2, 0);
-}
-
 static void gradcheck_cell(const tg_cell_type *type, int L)
 {
     enum { T = 4, B = 2, I = 3, H = 4 };
     tg_rng rng;
     tg_rng_seed(&rng, 5);
-    seq_case c = {tg_rnn_new(type, I, H, L, 0.0, &rng)};
-    tg_tensor *in[32];
-    int n = 0;
-    in[n++] = tgt_leaf(TG_SHAPE(T, B, I), 1, -1, 1);
-    for (int k = 0; k < type->nstate; k++)
-        in[n++] = tgt_leaf(TG_SHAPE(L, B, H), 2 + k, -0.5, 0.5);
-    for (int i = 0; i < tg_params_count(&c.rnn->params); i++)
-        in[n++] = tg_params_at(&c.rnn->params, i)->tensor;
-    tg_gradcheck_result r;
-    int rc = tg_gradcheck(seq_fn, &c, n, in, TGT_EPS, TGT_TOL, &r);
-    tg_gradcheck_print(stdout, type->name, &r, TGT_TOL);
-    ck_assert_msg(tg_prog_ok(c.rnn->layers[0]->prog[0]), "%s was not compiled: %s",
-                  type->name, tg_prog_why(c.rnn->layers[0]->prog[0]));
-    ck_assert_msg(rc == 0, "%s: max err %g", type->name, r.max_err);
-    tg_rnn_free(c.rnn);
+    tg_rnn *rnn = tg_rnn_new(type, I, H, L, 0.0, &rng);
+    tgt_gradcheck_rnn(rnn, T, B, type->name);
+    ck_assert_msg(tg_prog_ok(rnn->layers[0]->prog[0]), "%s was not compiled: "
+                  "%s", type->name, tg_prog_why(rnn->layers[0]->prog[0]));
+    tg_rnn_free(rnn);
 }
 
 START_TEST(gradcheck_compiled)

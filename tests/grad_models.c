@@ -6,50 +6,18 @@
  */
 #include "harness.h"
 #include "nn/charlm.h"
-
-typedef struct seq_case {
-    tg_rnn *rnn;
-    int nstate;
-} seq_case;
-
-/* in = {x, h0, [c0]}; the output is every number the layer produces */
-static tg_tensor *seq_fn(tg_tensor *const *in, void *ud)
-{
-    seq_case *c = ud;
-    tg_rnn_out out;
-    if (tg_rnn_forward(c->rnn, in[0], in + 1, false, NULL, &out) < 0)
-        return NULL;
-    tg_tensor *parts[1 + TG_CELL_MAX_STATE];
-    parts[0] = tg_reshape(out.y, TG_SHAPE(-1));
-    for (int k = 0; k < c->nstate; k++)
-        parts[1 + k] = tg_reshape(out.state[k], TG_SHAPE(-1));
-    return tg_concat(parts, 1 + c->nstate, 0);
-}
+#include "rnn_check.h"
 
 static void check_seq(const tg_cell_type *type, int L)
 {
     enum { T = 4, B = 2, I = 3, H = 4 };
     tg_rng rng;
     tg_rng_seed(&rng, 11);
-    seq_case c = {tg_rnn_new(type, I, H, L, 0.0, &rng), type->nstate};
-    tg_tensor *in[16];
-    int n = 0;
-    in[n++] = tgt_leaf(TG_SHAPE(T, B, I), 1, -1, 1);
-    for (int k = 0; k < type->nstate; k++)
-        in[n++] = tgt_leaf(TG_SHAPE(L, B, H), 2 + k, -0.5, 0.5);
-    for (int i = 0; i < tg_params_count(&c.rnn->params); i++)
-        in[n++] = tg_params_at(&c.rnn->params, i)->tensor;
-    tg_gradcheck_result r;
-    int rc = tg_gradcheck(seq_fn, &c, n, in, TGT_EPS, TGT_TOL, &r);
+    tg_rnn *rnn = tg_rnn_new(type, I, H, L, 0.0, &rng);
     char label[64];
     snprintf(label, sizeof label, "%d-layer %s", L, type->name);
-    tg_gradcheck_print(stdout, label, &r, TGT_TOL);
-    ck_assert_msg(rc == 0, "%s: max err %g", label, r.max_err);
-    int64_t total = 0; /* every element of every input was compared */
-    for (int k = 0; k < n; k++)
-        total += in[k]->numel;
-    ck_assert_int_eq(r.checked, total);
-    tg_rnn_free(c.rnn);
+    tgt_gradcheck_rnn(rnn, T, B, label);
+    tg_rnn_free(rnn);
 }
 
 START_TEST(lstm_two_layers) { check_seq(&tg_lstm_cell, 2); }
