@@ -55,6 +55,7 @@ typedef struct config {
     int E, H, L, T, B, V, threads, steps, warmup;
     int64_t seed;
     const char *ignored; /* the reference's --blas-threads and --tag */
+    bool peak;           /* --peak: the peak loops and the clock, only */
 } config;
 
 static double now(void)
@@ -121,23 +122,58 @@ FMA_LOOP(fma_loop_avx2, __attribute__((target("avx2,fma"))), __m256, 8,
          _mm256_set1_ps, _mm256_fmadd_ps, _mm256_cvtss_f32)
 #endif
 
-static double fma_loop(long iters, float *sink)
-{
+/* An independent check of the same peak: 24 chains instead of 12 (a
+ * core with longer FMA latency or more units than the 12 chains cover
+ * reads higher here), an array the compiler unrolls and keeps in
+ * registers. The peak is the better of the two loops. */
+#define FMA_WIDE(name, attr, vfma, LANES, SET, FMA, FIRST)                 \
+    attr static double name(long iters, float *sink)                      \
+    {                                                                      \
+        vfma m = SET(fma_m), b = SET(fma_b), a[24];                        \
+        for (int c = 0; c < 24; c++)                                       \
+            a[c] = SET(1.0f + 0.005f * (float)c);                          \
+        for (long i = 0; i < iters / 2; i++) {                             \
+            _Pragma("GCC unroll 24") for (int c = 0; c < 24; c++)          \
+                a[c] = FMA(a[c], m, b);                                    \
+        }                                                                  \
+        float s = 0;                                                       \
+        for (int c = 0; c < 24; c++)                                       \
+            s += FIRST(a[c]);                                              \
+        *sink = s;                                                         \
+        return (double)(iters / 2) * 24 * LANES * 2;                       \
+    }
+FMA_WIDE(fma_wide_generic, , v4f, 4, V4_SET, V4_FMA, V4_FIRST)
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (strcmp(tg_kernels_level(), "avx512") == 0)
-        return fma_loop_avx512(iters, sink);
-    if (strcmp(tg_kernels_level(), "avx2") == 0)
-        return fma_loop_avx2(iters, sink);
+FMA_WIDE(fma_wide_avx512, __attribute__((target("avx512f"))), __m512, 16,
+         _mm512_set1_ps, _mm512_fmadd_ps, _mm512_cvtss_f32)
+FMA_WIDE(fma_wide_avx2, __attribute__((target("avx2,fma"))), __m256, 8,
+         _mm256_set1_ps, _mm256_fmadd_ps, _mm256_cvtss_f32)
 #endif
-    return fma_loop_generic(iters, sink);
+
+static int fma_lanes(void)
+{
+    const char *lv = tg_kernels_level();
+    return !strcmp(lv, "avx512") ? 16 : !strcmp(lv, "avx2") ? 8 : 4;
 }
 
-/* GFLOP/s of fma_loop on `threads` threads at once, best of three */
-static double fma_peak(int threads)
+static double fma_loop_n(int chains, long iters, float *sink)
 {
-    static double known[64];
-    if (threads < 64 && known[threads] > 0)
-        return known[threads];
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (fma_lanes() == 16)
+        return chains == 12 ? fma_loop_avx512(iters, sink)
+                            : fma_wide_avx512(iters, sink);
+    if (fma_lanes() == 8)
+        return chains == 12 ? fma_loop_avx2(iters, sink)
+                            : fma_wide_avx2(iters, sink);
+#endif
+    return chains == 12 ? fma_loop_generic(iters, sink)
+                        : fma_wide_generic(iters, sink);
+}
+
+/* GFLOP/s of the loop of `chains` chains on `threads` threads at once,
+ * best of three */
+static double fma_rate(int chains, int threads)
+{
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
         float sink = 0;
@@ -146,22 +182,59 @@ static double fma_peak(int threads)
 #pragma omp parallel num_threads(threads) reduction(+ : flops)
         {
             float s1;
-            flops += fma_loop(2000000, &s1);
+            flops += fma_loop_n(chains, 2000000, &s1);
 #pragma omp atomic
             sink += s1;
         }
 #else
         (void)threads;
-        flops = fma_loop(2000000, &sink);
+        flops = fma_loop_n(chains, 2000000, &sink);
 #endif
         double gf = flops / (now() - t0) / 1e9;
         if (sink == 12345.0f) /* never: keeps the loop */
             printf("%g\n", (double)sink);
         best = gf > best ? gf : best;
     }
+    return best;
+}
+
+/* the machine's peak on `threads` threads: the better loop */
+static double fma_peak(int threads)
+{
+    static double known[64];
+    if (threads < 64 && known[threads] > 0)
+        return known[threads];
+    double a = fma_rate(12, threads), b = fma_rate(24, threads);
+    double best = a > b ? a : b;
     if (threads < 64)
         known[threads] = best;
     return best;
+}
+
+/* --peak: both loops, and what they imply against the clock the kernel
+ * reports (per thread: units x lanes x 2 FLOPs x GHz) */
+static void print_peak(int threads)
+{
+    double a = fma_rate(12, threads), b = fma_rate(24, threads);
+    double mhz = 0;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "cpu MHz : %lf", &mhz) == 1)
+            break;
+    if (f)
+        fclose(f);
+    int lanes = fma_lanes();
+    double best = a > b ? a : b, per = best / threads;
+    printf("peak %s: 12 chains %.1f GFLOP/s, 24 chains %.1f on %d thread%s; "
+           "%.1f per thread = %d lanes x 2 FLOPs x %.2f GHz at 1 FMA unit, "
+           "%.2f GHz at 2", tg_kernels_level(), a, b, threads,
+           threads > 1 ? "s" : "", per, lanes, per / lanes / 2,
+           per / lanes / 4);
+    if (mhz > 0)
+        printf(" (the kernel reports %.2f GHz: %.2f units)", mhz / 1e3,
+               per / (lanes * 2 * mhz / 1e3));
+    printf("\n");
 }
 
 static int gates_of(const char *cell)
@@ -257,6 +330,73 @@ static void sample_step(bench *b)
     tg_set_grad_enabled(was);
 }
 
+/* ---- sampling's other limit: reading the weights ----------------------
+ * A sampling step (one token for B streams) reads every weight once:
+ * unless B is large its time is bound by how fast the weights stream in
+ * from wherever they sit (L2, L3 or memory, by their size), not by the
+ * FLOPs. GB/s of summing a buffer of that many bytes, as 64-bit integers
+ * (exact, so the compiler vectorizes the sum with any flags), best of
+ * five after a pass that brings it into the caches it fits. */
+static uint64_t sum_words(const uint64_t *p, size_t n)
+{
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        s0 += p[i], s1 += p[i + 1], s2 += p[i + 2], s3 += p[i + 3];
+    for (; i < n; i++)
+        s0 += p[i];
+    return s0 + s1 + s2 + s3;
+}
+
+static double read_gbs(size_t bytes, int threads)
+{
+    size_t n = bytes / 8 > 1024 ? bytes / 8 : 1024;
+    uint64_t *buf = malloc(n * sizeof *buf);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = i * 0x9e3779b97f4a7c15u;
+    /* enough passes for ~0.05 s at 50 GB/s */
+    int passes = (int)fmin(1e4, fmax(3, 2.5e9 / (double)(n * 8)));
+    double best = 0;
+    uint64_t sink = 0;
+    for (int rep = 0; rep < 6; rep++) {
+        double t0 = now();
+        for (int p = 0; p < (rep ? passes : 1); p++) {
+            uint64_t s = 0;
+            /* thread k sums its own share, as the gemm splits the weights */
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) reduction(+ : s)
+            {
+                size_t k = (size_t)omp_get_thread_num();
+                size_t nt = (size_t)omp_get_num_threads();
+                s += sum_words(buf + n * k / nt, n * (k + 1) / nt - n * k / nt);
+            }
+#else
+            (void)threads;
+            s = sum_words(buf, n);
+#endif
+            sink += s;
+        }
+        double gbs = (double)(n * 8) * (rep ? passes : 1) / (now() - t0) / 1e9;
+        best = rep && gbs > best ? gbs : best;
+    }
+    if (sink == 12345)
+        printf("%llu\n", (unsigned long long)sink);
+    free(buf);
+    return best;
+}
+
+/* bytes of weights one sampling step reads: every parameter, but only B
+ * rows of the embedding */
+static double sample_bytes(const tg_charlm *m, int B)
+{
+    double n = 0;
+    for (int i = 0; i < tg_params_count(&m->params); i++)
+        n += (double)tg_params_at(&m->params, i)->tensor->numel;
+    n -= (double)m->embedding->weight->numel;
+    n += (double)B * m->embed;
+    return n * sizeof(tg_real);
+}
+
 static void run(const config *c, const char *cell, const char *mode,
                 const char *opt)
 {
@@ -325,6 +465,17 @@ static void run(const config *c, const char *cell, const char *mode,
            mean * 1e3, p90 * 1e3, sqrt(var) / mean, gf, gf / med, cpu_util,
            c->steps, (double)ru.ru_maxrss / 1024.0, peak, gf / med / peak,
            tg_kernels_level());
+    if (!strcmp(mode, "sample")) {
+        /* per token step: the nearer of the two limits, and how close */
+        double bytes = sample_bytes(b.m, c->B), gbs = read_gbs(bytes, c->threads);
+        double t_read = bytes / (gbs * 1e9), t_flop = gf / c->T / peak;
+        double bound = fmax(t_read, t_flop), per = med / c->T;
+        printf("limit %s mode=sample weights_mb=%.2f read_gbs=%.1f "
+               "us_read=%.2f us_flops=%.2f us_per_token_step=%.2f "
+               "bound=%s bound_frac=%.3f\n", cell, bytes / 1e6, gbs,
+               t_read * 1e6, t_flop * 1e6, per * 1e6,
+               t_read > t_flop ? "read" : "flops", bound / per);
+    }
     fflush(stdout);
     free(times);
     for (int k = 0; k < 4; k++) {
@@ -374,13 +525,14 @@ static const cli_flag flags[] = {
     {"seed", "n", CLI_I64, OFF(seed), 0, 9e18, 0, NULL},
     {"blas-threads", "n", CLI_STR, OFF(ignored), 0, 0, 0, NULL},
     {"tag", "TEXT", CLI_STR, OFF(ignored), 0, 0, 0, NULL},
+    {"peak", NULL, CLI_SWITCH, OFF(peak), 0, 0, 0, NULL},
 };
 static const cli_spec spec = {
     "bench",
     "usage: bench [--cell lstm,gru,rnn,peephole,peephole_sliced] "
     "[--mode train,forward,sample] "
     "[--opt sgd,adam] [--E n] [--H n] [--L n] [--T n] [--B n] [--V n]\n"
-    "             [--threads n] [--steps n] [--warmup n] [--seed n]\n"
+    "             [--threads n] [--steps n] [--warmup n] [--seed n] [--peak]\n"
     "Without flags: the whole table (tiny, small, medium, large; "
     "every cell and mode; 1 and 2 threads).\n",
     flags, CLI_COUNT(flags), CLI_WANTS, NULL, NULL};
@@ -388,7 +540,7 @@ static const cli_spec spec = {
 int main(int argc, char **argv)
 {
     config c = {"lstm", "train", "sgd", 128, 128, 1, 64, 16, 65, 1, 50, 5, 0,
-                NULL};
+                NULL, false};
     ex_register_cells(); /* peephole, peephole_sliced: user code */
     if (argc == 1) {
         /* the README's table: four sizes, three cells, all modes, 1 and 2
@@ -413,6 +565,11 @@ int main(int argc, char **argv)
         return 0;
     }
     cli_parse_or_exit(&spec, argc, argv, &c);
+    if (c.peak) {
+        tg_set_num_threads(c.threads);
+        print_peak(c.threads);
+        return 0;
+    }
     run_all(&c);
     return 0;
 }
