@@ -24,7 +24,14 @@
  * on the vectors of the kernel level in use (AVX-512 or AVX2 FMA; 4-float
  * multiply and add at generic), best of three; peak_frac = gflops /
  * peak_gflops, so that runs on different machines can be compared.
- * kernels is that level (ops/kernels.h; TG_KERNELS forces one).
+ * kernels is that level (ops/kernels.h; TG_KERNELS forces one). The peak
+ * is the better of two loops (12 and 24 chains); --peak prints both and
+ * the clock they imply against the one the kernel reports.
+ * Sampling has a second limit, reading every weight once per token step:
+ * a line "limit ..." after each sample result gives the weights' bytes,
+ * the read bandwidth measured over a buffer of that size, both limits per
+ * token step (us_read, us_flops), the time taken, and bound_frac = the
+ * nearer limit / the time taken.
  *
  * Besides the built-in cells (lstm, gru, rnn) two cells written here as
  * user code (examples/common/cells.c): peephole (an LSTM with
