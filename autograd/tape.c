@@ -265,6 +265,7 @@ tg_tensor *tg_detach(tg_tensor *t)
     d->tangent = NULL;
     d->flags = TG_IS_VIEW;
     d->entry = -1;
+    d->packed = NULL; /* W's own, freed with W */
     return d;
 }
 

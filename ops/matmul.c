@@ -14,6 +14,7 @@
 #include "ops/matmul.h"
 #include "tensor/ds.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -239,6 +240,7 @@ typedef struct wpart {
 
 typedef struct tg_prepared tg_prepared;
 struct tg_prepared {
+    tg_tensor *src;       /* W */
     const tg_real *data;  /* W's numbers and layout when packed */
     int64_t O, I, rs, cs;
     tg_real *wt;          /* W^T [I, O], tg_gemm_pack_b layout, packed on
@@ -318,8 +320,8 @@ tg_tensor *tg_prepare_weight(tg_tensor *W)
     }
     int64_t O = W->shape[0], I = W->shape[1];
     tg_prepared *p = tg_arena_alloc(sizeof *p);
-    *p = (tg_prepared){W->data, O, I, W->stride[0], W->stride[1], NULL, NULL,
-                       NULL, 0};
+    *p = (tg_prepared){W, W->data, O, I, W->stride[0], W->stride[1], NULL,
+                       NULL, NULL, 0};
     tg_tensor *P = tg_tensor_header(2, W->shape);
     P->data = W->data;
     P->stride[0] = W->stride[0];
@@ -436,6 +438,64 @@ static void bias_row_add(tg_real *y, const tg_tensor *b, int64_t O)
         y[o] += b->data[o * b->stride[0]];
 }
 
+/* ---- weights kept packed between calls, without gradients -------------
+ * Evaluation and sampling multiply by the same weights call after call,
+ * a few rows at a time: sampling makes one token per call, so even a
+ * prepared W (above) is packed again for every token - and packing W^T
+ * costs about as much as a product of 32 rows. So while grad mode is off
+ * a persistent weight (a parameter: heap-owned, its header and numbers
+ * stay) keeps its packed W^T on itself (tg_tensor.packed), made on first
+ * use by a product of PREPACK_MIN_ROWS rows or more, checked at every use
+ * against W's numbers, layout and version (tg_bump_version: any change
+ * through the library counts), packed again when they changed, and freed
+ * with W. With grad mode on nothing changes: a sequence packs once
+ * (tg_prepare_weight), and training changes W at every step anyway.
+ * Threads: several may evaluate one model at once; the first to need the
+ * copy makes it under a lock and publishes it whole, and a copy is only
+ * replaced when W changed - which no thread may do while another reads W. */
+typedef struct kept_wt {
+    const tg_real *data;
+    int64_t O, I, rs, cs;
+    uint32_t version;
+    int64_t n;    /* numbers of wt */
+    tg_real wt[]; /* W^T [I, O], tg_gemm_pack_b layout */
+} kept_wt;
+
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool kept_fits(const kept_wt *k, const tg_tensor *W)
+{
+    return k && k->data == W->data && k->O == W->shape[0] &&
+           k->I == W->shape[1] && k->rs == W->stride[0] &&
+           k->cs == W->stride[1] && k->version == tg_version(W);
+}
+
+/* W^T packed, kept on W; NULL when W cannot keep one */
+static const tg_real *kept_pack(tg_tensor *W)
+{
+    if (!(W->flags & TG_PERSISTENT) || W->ndim != 2)
+        return NULL;
+    kept_wt *k = __atomic_load_n((kept_wt **)&W->packed, __ATOMIC_ACQUIRE);
+    if (kept_fits(k, W))
+        return k->wt;
+    pthread_mutex_lock(&kept_lock);
+    k = W->packed;
+    if (!kept_fits(k, W)) {
+        int64_t O = W->shape[0], I = W->shape[1];
+        int64_t n = tg_gemm_packed_size(I, O);
+        kept_wt *nk = tg_xmalloc(sizeof *nk + (size_t)n * sizeof(tg_real));
+        *nk = (kept_wt){W->data, O, I, W->stride[0], W->stride[1],
+                        tg_version(W), n};
+        /* W^T [I, O]: element (k, j) = W[j][k], W's strides swapped */
+        tg_gemm_pack_b(I, O, W->data, W->stride[1], W->stride[0], nk->wt);
+        __atomic_store_n((kept_wt **)&W->packed, nk, __ATOMIC_RELEASE);
+        free(k);
+        k = nk;
+    }
+    pthread_mutex_unlock(&kept_lock);
+    return k->wt;
+}
+
 /* Checks shapes; the output shape into shape[], R rows. */
 static bool linear_shapes(const char *op, const tg_tensor *x,
                           const tg_tensor *W, const tg_tensor *b,
@@ -499,7 +559,12 @@ static tg_entry *linear_kernel(const tg_op *op, tg_tensor *y, bool add,
     /* y (+)= x W^T, with W^T read through W's swapped strides, or packed
      * once per sequence for a prepared W */
     tg_prepared *p = prepared_of(W);
-    if (p && R >= PREPACK_MIN_ROWS) {
+    const tg_real *kept = NULL;
+    if (R >= PREPACK_MIN_ROWS && !tg_is_grad_enabled())
+        kept = kept_pack(p ? p->src : W);
+    if (kept) {
+        tg_gemm_prepacked(R, O, I, X, rs, cs, kept, y->data, O, add || b);
+    } else if (p && R >= PREPACK_MIN_ROWS) {
         if (!p->wt) {
             p->wt = tg_arena_alloc((size_t)tg_gemm_packed_size(I, O) *
                                    sizeof(tg_real));

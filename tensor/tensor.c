@@ -231,6 +231,7 @@ void tg_tensor_free(tg_tensor *t)
     if (t->tangent && tangent_free_hook)
         tangent_free_hook(t); /* off autograd's list of leaves */
     free(t->tangent);
+    free(t->packed);
     free(t->data);
     free(t->grad);
     free(t);
@@ -482,6 +483,7 @@ static tg_tensor *view_of(const tg_tensor *t)
     v->entry = -1;
     v->name = NULL;
     v->prepared = NULL;
+    v->packed = NULL;
     v->id = take_id();
     return v;
 }

@@ -134,6 +134,10 @@ typedef struct tg_tensor {
     const char *name; /* optional; set with tg_set_name (not copied)       */
     const struct tg_prepared *prepared; /* packed copies of a weight made
                        by tg_prepare_weight (ops/matmul.h), or NULL       */
+    void *packed;   /* a persistent tensor used as a weight without
+                       gradients: its W^T kept packed between calls by
+                       ops/matmul.c (malloc'ed, freed with the tensor),
+                       or NULL                                            */
     tg_real *tangent; /* forward mode (autograd/tape.h, tg_jvp): the
                        directional derivative of these numbers, contiguous
                        in logical order like grad; NULL: zero            */

@@ -9,6 +9,7 @@
  * rounding - and any wrong, missing or extra product shows up at once.
  */
 #include "harness.h"
+#include "ops/kernels/gemm.h"
 #include "ops/ops.h"
 
 #include <float.h>
@@ -433,6 +434,78 @@ START_TEST(linear_prepared_weight)
 }
 END_TEST
 
+/* Without gradients a parameter keeps its W^T packed between calls
+ * (ops/matmul.c): on random shapes and row counts, plain and prepared,
+ * the result is what a fresh packing gives (tg_gemm_prepacked, bit for
+ * bit), near the naive sum, and equal to the ordinary path bit for bit
+ * where that path packs too (more than 32 rows); after a change in place
+ * the copy follows W's new numbers; a view of W is not W. */
+START_TEST(kept_packed_weights)
+{
+    tg_rng r;
+    tg_rng_seed(&r, 21);
+    static double want[70 * 70];
+    static tg_real fresh[70 * 70];
+    for (int c = 0; c < 120; c++) {
+        int64_t R = 1 + (int64_t)tg_rng_below(&r, c % 4 ? 40 : 70);
+        int64_t O = 1 + (int64_t)tg_rng_below(&r, 70);
+        int64_t I = 1 + (int64_t)tg_rng_below(&r, c % 3 ? 40 : 300);
+        tg_tensor *W = tg_tensor_new(TG_SHAPE(O, I));
+        tg_fill_uniform_(W, &r, -1, 1);
+        if (c % 2)
+            tg_requires_grad(W);
+        for (int round = 0; round < 3; round++) {
+            tg_tensor *x = tg_rand(TG_SHAPE(R, I), &r, -1, 1);
+            if (c % 5 == 0) /* strided rows */
+                x = tg_slice(tg_rand(TG_SHAPE(R, I + 3), &r, -1, 1), 1, 2,
+                             I + 2, 1);
+            tg_tensor *with = tg_linear(x, c % 3 ? W : tg_prepare_weight(W),
+                                        NULL);
+            bool was = tg_set_grad_enabled(false);
+            tg_tensor *y = tg_linear(x, c % 3 ? W : tg_prepare_weight(W),
+                                     NULL);
+            tg_set_grad_enabled(was);
+            naive_linear(x, W, want); /* float sums of I products */
+            tgt_tensor_equals(y, want, R * O, 1e-6 * (double)I);
+            if (R >= 8) { /* the kept copy is used: what a fresh pack gives */
+                tg_real *Bp = tg_xmalloc((size_t)tg_gemm_packed_size(I, O) *
+                                         sizeof(tg_real));
+                tg_gemm_pack_b(I, O, W->data, W->stride[1], W->stride[0], Bp);
+                tg_tensor *xc = tg_contiguous(x);
+                tg_gemm_prepacked(R, O, I, xc->data, I, 1, Bp, fresh, O, 0);
+                free(Bp);
+                ck_assert_ptr_nonnull(W->packed);
+                for (int64_t i = 0; i < R * O; i++)
+                    ck_assert_msg(y->data[i] == fresh[i], "case %d (R %lld O "
+                                  "%lld I %lld) element %lld: %.9g, a fresh "
+                                  "pack gives %.9g", c, (long long)R,
+                                  (long long)O, (long long)I, (long long)i,
+                                  (double)y->data[i], (double)fresh[i]);
+            }
+            if (R > 32)
+                for (int64_t i = 0; i < R * O; i++)
+                    ck_assert(y->data[i] == with->data[i]);
+            /* changed in place: the next round must see it */
+            if (round == 0)
+                tg_fill_uniform_(W, &r, -2, 2);
+            else
+                W->data[(c * 7) % (O * I)] += 0.5f, tg_bump_version(W);
+            tg_tape_reset();
+        }
+        /* a view of W is not W: its product is right too */
+        bool was = tg_set_grad_enabled(false);
+        tg_tensor *Wt = tg_transpose(tg_transpose(W, 0, 1), 0, 1);
+        tg_tensor *x = tg_rand(TG_SHAPE(R, I), &r, -1, 1);
+        naive_linear(x, W, want);
+        tgt_tensor_equals(tg_linear(x, Wt, NULL), want, R * O,
+                          1e-6 * (double)I);
+        tg_set_grad_enabled(was);
+        tg_tape_reset();
+        tg_tensor_free(W); /* and its copy (LeakSanitizer) */
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("matmul");
@@ -449,6 +522,7 @@ static Suite *suite(void)
     tcase_add_test(tc, shape_errors);
     tcase_add_test(tc, same_bits_any_thread_count);
     tcase_add_test(tc, linear_prepared_weight);
+    tcase_add_test(tc, kept_packed_weights);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -321,6 +321,71 @@ START_TEST(another_threads_temporary_is_refused)
 }
 END_TEST
 
+/* Without gradients a weight keeps its W^T packed between calls
+ * (ops/matmul.c): threads that evaluate one weight at once share that
+ * copy - the first to need it makes it under a lock, the others wait for
+ * it or read it whole - and get what one thread alone gets. */
+typedef struct evaluator {
+    tg_tensor *W;
+    pthread_barrier_t *start;
+    tg_real out[16 * 48];
+} evaluator;
+
+static void evaluate_shared(evaluator *e)
+{
+    bool was = tg_set_grad_enabled(false);
+    tg_rng r;
+    tg_rng_seed(&r, 5);
+    for (int k = 0; k < 20; k++) {
+        tg_tensor *y = tg_linear(tg_rand(TG_SHAPE(16, 40), &r, -1, 1), e->W,
+                                 NULL);
+        memcpy(e->out, y->data, sizeof e->out);
+        tg_tape_reset();
+    }
+    tg_set_grad_enabled(was);
+}
+
+static void *evaluate_thread(void *arg)
+{
+    evaluator *e = arg;
+    pthread_barrier_wait(e->start);
+    evaluate_shared(e);
+    tg_tape_free_all();
+    return NULL;
+}
+
+START_TEST(threads_share_a_kept_weight)
+{
+    tg_rng r;
+    tg_rng_seed(&r, 4);
+    tg_tensor *W = tg_tensor_new(TG_SHAPE(48, 40));
+    tg_fill_uniform_(W, &r, -1, 1);
+    static evaluator alone, e[2];
+    alone.W = W;
+    evaluate_shared(&alone);
+    tg_tensor_free(W); /* again from nothing: the threads race to make it */
+    W = tg_tensor_new(TG_SHAPE(48, 40));
+    tg_rng_seed(&r, 4);
+    tg_fill_uniform_(W, &r, -1, 1);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        e[i].W = W;
+        e[i].start = &start;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, evaluate_thread, &e[i]),
+                         0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert(memcmp(e[i].out, alone.out, sizeof alone.out) == 0);
+    }
+    ck_assert_ptr_nonnull(W->packed);
+    pthread_barrier_destroy(&start);
+    tg_tensor_free(W);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("models_in_threads");
@@ -332,6 +397,7 @@ static Suite *suite(void)
     tcase_add_test(tc, one_model_twice_at_once);
     tcase_add_test(tc, grad_mode_and_tape_are_per_thread);
     tcase_add_test(tc, another_threads_temporary_is_refused);
+    tcase_add_test(tc, threads_share_a_kept_weight);
     suite_add_tcase(s, tc);
     return s;
 }
