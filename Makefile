@@ -225,6 +225,17 @@ $(BUILD)/charlm: $(CHARLM_SRC) examples/charlm/charlm.h $(CHARLM_COMMON) \
 	$(CC) $(CFLAGS) $(CHARLM_SRC) $(CHARLM_COMMON) -o $@ $(LDFLAGS) \
 	    $(BUILD)/libtapegrad.a $(LDLIBS)
 
+# The study "optimisation or gates?": several files, one program.
+OVG_SRC := $(wildcard examples/optimise_vs_gates/*.c)
+all: $(BUILD)/optimise_vs_gates
+$(BUILD)/optimise_vs_gates: $(OVG_SRC) \
+                 $(wildcard examples/optimise_vs_gates/*.h) \
+                 $(EXAMPLE_COMMON) $(wildcard examples/common/*.h) \
+                 $(BUILD)/libtapegrad.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(OVG_SRC) $(EXAMPLE_COMMON) -o $@ $(LDFLAGS) \
+	    $(BUILD)/libtapegrad.a $(LDLIBS)
+
 # make demo: an LSTM (one layer of 256, Adam 5e-3) trained for two minutes
 # on two threads on the fortunes (Debian package `fortunes`), saved, and a
 # 500-character sample at temperature 0.7. The size and rate were chosen by
