@@ -83,9 +83,10 @@ static int load_results(const opts *o, const char *config)
     for (ptrdiff_t i = 0; i < arrlen(store); i++)
         if (!strncmp(store[i], "config ", 7) && strcmp(store[i], config)) {
             fprintf(stderr, PROG ": --results holds lines of another "
-                    "configuration:\n  %s  (this one: %s)  start afresh in "
-                    "an empty directory, or run with the same options\n",
-                    store[i], config);
+                    "configuration:\n  %.*s\nnot this one's:\n  %.*s\nstart "
+                    "afresh in an empty directory, or run with the same "
+                    "options\n", (int)strcspn(store[i], "\n"), store[i],
+                    (int)strcspn(config, "\n"), config);
             return -1;
         }
     return 0;
@@ -165,7 +166,7 @@ int main(int argc, char **argv)
         ovg_tune_stage(&o, &job);
     if (o.stage != STAGE_TUNE) {
         job = 0;
-        rc = study_runs(&o, &job) < 0;
+        rc = !o.no_runs && study_runs(&o, &job) < 0;
         if (!rc && o.curvature)
             ovg_curvature_jobs(&o, &job);
     }

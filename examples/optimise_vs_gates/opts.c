@@ -27,9 +27,9 @@ static const char help[] =
     "  --tune-seeds N   tuning seeds per setting (default 2)\n"
     "  --budget-adding W, --budget-copy W\n"
     "                   work per run in sequence-gradients (default\n"
-    "                   200000, 150000)\n"
+    "                   250000, 150000)\n"
     "  --tune-budget-adding W, --tune-budget-copy W\n"
-    "                   work per tuning run (default 60000, 60000)\n"
+    "                   work per tuning run (default 60000, 50000)\n"
     "  --tune-adding T, --tune-copy T\n"
     "                   the tuning lengths (default 50, 20)\n"
     "  --H N            hidden size (default 64)\n"
@@ -37,11 +37,13 @@ static const char help[] =
     "  --val-B N        validation batch (default 256)\n"
     "  --eval-every N   Adam/SGD steps between validations (default 50)\n"
     "  --curvature      also the curvature trajectories (study stage)\n"
+    "  --no-runs        the study stage without its runs (the curvature\n"
+    "                   alone)\n"
     "  --curv-T T       their length (default 50)\n"
     "  --curv-steps N   their Adam steps (default 1000)\n"
     "  --curv-seeds N   seeds per row and rate (default 3)\n"
     "  --curv-B N       the fixed batch they are measured on (default 128)\n"
-    "  --curv-iters N   power iterations at most (default 20)\n"
+    "  --curv-iters N   power iterations at most (default 30)\n"
     "  --shard I/N      run only jobs I, I+N, ... of the stage (0 <= I < N)\n"
     "  --out FILE       append the lines to FILE (default stdout)\n"
     "  --results FILE.. lines written before: their jobs are skipped, the\n"
@@ -164,6 +166,7 @@ static const cli_flag flags[] = {
     {"shard", "I/N", CLI_SET, 7, 0, 0, 0, NULL},
     {"curvature", NULL, CLI_SWITCH, OFF(curvature), 0, 0, 0, NULL},
     {"calibrate", NULL, CLI_SWITCH, OFF(calibrate), 0, 0, 0, NULL},
+    {"no-runs", NULL, CLI_SWITCH, OFF(no_runs), 0, 0, 0, NULL},
     {"seeds", "N", CLI_INT, OFF(seeds), 1, MAX_SEEDS, 0, NULL},
     {"tune-seeds", "N", CLI_INT, OFF(tune_seeds), 1, MAX_SEEDS, 0, NULL},
     {"budget-adding", "W", CLI_REAL, OFF(budget[0]), 1, 0, 0, NULL},
@@ -196,12 +199,12 @@ void ovg_parse(int argc, char **argv, opts *o)
 {
     *o = (opts){.lengths = {{10, 50, 100, 200}, {10, 20, 50}},
                 .nlengths = {4, 3}, .tune_T = {50, 20},
-                .budget = {200000, 150000}, .tune_budget = {60000, 60000},
+                .budget = {250000, 150000}, .tune_budget = {60000, 50000},
                 .seeds = 5, .tune_seeds = 2, .H = 64, .B = 32, .val_B = 256,
                 .eval_every = 50, .threads = 1, .nshards = 1,
                 .hf_div = 1, .hf_cg_max = 100000, .curv_T = 50,
                 .curv_steps = 1000, .curv_seeds = 3, .curv_B = 128,
-                .curv_iters = 20, .curv_lr = {1e-3, 1e-2}, .datadir = "."};
+                .curv_iters = 30, .curv_lr = {1e-3, 1e-2}, .datadir = "."};
     for (int r = 0; r < NROWS; r++)
         o->rows[r] = true;
     cli_parse_or_exit(&spec, argc, argv, o);

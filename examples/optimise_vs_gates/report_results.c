@@ -79,7 +79,9 @@ static void work_table(FILE *f, const report *rp, task_kind k)
     fprintf(f, "\n");
 }
 
-/* solved.dat: one line per task, row and length */
+/* solved.dat: a block per task and row (every row, in table order, each
+ * block ended by two blank lines: gnuplot's index k * NROWS + r), a line
+ * per length; a row without runs has one line of nan */
 static int solved_data(const opts *o, const report *rp)
 {
     char path[600];
@@ -89,22 +91,25 @@ static int solved_data(const opts *o, const report *rp)
         fprintf(stderr, PROG ": cannot write %s\n", path);
         return 1;
     }
-    fprintf(d, "# task row T solved runs fraction wilson_lo wilson_hi "
-            "median_work_to_solve (nan: none solved)\n");
     for (int k = 0; k < NTASKS; k++)
-        for (int r = 0; r < NROWS; r++)
+        for (int r = 0; r < NROWS; r++) {
+            fprintf(d, "# %s %s: T fraction wilson_lo wilson_hi solved runs "
+                    "median_work_to_solve\n", ovg_task_names[k],
+                    ovg_rows[r].name);
+            bool any = false;
             for (int l = 0; l < rp->nlengths[k]; l++) {
                 cell c = rp->cells[k][r][l];
                 if (!c.runs)
                     continue;
                 double lo, hi;
                 ovg_wilson(c.solved, c.runs, &lo, &hi);
-                fprintf(d, "%s %s %d %d %d %.4g %.4g %.4g %.6g\n",
-                        ovg_task_names[k], ovg_rows[r].name,
-                        rp->lengths[k][l], c.solved, c.runs,
-                        (double)c.solved / c.runs, lo, hi,
-                        ovg_median(c.work, c.solved));
+                fprintf(d, "%d %.4g %.4g %.4g %d %d %.6g\n",
+                        rp->lengths[k][l], (double)c.solved / c.runs, lo, hi,
+                        c.solved, c.runs, ovg_median(c.work, c.solved));
+                any = true;
             }
+            fprintf(d, "%s\n\n", any ? "" : "nan nan nan nan 0 0 nan\n");
+        }
     fclose(d);
     return 0;
 }
@@ -152,10 +157,13 @@ static int curvature_section(FILE *f, const opts *o, const report *rp)
         fprintf(stderr, PROG ": cannot write %s\n", path);
         return 1;
     }
-    fprintf(d, "# row lr step seeds eigH_median eigP_median loss_median "
-            "two_over_lr 38_over_lr\n");
     for (ptrdiff_t i = 0; i < arrlen(rp->curv); i++) {
         curvpoint p = rp->curv[i];
+        if (i == 0 || p.row != rp->curv[i - 1].row ||
+            p.lr != rp->curv[i - 1].lr) /* a block per row and rate */
+            fprintf(d, "%s# %s lr=%g: step seeds eigH_median eigP_median "
+                    "loss_median two_over_lr 38_over_lr\n", i ? "\n\n" : "",
+                    ovg_rows[p.row].name, p.lr);
         char h[64], pp[64], l[64];
         spread(h, sizeof h, p.eigH, p.n);
         spread(pp, sizeof pp, p.eigP, p.n);
@@ -163,8 +171,7 @@ static int curvature_section(FILE *f, const opts *o, const report *rp)
         fprintf(f, "| %s | %g | %ld | %s | %.4g | %s | %.4g | %s |\n",
                 ovg_rows[p.row].name, p.lr, p.step, h, 2 / p.lr, pp,
                 38 / p.lr, l);
-        fprintf(d, "%s %g %ld %d %.6g %.6g %.6g %.6g %.6g\n",
-                ovg_rows[p.row].name, p.lr, p.step, p.n,
+        fprintf(d, "%ld %d %.6g %.6g %.6g %.6g %.6g\n", p.step, p.n,
                 ovg_median(p.eigH, p.n), ovg_median(p.eigP, p.n),
                 ovg_median(p.loss, p.n), 2 / p.lr, 38 / p.lr);
     }
