@@ -49,7 +49,9 @@ stage() {
         wait "$p" || rc=1
     done
     [ "$rc" = 0 ] || { echo "optimise_vs_gates: a shard of the $name stage failed"; exit 1; }
-    echo "optimise_vs_gates: $name stage done, $(($(date +%s) - start)) s"
+    t=$(($(date +%s) - start))
+    echo "elapsed $name stage done at $t s, $JOBS shards" >> "$RES/elapsed"
+    echo "optimise_vs_gates: $name stage done, $t s"
 }
 stage tune "$@"
 stage study --curvature "$@"

@@ -82,8 +82,8 @@ static double normalise(tg_real *v, int64_t n)
 static double top_preconditioned(fixed *f, const tg_real *D, int64_t n,
                                  int iters)
 {
-    tg_real *v = malloc((size_t)n * sizeof *v), *u = malloc((size_t)n * sizeof *u);
-    tg_real *hu = malloc((size_t)n * sizeof *hu);
+    size_t bytes = (size_t)n * sizeof(tg_real);
+    tg_real *v = malloc(bytes), *u = malloc(bytes), *hu = malloc(bytes);
     tg_rng rng;
     tg_rng_seed(&rng, 7);
     for (int64_t i = 0; i < n; i++)

@@ -4,13 +4,15 @@
  * networks fail long-range tasks because they cannot hold the memory, or
  * because they are hard to optimise?
  *
- *   main.c       the command line, the stages, shards and resuming
+ *   main.c       the stages, shards and resuming; the lines out
+ *   opts.c       the flags and their defaults (the study's settings)
  *   rows.c       the rows: cell, initialisation, optimiser, their grids
  *   run.c        one training run with its work budget
  *   tune.c       the tuning stage and the rule that picks a setting
- *   curvature.c  Hessian and Adam-preconditioned Hessian along training;
- *                --calibrate (the cost constants below)
- *   report.c     the results' lines read back; report_tables.c the page
+ *   curvature.c  Hessian and Adam-preconditioned Hessian along training
+ *   calibrate.c  --calibrate: what the cost constants below stand for
+ *   report.c     the lines read back and gathered (report.h);
+ *                report_tables.c and report_results.c write the page
  *
  * Work, not seconds, is what a run may spend: the unit is one forward and
  * backward pass over one sequence (a "sequence-gradient", FBE). An Adam or

@@ -177,12 +177,15 @@ int ovg_report(const opts *o)
             rp->config = l;
         else if (!strncmp(l, "calib ", 6) || !strncmp(l, "fbe ", 4))
             arrput(rp->calib, l);
+        else if (!strncmp(l, "elapsed ", 8))
+            arrput(rp->elapsed, l);
     }
     if (arrlen(rp->curv))
         qsort(rp->curv, (size_t)arrlen(rp->curv), sizeof *rp->curv, by_point);
     int rc = ovg_write_page(o, rp);
     arrfree(rp->curv);
     arrfree(rp->calib);
+    arrfree(rp->elapsed);
     ovg_free_lines(rp->lines);
     free(rp);
     return rc;

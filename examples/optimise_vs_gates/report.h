@@ -31,6 +31,7 @@ typedef struct report {
     char **lines;       /* every line read (stb_ds) */
     const char *config; /* the last config line, or NULL */
     const char **calib; /* the calibration lines (stb_ds) */
+    const char **elapsed; /* the script's "elapsed" lines (stb_ds) */
     int lengths[NTASKS][MAX_LENGTHS], nlengths[NTASKS];
     cell cells[NTASKS][NROWS][MAX_LENGTHS];
     curvpoint *curv;    /* stb_ds, sorted by row, rate, step */
