@@ -1,42 +1,54 @@
 # examples/optimise_vs_gates.gp - the plots of docs/optimise_vs_gates.md,
 # from the data files `optimise_vs_gates --report` writes:
 #   gnuplot -e "dir='docs/optimise_vs_gates'" examples/optimise_vs_gates.gp
+# solved.dat: a block per task and row (index task * 11 + row): T fraction
+#   wilson_lo wilson_hi solved runs median_work
+# curvature.dat: a block per row (tanh, lstm) and rate (0.001, 0.01), index
+#   row * 2 + rate: step seeds eigH eigP loss 2/lr 38/lr (medians)
 if (!exists("dir")) dir = "docs/optimise_vs_gates"
-set terminal svg size 1000,420 font "sans,11" background rgb "white"
+set terminal svg size 1100,460 font "sans,11" background rgb "white"
 set datafile missing "nan"
 set grid
-rows = "tanh irnn orth hf lstm gru"
-titles = "tanh_Adam IRNN_Adam orthogonal_tanh_Adam tanh_Hessian-free LSTM_Adam GRU_Adam"
-title(i) = system(sprintf("echo %s | cut -d' ' -f%d | tr _ ' '", titles, i))
+rows = "tanh lstm gru orth irnn-le hf-ms tanh-id relu irnn hf hf-sparse"
+tasks = "adding copy"
 
 set output dir."/solved.svg"
 set multiplot layout 1,2
-set title "adding problem: fraction of seeds solved"
-unset key
 set xlabel "sequence length T"
-set ylabel "solved / seeds"
+set ylabel "seeds solved / seeds"
 set yrange [-0.05:1.05]
-plot for [i=1:6] dir."/solved.dat" using 1:(column(2*i)) with linespoints lw 2 pt i title title(i)
-set title "median training time to solve (solved runs)"
-set key bottom right box opaque
-set ylabel "seconds"
+set key outside right top
+do for [k=0:1] {
+    set title word(tasks, k + 1)." task: fraction of seeds solved"
+    plot for [i=1:6] dir."/solved.dat" index (k * 11 + i - 1) \
+        using 1:2 with linespoints lw 2 pt i title word(rows, i), \
+        for [i=7:11] dir."/solved.dat" index (k * 11 + i - 1) \
+        using 1:2 with linespoints lw 2 pt i dt 2 title word(rows, i)
+}
+unset multiplot
+
+set terminal svg size 1100,800 font "sans,11" background rgb "white"
+set output dir."/curvature.svg"
+set multiplot layout 2,2
+set xlabel "Adam step"
+set ylabel "|top eigenvalue| (median over seeds)"
 set logscale y
 set yrange [*:*]
-plot for [i=1:6] dir."/solved.dat" using 1:(column(2*i+1)) with linespoints lw 2 pt i title title(i)
-unset multiplot
-unset logscale y
-
-set output dir."/curvature.svg"
-set multiplot layout 1,2
-set xlabel "distance from the initial parameters |theta - theta_0|"
-set title "top Hessian eigenvalue (largest magnitude), fixed batch"
-set key top right box opaque
-set ylabel "eigenvalue"
-plot dir."/curvature.dat" using 4:(strcol(1) eq "tanh" ? $6 : 1/0) with linespoints lw 2 pt 1 title "tanh RNN", \
-     dir."/curvature.dat" using 4:(strcol(1) eq "lstm" ? $6 : 1/0) with linespoints lw 2 pt 5 title "LSTM"
-set title "gradient norm, same batch"
-set ylabel "|grad|"
-set logscale y
-plot dir."/curvature.dat" using 4:(strcol(1) eq "tanh" ? $5 : 1/0) with linespoints lw 2 pt 1 title "tanh RNN", \
-     dir."/curvature.dat" using 4:(strcol(1) eq "lstm" ? $5 : 1/0) with linespoints lw 2 pt 5 title "LSTM"
+set key inside top right
+lrs = "0.001 0.01"
+do for [c=0:1] {
+    set title word("tanh lstm", c + 1).": Hessian H, against 2/lr" noenhanced
+    plot for [j=0:1] dir."/curvature.dat" index (c * 2 + j) \
+        using 1:(abs($3)) with linespoints lw 2 lc j + 1 \
+        title "lr ".word(lrs, j + 1), \
+        for [j=0:1] dir."/curvature.dat" index (c * 2 + j) \
+        using 1:6 with lines dt 2 lc j + 1 title "2/lr"
+    set title word("tanh lstm", c + 1).": P^-1/2 H P^-1/2 (Adam's), "\
+        ."against 38/lr" noenhanced
+    plot for [j=0:1] dir."/curvature.dat" index (c * 2 + j) \
+        using 1:(abs($4)) with linespoints lw 2 lc j + 1 \
+        title "lr ".word(lrs, j + 1), \
+        for [j=0:1] dir."/curvature.dat" index (c * 2 + j) \
+        using 1:7 with lines dt 2 lc j + 1 title "38/lr"
+}
 unset multiplot
