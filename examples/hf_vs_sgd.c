@@ -226,7 +226,7 @@ static curve run(kind k, double lr, const text *t, const opts *o)
             starts[b] = (int64_t)tg_rng_below(&draw, (uint64_t)(t->ntrain - o->T - 1));
         windows(t, o->T, B, starts, x, y);
         batch bt = {m, x, y, o->T, B};
-        tg_closure cl = {outputs, ce, NULL, &bt};
+        tg_closure cl = {.outputs = outputs, .loss = ce, .ud = &bt};
         if (k == HF) {
             tg_hf *h = opt->hf;
             int64_t g0 = h->gradients, p0 = h->products, l0 = h->losses;

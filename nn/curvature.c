@@ -444,7 +444,8 @@ int tg_hf_product(tg_hf *h, const tg_closure *c, const tg_real *v,
     double ml = h->cfg.mu * h->lambda;
     bool structural = ml > 0 && c->hidden;
     if (gn_product("hf_product", c->outputs, structural ? c->hidden : NULL,
-                   ml, c->ud, h->cfg.curv, h->ps, v, out) < 0)
+                   ml, c->curv_ud ? c->curv_ud : c->ud, h->cfg.curv, h->ps,
+                   v, out) < 0)
         return -1;
     for (int64_t i = 0; i < h->n; i++)
         out[i] = (tg_real)((double)out[i] + h->lambda * (double)v[i]);

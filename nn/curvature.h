@@ -109,12 +109,17 @@ double tg_hessian_top_eigenvalue(tg_model_fn f, tg_loss_fn loss_of, void *ud,
  * of z, and optionally the hidden states recorded by the last outputs()
  * call (for structural damping; NULL otherwise: with mu > 0, a hidden()
  * that returns NULL is an error that says so). The same closure steps
- * every optimizer (tg_optim_step_closure in nn/optim.h). */
+ * every optimizer (tg_optim_step_closure in nn/optim.h).
+ * curv_ud, if not NULL, is what HF's curvature products call outputs and
+ * hidden with instead of ud: a curvature minibatch (Martens 2010 takes a
+ * fraction of the gradient's batch for the products, which dominate a
+ * step's cost). The gradient and every loss evaluation use ud. */
 typedef struct tg_closure {
     tg_model_fn outputs;
     tg_loss_fn loss;
     tg_tensor *(*hidden)(void *ud);
     void *ud;
+    void *curv_ud;
 } tg_closure;
 
 /* curv must describe closure.loss: G is built from it alone. Each step

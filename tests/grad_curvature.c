@@ -661,7 +661,7 @@ START_TEST(curvature_keeps_the_callers_tape)
     tg_params_zero_grad(&m.ps);
     tg_hf_config cfg = {.curv = ce, .max_cg = 5};
     tg_optim *o = tg_hf_optim_new(&m.ps, &cfg);
-    tg_closure c = {outputs, ce_of, NULL, &m};
+    tg_closure c = {.outputs = outputs, .loss = ce_of, .ud = &m};
     ck_assert(isfinite(tg_optim_step_closure(o, &c)));
     ck_assert_int_eq(tg_tape_size(), entries);
     tg_optim *sgd = tg_sgd_new(&m.ps, 0.1, 0, 0, 0, false);
@@ -684,7 +684,7 @@ START_TEST(hessian_free_converges_on_a_convex_problem)
     m.targets = mixed;
     tg_hf_config cfg = {.curv = {TG_CURV_CROSS_ENTROPY, TG_MEAN}, .max_cg = 50};
     tg_optim *o = tg_hf_optim_new(&m.ps, &cfg);
-    tg_closure c = {outputs, ce_of, NULL, &m};
+    tg_closure c = {.outputs = outputs, .loss = ce_of, .ud = &m};
     double g0 = grad_norm(&m), last = INFINITY;
     for (int s = 0; s < 40; s++) {
         double L = tg_optim_step_closure(o, &c);
@@ -718,7 +718,7 @@ START_TEST(hessian_free_on_a_nonlinear_model)
     make(&m, true, 8, 3, 4);
     tg_hf_config cfg = {.curv = {TG_CURV_CROSS_ENTROPY, TG_MEAN}, .max_cg = 20};
     tg_optim *o = tg_hf_optim_new(&m.ps, &cfg);
-    tg_closure c = {outputs, ce_of, NULL, &m};
+    tg_closure c = {.outputs = outputs, .loss = ce_of, .ud = &m};
     double first = NAN, last = INFINITY;
     for (int s = 0; s < 20; s++) {
         double L = tg_optim_step_closure(o, &c);
@@ -780,7 +780,8 @@ START_TEST(hessian_free_structural_damping)
     /* lambda 0.5, mu 0.3 */
     tg_hf_config cfg = {.curv = L, .lambda0 = 0.5, .mu = 0.3, .max_cg = 30};
     tg_hf *hf = tg_hf_new(&m.ps, &cfg);
-    tg_closure c = {outputs, ce_of, last_hidden, &m};
+    tg_closure c = {.outputs = outputs, .loss = ce_of,
+                    .hidden = last_hidden, .ud = &m};
     double rows = (double)(h->numel / h->shape[h->ndim - 1]);
     tg_real *Av = malloc((size_t)n * sizeof *Av);
     ck_assert_int_eq(tg_hf_product(hf, &c, v, Av), 0);
@@ -816,6 +817,56 @@ START_TEST(hessian_free_structural_damping)
 }
 END_TEST
 
+/* A curvature minibatch (tg_closure.curv_ud): the products are those of
+ * the batch curv_ud holds (bit for bit what a closure of that batch alone
+ * gives), not of the gradient's batch; the gradient and the loss are the
+ * whole batch's, and steps still lower it. */
+START_TEST(hessian_free_curvature_minibatch)
+{
+    model m;
+    make(&m, true, 8, 3, 4);
+    model head = m; /* the same parameters, the first 4 rows */
+    head.x = tg_tensor_new(TG_SHAPE(4, 3));
+    memcpy(head.x->data, m.x->data, 4 * 3 * sizeof(tg_real));
+    int64_t n = tg_params_numel(&m.ps);
+    tg_real *v = malloc((size_t)n * sizeof *v);
+    tg_real *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    tg_real *full = malloc((size_t)n * sizeof *full);
+    randvec(v, n, 12);
+    tg_hf_config cfg = {.curv = {TG_CURV_CROSS_ENTROPY, TG_MEAN}, .max_cg = 20};
+    tg_hf *hf = tg_hf_new(&m.ps, &cfg);
+    tg_closure mixed = {.outputs = outputs, .loss = ce_of, .ud = &m,
+                        .curv_ud = &head};
+    tg_closure only = {.outputs = outputs, .loss = ce_of, .ud = &head};
+    tg_closure whole = {.outputs = outputs, .loss = ce_of, .ud = &m};
+    ck_assert_int_eq(tg_hf_product(hf, &mixed, v, a), 0);
+    ck_assert_int_eq(tg_hf_product(hf, &only, v, b), 0);
+    ck_assert_int_eq(tg_hf_product(hf, &whole, v, full), 0);
+    double apart = 0;
+    for (int64_t i = 0; i < n; i++) {
+        ck_assert(a[i] == b[i]);
+        apart = fmax(apart, fabs((double)a[i] - (double)full[i]));
+    }
+    ck_assert(apart > 1e-6); /* the two batches' curvatures differ */
+    double first = NAN, last = INFINITY;
+    for (int s = 0; s < 10; s++) {
+        double L = tg_hf_step(hf, &mixed);
+        ck_assert(isfinite(L));
+        ck_assert_msg(L <= last + 1e-12, "step %d: the loss rose", s);
+        first = s ? first : L;
+        last = L;
+    }
+    ck_assert(last < first);
+    tg_hf_free(hf);
+    free(v);
+    free(a);
+    free(b);
+    free(full);
+    tg_tensor_free(head.x);
+    destroy(&m);
+}
+END_TEST
+
 /* HF's state saved and loaded: two steps in a row equal a step, a save,
  * a load into a fresh optimizer and a step, to the bit */
 START_TEST(hessian_free_resumes_exactly)
@@ -829,7 +880,7 @@ START_TEST(hessian_free_resumes_exactly)
         ck_assert_int_le(n, 200);
         tg_hf_config cfg = {.curv = {TG_CURV_CROSS_ENTROPY, TG_MEAN},
                             .max_cg = 10};
-        tg_closure c = {outputs, ce_of, NULL, &m};
+        tg_closure c = {.outputs = outputs, .loss = ce_of, .ud = &m};
         tg_optim *o = tg_hf_optim_new(&m.ps, &cfg);
         ck_assert(isfinite(tg_optim_step_closure(o, &c)));
         if (way == 1) {
@@ -903,7 +954,8 @@ START_TEST(hessian_free_hidden_returning_null)
     make(&m, true, 8, 3, 4); /* no sequence model: m.hidden stays NULL */
     tg_hf_config cfg = {.curv = {TG_CURV_CROSS_ENTROPY, TG_MEAN},
                         .max_cg = 5, .mu = 0.1};
-    tg_closure c = {outputs, ce_of, last_hidden, &m};
+    tg_closure c = {.outputs = outputs, .loss = ce_of,
+                    .hidden = last_hidden, .ud = &m};
     expect_hf_failure(&m, &cfg, &c, "hf_product", "closure.hidden returned "
                       "NULL", "mu = 0");
     /* mu = 0: hidden() is not needed, and not called */
@@ -930,7 +982,7 @@ START_TEST(hessian_free_backward_error_is_reported_alone)
     model m;
     make(&m, true, 8, 3, 4);
     tg_hf_config cfg = {.curv = {TG_CURV_CROSS_ENTROPY, TG_MEAN}, .max_cg = 5};
-    tg_closure c = {outputs, ce_then_change_W, NULL, &m};
+    tg_closure c = {.outputs = outputs, .loss = ce_then_change_W, .ud = &m};
     expect_hf_failure(&m, &cfg, &c, "backward", "changed in place");
     destroy(&m);
 }
@@ -965,19 +1017,19 @@ START_TEST(hessian_free_checks_the_loss_kind)
     model m;
     make(&m, true, 8, 3, 4);
     tg_hf_config ce = {.max_cg = 5}; /* curv: cross-entropy, mean */
-    tg_closure mse_c = {outputs, mse_mean_of, NULL, &m};
+    tg_closure mse_c = {.outputs = outputs, .loss = mse_mean_of, .ud = &m};
     expect_hf_failure(&m, &ce, &mse_c, "hf_step", "TG_CURV_CROSS_ENTROPY",
                       "not cross-entropy", "set curv.kind = TG_CURV_MSE");
     tg_hf_config mse = {.curv = {TG_CURV_MSE, TG_MEAN}, .max_cg = 5};
-    tg_closure ce_c = {outputs, ce_of, NULL, &m};
+    tg_closure ce_c = {.outputs = outputs, .loss = ce_of, .ud = &m};
     expect_hf_failure(&m, &mse, &ce_c, "hf_step", "TG_CURV_MSE",
                       "looks like cross-entropy",
                       "Set curv.kind = TG_CURV_CROSS_ENTROPY");
-    tg_closure sum_c = {outputs, mse_sum_of, NULL, &m};
+    tg_closure sum_c = {.outputs = outputs, .loss = mse_sum_of, .ud = &m};
     expect_hf_failure(&m, &mse, &sum_c, "hf_step", "summed", "TG_MEAN",
                       "set curv.reduction = TG_SUM");
     /* the right ones step */
-    tg_closure pen_c = {outputs, mse_penalised_of, NULL, &m};
+    tg_closure pen_c = {.outputs = outputs, .loss = mse_penalised_of, .ud = &m};
     const tg_closure *ok[] = {&mse_c, &pen_c, &sum_c};
     tg_hf_config cfgs[] = {mse, mse, {.curv = {TG_CURV_MSE, TG_SUM},
                                       .max_cg = 5}};
@@ -1015,6 +1067,7 @@ static Suite *suite(void)
     tcase_add_test(tc, hessian_free_converges_on_a_convex_problem);
     tcase_add_test(tc, hessian_free_on_a_nonlinear_model);
     tcase_add_test(tc, hessian_free_structural_damping);
+    tcase_add_test(tc, hessian_free_curvature_minibatch);
     tcase_add_test(tc, hessian_free_resumes_exactly);
     tcase_add_test(tc, hessian_free_hidden_returning_null);
     tcase_add_test(tc, hessian_free_backward_error_is_reported_alone);

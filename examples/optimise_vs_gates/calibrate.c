@@ -58,7 +58,8 @@ static double time_one(cal *c)
     for (int r = 0; r < REPEATS; r++) {
         double t0 = cli_now();
         if (c->what == 2) {
-            tg_closure cl = {cal_outputs, cal_loss, cal_hidden, c};
+            tg_closure cl = {.outputs = cal_outputs, .loss = cal_loss,
+                             .hidden = cal_hidden, .ud = c};
             tg_hf_product(c->hf, &cl, c->v, c->out);
         } else {
             bool was = tg_set_grad_enabled(c->what == 0);

@@ -6,13 +6,9 @@
  * Adam and SGD take a fresh batch of o->B sequences per step (cost B) and
  * are validated every o->eval_every steps. Hessian-free takes a fresh
  * gradient batch of the row's hf_gB sequences per step; its curvature
- * products use the first hf_cB of them (Martens' curvature minibatch),
- * and its loss-only evaluations the whole batch. tg_hf_step has one
- * closure for all three, so the closure tells them apart by order: in a
- * step, the first evaluation with gradients on is the gradient, later
- * ones with gradients on are curvature products, those with gradients off
- * are loss evaluations (nn/curvature.c: hf_loss, tg_hf_product). HF is
- * validated after every step. A step that ends past the budget still
+ * products use the first hf_cB of them (Martens' curvature minibatch:
+ * tg_closure.curv_ud), and its loss-only evaluations the whole batch. HF
+ * is validated after every step. A step that ends past the budget still
  * runs, but a pass after it does not count as solved.
  *
  * The reported runs are validated on the task's fixed batch
@@ -162,25 +158,23 @@ static void run_first_order(runstate *rs, const opts *o, tg_optim *opt,
 
 /* ---- Hessian-free ---- */
 
+/* one batch as a closure's user data: the gradient batch, or the
+ * curvature batch (its head) that the products use (tg_closure.curv_ud) */
 typedef struct hfclos {
     task_model *m;
     task_kind k;
-    ovg_batch g, c; /* gradient batch, curvature batch (its head) */
-    const ovg_batch *cur;
-    int calls; /* evaluations with gradients on in this step */
+    ovg_batch b;
 } hfclos;
 
 static tg_tensor *hf_outputs(void *ud)
 {
     hfclos *h = ud;
-    bool curvature = tg_is_grad_enabled() && h->calls++ > 0;
-    h->cur = curvature ? &h->c : &h->g;
-    return task_outputs(h->m, h->k, h->cur->x);
+    return task_outputs(h->m, h->k, h->b.x);
 }
 static tg_tensor *hf_loss(tg_tensor *z, void *ud)
 {
     hfclos *h = ud;
-    return task_loss_of(h->k, z, h->cur->target, h->cur->ids, NULL);
+    return task_loss_of(h->k, z, h->b.target, h->b.ids, NULL);
 }
 static tg_tensor *hf_hidden(void *ud)
 {
@@ -193,18 +187,17 @@ static void run_hf(runstate *rs, const ovg_row *r, tg_optim *opt, int T,
     tg_hf *h = opt->hf;
     while (rs->work < rs->budget) {
         double t0 = cli_now();
-        hfclos hc = {.m = &rs->m, .k = rs->k};
-        ovg_batch_make(&hc.g, rs->k, T, r->hf_gB, data);
-        if (r->hf_cB < r->hf_gB)
-            batch_head(&hc.c, &hc.g, rs->k, r->hf_cB);
-        else
-            hc.c = hc.g;
+        hfclos hg = {.m = &rs->m, .k = rs->k}, hc = hg;
+        ovg_batch_make(&hg.b, rs->k, T, r->hf_gB, data);
+        bool head = r->hf_cB < r->hf_gB;
+        if (head)
+            batch_head(&hc.b, &hg.b, rs->k, r->hf_cB);
         tg_closure c = {hf_outputs, hf_loss, r->hf_mu > 0 ? hf_hidden : NULL,
-                        &hc};
+                        &hg, head ? &hc : NULL};
         double L = tg_optim_step_closure(opt, &c);
-        if (r->hf_cB < r->hf_gB)
-            ovg_batch_free(&hc.c);
-        ovg_batch_free(&hc.g);
+        if (head)
+            ovg_batch_free(&hc.b);
+        ovg_batch_free(&hg.b);
         rs->res.wall += cli_now() - t0;
         rs->work = (double)h->gradients * r->hf_gB +
                    (double)h->products * GN_COST * r->hf_cB +
