@@ -34,6 +34,21 @@ bool tg_set_grad_enabled(bool on)
 
 bool tg_is_grad_enabled(void) { return grad_enabled; }
 
+static _Thread_local bool inference, grad_before_inference;
+
+bool tg_set_inference_mode(bool on)
+{
+    bool old = inference;
+    if (on && !inference)
+        grad_before_inference = tg_set_grad_enabled(false);
+    else if (!on && inference)
+        tg_set_grad_enabled(grad_before_inference);
+    inference = on;
+    return old;
+}
+
+bool tg_inference_mode(void) { return inference; }
+
 void tg_tape_set_step(int64_t step) { cur_step = step; }
 int64_t tg_tape_step(void) { return cur_step; }
 

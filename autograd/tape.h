@@ -185,6 +185,18 @@ void tg_tape_trace_end(int64_t first, bool drop_untracked);
 bool tg_set_grad_enabled(bool on);
 bool tg_is_grad_enabled(void);
 
+/* Inference mode (off at start; returns the previous state): recording
+ * off, and a promise that the weights stay as they are unless changed
+ * through the library (optimizer steps, tg_fill_, tg_copy_, loading) or
+ * followed by tg_bump_version. In return a parameter used as a linear
+ * weight keeps its packed copy between calls (ops/matmul.c) instead of
+ * packing it for every call - sampling one token per call for a batch of
+ * streams is then up to 2x faster. A weight whose numbers are written by
+ * hand without tg_bump_version would be read stale. Turning it off turns
+ * recording back to what it was when it was turned on. */
+bool tg_set_inference_mode(bool on);
+bool tg_inference_mode(void);
+
 /* Anomaly mode: checks every op's output (recorded or not) and every
  * gradient produced by backward for NaN and infinity, and reports the
  * first one with the op, its tape entry, its inputs' shapes (marking those

@@ -307,7 +307,7 @@ static void sample_step(bench *b)
 {
     const config *c = b->c;
     int k = b->it++ % 4;
-    bool was = tg_set_grad_enabled(false);
+    bool was = tg_set_inference_mode(true); /* what charlm sample does */
     int64_t *tok = malloc((size_t)c->B * sizeof *tok);
     memcpy(tok, b->tokens[k], (size_t)c->B * sizeof *tok);
     double *p = malloc((size_t)c->V * sizeof *p);
@@ -334,7 +334,7 @@ static void sample_step(bench *b)
     }
     free(p);
     free(tok);
-    tg_set_grad_enabled(was);
+    tg_set_inference_mode(was);
 }
 
 /* ---- sampling's other limit: reading the weights ----------------------

@@ -43,6 +43,7 @@ void tg_state_print(FILE *f)
             "%zu bytes in use\n", (long long)tg_tape_size(),
             (unsigned)tg_arena_generation(), a.used, a.reserved);
     fprintf(f, "  recording      %s\n", on_off(tg_is_grad_enabled()));
+    fprintf(f, "  inference      %s\n", on_off(tg_inference_mode()));
     fprintf(f, "  step tag       %lld\n", (long long)tg_tape_step());
     fprintf(f, "  errors         %lu so far\n", tg_error_count());
     fprintf(f, "  threads        %d asked, %d in use%s\n",

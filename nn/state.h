@@ -22,6 +22,7 @@
  *   setting        changed by              environment       default
  *   tape, arena    tg_tape_reset, _rewind  -                 empty
  *   recording      tg_set_grad_enabled     -                 on
+ *   inference      tg_set_inference_mode   -                 off
  *   step tag       tg_tape_set_step        -                 -1 (none)
  *   tangents       tg_set_tangent          -                 none
  *   random numbers tg_manual_seed          -                 seed 0

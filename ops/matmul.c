@@ -442,14 +442,17 @@ static void bias_row_add(tg_real *y, const tg_tensor *b, int64_t O)
  * Evaluation and sampling multiply by the same weights call after call,
  * a few rows at a time: sampling makes one token per call, so even a
  * prepared W (above) is packed again for every token - and packing W^T
- * costs about as much as a product of 32 rows. So while grad mode is off
- * a persistent weight (a parameter: heap-owned, its header and numbers
- * stay) keeps its packed W^T on itself (tg_tensor.packed), made on first
- * use by a product of PREPACK_MIN_ROWS rows or more, checked at every use
- * against W's numbers, layout and version (tg_bump_version: any change
- * through the library counts), packed again when they changed, and freed
- * with W. With grad mode on nothing changes: a sequence packs once
- * (tg_prepare_weight), and training changes W at every step anyway.
+ * costs about as much as a product of 32 rows. So in inference mode
+ * (autograd/tape.h: the caller promises that W changes only through the
+ * library or with tg_bump_version) a persistent weight (a parameter:
+ * heap-owned, its header and numbers stay) keeps its packed W^T on itself
+ * (tg_tensor.packed), made on first use by a product of PREPACK_MIN_ROWS
+ * rows or more, checked at every use against W's numbers, layout and
+ * version, packed again when they changed, and freed with W. It is a mode
+ * the caller turns on, not every no-grad call: code that writes a weight's
+ * numbers by hand (a gradient check's differences, an initialisation)
+ * without tg_bump_version would read the old copy. Outside it a sequence
+ * packs once (tg_prepare_weight), as in training.
  * Threads: several may evaluate one model at once; the first to need the
  * copy makes it under a lock and publishes it whole, and a copy is only
  * replaced when W changed - which no thread may do while another reads W. */
@@ -560,7 +563,8 @@ static tg_entry *linear_kernel(const tg_op *op, tg_tensor *y, bool add,
      * once per sequence for a prepared W */
     tg_prepared *p = prepared_of(W);
     const tg_real *kept = NULL;
-    if (R >= PREPACK_MIN_ROWS && !tg_is_grad_enabled())
+    if (R >= PREPACK_MIN_ROWS && tg_inference_mode() &&
+        !tg_is_grad_enabled())
         kept = kept_pack(p ? p->src : W);
     if (kept) {
         tg_gemm_prepacked(R, O, I, X, rs, cs, kept, y->data, O, add || b);

@@ -47,9 +47,9 @@ tg_tensor *tg_linear(tg_tensor *x, tg_tensor *W, tg_tensor *b);
  * tg_linear (where it is fast) or in any other op; gradients reach W.
  * The packed copies live in the arena, like P, until tg_tape_reset.
  * Compiled steps (ops/fuse.h) prepare their weights by themselves.
- * With grad disabled a persistent W (a parameter) keeps its packed W^T
- * on itself between calls instead, until W's version changes
- * (tg_bump_version), and frees it with W (ops/matmul.c). */
+ * In inference mode (tg_set_inference_mode) a persistent W (a parameter)
+ * keeps its packed W^T on itself between calls instead, until W's
+ * version changes (tg_bump_version), and frees it with W (ops/matmul.c). */
 tg_tensor *tg_prepare_weight(tg_tensor *W);
 
 /* The kernel, for tools and benchmarks: C (+)= A B where

@@ -434,7 +434,7 @@ START_TEST(linear_prepared_weight)
 }
 END_TEST
 
-/* Without gradients a parameter keeps its W^T packed between calls
+/* In inference mode a parameter keeps its W^T packed between calls
  * (ops/matmul.c): on random shapes and row counts, plain and prepared,
  * the result is what a fresh packing gives (tg_gemm_prepacked, bit for
  * bit), near the naive sum, and equal to the ordinary path bit for bit
@@ -461,10 +461,20 @@ START_TEST(kept_packed_weights)
                              I + 2, 1);
             tg_tensor *with = tg_linear(x, c % 3 ? W : tg_prepare_weight(W),
                                         NULL);
+            /* grad off alone keeps nothing: the caller did not promise
+             * that W changes only through the library */
             bool was = tg_set_grad_enabled(false);
+            tg_tensor *plain = tg_linear(x, W, NULL);
+            tg_set_grad_enabled(was);
+            if (round == 0)
+                ck_assert_ptr_null(W->packed);
+            for (int64_t i = 0; c % 3 && i < R * O; i++) /* both plain W */
+                ck_assert(plain->data[i] == with->data[i]);
+            was = tg_set_inference_mode(true);
             tg_tensor *y = tg_linear(x, c % 3 ? W : tg_prepare_weight(W),
                                      NULL);
-            tg_set_grad_enabled(was);
+            tg_set_inference_mode(was);
+            ck_assert(tg_is_grad_enabled());
             naive_linear(x, W, want); /* float sums of I products */
             tgt_tensor_equals(y, want, R * O, 1e-6 * (double)I);
             if (R >= 8) { /* the kept copy is used: what a fresh pack gives */
@@ -493,13 +503,13 @@ START_TEST(kept_packed_weights)
             tg_tape_reset();
         }
         /* a view of W is not W: its product is right too */
-        bool was = tg_set_grad_enabled(false);
+        bool was = tg_set_inference_mode(true);
         tg_tensor *Wt = tg_transpose(tg_transpose(W, 0, 1), 0, 1);
         tg_tensor *x = tg_rand(TG_SHAPE(R, I), &r, -1, 1);
         naive_linear(x, W, want);
         tgt_tensor_equals(tg_linear(x, Wt, NULL), want, R * O,
                           1e-6 * (double)I);
-        tg_set_grad_enabled(was);
+        tg_set_inference_mode(was);
         tg_tape_reset();
         tg_tensor_free(W); /* and its copy (LeakSanitizer) */
     }

@@ -321,7 +321,7 @@ START_TEST(another_threads_temporary_is_refused)
 }
 END_TEST
 
-/* Without gradients a weight keeps its W^T packed between calls
+/* In inference mode a weight keeps its W^T packed between calls
  * (ops/matmul.c): threads that evaluate one weight at once share that
  * copy - the first to need it makes it under a lock, the others wait for
  * it or read it whole - and get what one thread alone gets. */
@@ -333,7 +333,7 @@ typedef struct evaluator {
 
 static void evaluate_shared(evaluator *e)
 {
-    bool was = tg_set_grad_enabled(false);
+    bool was = tg_set_inference_mode(true);
     tg_rng r;
     tg_rng_seed(&r, 5);
     for (int k = 0; k < 20; k++) {
@@ -342,7 +342,7 @@ static void evaluate_shared(evaluator *e)
         memcpy(e->out, y->data, sizeof e->out);
         tg_tape_reset();
     }
-    tg_set_grad_enabled(was);
+    tg_set_inference_mode(was);
 }
 
 static void *evaluate_thread(void *arg)

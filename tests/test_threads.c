@@ -116,7 +116,7 @@ START_TEST(state_print_shows_the_settings)
     char *text = state_text();
     const char *want[] = {"kernel level   ", "fusion         off",
                           "anomaly mode   off", "recording      off",
-                          "step tag       7", "governor       off",
+                          "inference      off", "step tag       7", "governor       off",
                           "subnormals     ", "tape           0 entries"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         ck_assert_msg(strstr(text, want[i]), "no '%s' in:\n%s", want[i],
@@ -132,6 +132,13 @@ START_TEST(state_print_shows_the_settings)
     ck_assert(strstr(text, "recording      on"));
     ck_assert(strstr(text, "governor       on"));
     free(text);
+    tg_set_inference_mode(true); /* recording off with it, back after */
+    text = state_text();
+    ck_assert(strstr(text, "inference      on"));
+    ck_assert(strstr(text, "recording      off"));
+    free(text);
+    tg_set_inference_mode(false);
+    ck_assert(tg_is_grad_enabled());
     tg_set_fusion(fused);
     tg_set_grad_enabled(rec);
     tg_set_thread_governor(gov);

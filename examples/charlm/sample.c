@@ -147,7 +147,9 @@ int cl_sample(const cl_config *c)
         ids[n++] = nl >= 0 ? nl : 0;
     }
 
-    tg_set_grad_enabled(false);
+    /* no recording, and the weights stay: their packed copies are kept
+     * from one token to the next (autograd/tape.h) */
+    tg_set_inference_mode(true);
     tg_rng rng;
     tg_rng_seed(&rng, (uint64_t)c->seed);
     if (feed(&r, ids, n, logits) < 0)
