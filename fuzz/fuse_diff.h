@@ -122,6 +122,9 @@ typedef struct fd_val {
     double lo, hi; /* every number lies in [lo, hi] */
     bool contig;   /* certainly laid out contiguously */
     bool vary;     /* depends on the step's inputs */
+    bool noisy;    /* may sit on a plateau made by cancellation - a
+                      clamp's top, hi + rounding - or derives from one:
+                      a kink (relu, step) at it would flip on rounding */
 } fd_val;
 
 typedef struct fd_ins {

@@ -45,6 +45,8 @@ int fd_put(gen *g, int op, int a, int b, int c, const int *i, double k,
         TG_ASSERT(!"fuse_diff: bad interval");
     out.vary = (a >= 0 && p->v[a].vary) || (b >= 0 && p->v[b].vary) ||
                (c >= 0 && p->v[c].vary);
+    out.noisy = out.noisy || (a >= 0 && p->v[a].noisy) ||
+                (b >= 0 && p->v[b].noisy) || (c >= 0 && p->v[c].noisy);
     p->v[p->nv] = out;
     return p->nv++;
 }
@@ -266,6 +268,18 @@ int fd_positive(gen *g, int a, double min, double top)
     return fd_un(g, OP_ADDK, fd_un(g, OP_SIGMOID, a, 0), k < min ? min : k);
 }
 
+/* A kink's input: a value that may sit on a plateau made by cancellation
+ * (fd_val.noisy) is moved off it first. Such a plateau is a constant
+ * plus rounding: the two paths add in different orders (linear_into adds
+ * h W^T into xp), so a relu or step at it would flip on the last bit -
+ * a clamp to [-0.5, 0] before a step once turned 1e-16 into 0.24. The
+ * plateaus are sums and products of the generator's constants; 0.3125
+ * is none of them. No byte is read: other inputs make the same program. */
+static int off_kink(gen *g, int a)
+{
+    return V(g, a)->noisy ? fd_un(g, OP_ADDK, a, 0.3125) : a;
+}
+
 static void gen_unary(gen *g)
 {
     static const unsigned char ops[] = {OP_TANH, OP_SIGMOID, OP_RELU, OP_NEG,
@@ -282,6 +296,8 @@ static void gen_unary(gen *g)
     if (op == OP_RELU && (a & 1))
         op = OP_SOFTPLUS;
     double k = 0;
+    if (op == OP_RELU || op == OP_STEP)
+        a = off_kink(g, a);
     switch (op) {
     case OP_EXP: a = fd_bounded(g, a, 5); break;
     case OP_LOG:
@@ -402,11 +418,11 @@ static void gen_binary(gen *g)
 /* relu's kinks: max, min, clamp, |a|, a hard gate */
 static void gen_kink(gen *g)
 {
-    int a = fd_bounded(g, fd_choose(g, NULL, NULL, 0), 100);
+    int a = off_kink(g, fd_bounded(g, fd_choose(g, NULL, NULL, 0), 100));
     int c = fd_pick(g->b, 5);
     if (c <= 1) { /* max(a, b) = b + relu(a - b); min(a, b) = a - relu(a - b) */
         int b = fd_bounded(g, partner(g, a), 100);
-        int r = fd_un(g, OP_RELU, fd_bin(g, OP_SUB, a, b), 0);
+        int r = fd_un(g, OP_RELU, off_kink(g, fd_bin(g, OP_SUB, a, b)), 0);
         fd_bin(g, c == 0 ? OP_ADD : OP_SUB, c == 0 ? b : a, r);
     } else if (c == 2) {
         /* clamp(a, lo, hi) = lo + relu(a - lo) - relu(a - hi) */
@@ -414,7 +430,8 @@ static void gen_kink(gen *g)
         double lo = los[fd_pick(g->b, 3)], hi = lo + ws[fd_pick(g->b, 3)];
         int r1 = fd_un(g, OP_RELU, fd_un(g, OP_ADDK, a, -lo), 0);
         int r2 = fd_un(g, OP_RELU, fd_un(g, OP_ADDK, a, -hi), 0);
-        fd_un(g, OP_ADDK, fd_bin(g, OP_SUB, r1, r2), lo);
+        int v = fd_un(g, OP_ADDK, fd_bin(g, OP_SUB, r1, r2), lo);
+        g->p->v[v].noisy = true; /* its top: (a - lo) - (a - hi) + lo */
     } else if (c == 3) { /* |a| */
         fd_bin(g, OP_ADD, fd_un(g, OP_RELU, a, 0),
             fd_un(g, OP_RELU, fd_un(g, OP_NEG, a, 0), 0));
