@@ -227,6 +227,8 @@ extern const char *fd_input_label;
     X(SAME_ERROR, 0, "both paths stopped at the same error")                   \
     X(STRICTER, -1, "an in-place change refused compiled only (recompute)")    \
     X(DEAD_READ, -1, "... refused by tg_jvp unfused only (a dead value)")      \
+    X(ILL_CONDITIONED, -1, "a difference within the reference's own "          \
+      "sensitivity to 1e-15")                                                  \
     X(WRONG_SHAPE, 0, "a step output not [B, H]")                              \
     X(ROW1, FD_BUG_D + 1, "... a [1, H] or [H] one (broadcast)")               \
     X(COLSLICE, FD_BUG_C + 1, "a strided weight given to tg_linear")           \
