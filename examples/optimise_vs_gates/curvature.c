@@ -30,24 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* the model on a fixed batch, as tg_model_fn / tg_loss_fn want it */
-typedef struct fixed {
-    task_model *m;
-    task_kind k;
-    ovg_batch b;
-} fixed;
-
-static tg_tensor *fixed_outputs(void *ud)
-{
-    fixed *f = ud;
-    return task_outputs(f->m, f->k, f->b.x);
-}
-static tg_tensor *fixed_loss(tg_tensor *z, void *ud)
-{
-    fixed *f = ud;
-    return task_loss_of(f->k, z, f->b.target, f->b.ids, NULL);
-}
-
 /* the parameters (or, with adam, Adam's D = 1 / sqrt(sqrt(v_hat) + eps)),
  * flat, into out */
 static void flat(const task_model *m, const tg_optim *adam, tg_real *out)
@@ -79,7 +61,7 @@ static double normalise(tg_real *v, int64_t n)
 /* the eigenvalue of D H D of largest magnitude (signed: the Rayleigh
  * quotient), by power iteration from a fixed random start; NAN after an
  * error */
-static double top_preconditioned(fixed *f, const tg_real *D, int64_t n,
+static double top_preconditioned(ovg_fixed *f, const tg_real *D, int64_t n,
                                  int iters)
 {
     size_t bytes = (size_t)n * sizeof(tg_real);
@@ -93,8 +75,8 @@ static double top_preconditioned(fixed *f, const tg_real *D, int64_t n,
     for (int it = 0; it < iters; it++) {
         for (int64_t i = 0; i < n; i++)
             u[i] = (tg_real)((double)D[i] * (double)v[i]);
-        if (tg_hessian_vector_product(fixed_outputs, fixed_loss, f, &f->m->ps,
-                                      u, hu) < 0) {
+        if (tg_hessian_vector_product(ovg_fixed_outputs, ovg_fixed_loss, f,
+                                      &f->m->ps, u, hu) < 0) {
             lam = NAN;
             break;
         }
@@ -118,11 +100,11 @@ static double top_preconditioned(fixed *f, const tg_real *D, int64_t n,
 }
 
 /* loss and gradient norm on the fixed batch */
-static double grad_norm(fixed *f, double *loss)
+static double grad_norm(ovg_fixed *f, double *loss)
 {
     tg_tape_reset();
     tg_params_zero_grad(&f->m->ps);
-    tg_tensor *l = fixed_loss(fixed_outputs(f), f);
+    tg_tensor *l = ovg_fixed_loss(ovg_fixed_outputs(f), f);
     if (!l || tg_backward(l) < 0) {
         tg_tape_reset();
         return *loss = NAN;
@@ -140,7 +122,7 @@ static double grad_norm(fixed *f, double *loss)
 }
 
 /* one measurement line at this step */
-static void measure(const opts *o, fixed *f, const tg_optim *adam,
+static void measure(const opts *o, ovg_fixed *f, const tg_optim *adam,
                     const tg_real *theta0, const char *key)
 {
     int64_t n = tg_params_numel(&f->m->ps);
@@ -151,9 +133,9 @@ static void measure(const opts *o, fixed *f, const tg_optim *adam,
         dist += ((double)D[i] - (double)theta0[i]) *
                 ((double)D[i] - (double)theta0[i]);
     double loss, g = grad_norm(f, &loss);
-    double eigH = tg_hessian_top_eigenvalue(fixed_outputs, fixed_loss, f,
-                                            &f->m->ps, o->curv_iters, 1e-3, 7,
-                                            NULL);
+    double eigH = tg_hessian_top_eigenvalue(ovg_fixed_outputs, ovg_fixed_loss,
+                                            f, &f->m->ps, o->curv_iters, 1e-3,
+                                            7, NULL);
     double eigP = NAN; /* step 0: no second moments yet */
     if (adam->step > 0) {
         flat(f->m, adam, D);
@@ -186,7 +168,7 @@ static void trajectory(const opts *o, int r, double lr, int seed)
     tg_rng_seed(&frng, 4242 + (uint64_t)o->curv_T);
     task_model m;
     ovg_model_init(&m, &ovg_rows[r], TASK_ADDING, o->H, &init);
-    fixed f = {&m, TASK_ADDING, {0}};
+    ovg_fixed f = {&m, TASK_ADDING, {0}};
     ovg_batch_make(&f.b, TASK_ADDING, o->curv_T, o->curv_B, &frng);
     tg_real *theta0 = malloc((size_t)tg_params_numel(&m.ps) * sizeof *theta0);
     flat(&m, NULL, theta0);

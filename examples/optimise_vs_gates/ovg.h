@@ -144,6 +144,16 @@ typedef struct ovg_batch {
 } ovg_batch;
 void ovg_batch_make(ovg_batch *b, task_kind k, int T, int B, tg_rng *rng);
 void ovg_batch_free(ovg_batch *b);
+/* The model on a fixed batch, as a closure's user data (tg_model_fn,
+ * tg_loss_fn, hidden: nn/curvature.h) */
+typedef struct ovg_fixed {
+    task_model *m;
+    task_kind k;
+    ovg_batch b;
+} ovg_fixed;
+tg_tensor *ovg_fixed_outputs(void *ud);
+tg_tensor *ovg_fixed_loss(tg_tensor *z, void *ud);
+tg_tensor *ovg_fixed_hidden(void *ud);
 /* the task's metric on b, nothing recorded: MSE or accuracy */
 double ovg_metric(task_model *m, task_kind k, const ovg_batch *b);
 

@@ -158,27 +158,19 @@ static void run_first_order(runstate *rs, const opts *o, tg_optim *opt,
 
 /* ---- Hessian-free ---- */
 
-/* one batch as a closure's user data: the gradient batch, or the
- * curvature batch (its head) that the products use (tg_closure.curv_ud) */
-typedef struct hfclos {
-    task_model *m;
-    task_kind k;
-    ovg_batch b;
-} hfclos;
-
-static tg_tensor *hf_outputs(void *ud)
+tg_tensor *ovg_fixed_outputs(void *ud)
 {
-    hfclos *h = ud;
-    return task_outputs(h->m, h->k, h->b.x);
+    ovg_fixed *f = ud;
+    return task_outputs(f->m, f->k, f->b.x);
 }
-static tg_tensor *hf_loss(tg_tensor *z, void *ud)
+tg_tensor *ovg_fixed_loss(tg_tensor *z, void *ud)
 {
-    hfclos *h = ud;
-    return task_loss_of(h->k, z, h->b.target, h->b.ids, NULL);
+    ovg_fixed *f = ud;
+    return task_loss_of(f->k, z, f->b.target, f->b.ids, NULL);
 }
-static tg_tensor *hf_hidden(void *ud)
+tg_tensor *ovg_fixed_hidden(void *ud)
 {
-    return ((hfclos *)ud)->m->hidden;
+    return ((ovg_fixed *)ud)->m->hidden;
 }
 
 static void run_hf(runstate *rs, const ovg_row *r, tg_optim *opt, int T,
@@ -187,13 +179,16 @@ static void run_hf(runstate *rs, const ovg_row *r, tg_optim *opt, int T,
     tg_hf *h = opt->hf;
     while (rs->work < rs->budget) {
         double t0 = cli_now();
-        hfclos hg = {.m = &rs->m, .k = rs->k}, hc = hg;
+        /* the gradient batch, and the curvature batch (its head) that
+         * the products use (tg_closure.curv_ud) */
+        ovg_fixed hg = {.m = &rs->m, .k = rs->k}, hc = hg;
         ovg_batch_make(&hg.b, rs->k, T, r->hf_gB, data);
         bool head = r->hf_cB < r->hf_gB;
         if (head)
             batch_head(&hc.b, &hg.b, rs->k, r->hf_cB);
-        tg_closure c = {hf_outputs, hf_loss, r->hf_mu > 0 ? hf_hidden : NULL,
-                        &hg, head ? &hc : NULL};
+        tg_closure c = {ovg_fixed_outputs, ovg_fixed_loss,
+                        r->hf_mu > 0 ? ovg_fixed_hidden : NULL, &hg,
+                        head ? &hc : NULL};
         double L = tg_optim_step_closure(opt, &c);
         if (head)
             ovg_batch_free(&hc.b);
