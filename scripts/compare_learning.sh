@@ -22,12 +22,19 @@ rm -f "$out/tapegrad.jsonl" "$out/torch.jsonl"
 make -s build/charlm
 # shellcheck disable=SC2086
 build/charlm train $flags --overwrite --save "$out/tapegrad.safetensors" --log "$out/tapegrad.jsonl" >/dev/null
-# PyTorch's BLAS on its AVX-512 kernels, as on a user's machine (see
-# scripts/bench_compare.py for why they are named), on one BLAS thread:
-# this compares learning, not speed, and an OpenBLAS pool next to
-# PyTorch's own thread oversubscribes a 2-core machine.
+# PyTorch's BLAS on the best kernels this CPU runs, as on a user's
+# machine (see scripts/bench_compare.py for why they are named: a core
+# the CPU lacks dies with SIGILL), on one BLAS thread: this compares
+# learning, not speed, and an OpenBLAS pool next to PyTorch's own thread
+# oversubscribes a 2-core machine.
+flags_cpu=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+has() { case " $flags_cpu " in *" $1 "*) return 0 ;; esac; return 1; }
+if has avx512f && has avx512bw && has avx512vl && has avx512dq; then core=SkylakeX
+elif has avx2 && has fma; then core=Haswell
+else core=""; fi
+core=${TORCH_BLAS_CORE:-$core}
 # shellcheck disable=SC2086
-env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=${TORCH_BLAS_CORE:-SkylakeX} OPENBLAS_NUM_THREADS=1 \
+env -u OPENBLAS_L2_SIZE ${core:+OPENBLAS_CORETYPE=$core} OPENBLAS_NUM_THREADS=1 \
     /usr/bin/python3 "$ref" $flags --log "$out/torch.jsonl" >/dev/null
 # step and val_loss columns of each JSON line, for gnuplot
 for impl in tapegrad torch; do
