@@ -218,8 +218,53 @@ static double fma_peak(int threads)
     return best;
 }
 
+/* The CPUs the kernel lists and the physical cores under them (sysfs
+ * topology: a (package, core) pair per CPU), so that a 2-thread figure
+ * can be read: 2 threads on 2 cores can reach 2x, 2 SMT siblings share
+ * one core's FMA units. A virtual machine shows what its host tells it,
+ * which may hide the sharing: the 2-thread FMA ratio printed beside is
+ * the measured answer. */
+static void print_topology(void)
+{
+    enum { MAXCPU = 1024 };
+    static int pkg[MAXCPU], core[MAXCPU];
+    int ncpu = 0, ncore = 0;
+    for (; ncpu < MAXCPU; ncpu++) {
+        char path[96];
+        int v[2];
+        const char *what[2] = {"physical_package_id", "core_id"};
+        int ok = 1;
+        for (int k = 0; k < 2 && ok; k++) {
+            snprintf(path, sizeof path,
+                     "/sys/devices/system/cpu/cpu%d/topology/%s", ncpu, what[k]);
+            FILE *f = fopen(path, "r");
+            ok = f && fscanf(f, "%d", &v[k]) == 1;
+            if (f)
+                fclose(f);
+        }
+        if (!ok)
+            break;
+        int seen = 0;
+        for (int j = 0; j < ncore && !seen; j++)
+            seen = pkg[j] == v[0] && core[j] == v[1];
+        if (!seen) {
+            pkg[ncore] = v[0];
+            core[ncore++] = v[1];
+        }
+    }
+    if (ncpu == 0) {
+        printf("topology: not readable (no /sys/devices/system/cpu)\n");
+        return;
+    }
+    printf("topology: %d CPU%s on %d core%s (%s)\n", ncpu, ncpu > 1 ? "s" : "",
+           ncore, ncore > 1 ? "s" : "",
+           ncpu > ncore ? "SMT: siblings share a core's FMA units"
+                        : "no SMT siblings listed");
+}
+
 /* --peak: both loops, and what they imply against the clock the kernel
- * reports (per thread: units x lanes x 2 FLOPs x GHz) */
+ * reports (per thread: units x lanes x 2 FLOPs x GHz); on more than one
+ * thread, the machine's topology and the gain over one thread */
 static void print_peak(int threads)
 {
     double a = fma_rate(12, threads), b = fma_rate(24, threads);
@@ -242,6 +287,13 @@ static void print_peak(int threads)
         printf(" (the kernel reports %.2f GHz: %.2f units)", mhz / 1e3,
                per / (lanes * 2 * mhz / 1e3));
     printf("\n");
+    if (threads > 1) {
+        double one = fma_peak(1);
+        print_topology();
+        printf("peak on %d threads / 1 thread: %.2fx (%d separate cores "
+               "give %dx; SMT siblings on one core about 1-1.3x)\n", threads,
+               best / one, threads, threads);
+    }
 }
 
 static int gates_of(const char *cell)
