@@ -86,6 +86,12 @@ done
 grep -q "^| tanh | 0.01 | 25 | [-0-9.e+]* ([^)]*) | 200 | [-0-9.e+]* ([^)]*) | 3800 |" "$TMP/doc.md" ||
     fail "report: no curvature line with 2/lr and 38/lr"
 grep -q "GN_COST = [0-9.]*\*\* per sequence" "$TMP/doc.md" || fail "report: no GN_COST"
+# examples processed = steps x batch: the gru row (Adam) at adding T=10
+B=$(sed -n 's/^config .* B=\([0-9]*\) .*/\1/p' "$TMP/runs" | head -1)
+steps=$(sed -n 's/^run row=gru task=adding T=10 seed=1 .* steps=\([0-9]*\) .*/\1/p' "$TMP/runs")
+sed -n '/^### The adding task: work to solve/,/^##/p' "$TMP/doc.md" |
+    grep -q "^| gru | [0-9]* ([0-9]*-[0-9]*); $((steps * B)) ex\.; [0-9.]* s |" ||
+    fail "report: the gru row's examples are not $steps steps x B=$B: $(grep '^| gru | [0-9]* (' "$TMP/doc.md")"
 [ "$(grep -c '^#' "$TMP/solved.dat")" = 22 ] || fail "solved.dat: not 22 blocks (2 tasks x 11 rows)"
 [ "$(grep -v '^#' "$TMP/curvature.dat" | grep -c .)" = 16 ] || fail "curvature.dat: not 16 points"
 # bad arguments

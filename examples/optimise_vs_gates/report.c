@@ -119,6 +119,7 @@ static void add_run(report *rp, const char *line)
     c->setting = (ovg_setting){kv_num(line, "lr"), kv_num(line, "clip")};
     if (kv_num(line, "solved") == 1) {
         c->work[c->solved] = kv_num(line, "work");
+        c->steps[c->solved] = kv_num(line, "steps");
         c->wall[c->solved++] = kv_num(line, "wall");
     }
 }

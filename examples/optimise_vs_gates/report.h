@@ -14,7 +14,8 @@ typedef struct cell {
     unsigned long long seen; /* seeds, a bit each */
     int runs, solved, set;
     ovg_setting setting;
-    double work[MAX_SEEDS], wall[MAX_SEEDS]; /* of the solved runs */
+    /* of the solved runs: sequence-gradients, wall seconds, steps */
+    double work[MAX_SEEDS], wall[MAX_SEEDS], steps[MAX_SEEDS];
 } cell;
 
 /* the curvature of one row and rate at one step, over seeds */

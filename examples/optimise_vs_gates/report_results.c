@@ -53,12 +53,23 @@ static void solved_table(FILE *f, const report *rp, task_kind k)
     fprintf(f, "\n");
 }
 
+/* the training sequences a step of row r draws: Adam's and SGD's batch,
+ * or Hessian-free's gradient batch (its curvature batch is a part of it) */
+static double examples_per_step(const report *rp, int r)
+{
+    const ovg_row *w = &ovg_rows[r];
+    return w->opt == OPT_HF ? w->hf_gB / cfg_num(rp, "hf_div")
+                            : cfg_num(rp, "B");
+}
+
 static void work_table(FILE *f, const report *rp, task_kind k)
 {
     fprintf(f, "### The %s task: work to solve\n\nAmong the solved runs: "
-            "the median sequence-gradients (FBE) to solve, (min-max), and "
-            "the median wall seconds of training (one thread; not part of "
-            "any decision).\n\n", ovg_task_names[k]);
+            "the median sequence-gradients (FBE) to solve, (min-max); the "
+            "median examples processed (training sequences drawn: steps x "
+            "batch; HF's curvature batch is part of its gradient batch); "
+            "and the median wall seconds of training (one thread; not part "
+            "of any decision).\n\n", ovg_task_names[k]);
     table_head(f, rp, k);
     for (int r = 0; r < NROWS; r++) {
         if (!row_present(rp, k, r))
@@ -71,8 +82,10 @@ static void work_table(FILE *f, const report *rp, task_kind k)
                 continue;
             }
             double med = ovg_median(c.work, c.solved);
-            fprintf(f, " %.0f (%.0f-%.0f), %.1f s |", med, c.work[0],
-                    c.work[c.solved - 1], ovg_median(c.wall, c.solved));
+            double ex = ovg_median(c.steps, c.solved) * examples_per_step(rp, r);
+            fprintf(f, " %.0f (%.0f-%.0f); %.0f ex.; %.1f s |", med,
+                    c.work[0], c.work[c.solved - 1], ex,
+                    ovg_median(c.wall, c.solved));
         }
         fprintf(f, "\n");
     }
