@@ -86,6 +86,12 @@ done
 grep -q "^| tanh | 0.01 | 25 | [-0-9.e+]* ([^)]*) | 200 | [-0-9.e+]* ([^)]*) | 3800 |" "$TMP/doc.md" ||
     fail "report: no curvature line with 2/lr and 38/lr"
 grep -q "GN_COST = [0-9.]*\*\* per sequence" "$TMP/doc.md" || fail "report: no GN_COST"
+# the plateau's MSE (predicting 1) on the tuning and reported batches:
+# the variance of a sum of two U(0,1), 1/6, give or take the batch
+for where in "On this tuning validation batch" "The plateau: on each reported"; do
+    grep "^$where" "$TMP/doc.md" | grep -Eq "scores an MSE of 0\.(1[3-9]|2[0-1])[0-9]*" ||
+        fail "report: no plateau MSE near 1/6 in '$where': $(grep "^$where" "$TMP/doc.md")"
+done
 # examples processed = steps x batch: the gru row (Adam) at adding T=10
 B=$(sed -n 's/^config .* B=\([0-9]*\) .*/\1/p' "$TMP/runs" | head -1)
 steps=$(sed -n 's/^run row=gru task=adding T=10 seed=1 .* steps=\([0-9]*\) .*/\1/p' "$TMP/runs")

@@ -144,6 +144,13 @@ typedef struct ovg_batch {
 } ovg_batch;
 void ovg_batch_make(ovg_batch *b, task_kind k, int T, int B, tg_rng *rng);
 void ovg_batch_free(ovg_batch *b);
+/* the validation batch of B sequences at length T: the reported runs'
+ * (the task's fixed one) or, when tuning, one drawn from other seeds */
+void ovg_val_batch(ovg_batch *b, task_kind k, int T, int B, bool tuning);
+/* the adding problem's validation MSE of the best constants: predicting
+ * the expected sum 1 (*one) and the batch's own mean (*mean) - the
+ * plateau a run that learnt nothing about the marked numbers sits on */
+void ovg_constant_mse(int T, int B, bool tuning, double *one, double *mean);
 /* The model on a fixed batch, as a closure's user data (tg_model_fn,
  * tg_loss_fn, hidden: nn/curvature.h) */
 typedef struct ovg_fixed {

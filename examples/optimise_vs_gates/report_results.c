@@ -33,6 +33,18 @@ static void solved_table(FILE *f, const report *rp, task_kind k)
 {
     fprintf(f, "### The %s task: solved\n\nseeds solved / seeds, and the "
             "95%% Wilson interval of the fraction.\n\n", ovg_task_names[k]);
+    if (k == TASK_ADDING && rp->nlengths[k]) {
+        fprintf(f, "The plateau: on each reported validation batch, "
+                "predicting the expected sum 1 scores an MSE of");
+        for (int l = 0; l < rp->nlengths[k]; l++) {
+            double one, mean;
+            ovg_constant_mse(rp->lengths[k][l], (int)cfg_num(rp, "val_B"),
+                             false, &one, &mean);
+            fprintf(f, "%s %.4f (T = %d)", l ? "," : "", one,
+                    rp->lengths[k][l]);
+        }
+        fprintf(f, "; solved is below 0.01.\n\n");
+    }
     table_head(f, rp, k);
     for (int r = 0; r < NROWS; r++) {
         if (!row_present(rp, k, r))

@@ -88,6 +88,34 @@ static void batch_head(ovg_batch *c, const ovg_batch *g, task_kind k, int n)
     }
 }
 
+void ovg_val_batch(ovg_batch *b, task_kind k, int T, int B, bool tuning)
+{
+    if (tuning) { /* a validation batch of its own, not the reported one */
+        tg_rng v;
+        tg_rng_seed(&v, 888000 + (uint64_t)T * 2 + (uint64_t)k);
+        ovg_batch_make(b, k, T, B, &v);
+    } else {
+        batch_fixed(b, k, T, B);
+    }
+}
+
+void ovg_constant_mse(int T, int B, bool tuning, double *one, double *mean)
+{
+    ovg_batch b;
+    ovg_val_batch(&b, TASK_ADDING, T, B, tuning);
+    const tg_real *y = b.target->data;
+    double m = 0, s1 = 0, sm = 0;
+    for (int i = 0; i < B; i++)
+        m += (double)y[i] / B;
+    for (int i = 0; i < B; i++) {
+        double d1 = (double)y[i] - 1, dm = (double)y[i] - m;
+        s1 += d1 * d1 / B;
+        sm += dm * dm / B;
+    }
+    *one = s1, *mean = sm;
+    ovg_batch_free(&b);
+}
+
 double ovg_metric(task_model *m, task_kind k, const ovg_batch *b)
 {
     bool was = tg_set_grad_enabled(false);
@@ -216,13 +244,7 @@ ovg_result ovg_run(const opts *o, const ovg_row *r, task_kind k, int T,
     runstate rs = {.k = k, .budget = budget, .tuning = tuning,
                    .res = {.metric = NAN}};
     ovg_model_init(&rs.m, r, k, o->H, &init);
-    if (tuning) { /* a validation batch of its own, not the reported one */
-        tg_rng v;
-        tg_rng_seed(&v, 888000 + (uint64_t)T * 2 + (uint64_t)k);
-        ovg_batch_make(&rs.val, k, T, o->val_B, &v);
-    } else {
-        batch_fixed(&rs.val, k, T, o->val_B);
-    }
+    ovg_val_batch(&rs.val, k, T, o->val_B, tuning);
     tg_optim *opt = ovg_optim_new(r, &rs.m, k, s);
     if (r->opt == OPT_HF)
         run_hf(&rs, r, opt, T, &data);
