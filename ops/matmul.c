@@ -216,16 +216,21 @@ static void colsum_add(tg_real *db, const tg_real *dy, int64_t R, int64_t O)
  *   - packing W^T for the gemm kernel (as costly as a small product);
  *   - packing W for backward's dx += dy W (made on first use);
  *   - the weight gradient: each step's dW += dy^T x has an inner
- *     dimension of only the batch size, mostly packing overhead. For a
- *     few rows each linear with a prepared W keeps its (dy, x) instead,
- *     and the prepare op's backward - which the reverse sweep reaches
- *     after every step that used W - makes ONE product of all of them:
- *     dW += [dy_1; dy_2; ...]^T [x_1; x_2; ...]. Same sum, a fixed order.
+ *     dimension of only the batch size, mostly packing overhead. Up to
+ *     DEFER_MAX_ROWS rows, each linear with a prepared W keeps its
+ *     (dy, x) instead, and the prepare op's backward - which the reverse
+ *     sweep reaches after every step that used W - makes ONE product of
+ *     all of them: dW += [dy_1; dy_2; ...]^T [x_1; x_2; ...]. Same sum,
+ *     a fixed order (set by the shapes alone, never by the threads).
  * The prepared tensor P is an ordinary op output with W's shape and
  * numbers; any op may use it, and its gradient flows back into W. Being
  * recorded, the packed copies cannot go stale: they belong to one
  * sequence and die with the tape (tg_tape_reset). */
-#define DEFER_MAX_ROWS 16
+#define DEFER_MAX_ROWS 64
+/* ... as long as the terms kept take less than this (their rows of dy and
+ * x; the product copies them once more): past it, the terms so far are
+ * summed in one product and deferring starts again */
+#define DEFER_MAX_BYTES (16 << 20)
 /* below this many rows the gemm's dot path (which reads W as it is) beats
  * the packed kernel even with W^T packed already (measured; so sampling
  * one stream never packs) */
@@ -262,17 +267,10 @@ static tg_prepared *prepared_of(const tg_tensor *W)
     return p;
 }
 
-/* P = W (shared numbers): dW += dP, and the deferred terms in one product */
-static void prepare_bwd(tg_entry *e)
+/* dW += the deferred terms, in one product; none are left */
+static void flush_parts(tg_tensor *W, tg_prepared *p)
 {
-    tg_tensor *W = e->in[0], *P = e->out;
-    tg_prepared *p = e->saved;
-    if (!W->grad)
-        return;
-    int64_t n = W->numel, O = p->O, I = p->I;
-    if (P->grad)
-        for (int64_t i = 0; i < n; i++)
-            W->grad[i] += P->grad[i];
+    int64_t O = p->O, I = p->I;
     if (!p->parts)
         return;
     tg_arena_mark m = tg_arena_get_mark();
@@ -289,6 +287,21 @@ static void prepare_bwd(tg_entry *e)
     tg_gemm(O, I, p->rows, DY, 1, O, X, I, 1, W->grad, I, 1);
     tg_arena_rewind(m);
     p->parts = NULL;
+    p->rows = 0;
+}
+
+/* P = W (shared numbers): dW += dP, and the deferred terms in one product */
+static void prepare_bwd(tg_entry *e)
+{
+    tg_tensor *W = e->in[0], *P = e->out;
+    tg_prepared *p = e->saved;
+    if (!W->grad)
+        return;
+    int64_t n = W->numel;
+    if (P->grad)
+        for (int64_t i = 0; i < n; i++)
+            W->grad[i] += P->grad[i];
+    flush_parts(W, p);
 }
 
 static tg_tensor *prepare_replay(const tg_entry *e, tg_tensor *const *in)
@@ -383,6 +396,10 @@ static void linear_grads(tg_entry *e, int first)
         }
         p->parts = w;
         p->rows += R;
+        /* the kept terms and their copies stay under DEFER_MAX_BYTES */
+        if ((double)p->rows * (double)(O + I) * sizeof(tg_real) >=
+            DEFER_MAX_BYTES)
+            flush_parts(W, p);
         return;
     }
     tg_gemm(O, I, R, dy, 1, O, X, e->iarg[LIN_RSTRIDE], e->iarg[LIN_CSTRIDE],

@@ -249,8 +249,9 @@ END_TEST
 
 /* ---- prepared weights and linear_into ---------------------------------- */
 /* a recurrence over a prepared W: three steps of 4 rows (weight gradient
- * deferred to the prepare op's one product), one of 20 rows (at once),
- * and P read by another op too (its gradient flows to W through P) */
+ * deferred to the prepare op's one product), one of 70 rows (at once:
+ * more than DEFER_MAX_ROWS), and P read by another op too (its gradient
+ * flows to W through P) */
 static tg_tensor *prepared_chain(tg_tensor *const *in, void *ud)
 {
     (void)ud;
@@ -268,9 +269,51 @@ START_TEST(grad_prepared_weight)
     tg_tensor *h = tgt_leaf(TG_SHAPE(4, 6), 31, -1, 1);
     tg_tensor *W = tgt_leaf(TG_SHAPE(6, 6), 32, -0.5, 0.5);
     tg_tensor *b = tgt_leaf(TG_SHAPE(6), 33, -0.5, 0.5);
-    tg_tensor *x = tgt_leaf(TG_SHAPE(20, 6), 34, -1, 1);
-    tgt_gradcheck("prepared W over 3 steps, 20 rows, matmul", prepared_chain,
+    tg_tensor *x = tgt_leaf(TG_SHAPE(70, 6), 34, -1, 1);
+    tgt_gradcheck("prepared W over 3 steps, 70 rows, matmul", prepared_chain,
                   NULL, 4, h, W, b, x);
+}
+END_TEST
+
+/* Deferred weight-gradient terms past DEFER_MAX_BYTES (16 MB) are summed
+ * in a product of their own before the prepare op's: 60 steps of 64 rows
+ * of a [512, 64] W keep 60 * 64 * 576 doubles (17.7 MB), so the terms are
+ * summed twice. dW must equal W's gradient without preparing (a product
+ * per step, nothing deferred) - the same sum in another order. */
+static void prepared_dw(bool prepared, tg_tensor *W, tg_tensor *const *x)
+{
+    tg_tensor *P = prepared ? tg_prepare_weight(W) : W;
+    tg_tensor *loss = NULL;
+    for (int t = 0; t < 60; t++) {
+        tg_tensor *s = tg_sum(tg_tanh(tg_linear(x[t], P, NULL)));
+        loss = loss ? tg_add(loss, s) : s;
+    }
+    ck_assert_int_eq(tg_backward(loss), 0);
+}
+START_TEST(grad_prepared_weight_flush)
+{
+    tg_tensor *x[60];
+    for (int t = 0; t < 60; t++) { /* inputs that need no gradient */
+        tg_rng r;
+        tg_rng_seed(&r, 40 + (uint64_t)t);
+        x[t] = tg_rand(TG_SHAPE(64, 64), &r, -1, 1);
+    }
+    tg_tensor *W = tgt_leaf(TG_SHAPE(512, 64), 39, -0.2, 0.2);
+    prepared_dw(false, W, x);
+    ck_assert_ptr_nonnull(W->grad);
+    tg_real *keep = malloc((size_t)W->numel * sizeof *keep);
+    memcpy(keep, W->grad, (size_t)W->numel * sizeof *keep);
+    tg_zero_grad(W); /* (no reset: W and x are this tape's temporaries) */
+    prepared_dw(true, W, x);
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; i < W->numel; i++) {
+        worst = fmax(worst, fabs((double)(W->grad[i] - keep[i])));
+        scale = fmax(scale, fabs((double)keep[i]));
+    }
+    ck_assert_msg(scale > 1 && worst <= 1e-12 * scale,
+                  "deferred dW differs from per-step dW by %g (of %g)", worst,
+                  scale);
+    free(keep);
 }
 END_TEST
 
@@ -315,6 +358,7 @@ static Suite *suite(void)
     tcase_add_test(tc, grad_linear_same_input_twice);
     tcase_add_test(tc, grad_composite);
     tcase_add_test(tc, grad_prepared_weight);
+    tcase_add_test(tc, grad_prepared_weight_flush);
     tcase_add_test(tc, grad_linear_into);
     suite_add_tcase(s, tc);
     return s;
