@@ -19,10 +19,11 @@ The matmul parts follow the calls that make them (ops/matmul.c):
   recurrent dx           dh += dg W_hh, per step, W_hh packed once
   dx, projections        dx += dy W for the input projections and the
                          decoder, over all T
-  dW, all                dW += dy^T x: per step for W_hh at a batch of
-                         more than 16 rows, deferred into one product at
-                         16 or fewer (tg_prepare_weight), over all T for
-                         the others
+  dW, all                dW += dy^T x: per step for W_hh at a
+                         batch of more than 64 rows, else deferred and
+                         summed in a few products, each with the copies
+                         that gather its terms (tg_prepare_weight); over
+                         all T for the others
 Packing of A and B inside a product counts as the product's time. The
 rest - the compiled cell's elementwise code (ops/fuse), bias adds and
 bias gradients, zeroed gradient buffers, copies, the optimiser, the
@@ -113,6 +114,9 @@ class Sites:
 
 def gemm_role(stack, sites):
     """The matmul part of a stack with a gemm in it, or None."""
+    syms = [s for _, s in stack]
+    if "flush_parts" in syms or "prepare_bwd" in syms:
+        return "dW, all"  # the deferred terms: copied together, one product
     idx = [i for i, (_, s) in enumerate(stack) if s.startswith(GEMM)]
     if not idx:
         return None
@@ -134,8 +138,6 @@ def gemm_role(stack, sites):
             return "recurrent dx"
         return "dW, all" if sites.kind(stack[top + 1][0]) == "dW" \
             else "dx, projections"
-    if caller == "prepare_bwd":
-        return "dW, all"
     return "other matmul (" + caller + ")"
 
 
