@@ -441,7 +441,8 @@ static const tg_op linear_op = {"linear", linear_bwd, .replay = linear_replay,
                                 .flags = TG_OP_WEIGHT1,
                                 .reads = TG_READS_IN(0) | TG_READS_IN(1)};
 
-/* y[o] = b[o] for one row y of O numbers */
+/* y[o] = b[o] for one row y of O numbers (b strided: a contiguous b is
+ * added by the product's kernel) */
 static void bias_row(tg_real *y, const tg_tensor *b, int64_t O)
 {
     for (int64_t o = 0; o < O; o++)
@@ -564,7 +565,10 @@ static tg_entry *linear_kernel(const tg_op *op, tg_tensor *y, bool add,
         rs = I;
         cs = 1;
     }
-    if (b) { /* every row of y starts at (or gains) b */
+    /* every row of y starts at (or gains) b: in the product's kernel when
+     * b is contiguous (no pass of its own over y), else first */
+    const tg_real *bias = b && b->stride[0] == 1 ? b->data : NULL;
+    if (b && !bias) {
         if (R * O < TG_PAR_MIN) {
             for (int64_t r = 0; r < R; r++)
                 add ? bias_row_add(y->data + r * O, b, O)
@@ -576,6 +580,7 @@ static tg_entry *linear_kernel(const tg_op *op, tg_tensor *y, bool add,
                     : bias_row(y->data + r * O, b, O);
         }
     }
+    int acc = add || (b && !bias);
     /* y (+)= x W^T, with W^T read through W's swapped strides, or packed
      * once per sequence for a prepared W */
     tg_prepared *p = prepared_of(W);
@@ -584,7 +589,8 @@ static tg_entry *linear_kernel(const tg_op *op, tg_tensor *y, bool add,
         !tg_is_grad_enabled())
         kept = kept_pack(p ? p->src : W);
     if (kept) {
-        tg_gemm_prepacked(R, O, I, X, rs, cs, kept, y->data, O, add || b);
+        tg_gemm_prepacked_bias(R, O, I, X, rs, cs, kept, bias, y->data, O,
+                               acc);
     } else if (p && R >= PREPACK_MIN_ROWS) {
         if (!p->wt) {
             p->wt = tg_arena_alloc((size_t)tg_gemm_packed_size(I, O) *
@@ -592,10 +598,11 @@ static tg_entry *linear_kernel(const tg_op *op, tg_tensor *y, bool add,
             /* W^T [I, O]: element (k, j) = W[j][k], W's strides swapped */
             tg_gemm_pack_b(I, O, W->data, W->stride[1], W->stride[0], p->wt);
         }
-        tg_gemm_prepacked(R, O, I, X, rs, cs, p->wt, y->data, O, add || b);
+        tg_gemm_prepacked_bias(R, O, I, X, rs, cs, p->wt, bias, y->data, O,
+                               acc);
     } else
-        tg_gemm(R, O, I, X, rs, cs, W->data, W->stride[1], W->stride[0],
-                y->data, O, add || b);
+        tg_gemm_bias(R, O, I, X, rs, cs, W->data, W->stride[1], W->stride[0],
+                     bias, y->data, O, acc);
     tg_entry *e = tg_record(op, y, nin, in);
     if (e) {
         e->iarg[LIN_ROWS] = R;

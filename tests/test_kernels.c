@@ -2,7 +2,8 @@
  * tests/test_kernels.c - the kernel levels (ops/kernels.h): the list,
  * TG_KERNELS, tg_kernels_set and its refusals, and at every level this CPU
  * runs: the gemm's paths against a product in double precision, the same
- * bits for 1, 2 and 3 threads, and elementwise instructions (every code of
+ * bits for 1, 2 and 3 threads, a bias added by the kernel giving the bits
+ * of a pass of its own (random products), and elementwise instructions (every code of
  * the vector machine) that give the same bits as the generic level.
  * (`make run-tests` also runs every test binary once per level, with
  * TG_KERNELS set.)
@@ -176,6 +177,81 @@ START_TEST(gemm_at_every_level)
 }
 END_TEST
 
+/* One random product with a bias, C (+)= bias + A B, against what the
+ * kernel promises to equal bit for bit: a pass setting (or adding) the
+ * bias to each row of C, then the product accumulated into C. Shapes,
+ * layouts (A and B transposed or not, B prepacked), accumulation and
+ * threads are drawn from rng: every path (dot, direct, packed,
+ * prepacked), edge panels, K = 0 and K past one k-block. */
+static void bias_product(tg_rng *rng)
+{
+    int64_t M = 1 + (int64_t)tg_rng_below(rng, 70);
+    int64_t N = 1 + (int64_t)tg_rng_below(rng, 300);
+    int64_t K = tg_rng_below(rng, 8) ? (int64_t)tg_rng_below(rng, 600) : 0;
+    int ta = (int)tg_rng_below(rng, 2), tb = (int)tg_rng_below(rng, 2);
+    int prepacked = (int)tg_rng_below(rng, 3) == 0;
+    int acc = (int)tg_rng_below(rng, 2);
+    int threads = 1 + (int)tg_rng_below(rng, 3);
+    size_t nA = (size_t)(M * K) + 1, nB = (size_t)(K * N) + 1;
+    tg_real *A = malloc(sizeof(tg_real) * nA), *B = malloc(sizeof(tg_real) * nB);
+    tg_real *bias = malloc(sizeof(tg_real) * (size_t)N);
+    tg_real *C = malloc(sizeof(tg_real) * (size_t)(M * N));
+    tg_real *R = malloc(sizeof(tg_real) * (size_t)(M * N));
+    for (size_t i = 0; i < nA; i++)
+        A[i] = (tg_real)tg_rng_normal(rng);
+    for (size_t i = 0; i < nB; i++)
+        B[i] = (tg_real)tg_rng_normal(rng);
+    for (int64_t j = 0; j < N; j++)
+        bias[j] = (tg_real)tg_rng_normal(rng);
+    for (int64_t i = 0; i < M * N; i++)
+        C[i] = R[i] = (tg_real)tg_rng_normal(rng);
+    int64_t rsa = ta ? 1 : K, csa = ta ? M : 1;
+    int64_t rsb = tb ? 1 : N, csb = tb ? K : 1;
+    for (int64_t i = 0; i < M; i++) /* the reference: the pass, then C += A B */
+        for (int64_t j = 0; j < N; j++)
+            R[i * N + j] = acc ? R[i * N + j] + bias[j] : bias[j];
+    tgt_threads(threads);
+    tg_real *Bp = NULL;
+    if (prepacked) {
+        Bp = malloc(sizeof(tg_real) * (size_t)(tg_gemm_packed_size(K, N) + 1));
+        tg_gemm_pack_b(K, N, B, rsb, csb, Bp);
+        tg_gemm_prepacked(M, N, K, A, rsa, csa, Bp, R, N, 1);
+        tg_gemm_prepacked_bias(M, N, K, A, rsa, csa, Bp, bias, C, N, acc);
+    } else {
+        tg_gemm(M, N, K, A, rsa, csa, B, rsb, csb, R, N, 1);
+        tg_gemm_bias(M, N, K, A, rsa, csa, B, rsb, csb, bias, C, N, acc);
+    }
+    for (int64_t i = 0; i < M * N; i++)
+        ck_assert_msg(C[i] == R[i] || (C[i] != C[i] && R[i] != R[i]),
+                      "%s: %lldx%lldx%lld (A%s B%s%s, acc %d, %d threads) "
+                      "with a bias: C[%lld] = %.9g, the pass then the "
+                      "product gives %.9g", tg_kernels_level(), (long long)M,
+                      (long long)N, (long long)K, ta ? "^T" : "",
+                      tb ? "^T" : "", prepacked ? " prepacked" : "", acc,
+                      threads, (long long)i, (double)C[i], (double)R[i]);
+    free(A);
+    free(B);
+    free(Bp);
+    free(bias);
+    free(C);
+    free(R);
+}
+
+START_TEST(gemm_bias_same_bits)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 2026);
+    for (const char *const *l = tg_kernels_levels(); *l; l++) {
+        if (!tg_kernels_supported(*l))
+            continue;
+        ck_assert_int_eq(tg_kernels_set(*l), 0);
+        for (int i = 0; i < 150; i++)
+            bias_product(&rng);
+    }
+    tgt_threads(1);
+}
+END_TEST
+
 /* the elementwise instructions, every code, assigned and accumulated
  * (d = expr, d += expr): the same bits at every level as at generic */
 START_TEST(elementwise_same_bits)
@@ -227,6 +303,7 @@ static Suite *suite(void)
     tcase_add_test(tc, levels_listed);
     tcase_add_test(tc, set_and_refusals);
     tcase_add_test(tc, gemm_at_every_level);
+    tcase_add_test(tc, gemm_bias_same_bits);
     tcase_add_test(tc, elementwise_same_bits);
     suite_add_tcase(s, tc);
     return s;

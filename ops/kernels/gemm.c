@@ -159,6 +159,10 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
  *       ldb = NR; B itself in the direct path: ldb = rsb)
  *   C   mr rows at C + i * ldc
  * load_c: start from C's values (accumulate) instead of zeros.
+ * bias (or NULL): nv * VL numbers added to every row at the start - to
+ * C's values or to the zeros - so that y = b + x W^T needs no pass of its
+ * own over y (the same roundings as such a pass: b + C once, then the
+ * products added in order).
  * mr and nv are compile-time constants in each instance below, so the
  * accumulator array lives in registers. */
 #define MR_MAX 12
@@ -166,13 +170,22 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static ALWAYS_INLINE void micro(const int mr, const int nv, int64_t kc,
                                 const tg_real *restrict Ap,
                                 const tg_real *restrict B, int64_t ldb,
-                                tg_real *restrict C, int64_t ldc, int load_c)
+                                tg_real *restrict C, int64_t ldc, int load_c,
+                                const tg_real *restrict bias)
 {
     vreal acc[MR_MAX][NV_MAX];
     if (load_c) {
         for (int i = 0; i < mr; i++)
             for (int v = 0; v < nv; v++)
                 acc[i][v] = LOADU(C + i * ldc + v * VL);
+        if (bias)
+            for (int i = 0; i < mr; i++)
+                for (int v = 0; v < nv; v++)
+                    acc[i][v] += LOADU(bias + v * VL);
+    } else if (bias) {
+        for (int i = 0; i < mr; i++)
+            for (int v = 0; v < nv; v++)
+                acc[i][v] = LOADU(bias + v * VL);
     } else {
         for (int i = 0; i < mr; i++)
             for (int v = 0; v < nv; v++)
@@ -197,13 +210,15 @@ static ALWAYS_INLINE void micro(const int mr, const int nv, int64_t kc,
 }
 
 typedef void (*kern_fn)(int64_t kc, const tg_real *Ap, const tg_real *B,
-                        int64_t ldb, tg_real *C, int64_t ldc, int load_c);
+                        int64_t ldb, tg_real *C, int64_t ldc, int load_c,
+                        const tg_real *bias);
 #define KERN(mr, nv)                                                       \
     static void kern_##mr##_##nv(int64_t kc, const tg_real *Ap,            \
                                  const tg_real *B, int64_t ldb, tg_real *C, \
-                                 int64_t ldc, int load_c)                  \
+                                 int64_t ldc, int load_c,                  \
+                                 const tg_real *bias)                      \
     {                                                                      \
-        micro(mr, nv, kc, Ap, B, ldb, C, ldc, load_c);                     \
+        micro(mr, nv, kc, Ap, B, ldb, C, ldc, load_c, bias);               \
     }
 #define KERN_ROWS_1_7(nv)                                                  \
     KERN(1, nv) KERN(2, nv) KERN(3, nv) KERN(4, nv) KERN(5, nv)            \
@@ -571,6 +586,7 @@ typedef struct gemm_plan {
     int64_t M, N, K;
     int64_t rsa, csa, rsb, csb, ldc;
     int accumulate;
+    const tg_real *bias; /* N numbers added to every row of C, or NULL */
     int path;
     int nvw;          /* panels of B are nvw vectors wide               */
     int64_t mc, nc;   /* tile size (the last tiles may be smaller)      */
@@ -613,11 +629,11 @@ static void plan_tiles(gemm_plan *p, int64_t nb, int nthr, int64_t mc_max,
 static void plan_make(gemm_plan *p, int64_t nb, int nthr, int64_t M,
                       int64_t N, int64_t K, int64_t rsa, int64_t csa,
                       int64_t rsb, int64_t csb, int64_t ldc, int accumulate,
-                      bool prepacked)
+                      const tg_real *bias, bool prepacked)
 {
     *p = (gemm_plan){.M = M, .N = N, .K = K, .rsa = rsa, .csa = csa,
                      .rsb = rsb, .csb = csb, .ldc = ldc,
-                     .accumulate = accumulate};
+                     .accumulate = accumulate, .bias = bias};
     p->nvw = M <= MR_SMALL && !prepacked ? NV_SMALL : NV;
     int64_t w = (int64_t)p->nvw * VL;
     if (prepacked) {
@@ -645,21 +661,29 @@ static void plan_make(gemm_plan *p, int64_t nb, int nthr, int64_t M,
     p->scratch = round_up(p->scratch, 64); /* keep every slice aligned */
 }
 
-/* C tile (mr x nr, nr < width of the kernel) through a small buffer */
+/* C tile (mr x nr, nr < width of the kernel) through a small buffer (and
+ * the bias's nr numbers through another, zero-padded) */
 static void edge_block(int mr, int nr, int64_t kc, const tg_real *Ap,
                        const tg_real *B, int64_t ldb, tg_real *C, int64_t ldc,
-                       int load_c)
+                       int load_c, const tg_real *bias)
 {
     int nv = (int)cdiv(nr, VL);
     tg_real tmp[MR_MAX * NV_MAX * VL] __attribute__((aligned(64)));
+    tg_real tb[NV_MAX * VL] __attribute__((aligned(64)));
     int64_t w = nv * VL;
+    if (bias) {
+        memcpy(tb, bias, (size_t)nr * sizeof(tg_real));
+        for (int64_t j = nr; j < w; j++)
+            tb[j] = 0;
+        bias = tb;
+    }
     if (load_c)
         for (int i = 0; i < mr; i++) {
             memcpy(tmp + i * w, C + i * ldc, (size_t)nr * sizeof(tg_real));
             for (int64_t j = nr; j < w; j++)
                 tmp[i * w + j] = 0;
         }
-    kern_tab[nv][mr](kc, Ap, B, ldb, tmp, w, load_c);
+    kern_tab[nv][mr](kc, Ap, B, ldb, tmp, w, load_c, bias);
     for (int i = 0; i < mr; i++)
         memcpy(C + i * ldc, tmp + i * w, (size_t)nr * sizeof(tg_real));
 }
@@ -723,6 +747,8 @@ static void tile_blocked(const gemm_plan *p, const tg_real *A,
     for (int64_t pc = 0; pc < p->K; pc += KC) {
         int64_t kc = min64(KC, p->K - pc);
         int load_c = p->accumulate || pc > 0;
+        /* the bias joins on the first k-block only */
+        const tg_real *bias = pc == 0 && p->bias ? p->bias + j0 : NULL;
         const tg_real *Bk = B + pc * p->rsb + j0 * p->csb;
         const tg_real *Bp = Bbuf; /* this k-block's panels of the tile */
         if (prepacked) {
@@ -752,12 +778,13 @@ static void tile_blocked(const gemm_plan *p, const tg_real *A,
                     bp = nr == w ? Bk + jr : Bp;
                     ldb = nr == w ? p->rsb : w;
                 }
+                const tg_real *bj = bias ? bias + jr : NULL;
                 if (nr == w)
                     kern_tab[nvw][mr](kc, Aq, bp, ldb, Ci + jr, p->ldc,
-                                      load_c);
+                                      load_c, bj);
                 else
                     edge_block(mr, (int)nr, kc, Aq, bp, ldb, Ci + jr,
-                               p->ldc, load_c);
+                               p->ldc, load_c, bj);
             }
             ir += mr;
         }
@@ -777,6 +804,15 @@ static void tile_dot(const gemm_plan *p, const tg_real *A, const tg_real *B,
 #endif
     };
     int load_c = p->accumulate;
+    if (p->bias) { /* the tile's rows start at (or gain) the bias */
+        for (int64_t i = i0; i < i0 + mc; i++) {
+            tg_real *c = C + i * p->ldc + j0;
+            const tg_real *b = p->bias + j0;
+            for (int64_t j = 0; j < nc; j++)
+                c[j] = load_c ? c[j] + b[j] : b[j];
+        }
+        load_c = 1;
+    }
     /* a chunk of DOT_NC columns of B (rows of B^T) stays in the L1 cache
      * while every row of A passes by */
     for (int64_t jc = 0; jc < nc; jc += DOT_NC) {
@@ -820,16 +856,17 @@ static void gemm_run(int64_t nb, int64_t M, int64_t N, int64_t K,
                      const tg_real *A, int64_t sa, int64_t rsa, int64_t csa,
                      const tg_real *B, int64_t sb, int64_t rsb, int64_t csb,
                      tg_real *C, int64_t sc, int64_t ldc, int accumulate,
-                     bool prepacked)
+                     const tg_real *bias, bool prepacked)
 {
     if (nb <= 0 || M <= 0 || N <= 0)
         return;
-    if (K == 0) { /* an empty sum */
-        if (!accumulate)
-            for (int64_t b = 0; b < nb; b++)
-                for (int64_t i = 0; i < M; i++)
-                    memset(C + b * sc + i * ldc, 0,
-                           (size_t)N * sizeof(tg_real));
+    if (K == 0) { /* an empty sum: C is (C +) the bias, or zero */
+        for (int64_t b = 0; b < nb; b++)
+            for (int64_t i = 0; i < M; i++) {
+                tg_real *c = C + b * sc + i * ldc;
+                for (int64_t j = 0; j < N && (bias || !accumulate); j++)
+                    c[j] = (accumulate ? c[j] : 0) + (bias ? bias[j] : 0);
+            }
         return;
     }
     int nthr = 1;
@@ -839,7 +876,7 @@ static void gemm_run(int64_t nb, int64_t M, int64_t N, int64_t K,
 #endif
     gemm_plan p;
     plan_make(&p, nb, nthr, M, N, K, rsa, csa, rsb, csb, ldc, accumulate,
-              prepacked);
+              bias, prepacked);
     int64_t tiles = p.tm * p.tn, tasks = nb * tiles;
     if (tasks < 2)
         nthr = 1;
@@ -879,10 +916,11 @@ void TG_KFN(tg_k_gemm_batched)(int64_t nb, int64_t M, int64_t N, int64_t K,
                                const tg_real *A, int64_t sa, int64_t rsa,
                                int64_t csa, const tg_real *B, int64_t sb,
                                int64_t rsb, int64_t csb, tg_real *C,
-                               int64_t sc, int64_t ldc, int accumulate)
+                               int64_t sc, int64_t ldc, int accumulate,
+                               const tg_real *bias)
 {
     gemm_run(nb, M, N, K, A, sa, rsa, csa, B, sb, rsb, csb, C, sc, ldc,
-             accumulate, false);
+             accumulate, bias, false);
 }
 
 /* ---- B packed once, used many times -----------------------------------
@@ -910,8 +948,8 @@ void TG_KFN(tg_k_gemm_pack_b)(int64_t K, int64_t N, const tg_real *B,
 void TG_KFN(tg_k_gemm_prepacked)(int64_t M, int64_t N, int64_t K,
                                  const tg_real *A, int64_t rsa, int64_t csa,
                                  const tg_real *Bp, tg_real *C, int64_t ldc,
-                                 int accumulate)
+                                 int accumulate, const tg_real *bias)
 {
     gemm_run(1, M, N, K, A, 0, rsa, csa, Bp, 0, 0, 0, C, 0, ldc, accumulate,
-             true);
+             bias, true);
 }

@@ -38,4 +38,18 @@ void tg_gemm_prepacked(int64_t M, int64_t N, int64_t K, const tg_real *A,
                        int64_t rsa, int64_t csa, const tg_real *Bp,
                        tg_real *C, int64_t ldc, int accumulate);
 
+/* C (+)= bias + A B, bias N contiguous numbers added to every row of C:
+ * tg_gemm and tg_gemm_prepacked with a bias, which the kernel adds as it
+ * starts each block of C - the numbers, bit for bit, of a pass setting
+ * (or adding) the bias to each row first and then the product
+ * accumulating into C, without that pass over C (y = x W^T + b). */
+void tg_gemm_bias(int64_t M, int64_t N, int64_t K, const tg_real *A,
+                  int64_t rsa, int64_t csa, const tg_real *B, int64_t rsb,
+                  int64_t csb, const tg_real *bias, tg_real *C, int64_t ldc,
+                  int accumulate);
+void tg_gemm_prepacked_bias(int64_t M, int64_t N, int64_t K,
+                            const tg_real *A, int64_t rsa, int64_t csa,
+                            const tg_real *Bp, const tg_real *bias,
+                            tg_real *C, int64_t ldc, int accumulate);
+
 #endif

@@ -36,14 +36,15 @@
         int64_t nb, int64_t M, int64_t N, int64_t K, const tg_real *A,     \
         int64_t sa, int64_t rsa, int64_t csa, const tg_real *B,            \
         int64_t sb, int64_t rsb, int64_t csb, tg_real *C, int64_t sc,      \
-        int64_t ldc, int accumulate);                                      \
+        int64_t ldc, int accumulate, const tg_real *bias);                 \
     int64_t tg_k_gemm_packed_size_##lv(int64_t K, int64_t N);              \
     void tg_k_gemm_pack_b_##lv(int64_t K, int64_t N, const tg_real *B,     \
                                int64_t rsb, int64_t csb, tg_real *Bp);     \
     void tg_k_gemm_prepacked_##lv(int64_t M, int64_t N, int64_t K,         \
                                   const tg_real *A, int64_t rsa,           \
                                   int64_t csa, const tg_real *Bp,          \
-                                  tg_real *C, int64_t ldc, int accumulate); \
+                                  tg_real *C, int64_t ldc, int accumulate, \
+                                  const tg_real *bias);                    \
     void tg_k_vm_##lv(int code, int n, tg_real *d, const tg_real *a,       \
                       const tg_real *b, const tg_real *c, tg_real k,       \
                       bool acc);
@@ -57,13 +58,14 @@ typedef struct tg_kernel_table {
                          const tg_real *A, int64_t sa, int64_t rsa,
                          int64_t csa, const tg_real *B, int64_t sb,
                          int64_t rsb, int64_t csb, tg_real *C, int64_t sc,
-                         int64_t ldc, int accumulate);
+                         int64_t ldc, int accumulate, const tg_real *bias);
     int64_t (*gemm_packed_size)(int64_t K, int64_t N);
     void (*gemm_pack_b)(int64_t K, int64_t N, const tg_real *B, int64_t rsb,
                         int64_t csb, tg_real *Bp);
     void (*gemm_prepacked)(int64_t M, int64_t N, int64_t K, const tg_real *A,
                            int64_t rsa, int64_t csa, const tg_real *Bp,
-                           tg_real *C, int64_t ldc, int accumulate);
+                           tg_real *C, int64_t ldc, int accumulate,
+                           const tg_real *bias);
     void (*vm)(int code, int n, tg_real *d, const tg_real *a,
                const tg_real *b, const tg_real *c, tg_real k, bool acc);
 } tg_kernel_table;

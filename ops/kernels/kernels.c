@@ -207,7 +207,7 @@ void tg_gemm_batched(int64_t nb, int64_t M, int64_t N, int64_t K,
                      tg_real *C, int64_t sc, int64_t ldc, int accumulate)
 {
     tg_kt()->gemm_batched(nb, M, N, K, A, sa, rsa, csa, B, sb, rsb, csb, C,
-                          sc, ldc, accumulate);
+                          sc, ldc, accumulate, NULL);
 }
 
 int64_t tg_gemm_packed_size(int64_t K, int64_t N)
@@ -225,7 +225,27 @@ void tg_gemm_prepacked(int64_t M, int64_t N, int64_t K, const tg_real *A,
                        int64_t rsa, int64_t csa, const tg_real *Bp,
                        tg_real *C, int64_t ldc, int accumulate)
 {
-    tg_kt()->gemm_prepacked(M, N, K, A, rsa, csa, Bp, C, ldc, accumulate);
+    tg_kt()->gemm_prepacked(M, N, K, A, rsa, csa, Bp, C, ldc, accumulate,
+                            NULL);
+}
+
+void tg_gemm_bias(int64_t M, int64_t N, int64_t K, const tg_real *A,
+                  int64_t rsa, int64_t csa, const tg_real *B, int64_t rsb,
+                  int64_t csb, const tg_real *bias, tg_real *C, int64_t ldc,
+                  int accumulate)
+{
+    TG_ASSERT(M >= 0 && N >= 0 && K >= 0);
+    tg_kt()->gemm_batched(1, M, N, K, A, 0, rsa, csa, B, 0, rsb, csb, C, 0,
+                          ldc, accumulate, bias);
+}
+
+void tg_gemm_prepacked_bias(int64_t M, int64_t N, int64_t K,
+                            const tg_real *A, int64_t rsa, int64_t csa,
+                            const tg_real *Bp, const tg_real *bias,
+                            tg_real *C, int64_t ldc, int accumulate)
+{
+    tg_kt()->gemm_prepacked(M, N, K, A, rsa, csa, Bp, C, ldc, accumulate,
+                            bias);
 }
 
 void tg_gemm(int64_t M, int64_t N, int64_t K, const tg_real *A, int64_t rsa,
