@@ -46,7 +46,10 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_compare import SIZES  # noqa: E402
 
-GEMM = ("tg_gemm", "tg_k_gemm")
+# a frame of the gemm (its entry points may be tail calls, absent from
+# the stack: the kernel's own frames are enough)
+GEMM = ("tg_gemm", "tg_k_gemm", "gemm_run", "run_task", "run_tile",
+        "tile_blocked", "tile_dot")
 # non-matmul parts: (name, frames any of which puts a sample there), tried
 # in order on the whole stack
 OTHER = [
@@ -108,6 +111,7 @@ class Sites:
                         break
                     i += 1
             self.known[ip] = ("dW" if "W->grad" in text else
+                              "dx, prepacked" if "prepacked" in text else
                               "dx" if "x->grad" in text else "?")
         return self.known[ip]
 
@@ -117,7 +121,8 @@ def gemm_role(stack, sites):
     syms = [s for _, s in stack]
     if "flush_parts" in syms or "prepare_bwd" in syms:
         return "dW, all"  # the deferred terms: copied together, one product
-    idx = [i for i, (_, s) in enumerate(stack) if s.startswith(GEMM)]
+    idx = [i for i, (_, s) in enumerate(stack) if s.startswith(GEMM)
+           or s.startswith("pack_")]
     if not idx:
         return None
     top = max(idx)
@@ -134,7 +139,8 @@ def gemm_role(stack, sites):
             return "input projection"
         return "decoder forward"
     if caller == "linear_grads":
-        if "prepacked" in gemm or "pack_b" in gemm:
+        if "prepacked" in gemm or "pack_b" in gemm or \
+                sites.kind(stack[top + 1][0]) == "dx, prepacked":
             return "recurrent dx"
         return "dW, all" if sites.kind(stack[top + 1][0]) == "dW" \
             else "dx, projections"
