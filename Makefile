@@ -319,7 +319,7 @@ gradflow: $(BUILD)/gradflow
 # thread each; a killed study resumes when rerun (docs/optimise_vs_gates.md,
 # scripts/optimise_vs_gates.sh). Estimated from --calibrate's seconds per
 # sequence-gradient: 77 minutes on 2 cores if no run solved, about 55 with
-# the gated cells solving the adding problem early.
+# the gated cells solving the adding problem early; it took 58.
 .PHONY: optimise-vs-gates
 JOBS ?= 2
 optimise-vs-gates: $(BUILD)/optimise_vs_gates

@@ -11,7 +11,8 @@
 # Each shard appends a line per finished job to its own file in
 # DIR/results/ and skips the jobs whose lines are there already: rerunning
 # after a kill resumes the study (delete DIR/results/ to start afresh).
-# Estimated at 55-80 minutes on 2 cores (Makefile, "make optimise-vs-gates").
+# Estimated at 55-80 minutes on 2 cores (Makefile, "make optimise-vs-gates");
+# 58 minutes on the 2-core machine of docs/optimise_vs_gates.md.
 #
 #   JOBS=2 sh scripts/optimise_vs_gates.sh [BIN [OPTIONS...]]
 #     BIN       build/optimise_vs_gates

@@ -157,6 +157,20 @@ static void page_calib(FILE *f, const report *rp)
         fputs(rp->calib[i], f);
     if (arrlen(rp->calib))
         fprintf(f, "```\n\n");
+    double lo = INFINITY, hi = -INFINITY, gn = cfg_num(rp, "GN_COST");
+    for (ptrdiff_t i = 0; i < arrlen(rp->calib); i++) {
+        double r = kv_num(rp->calib[i], "gn_ratio");
+        if (!isnan(r))
+            lo = fmin(lo, r), hi = fmax(hi, r);
+    }
+    if (lo <= hi)
+        fprintf(f, "Measured here, a curvature product cost %.2f-%.2f "
+                "sequence-gradients a sequence against the %g the runs "
+                "count: the Hessian-free rows' work is counted %+.0f%% to "
+                "%+.0f%% off what this machine measured (their products are "
+                "most of it), a margin to keep in mind where an HF run "
+                "solved near its budget.\n\n", lo, hi, gn,
+                100 * (gn / hi - 1), 100 * (gn / lo - 1));
     fprintf(f, "The run time was estimated before the study from these "
             "figures (seconds per sequence-gradient by cell and length, "
             "times the budgets, plus 10%% for validation and 40%% more for "
