@@ -30,7 +30,9 @@ bias gradients, zeroed gradient buffers, copies, the optimiser, the
 cross-entropy, the embedding, the kernel - has no matmul FLOPs.
 
 Needs perf (Debian linux-perf) and a build with symbols (the default
-flags have -g). The time shares are perf's samples; the step time is
+flags have -g), of this source tree: the weight gradient's call sites are
+told from the dx ones by reading the lines addr2line names, so an older
+binary beside newer sources is misread. The time shares are perf's samples; the step time is
 build/bench's median under perf (sampling with stacks costs a few
 percent), so read the rates as approximate and the shares as the point.
 Run it alone on the machine: a busy core shifts time between parts.
