@@ -313,13 +313,14 @@ gradflow: $(BUILD)/gradflow
 # make optimise-vs-gates: do plain RNNs fail long-range tasks for want of
 # gates or of optimisation? Eleven rows (Adam rows, the published IRNN and
 # Hessian-free regimes, one-change controls) on the adding problem (T = 10,
-# 50, 100, 200) and the copy task (T = 10, 20, 50), 5 seeds, budgets in
+# 50, 100, 200) and the copy task (T = 10, 20, 50, 100), 5 seeds, budgets in
 # sequence-gradients, every row tuned by one rule first; curvature (Hessian
 # and Adam-preconditioned) along training. JOBS shards in parallel, one
 # thread each; a killed study resumes when rerun (docs/optimise_vs_gates.md,
 # scripts/optimise_vs_gates.sh). Estimated from --calibrate's seconds per
 # sequence-gradient: 77 minutes on 2 cores if no run solved, about 55 with
-# the gated cells solving the adding problem early; it took 58.
+# the gated cells solving the adding problem early; it took 58, and the
+# copy task at T = 100 (added later, resumed beside other jobs) 21 more.
 .PHONY: optimise-vs-gates
 JOBS ?= 2
 optimise-vs-gates: $(BUILD)/optimise_vs_gates

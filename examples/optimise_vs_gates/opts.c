@@ -22,7 +22,7 @@ static const char help[] =
     "  --rows R,..      of tanh, lstm, gru, orth, irnn-le, hf-ms, tanh-id,\n"
     "                   relu, irnn, hf, hf-sparse (default all)\n"
     "  --adding L,..    adding-problem lengths (default 10,50,100,200)\n"
-    "  --copy L,..      copy-task lengths (default 10,20,50)\n"
+    "  --copy L,..      copy-task lengths (default 10,20,50,100)\n"
     "  --seeds N        reported seeds per row and length (default 5)\n"
     "  --tune-seeds N   tuning seeds per setting (default 2)\n"
     "  --budget-adding W, --budget-copy W\n"
@@ -197,8 +197,8 @@ static const cli_spec spec = {PROG, help, flags, CLI_COUNT(flags), CLI_WANTS,
 
 void ovg_parse(int argc, char **argv, opts *o)
 {
-    *o = (opts){.lengths = {{10, 50, 100, 200}, {10, 20, 50}},
-                .nlengths = {4, 3}, .tune_T = {50, 20},
+    *o = (opts){.lengths = {{10, 50, 100, 200}, {10, 20, 50, 100}},
+                .nlengths = {4, 4}, .tune_T = {50, 20},
                 .budget = {250000, 150000}, .tune_budget = {60000, 50000},
                 .seeds = 5, .tune_seeds = 2, .H = 64, .B = 32, .val_B = 256,
                 .eval_every = 50, .threads = 1, .nshards = 1,
