@@ -37,6 +37,10 @@ fi
 stage() {
     name=$1
     shift
+    resumed=""
+    for f in "$RES/$name".*; do
+        [ -s "$f" ] && resumed=", resumed from the lines of an earlier run"
+    done
     pids=""
     i=0
     while [ "$i" -lt "$JOBS" ]; do
@@ -51,7 +55,7 @@ stage() {
     done
     [ "$rc" = 0 ] || { echo "optimise_vs_gates: a shard of the $name stage failed"; exit 1; }
     t=$(($(date +%s) - start))
-    echo "elapsed $name stage done at $t s, $JOBS shards" >> "$RES/elapsed"
+    echo "elapsed $name stage done at $t s, $JOBS shards$resumed" >> "$RES/elapsed"
     echo "optimise_vs_gates: $name stage done, $t s"
 }
 stage tune "$@"
