@@ -101,8 +101,12 @@ static void page_rows(FILE *f, const report *rp)
         "W_hh = I, biases 0, W_ih ~ N(0, 0.001)",
         "sparse: 15 nonzero N(0,1) weights into each unit, biases 0, W_hh "
         "at spectral radius 1.2"};
-    static const char *const opt[] = {"Adam (0.9, 0.999, 1e-8) + clip",
-                                      "SGD + clip", "Hessian-free"};
+    static const char *const opt[] = {
+        "Adam (0.9, 0.999, 1e-8, no weight decay) + clip",
+        "plain SGD (no momentum, no weight decay) + clip",
+        "Hessian-free (tg_hf: Gauss-Newton curvature of the task's loss - "
+        "MSE, or softmax cross-entropy on the copy task - CG warm-started "
+        "from the last step, Levenberg-Marquardt damping, backtracking)"};
     double div = cfg_num(rp, "hf_div"), cgmax = cfg_num(rp, "hf_cg_max");
     fprintf(f, "## The rows\n\n| row | | cell | init | optimiser | HF: "
             "gradient batch / curvature batch / CG iterations at most / "
