@@ -252,6 +252,71 @@ START_TEST(gemm_bias_same_bits)
 }
 END_TEST
 
+/* One random product tall enough for several tiles down M (which pack B
+ * once for all of them, ops/kernels/gemm.c), against the same product
+ * computed 40 rows at a time on one thread (one tile each: B packed per
+ * tile, or read in place): the same bits. Layouts, N, K, accumulation,
+ * the bias and the threads are drawn from rng. */
+static void tall_product(tg_rng *rng)
+{
+    int64_t M = 40 * (4 + (int64_t)tg_rng_below(rng, 12));
+    int64_t N = 1 + (int64_t)tg_rng_below(rng, 700);
+    int64_t K = 1 + (int64_t)tg_rng_below(rng, 600);
+    int ta = (int)tg_rng_below(rng, 2), tb = (int)tg_rng_below(rng, 2);
+    int acc = (int)tg_rng_below(rng, 2), with_bias = (int)tg_rng_below(rng, 2);
+    int threads = 1 + (int)tg_rng_below(rng, 3);
+    tg_real *A = malloc(sizeof(tg_real) * (size_t)(M * K));
+    tg_real *B = malloc(sizeof(tg_real) * (size_t)(K * N));
+    tg_real *bias = malloc(sizeof(tg_real) * (size_t)N);
+    tg_real *C = malloc(sizeof(tg_real) * (size_t)(M * N));
+    tg_real *R = malloc(sizeof(tg_real) * (size_t)(M * N));
+    for (int64_t i = 0; i < M * K; i++)
+        A[i] = (tg_real)tg_rng_normal(rng);
+    for (int64_t i = 0; i < K * N; i++)
+        B[i] = (tg_real)tg_rng_normal(rng);
+    for (int64_t j = 0; j < N; j++)
+        bias[j] = (tg_real)tg_rng_normal(rng);
+    for (int64_t i = 0; i < M * N; i++)
+        C[i] = R[i] = (tg_real)tg_rng_normal(rng);
+    int64_t rsa = ta ? 1 : K, csa = ta ? M : 1;
+    int64_t rsb = tb ? 1 : N, csb = tb ? K : 1;
+    const tg_real *b = with_bias ? bias : NULL;
+    tgt_threads(1);
+    for (int64_t i = 0; i < M; i += 40)
+        tg_gemm_bias(40, N, K, A + i * rsa, rsa, csa, B, rsb, csb, b,
+                     R + i * N, N, acc);
+    tgt_threads(threads);
+    tg_gemm_bias(M, N, K, A, rsa, csa, B, rsb, csb, b, C, N, acc);
+    for (int64_t i = 0; i < M * N; i++)
+        ck_assert_msg(C[i] == R[i],
+                      "%s: %lldx%lldx%lld (A%s B%s, acc %d, bias %d, %d "
+                      "threads): C[%lld] = %.9g, by blocks of 40 rows %.9g",
+                      tg_kernels_level(), (long long)M, (long long)N,
+                      (long long)K, ta ? "^T" : "", tb ? "^T" : "", acc,
+                      with_bias, threads, (long long)i, (double)C[i],
+                      (double)R[i]);
+    free(A);
+    free(B);
+    free(bias);
+    free(C);
+    free(R);
+}
+
+START_TEST(gemm_tall_same_bits)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 2027);
+    for (const char *const *l = tg_kernels_levels(); *l; l++) {
+        if (!tg_kernels_supported(*l))
+            continue;
+        ck_assert_int_eq(tg_kernels_set(*l), 0);
+        for (int i = 0; i < 25; i++)
+            tall_product(&rng);
+    }
+    tgt_threads(1);
+}
+END_TEST
+
 /* the elementwise instructions, every code, assigned and accumulated
  * (d = expr, d += expr): the same bits at every level as at generic */
 START_TEST(elementwise_same_bits)
@@ -304,6 +369,7 @@ static Suite *suite(void)
     tcase_add_test(tc, set_and_refusals);
     tcase_add_test(tc, gemm_at_every_level);
     tcase_add_test(tc, gemm_bias_same_bits);
+    tcase_add_test(tc, gemm_tall_same_bits);
     tcase_add_test(tc, elementwise_same_bits);
     suite_add_tcase(s, tc);
     return s;

@@ -26,6 +26,9 @@
  *     B, unless its rows are contiguous (csb == 1), in which case the
  *     kernel reads B in place, prefetching the rows ahead ("direct B" -
  *     packing B would cost as much as the product when A has few rows).
+ *     When several tiles down M share the same columns of B, all of B is
+ *     packed once, before them, instead of once per tile (or read in
+ *     place by each).
  *     Packing reads any strides, which is how a transposed operand costs
  *     nothing extra; when k is contiguous in the source (row-major A, or B
  *     a transposed view) packing is a transpose, done in VL x VL blocks in
@@ -850,6 +853,36 @@ static void run_task(const gemm_plan *p, int64_t tiles, const tg_real *A,
     run_tile(p, A + b * sa, B + b * sb, C + b * sc, t % tiles, scratch);
 }
 
+/* All of B (K x N) in the layout of tg_gemm_pack_b: k-blocks of KC rows,
+ * each its NR-wide panels one after the other. The panels are shared
+ * among nthr threads; each is written by one thread, whoever it is, with
+ * the same numbers. */
+static void pack_b_all(int64_t K, int64_t N, const tg_real *B, int64_t rsb,
+                       int64_t csb, tg_real *Bp, int nthr)
+{
+    int64_t npad = round_up(N, NR), nkb = cdiv(K, KC), njb = npad / NR;
+    int64_t jobs = nkb * njb;
+#define PACK_JOB(t)                                                        \
+    do {                                                                   \
+        int64_t pc = (t) / njb * KC, j = (t) % njb * NR;                   \
+        pack_b(min64(KC, K - pc), min64(NR, N - j), NR,                    \
+               B + pc * rsb + j * csb, rsb, csb,                           \
+               Bp + pc * npad + j * min64(KC, K - pc));                    \
+    } while (0)
+#ifdef _OPENMP
+    if (nthr > 1) {
+#pragma omp parallel for schedule(static) num_threads(nthr)
+        for (int64_t t = 0; t < jobs; t++)
+            PACK_JOB(t);
+        return;
+    }
+#endif
+    (void)nthr;
+    for (int64_t t = 0; t < jobs; t++)
+        PACK_JOB(t);
+#undef PACK_JOB
+}
+
 /* The (product, tile) pairs are shared among threads; each pair is
  * computed by one thread alone, and it writes its own tile of C only. */
 static void gemm_run(int64_t nb, int64_t M, int64_t N, int64_t K,
@@ -877,13 +910,28 @@ static void gemm_run(int64_t nb, int64_t M, int64_t N, int64_t K,
     gemm_plan p;
     plan_make(&p, nb, nthr, M, N, K, rsa, csa, rsb, csb, ldc, accumulate,
               bias, prepacked);
+    tg_arena_mark mark = tg_arena_get_mark();
+    if (nb == 1 && p.tm > 1 &&
+        (p.path == PATH_PACKED || p.path == PATH_DIRECT)) {
+        /* Several tiles down M would each pack (or read in place, rows
+         * far apart) the same columns of B: pack all of B once instead,
+         * in the layout of tg_gemm_pack_b, and run the prepacked path.
+         * The kernel then reads the same numbers in the same order: the
+         * results are the same bits. */
+        tg_real *Bp =
+            tg_arena_alloc((size_t)(K * round_up(N, NR)) * sizeof(tg_real));
+        pack_b_all(K, N, B, rsb, csb, Bp, nthr);
+        B = Bp;
+        rsb = csb = 0;
+        plan_make(&p, nb, nthr, M, N, K, rsa, csa, 0, 0, ldc, accumulate,
+                  bias, true);
+    }
     int64_t tiles = p.tm * p.tn, tasks = nb * tiles;
     if (tasks < 2)
         nthr = 1;
     /* per-thread packing buffers, from the calling thread's arena (the
      * workers' own arenas are never used: allocated here, before the
      * threads start; released on return) */
-    tg_arena_mark mark = tg_arena_get_mark();
     tg_real *scratch = p.scratch ? tg_arena_alloc((size_t)(nthr * p.scratch) *
                                                   sizeof(tg_real))
                                  : NULL;
