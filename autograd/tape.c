@@ -8,6 +8,7 @@
 #include "autograd/tape.h"
 #include "autograd/anomaly.h"
 #include "tensor/arena.h"
+#include "tensor/parallel.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -307,6 +308,24 @@ typedef struct free_buf {
     tg_real **value;   /* stb_ds array of released buffers */
 } free_buf;
 
+/* n bytes at p set to zero; a large buffer by all threads, each its own
+ * chunks (a gradient buffer of a time-batched product runs to megabytes,
+ * and one thread alone leaves the others waiting) */
+#define ZERO_CHUNK ((size_t)1 << 16)
+static void zero_bytes(void *p, size_t n)
+{
+    if (n < 16 * ZERO_CHUNK) {
+        memset(p, 0, n);
+        return;
+    }
+    int64_t chunks = (int64_t)((n + ZERO_CHUNK - 1) / ZERO_CHUNK);
+    TG_OMP_FOR(TG_PAR_MIN)
+    for (int64_t c = 0; c < chunks; c++) {
+        size_t at = (size_t)c * ZERO_CHUNK;
+        memset((char *)p + at, 0, n - at < ZERO_CHUNK ? n - at : ZERO_CHUNK);
+    }
+}
+
 static void ensure_grad(tg_tensor *t, free_buf **pool)
 {
     if (t->grad)
@@ -319,10 +338,10 @@ static void ensure_grad(tg_tensor *t, free_buf **pool)
     free_buf *fb = hmgetp_null(*pool, n);
     if (fb && arrlen(fb->value) > 0) {
         t->grad = arrpop(fb->value);
-        memset(t->grad, 0, n);
     } else {
-        t->grad = tg_arena_calloc(n);
+        t->grad = tg_arena_alloc(n);
     }
+    zero_bytes(t->grad, n);
 }
 
 static void release_grad(tg_tensor *t, free_buf **pool)

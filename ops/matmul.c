@@ -277,7 +277,9 @@ static void flush_parts(tg_tensor *W, tg_prepared *p)
     tg_real *DY = tg_scratch(p->rows * O), *X = tg_scratch(p->rows * I);
     int64_t r0 = 0;
     for (const wpart *w = p->parts; w; w = w->next) {
-        memcpy(DY + r0 * O, w->dy, (size_t)(w->R * O) * sizeof(tg_real));
+        /* (strided copies: by all threads when large) */
+        int64_t dshape[2] = {w->R, O}, ds[2] = {O, 1};
+        tg_strided_copy(2, dshape, DY + r0 * O, ds, w->dy, ds, false);
         int64_t shape[2] = {w->R, I}, xs[2] = {w->rs, w->cs}, cs[2] = {I, 1};
         tg_strided_copy(2, shape, X + r0 * I, cs, w->x, xs, false);
         r0 += w->R;
