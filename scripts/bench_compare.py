@@ -9,6 +9,10 @@ table of both figures and their ratio (tapegrad tokens/s over PyTorch's).
                            [--threads 1,2] [--torch-script PATH] [--out FILE]
                            [--repeat N] [--baseline OLD_BUILD/bench]
 
+Sample rows also get a second table: each against sampling's own limit,
+the nearer of reading every weight once per token step and the FLOPs at
+the peak (build/bench's "limit" lines), for tapegrad and PyTorch alike.
+
 The "% of FMA peak" column divides each program's GFLOP/s by the fp32 FMA
 peak that build/bench measures on this machine (peak_gflops), so figures
 from machines with and without AVX-512 can be compared.
@@ -73,7 +77,16 @@ def run(cmd, env=None):
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         sys.exit("failed: %s\n%s" % (" ".join(cmd), r.stderr[-2000:]))
-    return [l for l in r.stdout.splitlines() if l.startswith(("tapegrad ", "torch "))]
+    return [l for l in r.stdout.splitlines()
+            if l.startswith(("tapegrad ", "torch ", "limit "))]
+
+
+def split_limits(lines):
+    """(result lines, {cell: limit fields}) of one run: build/bench follows
+    each sample result with a "limit" line (sampling's own limit)."""
+    res = [l for l in lines if not l.startswith("limit ")]
+    lim = {l.split()[1]: parse(l) for l in lines if l.startswith("limit ")}
+    return res, lim
 
 
 def main():
@@ -106,7 +119,7 @@ def main():
     if core != "auto":
         torch_env["OPENBLAS_CORETYPE"] = core
     print(f"PyTorch's OpenBLAS kernels: {core}", file=sys.stderr)
-    rows, raw = [], []
+    rows, raw, srows = [], [], []
     for size in a.sizes.split(","):
         E, L, T, B, steps = SIZES[size]
         for th in a.threads.split(","):
@@ -115,11 +128,21 @@ def main():
                       "--B", str(B), "--V", "65", "--steps", str(steps),
                       "--warmup", "2"]
             tflags = ["--threads", "1"] + (["--blas-threads", th] if th != "1" else [])
-            runs_ours, runs_theirs, runs_base = [], [], []
+            runs_ours, runs_theirs, runs_base, limits = [], [], [], []
             for _ in range(a.repeat):
-                runs_ours.append(run([a.bench] + common + ["--threads", th]))
+                lines = run([a.bench] + common + ["--threads", th])
+                res, lim = split_limits(lines)
+                runs_ours.append(res)
+                limits.append(lim)
+                raw += [l for l in lines if l.startswith("limit ")]
                 runs_theirs.append(run(["/usr/bin/python3", a.torch_script] + common
                                        + tflags, env=torch_env))
+                libs = {parse(l).get("blas_lib", "?") for l in runs_theirs[-1]}
+                if not any("openblas" in x for x in libs):
+                    sys.exit("PyTorch ran on BLAS %s, not OpenBLAS: a table against "
+                             "the reference BLAS would flatter tapegrad 10-30x. "
+                             "Install it: apt-get install libopenblas0-pthread"
+                             % ",".join(sorted(libs)))
                 raw += runs_ours[-1] + runs_theirs[-1]
                 if a.baseline:
                     runs_base.append([l.replace("tapegrad ", "baseline ", 1) for l in
@@ -144,6 +167,19 @@ def main():
                 ratio = float(f["tokens_per_s"]) / float(t["tokens_per_s"])
                 peak = float(f.get("peak_gflops", "nan"))
                 b_ms = base.get((w[1], f["mode"], f["opt"]), float("nan"))
+                if f["mode"] == "sample" and any(w[1] in l for l in limits):
+                    # sampling against its own limit (build/bench): the
+                    # median over the runs of the nearer limit's share
+                    fr = sorted(float(l[w[1]]["bound_frac"]) for l in limits
+                                if w[1] in l)
+                    l0 = next(l[w[1]] for l in limits if w[1] in l)
+                    lim_us = max(float(l0["us_read"]), float(l0["us_flops"]))
+                    t_us = float(t["ms_per_step"]) * 1e3 / T
+                    srows.append((size, w[1], th, float(l0["weights_mb"]),
+                                  float(l0["read_gbs"]), float(l0["us_read"]),
+                                  float(l0["us_flops"]), l0["bound"],
+                                  float(f["ms_per_step"]) * 1e3 / T,
+                                  100 * fr[len(fr) // 2], t_us, 100 * lim_us / t_us))
                 rows.append((size, w[1], f["mode"], f["opt"], th, b_ms,
                              float(f["ms_per_step"]), float(t["ms_per_step"]),
                              ratio, float(f["gflops"]),
@@ -164,6 +200,19 @@ def main():
     lines.append("")
     lines.append("fp32 FMA peak measured by build/bench (GFLOP/s, per run and thread "
                  "count): " + ", ".join("%.1f" % p for p in peaks))
+    if srows:
+        lines += ["", "Sampling against its own limit, per token step (B streams): "
+                  "reading every weight once at the bandwidth measured on a buffer "
+                  "of their size, or the FLOPs at the FMA peak, whichever takes "
+                  "longer (build/bench's \"limit\" lines; tapegrad's share is the "
+                  "median over the runs).", "",
+                  "| size | cell | threads | weights MB | read GB/s | us to read | "
+                  "us of FLOPs | bound | tapegrad us | tapegrad % of limit "
+                  "| PyTorch us | PyTorch % of limit |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in srows:
+            lines.append("| %s | %s | %s | %.2f | %.1f | %.1f | %.1f | %s | %.1f "
+                         "| %.0f%% | %.1f | %.0f%% |" % r)
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:

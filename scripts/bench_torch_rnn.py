@@ -39,7 +39,10 @@ some newer CPUs and falls back to slow kernels (OPENBLAS_VERBOSE=2 shows
 which run). On a CPU with AVX-512 run this script under
 `env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=SkylakeX` - in that command
 only (scripts/bench_compare.py does so; --torch-blas-core there).
-blas_core= in the output says what was asked for ("auto": OpenBLAS chose).
+blas_core= in the output says what was asked for ("auto": OpenBLAS chose),
+blas_lib= which BLAS library was loaded (the name of its directory:
+openblas-pthread; "blas" is the reference BLAS, ten to thirty times slower,
+which Debian's PyTorch gets when libopenblas0-pthread is not installed).
 """
 import argparse
 import os
@@ -194,12 +197,27 @@ def run(torch, a, cell, mode, opt):
     line = ("torch %s mode=%s opt=%s E=%d H=%d L=%d T=%d B=%d V=%d threads=%d "
             "ms_per_step=%.4f tokens_per_s=%.1f ms_min=%.4f ms_mean=%.4f "
             "ms_p90=%.4f cv=%.3f gflop_per_step=%.4f gflops=%.2f cpu_util=%.2f "
-            "steps=%d peak_rss_mb=%.0f blas_core=%s"
+            "steps=%d peak_rss_mb=%.0f blas_core=%s blas_lib=%s"
             % (cell, mode, opt if mode == "train" else "-", a.E, a.H, a.L, a.T, a.B,
                a.V, a.threads, med * 1e3, a.T * a.B / med, min(times) * 1e3,
                mean * 1e3, p90 * 1e3, sd / mean, gf, gf / med, cpu_util, a.steps,
-               rss, os.environ.get("OPENBLAS_CORETYPE", "auto")))
+               rss, os.environ.get("OPENBLAS_CORETYPE", "auto"), blas_lib()))
     print(line + (" tag=" + a.tag if a.tag else ""), flush=True)
+
+
+def blas_lib():
+    """The BLAS library this process has loaded (Debian's libblas.so.3 is
+    an alternative: OpenBLAS, or the slow reference BLAS when
+    libopenblas0-pthread is not installed): the name of its directory,
+    e.g. openblas-pthread, or blas for the reference one."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {l.split()[-1] for l in f if "blas" in l.rsplit("/", 1)[-1]}
+    except OSError:
+        return "unknown"
+    names = sorted({os.path.basename(os.path.dirname(os.path.realpath(p)))
+                    for p in paths if p.startswith("/")})
+    return ",".join(names) or "none"
 
 
 def run_all(torch, a):
