@@ -171,6 +171,8 @@ START_TEST(gemm_at_every_level)
         check_product(130, 70, 260, 1, 0, 0, 2);
         check_product(40, 61, 90, 0, 1, 0, 2);
         check_product(33, 77, 300, 0, 1, 1, 2);
+        check_product(29, 77, 300, 0, 1, 1, 2);
+        check_product(14, 40, 520, 1, 0, 1, 1);
         same_bits(150, 200, 300);
         same_bits(8, 300, 260);
     }
@@ -302,6 +304,72 @@ static void tall_product(tg_rng *rng)
     free(R);
 }
 
+/* One random short product on packed B (1-40 rows: one tile, its rows
+ * cut into panels of near-equal height) against the same product 6 rows
+ * at a time: the same bits. */
+static void short_product(tg_rng *rng)
+{
+    int64_t M = 1 + (int64_t)tg_rng_below(rng, 40);
+    int64_t N = 1 + (int64_t)tg_rng_below(rng, 200);
+    int64_t K = 1 + (int64_t)tg_rng_below(rng, 600);
+    int ta = (int)tg_rng_below(rng, 2), tb = (int)tg_rng_below(rng, 2);
+    int acc = (int)tg_rng_below(rng, 2), with_bias = (int)tg_rng_below(rng, 2);
+    int threads = 1 + (int)tg_rng_below(rng, 3);
+    tg_real *A = malloc(sizeof(tg_real) * (size_t)(M * K));
+    tg_real *B = malloc(sizeof(tg_real) * (size_t)(K * N));
+    tg_real *Bp = malloc(sizeof(tg_real) * (size_t)tg_gemm_packed_size(K, N));
+    tg_real *bias = malloc(sizeof(tg_real) * (size_t)N);
+    tg_real *C = malloc(sizeof(tg_real) * (size_t)(M * N));
+    tg_real *R = malloc(sizeof(tg_real) * (size_t)(M * N));
+    for (int64_t i = 0; i < M * K; i++)
+        A[i] = (tg_real)tg_rng_normal(rng);
+    for (int64_t i = 0; i < K * N; i++)
+        B[i] = (tg_real)tg_rng_normal(rng);
+    for (int64_t j = 0; j < N; j++)
+        bias[j] = (tg_real)tg_rng_normal(rng);
+    for (int64_t i = 0; i < M * N; i++)
+        C[i] = R[i] = (tg_real)tg_rng_normal(rng);
+    int64_t rsa = ta ? 1 : K, csa = ta ? M : 1;
+    int64_t rsb = tb ? 1 : N, csb = tb ? K : 1;
+    const tg_real *b = with_bias ? bias : NULL;
+    tg_gemm_pack_b(K, N, B, rsb, csb, Bp);
+    tgt_threads(1);
+    for (int64_t i = 0; i < M; i += 6)
+        tg_gemm_prepacked_bias(M - i < 6 ? M - i : 6, N, K, A + i * rsa, rsa,
+                               csa, Bp, b, R + i * N, N, acc);
+    tgt_threads(threads);
+    tg_gemm_prepacked_bias(M, N, K, A, rsa, csa, Bp, b, C, N, acc);
+    for (int64_t i = 0; i < M * N; i++)
+        ck_assert_msg(C[i] == R[i],
+                      "%s: %lldx%lldx%lld prepacked (A%s B%s, acc %d, bias "
+                      "%d, %d threads): C[%lld] = %.9g, by blocks of 6 rows "
+                      "%.9g", tg_kernels_level(), (long long)M, (long long)N,
+                      (long long)K, ta ? "^T" : "", tb ? "^T" : "", acc,
+                      with_bias, threads, (long long)i, (double)C[i],
+                      (double)R[i]);
+    free(A);
+    free(B);
+    free(Bp);
+    free(bias);
+    free(C);
+    free(R);
+}
+
+START_TEST(gemm_short_same_bits)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 2028);
+    for (const char *const *l = tg_kernels_levels(); *l; l++) {
+        if (!tg_kernels_supported(*l))
+            continue;
+        ck_assert_int_eq(tg_kernels_set(*l), 0);
+        for (int i = 0; i < 150; i++)
+            short_product(&rng);
+    }
+    tgt_threads(1);
+}
+END_TEST
+
 START_TEST(gemm_tall_same_bits)
 {
     tg_rng rng;
@@ -370,6 +438,7 @@ static Suite *suite(void)
     tcase_add_test(tc, gemm_at_every_level);
     tcase_add_test(tc, gemm_bias_same_bits);
     tcase_add_test(tc, gemm_tall_same_bits);
+    tcase_add_test(tc, gemm_short_same_bits);
     tcase_add_test(tc, elementwise_same_bits);
     suite_add_tcase(s, tc);
     return s;
