@@ -984,13 +984,14 @@ int64_t TG_KFN(tg_k_gemm_packed_size)(int64_t K, int64_t N)
 void TG_KFN(tg_k_gemm_pack_b)(int64_t K, int64_t N, const tg_real *B,
                               int64_t rsb, int64_t csb, tg_real *Bp)
 {
-    int64_t npad = round_up(N, NR);
-    for (int64_t pc = 0; pc < K; pc += KC) {
-        int64_t kc = min64(KC, K - pc);
-        for (int64_t j = 0; j < N; j += NR)
-            pack_b(kc, min64(NR, N - j), NR, B + pc * rsb + j * csb, rsb,
-                   csb, Bp + pc * npad + j * kc);
-    }
+    /* (by all threads when B is large: a prepared weight is packed once
+     * a sequence, by the thread that runs the step) */
+    int nthr = 1;
+#ifdef _OPENMP
+    if (K * N >= GEMM_PAR_MIN)
+        nthr = omp_get_max_threads();
+#endif
+    pack_b_all(K, N, B, rsb, csb, Bp, nthr);
 }
 
 void TG_KFN(tg_k_gemm_prepacked)(int64_t M, int64_t N, int64_t K,
