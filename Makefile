@@ -257,7 +257,7 @@ demo:
 	@$(MAKE) --no-print-directory $(BUILD)/charlm
 	@rm -f $(BUILD)/demo.jsonl
 	$(BUILD)/charlm train --minutes 2 --threads 2 --eval-every 1000 \
-	    --layers 1 --hidden 256 --lr 5e-3 \
+	    --layers 1 --hidden 256 --lr 5e-3 --optim adamw --dropout 0.1 \
 	    --save $(BUILD)/demo.safetensors --overwrite --log $(BUILD)/demo.jsonl
 	@echo "== 500 characters sampled from $(BUILD)/demo.safetensors:"
 	@$(BUILD)/charlm sample --load $(BUILD)/demo.safetensors --length 500 \
