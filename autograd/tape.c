@@ -285,10 +285,28 @@ tg_tensor *tg_detach(tg_tensor *t)
     return d;
 }
 
+/* n bytes at p set to zero; a large buffer by all threads, each its own
+ * chunks (a gradient buffer of a time-batched product runs to megabytes,
+ * and one thread alone leaves the others waiting) */
+#define ZERO_CHUNK ((size_t)1 << 16)
+static void zero_bytes(void *p, size_t n)
+{
+    if (n < 16 * ZERO_CHUNK) {
+        memset(p, 0, n);
+        return;
+    }
+    int64_t chunks = (int64_t)((n + ZERO_CHUNK - 1) / ZERO_CHUNK);
+    TG_OMP_FOR(TG_PAR_MIN)
+    for (int64_t c = 0; c < chunks; c++) {
+        size_t at = (size_t)c * ZERO_CHUNK;
+        memset((char *)p + at, 0, n - at < ZERO_CHUNK ? n - at : ZERO_CHUNK);
+    }
+}
+
 void tg_zero_grad(tg_tensor *t)
 {
     if (t && t->grad)
-        memset(t->grad, 0, (size_t)t->numel * sizeof(tg_real));
+        zero_bytes(t->grad, (size_t)t->numel * sizeof(tg_real));
 }
 
 void tg_zero_grads(tg_tensor *const *ts, int n)
@@ -307,24 +325,6 @@ typedef struct free_buf {
     size_t key;        /* size in bytes */
     tg_real **value;   /* stb_ds array of released buffers */
 } free_buf;
-
-/* n bytes at p set to zero; a large buffer by all threads, each its own
- * chunks (a gradient buffer of a time-batched product runs to megabytes,
- * and one thread alone leaves the others waiting) */
-#define ZERO_CHUNK ((size_t)1 << 16)
-static void zero_bytes(void *p, size_t n)
-{
-    if (n < 16 * ZERO_CHUNK) {
-        memset(p, 0, n);
-        return;
-    }
-    int64_t chunks = (int64_t)((n + ZERO_CHUNK - 1) / ZERO_CHUNK);
-    TG_OMP_FOR(TG_PAR_MIN)
-    for (int64_t c = 0; c < chunks; c++) {
-        size_t at = (size_t)c * ZERO_CHUNK;
-        memset((char *)p + at, 0, n - at < ZERO_CHUNK ? n - at : ZERO_CHUNK);
-    }
-}
 
 static void ensure_grad(tg_tensor *t, free_buf **pool)
 {

@@ -179,6 +179,77 @@ START_TEST(gemm_at_every_level)
 }
 END_TEST
 
+/* ---- random products against the same product computed another way --
+ * The operands of one random product C (+)= [bias +] A B: A (M x K) and B
+ * (K x N) stored transposed or not (ta, tb), a bias, and C and R, the
+ * result and its reference, starting from the same random numbers. */
+typedef struct rprod {
+    int64_t M, N, K, rsa, csa, rsb, csb;
+    int ta, tb, acc, threads;
+    tg_real *A, *B, *bias, *C, *R;
+} rprod;
+
+static rprod rprod_new(tg_rng *rng, int64_t M, int64_t N, int64_t K, int ta,
+                       int tb, int acc, int threads)
+{
+    rprod p = {M, N, K, ta ? 1 : K, ta ? M : 1, tb ? 1 : N, tb ? K : 1,
+               ta, tb, acc, threads, NULL, NULL, NULL, NULL, NULL};
+    size_t nA = (size_t)(M * K) + 1, nB = (size_t)(K * N) + 1; /* K may be 0 */
+    p.A = malloc(sizeof(tg_real) * nA);
+    p.B = malloc(sizeof(tg_real) * nB);
+    p.bias = malloc(sizeof(tg_real) * (size_t)N);
+    p.C = malloc(sizeof(tg_real) * (size_t)(M * N));
+    p.R = malloc(sizeof(tg_real) * (size_t)(M * N));
+    for (size_t i = 0; i < nA; i++)
+        p.A[i] = (tg_real)tg_rng_normal(rng);
+    for (size_t i = 0; i < nB; i++)
+        p.B[i] = (tg_real)tg_rng_normal(rng);
+    for (int64_t j = 0; j < N; j++)
+        p.bias[j] = (tg_real)tg_rng_normal(rng);
+    for (int64_t i = 0; i < M * N; i++)
+        p.C[i] = p.R[i] = (tg_real)tg_rng_normal(rng);
+    return p;
+}
+
+/* C and R the same bits (or both NaN); how - what C was computed as - and
+ * ref - how R was - name the case in a failure */
+static void rprod_check(const rprod *p, const char *how, const char *ref)
+{
+    for (int64_t i = 0; i < p->M * p->N; i++)
+        ck_assert_msg(p->C[i] == p->R[i] ||
+                          (p->C[i] != p->C[i] && p->R[i] != p->R[i]),
+                      "%s: %lldx%lldx%lld (A%s B%s%s, acc %d, %d threads): "
+                      "C[%lld] = %.9g, %s gives %.9g", tg_kernels_level(),
+                      (long long)p->M, (long long)p->N, (long long)p->K,
+                      p->ta ? "^T" : "", p->tb ? "^T" : "", how, p->acc,
+                      p->threads, (long long)i, (double)p->C[i], ref,
+                      (double)p->R[i]);
+}
+
+static void rprod_free(rprod *p)
+{
+    free(p->A);
+    free(p->B);
+    free(p->bias);
+    free(p->C);
+    free(p->R);
+}
+
+/* n random products by one(rng) at every kernel level this CPU runs */
+static void at_every_level(void (*one)(tg_rng *), uint64_t seed, int n)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, seed);
+    for (const char *const *l = tg_kernels_levels(); *l; l++) {
+        if (!tg_kernels_supported(*l))
+            continue;
+        ck_assert_int_eq(tg_kernels_set(*l), 0);
+        for (int i = 0; i < n; i++)
+            one(&rng);
+    }
+    tgt_threads(1);
+}
+
 /* One random product with a bias, C (+)= bias + A B, against what the
  * kernel promises to equal bit for bit: a pass setting (or adding) the
  * bias to each row of C, then the product accumulated into C. Shapes,
@@ -194,64 +265,30 @@ static void bias_product(tg_rng *rng)
     int prepacked = (int)tg_rng_below(rng, 3) == 0;
     int acc = (int)tg_rng_below(rng, 2);
     int threads = 1 + (int)tg_rng_below(rng, 3);
-    size_t nA = (size_t)(M * K) + 1, nB = (size_t)(K * N) + 1;
-    tg_real *A = malloc(sizeof(tg_real) * nA), *B = malloc(sizeof(tg_real) * nB);
-    tg_real *bias = malloc(sizeof(tg_real) * (size_t)N);
-    tg_real *C = malloc(sizeof(tg_real) * (size_t)(M * N));
-    tg_real *R = malloc(sizeof(tg_real) * (size_t)(M * N));
-    for (size_t i = 0; i < nA; i++)
-        A[i] = (tg_real)tg_rng_normal(rng);
-    for (size_t i = 0; i < nB; i++)
-        B[i] = (tg_real)tg_rng_normal(rng);
-    for (int64_t j = 0; j < N; j++)
-        bias[j] = (tg_real)tg_rng_normal(rng);
-    for (int64_t i = 0; i < M * N; i++)
-        C[i] = R[i] = (tg_real)tg_rng_normal(rng);
-    int64_t rsa = ta ? 1 : K, csa = ta ? M : 1;
-    int64_t rsb = tb ? 1 : N, csb = tb ? K : 1;
+    rprod p = rprod_new(rng, M, N, K, ta, tb, acc, threads);
     for (int64_t i = 0; i < M; i++) /* the reference: the pass, then C += A B */
         for (int64_t j = 0; j < N; j++)
-            R[i * N + j] = acc ? R[i * N + j] + bias[j] : bias[j];
+            p.R[i * N + j] = acc ? p.R[i * N + j] + p.bias[j] : p.bias[j];
     tgt_threads(threads);
     tg_real *Bp = NULL;
     if (prepacked) {
         Bp = malloc(sizeof(tg_real) * (size_t)(tg_gemm_packed_size(K, N) + 1));
-        tg_gemm_pack_b(K, N, B, rsb, csb, Bp);
-        tg_gemm_prepacked(M, N, K, A, rsa, csa, Bp, R, N, 1);
-        tg_gemm_prepacked_bias(M, N, K, A, rsa, csa, Bp, bias, C, N, acc);
+        tg_gemm_pack_b(K, N, p.B, p.rsb, p.csb, Bp);
+        tg_gemm_prepacked(M, N, K, p.A, p.rsa, p.csa, Bp, p.R, N, 1);
+        tg_gemm_prepacked_bias(M, N, K, p.A, p.rsa, p.csa, Bp, p.bias, p.C,
+                               N, acc);
     } else {
-        tg_gemm(M, N, K, A, rsa, csa, B, rsb, csb, R, N, 1);
-        tg_gemm_bias(M, N, K, A, rsa, csa, B, rsb, csb, bias, C, N, acc);
+        tg_gemm(M, N, K, p.A, p.rsa, p.csa, p.B, p.rsb, p.csb, p.R, N, 1);
+        tg_gemm_bias(M, N, K, p.A, p.rsa, p.csa, p.B, p.rsb, p.csb, p.bias,
+                     p.C, N, acc);
     }
-    for (int64_t i = 0; i < M * N; i++)
-        ck_assert_msg(C[i] == R[i] || (C[i] != C[i] && R[i] != R[i]),
-                      "%s: %lldx%lldx%lld (A%s B%s%s, acc %d, %d threads) "
-                      "with a bias: C[%lld] = %.9g, the pass then the "
-                      "product gives %.9g", tg_kernels_level(), (long long)M,
-                      (long long)N, (long long)K, ta ? "^T" : "",
-                      tb ? "^T" : "", prepacked ? " prepacked" : "", acc,
-                      threads, (long long)i, (double)C[i], (double)R[i]);
-    free(A);
-    free(B);
+    rprod_check(&p, prepacked ? " prepacked, with a bias" : " with a bias",
+                "the pass then the product");
     free(Bp);
-    free(bias);
-    free(C);
-    free(R);
+    rprod_free(&p);
 }
 
-START_TEST(gemm_bias_same_bits)
-{
-    tg_rng rng;
-    tg_rng_seed(&rng, 2026);
-    for (const char *const *l = tg_kernels_levels(); *l; l++) {
-        if (!tg_kernels_supported(*l))
-            continue;
-        ck_assert_int_eq(tg_kernels_set(*l), 0);
-        for (int i = 0; i < 150; i++)
-            bias_product(&rng);
-    }
-    tgt_threads(1);
-}
+START_TEST(gemm_bias_same_bits) { at_every_level(bias_product, 2026, 150); }
 END_TEST
 
 /* One random product tall enough for several tiles down M (which pack B
@@ -267,42 +304,21 @@ static void tall_product(tg_rng *rng)
     int ta = (int)tg_rng_below(rng, 2), tb = (int)tg_rng_below(rng, 2);
     int acc = (int)tg_rng_below(rng, 2), with_bias = (int)tg_rng_below(rng, 2);
     int threads = 1 + (int)tg_rng_below(rng, 3);
-    tg_real *A = malloc(sizeof(tg_real) * (size_t)(M * K));
-    tg_real *B = malloc(sizeof(tg_real) * (size_t)(K * N));
-    tg_real *bias = malloc(sizeof(tg_real) * (size_t)N);
-    tg_real *C = malloc(sizeof(tg_real) * (size_t)(M * N));
-    tg_real *R = malloc(sizeof(tg_real) * (size_t)(M * N));
-    for (int64_t i = 0; i < M * K; i++)
-        A[i] = (tg_real)tg_rng_normal(rng);
-    for (int64_t i = 0; i < K * N; i++)
-        B[i] = (tg_real)tg_rng_normal(rng);
-    for (int64_t j = 0; j < N; j++)
-        bias[j] = (tg_real)tg_rng_normal(rng);
-    for (int64_t i = 0; i < M * N; i++)
-        C[i] = R[i] = (tg_real)tg_rng_normal(rng);
-    int64_t rsa = ta ? 1 : K, csa = ta ? M : 1;
-    int64_t rsb = tb ? 1 : N, csb = tb ? K : 1;
-    const tg_real *b = with_bias ? bias : NULL;
+    rprod p = rprod_new(rng, M, N, K, ta, tb, acc, threads);
+    const tg_real *b = with_bias ? p.bias : NULL;
     tgt_threads(1);
     for (int64_t i = 0; i < M; i += 40)
-        tg_gemm_bias(40, N, K, A + i * rsa, rsa, csa, B, rsb, csb, b,
-                     R + i * N, N, acc);
+        tg_gemm_bias(40, N, K, p.A + i * p.rsa, p.rsa, p.csa, p.B, p.rsb,
+                     p.csb, b, p.R + i * N, N, acc);
     tgt_threads(threads);
-    tg_gemm_bias(M, N, K, A, rsa, csa, B, rsb, csb, b, C, N, acc);
-    for (int64_t i = 0; i < M * N; i++)
-        ck_assert_msg(C[i] == R[i],
-                      "%s: %lldx%lldx%lld (A%s B%s, acc %d, bias %d, %d "
-                      "threads): C[%lld] = %.9g, by blocks of 40 rows %.9g",
-                      tg_kernels_level(), (long long)M, (long long)N,
-                      (long long)K, ta ? "^T" : "", tb ? "^T" : "", acc,
-                      with_bias, threads, (long long)i, (double)C[i],
-                      (double)R[i]);
-    free(A);
-    free(B);
-    free(bias);
-    free(C);
-    free(R);
+    tg_gemm_bias(M, N, K, p.A, p.rsa, p.csa, p.B, p.rsb, p.csb, b, p.C, N,
+                 acc);
+    rprod_check(&p, with_bias ? ", with a bias" : "", "by blocks of 40 rows");
+    rprod_free(&p);
 }
+
+START_TEST(gemm_tall_same_bits) { at_every_level(tall_product, 2027, 25); }
+END_TEST
 
 /* One random short product on packed B (1-40 rows: one tile, its rows
  * cut into panels of near-equal height) against the same product 6 rows
@@ -315,74 +331,23 @@ static void short_product(tg_rng *rng)
     int ta = (int)tg_rng_below(rng, 2), tb = (int)tg_rng_below(rng, 2);
     int acc = (int)tg_rng_below(rng, 2), with_bias = (int)tg_rng_below(rng, 2);
     int threads = 1 + (int)tg_rng_below(rng, 3);
-    tg_real *A = malloc(sizeof(tg_real) * (size_t)(M * K));
-    tg_real *B = malloc(sizeof(tg_real) * (size_t)(K * N));
+    rprod p = rprod_new(rng, M, N, K, ta, tb, acc, threads);
+    const tg_real *b = with_bias ? p.bias : NULL;
     tg_real *Bp = malloc(sizeof(tg_real) * (size_t)tg_gemm_packed_size(K, N));
-    tg_real *bias = malloc(sizeof(tg_real) * (size_t)N);
-    tg_real *C = malloc(sizeof(tg_real) * (size_t)(M * N));
-    tg_real *R = malloc(sizeof(tg_real) * (size_t)(M * N));
-    for (int64_t i = 0; i < M * K; i++)
-        A[i] = (tg_real)tg_rng_normal(rng);
-    for (int64_t i = 0; i < K * N; i++)
-        B[i] = (tg_real)tg_rng_normal(rng);
-    for (int64_t j = 0; j < N; j++)
-        bias[j] = (tg_real)tg_rng_normal(rng);
-    for (int64_t i = 0; i < M * N; i++)
-        C[i] = R[i] = (tg_real)tg_rng_normal(rng);
-    int64_t rsa = ta ? 1 : K, csa = ta ? M : 1;
-    int64_t rsb = tb ? 1 : N, csb = tb ? K : 1;
-    const tg_real *b = with_bias ? bias : NULL;
-    tg_gemm_pack_b(K, N, B, rsb, csb, Bp);
+    tg_gemm_pack_b(K, N, p.B, p.rsb, p.csb, Bp);
     tgt_threads(1);
     for (int64_t i = 0; i < M; i += 6)
-        tg_gemm_prepacked_bias(M - i < 6 ? M - i : 6, N, K, A + i * rsa, rsa,
-                               csa, Bp, b, R + i * N, N, acc);
+        tg_gemm_prepacked_bias(M - i < 6 ? M - i : 6, N, K, p.A + i * p.rsa,
+                               p.rsa, p.csa, Bp, b, p.R + i * N, N, acc);
     tgt_threads(threads);
-    tg_gemm_prepacked_bias(M, N, K, A, rsa, csa, Bp, b, C, N, acc);
-    for (int64_t i = 0; i < M * N; i++)
-        ck_assert_msg(C[i] == R[i],
-                      "%s: %lldx%lldx%lld prepacked (A%s B%s, acc %d, bias "
-                      "%d, %d threads): C[%lld] = %.9g, by blocks of 6 rows "
-                      "%.9g", tg_kernels_level(), (long long)M, (long long)N,
-                      (long long)K, ta ? "^T" : "", tb ? "^T" : "", acc,
-                      with_bias, threads, (long long)i, (double)C[i],
-                      (double)R[i]);
-    free(A);
-    free(B);
+    tg_gemm_prepacked_bias(M, N, K, p.A, p.rsa, p.csa, Bp, b, p.C, N, acc);
+    rprod_check(&p, with_bias ? " prepacked, with a bias" : " prepacked",
+                "by blocks of 6 rows");
     free(Bp);
-    free(bias);
-    free(C);
-    free(R);
+    rprod_free(&p);
 }
 
-START_TEST(gemm_short_same_bits)
-{
-    tg_rng rng;
-    tg_rng_seed(&rng, 2028);
-    for (const char *const *l = tg_kernels_levels(); *l; l++) {
-        if (!tg_kernels_supported(*l))
-            continue;
-        ck_assert_int_eq(tg_kernels_set(*l), 0);
-        for (int i = 0; i < 150; i++)
-            short_product(&rng);
-    }
-    tgt_threads(1);
-}
-END_TEST
-
-START_TEST(gemm_tall_same_bits)
-{
-    tg_rng rng;
-    tg_rng_seed(&rng, 2027);
-    for (const char *const *l = tg_kernels_levels(); *l; l++) {
-        if (!tg_kernels_supported(*l))
-            continue;
-        ck_assert_int_eq(tg_kernels_set(*l), 0);
-        for (int i = 0; i < 25; i++)
-            tall_product(&rng);
-    }
-    tgt_threads(1);
-}
+START_TEST(gemm_short_same_bits) { at_every_level(short_product, 2028, 150); }
 END_TEST
 
 /* the elementwise instructions, every code, assigned and accumulated

@@ -857,30 +857,30 @@ static void run_task(const gemm_plan *p, int64_t tiles, const tg_real *A,
  * each its NR-wide panels one after the other. The panels are shared
  * among nthr threads; each is written by one thread, whoever it is, with
  * the same numbers. */
+static void pack_b_panel(int64_t t, int64_t K, int64_t N, const tg_real *B,
+                         int64_t rsb, int64_t csb, tg_real *Bp)
+{
+    int64_t njb = round_up(N, NR) / NR;
+    int64_t pc = t / njb * KC, j = t % njb * NR, kc = min64(KC, K - pc);
+    pack_b(kc, min64(NR, N - j), NR, B + pc * rsb + j * csb, rsb, csb,
+           Bp + pc * round_up(N, NR) + j * kc);
+}
+
 static void pack_b_all(int64_t K, int64_t N, const tg_real *B, int64_t rsb,
                        int64_t csb, tg_real *Bp, int nthr)
 {
-    int64_t npad = round_up(N, NR), nkb = cdiv(K, KC), njb = npad / NR;
-    int64_t jobs = nkb * njb;
-#define PACK_JOB(t)                                                        \
-    do {                                                                   \
-        int64_t pc = (t) / njb * KC, j = (t) % njb * NR;                   \
-        pack_b(min64(KC, K - pc), min64(NR, N - j), NR,                    \
-               B + pc * rsb + j * csb, rsb, csb,                           \
-               Bp + pc * npad + j * min64(KC, K - pc));                    \
-    } while (0)
+    int64_t panels = cdiv(K, KC) * (round_up(N, NR) / NR);
 #ifdef _OPENMP
     if (nthr > 1) {
 #pragma omp parallel for schedule(static) num_threads(nthr)
-        for (int64_t t = 0; t < jobs; t++)
-            PACK_JOB(t);
+        for (int64_t t = 0; t < panels; t++)
+            pack_b_panel(t, K, N, B, rsb, csb, Bp);
         return;
     }
 #endif
     (void)nthr;
-    for (int64_t t = 0; t < jobs; t++)
-        PACK_JOB(t);
-#undef PACK_JOB
+    for (int64_t t = 0; t < panels; t++)
+        pack_b_panel(t, K, N, B, rsb, csb, Bp);
 }
 
 /* The (product, tile) pairs are shared among threads; each pair is
